@@ -1,0 +1,252 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef SCHEDULERD_JOB_H
+#define SCHEDULERD_JOB_H
+
+/*
+ * schedulerd job plugin contract.
+ *
+ * A job is a shared object (built with `pkg-config --cflags schedulerd-job`, linked with
+ * `-shared -fPIC`) that exports exactly one symbol, SCHEDULERD_JOB_SYMBOL ("schedulerd_job"),
+ * of type `const sched_job_descriptor`. Use SCHEDULERD_JOB_DEFINE() to declare it:
+ *
+ *     #include <schedulerd/job.h>
+ *
+ *     static sched_job_result hello_run(sched_job_ctx *ctx) {
+ *             const char *who = "world";
+ *             (void) sched_job_param_string(ctx, "who", &who);
+ *             sched_job_log(ctx, SCHED_LOG_INFO, "hello, %s", who);
+ *             sched_job_set_message(ctx, "greeted %s", who);
+ *             return SCHED_JOB_OK;
+ *     }
+ *
+ *     static const sched_job_param hello_params[] = {
+ *             { "who", SCHED_PARAM_STRING, "world", "whom to greet" },
+ *             {}
+ *     };
+ *
+ *     SCHEDULERD_JOB_DEFINE(
+ *             .name = "hello",
+ *             .description = "Greets somebody",
+ *             .params = hello_params,
+ *             .run = hello_run,
+ *     );
+ *
+ * LIFECYCLE
+ *   load     The daemon dlopen()s the object (RTLD_NOW | RTLD_LOCAL) when it reads the registry,
+ *            checks abi_version (the major version must equal SCHEDULERD_JOB_ABI_VERSION) and
+ *            that `run` is set, and rejects the plugin with a message otherwise (unloading it).
+ *            One object may back several jobs; it is loaded once per path.
+ *   init     Optional. Called once per job that uses the plugin, in the daemon, after the
+ *            registry was parsed: validate the job's params, prepare per-job data. Must be quick
+ *            and must not block on the network. Return 0 (optionally setting *ret_userdata,
+ *            which run() reads with sched_job_userdata()) or a negative errno after
+ *            sched_job_set_message() explained why: the job is then rejected, with that message.
+ *            `schedctl check` calls init too. Accessors available: name, params, log,
+ *            set_message, state_dir. The clock accessors return 0 here.
+ *   run      Required. Called once per run, in a fresh child process forked for that run (so it
+ *            may leak, crash or exit without harming the daemon; its stdout/stderr are captured).
+ *            Return SCHED_JOB_OK, SCHED_JOB_RETRY (transient failure: retried per the job's retry
+ *            policy) or SCHED_JOB_FAIL (permanent: never retried). Long runs should poll
+ *            sched_job_cancelled() and return early; at the deadline the process group gets
+ *            SIGTERM, and SIGKILL 5 s later.
+ *   fini     Optional. Called in the daemon when the job is dropped (reload, shutdown), with the
+ *            userdata init returned. Never called in run children.
+ *
+ * OWNERSHIP
+ *   Every string and array an accessor returns is owned by the host and valid until the
+ *   callback returns; copy what you keep. The descriptor and param table are owned by the
+ *   plugin and must be static.
+ *
+ * TIME
+ *   All times are microseconds since the Unix epoch, UTC (sched_usec_t). A run sees a logical
+ *   clock: sched_job_now() is the instant the run stands for (its scheduled fire time, or the
+ *   --at time of a manual run) plus the monotonic time elapsed since the run started. Never call
+ *   time() or clock_gettime(CLOCK_REALTIME) in a job: use the context, so the job is replayable.
+ *
+ * PARAMS
+ *   The registry's `params:` mapping. If the descriptor has a param table, the daemon rejects
+ *   unknown keys and values of the wrong type before init, and applies the table's defaults;
+ *   without a table, any keys pass through. Values are scalars or lists of scalars.
+ */
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Major ABI version. Bumped on any incompatible change of this header. */
+#define SCHEDULERD_JOB_ABI_VERSION 1
+#define SCHEDULERD_JOB_SYMBOL "schedulerd_job"
+
+typedef uint64_t sched_usec_t;
+#define SCHED_USEC_INFINITY ((sched_usec_t) UINT64_MAX)
+
+typedef struct sched_job_ctx sched_job_ctx;
+
+typedef enum sched_job_result {
+        SCHED_JOB_OK = 0,
+        SCHED_JOB_RETRY = 1,
+        SCHED_JOB_FAIL = 2,
+} sched_job_result;
+
+/* syslog priorities */
+typedef enum sched_log_level {
+        SCHED_LOG_ERR = 3,
+        SCHED_LOG_WARNING = 4,
+        SCHED_LOG_NOTICE = 5,
+        SCHED_LOG_INFO = 6,
+        SCHED_LOG_DEBUG = 7,
+} sched_log_level;
+
+typedef enum sched_param_type {
+        SCHED_PARAM_STRING = 1,
+        SCHED_PARAM_INT,      /* decimal, 64-bit signed */
+        SCHED_PARAM_BOOL,     /* true/false/yes/no/on/off/1/0 */
+        SCHED_PARAM_DURATION, /* "250ms", "1h30m", ... */
+        SCHED_PARAM_LIST,     /* a YAML sequence of scalars */
+} sched_param_type;
+
+/* One entry of a plugin's option table; the table ends with an entry whose key is NULL. */
+typedef struct sched_job_param {
+        const char *key;
+        sched_param_type type;
+        const char *default_value; /* NULL: no default; the param is then required */
+        const char *description;
+} sched_job_param;
+
+/* The host's functions, reached only through the context (a plugin never links against the
+ * daemon). Use the inline wrappers below rather than calling these directly. */
+typedef struct sched_job_api {
+        const char *(*job_name)(sched_job_ctx *ctx);
+        uint64_t (*run_id)(sched_job_ctx *ctx);
+        int (*param_string)(sched_job_ctx *ctx, const char *key, const char **ret);
+        int (*param_int)(sched_job_ctx *ctx, const char *key, int64_t *ret);
+        int (*param_bool)(sched_job_ctx *ctx, const char *key, bool *ret);
+        int (*param_duration)(sched_job_ctx *ctx, const char *key, sched_usec_t *ret);
+        int (*param_list)(sched_job_ctx *ctx, const char *key, const char *const **ret_items, size_t *ret_n);
+        sched_usec_t (*now)(sched_job_ctx *ctx);
+        sched_usec_t (*scheduled)(sched_job_ctx *ctx);
+        unsigned (*attempt)(sched_job_ctx *ctx);
+        sched_usec_t (*deadline)(sched_job_ctx *ctx);
+        bool (*cancelled)(sched_job_ctx *ctx);
+        void (*logv)(sched_job_ctx *ctx, int level, const char *fmt, va_list ap);
+        const char *(*state_dir)(sched_job_ctx *ctx);
+        void (*set_messagev)(sched_job_ctx *ctx, const char *fmt, va_list ap);
+        void *(*userdata)(sched_job_ctx *ctx);
+} sched_job_api;
+
+/* The head of every context; the rest is private to the host. */
+struct sched_job_ctx {
+        const sched_job_api *api;
+};
+
+typedef struct sched_job_descriptor {
+        uint32_t abi_version;    /* SCHEDULERD_JOB_ABI_VERSION at build time */
+        uint32_t struct_size;    /* sizeof(sched_job_descriptor) at build time */
+        const char *name;        /* the plugin's name, e.g. "hello" */
+        const char *description; /* one line */
+        const sched_job_param *params; /* option table or NULL (free-form params) */
+        int (*init)(sched_job_ctx *ctx, void **ret_userdata);
+        sched_job_result (*run)(sched_job_ctx *ctx);
+        void (*fini)(void *userdata);
+} sched_job_descriptor;
+
+#define SCHEDULERD_JOB_DEFINE(...)                                                      \
+        __attribute__((visibility("default"))) const sched_job_descriptor schedulerd_job = { \
+                .abi_version = SCHEDULERD_JOB_ABI_VERSION,                             \
+                .struct_size = sizeof(sched_job_descriptor),                           \
+                __VA_ARGS__                                                            \
+        }
+
+/* The job's name in the registry (not the plugin's). */
+static inline const char *sched_job_name(sched_job_ctx *ctx) {
+        return ctx->api->job_name(ctx);
+}
+
+/* The run's id in history (0 in init and in `schedctl check`). */
+static inline uint64_t sched_job_run_id(sched_job_ctx *ctx) {
+        return ctx->api->run_id(ctx);
+}
+
+/* Typed params. Each returns 0 and sets *ret, -ENOENT when the key is absent and has no
+ * default, or -EINVAL when the value does not have the requested type. */
+static inline int sched_job_param_string(sched_job_ctx *ctx, const char *key, const char **ret) {
+        return ctx->api->param_string(ctx, key, ret);
+}
+static inline int sched_job_param_int(sched_job_ctx *ctx, const char *key, int64_t *ret) {
+        return ctx->api->param_int(ctx, key, ret);
+}
+static inline int sched_job_param_bool(sched_job_ctx *ctx, const char *key, bool *ret) {
+        return ctx->api->param_bool(ctx, key, ret);
+}
+static inline int sched_job_param_duration(sched_job_ctx *ctx, const char *key, sched_usec_t *ret) {
+        return ctx->api->param_duration(ctx, key, ret);
+}
+static inline int sched_job_param_list(sched_job_ctx *ctx, const char *key, const char *const **ret_items,
+                                       size_t *ret_n) {
+        return ctx->api->param_list(ctx, key, ret_items, ret_n);
+}
+
+/* The logical clock (see TIME above). */
+static inline sched_usec_t sched_job_now(sched_job_ctx *ctx) {
+        return ctx->api->now(ctx);
+}
+
+/* The instant this run stands for: its scheduled fire time, or the --at time of a manual run. */
+static inline sched_usec_t sched_job_scheduled(sched_job_ctx *ctx) {
+        return ctx->api->scheduled(ctx);
+}
+
+/* 0 for the first attempt of a fire, n for its n-th retry. */
+static inline unsigned sched_job_attempt(sched_job_ctx *ctx) {
+        return ctx->api->attempt(ctx);
+}
+
+/* The logical-clock instant at which the run will be sent SIGTERM, or SCHED_USEC_INFINITY. */
+static inline sched_usec_t sched_job_deadline(sched_job_ctx *ctx) {
+        return ctx->api->deadline(ctx);
+}
+
+/* True once the daemon asked the run to stop (shutdown or deadline). */
+static inline bool sched_job_cancelled(sched_job_ctx *ctx) {
+        return ctx->api->cancelled(ctx);
+}
+
+/* Logs a line tagged with the job name and run id. No trailing newline needed. */
+__attribute__((format(printf, 3, 4))) static inline void sched_job_log(sched_job_ctx *ctx, int level,
+                                                                       const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        ctx->api->logv(ctx, level, fmt, ap);
+        va_end(ap);
+}
+
+/* A directory private to this job ($state_dir/jobs/<job>), created before init/run. */
+static inline const char *sched_job_state_dir(sched_job_ctx *ctx) {
+        return ctx->api->state_dir(ctx);
+}
+
+/* Sets the run's one-line result message, shown by schedctl and kept in history (the last
+ * call wins; at most 1 KiB is kept). In init, the reason a job is rejected. */
+__attribute__((format(printf, 2, 3))) static inline void sched_job_set_message(sched_job_ctx *ctx,
+                                                                               const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        ctx->api->set_messagev(ctx, fmt, ap);
+        va_end(ap);
+}
+
+/* What init stored in *ret_userdata, or NULL. */
+static inline void *sched_job_userdata(sched_job_ctx *ctx) {
+        return ctx->api->userdata(ctx);
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,1 @@
+#include <schedulerd/job.h>
