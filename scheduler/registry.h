@@ -1,2 +1,80 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
+
+/* The job registry (SPEC section 3): parsing and validating the YAML file and its drop-in
+ * includes into an immutable snapshot. A reload parses a new snapshot and swaps it in only if
+ * it is valid, so a registry object is never modified after registry_load() returns. */
+
+#include <stdbool.h>
+
+#include "diag.h"
+#include "macro.h"
+#include "params.h"
+#include "plugin.h"
+#include "schedule.h"
+#include "tz.h"
+
+typedef struct retry_policy {
+        unsigned attempts;  /* retries after the first run; 0 = none */
+        usec_t backoff;     /* delay before the first retry */
+        usec_t max_backoff; /* cap of backoff * 2^(n-1) */
+} retry_policy;
+
+typedef struct job_def {
+        char *name;
+        char *description;   /* may be NULL */
+        char *plugin_name;   /* as written in the registry */
+        char *plugin_path;   /* resolved against scheduler.plugin_dir */
+        plugin *plugin;      /* NULL unless loaded with REGISTRY_LOAD_PLUGINS */
+        char *schedule_expr; /* as written */
+        schedule schedule;
+        char *timezone;      /* zone name (job's own, else scheduler.timezone) */
+        const tz *zone;
+        bool enabled;        /* from the registry; schedctl overrides live in history */
+        bool singleton;
+        bool run_on_startup;
+        bool catch_up;
+        usec_t timeout;      /* USEC_INFINITY: no timeout */
+        retry_policy retry;
+        params params;
+        char *file;          /* where the job was defined */
+        unsigned line, column;
+        void *userdata;      /* what the plugin's init returned (set by job_init_all) */
+        bool initialized;    /* init ran and succeeded; fini is due */
+} job_def;
+
+typedef struct registry {
+        char *path;            /* the main file */
+        char *state_dir;       /* default LOCALSTATEDIR/lib/schedulerd */
+        char *plugin_dir;      /* default PLUGINDIR */
+        char *control_socket;  /* default RUNSTATEDIR/schedulerd/control.sock */
+        char *admin_group;     /* default "schedulerd" */
+        char *timezone;        /* default "UTC" */
+        const tz *zone;
+        unsigned max_concurrent;   /* default 16 */
+        usec_t shutdown_grace;     /* default 30s */
+        usec_t history_retention;  /* default 30d */
+        unsigned history_max_runs_per_job; /* default 10000 */
+        char *include;         /* glob pattern or NULL */
+        job_def **jobs;        /* in file order, main file first, then includes sorted by name */
+        size_t n_jobs;
+} registry;
+
+typedef enum registry_flags {
+        REGISTRY_LOAD_PLUGINS = 1 << 0, /* dlopen every plugin, check ABI, apply param tables */
+} registry_flags;
+
+/* Parses the registry at PATH and its includes. Every problem found is appended to DIAGS
+ * (file:line:column, job, what was found, what was expected); parsing continues after an
+ * error so all problems are reported at once. Returns 0 and a registry when DIAGS got no
+ * errors, -EINVAL when the registry is invalid (DIAGS says why), -ENOENT if PATH does not
+ * exist, -ENOMEM. Plugins are loaded once per path and shared by the jobs using them. */
+int registry_load(const char *path, registry_flags flags, registry **ret, diag_list *diags);
+
+/* Frees the registry: calls each initialized job's fini, drops the plugin references.
+ * NULL-tolerant; returns NULL. */
+registry *registry_free(registry *r);
+DEFINE_TRIVIAL_CLEANUP_FUNC(registry *, registry_free);
+
+/* The job named NAME, or NULL. */
+job_def *registry_find(const registry *r, const char *name);
