@@ -28,3 +28,4 @@ int log_full(int level, int error, const char *job, uint64_t run_id, int attempt
 #define log_error(...) log_full(LOG_ERR, 0, NULL, 0, -1, __VA_ARGS__)
 #define log_error_errno(r, ...) log_full(LOG_ERR, (r), NULL, 0, -1, __VA_ARGS__)
 #define log_warning_errno(r, ...) log_full(LOG_WARNING, (r), NULL, 0, -1, __VA_ARGS__)
+
