@@ -29,5 +29,18 @@ int civil_weekday(int year, int month, int day);
  * normalised (fields in range). */
 int64_t civil_to_seconds(const civil *c);
 
-/* Inverse of civil_to_seconds(): writes the civil time of local seconds S to *ret. */
+/* Inverse of civil_to_seconds(): writes the civil time of local seconds S to *ret.
+ * Years outside the range of int are clamped to INT_MIN / INT_MAX. */
 void civil_from_seconds(int64_t s, civil *ret);
+
+/* Days since 1970-01-01 of the date YEAR-MONTH-DAY (MONTH 1..12; DAY may run past the end of
+ * the month or be < 1, the result is then simply offset by that many days). Valid for any
+ * |YEAR| <= 2^40. */
+int64_t civil_days_from_date(int64_t year, int month, int day);
+
+/* Inverse of civil_days_from_date() for a normalised date. */
+void civil_date_from_days(int64_t days, int64_t *ret_year, int *ret_month, int *ret_day);
+
+/* True if every field of C is in range (month 1..12, day within the month, hour 0..23,
+ * minute and second 0..59). */
+bool civil_is_valid(const civil *c);

@@ -8,7 +8,10 @@
  * civil time counted as if it were UTC (see civil.h). */
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+
+#include "macro.h"
 
 typedef struct tz tz;
 
@@ -21,6 +24,23 @@ int tz_load(const char *name, tz **ret);
 
 /* Frees every interned zone. Pointers from tz_load() become invalid. For tests and exit. */
 void tz_cache_clear(void);
+
+/* Builds a zone, not interned, from the TZif image DATA of SIZE bytes (versions 1 to 4; the
+ * 64-bit data and the POSIX TZ footer are used when present). NAME is only recorded.
+ * Returns 0 and sets *ret, -EBADMSG if DATA is not valid TZif, -EOPNOTSUPP for files with
+ * leap-second records ("right/" zones), -ENOMEM. Free with tz_free(). */
+int tz_new_from_tzif(const char *name, const void *data, size_t size, tz **ret);
+
+/* Builds a zone, not interned, from a POSIX TZ string alone ("CET-1CEST,M3.5.0,M10.5.0/3",
+ * "<+0530>-5:30"; the Jn, n and Mm.w.d date forms and hours -167..167 are accepted).
+ * Returns 0 and sets *ret, -EINVAL if SPEC is not a valid TZ string, -ENOMEM.
+ * Free with tz_free(). */
+int tz_new_from_posix(const char *spec, tz **ret);
+
+/* Frees a zone made by tz_new_from_tzif() or tz_new_from_posix() (never one from tz_load()).
+ * Accepts NULL; returns NULL. */
+tz *tz_free(tz *z);
+DEFINE_TRIVIAL_CLEANUP_FUNC(tz *, tz_free);
 
 /* The name the zone was loaded by. */
 const char *tz_name(const tz *z);
