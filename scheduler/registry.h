@@ -14,6 +14,18 @@
 #include "schedule.h"
 #include "tz.h"
 
+/* Defaults for keys the registry leaves out. */
+#define REGISTRY_DEFAULT_MAX_CONCURRENT 16U
+#define REGISTRY_DEFAULT_SHUTDOWN_GRACE (30ULL * USEC_PER_SEC)
+#define REGISTRY_DEFAULT_HISTORY_RETENTION (30ULL * USEC_PER_DAY)
+#define REGISTRY_DEFAULT_HISTORY_MAX_RUNS 10000U
+#define REGISTRY_DEFAULT_BACKOFF (1ULL * USEC_PER_SEC)
+#define REGISTRY_DEFAULT_MAX_BACKOFF (1ULL * USEC_PER_HOUR)
+
+/* Job defaults: enabled true, singleton true, run_on_startup false, catch_up false, timeout
+ * none (USEC_INFINITY), retry attempts 0 (no retries), backoff 1s, max_backoff 1h — or the
+ * backoff itself when only a longer backoff is given. A job without `timezone` uses
+ * scheduler.timezone (default UTC). */
 typedef struct retry_policy {
         unsigned attempts;  /* retries after the first run; 0 = none */
         usec_t backoff;     /* delay before the first retry */
@@ -64,11 +76,27 @@ typedef enum registry_flags {
         REGISTRY_LOAD_PLUGINS = 1 << 0, /* dlopen every plugin, check ABI, apply param tables */
 } registry_flags;
 
-/* Parses the registry at PATH and its includes. Every problem found is appended to DIAGS
+/* Parses the registry at PATH and its includes.
+ *
+ * The main file holds `scheduler:` and `jobs:`; `scheduler.include` is a glob of drop-in files
+ * that hold only `jobs:`, read in byte order of their names after the main file's jobs (no
+ * match, or a missing directory, includes nothing). Relative state_dir, plugin_dir and
+ * control_socket are resolved against the absolute directory of PATH; a relative include
+ * pattern against the directory of PATH as given (so messages name drop-ins the way PATH was
+ * written). A relative `plugin:` resolves against plugin_dir. An empty file is an empty
+ * registry. Accepted values: booleans true/false/yes/no/on/off (any case); job names
+ * [a-z0-9][a-z0-9-]*, at most 64 characters, unique across all files; max_concurrent 1-10000;
+ * retry.attempts 0-100; history.max_runs_per_job 1-100000000; timeout and history.retention
+ * greater than zero; retry.max_backoff >= retry.backoff.
+ *
+ * Without REGISTRY_LOAD_PLUGINS only the existence of each plugin file is checked; with it,
+ * each plugin is loaded (ABI, callbacks) and the job's params are checked against the
+ * plugin's param table, whose defaults are then added. Plugin init is not called here.
+ * Every problem found is appended to DIAGS
  * (file:line:column, job, what was found, what was expected); parsing continues after an
  * error so all problems are reported at once. Returns 0 and a registry when DIAGS got no
  * errors, -EINVAL when the registry is invalid (DIAGS says why), -ENOENT if PATH does not
- * exist, -ENOMEM. Plugins are loaded once per path and shared by the jobs using them. */
+ * exist (other -errno when it cannot be read; DIAGS says so too), -ENOMEM. Plugins are loaded once per path and shared by the jobs using them. */
 int registry_load(const char *path, registry_flags flags, registry **ret, diag_list *diags);
 
 /* Frees the registry: calls each initialized job's fini, drops the plugin references.
