@@ -36,7 +36,10 @@ typedef struct schedule {
 /* Parses EXPR: 5-field cron "m h dom mon dow", 6-field "s m h dom mon dow", the macros
  * @yearly @annually @monthly @weekly @daily @midnight @hourly, or "@every <duration>".
  * Fields take '*', numbers, ranges a-b, steps x/n and a-b/n and star-slash-n, comma lists,
- * month names jan..dec and day names sun..sat (case-insensitive); 7 means Sunday.
+ * month names jan..dec and day names sun..sat (case-insensitive); 7 means Sunday, and "sun"
+ * closing a range means 7 ("fri-sun"). "a/n" means a-max/n, where max is the field's canonical
+ * maximum (6 for day-of-week); a step must lie between 1 and the field's span (60 for minutes).
+ * Macros are case-insensitive.
  * An expression that can never fire (e.g. "0 0 30 2 *") is rejected.
  * Returns 0 and fills *ret, or -EINVAL and fills E (may be NULL) with the offset of the
  * offending token and a message naming what was found and what was expected. */
