@@ -694,7 +694,7 @@ static int zone_load_uncached(const char *name, tz **ret) {
         const char *dir = getenv("TZDIR");
         _cleanup_free_ char *path = NULL;
         _cleanup_free_ uint8_t *data = NULL;
-        size_t size;
+        size_t size = 0;
         int r;
 
         if (isempty(dir))

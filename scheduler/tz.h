@@ -62,7 +62,8 @@ typedef enum tz_local_kind {
 
 /* Maps local seconds LOCAL in zone Z to instants.
  * UNIQUE:   *ret_first = *ret_second = the instant.
- * REPEATED: *ret_first = earlier occurrence, *ret_second = later occurrence.
+ * REPEATED: *ret_first = earlier occurrence, *ret_second = later occurrence (the earliest
+ *           and the latest, should a local time ever occur more than twice).
  * GAP:      *ret_first = *ret_second = the first instant after the gap (the transition).
  * Returns the kind. Never fails. */
 tz_local_kind tz_local_to_utc(const tz *z, int64_t local, int64_t *ret_first, int64_t *ret_second);
