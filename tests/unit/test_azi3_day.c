@@ -2,7 +2,7 @@
 #include <check.h>
 #include <stdlib.h>
 
-#include "day.h"
+#include "azi3/day.h"
 
 /* Instants as "YYYY-MM-DDTHH:MM:SSZ" so failures are readable, computed independently of the
  * code under test (days from civil, after Howard Hinnant's well-known formula). */

@@ -3,7 +3,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "window.h"
+#include "azi3/window.h"
 
 /* 2026-03-29T00:00:00Z, so instants in failures read as plausible dates. */
 #define BASE ((usec_t) 1774742400ULL * USEC_PER_SEC)
