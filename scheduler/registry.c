@@ -1009,8 +1009,12 @@ static int strcmp_ptr(const void *a, const void *b) {
 }
 
 static void load_includes(loader *l, const char *main_file) {
+        struct stat main_st = {}, st;
         glob_t g = {};
         int r;
+
+        if (stat(main_file, &main_st) < 0)
+                main_st = (struct stat) {};
 
         r = glob(l->reg->include, 0, NULL, &g);
         if (r == GLOB_NOSPACE) {
@@ -1031,8 +1035,9 @@ static void load_includes(loader *l, const char *main_file) {
 
                 size_t n_diags = l->diags->n;
 
-                if (streq(file, main_file))
-                        continue; /* a pattern like *.yaml next to the main file matches it too */
+                /* A pattern like *.yaml next to the main file matches the main file too. */
+                if (stat(file, &st) >= 0 && st.st_dev == main_st.st_dev && st.st_ino == main_st.st_ino)
+                        continue;
                 r = source_load(l, &s, file);
                 if (r >= 0 && s.have_doc) {
                         parse_file(l, &s, false, &jobs);
@@ -1068,7 +1073,45 @@ static int registry_new_defaults(const char *path, registry **ret) {
         return 0;
 }
 
+/* Replaces *FIELD with VALUE made absolute against the current directory. */
+static int override_path(const char *value, char **field) {
+        _cleanup_free_ char *cwd = NULL;
+        char *p;
+
+        if (!value)
+                return 0;
+        if (value[0] != '/') {
+                cwd = getcwd(NULL, 0);
+                if (!cwd)
+                        return negative_errno();
+        }
+        p = path_join(cwd, value);
+        if (!p)
+                return -ENOMEM;
+        free(*field);
+        *field = p;
+        return 0;
+}
+
+static int apply_overrides(registry *reg, const registry_overrides *o) {
+        int r;
+
+        if (!o)
+                return 0;
+        r = override_path(o->state_dir, &reg->state_dir);
+        if (r >= 0)
+                r = override_path(o->plugin_dir, &reg->plugin_dir);
+        if (r >= 0)
+                r = override_path(o->control_socket, &reg->control_socket);
+        return r;
+}
+
 int registry_load(const char *path, registry_flags flags, registry **ret, diag_list *diags) {
+        return registry_load_with(path, flags, NULL, ret, diags);
+}
+
+int registry_load_with(const char *path, registry_flags flags, const registry_overrides *overrides, registry **ret,
+                       diag_list *diags) {
         _cleanup_(registry_freep) registry *reg = NULL;
         loader l = { .flags = flags, .diags = diags };
         size_t n_diags = diags->n;
@@ -1105,6 +1148,9 @@ int registry_load(const char *path, registry_flags flags, registry **ret, diag_l
                                "in %s", reg->timezone, strerror(-r), getenv("TZDIR") ?: "/usr/share/zoneinfo");
                 reg->zone = z;
                 parse_file(&l, &s, true, &jobs);
+                r = apply_overrides(reg, overrides);
+                if (r < 0)
+                        l.error = l.error ?: r;
                 if (jobs)
                         parse_jobs(&l, &s, jobs);
                 sort_diags(diags, n_diags);

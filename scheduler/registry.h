@@ -50,7 +50,7 @@ typedef struct job_def {
         retry_policy retry;
         params params;
         char *file;          /* where the job was defined */
-        unsigned line, column;
+        unsigned line, column; /* of the job's first key */
         void *userdata;      /* what the plugin's init returned (set by job_init_all) */
         bool initialized;    /* init ran and succeeded; fini is due */
 } job_def;
@@ -67,7 +67,7 @@ typedef struct registry {
         usec_t shutdown_grace;     /* default 30s */
         usec_t history_retention;  /* default 30d */
         unsigned history_max_runs_per_job; /* default 10000 */
-        char *include;         /* glob pattern or NULL */
+        char *include;         /* glob pattern (resolved against the file's directory) or NULL */
         job_def **jobs;        /* in file order, main file first, then includes sorted by name */
         size_t n_jobs;
 } registry;
@@ -98,6 +98,19 @@ typedef enum registry_flags {
  * errors, -EINVAL when the registry is invalid (DIAGS says why), -ENOENT if PATH does not
  * exist (other -errno when it cannot be read; DIAGS says so too), -ENOMEM. Plugins are loaded once per path and shared by the jobs using them. */
 int registry_load(const char *path, registry_flags flags, registry **ret, diag_list *diags);
+
+/* Settings given on the command line that win over the registry file's (NULL: no override).
+ * Relative paths are taken relative to the current directory and made absolute. Jobs'
+ * plugins resolve against the overriding plugin_dir. */
+typedef struct registry_overrides {
+        const char *state_dir;
+        const char *plugin_dir;
+        const char *control_socket;
+} registry_overrides;
+
+/* registry_load() with OVERRIDES (may be NULL) applied after the scheduler section is read. */
+int registry_load_with(const char *path, registry_flags flags, const registry_overrides *overrides, registry **ret,
+                       diag_list *diags);
 
 /* Frees the registry: calls each initialized job's fini, drops the plugin references.
  * NULL-tolerant; returns NULL. */

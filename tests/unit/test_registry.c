@@ -304,6 +304,27 @@ START_TEST(test_empty_file) {
 }
 END_TEST
 
+START_TEST(test_overrides) {
+        _cleanup_free_ char *path = fixture("defaults.yaml"), *cwd = getcwd(NULL, 0), *state = NULL;
+        _cleanup_(registry_freep) registry *r = NULL;
+        diag_list d = {};
+        registry_overrides o = { .state_dir = "state-here", .control_socket = "/tmp/override.sock" };
+
+        ck_assert_int_eq(registry_load_with(path, 0, &o, &r, &d), 0);
+        ck_assert_int_ge(asprintf(&state, "%s/state-here", cwd), 0);
+        ck_assert_str_eq(r->state_dir, state);
+        ck_assert_str_eq(r->control_socket, "/tmp/override.sock");
+        r = registry_free(r);
+
+        /* Jobs' plugins resolve against the overriding plugin_dir, not the file's. */
+        o = (registry_overrides) { .plugin_dir = "/nonexistent-plugin-dir" };
+        ck_assert_int_eq(registry_load_with(path, 0, &o, &r, &d), -EINVAL);
+        assert_diag(&d, 0, path, 5, 13, "only-required", NEEDLES("/nonexistent-plugin-dir/stub.so"));
+        ck_assert_uint_eq(d.n, 1);
+        diag_list_clear(&d);
+}
+END_TEST
+
 /* ---- includes -------------------------------------------------------------------------- */
 
 START_TEST(test_include_merge_order) {
@@ -531,6 +552,7 @@ static Suite *registry_suite(void) {
         tcase_add_test(tc, test_valid_full);
         tcase_add_test(tc, test_scheduler_defaults);
         tcase_add_test(tc, test_empty_file);
+        tcase_add_test(tc, test_overrides);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("includes");
