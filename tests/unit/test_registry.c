@@ -97,8 +97,9 @@ static const struct {
         { "err-range.yaml", 2, 1, 8, 24, "many", { "retry.attempts", "101 is out of range", "0-100" } },
         { "err-backoff.yaml", 1, 0, 7, 54, "impatient", { "max_backoff 5s is less than retry.backoff 10s", "expected" } },
         { "err-plugin-missing.yaml", 1, 0, 5, 13, "ghost", { "plugin \"nothere.so\" not found", "/plugins/nothere.so", "plugin_dir" } },
-        { "err-params.yaml", 2, 0, 8, 11, "nested", { "params: db", "found a mapping", "expected a scalar or a list" } },
-        { "err-params.yaml", 2, 1, 9, 17, "nested", { "params: list", "item 2", "expected a scalar" } },
+        { "err-params.yaml", 3, 0, 8, 11, "nested", { "params: db", "found a mapping", "expected a scalar or a list" } },
+        { "err-params.yaml", 3, 1, 9, 17, "nested", { "params: list", "item 2", "expected a scalar" } },
+        { "err-params.yaml", 3, 2, 11, 7, "nested", { "params: duplicate key \"fine\"", "line 10" } },
 };
 
 START_TEST(test_error_fixture) {
