@@ -67,7 +67,7 @@ static bool api_cancelled(sched_job_ctx *c) {
         return run_cancelled != 0;
 }
 
-static void api_logv(sched_job_ctx *c, int level, const char *fmt, va_list ap) {
+_printf_(3, 0) static void api_logv(sched_job_ctx *c, int level, const char *fmt, va_list ap) {
         jobctx *j = JOBCTX(c);
         char line[4096];
         int n;
@@ -90,7 +90,7 @@ static const char *api_state_dir(sched_job_ctx *c) {
         return JOBCTX(c)->state_dir;
 }
 
-static void api_set_messagev(sched_job_ctx *c, const char *fmt, va_list ap) {
+_printf_(2, 0) static void api_set_messagev(sched_job_ctx *c, const char *fmt, va_list ap) {
         jobctx *j = JOBCTX(c);
         vsnprintf(j->message, sizeof(j->message), fmt, ap);
         /* the message is one line in tables and history */

@@ -1,0 +1,347 @@
+/* SPDX-License-Identifier: MIT */
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+
+#include "clock.h"
+#include "duration.h"
+#include "jobctx.h"
+#include "log.h"
+#include "run.h"
+
+#define CHILD_MESSAGE_FD 3
+
+static void child_on_sigterm(int sig) {
+        jobctx_cancel();
+}
+
+/* The child: never returns. Async-signal-safety is not a concern here: the daemon is
+ * single-threaded, so the child starts with consistent libc state. */
+_Noreturn static void child_main(const job_def *def, const char *dir, int64_t id, usec_t scheduled,
+                                 unsigned attempt, int out_fd, int msg_fd) {
+        sigset_t all;
+        struct sigaction sa = { .sa_handler = SIG_DFL };
+        jobctx c;
+
+        /* own process group, so the deadline can signal everything the job started */
+        (void) setpgid(0, 0);
+        /* if the daemon dies with SIGKILL, orphaned runs should not live on unnoticed */
+        (void) prctl(PR_SET_PDEATHSIG, SIGTERM);
+
+        for (int s = 1; s < _NSIG; s++)
+                if (s != SIGKILL && s != SIGSTOP)
+                        (void) sigaction(s, &sa, NULL);
+        sa.sa_handler = child_on_sigterm;
+        (void) sigaction(SIGTERM, &sa, NULL);
+        sigemptyset(&all);
+        (void) sigprocmask(SIG_SETMASK, &all, NULL);
+
+        int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (null >= 0 && null != STDIN_FILENO) {
+                (void) dup2(null, STDIN_FILENO);
+                close(null);
+        }
+        if (dup2(out_fd, STDOUT_FILENO) < 0 || dup2(out_fd, STDERR_FILENO) < 0 ||
+            dup3(msg_fd, CHILD_MESSAGE_FD, 0) < 0)
+                _exit(RUN_EXIT_FAIL);
+        /* nothing of the daemon's (sockets, database, event loop) stays open in a job */
+        (void) close_range(CHILD_MESSAGE_FD + 1, ~0U, 0);
+
+        setvbuf(stdout, NULL, _IOLBF, 0);
+        if (chdir(dir) < 0)
+                fprintf(stderr, "<4>cannot enter state directory %s: %m\n", dir);
+
+        jobctx_setup_run(&c, def, (uint64_t) id, scheduled, attempt, def->timeout, dir, STDERR_FILENO);
+        sched_job_result res = def->plugin->desc->run(&c.base);
+
+        fflush(stdout);
+        fflush(stderr);
+        if (c.message[0])
+                (void) !write(CHILD_MESSAGE_FD, c.message, strnlen(c.message, sizeof(c.message)));
+        switch (res) {
+        case SCHED_JOB_OK:
+                _exit(RUN_EXIT_OK);
+        case SCHED_JOB_RETRY:
+                _exit(RUN_EXIT_RETRY);
+        default:
+                _exit(RUN_EXIT_FAIL);
+        }
+}
+
+static void tail_append(run *r, const char *p, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                r->tail[r->tail_pos] = p[i];
+                r->tail_pos = (r->tail_pos + 1) % sizeof(r->tail);
+        }
+        r->tail_len = MIN(r->tail_len + n, sizeof(r->tail));
+}
+
+size_t run_output_tail(const run *r, char *buf) {
+        size_t start = (r->tail_pos + sizeof(r->tail) - r->tail_len) % sizeof(r->tail);
+        for (size_t i = 0; i < r->tail_len; i++)
+                buf[i] = r->tail[(start + i) % sizeof(r->tail)];
+        return r->tail_len;
+}
+
+/* Logs one complete output line; a syslog-style "<N>" prefix (what sched_job_log writes)
+ * sets the level. */
+static void log_line(run *r, const char *s, size_t n) {
+        int level = LOG_INFO;
+        if (n >= 3 && s[0] == '<' && s[1] >= '0' && s[1] <= '7' && s[2] == '>') {
+                level = s[1] - '0';
+                s += 3;
+                n -= 3;
+        }
+        log_full(level, 0, r->def->name, (uint64_t) r->id, (int) r->attempt, "%.*s", (int) n, s);
+}
+
+static void consume_output(run *r, const char *buf, size_t n) {
+        tail_append(r, buf, n);
+        for (size_t i = 0; i < n; i++) {
+                if (buf[i] == '\n' || r->line_len == sizeof(r->line)) {
+                        log_line(r, r->line, r->line_len);
+                        r->line_len = 0;
+                        if (buf[i] == '\n')
+                                continue;
+                }
+                r->line[r->line_len++] = buf[i];
+        }
+}
+
+/* Reads what is available; returns false at EOF or error. */
+static bool read_output(run *r) {
+        char buf[16384];
+        for (;;) {
+                ssize_t n = read(r->output_fd, buf, sizeof(buf));
+                if (n > 0) {
+                        consume_output(r, buf, (size_t) n);
+                        continue;
+                }
+                if (n < 0 && errno == EINTR)
+                        continue;
+                return n < 0 && errno == EAGAIN;
+        }
+}
+
+static int on_output(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        run *r = userdata;
+        if (!read_output(r))
+                sd_event_source_set_enabled(s, SD_EVENT_OFF);
+        return 0;
+}
+
+static void signal_group(run *r, int sig) {
+        if (r->pid > 0)
+                (void) kill(-r->pid, sig);
+}
+
+static int on_kill(sd_event_source *s, uint64_t usec, void *userdata) {
+        run *r = userdata;
+        log_full(LOG_WARNING, 0, r->def->name, (uint64_t) r->id, (int) r->attempt,
+                 "still running %s after SIGTERM; sending SIGKILL", "5s");
+        signal_group(r, SIGKILL);
+        return 0;
+}
+
+static void arm_kill(run *r) {
+        if (r->kill_source)
+                return;
+        (void) sd_event_add_time_relative(sd_event_source_get_event(r->child_source), &r->kill_source,
+                                          CLOCK_MONOTONIC, RUN_KILL_GRACE, 1, on_kill, r);
+}
+
+static int on_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        run *r = userdata;
+        char d[DURATION_MAX];
+        log_full(LOG_WARNING, 0, r->def->name, (uint64_t) r->id, (int) r->attempt,
+                 "timed out after %s; sending SIGTERM to its process group", duration_format(r->def->timeout, d, sizeof(d)));
+        r->timed_out = true;
+        signal_group(r, SIGTERM);
+        arm_kill(r);
+        return 0;
+}
+
+run_status run_classify(int code, int status, bool timed_out, bool cancelled, int *ret_exit_code, int *ret_signal,
+                        bool *ret_retryable) {
+        bool exited = code == CLD_EXITED;
+        run_status st;
+        bool retryable;
+
+        if (timed_out) {
+                st = RUN_STATUS_TIMED_OUT;
+                retryable = true;
+        } else if (cancelled) {
+                st = RUN_STATUS_CANCELLED;
+                retryable = false;
+        } else if (!exited) {
+                st = RUN_STATUS_CRASHED;
+                retryable = true;
+        } else if (status == RUN_EXIT_OK) {
+                st = RUN_STATUS_SUCCEEDED;
+                retryable = false;
+        } else {
+                st = RUN_STATUS_FAILED;
+                /* SCHED_JOB_FAIL is permanent; any other code is a transient request or a
+                 * plugin that called exit() itself */
+                retryable = status != RUN_EXIT_FAIL;
+        }
+        *ret_exit_code = exited ? status : -1;
+        *ret_signal = exited ? 0 : status;
+        *ret_retryable = retryable;
+        return st;
+}
+
+static int on_child_exit(sd_event_source *s, const siginfo_t *si, void *userdata) {
+        run *r = userdata;
+        char msg[sizeof(r->message)];
+        ssize_t n;
+
+        /* the child is gone: collect what it wrote, then end anything it left behind in its
+         * group so no grandchild outlives the run (or holds the output pipe open) */
+        (void) read_output(r);
+        if (r->line_len > 0) {
+                log_line(r, r->line, r->line_len);
+                r->line_len = 0;
+        }
+        signal_group(r, SIGKILL);
+
+        n = read(r->message_fd, msg, sizeof(msg) - 1);
+        if (n > 0) {
+                msg[n] = '\0';
+                snprintf(r->message, sizeof(r->message), "%s", msg);
+        }
+
+        r->status = run_classify(si->si_code, si->si_status, r->timed_out, r->cancelled, &r->exit_code, &r->signal,
+                                 &r->wants_retry);
+        r->finished = clock_now_realtime();
+        r->duration = clock_now_monotonic() - r->started_mono;
+
+        if (!r->message[0]) {
+                if (r->status == RUN_STATUS_TIMED_OUT) {
+                        char d[DURATION_MAX];
+                        snprintf(r->message, sizeof(r->message), "timed out after %s",
+                                 duration_format(r->def->timeout, d, sizeof(d)));
+                } else if (r->status == RUN_STATUS_CRASHED)
+                        snprintf(r->message, sizeof(r->message), "killed by signal %s (%d)", sigabbrev_np(r->signal) ?: "?",
+                                 r->signal);
+                else if (r->status == RUN_STATUS_CANCELLED)
+                        snprintf(r->message, sizeof(r->message), "cancelled by daemon shutdown");
+                else if (r->status == RUN_STATUS_FAILED && r->exit_code == RUN_EXIT_RETRY)
+                        snprintf(r->message, sizeof(r->message), "asked to be retried");
+                else if (r->status == RUN_STATUS_FAILED && r->exit_code != RUN_EXIT_FAIL)
+                        snprintf(r->message, sizeof(r->message), "exited with status %d", r->exit_code);
+        }
+
+        r->child_source = sd_event_source_disable_unref(r->child_source);
+        r->timeout_source = sd_event_source_disable_unref(r->timeout_source);
+        r->kill_source = sd_event_source_disable_unref(r->kill_source);
+        r->output_source = sd_event_source_disable_unref(r->output_source);
+        r->pid = 0;
+        r->done(r, r->userdata);
+        return 0;
+}
+
+int run_start(sd_event *e, const job_def *def, const char *job_state_dir, int64_t id, int64_t first_id,
+              run_trigger trigger, unsigned attempt, usec_t scheduled, usec_t started, run_done_fn done,
+              void *userdata, run **ret) {
+        int out[2] = { -EBADF, -EBADF }, msg[2] = { -EBADF, -EBADF };
+        run *r;
+        int q;
+
+        r = calloc(1, sizeof(run));
+        if (!r)
+                return -ENOMEM;
+        *r = (run) {
+                .def = def,
+                .id = id,
+                .first_id = first_id,
+                .trigger = trigger,
+                .attempt = attempt,
+                .scheduled = scheduled,
+                .started = started,
+                .started_mono = clock_now_monotonic(),
+                .output_fd = -EBADF,
+                .message_fd = -EBADF,
+                .done = done,
+                .userdata = userdata,
+        };
+
+        if (pipe2(out, O_CLOEXEC) < 0 || pipe2(msg, O_CLOEXEC) < 0) {
+                q = -errno;
+                goto fail;
+        }
+
+        pid_t pid = fork();
+        if (pid < 0) {
+                q = -errno;
+                goto fail;
+        }
+        if (pid == 0)
+                child_main(def, job_state_dir, id, scheduled, attempt, out[1], msg[1]);
+
+        /* also from this side, so the group exists before we could signal it */
+        (void) setpgid(pid, pid);
+        r->pid = pid;
+        close(out[1]);
+        close(msg[1]);
+        out[1] = msg[1] = -EBADF;
+        r->output_fd = TAKE_FD(out[0]);
+        r->message_fd = TAKE_FD(msg[0]);
+        (void) fcntl(r->output_fd, F_SETFL, O_NONBLOCK);
+        (void) fcntl(r->message_fd, F_SETFL, O_NONBLOCK);
+
+        q = sd_event_add_child(e, &r->child_source, pid, WEXITED, on_child_exit, r);
+        if (q < 0)
+                goto fail_child;
+        q = sd_event_add_io(e, &r->output_source, r->output_fd, EPOLLIN, on_output, r);
+        if (q < 0)
+                goto fail_child;
+        if (def->timeout != USEC_INFINITY) {
+                q = sd_event_add_time_relative(e, &r->timeout_source, CLOCK_MONOTONIC, def->timeout, 1, on_timeout, r);
+                if (q < 0)
+                        goto fail_child;
+        }
+        *ret = r;
+        return 0;
+
+fail_child:
+        (void) kill(-r->pid, SIGKILL);
+        (void) waitpid(r->pid, NULL, 0);
+        r->pid = 0;
+fail:
+        for (int i = 0; i < 2; i++) {
+                if (out[i] >= 0)
+                        close(out[i]);
+                if (msg[i] >= 0)
+                        close(msg[i]);
+        }
+        run_free(r);
+        return q;
+}
+
+void run_cancel(run *r) {
+        if (!r->timed_out)
+                r->cancelled = true;
+        signal_group(r, SIGTERM);
+        arm_kill(r);
+}
+
+void run_kill(run *r) {
+        signal_group(r, SIGKILL);
+}
+
+run *run_free(run *r) {
+        if (!r)
+                return NULL;
+        sd_event_source_disable_unref(r->child_source);
+        sd_event_source_disable_unref(r->timeout_source);
+        sd_event_source_disable_unref(r->kill_source);
+        sd_event_source_disable_unref(r->output_source);
+        if (r->output_fd >= 0)
+                close(r->output_fd);
+        if (r->message_fd >= 0)
+                close(r->message_fd);
+        free(r);
+        return NULL;
+}
