@@ -297,6 +297,7 @@ static void handle_line(conn *x, const char *line, size_t n) {
         else
                 reply = control_dispatch(x->c->m, req, x->privileged, &wait);
         json_decref(req);
+        manager_flush_history(x->c->m);
         if (!reply) {
                 x->waiting_run = wait;
                 (void) sd_event_source_set_enabled(x->idle_source, SD_EVENT_OFF);

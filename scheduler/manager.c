@@ -88,6 +88,10 @@ static int on_post(sd_event_source *s, void *userdata) {
         return 0;
 }
 
+void manager_flush_history(manager *m) {
+        (void) on_post(NULL, m);
+}
+
 /* --- jobs -------------------------------------------------------------------------- */
 
 bool job_rt_enabled(const job_rt *j) {
@@ -367,8 +371,11 @@ static void run_done(run *r, void *userdata) {
                 j->n_running--;
         m->n_running--;
         maybe_retry(m, j, r);
-        if (m->run_waiter)
+        if (m->run_waiter) {
+                /* whoever waits on this run may read history next: make the row visible first */
+                (void) on_post(NULL, m);
                 m->run_waiter(m, r, m->run_waiter_data);
+        }
 
         runs_remove(m, r);
         registry_ref_unref(run_registry(r));

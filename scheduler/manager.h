@@ -113,5 +113,9 @@ int manager_set_enabled(manager *m, const char *job, int enabled);
 
 job_rt *manager_find_job(manager *m, const char *name);
 
+/* Commits the open history batch now, so what a control reply announces is visible to anyone
+ * reading history.db next. */
+void manager_flush_history(manager *m);
+
 /* The effective enabled state (override or registry). */
 bool job_rt_enabled(const job_rt *j);

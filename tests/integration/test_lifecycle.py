@@ -1,0 +1,123 @@
+# SPDX-License-Identifier: MIT
+"""Issue 3: the daemon's life under systemd: notify, signals, reload, crashes and restarts."""
+import os
+import signal
+import subprocess
+import time
+import unittest
+
+from harness import BUILDDIR, SRCDIR, Daemon, job, wait_for
+
+
+class Lifecycle(unittest.TestCase):
+    def setUp(self):
+        self.daemons = []
+
+    def tearDown(self):
+        for d in self.daemons:
+            d.cleanup()
+
+    def daemon(self, jobs, scheduler=""):
+        d = Daemon(jobs, scheduler)
+        self.daemons.append(d)
+        return d
+
+    def test_notify_ready_status_stopping(self):
+        d = self.daemon(job("a", "ok.so", "@daily") + job("b", "ok.so", "@hourly")).start()
+        status = [m for m in d.messages if m.startswith("STATUS=")]
+        self.assertTrue(status, d.messages)
+        self.assertIn("2 jobs, 0 running, next: b in", status[-1])
+        self.assertEqual(d.stop(), 0)
+        self.assertIn("STOPPING=1", d.messages)
+        self.assertLess(d.messages.index("READY=1"), d.messages.index("STOPPING=1"))
+
+    def test_sigterm_with_runs_in_flight(self):
+        d = self.daemon(job("slow", "slow.so", "@yearly", params={"duration": "60s"}) +
+                        job("hang", "hang.so", "@yearly"), "  shutdown_grace: 1s\n")
+        d.start()
+        d.ctl({"command": "run", "job": "slow"})
+        d.ctl({"command": "run", "job": "hang"})
+        d.wait_runs("hang", lambda rs: rs and "hanging" in (d.log() or ""), what="hang to start")
+        t0 = time.monotonic()
+        self.assertEqual(d.stop(), 0)
+
+        self.assertLess(time.monotonic() - t0, 10)
+        rows = {r["job"]: r for r in d.runs()}
+        self.assertEqual(rows["slow"]["status"], "cancelled")
+        self.assertEqual(rows["hang"]["status"], "cancelled")
+        self.assertIsNotNone(rows["hang"]["finished_usec"])
+
+    def test_interrupted_after_kill9_and_no_double_fire(self):
+        d = self.daemon(job("tick", "slow.so", "* * * * * *", params={"duration": "1500ms"}, singleton=False)).start()
+        d.wait_runs("tick", lambda rs: any(r["status"] == "running" for r in rs), what="a running run")
+        d.kill9()
+        d.start()
+        rows = d.wait_runs("tick", lambda rs: any(r["status"] == "interrupted" for r in rs), what="interrupted")
+        self.assertIn("marked interrupted", d.log())
+        time.sleep(2.5)
+        d.stop()
+        rows = d.runs("tick")
+        keys = [(r["scheduled_usec"], r["attempt"], r["trigger"]) for r in rows]
+        self.assertEqual(len(keys), len(set(keys)), "a fire ran twice: %s" % keys)
+        fires = [r["scheduled_usec"] for r in rows if r["trigger"] == "schedule"]
+        self.assertEqual(len(fires), len(set(fires)))
+
+    def test_catch_up_after_a_stop(self):
+        jobs = job("cu", "ok.so", "* * * * * *", catch_up=True) + job("nocu", "ok.so", "* * * * * *")
+        d = self.daemon(jobs).start()
+        d.wait_runs("cu", lambda rs: len(rs) >= 1)
+        d.stop()
+        last = max(r["scheduled_usec"] for r in d.runs("cu"))
+        time.sleep(3.2)
+        d.start()
+        rows = d.wait_runs("cu", lambda rs: any(r["trigger"] == "catch_up" for r in rs), what="catch_up run")
+        cu = [r for r in rows if r["trigger"] == "catch_up"]
+        self.assertEqual(len(cu), 1, "missed fires must coalesce into one run")
+        self.assertGreater(cu[0]["scheduled_usec"], last + 2000000)
+        d.stop()
+        self.assertFalse([r for r in d.runs("nocu") if r["trigger"] == "catch_up"])
+
+    def test_sighup_good_and_bad_registry(self):
+        d = self.daemon(job("one", "ok.so", "@daily")).start()
+        d.write_registry(job("one", "ok.so", "@daily") + job("two", "ok.so", "@hourly"))
+        d.signal(signal.SIGHUP)
+        wait_for(lambda: len(d.ctl({"command": "list"})["jobs"]) == 2, what="reload to add a job")
+        self.assertIn("RELOADING=1", (d.read_notify(), d.messages)[1])
+        d.write_registry(job("one", "ok.so", "@daily") + job("Bad Name", "ok.so", "61 * * * *"))
+        d.signal(signal.SIGHUP)
+        wait_for(lambda: "keeping the running registry" in d.log(), what="bad reload to be refused")
+        self.assertIn("registry.yaml:", d.log())
+        names = [j["name"] for j in d.ctl({"command": "list"})["jobs"]]
+        self.assertEqual(names, ["one", "two"])
+        # the control command reports the same
+        r = d.ctl({"command": "reload"})
+        self.assertFalse(r["ok"])
+        self.assertTrue(any("61" in e for e in r["errors"]), r)
+        self.assertEqual(d.stop(), 0)
+
+    def test_bad_registry_at_startup_says_where(self):
+        d = self.daemon(job("x", "ok.so", "* * * *"))
+        d.start(wait_ready=False)
+        self.assertEqual(d.proc.wait(10), 1)
+        self.assertRegex(d.log(), r"registry\.yaml:\d+:\d+: job x: .*expected")
+
+    def test_demo_registry_starts_and_fires(self):
+        tmp = self.daemon("").tmp
+        state = os.path.join(tmp, "demo-state")
+        log = open(os.path.join(tmp, "demo.log"), "wb")
+        p = subprocess.Popen([os.path.join(BUILDDIR, "schedulerd"), "--config", os.path.join(SRCDIR, "etc", "schedulerd.yaml"),
+                              "--state-dir", state, "--plugin-dir", os.path.join(BUILDDIR, ".libs"),
+                              "--socket", os.path.join(tmp, "demo.sock")], stdout=log, stderr=subprocess.STDOUT)
+        try:
+            def hello():
+                with open(os.path.join(tmp, "demo.log"), errors="replace") as f:
+                    return "Finished: succeeded: greeted" in f.read()
+            wait_for(hello, 15, what="the demo's first hello")
+        finally:
+            p.send_signal(signal.SIGTERM)
+            self.assertEqual(p.wait(10), 0)
+            log.close()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
