@@ -559,6 +559,8 @@ static void check_plugin(loader *l, source *s, job_def *j, yaml_node_t *n, const
         j->plugin_path = plugin_resolve_path(l->reg->plugin_dir, j->plugin_name);
         if (!j->plugin_path)
                 return oom(l);
+        if (l->flags & REGISTRY_IGNORE_PLUGINS)
+                return;
 
         if (stat(j->plugin_path, &st) < 0) {
                 if (errno == ENOENT)

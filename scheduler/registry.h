@@ -74,6 +74,7 @@ typedef struct registry {
 
 typedef enum registry_flags {
         REGISTRY_LOAD_PLUGINS = 1 << 0, /* dlopen every plugin, check ABI, apply param tables */
+        REGISTRY_IGNORE_PLUGINS = 1 << 1, /* don't even check plugin files exist (schedctl next) */
 } registry_flags;
 
 /* Parses the registry at PATH and its includes.

@@ -146,8 +146,8 @@ static int verb_next(int argc, char **argv) {
         unsigned count = 5;
         int c;
 
-        optind = 1;
-        while ((c = getopt_long(argc, argv, "+n:z:f:jh", opts, NULL)) >= 0) {
+        optind = 0; /* 0, not 1: glibc re-initialises (and permutes again) only then */
+        while ((c = getopt_long(argc, argv, "n:z:f:jh", opts, NULL)) >= 0) {
                 char *end;
                 switch (c) {
                 case 'n':
@@ -188,7 +188,7 @@ static int verb_next(int argc, char **argv) {
                 expr = strdup(what);
         } else {
                 diag_list diags = {};
-                int q = registry_load(arg_config, 0, &r, &diags);
+                int q = registry_load(arg_config, REGISTRY_IGNORE_PLUGINS, &r, &diags);
                 diag_list_clear(&diags);
                 if (q < 0) {
                         if (schedule_parse(what, &s, &e) >= 0)
