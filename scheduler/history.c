@@ -379,7 +379,7 @@ static size_t utf8_tail_offset(const char *s, size_t n, size_t max) {
         return off;
 }
 
-static int read_user_version(history *h, const char *pragma, int *ret) {
+static int read_int(history *h, const char *pragma, int *ret) {
         sqlite3_stmt *s = NULL;
         int rc = sqlite3_prepare_v2(h->db, pragma, -1, &s, NULL);
         if (rc != SQLITE_OK)
@@ -424,13 +424,13 @@ static int set_wal(history *h) {
 }
 
 static int count_tables(history *h, int *ret) {
-        return read_user_version(h, "SELECT COUNT(*) FROM sqlite_master", ret);
+        return read_int(h, "SELECT COUNT(*) FROM sqlite_master", ret);
 }
 
 static int migrate(history *h) {
         int version, app_id, r;
 
-        r = read_user_version(h, "PRAGMA user_version", &version);
+        r = read_int(h, "PRAGMA user_version", &version);
         if (r < 0)
                 return r;
         if (version == HISTORY_SCHEMA_VERSION)
@@ -447,7 +447,7 @@ static int migrate(history *h) {
         r = exec_sql(h, "BEGIN IMMEDIATE", "locking the database for migration");
         if (r < 0)
                 return r;
-        r = read_user_version(h, "PRAGMA user_version", &version);
+        r = read_int(h, "PRAGMA user_version", &version);
         if (r < 0)
                 goto rollback;
         if (version == 0) {
@@ -485,7 +485,7 @@ static int migrate(history *h) {
                 goto rollback;
 
 check_app_id:
-        r = read_user_version(h, "PRAGMA application_id", &app_id);
+        r = read_int(h, "PRAGMA application_id", &app_id);
         if (r < 0)
                 return r;
         if (app_id != HISTORY_APPLICATION_ID) {
@@ -558,7 +558,9 @@ int history_open(const char *path, char *error, size_t error_size, history **ret
 
 error:
         if (error && error_size > 0)
-                snprintf(error, error_size, "%s", h->error);
+                snprintf(error, error_size, "%s%s", h->error,
+                         (r == -EROFS || r == -EACCES) ? " (expected the file and its directory to be writable "
+                                            "by schedulerd)" : "");
         return r;
 }
 
@@ -572,7 +574,7 @@ int history_set_size_limit(history *h, uint64_t max_bytes) {
 
         if (!h)
                 return -EINVAL;
-        r = read_user_version(h, "PRAGMA page_size", &page_size);
+        r = read_int(h, "PRAGMA page_size", &page_size);
         if (r < 0)
                 return r;
         if (page_size <= 0)
