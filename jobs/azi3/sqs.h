@@ -6,6 +6,7 @@
  * in http.h: AZI3_TRANSIENT for 5xx, throttling, timeouts and unreachable endpoints,
  * AZI3_PERMANENT for other 4xx (a missing queue, a bad receipt handle, a rejected signature)
  * and malformed responses; CALL->message names the action, the queue and SQS's error.
+ * A request body that would reach 1 MiB is refused with -EMSGSIZE before sending.
  * One client is not thread-safe. */
 
 #include <stdbool.h>

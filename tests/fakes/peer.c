@@ -41,6 +41,10 @@ static int spawn(char *const argv[], int out_fd, pid_t *ret) {
 
 bool peer_program_works(const char *program, const char *arg) {
         char *argv[] = { (char *) program, (char *) arg, NULL };
+        return peer_command_works(argv);
+}
+
+bool peer_command_works(char *const argv[]) {
         int devnull, status;
         pid_t pid;
 

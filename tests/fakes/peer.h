@@ -21,6 +21,9 @@ const char *peer_fakes_dir(void);
 /* True if PROGRAM (searched in PATH) runs `PROGRAM ARG` with exit status 0, quietly. */
 bool peer_program_works(const char *program, const char *arg);
 
+/* True if ARGV (ARGV[0] searched in PATH) runs with exit status 0, quietly. */
+bool peer_command_works(char *const argv[]);
+
 /* Spawns ARGV (ARGV[0] searched in PATH) with stdin from /dev/null and waits up to 30 s
  * for its first stdout line, a JSON object, stored in RET->ready. Returns 0 or a negative
  * errno (-ETIMEDOUT, -EBADMSG when the line is not JSON, -ECHILD when it exited first). */

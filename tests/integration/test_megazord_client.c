@@ -5,9 +5,9 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
-#include "megazord.h"
+#include "azi3/megazord.h"
 #include "peer.h"
-#include "uuid.h"
+#include "azi3/uuid.h"
 
 static peer fake;
 static char base[256];

@@ -1,0 +1,1297 @@
+/* SPDX-License-Identifier: MIT */
+#include <inttypes.h>
+#include <limits.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "store.h"
+
+/* 'azi3': marks the file as ours, so a wrong `store:` path pointing at some other SQLite file
+ * is refused instead of being "migrated". */
+#define AZI3_STORE_APPLICATION_ID 0x617a6933
+
+struct azi3_store {
+        sqlite3 *db;
+        char *path;
+        usec_t busy_timeout;
+        usec_t busy_waited;
+        char error[1024];
+};
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(sqlite3_stmt *, sqlite3_finalize);
+
+/* Migration N brings the schema from version N to N+1. Append only: a released migration is
+ * never edited, since files in the field already ran it. */
+static const char *const migrations[] = {
+        /* 0 -> 1 */
+        "CREATE TABLE sessions ("
+        "  id INTEGER PRIMARY KEY,"
+        "  robot_id INTEGER NOT NULL CHECK (robot_id >= 0),"
+        "  rule_id TEXT NOT NULL CHECK (length(rule_id) > 0),"
+        "  local_day TEXT NOT NULL CHECK (length(local_day) = 10),"
+        "  start_usec INTEGER NOT NULL,"
+        "  end_usec INTEGER NOT NULL CHECK (end_usec > start_usec),"
+        "  window_usec INTEGER NOT NULL CHECK (window_usec > 0),"
+        "  subscription_id INTEGER CHECK (subscription_id > 0),"
+        "  state TEXT NOT NULL DEFAULT 'open' CHECK (state IN ('open', 'completed')),"
+        "  result TEXT CHECK (result IN ('alarms_raised', 'no_alarms')),"
+        "  created_usec INTEGER NOT NULL,"
+        "  completed_usec INTEGER,"
+        "  UNIQUE (robot_id, rule_id, local_day),"
+        "  CHECK ((state = 'completed') = (result IS NOT NULL)),"
+        "  CHECK ((state = 'completed') = (completed_usec IS NOT NULL))"
+        ");"
+        "CREATE UNIQUE INDEX sessions_subscription ON sessions (robot_id, subscription_id)"
+        "  WHERE subscription_id IS NOT NULL;"
+        "CREATE INDEX sessions_open ON sessions (state, end_usec);"
+        "CREATE INDEX sessions_day ON sessions (local_day, robot_id);"
+        "CREATE TABLE windows ("
+        "  id INTEGER PRIMARY KEY,"
+        "  session_id INTEGER NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,"
+        "  since_usec INTEGER NOT NULL,"
+        "  until_usec INTEGER NOT NULL CHECK (until_usec > since_usec),"
+        "  closed_usec INTEGER,"
+        "  reason TEXT CHECK (reason IN ('activity', 'expired', 'ended')),"
+        "  closing_event_id INTEGER CHECK (closing_event_id > 0),"
+        "  alarm_state TEXT CHECK (alarm_state IN ('owed', 'alarmed')),"
+        "  alarm_reference_id TEXT NOT NULL UNIQUE,"
+        "  alarm_posted_usec INTEGER,"
+        "  alarm_event_id INTEGER,"
+        "  CHECK ((closed_usec IS NULL) = (reason IS NULL)),"
+        "  CHECK ((coalesce(reason, '') = 'expired') = (alarm_state IS NOT NULL)),"
+        "  CHECK ((coalesce(alarm_state, '') = 'alarmed') = (alarm_posted_usec IS NOT NULL)),"
+        "  CHECK ((coalesce(alarm_state, '') = 'alarmed') = (alarm_event_id IS NOT NULL))"
+        ");"
+        /* The one-current-window invariant, enforced by the file itself. */
+        "CREATE UNIQUE INDEX windows_current ON windows (session_id) WHERE closed_usec IS NULL;"
+        "CREATE INDEX windows_session ON windows (session_id, since_usec);"
+        "CREATE INDEX windows_owed ON windows (since_usec) WHERE alarm_state = 'owed';"
+        "CREATE TABLE events ("
+        "  session_id INTEGER NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,"
+        "  source_event_id INTEGER NOT NULL CHECK (source_event_id > 0),"
+        "  created_usec INTEGER NOT NULL,"
+        "  applied_usec INTEGER NOT NULL,"
+        "  outcome TEXT NOT NULL CHECK (outcome IN ('applied', 'stale')),"
+        "  PRIMARY KEY (session_id, source_event_id)"
+        ") WITHOUT ROWID;"
+        /* Outlives its session on purpose: a deletion that keeps failing must survive the
+         * retention of the session it belonged to. */
+        "CREATE TABLE pending_unsubscriptions ("
+        "  robot_id INTEGER NOT NULL,"
+        "  subscription_id INTEGER NOT NULL CHECK (subscription_id > 0),"
+        "  attempts INTEGER NOT NULL DEFAULT 0,"
+        "  last_error TEXT,"
+        "  next_attempt_usec INTEGER NOT NULL,"
+        "  PRIMARY KEY (robot_id, subscription_id)"
+        ");",
+};
+
+/* The persisted names are part of the file format, so they are spelled here rather than
+ * borrowed from the model's log names. */
+static const char *const reason_names[_WINDOW_CLOSE_REASON_MAX] = {
+        [WINDOW_CLOSE_ACTIVITY] = "activity",
+        [WINDOW_CLOSE_EXPIRED] = "expired",
+        [WINDOW_CLOSE_ENDED] = "ended",
+};
+
+static const char *const result_names[_SESSION_RESULT_MAX] = {
+        [SESSION_RESULT_NO_ALARMS] = "no_alarms",
+        [SESSION_RESULT_ALARMS_RAISED] = "alarms_raised",
+};
+
+static int name_lookup(const char *const *names, size_t n, const char *s) {
+        if (!s)
+                return -EINVAL;
+        for (size_t i = 0; i < n; i++)
+                if (names[i] && streq(names[i], s))
+                        return (int) i;
+        return -EINVAL;
+}
+
+/* --- errors -------------------------------------------------------------------------------- */
+
+_printf_(3, 4) static int store_fail(azi3_store *s, int r, const char *fmt, ...) {
+        va_list ap;
+        int n = snprintf(s->error, sizeof(s->error), "azi3 store %s: ", s->path);
+
+        if (n < 0 || (size_t) n >= sizeof(s->error))
+                n = 0;
+        va_start(ap, fmt);
+        (void) vsnprintf(s->error + n, sizeof(s->error) - (size_t) n, fmt, ap);
+        va_end(ap);
+        return r;
+}
+
+static int errno_from_sqlite(sqlite3 *db, int rc) {
+        int sys;
+
+        switch (rc) {
+        case SQLITE_CONSTRAINT_UNIQUE:
+        case SQLITE_CONSTRAINT_PRIMARYKEY:
+                return -EEXIST;
+        case SQLITE_CONSTRAINT_FOREIGNKEY:
+                return -ENOENT;
+        }
+
+        switch (rc & 0xff) {
+        case SQLITE_BUSY:
+        case SQLITE_LOCKED:
+                return -EBUSY;
+        case SQLITE_NOMEM:
+                return -ENOMEM;
+        case SQLITE_READONLY:
+                return -EROFS;
+        case SQLITE_PERM:
+        case SQLITE_AUTH:
+                return -EACCES;
+        case SQLITE_FULL:
+                return -ENOSPC;
+        case SQLITE_CORRUPT:
+        case SQLITE_NOTADB:
+                return -EBADMSG;
+        case SQLITE_CONSTRAINT:
+        case SQLITE_MISUSE:
+                return -EINVAL;
+        case SQLITE_TOOBIG:
+                return -E2BIG;
+        case SQLITE_MISMATCH:
+        case SQLITE_RANGE:
+                return -ERANGE;
+        case SQLITE_INTERRUPT:
+                return -EINTR;
+        case SQLITE_CANTOPEN:
+        case SQLITE_IOERR:
+                /* The OS error says more than SQLite's class: EACCES, ENOENT, EISDIR, EIO... */
+                sys = db ? sqlite3_system_errno(db) : 0;
+                if (sys > 0)
+                        return -sys;
+                return (rc & 0xff) == SQLITE_CANTOPEN ? -ENOENT : -EIO;
+        default:
+                return -EIO;
+        }
+}
+
+static int store_sqlite_fail(azi3_store *s, int rc, const char *what) {
+        return store_fail(s, errno_from_sqlite(s->db, rc), "%s failed: %s (SQLite code %d)", what,
+                          s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc), rc);
+}
+
+const char *azi3_store_last_error(const azi3_store *s) {
+        return s ? s->error : "";
+}
+
+/* --- statements ---------------------------------------------------------------------------- */
+
+static int store_exec(azi3_store *s, const char *sql, const char *what) {
+        int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+        if (rc != SQLITE_OK)
+                return store_sqlite_fail(s, rc, what);
+        return 0;
+}
+
+static int usec_to_i64(usec_t u, int64_t *ret) {
+        if (u > (usec_t) INT64_MAX)
+                return -ERANGE;
+        *ret = (int64_t) u;
+        return 0;
+}
+
+/* Prepares SQL and binds parameters described by FMT, one character each:
+ *   'i' int64_t       'z' int64_t, NULL when 0
+ *   'u' usec_t        'Z' usec_t, NULL when 0
+ *   't' const char *  (NULL binds NULL) */
+static int store_prepare(azi3_store *s, sqlite3_stmt **ret, const char *sql, const char *fmt, ...) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        va_list ap;
+        int rc, r = 0, idx = 1;
+
+        rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return store_sqlite_fail(s, rc, "preparing a statement");
+
+        va_start(ap, fmt);
+        for (const char *f = fmt; *f && r >= 0; f++, idx++) {
+                int64_t v;
+                usec_t u;
+                const char *t;
+
+                switch (*f) {
+                case 'i':
+                case 'z':
+                        v = va_arg(ap, int64_t);
+                        rc = *f == 'z' && v == 0 ? sqlite3_bind_null(st, idx) : sqlite3_bind_int64(st, idx, v);
+                        break;
+                case 'u':
+                case 'Z':
+                        u = va_arg(ap, usec_t);
+                        if (usec_to_i64(u, &v) < 0) {
+                                r = store_fail(s, -ERANGE, "time %" PRIu64 " is out of range, expected at most %" PRId64 " us",
+                                               u, INT64_MAX);
+                                continue;
+                        }
+                        rc = *f == 'Z' && u == 0 ? sqlite3_bind_null(st, idx) : sqlite3_bind_int64(st, idx, v);
+                        break;
+                case 't':
+                        t = va_arg(ap, const char *);
+                        rc = t ? sqlite3_bind_text(st, idx, t, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st, idx);
+                        break;
+                default:
+                        rc = SQLITE_MISUSE;
+                }
+                if (rc != SQLITE_OK)
+                        r = store_sqlite_fail(s, rc, "binding a parameter");
+        }
+        va_end(ap);
+        if (r < 0)
+                return r;
+
+        *ret = TAKE_PTR(st);
+        return 0;
+}
+
+/* Returns 1 with a row, 0 when done. */
+static int store_step(azi3_store *s, sqlite3_stmt *st, const char *what) {
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+                return 1;
+        if (rc == SQLITE_DONE)
+                return 0;
+        return store_sqlite_fail(s, rc, what);
+}
+
+/* Runs a statement that returns no rows; returns the number of rows changed. */
+static int store_run(azi3_store *s, sqlite3_stmt *st, const char *what) {
+        int r = store_step(s, st, what);
+        if (r < 0)
+                return r;
+        return sqlite3_changes(s->db);
+}
+
+static int col_i64(sqlite3_stmt *st, int i, int64_t *ret) {
+        *ret = sqlite3_column_type(st, i) == SQLITE_NULL ? 0 : sqlite3_column_int64(st, i);
+        return 0;
+}
+
+static int col_usec(sqlite3_stmt *st, int i, usec_t *ret) {
+        int64_t v = sqlite3_column_int64(st, i);
+        if (v < 0)
+                return -EBADMSG;
+        *ret = (usec_t) v;
+        return 0;
+}
+
+static int col_text(sqlite3_stmt *st, int i, char *buf, size_t size) {
+        const char *t = (const char *) sqlite3_column_text(st, i);
+        size_t n = t ? strlen(t) : 0;
+
+        if (n >= size)
+                return -EBADMSG;
+        memcpy(buf, t ? t : "", n);
+        buf[n] = 0;
+        return 0;
+}
+
+/* --- transactions -------------------------------------------------------------------------- */
+
+bool azi3_store_in_transaction(azi3_store *s) {
+        return s && s->db && !sqlite3_get_autocommit(s->db);
+}
+
+int azi3_store_begin(azi3_store *s) {
+        if (azi3_store_in_transaction(s))
+                return store_fail(s, -EALREADY, "a transaction is already open");
+        return store_exec(s, "BEGIN IMMEDIATE", "taking the write lock (BEGIN IMMEDIATE)");
+}
+
+int azi3_store_commit(azi3_store *s) {
+        int r;
+
+        if (!azi3_store_in_transaction(s))
+                return store_fail(s, -ENOTCONN, "commit without an open transaction");
+        r = store_exec(s, "COMMIT", "committing");
+        if (r < 0 && azi3_store_in_transaction(s))
+                (void) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        return r;
+}
+
+int azi3_store_rollback(azi3_store *s) {
+        if (!azi3_store_in_transaction(s))
+                return 0;
+        return store_exec(s, "ROLLBACK", "rolling back");
+}
+
+/* A multi-statement call is atomic on its own: it runs in its own transaction, or inside the
+ * caller's under a savepoint, so a failure halfway leaves the caller's earlier work intact. */
+typedef enum tx_kind { TX_OWN, TX_SAVEPOINT } tx_kind;
+
+static int tx_enter(azi3_store *s, tx_kind *ret) {
+        int r;
+
+        if (azi3_store_in_transaction(s)) {
+                r = store_exec(s, "SAVEPOINT azi3_step", "opening a savepoint");
+                if (r < 0)
+                        return r;
+                *ret = TX_SAVEPOINT;
+                return 0;
+        }
+        r = azi3_store_begin(s);
+        if (r < 0)
+                return r;
+        *ret = TX_OWN;
+        return 0;
+}
+
+static int tx_leave(azi3_store *s, tx_kind kind, int r) {
+        int k;
+
+        if (kind == TX_OWN) {
+                if (r < 0) {
+                        (void) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+                        return r;
+                }
+                k = azi3_store_commit(s);
+                return k < 0 ? k : r;
+        }
+        if (r < 0) {
+                (void) sqlite3_exec(s->db, "ROLLBACK TO azi3_step; RELEASE azi3_step", NULL, NULL, NULL);
+                return r;
+        }
+        k = store_exec(s, "RELEASE azi3_step", "releasing a savepoint");
+        return k < 0 ? k : r;
+}
+
+/* --- opening ------------------------------------------------------------------------------- */
+
+static int pragma_int(azi3_store *s, const char *sql, int *ret) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        int r;
+
+        r = store_prepare(s, &st, sql, "");
+        if (r < 0)
+                return r;
+        r = store_step(s, st, sql);
+        if (r < 0)
+                return r;
+        *ret = r > 0 ? sqlite3_column_int(st, 0) : 0;
+        return 0;
+}
+
+static int store_read_version(azi3_store *s, int *ret_version, int *ret_app, int *ret_objects) {
+        int r;
+
+        r = pragma_int(s, "PRAGMA user_version", ret_version);
+        if (r < 0)
+                return r;
+        r = pragma_int(s, "PRAGMA application_id", ret_app);
+        if (r < 0)
+                return r;
+        return pragma_int(s, "SELECT count(*) FROM sqlite_master", ret_objects);
+}
+
+static int store_check_version(azi3_store *s, int version, int app, int objects) {
+        if (version > AZI3_STORE_SCHEMA_VERSION)
+                return store_fail(s, -EPROTONOSUPPORT,
+                                  "schema version %d is newer than version %d this build knows; "
+                                  "run a newer schedulerd or point `store:` at another file",
+                                  version, AZI3_STORE_SCHEMA_VERSION);
+        if (app != 0 && app != AZI3_STORE_APPLICATION_ID)
+                return store_fail(s, -EBADMSG,
+                                  "is a SQLite file of another application (application_id 0x%08x), "
+                                  "expected an azi3 store (0x%08x) or an empty file",
+                                  (unsigned) app, (unsigned) AZI3_STORE_APPLICATION_ID);
+        if (version == 0 && objects > 0)
+                return store_fail(s, -EBADMSG,
+                                  "holds %d tables or indexes but no schema version; "
+                                  "expected an azi3 store or an empty file",
+                                  objects);
+        return 0;
+}
+
+static int store_migrate(azi3_store *s) {
+        int version, app, objects, r;
+        tx_kind kind;
+
+        r = store_read_version(s, &version, &app, &objects);
+        if (r < 0)
+                return r;
+        r = store_check_version(s, version, app, objects);
+        if (r < 0 || version == AZI3_STORE_SCHEMA_VERSION)
+                return r;
+
+        /* Another process may be migrating the same file right now: look again under the
+         * write lock, and only then change anything. */
+        r = tx_enter(s, &kind);
+        if (r < 0)
+                return r;
+        r = store_read_version(s, &version, &app, &objects);
+        if (r >= 0)
+                r = store_check_version(s, version, app, objects);
+        for (int v = version; r >= 0 && v < AZI3_STORE_SCHEMA_VERSION; v++) {
+                char what[64];
+                snprintf(what, sizeof(what), "migrating the schema from version %d to %d", v, v + 1);
+                r = store_exec(s, migrations[v], what);
+        }
+        if (r >= 0 && version < AZI3_STORE_SCHEMA_VERSION) {
+                char sql[128];
+                snprintf(sql, sizeof(sql), "PRAGMA user_version = %d; PRAGMA application_id = %d",
+                         AZI3_STORE_SCHEMA_VERSION, AZI3_STORE_APPLICATION_ID);
+                r = store_exec(s, sql, "writing the schema version");
+        }
+        return tx_leave(s, kind, r);
+}
+
+/* SQLite's own busy_timeout polls ever more slowly, up to every 100 ms; a process doing
+ * steady short transactions then frees the lock only between polls and can starve the other
+ * for the whole timeout. Polling every few milliseconds gives the waiter a fair chance. */
+static int store_busy_handler(void *userdata, int count) {
+        azi3_store *s = userdata;
+        usec_t delay;
+
+        if (count == 0)
+                s->busy_waited = 0;
+        if (s->busy_waited >= s->busy_timeout)
+                return 0;
+        delay = MIN((usec_t) (1 + count / 16) * USEC_PER_MSEC, 5 * USEC_PER_MSEC);
+        delay = MIN(delay, s->busy_timeout - s->busy_waited);
+        (void) nanosleep(&(struct timespec) { .tv_sec = 0, .tv_nsec = (long) (delay * 1000) }, NULL);
+        s->busy_waited += delay;
+        return 1;
+}
+
+int azi3_store_set_busy_timeout(azi3_store *s, unsigned msec) {
+        int rc;
+
+        s->busy_timeout = (usec_t) msec * USEC_PER_MSEC;
+        rc = sqlite3_busy_handler(s->db, store_busy_handler, s);
+        if (rc != SQLITE_OK)
+                return store_sqlite_fail(s, rc, "setting the busy handler");
+        return 0;
+}
+
+static int store_configure(azi3_store *s) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        char mode[16] = "unknown";
+        int r;
+
+        (void) sqlite3_extended_result_codes(s->db, 1);
+        r = azi3_store_set_busy_timeout(s, AZI3_STORE_BUSY_TIMEOUT_MSEC);
+        if (r < 0)
+                return r;
+
+        r = store_exec(s, "PRAGMA foreign_keys = ON", "enabling foreign keys");
+        if (r < 0)
+                return r;
+
+        r = store_prepare(s, &st, "PRAGMA journal_mode = WAL", "");
+        if (r < 0)
+                return r;
+        r = store_step(s, st, "switching to WAL mode");
+        if (r < 0)
+                return r;
+        if (r > 0 && sqlite3_column_text(st, 0))
+                snprintf(mode, sizeof(mode), "%s", (const char *) sqlite3_column_text(st, 0));
+        (void) sqlite3_finalize(TAKE_PTR(st)); /* its read must end before the next pragma */
+        if (strcasecmp(mode, "wal") != 0)
+                return store_fail(s, -EOPNOTSUPP,
+                                  "cannot use WAL mode (journal mode is %s); expected a file on a local file system",
+                                  mode);
+
+        /* Safe in WAL mode: a power loss may drop the last commits, never corrupt the file. */
+        return store_exec(s, "PRAGMA synchronous = NORMAL", "setting synchronous=NORMAL");
+}
+
+int azi3_store_open(const char *path, char *errbuf, size_t errlen, azi3_store **ret) {
+        _cleanup_(azi3_store_closep) azi3_store *s = NULL;
+        int rc, r;
+
+        if (isempty(path)) {
+                if (errbuf && errlen > 0)
+                        snprintf(errbuf, errlen, "azi3 store: no path given; expected the `store:` file path");
+                return -EINVAL;
+        }
+
+        s = calloc(1, sizeof(*s));
+        if (!s)
+                return -ENOMEM;
+        s->path = strdup(path);
+        if (!s->path)
+                return -ENOMEM;
+
+        rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+        if (rc != SQLITE_OK)
+                r = store_sqlite_fail(s, rc, "opening");
+        else
+                r = store_configure(s);
+        if (r >= 0)
+                r = store_migrate(s);
+        if (r < 0) {
+                if (errbuf && errlen > 0)
+                        snprintf(errbuf, errlen, "%s", s->error);
+                return r;
+        }
+
+        s->error[0] = 0;
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+azi3_store *azi3_store_close(azi3_store *s) {
+        if (!s)
+                return NULL;
+        if (s->db) {
+                (void) azi3_store_rollback(s);
+                (void) sqlite3_close_v2(s->db);
+        }
+        free(s->path);
+        free(s);
+        return NULL;
+}
+
+int azi3_store_schema_version(azi3_store *s, int *ret) {
+        int v, r;
+
+        r = pragma_int(s, "PRAGMA user_version", &v);
+        if (r < 0)
+                return r;
+        *ret = v;
+        return 0;
+}
+
+/* --- row readers --------------------------------------------------------------------------- */
+
+typedef int (*row_reader)(azi3_store *s, sqlite3_stmt *st, void *ret);
+
+#define SESSION_COLUMNS                                                                            \
+        "id, robot_id, rule_id, local_day, start_usec, end_usec, window_usec, subscription_id, "  \
+        "state, result, created_usec, completed_usec"
+
+static int read_session(azi3_store *s, sqlite3_stmt *st, void *ret) {
+        azi3_session x = {};
+        const char *state = (const char *) sqlite3_column_text(st, 8);
+        const char *result = (const char *) sqlite3_column_text(st, 9);
+        int r = 0;
+
+        r |= col_i64(st, 0, &x.id);
+        r |= col_i64(st, 1, &x.robot_id);
+        r |= col_text(st, 2, x.rule_id, sizeof(x.rule_id));
+        r |= col_text(st, 3, x.local_day, sizeof(x.local_day));
+        r |= col_usec(st, 4, &x.params.a);
+        r |= col_usec(st, 5, &x.params.b);
+        r |= col_usec(st, 6, &x.params.w);
+        r |= col_i64(st, 7, &x.subscription_id);
+        r |= col_usec(st, 10, &x.created_usec);
+        r |= col_usec(st, 11, &x.completed_usec);
+        x.completed = state && streq(state, "completed");
+        if (x.completed) {
+                int v = name_lookup(result_names, ELEMENTSOF(result_names), result);
+                if (v < 0)
+                        r = -EBADMSG;
+                else
+                        x.result = (session_result) v;
+        }
+        if (r < 0)
+                return store_fail(s, -EBADMSG, "session row %" PRId64 " is malformed (corrupt file?)", x.id);
+
+        *(azi3_session *) ret = x;
+        return 0;
+}
+
+#define WINDOW_COLUMNS                                                                             \
+        "id, session_id, since_usec, until_usec, closed_usec, reason, closing_event_id, "         \
+        "alarm_state, alarm_reference_id, alarm_posted_usec, alarm_event_id"
+
+static int read_window(azi3_store *s, sqlite3_stmt *st, void *ret) {
+        azi3_window x = {};
+        const char *reason = (const char *) sqlite3_column_text(st, 5);
+        const char *alarm = (const char *) sqlite3_column_text(st, 7);
+        int r = 0;
+
+        r |= col_i64(st, 0, &x.id);
+        r |= col_i64(st, 1, &x.session_id);
+        r |= col_usec(st, 2, &x.span.since);
+        r |= col_usec(st, 3, &x.span.until);
+        r |= col_usec(st, 4, &x.closed_usec);
+        x.current = sqlite3_column_type(st, 4) == SQLITE_NULL;
+        r |= col_i64(st, 6, &x.closing_event_id);
+        r |= col_text(st, 8, x.alarm_reference_id, sizeof(x.alarm_reference_id));
+        r |= col_usec(st, 9, &x.alarm_posted_usec);
+        r |= col_i64(st, 10, &x.alarm_event_id);
+        if (!x.current) {
+                int v = name_lookup(reason_names, ELEMENTSOF(reason_names), reason);
+                if (v < 0)
+                        r = -EBADMSG;
+                else
+                        x.reason = (window_close_reason) v;
+        }
+        if (!alarm)
+                x.alarm = WINDOW_ALARM_NONE;
+        else if (streq(alarm, "owed"))
+                x.alarm = WINDOW_ALARM_OWED;
+        else if (streq(alarm, "alarmed"))
+                x.alarm = WINDOW_ALARM_ALARMED;
+        else
+                r = -EBADMSG;
+        if (r < 0)
+                return store_fail(s, -EBADMSG, "window row %" PRId64 " is malformed (corrupt file?)", x.id);
+
+        *(azi3_window *) ret = x;
+        return 0;
+}
+
+static int read_event(azi3_store *s, sqlite3_stmt *st, void *ret) {
+        azi3_event x = {};
+        const char *outcome = (const char *) sqlite3_column_text(st, 4);
+        int r = 0;
+
+        r |= col_i64(st, 0, &x.session_id);
+        r |= col_i64(st, 1, &x.source_event_id);
+        r |= col_usec(st, 2, &x.created_usec);
+        r |= col_usec(st, 3, &x.applied_usec);
+        x.stale = outcome && streq(outcome, "stale");
+        if (r < 0)
+                return store_fail(s, -EBADMSG, "event row %" PRId64 " is malformed (corrupt file?)",
+                                  x.source_event_id);
+        *(azi3_event *) ret = x;
+        return 0;
+}
+
+static int read_unsubscription(azi3_store *s, sqlite3_stmt *st, void *ret) {
+        azi3_unsubscription x = {};
+        int64_t attempts;
+        const char *err = (const char *) sqlite3_column_text(st, 3);
+        int r = 0;
+
+        r |= col_i64(st, 0, &x.robot_id);
+        r |= col_i64(st, 1, &x.subscription_id);
+        r |= col_i64(st, 2, &attempts);
+        r |= col_usec(st, 4, &x.next_attempt_usec);
+        if (r < 0 || attempts < 0)
+                return store_fail(s, -EBADMSG, "pending unsubscription row is malformed (corrupt file?)");
+        x.attempts = attempts > UINT_MAX ? UINT_MAX : (unsigned) attempts;
+        /* An error text is for humans: truncating it is fine, refusing the row is not. */
+        snprintf(x.last_error, sizeof(x.last_error), "%s", err ? err : "");
+        *(azi3_unsubscription *) ret = x;
+        return 0;
+}
+
+/* Reads exactly one row. -ENOENT (with NOTFOUND as the message) if there is none. */
+static int store_get_one(azi3_store *s, sqlite3_stmt *st, row_reader reader, void *ret, const char *notfound) {
+        int r = store_step(s, st, notfound);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return store_fail(s, -ENOENT, "%s", notfound);
+        return reader(s, st, ret);
+}
+
+static int store_collect(azi3_store *s, sqlite3_stmt *st, size_t size, row_reader reader, const char *what,
+                         void **ret, size_t *ret_n) {
+        _cleanup_free_ void *a = NULL;
+        size_t n = 0, allocated = 0;
+        int r;
+
+        for (;;) {
+                r = store_step(s, st, what);
+                if (r < 0)
+                        return r;
+                if (r == 0)
+                        break;
+                if (n == allocated) {
+                        size_t m = allocated ? allocated * 2 : 8;
+                        void *b = reallocarray(a, m, size);
+                        if (!b)
+                                return -ENOMEM;
+                        a = b;
+                        allocated = m;
+                }
+                r = reader(s, st, (char *) a + n * size);
+                if (r < 0)
+                        return r;
+                n++;
+        }
+
+        *ret = n > 0 ? TAKE_PTR(a) : NULL;
+        *ret_n = n;
+        return 0;
+}
+
+/* --- sessions ------------------------------------------------------------------------------ */
+
+static bool local_day_valid(const char *d) {
+        if (!d || strlen(d) != AZI3_LOCAL_DAY_LEN)
+                return false;
+        for (size_t i = 0; i < AZI3_LOCAL_DAY_LEN; i++)
+                if (i == 4 || i == 7 ? d[i] != '-' : (d[i] < '0' || d[i] > '9'))
+                        return false;
+        return true;
+}
+
+static int check_session_key(azi3_store *s, int64_t robot_id, const char *rule_id, const char *local_day) {
+        if (robot_id < 0)
+                return store_fail(s, -EINVAL, "robot id %" PRId64 " is negative, expected >= 0", robot_id);
+        if (isempty(rule_id))
+                return store_fail(s, -EINVAL, "empty rule id, expected the rule's rule_id");
+        if (strlen(rule_id) > AZI3_RULE_ID_MAX)
+                return store_fail(s, -ENAMETOOLONG, "rule id \"%.40s...\" is longer than %d bytes", rule_id,
+                                  AZI3_RULE_ID_MAX);
+        if (!local_day_valid(local_day))
+                return store_fail(s, -EINVAL, "local day \"%s\" is not a date, expected YYYY-MM-DD",
+                                  local_day ? local_day : "(null)");
+        return 0;
+}
+
+int azi3_store_session_find(azi3_store *s, int64_t robot_id, const char *rule_id, const char *local_day,
+                            azi3_session *ret) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        char notfound[256];
+        int r;
+
+        r = check_session_key(s, robot_id, rule_id, local_day);
+        if (r < 0)
+                return r;
+        r = store_prepare(s, &st,
+                          "SELECT " SESSION_COLUMNS " FROM sessions WHERE robot_id = ? AND rule_id = ? AND local_day = ?",
+                          "itt", robot_id, rule_id, local_day);
+        if (r < 0)
+                return r;
+        snprintf(notfound, sizeof(notfound), "no session for robot %" PRId64 ", rule %s, day %s", robot_id,
+                 rule_id, local_day);
+        return store_get_one(s, st, read_session, ret, notfound);
+}
+
+int azi3_store_session_create(azi3_store *s, int64_t robot_id, const char *rule_id, const char *local_day,
+                              const window_params *p, usec_t created_usec, azi3_session *ret) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        azi3_session x = {};
+        tx_kind kind;
+        int r, created;
+
+        r = check_session_key(s, robot_id, rule_id, local_day);
+        if (r < 0)
+                return r;
+        if (!window_params_valid(p))
+                return store_fail(s, -EINVAL, "session of robot %" PRId64 ", rule %s, day %s: expected A < B and W > 0",
+                                  robot_id, rule_id, local_day);
+
+        r = tx_enter(s, &kind);
+        if (r < 0)
+                return r;
+        r = store_prepare(s, &st,
+                          "INSERT INTO sessions (robot_id, rule_id, local_day, start_usec, end_usec, window_usec, created_usec) "
+                          "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (robot_id, rule_id, local_day) DO NOTHING",
+                          "ittuuuu", robot_id, rule_id, local_day, p->a, p->b, p->w, created_usec);
+        if (r >= 0)
+                r = store_run(s, st, "creating a session");
+        created = r > 0;
+        if (r >= 0)
+                r = azi3_store_session_find(s, robot_id, rule_id, local_day, &x);
+        r = tx_leave(s, kind, r);
+        if (r < 0)
+                return r;
+
+        *ret = x;
+        return created;
+}
+
+int azi3_store_session_get(azi3_store *s, int64_t session_id, azi3_session *ret) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        char notfound[64];
+        int r;
+
+        r = store_prepare(s, &st, "SELECT " SESSION_COLUMNS " FROM sessions WHERE id = ?", "i", session_id);
+        if (r < 0)
+                return r;
+        snprintf(notfound, sizeof(notfound), "no session %" PRId64, session_id);
+        return store_get_one(s, st, read_session, ret, notfound);
+}
+
+int azi3_store_session_find_by_subscription(azi3_store *s, int64_t subscription_id, int64_t robot_id,
+                                            azi3_session *ret) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        char notfound[128];
+        int r;
+
+        r = store_prepare(s, &st, "SELECT " SESSION_COLUMNS " FROM sessions WHERE subscription_id = ? AND robot_id = ?",
+                          "ii", subscription_id, robot_id);
+        if (r < 0)
+                return r;
+        snprintf(notfound, sizeof(notfound), "no session for subscription %" PRId64 " of robot %" PRId64,
+                 subscription_id, robot_id);
+        return store_get_one(s, st, read_session, ret, notfound);
+}
+
+int azi3_store_session_set_subscription(azi3_store *s, int64_t session_id, int64_t subscription_id) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        azi3_session x;
+        tx_kind kind;
+        int r;
+
+        if (subscription_id <= 0)
+                return store_fail(s, -EINVAL, "subscription id %" PRId64 " is not positive", subscription_id);
+
+        r = tx_enter(s, &kind);
+        if (r < 0)
+                return r;
+        r = azi3_store_session_get(s, session_id, &x);
+        if (r >= 0 && x.subscription_id != 0 && x.subscription_id != subscription_id)
+                r = store_fail(s, -EEXIST, "session %" PRId64 " already has subscription %" PRId64 ", not %" PRId64,
+                               session_id, x.subscription_id, subscription_id);
+        if (r >= 0 && x.subscription_id == 0) {
+                r = store_prepare(s, &st, "UPDATE sessions SET subscription_id = ? WHERE id = ?", "ii",
+                                  subscription_id, session_id);
+                if (r >= 0)
+                        r = store_run(s, st, "storing the subscription id");
+                if (r == -EEXIST)
+                        r = store_fail(s, -EEXIST, "subscription %" PRId64 " of robot %" PRId64
+                                       " already belongs to another session", subscription_id, x.robot_id);
+        }
+        return tx_leave(s, kind, r < 0 ? r : 0);
+}
+
+static int count_windows(azi3_store *s, int64_t session_id, const char *where, int64_t *ret) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        char sql[256];
+        int r;
+
+        snprintf(sql, sizeof(sql), "SELECT count(*) FROM windows WHERE session_id = ? AND %s", where);
+        r = store_prepare(s, &st, sql, "i", session_id);
+        if (r < 0)
+                return r;
+        r = store_step(s, st, "counting windows");
+        if (r < 0)
+                return r;
+        *ret = sqlite3_column_int64(st, 0);
+        return 0;
+}
+
+int azi3_store_session_complete(azi3_store *s, int64_t session_id, usec_t completed_usec, session_result *ret) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        azi3_session x;
+        int64_t n_current = 0, n_owed = 0, n_alarmed = 0;
+        session_result result = SESSION_RESULT_NO_ALARMS;
+        tx_kind kind;
+        int r;
+
+        if (completed_usec == 0)
+                return store_fail(s, -EINVAL, "completion time of session %" PRId64 " is 0", session_id);
+
+        r = tx_enter(s, &kind);
+        if (r < 0)
+                return r;
+        r = azi3_store_session_get(s, session_id, &x);
+        if (r >= 0 && x.completed)
+                r = store_fail(s, -EALREADY, "session %" PRId64 " is already completed", session_id);
+        if (r >= 0)
+                r = count_windows(s, session_id, "closed_usec IS NULL", &n_current);
+        if (r >= 0)
+                r = count_windows(s, session_id, "alarm_state = 'owed'", &n_owed);
+        if (r >= 0)
+                r = count_windows(s, session_id, "alarm_state = 'alarmed'", &n_alarmed);
+        if (r >= 0 && (n_current > 0 || n_owed > 0))
+                r = store_fail(s, -EBUSY,
+                               "session %" PRId64 " cannot complete: %" PRId64 " current window(s) and %" PRId64
+                               " owed alarm(s), expected none",
+                               session_id, n_current, n_owed);
+        if (r >= 0) {
+                result = window_session_result((size_t) n_alarmed);
+                r = store_prepare(s, &st,
+                                  "UPDATE sessions SET state = 'completed', result = ?, completed_usec = ? WHERE id = ?",
+                                  "tui", result_names[result], completed_usec, session_id);
+        }
+        if (r >= 0)
+                r = store_run(s, st, "completing a session");
+        r = tx_leave(s, kind, r);
+        if (r < 0)
+                return r;
+        if (ret)
+                *ret = result;
+        return 0;
+}
+
+int azi3_store_sessions_list_open(azi3_store *s, azi3_session **ret, size_t *ret_n) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        int r;
+
+        r = store_prepare(s, &st, "SELECT " SESSION_COLUMNS " FROM sessions WHERE state = 'open' ORDER BY end_usec, id",
+                          "");
+        if (r < 0)
+                return r;
+        return store_collect(s, st, sizeof(azi3_session), read_session, "listing open sessions", (void **) ret, ret_n);
+}
+
+int azi3_store_sessions_list(azi3_store *s, const char *local_day, int64_t robot_id, azi3_session **ret,
+                             size_t *ret_n) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        int r;
+
+        r = store_prepare(s, &st,
+                          "SELECT " SESSION_COLUMNS " FROM sessions "
+                          "WHERE (?1 IS NULL OR local_day = ?1) AND (?2 < 0 OR robot_id = ?2) "
+                          "ORDER BY local_day, robot_id, rule_id",
+                          "ti", local_day, robot_id);
+        if (r < 0)
+                return r;
+        return store_collect(s, st, sizeof(azi3_session), read_session, "listing sessions", (void **) ret, ret_n);
+}
+
+int azi3_store_sessions_delete_completed(azi3_store *s, usec_t cutoff, size_t *ret_n) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        int r;
+
+        /* Windows and events go with their session: ON DELETE CASCADE. */
+        r = store_prepare(s, &st, "DELETE FROM sessions WHERE state = 'completed' AND completed_usec < ?", "u",
+                          MIN(cutoff, (usec_t) INT64_MAX));
+        if (r < 0)
+                return r;
+        r = store_run(s, st, "deleting completed sessions");
+        if (r < 0)
+                return r;
+        if (ret_n)
+                *ret_n = (size_t) r;
+        return 0;
+}
+
+/* --- windows ------------------------------------------------------------------------------- */
+
+int azi3_store_window_get(azi3_store *s, int64_t window_id, azi3_window *ret) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        char notfound[64];
+        int r;
+
+        r = store_prepare(s, &st, "SELECT " WINDOW_COLUMNS " FROM windows WHERE id = ?", "i", window_id);
+        if (r < 0)
+                return r;
+        snprintf(notfound, sizeof(notfound), "no window %" PRId64, window_id);
+        return store_get_one(s, st, read_window, ret, notfound);
+}
+
+int azi3_store_window_current(azi3_store *s, int64_t session_id, azi3_window *ret) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        char notfound[64];
+        int r;
+
+        r = store_prepare(s, &st, "SELECT " WINDOW_COLUMNS " FROM windows WHERE session_id = ? AND closed_usec IS NULL",
+                          "i", session_id);
+        if (r < 0)
+                return r;
+        snprintf(notfound, sizeof(notfound), "session %" PRId64 " has no current window", session_id);
+        return store_get_one(s, st, read_window, ret, notfound);
+}
+
+/* A random (version 4) UUID: fixed when the window opens, so every attempt to post its alarm
+ * carries the same reference, and unlike row ids it is never reused after a retention delete
+ * or a fresh file. */
+static int make_reference_id(char *buf, size_t size) {
+        uint8_t b[16];
+        ssize_t n;
+
+        n = getrandom(b, sizeof(b), 0);
+        if (n < 0)
+                return -errno;
+        if ((size_t) n != sizeof(b))
+                return -EIO;
+        b[6] = (uint8_t) ((b[6] & 0x0f) | 0x40);
+        b[8] = (uint8_t) ((b[8] & 0x3f) | 0x80);
+        snprintf(buf, size,
+                 "azi3-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+                 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+        return 0;
+}
+
+int azi3_store_window_open(azi3_store *s, int64_t session_id, const window_span *span, azi3_window *ret) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        char ref[AZI3_REFERENCE_ID_MAX];
+        azi3_session x;
+        azi3_window w;
+        tx_kind kind;
+        int r;
+
+        r = make_reference_id(ref, sizeof(ref));
+        if (r < 0)
+                return store_fail(s, r, "cannot draw random bytes for an alarm reference id: %s", strerror(-r));
+
+        r = tx_enter(s, &kind);
+        if (r < 0)
+                return r;
+        r = azi3_store_session_get(s, session_id, &x);
+        if (r >= 0 && x.completed)
+                r = store_fail(s, -ESTALE, "session %" PRId64 " is completed, it takes no new windows", session_id);
+        if (r >= 0 && !window_span_valid(&x.params, span))
+                r = store_fail(s, -EINVAL,
+                               "window [%" PRIu64 ", %" PRIu64 ") does not fit session %" PRId64
+                               ", expected [t, min(t+W, B)) inside [A, B)",
+                               span->since, span->until, session_id);
+        if (r >= 0)
+                r = store_prepare(s, &st, "INSERT INTO windows (session_id, since_usec, until_usec, alarm_reference_id) "
+                                  "VALUES (?, ?, ?, ?)",
+                                  "iuut", session_id, span->since, span->until, ref);
+        if (r >= 0) {
+                r = store_run(s, st, "opening a window");
+                if (r == -EEXIST)
+                        r = store_fail(s, -EEXIST, "session %" PRId64 " already has a current window: %s", session_id,
+                                       sqlite3_errmsg(s->db));
+        }
+        if (r >= 0 && ret)
+                r = azi3_store_window_get(s, sqlite3_last_insert_rowid(s->db), &w);
+        r = tx_leave(s, kind, r);
+        if (r < 0)
+                return r;
+        if (ret)
+                *ret = w;
+        return 0;
+}
+
+int azi3_store_window_close(azi3_store *s, int64_t window_id, usec_t closed_usec, window_close_reason reason,
+                            int64_t closing_event_id) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        azi3_window w;
+        int r;
+
+        if (reason < 0 || reason >= _WINDOW_CLOSE_REASON_MAX)
+                return store_fail(s, -EINVAL, "window %" PRId64 ": invalid closing reason %d", window_id, (int) reason);
+        if (closing_event_id < 0)
+                return store_fail(s, -EINVAL, "window %" PRId64 ": closing event id %" PRId64 " is negative", window_id,
+                                  closing_event_id);
+
+        r = store_prepare(s, &st,
+                          "UPDATE windows SET closed_usec = ?, reason = ?, closing_event_id = ?, alarm_state = ? "
+                          "WHERE id = ? AND closed_usec IS NULL",
+                          "utzti", closed_usec, reason_names[reason], closing_event_id,
+                          reason == WINDOW_CLOSE_EXPIRED ? "owed" : NULL, window_id);
+        if (r < 0)
+                return r;
+        r = store_run(s, st, "closing a window");
+        if (r != 0)
+                return r < 0 ? r : 0;
+
+        r = azi3_store_window_get(s, window_id, &w);
+        if (r < 0)
+                return r;
+        return store_fail(s, -EALREADY, "window %" PRId64 " is already closed (%s)", window_id, reason_names[w.reason]);
+}
+
+int azi3_store_apply_transition(azi3_store *s, int64_t session_id, int64_t current_window_id,
+                                const window_transition *t, usec_t at, int64_t event_id,
+                                azi3_window *ret_opened) {
+        azi3_window cur, opened;
+        tx_kind kind;
+        int r;
+
+        if (t->close && (t->alarm == WINDOW_ALARM_OWED) != (t->reason == WINDOW_CLOSE_EXPIRED))
+                return store_fail(s, -EINVAL, "transition of session %" PRId64 " owes an alarm iff expired, got %s/%d",
+                                  session_id, t->reason >= 0 && t->reason < _WINDOW_CLOSE_REASON_MAX ? reason_names[t->reason] : "?",
+                                  (int) t->alarm);
+        if (!t->close && !t->open)
+                return 0;
+
+        r = tx_enter(s, &kind);
+        if (r < 0)
+                return r;
+        if (t->close) {
+                r = azi3_store_window_get(s, current_window_id, &cur);
+                if (r >= 0 && cur.session_id != session_id)
+                        r = store_fail(s, -EINVAL, "window %" PRId64 " belongs to session %" PRId64 ", not %" PRId64,
+                                       current_window_id, cur.session_id, session_id);
+                if (r >= 0)
+                        r = azi3_store_window_close(s, current_window_id, at, t->reason, event_id);
+        }
+        if (r >= 0 && t->open)
+                r = azi3_store_window_open(s, session_id, &t->next, &opened);
+        r = tx_leave(s, kind, r);
+        if (r < 0)
+                return r;
+        if (t->open && ret_opened)
+                *ret_opened = opened;
+        return t->open ? 1 : 0;
+}
+
+int azi3_store_windows_list(azi3_store *s, int64_t session_id, azi3_window **ret, size_t *ret_n) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        int r;
+
+        r = store_prepare(s, &st, "SELECT " WINDOW_COLUMNS " FROM windows WHERE session_id = ? ORDER BY since_usec, id",
+                          "i", session_id);
+        if (r < 0)
+                return r;
+        return store_collect(s, st, sizeof(azi3_window), read_window, "listing windows", (void **) ret, ret_n);
+}
+
+int azi3_store_alarms_owed(azi3_store *s, int64_t session_id, azi3_window **ret, size_t *ret_n) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        int r;
+
+        r = store_prepare(s, &st,
+                          "SELECT " WINDOW_COLUMNS " FROM windows WHERE alarm_state = 'owed' AND (?1 = 0 OR session_id = ?1) "
+                          "ORDER BY since_usec, until_usec, id",
+                          "i", session_id);
+        if (r < 0)
+                return r;
+        return store_collect(s, st, sizeof(azi3_window), read_window, "listing owed alarms", (void **) ret, ret_n);
+}
+
+int azi3_store_alarm_mark_posted(azi3_store *s, int64_t window_id, usec_t posted_usec, int64_t alarm_event_id) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        azi3_window w;
+        int r;
+
+        if (alarm_event_id <= 0)
+                return store_fail(s, -EINVAL, "window %" PRId64 ": alarm event id %" PRId64 " is not positive", window_id,
+                                  alarm_event_id);
+
+        r = store_prepare(s, &st,
+                          "UPDATE windows SET alarm_state = 'alarmed', alarm_posted_usec = ?, alarm_event_id = ? "
+                          "WHERE id = ? AND alarm_state = 'owed'",
+                          "uii", posted_usec, alarm_event_id, window_id);
+        if (r < 0)
+                return r;
+        r = store_run(s, st, "marking an alarm posted");
+        if (r != 0)
+                return r < 0 ? r : 0;
+
+        r = azi3_store_window_get(s, window_id, &w);
+        if (r < 0)
+                return r;
+        if (w.alarm == WINDOW_ALARM_ALARMED)
+                return store_fail(s, -EALREADY, "the alarm of window %" PRId64 " was already posted as event %" PRId64,
+                                  window_id, w.alarm_event_id);
+        return store_fail(s, -EINVAL, "window %" PRId64 " owes no alarm (it is %s)", window_id,
+                          w.current ? "current" : reason_names[w.reason]);
+}
+
+/* --- events -------------------------------------------------------------------------------- */
+
+int azi3_store_event_record(azi3_store *s, int64_t session_id, int64_t source_event_id, usec_t created_usec,
+                            usec_t applied_usec, window_event_outcome outcome) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        const char *o;
+        int r;
+
+        switch (outcome) {
+        case WINDOW_EVENT_STALE:
+                o = "stale";
+                break;
+        case WINDOW_EVENT_ACTIVITY:
+        case WINDOW_EVENT_LATE:
+                o = "applied";
+                break;
+        default:
+                return store_fail(s, -EINVAL, "event %" PRId64 ": outcome %d is not recordable", source_event_id,
+                                  (int) outcome);
+        }
+        if (source_event_id <= 0)
+                return store_fail(s, -EINVAL, "source event id %" PRId64 " is not positive", source_event_id);
+
+        r = store_prepare(s, &st,
+                          "INSERT INTO events (session_id, source_event_id, created_usec, applied_usec, outcome) "
+                          "VALUES (?, ?, ?, ?, ?) ON CONFLICT (session_id, source_event_id) DO NOTHING",
+                          "iiuut", session_id, source_event_id, created_usec, applied_usec, o);
+        if (r < 0)
+                return r;
+        r = store_run(s, st, "recording an event");
+        if (r == -ENOENT)
+                return store_fail(s, -ENOENT, "event %" PRId64 ": no session %" PRId64, source_event_id, session_id);
+        if (r < 0)
+                return r;
+        return r > 0 ? 1 : 0;
+}
+
+int azi3_store_event_seen(azi3_store *s, int64_t session_id, int64_t source_event_id) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        int r;
+
+        r = store_prepare(s, &st, "SELECT 1 FROM events WHERE session_id = ? AND source_event_id = ?", "ii", session_id,
+                          source_event_id);
+        if (r < 0)
+                return r;
+        return store_step(s, st, "looking up an event");
+}
+
+int azi3_store_events_list(azi3_store *s, int64_t session_id, azi3_event **ret, size_t *ret_n) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        int r;
+
+        r = store_prepare(s, &st,
+                          "SELECT session_id, source_event_id, created_usec, applied_usec, outcome FROM events "
+                          "WHERE session_id = ? ORDER BY created_usec, source_event_id",
+                          "i", session_id);
+        if (r < 0)
+                return r;
+        return store_collect(s, st, sizeof(azi3_event), read_event, "listing events", (void **) ret, ret_n);
+}
+
+/* --- pending unsubscriptions --------------------------------------------------------------- */
+
+int azi3_store_unsubscription_add(azi3_store *s, int64_t robot_id, int64_t subscription_id,
+                                  usec_t next_attempt_usec) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        int r;
+
+        if (subscription_id <= 0)
+                return store_fail(s, -EINVAL, "subscription id %" PRId64 " is not positive", subscription_id);
+
+        r = store_prepare(s, &st,
+                          "INSERT INTO pending_unsubscriptions (robot_id, subscription_id, next_attempt_usec) "
+                          "VALUES (?, ?, ?) ON CONFLICT (robot_id, subscription_id) DO NOTHING",
+                          "iiu", robot_id, subscription_id, next_attempt_usec);
+        if (r < 0)
+                return r;
+        r = store_run(s, st, "queuing an unsubscription");
+        if (r < 0)
+                return r;
+        return r > 0 ? 1 : 0;
+}
+
+int azi3_store_unsubscription_failed(azi3_store *s, int64_t robot_id, int64_t subscription_id, const char *error,
+                                     usec_t next_attempt_usec) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        int r;
+
+        r = store_prepare(s, &st,
+                          "UPDATE pending_unsubscriptions SET attempts = attempts + 1, last_error = ?, next_attempt_usec = ? "
+                          "WHERE robot_id = ? AND subscription_id = ?",
+                          "tuii", error, next_attempt_usec, robot_id, subscription_id);
+        if (r < 0)
+                return r;
+        r = store_run(s, st, "recording a failed unsubscription");
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return store_fail(s, -ENOENT, "no pending unsubscription %" PRId64 " of robot %" PRId64, subscription_id,
+                                  robot_id);
+        return 0;
+}
+
+int azi3_store_unsubscriptions_due(azi3_store *s, usec_t now, azi3_unsubscription **ret, size_t *ret_n) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        int r;
+
+        r = store_prepare(s, &st,
+                          "SELECT robot_id, subscription_id, attempts, last_error, next_attempt_usec "
+                          "FROM pending_unsubscriptions WHERE next_attempt_usec <= ? "
+                          "ORDER BY next_attempt_usec, robot_id, subscription_id",
+                          "u", MIN(now, (usec_t) INT64_MAX));
+        if (r < 0)
+                return r;
+        return store_collect(s, st, sizeof(azi3_unsubscription), read_unsubscription, "listing pending unsubscriptions",
+                             (void **) ret, ret_n);
+}
+
+int azi3_store_unsubscription_remove(azi3_store *s, int64_t robot_id, int64_t subscription_id) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        int r;
+
+        r = store_prepare(s, &st, "DELETE FROM pending_unsubscriptions WHERE robot_id = ? AND subscription_id = ?", "ii",
+                          robot_id, subscription_id);
+        if (r < 0)
+                return r;
+        r = store_run(s, st, "removing a pending unsubscription");
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return store_fail(s, -ENOENT, "no pending unsubscription %" PRId64 " of robot %" PRId64, subscription_id,
+                                  robot_id);
+        return 0;
+}

@@ -1,0 +1,931 @@
+/* SPDX-License-Identifier: MIT */
+#include <check.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "azi3/store.h"
+
+#define MIN_ (60 * USEC_PER_SEC)
+#define A0 ((usec_t) 1774767600 * USEC_PER_SEC) /* 2026-03-29 07:00 UTC */
+#define W0 (2 * USEC_PER_HOUR)
+#define B0 (A0 + 15 * USEC_PER_HOUR)
+
+static char dir[64];
+static char path[128];
+
+static void setup(void) {
+        snprintf(dir, sizeof(dir), "/tmp/test-azi3-store-XXXXXX");
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+        snprintf(path, sizeof(path), "%s/azi3.db", dir);
+}
+
+static void teardown(void) {
+        char cmd[128];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+        ck_assert_int_eq(system(cmd), 0);
+}
+
+static azi3_store *open_ok(void) {
+        azi3_store *s = NULL;
+        char err[512] = "";
+        int r = azi3_store_open(path, err, sizeof(err), &s);
+        ck_assert_msg(r == 0, "open %s: %d %s", path, r, err);
+        return s;
+}
+
+static void *mfree(void *p) {
+        free(p);
+        return NULL;
+}
+
+static const window_params P0 = { .a = A0, .b = B0, .w = W0 };
+
+/* A session with its first window, the way monitoring-scheduler creates one. */
+static azi3_session make_session(azi3_store *s, int64_t robot, const char *rule, const char *day) {
+        azi3_session x;
+        window_span first;
+        ck_assert_int_eq(azi3_store_begin(s), 0);
+        ck_assert_int_ge(azi3_store_session_create(s, robot, rule, day, &P0, A0, &x), 0);
+        ck_assert_int_eq(window_first(&x.params, &first), 0);
+        ck_assert_int_eq(azi3_store_window_open(s, x.id, &first, NULL), 0);
+        ck_assert_int_eq(azi3_store_commit(s), 0);
+        return x;
+}
+
+/* The pattern the jobs use: lock, read, compute with the pure model, write, commit. Returns
+ * the model's outcome or a negative errno. */
+static int apply_event(azi3_store *s, int64_t session_id, int64_t event_id, usec_t e, usec_t now) {
+        azi3_session x;
+        azi3_window cur;
+        window_transition t;
+        bool has_cur;
+        int r, o;
+
+        r = azi3_store_begin(s);
+        if (r < 0)
+                return r;
+        _cleanup_(azi3_store_rollbackp) _unused_ azi3_store *tx = s;
+
+        r = azi3_store_session_get(s, session_id, &x);
+        if (r < 0)
+                return r;
+        r = azi3_store_window_current(s, session_id, &cur);
+        if (r < 0 && r != -ENOENT)
+                return r;
+        has_cur = r >= 0;
+        r = azi3_store_event_seen(s, session_id, event_id);
+        if (r < 0)
+                return r;
+        o = window_apply_event(&x.params, has_cur ? &cur.span : NULL, r > 0, e, &t);
+        if (o < 0 || o == WINDOW_EVENT_DUPLICATE)
+                return o;
+        r = azi3_store_apply_transition(s, session_id, has_cur ? cur.id : 0, &t, now, event_id, NULL);
+        if (r < 0)
+                return r;
+        r = azi3_store_event_record(s, session_id, event_id, e, now, (window_event_outcome) o);
+        if (r < 0)
+                return r;
+        r = azi3_store_commit(s);
+        return r < 0 ? r : o;
+}
+
+static int64_t count_rows(const char *sql) {
+        sqlite3 *db;
+        sqlite3_stmt *st;
+        int64_t n;
+
+        ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+        ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+        ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+        n = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+        return n;
+}
+
+static void assert_integrity(void) {
+        sqlite3 *db;
+        sqlite3_stmt *st;
+
+        ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+        ck_assert_int_eq(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL), SQLITE_OK);
+        ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+        ck_assert_str_eq((const char *) sqlite3_column_text(st, 0), "ok");
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+}
+
+static int raw_exec(const char *sql) {
+        sqlite3 *db;
+        int rc;
+        ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+        rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+        sqlite3_close(db);
+        return rc;
+}
+
+/* --- opening ------------------------------------------------------------------------------ */
+
+START_TEST(test_migrate_empty_and_reopen) {
+        _cleanup_(azi3_store_closep) azi3_store *s = NULL;
+        azi3_session x, y;
+        int v = 0, fd;
+
+        /* An existing empty file is a valid starting point, as is a missing one. */
+        fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+        ck_assert_int_ge(fd, 0);
+        close(fd);
+
+        s = open_ok();
+        ck_assert_int_eq(azi3_store_schema_version(s, &v), 0);
+        ck_assert_int_eq(v, AZI3_STORE_SCHEMA_VERSION);
+        x = make_session(s, 42, "toilet-activity", "2026-03-29");
+        s = azi3_store_close(s);
+        ck_assert_ptr_null(s);
+        ck_assert_int_eq(count_rows("PRAGMA user_version"), AZI3_STORE_SCHEMA_VERSION);
+        ck_assert_int_eq(count_rows("SELECT count(*) FROM sessions"), 1);
+
+        s = open_ok();
+        ck_assert_int_eq(azi3_store_schema_version(s, &v), 0);
+        ck_assert_int_eq(v, AZI3_STORE_SCHEMA_VERSION);
+        ck_assert_int_eq(azi3_store_session_find(s, 42, "toilet-activity", "2026-03-29", &y), 0);
+        ck_assert_int_eq(y.id, x.id);
+        ck_assert_uint_eq(y.params.a, A0);
+        ck_assert_uint_eq(y.params.b, B0);
+        ck_assert_uint_eq(y.params.w, W0);
+        ck_assert_int_eq(count_rows("SELECT count(*) FROM windows"), 1);
+
+        /* Settings that are per file persist; WAL is one of them. */
+        {
+                sqlite3 *db;
+                sqlite3_stmt *st;
+                ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+                ck_assert_int_eq(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
+                ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+                ck_assert_str_eq((const char *) sqlite3_column_text(st, 0), "wal");
+                sqlite3_finalize(st);
+                sqlite3_close(db);
+        }
+
+        ck_assert_ptr_null(azi3_store_close(NULL));
+}
+END_TEST
+
+START_TEST(test_newer_version_refused) {
+        azi3_store *s = NULL;
+        char err[512] = "";
+
+        s = open_ok();
+        s = azi3_store_close(s);
+        ck_assert_int_eq(raw_exec("PRAGMA user_version = 99"), SQLITE_OK);
+
+        ck_assert_int_eq(azi3_store_open(path, err, sizeof(err), &s), -EPROTONOSUPPORT);
+        ck_assert_ptr_null(s);
+        ck_assert_msg(strstr(err, path) && strstr(err, "99") && strstr(err, "newer"), "message: %s", err);
+        /* Refusing must not touch the file. */
+        ck_assert_int_eq(count_rows("PRAGMA user_version"), 99);
+}
+END_TEST
+
+START_TEST(test_foreign_file_refused) {
+        azi3_store *s = NULL;
+        char err[512] = "";
+        FILE *f;
+
+        ck_assert_int_eq(raw_exec("CREATE TABLE history (x INTEGER)"), SQLITE_OK);
+        ck_assert_int_eq(azi3_store_open(path, err, sizeof(err), &s), -EBADMSG);
+        ck_assert_msg(strstr(err, "expected an azi3 store"), "message: %s", err);
+        ck_assert_ptr_null(s);
+
+        unlink(path);
+        f = fopen(path, "we");
+        ck_assert_ptr_nonnull(f);
+        fputs("this is not a database, it is a text file that is long enough to have a header\n", f);
+        fclose(f);
+        ck_assert_int_eq(azi3_store_open(path, err, sizeof(err), &s), -EBADMSG);
+        ck_assert_msg(strstr(err, "not a database"), "message: %s", err);
+}
+END_TEST
+
+START_TEST(test_open_errors) {
+        azi3_store *s = NULL;
+        char err[512] = "", bad[192];
+
+        snprintf(bad, sizeof(bad), "%s/no/such/dir/azi3.db", dir);
+        ck_assert_int_eq(azi3_store_open(bad, err, sizeof(err), &s), -ENOENT);
+        ck_assert_msg(strstr(err, bad) && strstr(err, "unable to open"), "message: %s", err);
+        ck_assert_int_eq(azi3_store_open("", err, sizeof(err), &s), -EINVAL);
+        ck_assert_ptr_null(s);
+}
+END_TEST
+
+/* --- sessions ----------------------------------------------------------------------------- */
+
+START_TEST(test_session_idempotent) {
+        _cleanup_(azi3_store_closep) azi3_store *s = open_ok();
+        azi3_session x, y, z;
+        window_params other = { .a = A0 + USEC_PER_HOUR, .b = B0, .w = W0 };
+        char longid[AZI3_RULE_ID_MAX + 2];
+
+        ck_assert_int_eq(azi3_store_session_create(s, 42, "toilet", "2026-03-29", &P0, A0 + 5, &x), 1);
+        ck_assert_int_gt(x.id, 0);
+        ck_assert_str_eq(x.rule_id, "toilet");
+        ck_assert_str_eq(x.local_day, "2026-03-29");
+        ck_assert(!x.completed);
+        ck_assert_int_eq(x.subscription_id, 0);
+        ck_assert_uint_eq(x.created_usec, A0 + 5);
+        ck_assert_uint_eq(x.completed_usec, 0);
+
+        /* Again, even with other parameters: the existing one, unchanged. */
+        ck_assert_int_eq(azi3_store_session_create(s, 42, "toilet", "2026-03-29", &other, A0 + 9, &y), 0);
+        ck_assert_int_eq(y.id, x.id);
+        ck_assert_uint_eq(y.params.a, A0);
+        ck_assert_uint_eq(y.created_usec, A0 + 5);
+
+        /* Any part of the key differing makes another session. */
+        ck_assert_int_eq(azi3_store_session_create(s, 42, "toilet", "2026-03-30", &P0, A0, &z), 1);
+        ck_assert_int_ne(z.id, x.id);
+        ck_assert_int_eq(azi3_store_session_create(s, 43, "toilet", "2026-03-29", &P0, A0, &z), 1);
+        ck_assert_int_eq(azi3_store_session_create(s, 42, "other", "2026-03-29", &P0, A0, &z), 1);
+        ck_assert_int_eq(count_rows("SELECT count(*) FROM sessions"), 4);
+
+        /* Bad input is refused before touching the file, *ret untouched. */
+        z.id = -7;
+        ck_assert_int_eq(azi3_store_session_create(s, 42, "toilet", "2026-3-29", &P0, A0, &z), -EINVAL);
+        ck_assert_msg(strstr(azi3_store_last_error(s), "YYYY-MM-DD"), "%s", azi3_store_last_error(s));
+        ck_assert_int_eq(azi3_store_session_create(s, 42, "", "2026-03-29", &P0, A0, &z), -EINVAL);
+        ck_assert_int_eq(azi3_store_session_create(s, -1, "toilet", "2026-03-29", &P0, A0, &z), -EINVAL);
+        memset(longid, 'r', sizeof(longid) - 1);
+        longid[sizeof(longid) - 1] = 0;
+        ck_assert_int_eq(azi3_store_session_create(s, 42, longid, "2026-03-29", &P0, A0, &z), -ENAMETOOLONG);
+        other = (window_params) { .a = B0, .b = A0, .w = W0 };
+        ck_assert_int_eq(azi3_store_session_create(s, 42, "toilet", "2026-04-01", &other, A0, &z), -EINVAL);
+        ck_assert_int_eq(z.id, -7);
+
+        ck_assert_int_eq(azi3_store_session_find(s, 42, "toilet", "2026-03-29", &y), 0);
+        ck_assert_int_eq(y.id, x.id);
+        ck_assert_int_eq(azi3_store_session_find(s, 42, "toilet", "2026-03-31", &y), -ENOENT);
+        ck_assert_msg(strstr(azi3_store_last_error(s), "2026-03-31"), "%s", azi3_store_last_error(s));
+        ck_assert_int_eq(azi3_store_session_get(s, x.id, &y), 0);
+        ck_assert_int_eq(azi3_store_session_get(s, 9999, &y), -ENOENT);
+}
+END_TEST
+
+START_TEST(test_subscription) {
+        _cleanup_(azi3_store_closep) azi3_store *s = open_ok();
+        azi3_session x = make_session(s, 42, "toilet", "2026-03-29");
+        azi3_session y = make_session(s, 42, "toilet", "2026-03-30");
+        azi3_session z = make_session(s, 7, "toilet", "2026-03-29");
+        azi3_session f;
+
+        ck_assert_int_eq(azi3_store_session_find_by_subscription(s, 123, 42, &f), -ENOENT);
+        ck_assert_int_eq(azi3_store_session_set_subscription(s, x.id, 123), 0);
+        ck_assert_int_eq(azi3_store_session_set_subscription(s, x.id, 123), 0); /* same: no-op */
+        ck_assert_int_eq(azi3_store_session_set_subscription(s, x.id, 124), -EEXIST);
+        ck_assert_int_eq(azi3_store_session_set_subscription(s, y.id, 123), -EEXIST);
+        ck_assert_msg(strstr(azi3_store_last_error(s), "another session"), "%s", azi3_store_last_error(s));
+        ck_assert_int_eq(azi3_store_session_set_subscription(s, z.id, 123), 0); /* other robot */
+        ck_assert_int_eq(azi3_store_session_set_subscription(s, 999, 5), -ENOENT);
+        ck_assert_int_eq(azi3_store_session_set_subscription(s, y.id, 0), -EINVAL);
+
+        ck_assert_int_eq(azi3_store_session_find_by_subscription(s, 123, 42, &f), 0);
+        ck_assert_int_eq(f.id, x.id);
+        ck_assert_int_eq(f.subscription_id, 123);
+        ck_assert_int_eq(azi3_store_session_find_by_subscription(s, 123, 7, &f), 0);
+        ck_assert_int_eq(f.id, z.id);
+        ck_assert_int_eq(azi3_store_session_find_by_subscription(s, 123, 8, &f), -ENOENT);
+        ck_assert_int_eq(azi3_store_session_get(s, y.id, &f), 0);
+        ck_assert_int_eq(f.subscription_id, 0);
+}
+END_TEST
+
+START_TEST(test_sessions_list) {
+        _cleanup_(azi3_store_closep) azi3_store *s = open_ok();
+        _cleanup_free_ azi3_session *l = NULL;
+        size_t n = 99;
+
+        ck_assert_int_eq(azi3_store_sessions_list(s, NULL, -1, &l, &n), 0);
+        ck_assert_uint_eq(n, 0);
+        ck_assert_ptr_null(l);
+
+        make_session(s, 43, "b", "2026-03-29");
+        make_session(s, 42, "b", "2026-03-29");
+        make_session(s, 42, "a", "2026-03-29");
+        make_session(s, 42, "a", "2026-03-28");
+
+        ck_assert_int_eq(azi3_store_sessions_list(s, "2026-03-29", -1, &l, &n), 0);
+        ck_assert_uint_eq(n, 3);
+        ck_assert(l[0].robot_id == 42 && streq(l[0].rule_id, "a"));
+        ck_assert(l[1].robot_id == 42 && streq(l[1].rule_id, "b"));
+        ck_assert(l[2].robot_id == 43 && streq(l[2].rule_id, "b"));
+        l = mfree(l);
+
+        ck_assert_int_eq(azi3_store_sessions_list(s, NULL, 42, &l, &n), 0);
+        ck_assert_uint_eq(n, 3);
+        ck_assert_str_eq(l[0].local_day, "2026-03-28");
+        l = mfree(l);
+
+        ck_assert_int_eq(azi3_store_sessions_list(s, "2026-03-28", 43, &l, &n), 0);
+        ck_assert_uint_eq(n, 0);
+        ck_assert_int_eq(azi3_store_sessions_list_open(s, &l, &n), 0);
+        ck_assert_uint_eq(n, 4);
+}
+END_TEST
+
+/* --- windows ------------------------------------------------------------------------------ */
+
+START_TEST(test_one_current_window) {
+        _cleanup_(azi3_store_closep) azi3_store *s = open_ok();
+        azi3_session x;
+        azi3_window w, w2, cur;
+        window_span first, next = { A0 + 10 * MIN_, A0 + 10 * MIN_ + W0 }, bad = { A0, A0 + 5 * MIN_ };
+        char sql[256];
+
+        ck_assert_int_eq(azi3_store_session_create(s, 42, "toilet", "2026-03-29", &P0, A0, &x), 1);
+        ck_assert_int_eq(azi3_store_window_current(s, x.id, &cur), -ENOENT);
+        ck_assert_int_eq(window_first(&P0, &first), 0);
+        ck_assert_int_eq(azi3_store_window_open(s, x.id, &first, &w), 0);
+        ck_assert(w.current);
+        ck_assert_uint_eq(w.span.since, A0);
+        ck_assert_uint_eq(w.span.until, A0 + W0);
+        ck_assert_int_eq(w.alarm, WINDOW_ALARM_NONE);
+        ck_assert_msg(strncmp(w.alarm_reference_id, "azi3-", 5) == 0 && strlen(w.alarm_reference_id) == 41, "%s",
+                      w.alarm_reference_id);
+
+        /* A second current window: refused by the API and by the file itself. */
+        ck_assert_int_eq(azi3_store_window_open(s, x.id, &next, NULL), -EEXIST);
+        ck_assert_msg(strstr(azi3_store_last_error(s), "already has a current window"), "%s", azi3_store_last_error(s));
+        snprintf(sql, sizeof(sql),
+                 "INSERT INTO windows (session_id, since_usec, until_usec, alarm_reference_id) VALUES (%" PRId64
+                 ", 1, 2, 'x')",
+                 x.id);
+        ck_assert_int_eq(raw_exec(sql), SQLITE_CONSTRAINT);
+
+        ck_assert_int_eq(azi3_store_window_open(s, x.id, &bad, NULL), -EINVAL); /* not [t, min(t+W, B)) */
+        ck_assert_int_eq(azi3_store_window_open(s, 999, &next, NULL), -ENOENT);
+
+        ck_assert_int_eq(azi3_store_window_close(s, w.id, A0 + 10 * MIN_, WINDOW_CLOSE_ACTIVITY, 9001), 0);
+        ck_assert_int_eq(azi3_store_window_close(s, w.id, A0 + 11 * MIN_, WINDOW_CLOSE_ACTIVITY, 9002), -EALREADY);
+        ck_assert_int_eq(azi3_store_window_close(s, 999, A0, WINDOW_CLOSE_ACTIVITY, 0), -ENOENT);
+        ck_assert_int_eq(azi3_store_window_current(s, x.id, &cur), -ENOENT);
+        ck_assert_int_eq(azi3_store_window_open(s, x.id, &next, &w2), 0);
+        ck_assert_str_ne(w2.alarm_reference_id, w.alarm_reference_id);
+
+        ck_assert_int_eq(azi3_store_window_get(s, w.id, &w), 0);
+        ck_assert(!w.current);
+        ck_assert_int_eq(w.reason, WINDOW_CLOSE_ACTIVITY);
+        ck_assert_int_eq(w.closing_event_id, 9001);
+        ck_assert_uint_eq(w.closed_usec, A0 + 10 * MIN_);
+        ck_assert_int_eq(w.alarm, WINDOW_ALARM_NONE);
+
+        ck_assert_int_eq(azi3_store_window_current(s, x.id, &cur), 0);
+        ck_assert_int_eq(cur.id, w2.id);
+}
+END_TEST
+
+START_TEST(test_model_through_store) {
+        _cleanup_(azi3_store_closep) azi3_store *s = open_ok();
+        _cleanup_free_ azi3_window *l = NULL;
+        _cleanup_free_ azi3_event *ev = NULL;
+        azi3_session x = make_session(s, 42, "toilet", "2026-03-29");
+        size_t n;
+
+        /* inside, inside, after until (late: owed), stale (before since), duplicate, after B */
+        ck_assert_int_eq(apply_event(s, x.id, 1, A0 + 30 * MIN_, A0 + 31 * MIN_), WINDOW_EVENT_ACTIVITY);
+        ck_assert_int_eq(apply_event(s, x.id, 2, A0 + 60 * MIN_, A0 + 61 * MIN_), WINDOW_EVENT_ACTIVITY);
+        ck_assert_int_eq(apply_event(s, x.id, 3, A0 + 200 * MIN_, A0 + 201 * MIN_), WINDOW_EVENT_LATE);
+        ck_assert_int_eq(apply_event(s, x.id, 4, A0 + 100 * MIN_, A0 + 202 * MIN_), WINDOW_EVENT_STALE);
+        ck_assert_int_eq(apply_event(s, x.id, 2, A0 + 60 * MIN_, A0 + 203 * MIN_), WINDOW_EVENT_DUPLICATE);
+        ck_assert_int_eq(apply_event(s, x.id, 5, B0, B0), WINDOW_EVENT_STALE);
+
+        ck_assert_int_eq(azi3_store_windows_list(s, x.id, &l, &n), 0);
+        ck_assert_uint_eq(n, 4);
+        ck_assert(!l[0].current && l[0].reason == WINDOW_CLOSE_ACTIVITY && l[0].closing_event_id == 1);
+        ck_assert_uint_eq(l[1].span.since, A0 + 30 * MIN_);
+        ck_assert(!l[1].current && l[1].reason == WINDOW_CLOSE_ACTIVITY && l[1].closing_event_id == 2);
+        ck_assert(!l[2].current && l[2].reason == WINDOW_CLOSE_EXPIRED && l[2].closing_event_id == 3);
+        ck_assert_int_eq(l[2].alarm, WINDOW_ALARM_OWED);
+        ck_assert(l[3].current);
+        ck_assert_uint_eq(l[3].span.since, A0 + 200 * MIN_);
+        ck_assert_uint_eq(l[3].span.until, A0 + 200 * MIN_ + W0);
+
+        ck_assert_int_eq(azi3_store_events_list(s, x.id, &ev, &n), 0);
+        ck_assert_uint_eq(n, 5);
+        ck_assert(!ev[0].stale && ev[0].source_event_id == 1);
+        ck_assert(ev[2].stale && ev[2].source_event_id == 4); /* by created time */
+        ck_assert(ev[4].stale && ev[4].source_event_id == 5);
+}
+END_TEST
+
+START_TEST(test_transition_atomic) {
+        _cleanup_(azi3_store_closep) azi3_store *s = open_ok();
+        azi3_session x = make_session(s, 42, "toilet", "2026-03-29");
+        azi3_window cur, after;
+        window_transition t = {
+                .close = true, .reason = WINDOW_CLOSE_ACTIVITY, .alarm = WINDOW_ALARM_NONE,
+                .open = true, .next = { A0 + MIN_, A0 + MIN_ + 1 }, /* not a window of this session */
+        };
+
+        ck_assert_int_eq(azi3_store_window_current(s, x.id, &cur), 0);
+
+        /* Alone: its own transaction; the close is undone with the failed open. */
+        ck_assert_int_eq(azi3_store_apply_transition(s, x.id, cur.id, &t, A0 + MIN_, 77, NULL), -EINVAL);
+        ck_assert_int_eq(azi3_store_window_current(s, x.id, &after), 0);
+        ck_assert_int_eq(after.id, cur.id);
+
+        /* Inside the caller's transaction: undone to the savepoint, earlier work kept. */
+        ck_assert_int_eq(azi3_store_begin(s), 0);
+        ck_assert_int_eq(azi3_store_event_record(s, x.id, 76, A0, A0, WINDOW_EVENT_STALE), 1);
+        ck_assert_int_eq(azi3_store_apply_transition(s, x.id, cur.id, &t, A0 + MIN_, 77, NULL), -EINVAL);
+        ck_assert(azi3_store_in_transaction(s));
+        ck_assert_int_eq(azi3_store_window_current(s, x.id, &after), 0);
+        ck_assert_int_eq(after.id, cur.id);
+        ck_assert_int_eq(azi3_store_commit(s), 0);
+        ck_assert_int_eq(azi3_store_event_seen(s, x.id, 76), 1);
+
+        /* An alarm state that contradicts the reason is refused. */
+        t.next = window_open_at(&x.params, A0 + MIN_);
+        t.alarm = WINDOW_ALARM_OWED;
+        ck_assert_int_eq(azi3_store_apply_transition(s, x.id, cur.id, &t, A0 + MIN_, 77, NULL), -EINVAL);
+        t.alarm = WINDOW_ALARM_NONE;
+        /* A window of another session is refused. */
+        ck_assert_int_eq(azi3_store_apply_transition(s, x.id + 1, cur.id, &t, A0 + MIN_, 77, NULL), -EINVAL);
+        ck_assert_int_eq(azi3_store_apply_transition(s, x.id, cur.id, &t, A0 + MIN_, 77, &after), 1);
+        ck_assert_uint_eq(after.span.since, A0 + MIN_);
+        ck_assert(after.current);
+}
+END_TEST
+
+/* --- transactions ------------------------------------------------------------------------- */
+
+static int create_then_fail(azi3_store *s) {
+        azi3_session x;
+        int r = azi3_store_begin(s);
+        if (r < 0)
+                return r;
+        _cleanup_(azi3_store_rollbackp) _unused_ azi3_store *tx = s;
+        r = azi3_store_session_create(s, 42, "guarded", "2026-03-29", &P0, A0, &x);
+        if (r < 0)
+                return r;
+        return -EIO; /* early return: the guard rolls back */
+}
+
+START_TEST(test_transactions) {
+        _cleanup_(azi3_store_closep) azi3_store *s = open_ok();
+        azi3_session x;
+
+        ck_assert_int_eq(azi3_store_commit(s), -ENOTCONN);
+        ck_assert_int_eq(azi3_store_rollback(s), 0);
+        ck_assert_int_eq(azi3_store_rollback(NULL), 0);
+
+        ck_assert_int_eq(azi3_store_begin(s), 0);
+        ck_assert_int_eq(azi3_store_begin(s), -EALREADY);
+        ck_assert_int_eq(azi3_store_session_create(s, 42, "toilet", "2026-03-29", &P0, A0, &x), 1);
+        ck_assert_int_eq(azi3_store_rollback(s), 0);
+        ck_assert(!azi3_store_in_transaction(s));
+        ck_assert_int_eq(azi3_store_session_find(s, 42, "toilet", "2026-03-29", &x), -ENOENT);
+
+        ck_assert_int_eq(create_then_fail(s), -EIO);
+        ck_assert(!azi3_store_in_transaction(s));
+        ck_assert_int_eq(azi3_store_session_find(s, 42, "guarded", "2026-03-29", &x), -ENOENT);
+
+        /* A store closed mid-transaction loses the transaction, not the file. */
+        ck_assert_int_eq(azi3_store_begin(s), 0);
+        ck_assert_int_eq(azi3_store_session_create(s, 42, "toilet", "2026-03-29", &P0, A0, &x), 1);
+        s = azi3_store_close(s);
+        s = open_ok();
+        ck_assert_int_eq(azi3_store_session_find(s, 42, "toilet", "2026-03-29", &x), -ENOENT);
+}
+END_TEST
+
+START_TEST(test_busy_maps_to_ebusy) {
+        _cleanup_(azi3_store_closep) azi3_store *s = open_ok();
+        sqlite3 *db;
+
+        /* Another connection holds the write lock for longer than the busy timeout. */
+        ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+        ck_assert_int_eq(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+        ck_assert_int_eq(azi3_store_set_busy_timeout(s, 50), 0);
+        ck_assert_int_eq(azi3_store_begin(s), -EBUSY);
+        ck_assert_msg(strstr(azi3_store_last_error(s), "BEGIN IMMEDIATE") &&
+                              strstr(azi3_store_last_error(s), "locked"),
+                      "%s", azi3_store_last_error(s));
+        ck_assert(!azi3_store_in_transaction(s));
+        ck_assert_int_eq(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+        sqlite3_close(db);
+        ck_assert_int_eq(azi3_store_begin(s), 0);
+        ck_assert_int_eq(azi3_store_commit(s), 0);
+}
+END_TEST
+
+/* --- events ------------------------------------------------------------------------------- */
+
+START_TEST(test_event_dedup) {
+        _cleanup_(azi3_store_closep) azi3_store *s = open_ok();
+        azi3_session x = make_session(s, 42, "toilet", "2026-03-29");
+        azi3_session y = make_session(s, 43, "toilet", "2026-03-29");
+        _cleanup_free_ azi3_event *ev = NULL;
+        size_t n;
+
+        ck_assert_int_eq(azi3_store_event_seen(s, x.id, 9001), 0);
+        ck_assert_int_eq(azi3_store_event_record(s, x.id, 9001, A0 + 1, A0 + 2, WINDOW_EVENT_ACTIVITY), 1);
+        ck_assert_int_eq(azi3_store_event_seen(s, x.id, 9001), 1);
+        /* The same event again, even with other data: a duplicate, nothing written. */
+        ck_assert_int_eq(azi3_store_event_record(s, x.id, 9001, A0 + 5, A0 + 6, WINDOW_EVENT_STALE), 0);
+        /* The key is (session, event): another session may see the same id. */
+        ck_assert_int_eq(azi3_store_event_record(s, y.id, 9001, A0 + 1, A0 + 2, WINDOW_EVENT_STALE), 1);
+
+        ck_assert_int_eq(azi3_store_event_record(s, x.id, 9002, A0, A0, WINDOW_EVENT_DUPLICATE), -EINVAL);
+        ck_assert_int_eq(azi3_store_event_record(s, x.id, 0, A0, A0, WINDOW_EVENT_STALE), -EINVAL);
+        ck_assert_int_eq(azi3_store_event_record(s, 999, 9002, A0, A0, WINDOW_EVENT_STALE), -ENOENT);
+        ck_assert_msg(strstr(azi3_store_last_error(s), "no session 999"), "%s", azi3_store_last_error(s));
+
+        ck_assert_int_eq(azi3_store_events_list(s, x.id, &ev, &n), 0);
+        ck_assert_uint_eq(n, 1);
+        ck_assert_int_eq(ev[0].source_event_id, 9001);
+        ck_assert_uint_eq(ev[0].created_usec, A0 + 1);
+        ck_assert_uint_eq(ev[0].applied_usec, A0 + 2);
+        ck_assert(!ev[0].stale);
+        ck_assert_int_eq(count_rows("SELECT count(*) FROM events"), 2);
+}
+END_TEST
+
+/* Activity every hour from A+1h to A+14h: the last window is cut short by B, no alarm. */
+static void activity_all_day(azi3_store *s, const azi3_session *x) {
+        for (int h = 1; h <= 14; h++)
+                ck_assert_int_eq(apply_event(s, x->id, h, A0 + (usec_t) h * USEC_PER_HOUR, A0 + (usec_t) h * USEC_PER_HOUR),
+                                 WINDOW_EVENT_ACTIVITY);
+}
+
+/* --- alarms and completion ---------------------------------------------------------------- */
+
+/* Closes the current window of X as expired at its until and opens the next at T. */
+static azi3_window expire_at(azi3_store *s, const azi3_session *x, usec_t now) {
+        azi3_window cur, opened = {};
+        window_transition t;
+        ck_assert_int_eq(azi3_store_window_current(s, x->id, &cur), 0);
+        ck_assert_int_eq(window_expire(&x->params, &cur.span, now, &t), 1);
+        ck_assert_int_ge(azi3_store_apply_transition(s, x->id, cur.id, &t, now, 0, &opened), 0);
+        ck_assert_int_eq(azi3_store_window_get(s, cur.id, &cur), 0);
+        return cur;
+}
+
+START_TEST(test_owed_alarms_order) {
+        _cleanup_(azi3_store_closep) azi3_store *s = open_ok();
+        _cleanup_free_ azi3_window *l = NULL;
+        azi3_session x = make_session(s, 42, "toilet", "2026-03-29");
+        azi3_session y = make_session(s, 43, "toilet", "2026-03-29");
+        azi3_window wx1, wx2, wy1, w;
+        char ref[AZI3_REFERENCE_ID_MAX];
+        size_t n;
+
+        /* Expected order: by since, then until, then id. x's and y's first windows both start
+         * at A (x's has the lower id); x's second starts at A+W+5m. Closed out of that order. */
+        wx1 = expire_at(s, &x, A0 + W0 + 5 * MIN_);
+        wy1 = expire_at(s, &y, A0 + W0 + 1 * MIN_);
+        wx2 = expire_at(s, &x, A0 + 2 * W0 + 5 * MIN_);
+        ck_assert_int_eq(wx1.reason, WINDOW_CLOSE_EXPIRED);
+        ck_assert_int_eq(wx1.alarm, WINDOW_ALARM_OWED);
+
+        ck_assert_int_eq(azi3_store_alarms_owed(s, 0, &l, &n), 0);
+        ck_assert_uint_eq(n, 3);
+        ck_assert_int_eq(l[0].id, wx1.id); /* same since as wy1, lower id */
+        ck_assert_int_eq(l[1].id, wy1.id);
+        ck_assert_int_eq(l[2].id, wx2.id);
+        snprintf(ref, sizeof(ref), "%s", l[1].alarm_reference_id);
+        l = mfree(l);
+
+        ck_assert_int_eq(azi3_store_alarms_owed(s, x.id, &l, &n), 0);
+        ck_assert_uint_eq(n, 2);
+        l = mfree(l);
+
+        /* A failed post changes nothing: the reference stays the same for the next attempt. */
+        ck_assert_int_eq(azi3_store_window_get(s, wy1.id, &w), 0);
+        ck_assert_str_eq(w.alarm_reference_id, ref);
+
+        ck_assert_int_eq(azi3_store_alarm_mark_posted(s, wy1.id, A0 + W0 + 2 * MIN_, 9100), 0);
+        ck_assert_int_eq(azi3_store_alarm_mark_posted(s, wy1.id, A0 + W0 + 3 * MIN_, 9101), -EALREADY);
+        ck_assert_msg(strstr(azi3_store_last_error(s), "9100"), "%s", azi3_store_last_error(s));
+        ck_assert_int_eq(azi3_store_window_current(s, x.id, &w), 0);
+        ck_assert_int_eq(azi3_store_alarm_mark_posted(s, w.id, A0, 9102), -EINVAL);
+        ck_assert_int_eq(azi3_store_alarm_mark_posted(s, 999, A0, 9102), -ENOENT);
+        ck_assert_int_eq(azi3_store_alarm_mark_posted(s, wx1.id, A0, 0), -EINVAL);
+
+        ck_assert_int_eq(azi3_store_window_get(s, wy1.id, &w), 0);
+        ck_assert_int_eq(w.alarm, WINDOW_ALARM_ALARMED);
+        ck_assert_int_eq(w.alarm_event_id, 9100);
+        ck_assert_uint_eq(w.alarm_posted_usec, A0 + W0 + 2 * MIN_);
+        ck_assert_str_eq(w.alarm_reference_id, ref);
+
+        ck_assert_int_eq(azi3_store_alarms_owed(s, 0, &l, &n), 0);
+        ck_assert_uint_eq(n, 2);
+        ck_assert_int_eq(l[0].id, wx1.id);
+        ck_assert_int_eq(l[1].id, wx2.id);
+}
+END_TEST
+
+START_TEST(test_completion) {
+        _cleanup_(azi3_store_closep) azi3_store *s = open_ok();
+        _cleanup_free_ azi3_session *l = NULL;
+        azi3_session x = make_session(s, 42, "toilet", "2026-03-29");
+        azi3_session y = make_session(s, 43, "toilet", "2026-03-29");
+        _cleanup_free_ azi3_window *owed = NULL;
+        azi3_window w, wx1;
+        session_result res;
+        size_t n;
+
+        ck_assert_int_eq(azi3_store_session_complete(s, x.id, B0, &res), -EBUSY); /* current window */
+        ck_assert_msg(strstr(azi3_store_last_error(s), "1 current window"), "%s", azi3_store_last_error(s));
+
+        /* x: expired by the expiration step, expired by a late event, then cut short by B. */
+        wx1 = expire_at(s, &x, A0 + W0);
+        ck_assert_int_eq(apply_event(s, x.id, 1, B0 - MIN_, B0 - MIN_), WINDOW_EVENT_LATE);
+        w = expire_at(s, &x, B0);
+        ck_assert_int_eq(w.reason, WINDOW_CLOSE_ENDED);
+        ck_assert_int_eq(w.alarm, WINDOW_ALARM_NONE);
+        ck_assert_int_eq(azi3_store_window_current(s, x.id, &w), -ENOENT);
+
+        ck_assert_int_eq(azi3_store_session_complete(s, x.id, B0, &res), -EBUSY); /* alarms owed */
+        ck_assert_msg(strstr(azi3_store_last_error(s), "2 owed alarm"), "%s", azi3_store_last_error(s));
+        ck_assert_int_eq(azi3_store_alarms_owed(s, x.id, &owed, &n), 0);
+        ck_assert_uint_eq(n, 2);
+        ck_assert_int_eq(owed[0].id, wx1.id);
+        ck_assert_int_eq(azi3_store_alarm_mark_posted(s, owed[0].id, B0, 9100), 0);
+        ck_assert_int_eq(azi3_store_session_complete(s, x.id, B0, &res), -EBUSY);
+        ck_assert_int_eq(azi3_store_alarm_mark_posted(s, owed[1].id, B0, 9101), 0);
+        ck_assert_int_eq(azi3_store_session_complete(s, x.id, B0 + 1, &res), 0);
+        ck_assert_int_eq(res, SESSION_RESULT_ALARMS_RAISED);
+        ck_assert_int_eq(azi3_store_session_complete(s, x.id, B0 + 2, &res), -EALREADY);
+        ck_assert_int_eq(azi3_store_session_get(s, x.id, &x), 0);
+        ck_assert(x.completed);
+        ck_assert_int_eq(x.result, SESSION_RESULT_ALARMS_RAISED);
+        ck_assert_uint_eq(x.completed_usec, B0 + 1);
+
+        /* A completed session takes no windows. */
+        ck_assert_int_eq(azi3_store_window_open(s, x.id, &(window_span) { A0, A0 + W0 }, NULL), -ESTALE);
+
+        /* y: activity all day, no alarm. */
+        activity_all_day(s, &y);
+        w = expire_at(s, &y, B0);
+        ck_assert_int_eq(w.reason, WINDOW_CLOSE_ENDED);
+        ck_assert_int_eq(azi3_store_session_complete(s, y.id, B0, &res), 0);
+        ck_assert_int_eq(res, SESSION_RESULT_NO_ALARMS);
+
+        ck_assert_int_eq(azi3_store_sessions_list_open(s, &l, &n), 0);
+        ck_assert_uint_eq(n, 0);
+        ck_assert_int_eq(azi3_store_session_complete(s, 999, B0, &res), -ENOENT);
+}
+END_TEST
+
+/* --- unsubscriptions and retention -------------------------------------------------------- */
+
+START_TEST(test_pending_unsubscriptions) {
+        _cleanup_(azi3_store_closep) azi3_store *s = open_ok();
+        _cleanup_free_ azi3_unsubscription *l = NULL;
+        size_t n;
+
+        ck_assert_int_eq(azi3_store_unsubscription_add(s, 42, 123, A0), 1);
+        ck_assert_int_eq(azi3_store_unsubscription_add(s, 42, 123, A0 + 99), 0); /* kept as is */
+        ck_assert_int_eq(azi3_store_unsubscription_add(s, 43, 124, A0 - 5), 1);
+        ck_assert_int_eq(azi3_store_unsubscription_add(s, 43, 0, A0), -EINVAL);
+
+        ck_assert_int_eq(azi3_store_unsubscriptions_due(s, A0, &l, &n), 0);
+        ck_assert_uint_eq(n, 2);
+        ck_assert_int_eq(l[0].subscription_id, 124); /* oldest due first */
+        ck_assert_int_eq(l[1].subscription_id, 123);
+        ck_assert_uint_eq(l[1].attempts, 0);
+        ck_assert_str_eq(l[1].last_error, "");
+        ck_assert_uint_eq(l[1].next_attempt_usec, A0);
+        l = mfree(l);
+
+        ck_assert_int_eq(azi3_store_unsubscription_failed(s, 42, 123, "HTTP 503 from megazord", A0 + MIN_), 0);
+        ck_assert_int_eq(azi3_store_unsubscription_failed(s, 42, 123, "timeout", A0 + 2 * MIN_), 0);
+        ck_assert_int_eq(azi3_store_unsubscription_failed(s, 42, 999, "x", A0), -ENOENT);
+
+        ck_assert_int_eq(azi3_store_unsubscriptions_due(s, A0 + MIN_, &l, &n), 0);
+        ck_assert_uint_eq(n, 1);
+        ck_assert_int_eq(l[0].subscription_id, 124);
+        l = mfree(l);
+
+        ck_assert_int_eq(azi3_store_unsubscriptions_due(s, USEC_INFINITY, &l, &n), 0);
+        ck_assert_uint_eq(n, 2);
+        ck_assert_int_eq(l[1].subscription_id, 123);
+        ck_assert_uint_eq(l[1].attempts, 2);
+        ck_assert_str_eq(l[1].last_error, "timeout");
+        ck_assert_uint_eq(l[1].next_attempt_usec, A0 + 2 * MIN_);
+        l = mfree(l);
+
+        ck_assert_int_eq(azi3_store_unsubscription_remove(s, 42, 123), 0);
+        ck_assert_int_eq(azi3_store_unsubscription_remove(s, 42, 123), -ENOENT);
+        ck_assert_int_eq(azi3_store_unsubscriptions_due(s, USEC_INFINITY, &l, &n), 0);
+        ck_assert_uint_eq(n, 1);
+}
+END_TEST
+
+static azi3_session completed_session(azi3_store *s, int64_t robot, usec_t completed) {
+        azi3_session x = make_session(s, robot, "toilet", "2026-03-29");
+        session_result res;
+        activity_all_day(s, &x);
+        ck_assert_int_eq(apply_event(s, x.id, 100, A0 - 1, A0), WINDOW_EVENT_STALE);
+        expire_at(s, &x, B0);
+        ck_assert_int_eq(azi3_store_session_complete(s, x.id, completed, &res), 0);
+        return x;
+}
+
+START_TEST(test_retention_cascades) {
+        _cleanup_(azi3_store_closep) azi3_store *s = open_ok();
+        azi3_session old = completed_session(s, 1, B0);
+        azi3_session recent = completed_session(s, 2, B0 + USEC_PER_HOUR);
+        azi3_session open = make_session(s, 3, "toilet", "2026-03-29");
+        azi3_session f;
+        size_t n = 99;
+
+        ck_assert_int_eq(azi3_store_unsubscription_add(s, 1, 5, A0), 1);
+        ck_assert_int_eq(count_rows("SELECT count(*) FROM windows"), 15 + 15 + 1);
+        ck_assert_int_eq(count_rows("SELECT count(*) FROM events"), 15 + 15);
+
+        ck_assert_int_eq(azi3_store_sessions_delete_completed(s, B0, &n), 0);
+        ck_assert_uint_eq(n, 0); /* strictly older than the cutoff */
+        ck_assert_int_eq(azi3_store_sessions_delete_completed(s, B0 + 1, &n), 0);
+        ck_assert_uint_eq(n, 1);
+
+        ck_assert_int_eq(azi3_store_session_get(s, old.id, &f), -ENOENT);
+        ck_assert_int_eq(azi3_store_session_get(s, recent.id, &f), 0);
+        ck_assert_int_eq(azi3_store_session_get(s, open.id, &f), 0);
+        ck_assert_int_eq(count_rows("SELECT count(*) FROM windows"), 15 + 1);
+        ck_assert_int_eq(count_rows("SELECT count(*) FROM events"), 15);
+        ck_assert_int_eq(count_rows("SELECT count(*) FROM windows w LEFT JOIN sessions s ON s.id = w.session_id "
+                                    "WHERE s.id IS NULL"),
+                         0);
+        ck_assert_int_eq(count_rows("SELECT count(*) FROM pending_unsubscriptions"), 1);
+
+        /* Open sessions are never deleted, whatever the cutoff. */
+        ck_assert_int_eq(azi3_store_sessions_delete_completed(s, USEC_INFINITY, &n), 0);
+        ck_assert_uint_eq(n, 1);
+        ck_assert_int_eq(azi3_store_session_get(s, open.id, &f), 0);
+        ck_assert_int_eq(count_rows("SELECT count(*) FROM windows"), 1);
+}
+END_TEST
+
+/* --- two processes ------------------------------------------------------------------------ */
+
+#define N_SHARED 300
+#define N_OWN 300
+#define N_PROCS 2
+
+static void child(int start_fd, int k) {
+        azi3_store *s = NULL;
+        azi3_session x;
+        window_span first;
+        char err[512] = "", c;
+        int r;
+
+        /* Wait until every child exists, so they really race (also on the migration). */
+        (void) read(start_fd, &c, 1);
+        close(start_fd);
+
+        r = azi3_store_open(path, err, sizeof(err), &s);
+        if (r < 0) {
+                fprintf(stderr, "child %d: open: %s\n", k, err);
+                _exit(10);
+        }
+
+        /* Both create the same session with its first window: one wins, one finds it. */
+        r = azi3_store_begin(s);
+        if (r >= 0)
+                r = azi3_store_session_create(s, 42, "toilet", "2026-03-29", &P0, A0, &x);
+        if (r == 1 && window_first(&x.params, &first) == 0)
+                r = azi3_store_window_open(s, x.id, &first, NULL);
+        if (r >= 0)
+                r = azi3_store_commit(s);
+        if (r < 0) {
+                fprintf(stderr, "child %d: create: %s\n", k, azi3_store_last_error(s));
+                _exit(11);
+        }
+
+        /* Shared events, in order, each in its own transaction: each must apply exactly once. */
+        for (int i = 1; i <= N_SHARED; i++) {
+                r = apply_event(s, x.id, i, A0 + (usec_t) i * MIN_, A0 + (usec_t) i * MIN_);
+                if (r < 0) {
+                        fprintf(stderr, "child %d: event %d: %d %s\n", k, i, r, azi3_store_last_error(s));
+                        _exit(12);
+                }
+        }
+        /* Own events, interleaved in time with the other child's: some apply, some are stale. */
+        for (int i = 0; i < N_OWN; i++) {
+                usec_t e = A0 + (N_SHARED + 1) * MIN_ + (usec_t) (N_PROCS * i + k) * USEC_PER_SEC;
+                r = apply_event(s, x.id, 100000 * (k + 1) + i, e, e);
+                if (r < 0 || r == WINDOW_EVENT_DUPLICATE) {
+                        fprintf(stderr, "child %d: own event %d: %d %s\n", k, i, r, azi3_store_last_error(s));
+                        _exit(13);
+                }
+        }
+        azi3_store_close(s);
+        _exit(0);
+}
+
+START_TEST(test_two_processes) {
+        _cleanup_(azi3_store_closep) azi3_store *s = NULL;
+        _cleanup_free_ azi3_window *l = NULL;
+        _cleanup_free_ azi3_event *ev = NULL;
+        azi3_session x;
+        pid_t pids[N_PROCS];
+        int p[2];
+        size_t n, nev, applied = 0, current = 0;
+
+        ck_assert_int_eq(pipe(p), 0);
+        for (int k = 0; k < N_PROCS; k++) {
+                pids[k] = fork();
+                ck_assert_int_ge(pids[k], 0);
+                if (pids[k] == 0) {
+                        close(p[1]);
+                        child(p[0], k);
+                }
+        }
+        close(p[0]);
+        close(p[1]); /* go */
+        for (int k = 0; k < N_PROCS; k++) {
+                int status;
+                ck_assert_int_eq(waitpid(pids[k], &status, 0), pids[k]);
+                ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child %d failed: status 0x%x", k, status);
+        }
+
+        s = open_ok();
+        ck_assert_int_eq(count_rows("SELECT count(*) FROM sessions"), 1);
+        ck_assert_int_eq(azi3_store_session_find(s, 42, "toilet", "2026-03-29", &x), 0);
+        ck_assert_int_eq(azi3_store_events_list(s, x.id, &ev, &nev), 0);
+        ck_assert_uint_eq(nev, N_SHARED + N_PROCS * N_OWN); /* nothing lost, nothing doubled */
+        ck_assert_int_eq(azi3_store_windows_list(s, x.id, &l, &n), 0);
+        ck_assert_uint_gt(n, N_SHARED + 1);
+
+        /* The shared part is deterministic: window i opened by event i, closed by event i+1. */
+        for (int i = 0; i < N_SHARED; i++) {
+                ck_assert_uint_eq(l[i].span.since, A0 + (usec_t) i * MIN_);
+                ck_assert(!l[i].current);
+                ck_assert_int_eq(l[i].reason, WINDOW_CLOSE_ACTIVITY);
+                ck_assert_int_eq(l[i].closing_event_id, i + 1);
+        }
+
+        /* The rest: one window per applied event plus the first, exactly one current, and each
+         * window after the first starts at the time of the event that opened it. */
+        for (size_t i = 0; i < nev; i++)
+                applied += !ev[i].stale;
+        ck_assert_uint_ge(applied, N_SHARED + 1);
+        ck_assert_uint_eq(n, applied + 1);
+        for (size_t i = 0; i < n; i++) {
+                current += l[i].current;
+                if (i + 1 < n) {
+                        ck_assert(!l[i].current);
+                        ck_assert_uint_le(l[i].span.since, l[i + 1].span.since);
+                }
+        }
+        ck_assert_uint_eq(current, 1);
+        ck_assert(l[n - 1].current);
+        ck_assert_int_eq(count_rows("SELECT count(*) FROM windows w JOIN events e ON e.session_id = w.session_id "
+                                    "AND e.source_event_id = w.closing_event_id AND e.outcome = 'applied'"),
+                         (int64_t) applied);
+        assert_integrity();
+}
+END_TEST
+
+static Suite *store_suite(void) {
+        Suite *s = suite_create("azi3_store");
+        TCase *tc = tcase_create("store");
+
+        tcase_add_checked_fixture(tc, setup, teardown);
+        tcase_set_timeout(tc, 60);
+        tcase_add_test(tc, test_migrate_empty_and_reopen);
+        tcase_add_test(tc, test_newer_version_refused);
+        tcase_add_test(tc, test_foreign_file_refused);
+        tcase_add_test(tc, test_open_errors);
+        tcase_add_test(tc, test_session_idempotent);
+        tcase_add_test(tc, test_subscription);
+        tcase_add_test(tc, test_sessions_list);
+        tcase_add_test(tc, test_one_current_window);
+        tcase_add_test(tc, test_model_through_store);
+        tcase_add_test(tc, test_transition_atomic);
+        tcase_add_test(tc, test_transactions);
+        tcase_add_test(tc, test_busy_maps_to_ebusy);
+        tcase_add_test(tc, test_event_dedup);
+        tcase_add_test(tc, test_owed_alarms_order);
+        tcase_add_test(tc, test_completion);
+        tcase_add_test(tc, test_pending_unsubscriptions);
+        tcase_add_test(tc, test_retention_cascades);
+        tcase_add_test(tc, test_two_processes);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+int main(void) {
+        SRunner *sr = srunner_create(store_suite());
+        int failed;
+
+        srunner_run_all(sr, CK_NORMAL);
+        failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
