@@ -4,10 +4,10 @@
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <strings.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include "store.h"
+#include "uuid.h"
 
 /* 'azi3': marks the file as ours, so a wrong `store:` path pointing at some other SQLite file
  * is refused instead of being "migrated". */
@@ -981,23 +981,17 @@ int azi3_store_window_current(azi3_store *s, int64_t session_id, azi3_window *re
         return store_get_one(s, st, read_window, ret, notfound);
 }
 
-/* A random (version 4) UUID: fixed when the window opens, so every attempt to post its alarm
- * carries the same reference, and unlike row ids it is never reused after a retention delete
- * or a fresh file. */
-static int make_reference_id(char *buf, size_t size) {
-        uint8_t b[16];
-        ssize_t n;
+/* A random UUID, fixed when the window opens: every attempt to post its alarm carries the
+ * same reference, and unlike row ids it is never reused after a retention delete or with a
+ * fresh file. */
+_Static_assert(sizeof("azi3-") - 1 + AZI3_UUID_STRING_MAX <= AZI3_REFERENCE_ID_MAX, "reference id buffer too small");
 
-        n = getrandom(b, sizeof(b), 0);
-        if (n < 0)
-                return -errno;
-        if ((size_t) n != sizeof(b))
-                return -EIO;
-        b[6] = (uint8_t) ((b[6] & 0x0f) | 0x40);
-        b[8] = (uint8_t) ((b[8] & 0x3f) | 0x80);
-        snprintf(buf, size,
-                 "azi3-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-                 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+static int make_reference_id(char *buf, size_t size) {
+        char uuid[AZI3_UUID_STRING_MAX];
+        int r = azi3_uuid_random(uuid);
+        if (r < 0)
+                return r;
+        snprintf(buf, size, "azi3-%s", uuid);
         return 0;
 }
 
