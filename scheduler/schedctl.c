@@ -87,13 +87,33 @@ static int usage_error(const char *fmt, ...) {
 /* --- check ------------------------------------------------------------------ */
 
 static int verb_check(int argc, char **argv) {
-        const char *path = argc > 1 ? argv[1] : arg_config;
+        static const struct option opts[] = {
+                { "json", no_argument, NULL, 'j' },
+                { "help", no_argument, NULL, 'h' },
+                {},
+        };
         _cleanup_(registry_freep) registry *r = NULL;
         diag_list diags = {};
-        int q;
+        int q, c;
 
-        if (argc > 2)
-                return usage_error("check takes at most one FILE, found %d arguments", argc - 1);
+        optind = 0;
+        while ((c = getopt_long(argc, argv, "jh", opts, NULL)) >= 0)
+                switch (c) {
+                case 'j':
+                        arg_json = true;
+                        break;
+                case 'h':
+                        printf("Usage: schedctl [--config FILE] check [FILE]\n\n"
+                               "Validates a registry (default: --config, %s) and loads its plugins, printing\n"
+                               "every error with its file, line and column. Exit status 0 if it is valid, else 1.\n",
+                               arg_config);
+                        return EXIT_SUCCESS;
+                default:
+                        return EXIT_USAGE;
+                }
+        if (argc - optind > 1)
+                return usage_error("check takes at most one FILE, found %d arguments", argc - optind);
+        const char *path = optind < argc ? argv[optind] : arg_config;
 
         q = registry_load(path, REGISTRY_LOAD_PLUGINS, &r, &diags);
         if (q == -ENOENT && diags.n == 0) {
@@ -332,6 +352,14 @@ static const char *resolve_socket(void) {
 
 static int unreachable(const char *path, int err) {
         fprintf(stderr, "schedctl: cannot reach schedulerd at %s: %s.\n", path, strerror(-err));
+        if ((err == -EACCES || err == -EPERM) && !admin_group) {
+                /* with --socket the registry was not read yet: it names the group */
+                _cleanup_(registry_freep) registry *r = NULL;
+                diag_list diags = {};
+                if (registry_load(arg_config, REGISTRY_IGNORE_PLUGINS, &r, &diags) >= 0 && r->admin_group)
+                        admin_group = strdup(r->admin_group);
+                diag_list_clear(&diags);
+        }
         if (err == -EACCES || err == -EPERM)
                 fprintf(stderr,
                         "The socket is open to root and group \"%s\"; run as one of them (e.g. with sudo).\n",
