@@ -147,6 +147,61 @@ static json_t *job_json(manager *m, job_rt *j, bool detail) {
         return o;
 }
 
+/* Length of the valid UTF-8 sequence at P (N bytes left), or 0 if it is not one. */
+static size_t utf8_sequence(const unsigned char *p, size_t n) {
+        size_t len;
+        uint32_t cp, min;
+
+        if (p[0] < 0x80)
+                return 1;
+        if ((p[0] & 0xE0) == 0xC0)
+                len = 2, cp = p[0] & 0x1F, min = 0x80;
+        else if ((p[0] & 0xF0) == 0xE0)
+                len = 3, cp = p[0] & 0x0F, min = 0x800;
+        else if ((p[0] & 0xF8) == 0xF0)
+                len = 4, cp = p[0] & 0x07, min = 0x10000;
+        else
+                return 0;
+        if (len > n)
+                return 0;
+        for (size_t i = 1; i < len; i++) {
+                if ((p[i] & 0xC0) != 0x80)
+                        return 0;
+                cp = cp << 6 | (p[i] & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+                return 0;
+        return len;
+}
+
+/* Run output and plugin messages are whatever bytes a job wrote, and the output tail may start
+ * inside a character; JSON strings must be UTF-8 or the whole reply fails to encode. Invalid
+ * bytes become U+FFFD. NULL stays null. */
+static json_t *json_string_lossy(const char *s, size_t n) {
+        if (!s)
+                return json_null();
+        json_t *v = json_stringn(s, n);
+        if (v)
+                return v;
+        _cleanup_free_ char *buf = malloc(n * 3 + 1);
+        if (!buf)
+                return NULL;
+        size_t o = 0;
+        for (size_t i = 0; i < n;) {
+                size_t k = utf8_sequence((const unsigned char *) s + i, n - i);
+                if (k == 0) {
+                        memcpy(buf + o, "\xEF\xBF\xBD", 3);
+                        o += 3;
+                        i++;
+                        continue;
+                }
+                memcpy(buf + o, s + i, k);
+                o += k;
+                i += k;
+        }
+        return json_stringn_nocheck(buf, o);
+}
+
 static json_t *run_row_json(const history_run *r) {
         return json_pack("{s:I, s:s, s:s, s:i, s:o, s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:i}", "id",
                          (json_int_t) r->id, "job", r->job, "trigger", run_trigger_to_string(r->trigger), "attempt",
@@ -155,16 +210,17 @@ static json_t *run_row_json(const history_run *r) {
                          run_status_to_string(r->status), "exit_code",
                          r->exit_code >= 0 ? json_integer(r->exit_code) : json_null(), "signal",
                          r->signal > 0 ? json_integer(r->signal) : json_null(), "duration_usec",
-                         usec_or_null(r->duration_usec), "message", r->message ? json_string(r->message) : json_null(),
-                         "output", r->output ? json_stringn_nocheck(r->output, r->output_size) : json_null(), "pid",
+                         usec_or_null(r->duration_usec), "message", json_string_lossy(r->message, r->message ? strlen(r->message) : 0),
+                         "output", json_string_lossy(r->output, r->output_size), "pid",
                          (int) r->pid);
 }
 
 json_t *control_run_reply(const run *r) {
-        return json_pack("{s:b, s:I, s:s, s:s, s:o, s:o, s:s, s:I}", "ok", 1, "run_id", (json_int_t) r->id, "job",
+        return json_pack("{s:b, s:I, s:s, s:s, s:o, s:o, s:o, s:I}", "ok", 1, "run_id", (json_int_t) r->id, "job",
                          r->def->name, "status", run_status_to_string(r->status), "exit_code",
                          r->exit_code >= 0 ? json_integer(r->exit_code) : json_null(), "signal",
-                         r->signal > 0 ? json_integer(r->signal) : json_null(), "message", r->message,
+                         r->signal > 0 ? json_integer(r->signal) : json_null(), "message",
+                         json_string_lossy(r->message, strlen(r->message)),
                          "duration_usec", (json_int_t) r->duration);
 }
 

@@ -32,6 +32,33 @@ def jobs_by_name(out):
     return {j["name"]: j for j in json.loads(out)["jobs"]}
 
 
+def own_plugin_dir(d):
+    """Points D's registry at a plugin directory of its own (holding a copy of ok.so)."""
+    plugdir = os.path.join(d.tmp, "plugins")
+    os.makedirs(plugdir, exist_ok=True)
+    shutil.copy(os.path.join(PLUGINS, "ok.so"), plugdir)
+    base_write = d.write_registry
+
+    def write_registry(jobs_yaml, scheduler_yaml=""):
+        base_write(jobs_yaml, scheduler_yaml)
+        text = open(d.config).read().replace("plugin_dir: %s\n" % PLUGINS, "plugin_dir: %s\n" % plugdir)
+        with open(d.config, "w") as f:
+            f.write(text)
+    d.write_registry = write_registry
+    return plugdir
+
+
+def compile_plugin(path, source, cflags):
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    src = path[:-3] + ".c"
+    with open(src, "w") as f:
+        f.write(source)
+    p = subprocess.run([cc, "-shared", "-fPIC", "-Wall", "-Werror", "-std=c11"] + cflags + ["-o", path, src],
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        raise AssertionError("compiling %s failed:\n%s" % (src, p.stderr))
+
+
 class Base(unittest.TestCase):
     JOBS = (job("ok", "ok.so", "*/5 * * * *", timezone="Europe/Amsterdam") +
             job("fail", "fail.so", "@yearly", description="always fails") +
@@ -476,6 +503,35 @@ class Robustness(Base):
         self.assert_answering(d)
         d.stop()
 
+    def test_output_that_is_not_utf8(self):
+        if not (os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")):
+            self.skipTest("needs a C compiler")
+        d = Daemon(job("bytes", "bytes.so", "@yearly"))
+        self.daemons.append(d)
+        plugdir = own_plugin_dir(d)
+        # output and message with invalid UTF-8, and an output tail cut inside a character
+        compile_plugin(os.path.join(plugdir, "bytes.so"), r"""#include <stdio.h>
+#include <schedulerd/job.h>
+static sched_job_result bytes_run(sched_job_ctx *ctx) {
+        for (int i = 0; i < 3000; i++)
+                fputs("\xc3\xa9", stdout);
+        fputs("caf\xc3 \xff\xfe end\n", stdout);
+        sched_job_set_message(ctx, "bad \xe9 byte");
+        return SCHED_JOB_OK;
+}
+SCHEDULERD_JOB_DEFINE(.name = "bytes", .description = "not UTF-8", .run = bytes_run);
+""", ["-I" + os.path.join(SRCDIR, "include")])
+        d.write_registry(job("bytes", "bytes.so", "@yearly"))
+        d.start()
+        rc, out, err = schedctl(d, "run", "bytes", "--wait", "--json")
+        self.assertEqual(rc, 0, out + err)
+        self.assertEqual(json.loads(out)["message"], "bad \ufffd byte")
+        runs = json.loads(self.ok(d, "history", "--json"))
+        self.assertEqual(len(runs), 1)
+        self.assertTrue(runs[0]["output"].endswith("caf\ufffd \ufffd\ufffd end\n"), runs[0]["output"][-40:])
+        self.assertIn("bad \ufffd byte", self.ok(d, "status", "bytes"))
+        d.stop()
+
     def test_500_simultaneous_connections(self):
         d = self.daemon()
         socks = []
@@ -587,8 +643,7 @@ class Install(unittest.TestCase):
             shutil.rmtree(tmp, ignore_errors=True)
 
     def test_out_of_tree_plugin_loaded_after_reload(self):
-        cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-        if not cc or not shutil.which("pkg-config"):
+        if not (os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")) or not shutil.which("pkg-config"):
             self.skipTest("needs a C compiler and pkg-config")
         pc = self.find("pkgconfig/schedulerd-job.pc")
         env = dict(os.environ, PKG_CONFIG_PATH=os.path.dirname(pc), PKG_CONFIG_SYSROOT_DIR=self.dest,
@@ -599,32 +654,17 @@ class Install(unittest.TestCase):
 
         d = Daemon(job("ok", "ok.so", "@yearly"))
         self.daemons.append(d)
-        plugdir = os.path.join(d.tmp, "plugins")
-        os.mkdir(plugdir)
-        shutil.copy(os.path.join(PLUGINS, "ok.so"), plugdir)
-        base_write = d.write_registry
-
-        def write_registry(jobs_yaml, scheduler_yaml=""):
-            base_write(jobs_yaml, scheduler_yaml)
-            text = open(d.config).read().replace("plugin_dir: %s\n" % PLUGINS, "plugin_dir: %s\n" % plugdir)
-            with open(d.config, "w") as f:
-                f.write(text)
-        d.write_registry = write_registry
+        plugdir = own_plugin_dir(d)
         d.write_registry(job("ok", "ok.so", "@yearly"))
         d.start()
 
-        src = os.path.join(d.tmp, "outside.c")
-        with open(src, "w") as f:
-            f.write("""#include <schedulerd/job.h>
+        compile_plugin(os.path.join(plugdir, "outside.so"), """#include <schedulerd/job.h>
 static sched_job_result outside_run(sched_job_ctx *ctx) {
         sched_job_set_message(ctx, "built outside the tree");
         return SCHED_JOB_OK;
 }
 SCHEDULERD_JOB_DEFINE(.name = "outside", .description = "an out-of-tree job", .run = outside_run);
-""")
-        p = subprocess.run([cc, "-shared", "-fPIC", "-Wall", "-Werror", "-std=c11"] + cflags +
-                           ["-o", os.path.join(plugdir, "outside.so"), src], capture_output=True, text=True)
-        self.assertEqual(p.returncode, 0, p.stderr)
+""", cflags)
 
         d.write_registry(job("ok", "ok.so", "@yearly") + job("outside", "outside.so", "@yearly"))
         rc, out, err = schedctl(d, "reload")
