@@ -16,7 +16,7 @@ jobs=$(nproc 2>/dev/null || echo 2)
 DEB_PACKAGES=(
         build-essential autoconf automake libtool pkg-config
         libyaml-dev libsystemd-dev libsqlite3-dev libcurl4-openssl-dev libjansson-dev
-        check python3 python3-botocore tzdata ca-certificates clang systemd
+        check python3 python3-botocore tzdata ca-certificates clang libclang-rt-14-dev systemd
 )
 # npm projects with lock files, installed with `npm ci`
 NPM_DIRS=(tests/diff tests/fakes)
