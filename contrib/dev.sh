@@ -107,11 +107,17 @@ cmd_demo() {
                 --state-dir "$state" --plugin-dir "$top/build/.libs" --socket "$state/control.sock"
 }
 
+# fuzz [SECONDS]: every libFuzzer target of tests/fuzz for SECONDS each (default 30), in build-fuzz/
+cmd_fuzz() {
+        FUZZ_OUT=${FUZZ_OUT:-$top/build-fuzz} "$top/tests/fuzz/run.sh" "${1:-30}"
+}
+
 case "${1:-}" in
         deps) cmd_deps ;;
         build) cmd_build ;;
         check) cmd_check ;;
         quick) cmd_quick ;;
         demo) cmd_demo ;;
+        fuzz) cmd_fuzz "${2:-30}" ;;
         *) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

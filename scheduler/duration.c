@@ -73,7 +73,7 @@ int duration_parse(const char *s, usec_t *ret, parse_error *e) {
 
                 if (mult != 0 && n > UINT64_MAX / mult)
                         return parse_error_set(e, (size_t) (start - s), "duration \"%s\" is too large", s);
-                if (total > UINT64_MAX - 1 - n * mult) /* keep USEC_INFINITY unreachable */
+                if (n * mult > UINT64_MAX - 1 - total) /* keep USEC_INFINITY unreachable */
                         return parse_error_set(e, (size_t) (start - s), "duration \"%s\" is too large", s);
                 total += n * mult;
                 terms++;

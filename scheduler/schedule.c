@@ -475,6 +475,18 @@ int schedule_next(const schedule *s, const tz *z, int64_t after, int64_t *ret) {
                 return -ERANGE;
 
         int64_t t = MAX(after, -max_instant) + 1;
+
+        /* Starting exactly at the end of a gap: the loop below only sees a gap when it crosses
+         * the transition, so a fixed time inside this one would be skipped (found by fuzzing). */
+        if (s->fixed_time) {
+                int32_t off_before = tz_offset_at(z, t - 1), off_at = tz_offset_at(z, t);
+                int64_t match;
+                if (off_at > off_before && next_local_match(s, t + off_before, &match) >= 0 && match < t + off_at) {
+                        *ret = t;
+                        return 0;
+                }
+        }
+
         for (;;) {
                 int32_t off = tz_offset_at(z, t);
                 int64_t tn = tz_next_transition(z, t);

@@ -93,6 +93,8 @@ int timefmt_parse(const char *s, const tz *local_zone, usec_t *ret, parse_error 
                 return parse_error_set(e, (size_t) (p - s), "unexpected \"%s\" after the date-time", p);
         if (t < 0)
                 return parse_error_set(e, 0, "\"%s\" is before 1970", s);
+        if (t > INT64_C(253402300799)) /* 9999-12-31T23:59:59Z: what timefmt_rfc3339() can write back */
+                return parse_error_set(e, 0, "\"%s\" is after the year 9999 in UTC", s);
         *ret = (usec_t) t * USEC_PER_SEC + frac;
         return 0;
 }

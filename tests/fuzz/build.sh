@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Builds every libFuzzer target of tests/fuzz with clang, straight from the sources (no
+# configure, no libtool), into OUTDIR (default ./fuzz-out):
+#   tests/fuzz/build.sh [OUTDIR]
+# Each target is OUTDIR/fuzz_<name>; OUTDIR/plugins/ok.so is the test plugin fuzz_control's jobs
+# use. Needs clang and its fuzzer runtime (Debian: clang libclang-rt-14-dev) and the -dev
+# packages of libyaml, libsystemd, sqlite3 and jansson.
+set -euo pipefail
+
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+out=${1:-fuzz-out}
+mkdir -p "$out/plugins"
+out=$(cd "$out" && pwd)
+CC=${CC:-clang}
+
+# FUZZ_SANITIZE: the sanitizers besides fuzzer (default address,undefined)
+san=${FUZZ_SANITIZE:-address,undefined}
+CFLAGS=(-std=gnu11 -g -O1 -fno-omit-frame-pointer -D_GNU_SOURCE
+        -Wall -Wextra -Wno-unused-parameter -Werror
+        "-fsanitize=fuzzer,$san" -fno-sanitize-recover=undefined
+        -I"$top/include" -I"$top/scheduler" -I"$top/jobs" -I"$top/tests/fuzz")
+
+if ! echo 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return 0; }' |
+        "$CC" -x c - "-fsanitize=fuzzer,$san" -o "$out/.probe" 2>"$out/.probe.err"; then
+        cat "$out/.probe.err" >&2
+        echo "build.sh: $CC cannot link libFuzzer targets; expected clang with its fuzzer runtime (Debian: apt-get install clang libclang-rt-14-dev)" >&2
+        exit 1
+fi
+rm -f "$out/.probe" "$out/.probe.err"
+
+s=$top/scheduler
+a=$top/jobs/azi3
+TIME_SRC=("$s/parse-error.c" "$s/civil.c" "$s/tz.c" "$s/duration.c")
+CORE_SRC=("${TIME_SRC[@]}" "$s/diag.c" "$s/timefmt.c" "$s/schedule.c" "$s/clock.c" "$s/log.c" "$s/plugin.c"
+          "$s/jobctx.c" "$s/timer-heap.c" "$s/retry.c" "$s/run.c" "$s/params.c" "$s/registry.c" "$s/history.c"
+          "$s/run-status.c")
+pc() { pkg-config "$@" || { echo "build.sh: pkg-config $* failed; install the -dev package" >&2; exit 1; }; }
+
+# build NAME LIBS SOURCES...: LIBS is one word list ("" for none)
+build() {
+        local name=$1 libs=$2; shift 2
+        echo "==> fuzz_$name" >&2
+        # shellcheck disable=SC2086
+        "$CC" "${CFLAGS[@]}" -o "$out/fuzz_$name" "$top/tests/fuzz/fuzz_$name.c" "$@" $libs
+}
+
+build duration "" "$s/parse-error.c" "$s/duration.c"
+build cron "" "${TIME_SRC[@]}" "$s/schedule.c"
+build timefmt "" "${TIME_SRC[@]}" "$s/timefmt.c"
+build registry "$(pc --cflags --libs yaml-0.1) -ldl" "${TIME_SRC[@]}" "$s/diag.c" "$s/schedule.c" \
+        "$s/plugin.c" "$s/params.c" "$s/registry.c"
+build azi3_config "$(pc --cflags --libs yaml-0.1)" "${TIME_SRC[@]}" "$a/day.c" "$a/config.c"
+build sqs_body "$(pc --cflags --libs jansson)" "$s/parse-error.c" "$a/message.c"
+build megazord "$(pc --cflags --libs jansson)" "$s/parse-error.c" "$a/message.c"
+build control "$(pc --cflags --libs yaml-0.1 libsystemd sqlite3 jansson) -ldl -lm" "${CORE_SRC[@]}" \
+        "$s/manager.c" "$s/control.c"
+
+# the plugin fuzz_control's registry uses (no sanitizers: it is dlopen'ed into the target)
+"$CC" -std=gnu11 -O1 -g -fPIC -shared -I"$top/include" -o "$out/plugins/ok.so" "$top/tests/plugins/ok.c"
+echo "build.sh: targets in $out" >&2
