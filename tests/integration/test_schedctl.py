@@ -32,6 +32,19 @@ def jobs_by_name(out):
     return {j["name"]: j for j in json.loads(out)["jobs"]}
 
 
+def restart(d):
+    """Stops and starts D, waiting for the new process's READY=1 (not the old one's)."""
+    rc = d.stop()
+    d.messages = []
+    d.start()
+    return rc
+
+
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
 def own_plugin_dir(d):
     """Points D's registry at a plugin directory of its own (holding a copy of ok.so)."""
     plugdir = os.path.join(d.tmp, "plugins")
@@ -41,7 +54,7 @@ def own_plugin_dir(d):
 
     def write_registry(jobs_yaml, scheduler_yaml=""):
         base_write(jobs_yaml, scheduler_yaml)
-        text = open(d.config).read().replace("plugin_dir: %s\n" % PLUGINS, "plugin_dir: %s\n" % plugdir)
+        text = read(d.config).replace("plugin_dir: %s\n" % PLUGINS, "plugin_dir: %s\n" % plugdir)
         with open(d.config, "w") as f:
             f.write(text)
     d.write_registry = write_registry
@@ -223,8 +236,7 @@ class Commands(Base):
         # a disabled job can still be run by hand
         self.ok(d, "run", "ok", "--wait")
 
-        self.assertEqual(d.stop(), 0)
-        d.start()
+        self.assertEqual(restart(d), 0)
         jobs = jobs_by_name(self.ok(d, "list", "--json"))
         self.assertFalse(jobs["ok"]["enabled"])
         self.assertFalse(jobs["fail"]["enabled"])
@@ -239,8 +251,7 @@ class Commands(Base):
 
         self.assertEqual(json.loads(self.ok(d, "enable", "ok", "--json")), {"job": "ok", "enabled": True})
         self.assertIn("Enabled fail", self.ok(d, "enable", "fail"))
-        self.assertEqual(d.stop(), 0)
-        d.start()
+        self.assertEqual(restart(d), 0)
         jobs = jobs_by_name(self.ok(d, "list", "--json"))
         self.assertTrue(jobs["ok"]["enabled"])
         self.assertTrue(jobs["fail"]["enabled"])
@@ -613,7 +624,7 @@ class Install(unittest.TestCase):
                         "man1/schedctl.1", "man5/schedulerd.yaml.5", "man8/schedulerd.8",
                         "bash-completion/completions/schedctl"):
             self.assertIsNotNone(self.find(pattern), "%s not installed under %s" % (pattern, self.dest))
-        unit = open(self.find("system/schedulerd.service")).read()
+        unit = read(self.find("system/schedulerd.service"))
         self.assertNotRegex(unit.split("[Unit]")[1], r"@[a-z]+@")
         for key in ("Type=notify", "ExecReload=", "WatchdogSec=", "Restart=on-failure", "StateDirectory=",
                     "RuntimeDirectory=", "NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=",
@@ -628,7 +639,7 @@ class Install(unittest.TestCase):
             self.skipTest("systemd-analyze not available")
         tmp = tempfile.mkdtemp(prefix="schedulerd-unit-")
         try:
-            unit = open(self.find("system/schedulerd.service")).read()
+            unit = read(self.find("system/schedulerd.service"))
             # verify wants the executables to exist: point at the built ones
             sbin = os.path.dirname(self.find("sbin/schedulerd")).replace(self.dest, "", 1)
             unit = unit.replace(sbin + "/schedulerd", os.path.join(BUILDDIR, "schedulerd"))
