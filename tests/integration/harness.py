@@ -60,6 +60,7 @@ class Daemon:
         self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.notify.bind(npath)
         self.notify.settimeout(0.05)
+        self.messages = []  # a restart must not see the previous process's READY=1
         env = dict(os.environ, NOTIFY_SOCKET=npath)
         env.pop("JOURNAL_STREAM", None)
         if extra_env:
