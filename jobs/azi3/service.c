@@ -1,0 +1,897 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+
+#include "day.h"
+#include "megazord.h"
+#include "message.h"
+#include "service.h"
+#include "sqs.h"
+#include "window.h"
+
+struct azi3_service {
+        const azi3_config *config;
+        azi3_store *store;
+        megazord *mz;
+        sqs_client *sqs;
+        azi3_log_func log;
+        void *userdata;
+};
+
+#define SESSION_NAME_MAX 256
+
+/* How a run went: the worst result so far, the first failure's text, and how many more. */
+typedef struct run_state {
+        azi3_result result;
+        char error[AZI3_MESSAGE_MAX];
+        unsigned n_errors;
+} run_state;
+
+_printf_(3, 4) static void svc_log(azi3_service *s, int level, const char *fmt, ...) {
+        va_list ap;
+
+        if (!s->log)
+                return;
+        va_start(ap, fmt);
+        s->log(s->userdata, level, fmt, ap);
+        va_end(ap);
+}
+
+/* Whether waiting can fix a failure: the peers' own classification, and for local errors,
+ * whether the cause can go away by itself (a lock, a full disk) or needs an operator. */
+static azi3_result result_of(int r) {
+        switch (-r) {
+        case EPROTO:          /* AZI3_PERMANENT */
+        case EROFS:
+        case EBADMSG:
+        case EPROTONOSUPPORT:
+        case EINVAL:
+        case ENOKEY:
+        case EACCES:
+        case EPERM:
+                return AZI3_RESULT_FAIL;
+        default:
+                return AZI3_RESULT_RETRY;
+        }
+}
+
+_printf_(4, 5) static void run_fail(azi3_service *s, run_state *rs, int r, const char *fmt, ...) {
+        azi3_result res = result_of(r);
+        char buf[AZI3_MESSAGE_MAX];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(buf, sizeof(buf), fmt, ap);
+        va_end(ap);
+        svc_log(s, res == AZI3_RESULT_FAIL ? LOG_ERR : LOG_WARNING, "%s", buf);
+
+        /* A transient failure anywhere makes the run worth retrying, and the retry redoes the
+         * permanent part harmlessly; so RETRY wins over FAIL. */
+        if (rs->result == AZI3_RESULT_OK || res == AZI3_RESULT_RETRY)
+                rs->result = res;
+        if (rs->n_errors++ == 0)
+                snprintf(rs->error, sizeof(rs->error), "%s", buf);
+}
+
+/* "1 window expired" / "2 windows expired" appended to BUF, comma-separated. */
+static void summary_add(char *buf, size_t len, size_t n, const char *one, const char *many, bool always) {
+        size_t used = strlen(buf);
+
+        if (n == 0 && !always)
+                return;
+        if (used >= len - 1)
+                return;
+        snprintf(buf + used, len - used, "%s%zu %s", used > 0 ? ", " : "", n, n == 1 ? one : many);
+}
+
+static azi3_result run_finish(const run_state *rs, const char *summary, char *msg, size_t msglen) {
+        if (!msg || msglen == 0)
+                return rs->result;
+        if (rs->n_errors == 0)
+                snprintf(msg, msglen, "%s", summary);
+        else if (rs->n_errors == 1)
+                snprintf(msg, msglen, "%s; %s", rs->error, summary);
+        else
+                snprintf(msg, msglen, "%s (and %u more errors, see the log); %s", rs->error, rs->n_errors - 1, summary);
+        return rs->result;
+}
+
+static void session_name(const azi3_session *se, char *buf, size_t len) {
+        snprintf(buf, len, "session %" PRId64 " (robot %" PRId64 ", rule %s, %s)", se->id, se->robot_id, se->rule_id,
+                 se->local_day);
+}
+
+static const char *store_error(azi3_service *s) {
+        const char *e = azi3_store_last_error(s->store);
+        return e && e[0] ? e : "unknown store error";
+}
+
+/* --- service --------------------------------------------------------------------------------- */
+
+int azi3_service_new(const azi3_config *config, azi3_log_func log, void *userdata, char *msg, size_t msglen,
+                     azi3_service **ret) {
+        _cleanup_(azi3_service_freep) azi3_service *s = NULL;
+        char err[512] = "";
+        int r;
+
+        s = calloc(1, sizeof(*s));
+        if (!s)
+                return -ENOMEM;
+        s->config = config;
+        s->log = log;
+        s->userdata = userdata;
+
+        r = azi3_store_open(config->store, err, sizeof(err), &s->store);
+        if (r < 0) {
+                if (msg)
+                        snprintf(msg, msglen, "%s (store of %s)", err[0] ? err : strerror(-r), config->path);
+                return r;
+        }
+        r = megazord_new(config->megazord_base_url, config->megazord_timeout, &s->mz);
+        if (r < 0) {
+                if (msg)
+                        snprintf(msg, msglen, "%s: megazord.base_url '%s' cannot be used: %s", config->path,
+                                 config->megazord_base_url, strerror(-r));
+                return r;
+        }
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+azi3_service *azi3_service_free(azi3_service *s) {
+        if (!s)
+                return NULL;
+        sqs_client_free(s->sqs);
+        megazord_free(s->mz);
+        azi3_store_close(s->store);
+        free(s);
+        return NULL;
+}
+
+/* The alarm of a session's rule; the defaults when the rule was removed from the file since. */
+static void rule_alarm(azi3_service *s, const azi3_session *se, const char **ret_event, int *ret_level) {
+        const azi3_rule *rule = azi3_config_find_rule(s->config, se->robot_id, se->rule_id);
+
+        if (rule) {
+                *ret_event = rule->alarm_event;
+                *ret_level = rule->alarm_level;
+                return;
+        }
+        svc_log(s, LOG_WARNING,
+                "robot %" PRId64 " rule %s is no longer in %s; its open session posts %s level %d (the defaults)",
+                se->robot_id, se->rule_id, s->config->path, AZI3_DEFAULT_ALARM_EVENT, AZI3_DEFAULT_ALARM_LEVEL);
+        *ret_event = AZI3_DEFAULT_ALARM_EVENT;
+        *ret_level = AZI3_DEFAULT_ALARM_LEVEL;
+}
+
+static usec_t unsub_backoff(unsigned attempts) {
+        usec_t d = AZI3_UNSUB_BACKOFF;
+
+        for (unsigned i = 1; i < attempts && d < AZI3_UNSUB_BACKOFF_MAX; i++)
+                d *= 2;
+        return MIN(d, AZI3_UNSUB_BACKOFF_MAX);
+}
+
+/* Tries to delete a queued subscription now. Returns 0 when it is gone (and unqueued), or the
+ * Megazord error (recorded in the queue entry, for the next try). */
+static int unsubscribe_queued(azi3_service *s, int64_t robot_id, int64_t subscription_id, unsigned attempts,
+                              usec_t now, run_state *rs) {
+        azi3_call call = {};
+        int r, q;
+
+        r = megazord_unsubscribe(s->mz, robot_id, subscription_id, &call);
+        if (r >= 0) {
+                svc_log(s, LOG_INFO, "deleted subscription %" PRId64 " of robot %" PRId64 "%s (Call-Ref %s)",
+                        subscription_id, robot_id, r == 1 ? " (it was already gone)" : "", call.call_ref);
+                q = azi3_store_unsubscription_remove(s->store, robot_id, subscription_id);
+                if (q < 0 && q != -ENOENT)
+                        run_fail(s, rs, q, "subscription %" PRId64 " of robot %" PRId64
+                                 " is deleted but stays queued (it will be deleted again, harmlessly): %s",
+                                 subscription_id, robot_id, store_error(s));
+                return 0;
+        }
+        q = azi3_store_unsubscription_failed(s->store, robot_id, subscription_id, call.message,
+                                             now + unsub_backoff(attempts + 1));
+        if (q < 0)
+                svc_log(s, LOG_ERR, "cannot record the failed deletion of subscription %" PRId64 ": %s",
+                        subscription_id, store_error(s));
+        run_fail(s, rs, r, "deleting subscription %" PRId64 " of robot %" PRId64 " failed (session-cleanup retries it): %s",
+                 subscription_id, robot_id, call.message);
+        return r;
+}
+
+/* Undoes a subscription that no session holds: deletes it, or queues the deletion. */
+static void subscription_undo(azi3_service *s, int64_t robot_id, int64_t subscription_id, usec_t now) {
+        azi3_call call = {};
+        int r;
+
+        r = megazord_unsubscribe(s->mz, robot_id, subscription_id, &call);
+        if (r >= 0) {
+                svc_log(s, LOG_INFO, "undid subscription %" PRId64 " of robot %" PRId64 " (Call-Ref %s)", subscription_id,
+                        robot_id, call.call_ref);
+                return;
+        }
+        (void) azi3_store_rollback(s->store);
+        r = azi3_store_unsubscription_add(s->store, robot_id, subscription_id, now);
+        if (r >= 0)
+                r = azi3_store_unsubscription_failed(s->store, robot_id, subscription_id, call.message,
+                                                     now + unsub_backoff(1));
+        if (r < 0)
+                svc_log(s, LOG_ERR,
+                        "subscription %" PRId64 " of robot %" PRId64 " could neither be deleted (%s) nor queued for "
+                        "deletion (%s); it lapses at its 'until' by itself",
+                        subscription_id, robot_id, call.message, store_error(s));
+        else
+                svc_log(s, LOG_WARNING, "subscription %" PRId64 " of robot %" PRId64
+                        " could not be deleted, queued for session-cleanup: %s", subscription_id, robot_id, call.message);
+}
+
+/* 8.1 step 2 for one event, inside the caller's transaction. */
+static int session_apply_event(azi3_service *s, const azi3_session *se, int64_t source_event_id, usec_t e,
+                               usec_t now, window_event_outcome *ret) {
+        window_transition t;
+        azi3_window cur;
+        bool has_cur;
+        int r, seen;
+
+        r = azi3_store_window_current(s->store, se->id, &cur);
+        if (r < 0 && r != -ENOENT)
+                return r;
+        has_cur = r >= 0;
+        seen = azi3_store_event_seen(s->store, se->id, source_event_id);
+        if (seen < 0)
+                return seen;
+        r = window_apply_event(&se->params, has_cur ? &cur.span : NULL, seen > 0, e, &t);
+        if (r < 0)
+                return r;
+        *ret = (window_event_outcome) r;
+        if (*ret == WINDOW_EVENT_DUPLICATE)
+                return 0;
+        r = azi3_store_apply_transition(s->store, se->id, has_cur ? cur.id : 0, &t, now, source_event_id, NULL);
+        if (r < 0)
+                return r;
+        r = azi3_store_event_record(s->store, se->id, source_event_id, e, now, *ret);
+        return r < 0 ? r : 0;
+}
+
+typedef struct event_counts {
+        size_t applied, late, stale, duplicate;
+} event_counts;
+
+static void event_count(event_counts *c, window_event_outcome o) {
+        switch (o) {
+        case WINDOW_EVENT_ACTIVITY:
+                c->applied++;
+                break;
+        case WINDOW_EVENT_LATE:
+                c->late++;
+                break;
+        case WINDOW_EVENT_STALE:
+                c->stale++;
+                break;
+        default:
+                c->duplicate++;
+        }
+}
+
+/* --- monitoring-scheduler ------------------------------------------------------------------- */
+
+static int incoming_compare(const void *a, const void *b) {
+        const azi3_incoming *x = a, *y = b;
+
+        if (x->created_at != y->created_at)
+                return x->created_at < y->created_at ? -1 : 1;
+        return (x->id > y->id) - (x->id < y->id);
+}
+
+typedef struct monitor_counts {
+        size_t open, created, replayed;
+} monitor_counts;
+
+static void monitor_rule(azi3_service *s, const azi3_rule *rule, usec_t now, monitor_counts *c, run_state *rs) {
+        day_rule dr = azi3_rule_day(rule);
+        char day[DAY_DATE_STRING_MAX], until[32] = "?";
+        azi3_incoming *inc = NULL;
+        size_t n_inc = 0;
+        event_counts ec = {};
+        azi3_session se;
+        azi3_window first;
+        window_span span;
+        day_date date;
+        usec_t a, b;
+        int64_t sub;
+        azi3_call call = {};
+        int r;
+
+        r = day_find(&dr, now, &date, &a, &b);
+        if (r < 0) {
+                run_fail(s, rs, r, "%s:%u: robot %" PRId64 " rule %s: cannot compute its monitoring day at %" PRIu64 ": %s",
+                         s->config->path, rule->line, rule->robot_id, rule->rule_id, now, strerror(-r));
+                return;
+        }
+        if (r == 0)
+                return; /* between two days */
+        window_params p = { .a = a, .b = b, .w = rule->window };
+        if (!window_params_valid(&p))
+                return; /* A == B: a DST day without monitoring */
+        day_date_format(date, day);
+
+        r = azi3_store_session_find(s->store, rule->robot_id, rule->rule_id, day, &se);
+        if (r >= 0) {
+                c->open += !se.completed;
+                return;
+        }
+        if (r != -ENOENT) {
+                run_fail(s, rs, r, "looking up the session of robot %" PRId64 " rule %s for %s: %s", rule->robot_id,
+                         rule->rule_id, day, store_error(s));
+                return;
+        }
+
+        (void) azi3_format_timestamp(b, until);
+        r = megazord_subscribe(s->mz, rule->robot_id, rule->event, b, &call, &sub);
+        if (r < 0) {
+                run_fail(s, rs, r, "robot %" PRId64 " rule %s, day %s not started: %s", rule->robot_id, rule->rule_id, day,
+                         call.message);
+                return;
+        }
+        svc_log(s, LOG_INFO, "subscribed robot %" PRId64 " to %s until %s: subscription %" PRId64 " (Call-Ref %s)",
+                rule->robot_id, rule->event, until, sub, call.call_ref);
+
+        r = megazord_replay(s->mz, rule->robot_id, rule->event, a, &call, &inc, &n_inc);
+        if (r < 0) {
+                run_fail(s, rs, r, "robot %" PRId64 " rule %s, day %s not started (subscription undone): %s",
+                         rule->robot_id, rule->rule_id, day, call.message);
+                subscription_undo(s, rule->robot_id, sub, now);
+                return;
+        }
+        if (n_inc > 1)
+                qsort(inc, n_inc, sizeof(inc[0]), incoming_compare);
+
+        r = azi3_store_begin(s->store);
+        if (r >= 0) {
+                _cleanup_(azi3_store_rollbackp) _unused_ azi3_store *tx = s->store;
+
+                r = azi3_store_session_create(s->store, rule->robot_id, rule->rule_id, day, &p, now, &se);
+                if (r == 0) {
+                        /* another run created it meanwhile: ours is not needed */
+                        (void) azi3_store_rollback(s->store);
+                        inc = azi3_incomings_free(inc, n_inc);
+                        subscription_undo(s, rule->robot_id, sub, now);
+                        c->open++;
+                        return;
+                }
+                if (r > 0)
+                        r = azi3_store_session_set_subscription(s->store, se.id, sub);
+                if (r >= 0)
+                        r = window_first(&p, &span);
+                if (r >= 0)
+                        r = azi3_store_window_open(s->store, se.id, &span, &first);
+                for (size_t i = 0; r >= 0 && i < n_inc; i++) {
+                        window_event_outcome o;
+
+                        if (inc[i].robot_id != rule->robot_id || !streq_ptr(inc[i].event_name, rule->event))
+                                continue;
+                        r = session_apply_event(s, &se, inc[i].id, inc[i].created_at, now, &o);
+                        if (r >= 0)
+                                event_count(&ec, o);
+                }
+                if (r >= 0)
+                        r = azi3_store_commit(s->store);
+        }
+        inc = azi3_incomings_free(inc, n_inc);
+        if (r < 0) {
+                run_fail(s, rs, r, "robot %" PRId64 " rule %s, day %s not started (subscription undone): store %s: %s",
+                         rule->robot_id, rule->rule_id, day, s->config->store, store_error(s));
+                subscription_undo(s, rule->robot_id, sub, now);
+                return;
+        }
+        svc_log(s, LOG_INFO,
+                "session %" PRId64 " created for robot %" PRId64 " rule %s, day %s, subscription %" PRId64
+                "; replay: %zu applied, %zu late, %zu stale, %zu duplicate",
+                se.id, rule->robot_id, rule->rule_id, day, sub, ec.applied, ec.late, ec.stale, ec.duplicate);
+        c->created++;
+        c->open++;
+        c->replayed += n_inc;
+}
+
+azi3_result azi3_monitoring_scheduler(azi3_service *s, usec_t now, char *msg, size_t msglen) {
+        run_state rs = {};
+        monitor_counts c = {};
+        char summary[256] = "";
+
+        for (size_t i = 0; i < s->config->n_rules; i++)
+                monitor_rule(s, &s->config->rules[i], now, &c, &rs);
+
+        summary_add(summary, sizeof(summary), c.created, "session created", "sessions created", false);
+        if (c.created > 0) {
+                size_t used = strlen(summary);
+                snprintf(summary + used, sizeof(summary) - used, " (%zu event%s replayed)", c.replayed,
+                         c.replayed == 1 ? "" : "s");
+        }
+        summary_add(summary, sizeof(summary), c.open, "session open", "sessions open", true);
+        return run_finish(&rs, summary, msg, msglen);
+}
+
+/* --- window-expiration and completion -------------------------------------------------------- */
+
+typedef struct expire_counts {
+        size_t open, expired, ended, posted, owed, completed, stale_completed;
+} expire_counts;
+
+/* 8.1 step 3.1 in one transaction. */
+static int session_expire(azi3_service *s, const azi3_session *se, usec_t now, expire_counts *c) {
+        _cleanup_(azi3_store_rollbackp) _unused_ azi3_store *tx = NULL;
+        window_transition t;
+        azi3_window cur;
+        char name[SESSION_NAME_MAX];
+        int r;
+
+        r = azi3_store_begin(s->store);
+        if (r < 0)
+                return r;
+        tx = s->store;
+        r = azi3_store_window_current(s->store, se->id, &cur);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        r = window_expire(&se->params, &cur.span, now, &t);
+        if (r <= 0)
+                return r;
+        r = azi3_store_apply_transition(s->store, se->id, cur.id, &t, now, 0, NULL);
+        if (r < 0)
+                return r;
+        r = azi3_store_commit(s->store);
+        if (r < 0)
+                return r;
+        session_name(se, name, sizeof(name));
+        if (t.reason == WINDOW_CLOSE_EXPIRED)
+                c->expired++;
+        else
+                c->ended++;
+        svc_log(s, LOG_INFO, "%s: window %" PRId64 " closed as %s%s", name, cur.id,
+                window_close_reason_to_string(t.reason),
+                t.reason == WINDOW_CLOSE_EXPIRED ? " (alarm owed)" : "");
+        return 1;
+}
+
+/* 8.1 step 3.2: posts the session's owed alarms in time order; stops at the first failure. */
+static void session_post_alarms(azi3_service *s, const azi3_session *se, usec_t now, expire_counts *c,
+                                run_state *rs) {
+        _cleanup_free_ azi3_window *owed = NULL;
+        const char *event;
+        char name[SESSION_NAME_MAX];
+        size_t n = 0;
+        int level, r;
+
+        session_name(se, name, sizeof(name));
+        r = azi3_store_alarms_owed(s->store, se->id, &owed, &n);
+        if (r < 0) {
+                run_fail(s, rs, r, "%s: cannot read its owed alarms: %s", name, store_error(s));
+                return;
+        }
+        if (n == 0)
+                return;
+        rule_alarm(s, se, &event, &level);
+        for (size_t i = 0; i < n; i++) {
+                azi3_call call = {};
+                int64_t id = 0;
+
+                r = megazord_post_alarm(s->mz, se->robot_id, event, level, owed[i].alarm_reference_id, &call, &id);
+                if (r < 0) {
+                        c->owed += n - i;
+                        run_fail(s, rs, r, "%s: alarm for window %" PRId64 " stays owed (next run retries): %s", name,
+                                 owed[i].id, call.message);
+                        return;
+                }
+                r = azi3_store_alarm_mark_posted(s->store, owed[i].id, now, id);
+                if (r < 0) {
+                        /* Posted but not recorded: the next run posts it again with the same
+                         * reference id, which is all an at-least-once peer can be given. */
+                        c->owed += n - i;
+                        run_fail(s, rs, r, "%s: alarm %s posted as Megazord event %" PRId64
+                                 " but not recorded (it may be posted again with the same reference id): %s",
+                                 name, owed[i].alarm_reference_id, id, store_error(s));
+                        return;
+                }
+                c->posted++;
+                svc_log(s, LOG_NOTICE, "%s: %s posted for window %" PRId64 " as Megazord event %" PRId64
+                        " (reference %s, Call-Ref %s)", name, event, owed[i].id, id, owed[i].alarm_reference_id,
+                        call.call_ref);
+        }
+}
+
+/* 8.1 step 4: completes the session if it is done, queuing its unsubscription in the same
+ * transaction, then tries the deletion. Returns 1 if completed. */
+static int session_try_complete(azi3_service *s, const azi3_session *se, usec_t now, run_state *rs) {
+        _cleanup_free_ azi3_window *owed = NULL;
+        session_result res = SESSION_RESULT_NO_ALARMS;
+        azi3_window cur;
+        char name[SESSION_NAME_MAX];
+        size_t n = 0;
+        int r;
+
+        if (now < se->params.b)
+                return 0;
+        session_name(se, name, sizeof(name));
+
+        r = azi3_store_begin(s->store);
+        if (r >= 0) {
+                _cleanup_(azi3_store_rollbackp) _unused_ azi3_store *tx = s->store;
+
+                r = azi3_store_window_current(s->store, se->id, &cur);
+                if (r >= 0)
+                        return 0;
+                if (r == -ENOENT)
+                        r = azi3_store_alarms_owed(s->store, se->id, &owed, &n);
+                if (r >= 0 && !window_session_complete(&se->params, false, n, now))
+                        return 0;
+                if (r >= 0)
+                        r = azi3_store_session_complete(s->store, se->id, now, &res);
+                if (r >= 0 && se->subscription_id > 0)
+                        r = azi3_store_unsubscription_add(s->store, se->robot_id, se->subscription_id, now);
+                if (r >= 0)
+                        r = azi3_store_commit(s->store);
+        }
+        if (r < 0) {
+                run_fail(s, rs, r, "%s: cannot complete it: %s", name, store_error(s));
+                return 0;
+        }
+        svc_log(s, LOG_INFO, "%s completed: %s", name, session_result_to_string(res));
+        if (se->subscription_id > 0)
+                (void) unsubscribe_queued(s, se->robot_id, se->subscription_id, 0, now, rs);
+        return 1;
+}
+
+azi3_result azi3_window_expiration(azi3_service *s, usec_t now, char *msg, size_t msglen) {
+        _cleanup_free_ azi3_session *open = NULL;
+        run_state rs = {};
+        expire_counts c = {};
+        char summary[256] = "";
+        size_t n = 0;
+        int r;
+
+        r = azi3_store_sessions_list_open(s->store, &open, &n);
+        if (r < 0) {
+                run_fail(s, &rs, r, "cannot list the open sessions of %s: %s", s->config->store, store_error(s));
+                return run_finish(&rs, "nothing done", msg, msglen);
+        }
+        for (size_t i = 0; i < n; i++) {
+                char name[SESSION_NAME_MAX];
+
+                r = session_expire(s, &open[i], now, &c);
+                if (r < 0) {
+                        session_name(&open[i], name, sizeof(name));
+                        run_fail(s, &rs, r, "%s: expiration step failed: %s", name, store_error(s));
+                        continue;
+                }
+                session_post_alarms(s, &open[i], now, &c, &rs);
+                if (session_try_complete(s, &open[i], now, &rs) > 0)
+                        c.completed++;
+                else
+                        c.open++;
+        }
+
+        summary_add(summary, sizeof(summary), c.open, "session open", "sessions open", true);
+        summary_add(summary, sizeof(summary), c.expired, "window expired", "windows expired", false);
+        summary_add(summary, sizeof(summary), c.ended, "window ended", "windows ended", false);
+        summary_add(summary, sizeof(summary), c.posted, "alarm posted", "alarms posted", false);
+        summary_add(summary, sizeof(summary), c.owed, "alarm still owed", "alarms still owed", false);
+        summary_add(summary, sizeof(summary), c.completed, "session completed", "sessions completed", false);
+        return run_finish(&rs, summary, msg, msglen);
+}
+
+/* --- session-cleanup ------------------------------------------------------------------------ */
+
+azi3_result azi3_session_cleanup(azi3_service *s, usec_t now, char *msg, size_t msglen) {
+        _cleanup_free_ azi3_session *open = NULL;
+        _cleanup_free_ azi3_unsubscription *due = NULL;
+        run_state rs = {};
+        expire_counts c = {};
+        size_t n_open = 0, n_due = 0, n_deleted = 0, n_unsub = 0, n_left = 0;
+        char summary[256] = "";
+        int r;
+
+        r = azi3_store_sessions_delete_completed(s->store, now > s->config->retention ? now - s->config->retention : 0,
+                                                 &n_deleted);
+        if (r < 0)
+                run_fail(s, &rs, r, "deleting completed sessions older than the retention from %s: %s",
+                         s->config->store, store_error(s));
+        else if (n_deleted > 0)
+                svc_log(s, LOG_INFO, "deleted %zu completed session%s older than the retention", n_deleted,
+                        n_deleted == 1 ? "" : "s");
+
+        r = azi3_store_sessions_list_open(s->store, &open, &n_open);
+        if (r < 0)
+                run_fail(s, &rs, r, "cannot list the open sessions of %s: %s", s->config->store, store_error(s));
+        for (size_t i = 0; i < n_open; i++) {
+                char name[SESSION_NAME_MAX];
+
+                if (now < open[i].params.b)
+                        continue;
+                session_name(&open[i], name, sizeof(name));
+                r = session_expire(s, &open[i], now, &c);
+                if (r < 0) {
+                        run_fail(s, &rs, r, "%s: expiration step failed: %s", name, store_error(s));
+                        continue;
+                }
+                if (session_try_complete(s, &open[i], now, &rs) > 0)
+                        c.stale_completed++;
+                else {
+                        n_left++;
+                        svc_log(s, LOG_NOTICE, "%s ended but still owes an alarm; left to window-expiration", name);
+                }
+        }
+
+        /* Deletions queued by the completions above were tried there already; they are not due
+         * again until their backoff passed. */
+        r = azi3_store_unsubscriptions_due(s->store, now, &due, &n_due);
+        if (r < 0)
+                run_fail(s, &rs, r, "cannot list the pending unsubscriptions of %s: %s", s->config->store, store_error(s));
+        for (size_t i = 0; i < n_due; i++)
+                if (unsubscribe_queued(s, due[i].robot_id, due[i].subscription_id, due[i].attempts, now, &rs) >= 0)
+                        n_unsub++;
+
+        summary_add(summary, sizeof(summary), n_deleted, "old session deleted", "old sessions deleted", true);
+        summary_add(summary, sizeof(summary), c.stale_completed, "stale session completed", "stale sessions completed",
+                    false);
+        summary_add(summary, sizeof(summary), n_left, "ended session still owing an alarm",
+                    "ended sessions still owing alarms", false);
+        summary_add(summary, sizeof(summary), n_unsub, "pending unsubscription done", "pending unsubscriptions done",
+                    false);
+        summary_add(summary, sizeof(summary), n_due - n_unsub, "unsubscription still pending",
+                    "unsubscriptions still pending", false);
+        return run_finish(&rs, summary, msg, msglen);
+}
+
+/* --- sqs-consumer -------------------------------------------------------------------------- */
+
+typedef struct sqs_item {
+        const sqs_message *m;
+        azi3_sqs_event ev;
+        bool parsed;
+} sqs_item;
+
+static int sqs_item_compare(const void *a, const void *b) {
+        const sqs_item *x = a, *y = b;
+
+        if (x->parsed != y->parsed)
+                return x->parsed ? 1 : -1;
+        if (x->ev.created_at != y->ev.created_at)
+                return x->ev.created_at < y->ev.created_at ? -1 : 1;
+        return (x->ev.source_event_id > y->ev.source_event_id) - (x->ev.source_event_id < y->ev.source_event_id);
+}
+
+typedef struct sqs_counts {
+        size_t received, malformed, unknown, ignored, deleted;
+        event_counts ev;
+} sqs_counts;
+
+static int sqs_ensure_client(azi3_service *s, run_state *rs) {
+        azi3_call err = {};
+        int r;
+
+        if (s->sqs)
+                return 0;
+        r = sqs_client_new(s->config->sqs_endpoint, s->config->sqs_region, s->config->sqs_queue_url,
+                           s->config->megazord_timeout, NULL, &err, &s->sqs);
+        if (r < 0)
+                run_fail(s, rs, r, "SQS client for %s (from %s): %s", s->config->sqs_queue_url, s->config->path,
+                         err.message[0] ? err.message : strerror(-r));
+        return r;
+}
+
+/* One received batch: apply in one transaction, delete after the commit. Returns how many
+ * messages were received, or a negative errno (already reported) when the run should stop. */
+static int sqs_batch(azi3_service *s, unsigned wait_seconds, usec_t now, sqs_counts *c, run_state *rs) {
+        sqs_message *msgs = NULL;
+        _cleanup_free_ sqs_item *items = NULL;
+        _cleanup_free_ const char **handles = NULL;
+        _cleanup_free_ sqs_batch_failure *failures = NULL;
+        size_t n = 0, n_failed = 0;
+        azi3_call call = {};
+        int r;
+
+        r = sqs_receive(s->sqs, SQS_BATCH_MAX, wait_seconds, (int) (s->config->sqs_visibility_timeout / USEC_PER_SEC),
+                        &call, &msgs, &n);
+        if (r < 0) {
+                run_fail(s, rs, r, "receiving from SQS failed: %s", call.message);
+                return r;
+        }
+        if (n == 0)
+                return 0;
+        c->received += n;
+
+        items = calloc(n, sizeof(*items));
+        handles = calloc(n, sizeof(*handles));
+        if (!items || !handles) {
+                sqs_messages_free(msgs, n);
+                run_fail(s, rs, -ENOMEM, "out of memory handling %zu SQS messages", n);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < n; i++) {
+                parse_error pe = {};
+
+                items[i].m = &msgs[i];
+                r = azi3_parse_sqs_body(msgs[i].body, msgs[i].body_size, &items[i].ev, &pe);
+                if (r < 0) {
+                        c->malformed++;
+                        svc_log(s, LOG_WARNING, "SQS message %s has a malformed body (deleted): %s",
+                                msgs[i].message_id ? msgs[i].message_id : "?", pe.message);
+                        continue;
+                }
+                items[i].parsed = true;
+        }
+        qsort(items, n, sizeof(items[0]), sqs_item_compare);
+
+        r = azi3_store_begin(s->store);
+        if (r >= 0) {
+                _cleanup_(azi3_store_rollbackp) _unused_ azi3_store *tx = s->store;
+
+                for (size_t i = 0; r >= 0 && i < n; i++) {
+                        const azi3_sqs_event *ev = &items[i].ev;
+                        const azi3_rule *rule;
+                        window_event_outcome o;
+                        azi3_session se;
+
+                        if (!items[i].parsed)
+                                continue;
+                        r = azi3_store_session_find_by_subscription(s->store, ev->subscription_id, ev->robot_id, &se);
+                        if (r == -ENOENT) {
+                                r = 0;
+                                c->unknown++;
+                                svc_log(s, LOG_WARNING, "SQS message %s: no session has subscription %" PRId64
+                                        " of robot %" PRId64 " (deleted)", items[i].m->message_id,
+                                        ev->subscription_id, ev->robot_id);
+                                continue;
+                        }
+                        if (r < 0)
+                                break;
+                        rule = azi3_config_find_rule(s->config, se.robot_id, se.rule_id);
+                        if (!streq_ptr(ev->event_name, rule ? rule->event : AZI3_DEFAULT_EVENT)) {
+                                c->ignored++;
+                                svc_log(s, LOG_WARNING, "SQS message %s: event %s is not the one session %" PRId64
+                                        " monitors (deleted)", items[i].m->message_id, ev->event_name, se.id);
+                                continue;
+                        }
+                        r = session_apply_event(s, &se, ev->source_event_id, ev->created_at, now, &o);
+                        if (r >= 0) {
+                                event_count(&c->ev, o);
+                                svc_log(s, LOG_INFO, "event %" PRId64 " of robot %" PRId64 " at %" PRIu64
+                                        " applied to session %" PRId64 ": %s", ev->source_event_id, ev->robot_id,
+                                        ev->created_at, se.id, window_event_outcome_to_string(o));
+                        }
+                }
+                if (r >= 0)
+                        r = azi3_store_commit(s->store);
+        }
+        for (size_t i = 0; i < n; i++) {
+                handles[i] = items[i].m->receipt_handle;
+                azi3_sqs_event_done(&items[i].ev);
+        }
+        if (r < 0) {
+                run_fail(s, rs, r, "%zu SQS messages left for redelivery: store %s: %s", n, s->config->store,
+                         store_error(s));
+                sqs_messages_free(msgs, n);
+                return r;
+        }
+
+        r = sqs_delete_batch(s->sqs, handles, n, &call, &failures, &n_failed);
+        if (r < 0) {
+                run_fail(s, rs, r, "deleting %zu applied SQS messages failed (redelivered ones are de-duplicated): %s",
+                         n, call.message);
+                sqs_messages_free(msgs, n);
+                return r;
+        }
+        c->deleted += n - n_failed;
+        for (size_t i = 0; i < n_failed; i++)
+                svc_log(s, LOG_WARNING, "SQS refused to delete message %s: %s: %s (it will be redelivered)",
+                        items[failures[i].index].m->message_id, failures[i].code, failures[i].message);
+        sqs_messages_free(msgs, n);
+        return (int) MIN(n, (size_t) INT32_MAX);
+}
+
+azi3_result azi3_sqs_consumer(azi3_service *s, usec_t now, char *msg, size_t msglen) {
+        run_state rs = {};
+        sqs_counts c = {};
+        char summary[320] = "";
+        int r;
+
+        if (sqs_ensure_client(s, &rs) >= 0)
+                for (unsigned i = 0; i < AZI3_SQS_BATCHES_PER_RUN; i++) {
+                        /* long-poll for the first batch only; then drain what is already there */
+                        r = sqs_batch(s, i == 0 ? (unsigned) (s->config->sqs_wait_time / USEC_PER_SEC) : 0, now, &c, &rs);
+                        if (r < (int) SQS_BATCH_MAX)
+                                break;
+                }
+
+        summary_add(summary, sizeof(summary), c.received, "message received", "messages received", true);
+        summary_add(summary, sizeof(summary), c.ev.applied, "event applied", "events applied", false);
+        summary_add(summary, sizeof(summary), c.ev.late, "late event", "late events", false);
+        summary_add(summary, sizeof(summary), c.ev.stale, "stale event", "stale events", false);
+        summary_add(summary, sizeof(summary), c.ev.duplicate, "duplicate", "duplicates", false);
+        summary_add(summary, sizeof(summary), c.malformed, "malformed", "malformed", false);
+        summary_add(summary, sizeof(summary), c.unknown, "unknown subscription", "unknown subscriptions", false);
+        summary_add(summary, sizeof(summary), c.ignored, "other event", "other events", false);
+        if (c.received > 0)
+                summary_add(summary, sizeof(summary), c.deleted, "deleted", "deleted", true);
+        return run_finish(&rs, summary, msg, msglen);
+}
+
+/* --- one run ------------------------------------------------------------------------------- */
+
+azi3_result azi3_job_run(azi3_job job, const char *config_path, usec_t now, azi3_log_func log, void *userdata,
+                         char *msg, size_t msglen) {
+        _cleanup_(azi3_config_freep) azi3_config *config = NULL;
+        _cleanup_(azi3_service_freep) azi3_service *s = NULL;
+        azi3_config_errors errors = {};
+        int r;
+
+        r = azi3_config_load(config_path, &config, &errors);
+        if (r < 0) {
+                size_t used = 0;
+
+                if (msg && msglen > 0)
+                        msg[0] = '\0';
+                for (size_t i = 0; i < errors.n; i++) {
+                        _cleanup_free_ char *line = azi3_config_error_format(&errors, i);
+
+                        if (line && log) {
+                                azi3_service tmp = { .log = log, .userdata = userdata };
+                                svc_log(&tmp, LOG_ERR, "%s", line);
+                        }
+                        if (line && msg && used + 1 < msglen)
+                                used += (size_t) snprintf(msg + used, msglen - used, "%s%s", i > 0 ? "; " : "", line);
+                }
+                if (errors.n == 0 && msg)
+                        snprintf(msg, msglen, "cannot load %s: %s", config_path, strerror(-r));
+                azi3_config_errors_clear(&errors);
+                /* a file that cannot be read may appear (deploys); a file with errors needs an edit */
+                return r == -EINVAL ? AZI3_RESULT_FAIL : AZI3_RESULT_RETRY;
+        }
+
+        r = azi3_service_new(config, log, userdata, msg, msglen, &s);
+        if (r < 0)
+                return result_of(r);
+
+        switch (job) {
+        case AZI3_JOB_MONITORING_SCHEDULER:
+                return azi3_monitoring_scheduler(s, now, msg, msglen);
+        case AZI3_JOB_WINDOW_EXPIRATION:
+                return azi3_window_expiration(s, now, msg, msglen);
+        case AZI3_JOB_SESSION_CLEANUP:
+                return azi3_session_cleanup(s, now, msg, msglen);
+        case AZI3_JOB_SQS_CONSUMER:
+                return azi3_sqs_consumer(s, now, msg, msglen);
+        default:
+                if (msg)
+                        snprintf(msg, msglen, "unknown azi3 job %d", (int) job);
+                return AZI3_RESULT_FAIL;
+        }
+}
+
+static const char *const result_names[_AZI3_RESULT_MAX] = {
+        [AZI3_RESULT_OK] = "ok",
+        [AZI3_RESULT_RETRY] = "retry",
+        [AZI3_RESULT_FAIL] = "fail",
+};
+
+const char *azi3_result_to_string(azi3_result r) {
+        return r >= 0 && r < _AZI3_RESULT_MAX ? result_names[r] : NULL;
+}
+
+static const char *const job_names[_AZI3_JOB_MAX] = {
+        [AZI3_JOB_MONITORING_SCHEDULER] = "monitoring-scheduler",
+        [AZI3_JOB_WINDOW_EXPIRATION] = "window-expiration",
+        [AZI3_JOB_SESSION_CLEANUP] = "session-cleanup",
+        [AZI3_JOB_SQS_CONSUMER] = "sqs-consumer",
+};
+
+const char *azi3_job_to_string(azi3_job j) {
+        return j >= 0 && j < _AZI3_JOB_MAX ? job_names[j] : NULL;
+}

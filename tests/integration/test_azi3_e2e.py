@@ -1,0 +1,487 @@
+# SPDX-License-Identifier: MIT
+"""Issue 6: the four azi-3 jobs end to end, through the real daemon, fauxqs and the fake
+Megazord. Every run is a manual run with `at` (the logical clock), so a whole monitored day
+passes in seconds. Each scenario asserts the exact Megazord requests and the store's windows.
+
+A run's clock is `at` plus the time the run has taken so far, so a window opened by the
+expiration step at `now` starts a few milliseconds after `at`: those are compared with
+`near(at)` (at <= x < at + 5 s); everything that follows from event times is exact."""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from harness import BUILDDIR, Daemon
+from azi3_peers import H, M, S, Peers, Store, incoming, iso, peers_available, sqs_body, usec, utc
+
+JOBS = ("monitoring-scheduler", "window-expiration", "session-cleanup", "sqs-consumer")
+AZI3CTL = os.path.join(BUILDDIR, "azi3ctl")
+SUBSCRIBE = "/internal/v1/events/robots/%d/subscriptions"
+INCOMINGS = "/internal/v1/events/robots/%d/incomings"
+
+
+class near:
+    """Equal to any instant in [t, t + 5 s): a time the run's clock gave."""
+
+    def __init__(self, t):
+        self.t = t
+
+    def __eq__(self, other):
+        return isinstance(other, int) and self.t <= other < self.t + 5 * S
+
+    def __repr__(self):
+        return "near(%s)" % iso(self.t)
+
+
+def local(zone, y, mo, d, h, mi=0):
+    return usec(datetime(y, mo, d, h, mi, tzinfo=ZoneInfo(zone)))
+
+
+def rule(robot, rule_id="toilet-activity", zone="Europe/Amsterdam", start="07:00", end="22:00", window="2h"):
+    return dict(robot_id=robot, rule_id=rule_id, timezone=zone, start=start, end=end, window=window)
+
+
+class Azi3Case(unittest.TestCase):
+    RULES = [rule(42)]
+    RETENTION = "24h"
+
+    def setUp(self):
+        self.peers = Peers()
+        self.addCleanup(self.peers.stop)
+        self.tmp = tempfile.mkdtemp(prefix="azi3-e2e-")
+        self.config = os.path.join(self.tmp, "azi3.yaml")
+        self.write_config(self.RULES)
+        self.store = Store(os.path.join(self.tmp, "azi3.db"))
+        jobs = ""
+        for j in JOBS:
+            jobs += ("  - name: %s\n    plugin: %s\n    schedule: \"@yearly\"\n    enabled: false\n"
+                     "    timeout: 30s\n    params: { config: %s }\n" %
+                     (j, os.path.join(BUILDDIR, ".libs", j + ".so"), self.config))
+        self.daemon = Daemon(jobs, tmp=self.tmp)
+        self.addCleanup(self.daemon.cleanup)
+        self.start_daemon()
+
+    def start_daemon(self):
+        self.daemon.messages = []  # a restart waits for its own READY=1
+        self.daemon.start(extra_env={"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"})
+
+    def write_config(self, rules):
+        text = ("store: azi3.db\n"
+                "megazord: { base_url: %s, timeout: 2s }\n"
+                "sqs: { endpoint: %s, region: eu-west-1, queue_url: %s, wait_time: 0s, visibility_timeout: 30s }\n"
+                "retention: %s\nrules:\n" % (self.peers.megazord, self.peers.sqs_endpoint, self.peers.queue_url,
+                                             self.RETENTION))
+        for r in rules:
+            text += "  - " + "\n    ".join('%s: "%s"' % kv if isinstance(kv[1], str) else "%s: %s" % kv
+                                          for kv in r.items()) + "\n"
+        with open(self.config, "w") as f:
+            f.write(text)
+
+    def run_job(self, job, at, status="succeeded"):
+        r = self.daemon.ctl({"command": "run", "job": job, "at": at, "wait": True})
+        self.assertTrue(r.get("ok"), r)
+        self.assertEqual(r["status"], status, "%s at %s: %s" % (job, iso(at), r))
+        return r["message"]
+
+    def consume(self, at, *messages):
+        for m in messages:
+            self.peers.send(m)
+        msg = self.run_job("sqs-consumer", at)
+        self.assertEqual(self.peers.queue_depth(), 0, msg)
+        return msg
+
+    def only_session(self):
+        ss = self.store.sessions()
+        self.assertEqual(len(ss), 1, ss)
+        return ss[0]
+
+    def assert_windows(self, session_id, expected):
+        """EXPECTED: (since, until, reason or None if current, closing event id or None, alarm state)."""
+        got = [(w["since_usec"], w["until_usec"], w["reason"], w["closing_event_id"], w["alarm_state"])
+               for w in self.store.windows(session_id)]
+        self.assertEqual(len(got), len(expected), "windows:\n%s\nexpected:\n%s" % (
+            "\n".join(map(str, got)), "\n".join(map(str, expected))))
+        for g, e in zip(got, expected):
+            self.assertEqual(e, g)
+
+    # exact requests
+    @staticmethod
+    def subscribe(robot, b):
+        return ("POST", SUBSCRIBE % robot, {}, {"eventNames": ["TOILET_ACTIVITY"], "until": iso(b)})
+
+    @staticmethod
+    def replay(robot, a):
+        return ("GET", INCOMINGS % robot, {"event_name": "TOILET_ACTIVITY", "created_since": str(a // S)}, None)
+
+    @staticmethod
+    def alarm(robot, ref):
+        return ("POST", INCOMINGS % robot, {},
+                {"providerName": "azi-3-status-jobs", "eventName": "NO_TOILET_ACTIVITY_ALARM", "level": 10,
+                 "referenceId": ref})
+
+    @staticmethod
+    def unsubscribe(robot, sub):
+        return ("DELETE", (SUBSCRIBE % robot) + "/%d" % sub, {}, None)
+
+    def refs(self, session_id):
+        return [w["alarm_reference_id"] for w in self.store.windows(session_id) if w["alarm_state"]]
+
+
+def model(a, b, w, cur, runs):
+    """8.1 step 3 for expiration runs at RUNS from current window CUR: the windows it yields
+    (closed ones and the last current), each as (since, until, reason)."""
+    out = []
+    for t in runs:
+        since, until = cur
+        if until <= t:
+            out.append((since, until, "expired" if until - since == w else "ended"))
+            if until < b and t < b:
+                cur = (t, min(t + w, b))
+            else:
+                cur = None
+                break
+    if cur:
+        out.append((cur[0], cur[1], None))
+    return out
+
+
+class OrdinaryDay(Azi3Case):
+    def test_activity_every_90_minutes_no_alarm(self):
+        z = "Europe/Amsterdam"
+        a, b = local(z, 2026, 6, 10, 7), local(z, 2026, 6, 10, 22)
+        self.assertEqual((a, b), (utc(2026, 6, 10, 5), utc(2026, 6, 10, 20)))
+        msg = self.run_job("monitoring-scheduler", a)
+        self.assertEqual(msg, "1 session created (0 events replayed), 1 session open")
+        s = self.only_session()
+        self.assertEqual((s["local_day"], s["start_usec"], s["end_usec"], s["subscription_id"]),
+                         ("2026-06-10", a, b, 100))
+        # idempotent: a second run in the same day does nothing
+        self.assertEqual(self.run_job("monitoring-scheduler", a + 5 * M), "1 session open")
+
+        events = [(9001 + i, local(z, 2026, 6, 10, 8, 30) + i * 90 * M) for i in range(9)]  # 08:30 .. 20:30
+        for sid, t in events:
+            self.consume(t + M, sqs_body(42, 100, sid, t))
+            self.assertEqual(self.run_job("window-expiration", t + 2 * M), "1 session open")
+        msg = self.run_job("window-expiration", b + 30 * S)
+        self.assertEqual(msg, "0 sessions open, 1 window ended, 1 session completed")
+
+        s = self.only_session()
+        self.assertEqual((s["state"], s["result"]), ("completed", "no_alarms"))
+        expected = [(a, a + 2 * H, "activity", 9001, None)]
+        for (sid, t), nxt in zip(events, events[1:]):
+            expected.append((t, t + 2 * H, "activity", nxt[0], None))
+        expected.append((events[-1][1], b, "ended", None, None))
+        self.assert_windows(s["id"], expected)
+        self.assertEqual(self.peers.calls(), [self.subscribe(42, b), self.replay(42, a), self.unsubscribe(42, 100)])
+        self.assertEqual(self.peers.subscriptions(), [])
+        self.assertEqual(self.store.pending(), [])
+        # every Megazord request carried a fresh Call-Ref
+        refs = [r[4].get("Call-Ref") for r in self.peers.requests()]
+        self.assertEqual(len(set(refs)), 3, refs)
+
+
+class LongGap(Azi3Case):
+    def test_alarms_at_the_instants_of_8_1(self):
+        z = "Europe/Amsterdam"
+        a, b = local(z, 2026, 6, 11, 7), local(z, 2026, 6, 11, 22)
+        e = local(z, 2026, 6, 11, 8)
+        self.run_job("monitoring-scheduler", a)
+        self.consume(e + M, sqs_body(42, 100, 9101, e))
+        # the window [08:00, 10:00) is still running at 09:59:59
+        self.assertEqual(self.run_job("window-expiration", e + 2 * H - S), "1 session open")
+        runs = [e + 2 * H, e + 4 * H + M, e + 6 * H + 2 * M, e + 8 * H + 3 * M, e + 10 * H + 4 * M,
+                e + 12 * H + 5 * M, b + 30 * S]
+        msgs = [self.run_job("window-expiration", t) for t in runs]
+        self.assertEqual(msgs[0], "1 session open, 1 window expired, 1 alarm posted")
+        self.assertEqual(msgs[-1], "0 sessions open, 1 window ended, 1 session completed")
+
+        s = self.only_session()
+        self.assertEqual((s["state"], s["result"]), ("completed", "alarms_raised"))
+        expected = [(a, a + 2 * H, "activity", 9101, None)]
+        for since, until, reason in model(a, b, 2 * H, (e, e + 2 * H), runs):
+            opened_by_run = since != e
+            expected.append((near(since) if opened_by_run else since,
+                             near(until) if opened_by_run and until != b else until,
+                             reason, None, "alarmed" if reason == "expired" else None))
+        self.assert_windows(s["id"], expected)
+        # the first alarm: exactly the window [08:00, 10:00), posted by the run at 10:00
+        ws = self.store.windows(s["id"])
+        self.assertEqual((ws[1]["since_usec"], ws[1]["until_usec"]), (e, e + 2 * H))
+        self.assertEqual(ws[1]["alarm_posted_usec"], near(e + 2 * H))
+        refs = self.refs(s["id"])
+        self.assertEqual(len(refs), 6)
+        self.assertEqual(self.peers.calls(), [self.subscribe(42, b), self.replay(42, a)] +
+                         [self.alarm(42, r) for r in refs] + [self.unsubscribe(42, 100)])
+
+
+class DuplicatesAndOrder(Azi3Case):
+    def test_duplicated_out_of_order_and_replay_overlap(self):
+        z = "Europe/Amsterdam"
+        a, b = local(z, 2026, 6, 12, 7), local(z, 2026, 6, 12, 22)
+        t1, t2, t3, t4, t5 = (local(z, 2026, 6, 12, h, m) for h, m in ((7, 10), (8, 20), (8, 40), (9, 30), (9, 0)))
+        self.peers.seed([incoming(42, 9001, t1)])
+        self.assertEqual(self.run_job("monitoring-scheduler", a + 30 * M),
+                         "1 session created (1 event replayed), 1 session open")
+        # one batch: the replayed event again, two events out of order, one of them twice
+        msg = self.consume(t3 + M, sqs_body(42, 100, 9001, t1), sqs_body(42, 100, 9003, t3),
+                           sqs_body(42, 100, 9002, t2), sqs_body(42, 100, 9003, t3))
+        self.assertEqual(msg, "4 messages received, 2 events applied, 2 duplicates, 4 deleted")
+        msg = self.consume(t4 + M, sqs_body(42, 100, 9002, t2), sqs_body(42, 100, 9004, t4))
+        self.assertEqual(msg, "2 messages received, 1 event applied, 1 duplicate, 2 deleted")
+        # older than the current window's since: recorded as stale, nothing else changes
+        msg = self.consume(t4 + 2 * M, sqs_body(42, 100, 9005, t5))
+        self.assertEqual(msg, "1 message received, 1 stale event, 1 deleted")
+        self.assertEqual(self.run_job("window-expiration", t4 + 2 * H - S), "1 session open")
+
+        s = self.only_session()
+        self.assert_windows(s["id"], [
+            (a, a + 2 * H, "activity", 9001, None),
+            (t1, t1 + 2 * H, "activity", 9002, None),
+            (t2, t2 + 2 * H, "activity", 9003, None),
+            (t3, t3 + 2 * H, "activity", 9004, None),
+            (t4, t4 + 2 * H, None, None, None),
+        ])
+        evs = [(e["source_event_id"], e["outcome"]) for e in self.store.events(s["id"])]
+        self.assertEqual(evs, [(9001, "applied"), (9002, "applied"), (9003, "applied"), (9005, "stale"),
+                               (9004, "applied")])
+        self.assertEqual(self.peers.calls(), [self.subscribe(42, b), self.replay(42, a)])
+
+
+class LateStartAndRestart(Azi3Case):
+    def test_late_start_replays_and_restart_keeps_state(self):
+        z = "Europe/Amsterdam"
+        a, b = local(z, 2026, 6, 15, 7), local(z, 2026, 6, 15, 22)
+        before, e1, e2 = local(z, 2026, 6, 15, 6, 50), local(z, 2026, 6, 15, 7, 30), local(z, 2026, 6, 15, 10, 15)
+        self.peers.seed([incoming(42, 8999, before), incoming(42, 9001, e1), incoming(42, 9002, e2)])
+        late = local(z, 2026, 6, 15, 11)
+        self.assertEqual(self.run_job("monitoring-scheduler", late),
+                         "1 session created (2 events replayed), 1 session open")
+        s = self.only_session()
+        # first window [A, A+W) whenever created; 10:15 came after [07:30, 09:30) ran out: late
+        self.assert_windows(s["id"], [
+            (a, a + 2 * H, "activity", 9001, None),
+            (e1, e1 + 2 * H, "expired", 9002, "owed"),
+            (e2, e2 + 2 * H, None, None, None),
+        ])
+        self.assertEqual(self.run_job("window-expiration", late + 30 * S),
+                         "1 session open, 1 alarm posted")
+
+        # restart mid-day; an event arrives while the daemon is down
+        self.daemon.stop()
+        e3 = local(z, 2026, 6, 15, 12)
+        self.peers.send(sqs_body(42, 100, 9003, e3))
+        self.start_daemon()
+        self.assertEqual(self.run_job("monitoring-scheduler", local(z, 2026, 6, 15, 13)), "1 session open")
+        self.consume(local(z, 2026, 6, 15, 13, 1))
+        self.assertEqual(self.run_job("window-expiration", local(z, 2026, 6, 15, 13, 2)), "1 session open")
+        self.assert_windows(s["id"], [
+            (a, a + 2 * H, "activity", 9001, None),
+            (e1, e1 + 2 * H, "expired", 9002, "alarmed"),
+            (e2, e2 + 2 * H, "activity", 9003, None),
+            (e3, e3 + 2 * H, None, None, None),
+        ])
+        self.assertEqual(self.peers.calls(), [self.subscribe(42, b), self.replay(42, a),
+                                              self.alarm(42, self.refs(s["id"])[0])])
+
+
+class MegazordFailures(Azi3Case):
+    def test_subscribe_500_and_replay_timeout_leave_nothing_then_succeed(self):
+        z = "Europe/Amsterdam"
+        a, b = local(z, 2026, 6, 16, 7), local(z, 2026, 6, 16, 22)
+        self.peers.fault(route="subscribe", status=500)
+        msg = self.run_job("monitoring-scheduler", a, status="failed")
+        self.assertIn("Megazord subscribe", msg)
+        self.assertIn("500", msg)
+        self.assertEqual(self.store.sessions(), [])
+        # subscribed, then the replay times out: the subscription is undone
+        self.peers.fault(route="replay", delay=3)
+        msg = self.run_job("monitoring-scheduler", a + M, status="failed")
+        self.assertIn("Megazord replay", msg)
+        self.assertIn("subscription undone", msg)
+        self.assertEqual(self.store.sessions(), [])
+        self.assertEqual(self.peers.subscriptions(), [])
+        self.assertEqual(self.run_job("monitoring-scheduler", a + 2 * M),
+                         "1 session created (0 events replayed), 1 session open")
+        self.assertEqual(self.only_session()["subscription_id"], 101)
+        self.assertEqual(self.peers.calls(), [
+            self.subscribe(42, b),                                       # 500
+            self.subscribe(42, b), self.replay(42, a), self.unsubscribe(42, 100),   # replay timed out
+            self.subscribe(42, b), self.replay(42, a)])
+
+    def test_alarm_500_and_timeout_are_retried_with_the_same_reference(self):
+        z = "Europe/Amsterdam"
+        a, b = local(z, 2026, 6, 17, 7), local(z, 2026, 6, 17, 22)
+        self.run_job("monitoring-scheduler", a)
+        self.peers.fault(route="alarm", status=500)
+        msg = self.run_job("window-expiration", a + 2 * H, status="failed")
+        self.assertIn("stays owed", msg)
+        self.assertIn("1 window expired, 1 alarm still owed", msg)
+        s = self.only_session()
+        self.assertEqual(self.store.windows(s["id"])[0]["alarm_state"], "owed")
+        # a timeout: Megazord may have taken it, the run cannot know; still owed
+        self.peers.fault(route="alarm", delay=3)
+        msg = self.run_job("window-expiration", a + 2 * H + M, status="failed")
+        self.assertIn("1 alarm still owed", msg)
+        self.assertEqual(self.run_job("window-expiration", a + 2 * H + 2 * M), "1 session open, 1 alarm posted")
+        self.assertEqual(self.run_job("window-expiration", a + 2 * H + 3 * M), "1 session open")
+        ref = self.refs(s["id"])
+        self.assertEqual(len(ref), 1)
+        self.assertEqual(self.store.windows(s["id"])[0]["alarm_state"], "alarmed")
+        self.assertEqual(self.peers.calls(), [self.subscribe(42, b), self.replay(42, a)] + [self.alarm(42, ref[0])] * 3)
+
+
+class SpringForward(Azi3Case):
+    RULES = [rule(42, "spring-a-in-gap", start="02:30", end="22:00"),
+             rule(43, "night-b-in-gap", start="22:00", end="02:30")]
+
+    def test_amsterdam_spring_forward(self):
+        # 2026-03-29: 02:00 CET -> 03:00 CEST. 02:30 does not exist: A is 03:00 CEST = 01:00Z.
+        a = utc(2026, 3, 29, 1)
+        b = utc(2026, 3, 29, 20)  # 22:00 CEST
+        # the night session of the 28th: 22:00 CET = 21:00Z to "02:30" on the 29th = 01:00Z
+        na, nb = utc(2026, 3, 28, 21), utc(2026, 3, 29, 1)
+        self.assertEqual(self.run_job("monitoring-scheduler", na), "1 session created (0 events replayed), 1 session open")
+        # 23:59Z: the 4 hours of the night session contain a 2h window; B cuts the second
+        self.assertEqual(self.run_job("window-expiration", na + 2 * H), "1 session open, 1 window expired, 1 alarm posted")
+        msg = self.run_job("monitoring-scheduler", a)
+        self.assertEqual(msg, "1 session created (0 events replayed), 1 session open")
+        self.assertEqual(self.run_job("window-expiration", nb + S),
+                         "1 session open, 1 window ended, 1 session completed")
+        ss = {s["rule_id"]: s for s in self.store.sessions()}
+        night, day = ss["night-b-in-gap"], ss["spring-a-in-gap"]
+        self.assertEqual((night["local_day"], night["start_usec"], night["end_usec"], night["result"]),
+                         ("2026-03-28", na, nb, "alarms_raised"))
+        self.assertEqual((day["local_day"], day["start_usec"], day["end_usec"]), ("2026-03-29", a, b))
+        self.assert_windows(night["id"], [(na, na + 2 * H, "expired", None, "alarmed"),
+                                          (near(na + 2 * H), nb, "ended", None, None)])
+        self.assert_windows(day["id"], [(a, a + 2 * H, None, None, None)])
+        self.assertEqual(self.peers.calls(), [
+            self.subscribe(43, nb), self.replay(43, na), self.alarm(43, self.refs(night["id"])[0]),
+            self.subscribe(42, b), self.replay(42, a), self.unsubscribe(43, 100)])
+
+
+class FallBack(Azi3Case):
+    RULES = [rule(44, "fall-a-repeated", start="02:30", end="23:00")]
+
+    def test_amsterdam_fall_back(self):
+        # 2026-10-25: 03:00 CEST -> 02:00 CET. 02:30 happens twice: A is the first, 02:30 CEST = 00:30Z.
+        a, b = utc(2026, 10, 25, 0, 30), utc(2026, 10, 25, 22)  # B: 23:00 CET
+        # at 00:29Z nothing starts; 00:30Z starts the fall-back day
+        self.assertEqual(self.run_job("monitoring-scheduler", a - M), "0 sessions open")
+        self.assertEqual(self.run_job("monitoring-scheduler", a), "1 session created (0 events replayed), 1 session open")
+        e = utc(2026, 10, 25, 1, 40)  # 02:40 CET, the second 02:40 of the night
+        self.consume(e + M, sqs_body(44, 100, 9500, e))
+        s = self.only_session()
+        self.assertEqual((s["local_day"], s["start_usec"], s["end_usec"]), ("2026-10-25", a, b))
+        self.assert_windows(s["id"], [(a, a + 2 * H, "activity", 9500, None), (e, e + 2 * H, None, None, None)])
+        self.assertEqual(self.peers.calls(), [self.subscribe(44, b), self.replay(44, a)])
+
+
+class TwoRobotsTwoZones(Azi3Case):
+    RULES = [rule(7, zone="America/New_York", start="07:00", end="19:00"),
+             rule(8, zone="Asia/Kolkata", start="07:00", end="19:00")]
+
+    def test_new_york_and_kolkata_in_one_store(self):
+        # 2026-03-09: New York on EDT since the 8th (UTC-4); Kolkata UTC+5:30
+        ka, kb = utc(2026, 3, 9, 1, 30), utc(2026, 3, 9, 13, 30)
+        na, nb = utc(2026, 3, 9, 11), utc(2026, 3, 9, 23)
+        self.assertEqual(self.run_job("monitoring-scheduler", ka), "1 session created (0 events replayed), 1 session open")
+        self.assertEqual(self.run_job("monitoring-scheduler", na), "1 session created (0 events replayed), 2 sessions open")
+        ss = {s["robot_id"]: s for s in self.store.sessions()}
+        self.assertEqual((ss[8]["local_day"], ss[8]["start_usec"], ss[8]["end_usec"], ss[8]["subscription_id"]),
+                         ("2026-03-09", ka, kb, 100))
+        self.assertEqual((ss[7]["local_day"], ss[7]["start_usec"], ss[7]["end_usec"], ss[7]["subscription_id"]),
+                         ("2026-03-09", na, nb, 101))
+        e7, e8 = na + 30 * M, na + 31 * M
+        msg = self.consume(na + 40 * M, sqs_body(7, 101, 7001, e7), sqs_body(8, 100, 8001, e8),
+                           sqs_body(8, 101, 8002, e8))  # robot 8 with robot 7's subscription: unknown
+        self.assertEqual(msg, "3 messages received, 1 event applied, 1 late event, 1 unknown subscription, 3 deleted")
+        self.assert_windows(ss[7]["id"], [(na, na + 2 * H, "activity", 7001, None), (e7, e7 + 2 * H, None, None, None)])
+        # Kolkata's first window ran out at 03:30Z; 8001 is late: closes it as expired
+        self.assert_windows(ss[8]["id"], [(ka, ka + 2 * H, "expired", 8001, "owed"), (e8, kb, None, None, None)])
+
+        out = subprocess.run([AZI3CTL, "--config", self.config, "sessions", "--robot", "8", "--json"],
+                             capture_output=True, text=True)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        rows = json.loads(out.stdout)
+        self.assertEqual([(r["robot_id"], r["a"], r["alarms_owed"]) for r in rows],
+                         [(8, "2026-03-09T07:00:00.000+05:30", 1)])
+        out = subprocess.run([AZI3CTL, "--config", self.config, "windows", str(ss[8]["id"])],
+                             capture_output=True, text=True)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("expired", out.stdout)
+        self.assertIn("event 8001", out.stdout)
+        out = subprocess.run([AZI3CTL, "--config", self.config, "windows", "999"], capture_output=True, text=True)
+        self.assertEqual(out.returncode, 1)
+        out = subprocess.run([AZI3CTL, "--config", self.config, "frobnicate"], capture_output=True, text=True)
+        self.assertEqual(out.returncode, 2)
+
+
+class Cleanup(Azi3Case):
+    def test_retention_stale_sessions_and_failed_unsubscription(self):
+        z = "Europe/Amsterdam"
+        a, b = local(z, 2026, 6, 18, 7), local(z, 2026, 6, 18, 22)
+        self.run_job("monitoring-scheduler", a)
+        e = b - 30 * M  # 21:30: the last window is cut by B
+        for i in range(1, 9):  # every 100 minutes, 08:40 .. 20:20
+            self.peers.send(sqs_body(42, 100, 9000 + i, a + i * 100 * M))
+        self.peers.send(sqs_body(42, 100, 9010, e))
+        self.run_job("sqs-consumer", e + M)
+        # window-expiration did not run after B (downtime); its DELETE will fail once
+        self.peers.fault(route="unsubscribe", status=503)
+        msg = self.run_job("session-cleanup", b + 2 * H, status="failed")
+        self.assertIn("deleting subscription 100 of robot 42 failed", msg)
+        self.assertIn("0 old sessions deleted, 1 stale session completed", msg)
+        s = self.only_session()
+        self.assertEqual((s["state"], s["result"]), ("completed", "no_alarms"))
+        self.assertEqual([(p["subscription_id"], p["attempts"]) for p in self.store.pending()], [(100, 1)])
+        # not due yet (backoff), then retried and gone
+        self.assertEqual(self.run_job("session-cleanup", b + 2 * H + M),
+                         "0 old sessions deleted")
+        self.assertEqual(self.run_job("session-cleanup", b + 3 * H),
+                         "0 old sessions deleted, 1 pending unsubscription done")
+        self.assertEqual(self.store.pending(), [])
+        # kept for the retention (24h after completion), then deleted with its windows and events
+        self.assertEqual(self.run_job("session-cleanup", b + 2 * H + 23 * H), "0 old sessions deleted")
+        self.assertEqual(self.run_job("session-cleanup", b + 2 * H + 25 * H), "1 old session deleted")
+        self.assertEqual(self.store.sessions(), [])
+        self.assertEqual(self.store.rows("SELECT count(*) AS n FROM windows")[0]["n"], 0)
+        self.assertEqual(self.store.rows("SELECT count(*) AS n FROM events")[0]["n"], 0)
+        self.assertEqual(self.peers.calls(), [self.subscribe(42, b), self.replay(42, a), self.unsubscribe(42, 100),
+                                              self.unsubscribe(42, 100)])
+        self.assertEqual(self.peers.subscriptions(), [])
+
+
+class BadMessages(Azi3Case):
+    def test_malformed_body_and_unknown_subscription(self):
+        z = "Europe/Amsterdam"
+        a = local(z, 2026, 6, 19, 7)
+        self.run_job("monitoring-scheduler", a)
+        s = self.only_session()
+        before = self.store.windows(s["id"])
+        msg = self.consume(a + 10 * M, "this is not JSON", {"event": {"id": 1}},
+                           sqs_body(42, 999, 9001, a + 5 * M))
+        self.assertEqual(msg, "3 messages received, 2 malformed, 1 unknown subscription, 3 deleted")
+        self.assertEqual(self.store.windows(s["id"]), before)
+        self.assertEqual(self.store.events(s["id"]), [])
+        self.assertIn("malformed body", self.daemon.log())
+        self.assertIn("no session has subscription 999 of robot 42", self.daemon.log())
+
+    def test_sqs_unreachable_is_retry_naming_sqs(self):
+        self.peers.sqs_proc.terminate()
+        self.peers.sqs_proc.wait()
+        msg = self.run_job("sqs-consumer", utc(2026, 6, 19, 6), status="failed")
+        self.assertIn("receiving from SQS failed", msg)
+        self.assertIn(self.peers.sqs_endpoint.split("//")[1], msg)
+
+
+if __name__ == "__main__":
+    why = peers_available()
+    if why:
+        print("skipped: " + why)
+        sys.exit(77)
+    unittest.main(verbosity=2)
