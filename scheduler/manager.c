@@ -85,6 +85,8 @@ static int on_post(sd_event_source *s, void *userdata) {
         int r = history_commit(m->hist);
         if (r < 0)
                 history_failed(m, r, "commit");
+        else
+                history_ok(m);
         return 0;
 }
 
@@ -285,8 +287,7 @@ static int64_t fire(manager *m, job_rt *j, run_trigger trigger, usec_t scheduled
         if (q < 0) {
                 history_failed(m, q, "claiming a fire");
                 id = 0;
-        } else
-                history_ok(m);
+        }
 
         q = start_claimed(m, j, id, 0, trigger, 0, scheduled, now);
         if (q < 0)

@@ -43,15 +43,18 @@ enum { H_RETENTION, H_MAX_RUNS };
 
 static const char *const job_keys[] = {
         "name", "description", "plugin", "schedule", "timezone", "enabled", "singleton",
-        "timeout", "retry", "run_on_startup", "catch_up", "params",
+        "timeout", "retry", "run_on_startup", "catch_up", "params", "limits",
 };
 enum { J_NAME, J_DESCRIPTION, J_PLUGIN, J_SCHEDULE, J_TIMEZONE, J_ENABLED, J_SINGLETON,
-       J_TIMEOUT, J_RETRY, J_RUN_ON_STARTUP, J_CATCH_UP, J_PARAMS };
+       J_TIMEOUT, J_RETRY, J_RUN_ON_STARTUP, J_CATCH_UP, J_PARAMS, J_LIMITS };
+
+static const char *const limits_keys[] = { "address_space", "cpu", "open_files" };
+enum { L_ADDRESS_SPACE, L_CPU, L_OPEN_FILES };
 
 static const char *const retry_keys[] = { "attempts", "backoff", "max_backoff" };
 enum { R_ATTEMPTS, R_BACKOFF, R_MAX_BACKOFF };
 
-#define KEYS_MAX 12
+#define KEYS_MAX 13
 
 /* A plugin loaded (or found unloadable) once per path and shared by every job naming it. */
 typedef struct plugin_slot {
@@ -705,6 +708,52 @@ static void parse_params(loader *l, source *s, job_def *j, yaml_node_t *map, con
         }
 }
 
+/* "512M", "1G", "65536", "64K": bytes, binary multiples. */
+static void parse_size(loader *l, source *s, yaml_node_t *n, const char *job, const char *what, uint64_t *ret) {
+        const char *v = expect_scalar(l, s, n, job, what, "a size like 512M");
+        unsigned long long x = 0;
+        const char *p;
+
+        if (!v)
+                return;
+        for (p = v; *p >= '0' && *p <= '9'; p++) {
+                if (x > (UINT64_MAX - 9) / 10) {
+                        report_at(l, s, n, job, "%s: %s is too large", what, v);
+                        return;
+                }
+                x = x * 10 + (unsigned) (*p - '0');
+        }
+        unsigned shift = 0;
+        if (p != v && *p && !p[1])
+                shift = *p == 'K' || *p == 'k' ? 10 : *p == 'M' ? 20 : *p == 'G' ? 30 : *p == 'T' ? 40 : 64;
+        if (p == v || shift == 64 || (*p && p[1]) || x == 0) {
+                report(l, s->file, n->start_mark.line + 1, scalar_column_at(s, n, (size_t) (p - v)), job,
+                       "%s: found \"%s\", expected a positive size in bytes with an optional K, M, G or T suffix",
+                       what, v);
+                return;
+        }
+        if (shift && x > (UINT64_MAX >> shift)) {
+                report_at(l, s, n, job, "%s: %s is too large", what, v);
+                return;
+        }
+        *ret = (uint64_t) x << shift;
+}
+
+static void parse_limits(loader *l, source *s, job_def *j, yaml_node_t *map, const char *job) {
+        yaml_node_t *keys[KEYS_MAX], *v[KEYS_MAX];
+        unsigned files = 0;
+
+        mapping_collect(l, s, map, limits_keys, ELEMENTSOF(limits_keys), "limits: ", NULL, job, keys, v);
+        if (v[L_ADDRESS_SPACE])
+                parse_size(l, s, v[L_ADDRESS_SPACE], job, "limits.address_space", &j->limits.address_space);
+        if (v[L_CPU] && parse_duration(l, s, v[L_CPU], job, "limits.cpu", USEC_PER_SEC, &j->limits.cpu))
+                j->limits.cpu = (j->limits.cpu + USEC_PER_SEC - 1) / USEC_PER_SEC * USEC_PER_SEC;
+        if (v[L_OPEN_FILES]) {
+                parse_uint(l, s, v[L_OPEN_FILES], job, "limits.open_files", 16, 1048576, &files);
+                j->limits.open_files = files;
+        }
+}
+
 static void parse_retry(loader *l, source *s, job_def *j, yaml_node_t *map, const char *job) {
         yaml_node_t *keys[KEYS_MAX], *v[KEYS_MAX];
         bool have_backoff = false, have_max = false;
@@ -860,6 +909,10 @@ static void parse_job(loader *l, source *s, yaml_node_t *node, size_t index) {
             expect_container(l, s, v[J_RETRY], YAML_MAPPING_NODE, job, "retry",
                              "a mapping with attempts, backoff, max_backoff"))
                 parse_retry(l, s, j, v[J_RETRY], job);
+        if (v[J_LIMITS] && !node_is_null(v[J_LIMITS]) &&
+            expect_container(l, s, v[J_LIMITS], YAML_MAPPING_NODE, job, "limits",
+                             "a mapping of address_space, cpu, open_files"))
+                parse_limits(l, s, j, v[J_LIMITS], job);
         if (v[J_PARAMS] && !node_is_null(v[J_PARAMS]) &&
             expect_container(l, s, v[J_PARAMS], YAML_MAPPING_NODE, job, "params", "a mapping of the plugin's params"))
                 parse_params(l, s, j, v[J_PARAMS], job);

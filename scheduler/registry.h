@@ -32,6 +32,13 @@ typedef struct retry_policy {
         usec_t max_backoff; /* cap of backoff * 2^(n-1) */
 } retry_policy;
 
+/* Per-run resource limits, applied with setrlimit() in the run's process; 0 = not limited. */
+typedef struct job_limits {
+        uint64_t address_space; /* bytes (RLIMIT_AS) */
+        usec_t cpu;             /* CPU time, whole seconds (RLIMIT_CPU: SIGXCPU, then SIGKILL) */
+        uint64_t open_files;    /* RLIMIT_NOFILE, 16-1048576 */
+} job_limits;
+
 typedef struct job_def {
         char *name;
         char *description;   /* may be NULL */
@@ -48,6 +55,7 @@ typedef struct job_def {
         bool catch_up;
         usec_t timeout;      /* USEC_INFINITY: no timeout */
         retry_policy retry;
+        job_limits limits;
         params params;
         char *file;          /* where the job was defined */
         unsigned line, column; /* of the job's first key */

@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 
 #include "clock.h"
@@ -11,6 +12,28 @@
 #include "run.h"
 
 #define CHILD_MESSAGE_FD 3
+
+/* The job's `limits:`, so a leaking or runaway job stops at its own bound, not the machine's. */
+static void child_apply_limits(const job_limits *l) {
+        struct rlimit r;
+        if (l->address_space > 0) {
+                r = (struct rlimit) { .rlim_cur = l->address_space, .rlim_max = l->address_space };
+                if (setrlimit(RLIMIT_AS, &r) < 0)
+                        fprintf(stderr, "<4>cannot apply limits.address_space: %m\n");
+        }
+        if (l->cpu > 0) {
+                rlim_t secs = (rlim_t) (l->cpu / USEC_PER_SEC);
+                /* SIGXCPU at the limit, SIGKILL a second later if it is ignored */
+                r = (struct rlimit) { .rlim_cur = secs, .rlim_max = secs + 1 };
+                if (setrlimit(RLIMIT_CPU, &r) < 0)
+                        fprintf(stderr, "<4>cannot apply limits.cpu: %m\n");
+        }
+        if (l->open_files > 0) {
+                r = (struct rlimit) { .rlim_cur = l->open_files, .rlim_max = l->open_files };
+                if (setrlimit(RLIMIT_NOFILE, &r) < 0)
+                        fprintf(stderr, "<4>cannot apply limits.open_files: %m\n");
+        }
+}
 
 static void child_on_sigterm(int sig) {
         jobctx_cancel();
@@ -52,6 +75,7 @@ _Noreturn static void child_main(const job_def *def, const char *dir, int64_t id
         if (chdir(dir) < 0)
                 fprintf(stderr, "<4>cannot enter state directory %s: %m\n", dir);
 
+        child_apply_limits(&def->limits);
         jobctx_setup_run(&c, def, (uint64_t) id, scheduled, attempt, def->timeout, dir, STDERR_FILENO);
         sched_job_result res = def->plugin->desc->run(&c.base);
 

@@ -12,6 +12,7 @@ import socket
 import sqlite3
 import subprocess
 import tempfile
+import threading
 import time
 
 BUILDDIR = os.environ.get("top_builddir", os.getcwd())
@@ -61,6 +62,10 @@ class Daemon:
         self.notify.bind(npath)
         self.notify.settimeout(0.05)
         self.messages = []  # a restart must not see the previous process's READY=1
+        # drain the socket continuously, as PID 1 does: sd_notify() blocks when its queue is full
+        self.notify_lock = threading.Lock()
+        self.notify_thread = threading.Thread(target=self._notify_reader, args=(self.notify,), daemon=True)
+        self.notify_thread.start()
         env = dict(os.environ, NOTIFY_SOCKET=npath)
         env.pop("JOURNAL_STREAM", None)
         if extra_env:
@@ -74,13 +79,19 @@ class Daemon:
             self.wait_notify("READY=1")
         return self
 
-    def read_notify(self):
+    def _notify_reader(self, sock):
         while True:
             try:
-                data = self.notify.recv(4096)
+                data = sock.recv(4096)
             except (socket.timeout, BlockingIOError):
+                continue
+            except OSError:
                 return
-            self.messages.extend(data.decode().split("\n"))
+            with self.notify_lock:
+                self.messages.extend(data.decode().split("\n"))
+
+    def read_notify(self):
+        pass  # the reader thread collects messages
 
     def wait_notify(self, line, timeout=10.0):
         def seen():
@@ -111,7 +122,7 @@ class Daemon:
                 raise AssertionError("daemon did not stop within %ss of SIGTERM" % timeout)
         rc = self.proc.returncode if self.proc else None
         if self.notify:
-            self.read_notify()
+            time.sleep(0.1)  # let the reader take the last datagrams
             self.notify.close()
             self.notify = None
         return rc
