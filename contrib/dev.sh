@@ -96,15 +96,103 @@ cmd_check() {
         say "all checks passed"
 }
 
+# demo: the daemon in the foreground with the example jobs (hello) and the four azi-3 jobs, the latter
+# against the fake Megazord and fauxqs started here on loopback (free ports). A rule starting this
+# minute with a 2-minute window shows a session, windows and an alarm within minutes.
 cmd_demo() {
         cmd_deps
         cmd_build
         local state="$top/state"
-        mkdir -p "$state"
-        say "starting schedulerd in the foreground (Ctrl-C stops it); state in $state"
+        mkdir -p "$state/jobs.d"
+        rm -f "$state"/azi3.db "$state"/azi3.db-wal "$state"/azi3.db-shm "$state"/*.ready
+        say "starting the fake Megazord and fauxqs on 127.0.0.1"
+        python3 "$top/tests/fakes/megazord.py" --ready-file "$state/megazord.ready" >/dev/null &
+        local mz_pid=$!
+        node "$top/tests/fakes/fauxqs-server.js" --ready-file "$state/fauxqs.ready" >/dev/null &
+        local sqs_pid=$!
+        # shellcheck disable=SC2064 # the pids are fixed now
+        trap "kill $mz_pid $sqs_pid 2>/dev/null; wait $mz_pid $sqs_pid 2>/dev/null" EXIT
+        local i
+        for i in $(seq 300); do
+                [ -f "$state/megazord.ready" ] && [ -f "$state/fauxqs.ready" ] && break
+                kill -0 "$mz_pid" 2>/dev/null && kill -0 "$sqs_pid" 2>/dev/null || die "a demo peer did not start (see above)"
+                sleep 0.1
+        done
+        [ -f "$state/megazord.ready" ] && [ -f "$state/fauxqs.ready" ] || die "the demo peers were not ready within 30 s"
+
+        # azi3.yaml: one robot, a day from this minute to 20 minutes on, 2-minute windows; the registry:
+        # the example one with its drop-ins, plus the azi-3 jobs pointing at that file
+        python3 - "$state" <<'PY' || die "cannot write the demo configuration"
+import json, sys
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+state = sys.argv[1]
+mz = json.load(open(state + "/megazord.ready"))["base_url"]
+sqs = json.load(open(state + "/fauxqs.ready"))
+now = datetime.now(ZoneInfo("Europe/Amsterdam")).replace(second=0, microsecond=0)
+with open(state + "/azi3.yaml", "w") as f:
+    f.write(f"""# written by contrib/dev.sh demo
+store: azi3.db
+megazord: {{ base_url: {mz}, timeout: 5s }}
+sqs:
+  endpoint: {sqs["endpoint"]}
+  region: eu-west-1
+  queue_url: {sqs["queues"]["status-queue"]}
+  wait_time: 3s
+retention: 24h
+rules:
+  - robot_id: 42
+    rule_id: demo
+    timezone: Europe/Amsterdam
+    start: "{now:%H:%M}"
+    end: "{now + timedelta(minutes=20):%H:%M}"
+    window: 2m
+""")
+PY
+        cp "$top/etc/schedulerd.yaml" "$state/schedulerd.yaml"
+        cp "$top"/etc/jobs.d/*.yaml "$state/jobs.d/"
+        sed -e "s|^\(    plugin: .*\)$|\1\n    params: { config: $state/azi3.yaml }|" -e '/^    # params:/d' \
+                "$top/etc/jobs.d/azi3.yaml.example" >"$state/jobs.d/azi3.yaml"
+
+        # activity: one event for the replay now; once the session is subscribed, one through SQS;
+        # then silence, so a 2-minute window runs out and an alarm is posted
+        python3 - "$state" <<'PY' &
+import json, sys, time, urllib.request
+from datetime import datetime, timezone
+state = sys.argv[1]
+mz = json.load(open(state + "/megazord.ready"))["base_url"]
+sqs = json.load(open(state + "/fauxqs.ready"))
+def stamp(): return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+def post(url, body, headers):
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST", headers=headers)
+    urllib.request.urlopen(req, timeout=10).read()
+ev = {"robotId": 42, "eventName": "TOILET_ACTIVITY", "providerName": "sensara-adaptor"}
+post(mz + "/_fake/incomings", [dict(ev, id=9001, createdAt=stamp())], {"Content-Type": "application/json"})
+open(state + "/seeded.ready", "w").close()
+for _ in range(600):
+    subs = json.load(urllib.request.urlopen(mz + "/_fake/subscriptions", timeout=10))
+    if subs:
+        break
+    time.sleep(1)
+else:
+    sys.exit(0)
+time.sleep(20)
+body = {"from": {"serviceName": "megazord-events"}, "to": {"robotId": 42},
+        "event": dict(ev, id=555, subscriptionId=subs[0]["id"], sourceEventId=9002, createdAt=stamp())}
+for _ in range(2):  # at-least-once: the duplicate changes nothing
+    post(sqs["endpoint"] + "/", {"QueueUrl": sqs["queues"]["status-queue"], "MessageBody": json.dumps(body)},
+         {"Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": "AmazonSQS.SendMessage"})
+PY
+        local seed_pid=$!
+        for i in $(seq 100); do [ -f "$state/seeded.ready" ] && break; sleep 0.1; done
+        # shellcheck disable=SC2064
+        trap "kill $mz_pid $sqs_pid $seed_pid 2>/dev/null; wait $mz_pid $sqs_pid 2>/dev/null" EXIT
+        export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-demo} AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-demo}
+        say "starting schedulerd in the foreground (Ctrl-C stops it and the peers); state in $state"
         say "in another terminal: build/schedctl --socket $state/control.sock list"
-        exec "$top/build/schedulerd" --config "$top/etc/schedulerd.yaml" \
-                --state-dir "$state" --plugin-dir "$top/build/.libs" --socket "$state/control.sock"
+        say "                     build/azi3ctl --config $state/azi3.yaml sessions; build/azi3ctl --config $state/azi3.yaml windows 1"
+        "$top/build/schedulerd" --config "$state/schedulerd.yaml" \
+                --state-dir "$state" --plugin-dir "$top/build/.libs" --socket "$state/control.sock" || true
 }
 
 # fuzz [SECONDS]: every libFuzzer target of tests/fuzz for SECONDS each (default 30), in build-fuzz/

@@ -385,8 +385,8 @@ static void monitor_rule(azi3_service *s, const azi3_rule *rule, usec_t now, mon
         }
         inc = azi3_incomings_free(inc, n_inc);
         if (r < 0) {
-                run_fail(s, rs, r, "robot %" PRId64 " rule %s, day %s not started (subscription undone): store %s: %s",
-                         rule->robot_id, rule->rule_id, day, s->config->store, store_error(s));
+                run_fail(s, rs, r, "robot %" PRId64 " rule %s, day %s not started (subscription undone): %s",
+                         rule->robot_id, rule->rule_id, day, store_error(s));
                 subscription_undo(s, rule->robot_id, sub, now);
                 return;
         }
@@ -761,10 +761,13 @@ static int sqs_batch(azi3_service *s, unsigned wait_seconds, usec_t now, sqs_cou
                         }
                         r = session_apply_event(s, &se, ev->source_event_id, ev->created_at, now, &o);
                         if (r >= 0) {
+                                char at[32] = "?";
+
+                                (void) azi3_format_timestamp(ev->created_at, at);
                                 event_count(&c->ev, o);
-                                svc_log(s, LOG_INFO, "event %" PRId64 " of robot %" PRId64 " at %" PRIu64
-                                        " applied to session %" PRId64 ": %s", ev->source_event_id, ev->robot_id,
-                                        ev->created_at, se.id, window_event_outcome_to_string(o));
+                                svc_log(s, LOG_INFO, "event %" PRId64 " of robot %" PRId64 " created %s, for session %" PRId64
+                                        ": %s", ev->source_event_id, ev->robot_id, at, se.id,
+                                        window_event_outcome_to_string(o));
                         }
                 }
                 if (r >= 0)
@@ -775,7 +778,7 @@ static int sqs_batch(azi3_service *s, unsigned wait_seconds, usec_t now, sqs_cou
                 azi3_sqs_event_done(&items[i].ev);
         }
         if (r < 0) {
-                run_fail(s, rs, r, "%zu SQS messages left for redelivery: store %s: %s", n, s->config->store,
+                run_fail(s, rs, r, "%zu SQS messages left for redelivery: %s", n,
                          store_error(s));
                 sqs_messages_free(msgs, n);
                 return r;
