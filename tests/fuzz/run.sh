@@ -21,10 +21,12 @@ njobs=${FUZZ_JOBS:-1}
 out=$(cd "$out" && pwd)
 
 run_one() {
-        local name=$1 log=$out/logs/$1.log rc=0
+        local name=$1 log=$out/logs/$1.log rc=0 dict=()
+        # tokens of the JSON protocols, so mutations reach past the syntax
+        [ -f "$top/tests/fuzz/$name.dict" ] && dict=(-dict="$top/tests/fuzz/$name.dict")
         mkdir -p "$out/corpus/$name" "$out/artifacts/$name" "$out/logs"
         FUZZ_PLUGIN_DIR=$out/plugins ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} \
-                "$out/fuzz_$name" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+                "$out/fuzz_$name" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 "${dict[@]}" \
                 -artifact_prefix="$out/artifacts/$name/" "$out/corpus/$name" "$top/tests/fuzz/corpus/$name" \
                 >"$log" 2>&1 || rc=$?
         local execs cov
