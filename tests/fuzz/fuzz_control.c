@@ -9,6 +9,7 @@
  * The registry has two jobs when the test plugin ok.so is found ($FUZZ_PLUGIN_DIR, else
  * $TEST_PLUGIN_DIR as `make check` sets it), else none. */
 #include <errno.h>
+#include <ftw.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -30,16 +31,15 @@ static char *path_in(const char *name) {
         return p;
 }
 
+static int remove_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw) {
+        (void) remove(p);
+        return 0;
+}
+
 static void cleanup(void) {
-        static const char *const names[] = { "state/history.db-wal", "state/history.db-shm", "state/history.db",
-                                             "state/history.db-journal", "state", "control.sock", "registry.yaml" };
         mgr = manager_free(mgr);
-        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-                char *p = path_in(names[i]);
-                (void) remove(p);
-                free(p);
-        }
-        (void) rmdir(dir);
+        /* history.db and its journal files, the jobs' state directories */
+        (void) nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
