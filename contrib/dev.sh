@@ -200,12 +200,26 @@ cmd_fuzz() {
         FUZZ_OUT=${FUZZ_OUT:-$top/build-fuzz} "$top/tests/fuzz/run.sh" "${1:-30}"
 }
 
+# Benchmarks (issue 7): an optimised build in build-bench, then tests/bench/bench.py, which writes
+# BENCHMARKS.md and tests/bench/results.json. Bounded: about 12 minutes. Extra arguments go to
+# bench.py (e.g. --only spread,herd).
+cmd_bench() {
+        configure_dir "$top/build-bench" CFLAGS="-O2 -g"
+        say "make in build-bench/ (-O2)"
+        make -C "$top/build-bench" -j"$jobs" >/dev/null
+        make -C "$top/build-bench" -j"$jobs" tests/plugins/ok.la tests/bench/bench-nextfire tests/bench/bench-fork >/dev/null
+        say "benchmarks (about 12 minutes)"
+        timeout 1800 python3 "$top/tests/bench/bench.py" --builddir "$top/build-bench" "$@"
+        say "wrote BENCHMARKS.md and tests/bench/results.json"
+}
+
 case "${1:-}" in
         deps) cmd_deps ;;
         build) cmd_build ;;
         check) cmd_check ;;
         quick) cmd_quick ;;
         demo) cmd_demo ;;
+        bench) shift; cmd_bench "$@" ;;
         fuzz) cmd_fuzz "${2:-30}" ;;
         *) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
