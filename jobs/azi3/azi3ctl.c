@@ -300,6 +300,8 @@ int main(int argc, char **argv) {
                 if (!config_path)
                         config_path = DEFAULT_CONFIG;
                 r = azi3_config_load(config_path, &config, &errors);
+                if (r >= 0)
+                        azi3_config_errors_clear(&errors); /* holds the file name even without errors */
                 if (r < 0) {
                         for (size_t i = 0; i < errors.n; i++) {
                                 _cleanup_free_ char *line = azi3_config_error_format(&errors, i);

@@ -836,6 +836,8 @@ azi3_result azi3_job_run(azi3_job job, const char *config_path, usec_t now, azi3
         int r;
 
         r = azi3_config_load(config_path, &config, &errors);
+        if (r >= 0)
+                azi3_config_errors_clear(&errors); /* holds the file name even without errors */
         if (r < 0) {
                 size_t used = 0;
 

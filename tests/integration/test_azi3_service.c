@@ -21,7 +21,7 @@ static char dir[] = "/tmp/test-azi3-service-XXXXXX";
 #define A_2026 (UINT64_C(1781067600) * USEC_PER_SEC)
 #define B_2026 (A_2026 + 15 * USEC_PER_HOUR)
 
-static void quiet_log(void *userdata, int level, const char *fmt, va_list ap) {
+_printf_(3, 0) static void quiet_log(void *userdata, int level, const char *fmt, va_list ap) {
         (void) userdata;
         fprintf(stderr, "<%d> ", level);
         vfprintf(stderr, fmt, ap);
@@ -72,6 +72,7 @@ static azi3_config *make_config(void) {
                  "rules:\n  - { robot_id: 42, rule_id: r, timezone: Europe/Amsterdam, start: \"07:00\", end: \"22:00\" }\n",
                  store_path, base);
         ck_assert_int_eq(azi3_config_parse(text, strlen(text), "test.yaml", &c, &errors), 0);
+        azi3_config_errors_clear(&errors);
         return c;
 }
 
