@@ -5,6 +5,9 @@
 #   contrib/dev.sh check     deps + build + every test (also under ASan/UBSan) + make distcheck
 #   contrib/dev.sh demo      deps + build, then run the daemon in the foreground on etc/ with ./state
 #   contrib/dev.sh quick     build + the tests, without deps, sanitizers or distcheck
+#   contrib/dev.sh fuzz [S]  run every libFuzzer target for S seconds (default 30)
+#   contrib/dev.sh valgrind  unit tests and a daemon session under valgrind memcheck
+#   contrib/dev.sh bench     benchmarks, writing BENCHMARKS.md (not part of check)
 set -euo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -91,6 +94,8 @@ cmd_check() {
         make -C "$top/build-asan" -j"$jobs" >/dev/null
         ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
                 run_tests "$top/build-asan"
+        say "fuzzing each target briefly (30 s, two at a time)"
+        FUZZ_JOBS=2 cmd_fuzz 30
         say "make distcheck"
         make -C "$top/build" -j"$jobs" distcheck >"$top/build/distcheck.out" 2>&1 || { tail -40 "$top/build/distcheck.out"; die "make distcheck failed (full log: build/distcheck.out)"; }
         say "all checks passed"
@@ -203,6 +208,31 @@ cmd_fuzz() {
 # Benchmarks (issue 7): an optimised build in build-bench, then tests/bench/bench.py, which writes
 # BENCHMARKS.md and tests/bench/results.json. Bounded: about 12 minutes. Extra arguments go to
 # bench.py (e.g. --only spread,herd).
+# valgrind: every Check unit test (CK_FORK=no, so the test body runs under memcheck) and a daemon
+# session with runs, reloads and a graceful stop. Fails on any memcheck error or definite leak.
+cmd_valgrind() {
+        command -v valgrind >/dev/null || { [ "$(id -u)" = 0 ] && apt-get install -y -qq valgrind >/dev/null; } ||
+                die "valgrind is not installed (apt-get install valgrind)"
+        cmd_build
+        make -C "$top/build" -j"$jobs" check TESTS= >/dev/null
+        local vg=(valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
+                  --show-leak-kinds=definite --child-silent-after-fork=yes --track-fds=no)
+        local t failed=0
+        for t in "$top"/build/tests/unit/test_*; do
+                [ -x "$t" ] || continue
+                say "valgrind ${t#"$top"/build/}"
+                (cd "$top/build" && CK_FORK=no TEST_PLUGIN_DIR="$top/build/tests/plugins/.libs" top_srcdir="$top" \
+                        top_builddir="$top/build" "${vg[@]}" "$t" >"$t.valgrind.log" 2>&1) ||
+                        { tail -40 "$t.valgrind.log"; failed=1; }
+        done
+        say "valgrind: a daemon session"
+        SCHEDULERD_VALGRIND="${vg[*]}" top_builddir="$top/build" top_srcdir="$top" \
+                TEST_PLUGIN_DIR="$top/build/tests/plugins/.libs" python3 "$top/tests/integration/valgrind_session.py" ||
+                failed=1
+        [ "$failed" = 0 ] || die "valgrind found errors (logs beside each test binary, *.valgrind.log)"
+        say "valgrind: no errors, no definite leaks"
+}
+
 cmd_bench() {
         configure_dir "$top/build-bench" CFLAGS="-O2 -g"
         say "make in build-bench/ (-O2)"
@@ -221,5 +251,6 @@ case "${1:-}" in
         demo) cmd_demo ;;
         bench) shift; cmd_bench "$@" ;;
         fuzz) cmd_fuzz "${2:-30}" ;;
+        valgrind) cmd_valgrind ;;
         *) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -73,7 +73,9 @@ class Daemon:
         if getattr(self, "logf", None):
             self.logf.close()
         self.logf = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([SCHEDULERD, "--config", self.config], stdout=self.logf,
+        # SCHEDULERD_VALGRIND="valgrind --flags...": run the daemon under a checker
+        prefix = os.environ.get("SCHEDULERD_VALGRIND", "").split()
+        self.proc = subprocess.Popen(prefix + [SCHEDULERD, "--config", self.config], stdout=self.logf,
                                      stderr=subprocess.STDOUT, env=env)
         if wait_ready:
             self.wait_notify("READY=1")
