@@ -72,7 +72,7 @@ cmd_build() {
 run_tests() {
         local dir=$1
         if ! make -C "$dir" -j"$jobs" check; then
-                for f in $(grep -l -E '^(FAIL|ERROR)' "$dir"/tests/*/*.trs "$dir"/tests/*.trs 2>/dev/null); do
+                for f in $(grep -l -E '^:test-result: (FAIL|ERROR)' "$dir"/tests/*/*.trs 2>/dev/null); do
                         echo "---- ${f%.trs}.log"; tail -60 "${f%.trs}.log"
                 done
                 die "tests failed in $dir"

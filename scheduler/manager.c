@@ -52,7 +52,12 @@ static registry_ref *registry_ref_unref(registry_ref *x) {
  * The database can be full or read-only; the daemon keeps firing regardless and says so once
  * per burst of failures rather than once per row. */
 
+/* The database counts as recovered only after this long without a failure: a nearly full disk
+ * lets some commits through, and flapping would repeat the message. */
+#define HISTORY_RECOVERY_USEC (10 * USEC_PER_SEC)
+
 static void history_failed(manager *m, int r, const char *what) {
+        m->history_failed_at = clock_now_monotonic();
         if (!m->history_failing)
                 log_error_errno(r, "History database %s: %s failed: %s (%m). Runs continue but are not recorded until "
                                    "this is fixed (disk space? permissions?).",
@@ -61,8 +66,9 @@ static void history_failed(manager *m, int r, const char *what) {
 }
 
 static void history_ok(manager *m) {
-        if (m->history_failing)
-                log_notice("History database %s is writable again.", m->history_path);
+        if (!m->history_failing || clock_now_monotonic() - m->history_failed_at < HISTORY_RECOVERY_USEC)
+                return;
+        log_notice("History database %s is writable again.", m->history_path);
         m->history_failing = false;
 }
 
@@ -420,8 +426,9 @@ static int on_real_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 
                 (void) fire(m, j, RUN_TRIGGER_SCHEDULE, scheduled);
                 batch(m);
-                if (history_set_last_scheduled(m->hist, j->def->name, scheduled) < 0)
-                        m->history_failing = true;
+                int q = history_set_last_scheduled(m->hist, j->def->name, scheduled);
+                if (q < 0)
+                        history_failed(m, q, "recording the last fire");
                 job_schedule_cron(j, scheduled);
         }
         manager_arm_timers(m);

@@ -70,6 +70,7 @@ struct manager {
         history *hist;
         char *history_path;
         bool history_failing; /* log a failing database once per burst, not per write */
+        usec_t history_failed_at; /* CLOCK_MONOTONIC of the last failure */
         bool batch_open;
 
         timer_heap real_heap, boot_heap;

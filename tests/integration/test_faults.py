@@ -135,7 +135,7 @@ class Faults(unittest.TestCase):
         self.assertEqual(log.count("not recorded until this is fixed"), 1, "logged more than once per burst")
         self.assertIn("Started (schedule", log.split("not recorded until this is fixed")[1], "stopped firing")
         os.unlink(filler)
-        wait_for(lambda: "writable again" in d.log(), 20, what="recovery")
+        wait_for(lambda: "writable again" in d.log(), 40, what="recovery")
         before = len(d.runs("tick"))
         time.sleep(1)
         self.assertGreater(len(d.runs("tick")), before)
