@@ -14,6 +14,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import unittest
 
 BUILDDIR = os.environ.get("top_builddir", os.getcwd())
 SRCDIR = os.environ.get("top_srcdir", os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -205,3 +206,19 @@ def job(name, plugin, schedule, **kw):
         for k, v in params.items():
             lines.append("      %s: %s" % (k, v))
     return "\n".join(lines) + "\n"
+
+
+class DaemonTestCase(unittest.TestCase):
+    """A test case whose daemons are killed (with any runs they left) however the test ends."""
+
+    def setUp(self):
+        self.daemons = []
+
+    def tearDown(self):
+        for d in self.daemons:
+            d.cleanup()
+
+    def daemon(self, jobs, scheduler=""):
+        d = Daemon(jobs, scheduler)
+        self.daemons.append(d)
+        return d

@@ -10,22 +10,10 @@ import threading
 import time
 import unittest
 
-from harness import Daemon, job, wait_for
+from harness import Daemon, DaemonTestCase, job, wait_for
 
 
-class Faults(unittest.TestCase):
-    def setUp(self):
-        self.daemons = []
-
-    def tearDown(self):
-        for d in self.daemons:
-            d.cleanup()
-
-    def daemon(self, jobs, scheduler=""):
-        d = Daemon(jobs, scheduler)
-        self.daemons.append(d)
-        return d
-
+class Faults(DaemonTestCase):
     @unittest.skipIf(os.environ.get("SCHEDULERD_SANITIZERS"), "ASan reserves terabytes of address space")
     def test_address_space_limit_stops_a_leak(self):
         d = self.daemon(job("leak", "leak.so", "@yearly", limits="{ address_space: 96M }",

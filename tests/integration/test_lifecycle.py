@@ -6,22 +6,10 @@ import subprocess
 import time
 import unittest
 
-from harness import BUILDDIR, SRCDIR, Daemon, job, wait_for
+from harness import BUILDDIR, Daemon, DaemonTestCase, SRCDIR, job, wait_for
 
 
-class Lifecycle(unittest.TestCase):
-    def setUp(self):
-        self.daemons = []
-
-    def tearDown(self):
-        for d in self.daemons:
-            d.cleanup()
-
-    def daemon(self, jobs, scheduler=""):
-        d = Daemon(jobs, scheduler)
-        self.daemons.append(d)
-        return d
-
+class Lifecycle(DaemonTestCase):
     def test_notify_ready_status_stopping(self):
         d = self.daemon(job("a", "ok.so", "@daily") + job("b", "ok.so", "@hourly")).start()
         status = [m for m in d.messages if m.startswith("STATUS=")]

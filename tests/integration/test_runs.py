@@ -5,22 +5,10 @@ import signal
 import time
 import unittest
 
-from harness import Daemon, job, wait_for
+from harness import Daemon, DaemonTestCase, job, wait_for
 
 
-class Runs(unittest.TestCase):
-    def setUp(self):
-        self.daemons = []
-
-    def tearDown(self):
-        for d in self.daemons:
-            d.cleanup()
-
-    def daemon(self, jobs, scheduler=""):
-        d = Daemon(jobs, scheduler)
-        self.daemons.append(d)
-        return d
-
+class Runs(DaemonTestCase):
     def test_succeeded_failed_crashed_by_manual_trigger(self):
         d = self.daemon(job("ok", "ok.so", "@yearly") + job("fail", "fail.so", "@yearly") +
                         job("crash", "crash.so", "@yearly")).start()
