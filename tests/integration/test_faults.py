@@ -10,7 +10,7 @@ import threading
 import time
 import unittest
 
-from harness import Daemon, DaemonTestCase, job, wait_for
+from harness import DaemonTestCase, job, wait_for
 
 
 class Faults(DaemonTestCase):

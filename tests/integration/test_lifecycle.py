@@ -6,7 +6,7 @@ import subprocess
 import time
 import unittest
 
-from harness import BUILDDIR, Daemon, DaemonTestCase, SRCDIR, job, wait_for
+from harness import BUILDDIR, DaemonTestCase, SRCDIR, job, wait_for
 
 
 class Lifecycle(DaemonTestCase):

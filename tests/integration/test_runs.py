@@ -5,7 +5,7 @@ import signal
 import time
 import unittest
 
-from harness import Daemon, DaemonTestCase, job, wait_for
+from harness import DaemonTestCase, job, wait_for
 
 
 class Runs(DaemonTestCase):
