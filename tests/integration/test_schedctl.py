@@ -643,6 +643,8 @@ class Install(unittest.TestCase):
             # verify wants the executables to exist: point at the built ones
             sbin = os.path.dirname(self.find("sbin/schedulerd")).replace(self.dest, "", 1)
             unit = unit.replace(sbin + "/schedulerd", os.path.join(BUILDDIR, "schedulerd"))
+            bindir = os.path.dirname(self.find("bin/schedctl")).replace(self.dest, "", 1)
+            unit = unit.replace(bindir + "/schedctl", os.path.join(BUILDDIR, "schedctl"))
             path = os.path.join(tmp, "schedulerd.service")
             with open(path, "w") as f:
                 f.write(unit)
