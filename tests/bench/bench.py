@@ -550,7 +550,8 @@ def render(results):
         o.extend(rows)
         o.append("")
         slow = [(lbl, r) for lbl, r in [("spread", sp)] + [("stress N=%s" % k, st[k]) for k in st] +
-                [("throughput", tp)] if r and r.get("killed_after_sigterm")]
+                [("throughput N=%s" % k, v) for k, v in (tp or {}).get("offered", {}).items()]
+                if r and r.get("killed_after_sigterm")]
         if slow:
             o.append("- Did not stop within 20 s of SIGTERM (killed; rows of runs in flight then are lost, counted "
                      "as missed): %s." % ", ".join(l for l, _ in slow))
