@@ -20,6 +20,9 @@
 #define PRUNE_INTERVAL USEC_PER_HOUR
 /* catch-up looks at most this many missed fires back to find the latest one */
 #define CATCH_UP_SCAN_MAX 1000000
+/* fires handled per timer dispatch: a backlog must not starve child exits, signals, the control
+ * socket, the history commit and the watchdog, which run between dispatches */
+#define FIRES_PER_DISPATCH 64
 
 static void manager_arm_timers(manager *m);
 static void manager_status_changed(manager *m);
@@ -106,11 +109,21 @@ bool job_rt_enabled(const job_rt *j) {
         return j->enabled_override >= 0 ? j->enabled_override > 0 : j->def->enabled;
 }
 
+static int job_rt_cmp(const void *a, const void *b) {
+        return strcmp((*(job_rt *const *) a)->def->name, (*(job_rt *const *) b)->def->name);
+}
+
+static int job_rt_key_cmp(const void *key, const void *b) {
+        return strcmp(key, (*(job_rt *const *) b)->def->name);
+}
+
+static job_rt *find_in(job_rt **by_name, size_t n, const char *name) {
+        job_rt **x = n > 0 ? bsearch(name, by_name, n, sizeof(job_rt *), job_rt_key_cmp) : NULL;
+        return x ? *x : NULL;
+}
+
 job_rt *manager_find_job(manager *m, const char *name) {
-        for (size_t i = 0; i < m->n_jobs; i++)
-                if (streq(m->jobs[i]->def->name, name))
-                        return m->jobs[i];
-        return NULL;
+        return find_in(m->by_name, m->n_jobs, name);
 }
 
 static job_rt *job_rt_new(manager *m, job_def *def) {
@@ -420,7 +433,9 @@ static int on_real_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         usec_t now = clock_now_realtime();
         timer_entry *e;
 
-        while ((e = timer_heap_peek(&m->real_heap)) && e->when <= now && !m->shutting_down) {
+        for (unsigned n = 0; n < FIRES_PER_DISPATCH && (e = timer_heap_peek(&m->real_heap)) && e->when <= now &&
+                             !m->shutting_down;
+             n++) {
                 job_rt *j = ((wake *) e)->job;
                 usec_t scheduled = e->when;
 
@@ -440,7 +455,9 @@ static int on_boot_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         usec_t now = clock_now_boottime();
         timer_entry *e;
 
-        while ((e = timer_heap_peek(&m->boot_heap)) && e->when <= now && !m->shutting_down) {
+        for (unsigned n = 0; n < FIRES_PER_DISPATCH && (e = timer_heap_peek(&m->boot_heap)) && e->when <= now &&
+                             !m->shutting_down;
+             n++) {
                 wake *w = (wake *) e;
                 job_rt *j = w->job;
 
@@ -598,13 +615,14 @@ static void log_diags(const diag_list *d) {
 /* Makes R the registry in force. Runtime state of jobs that keep their name carries over. */
 static int swap_registry(manager *m, registry *r) {
         registry_ref *ref = registry_ref_new(r);
-        job_rt **jobs = calloc(r->n_jobs ?: 1, sizeof(job_rt *));
+        job_rt **jobs = calloc(r->n_jobs ?: 1, sizeof(job_rt *)), **by_name = calloc(r->n_jobs ?: 1, sizeof(job_rt *));
         size_t n_old = m->n_jobs;
-        job_rt **old = m->jobs;
+        job_rt **old = m->jobs, **old_by_name = m->by_name;
 
-        if (!ref || !jobs) {
+        if (!ref || !jobs || !by_name) {
                 free(ref);
                 free(jobs);
+                free(by_name);
                 return -ENOMEM;
         }
         for (size_t i = 0; i < r->n_jobs; i++) {
@@ -613,22 +631,24 @@ static int swap_registry(manager *m, registry *r) {
                         for (size_t k = 0; k < i; k++)
                                 free(jobs[k]);
                         free(jobs);
+                        free(by_name);
                         free(ref);
                         return -ENOMEM;
                 }
+                by_name[i] = jobs[i];
         }
+        qsort(by_name, r->n_jobs, sizeof(job_rt *), job_rt_cmp);
 
         m->jobs = jobs;
+        m->by_name = by_name;
         m->n_jobs = r->n_jobs;
         for (size_t i = 0; i < m->n_jobs; i++) {
                 job_rt *j = jobs[i];
                 history_job_state st;
                 if (history_get_job_state(m->hist, j->def->name, &st) >= 0)
                         j->enabled_override = st.enabled_override;
-                for (size_t k = 0; k < n_old; k++) {
-                        job_rt *o = old[k];
-                        if (!o || !streq(o->def->name, j->def->name))
-                                continue;
+                job_rt *o = find_in(old_by_name, n_old, j->def->name);
+                if (o) {
                         j->n_running = o->n_running;
                         if (timer_entry_queued(&o->retry.entry)) {
                                 j->retry_first_id = o->retry_first_id;
@@ -638,12 +658,8 @@ static int swap_registry(manager *m, registry *r) {
                         }
                         /* an unchanged @every keeps its cadence across reloads */
                         if (j->every && o->every && j->def->schedule.interval == o->def->schedule.interval &&
-                            timer_entry_queued(&o->fire.entry)) {
+                            timer_entry_queued(&o->fire.entry))
                                 job_schedule_every(j, o->fire.entry.when);
-                        }
-                        job_rt_free(o);
-                        old[k] = NULL;
-                        break;
                 }
                 if (!timer_entry_queued(&j->fire.entry))
                         job_schedule_first(j);
@@ -651,6 +667,7 @@ static int swap_registry(manager *m, registry *r) {
         for (size_t k = 0; k < n_old; k++)
                 job_rt_free(old[k]);
         free(old);
+        free(old_by_name);
 
         registry_ref_unref(m->reg);
         m->reg = ref;
@@ -896,6 +913,7 @@ manager *manager_free(manager *m) {
         for (size_t i = 0; i < m->n_jobs; i++)
                 job_rt_free(m->jobs[i]);
         free(m->jobs);
+        free(m->by_name);
         timer_heap_done(&m->real_heap);
         timer_heap_done(&m->boot_heap);
         sd_event_source_disable_unref(m->real_timer);

@@ -66,6 +66,7 @@ struct manager {
         manager_options opts;
         registry_ref *reg;
         job_rt **jobs; /* parallel to reg->reg->jobs */
+        job_rt **by_name; /* the same, sorted by name for O(log n) lookups */
         size_t n_jobs;
         history *hist;
         char *history_path;

@@ -72,6 +72,13 @@ typedef struct source {
         bool have_doc;
 } source;
 
+/* A name taken, and where: copies, so the set never points into a job freed on an error path. */
+struct name_slot {
+        char *name; /* NULL: empty slot */
+        char *file;
+        unsigned line, column;
+};
+
 typedef struct loader {
         registry *reg;
         registry_flags flags;
@@ -80,8 +87,57 @@ typedef struct loader {
         char *base_dir_abs; /* the same, absolute (for directories the daemon keeps using) */
         plugin_slot *plugins;
         size_t n_plugins;
+        /* open-addressing set of the jobs named so far, so duplicate names are found in O(1):
+         * registries of 100,000 jobs exist */
+        struct name_slot *names;
+        size_t names_cap, n_names;
         int error; /* first -ENOMEM or similar hard failure */
 } loader;
+
+static size_t name_hash(const char *s) {
+        size_t h = 14695981039346656037ULL;
+        for (; *s; s++)
+                h = (h ^ (unsigned char) *s) * 1099511628211ULL;
+        return h;
+}
+
+/* The slot of the job already named like J, or NULL after remembering J's name and position.
+ * On -ENOMEM sets *ret_err. */
+static const struct name_slot *names_claim(loader *l, const job_def *j, int *ret_err) {
+        if ((l->n_names + 1) * 2 > l->names_cap) {
+                size_t cap = l->names_cap ? l->names_cap * 2 : 256;
+                struct name_slot *t = calloc(cap, sizeof(struct name_slot));
+                if (!t) {
+                        *ret_err = -ENOMEM;
+                        return NULL;
+                }
+                for (size_t i = 0; i < l->names_cap; i++) {
+                        if (!l->names[i].name)
+                                continue;
+                        size_t k = name_hash(l->names[i].name) & (cap - 1);
+                        while (t[k].name)
+                                k = (k + 1) & (cap - 1);
+                        t[k] = l->names[i];
+                }
+                free(l->names);
+                l->names = t;
+                l->names_cap = cap;
+        }
+        size_t k = name_hash(j->name) & (l->names_cap - 1);
+        for (; l->names[k].name; k = (k + 1) & (l->names_cap - 1))
+                if (streq(l->names[k].name, j->name))
+                        return &l->names[k];
+        char *n = strdup(j->name), *f = strdup(j->file);
+        if (!n || !f) {
+                free(n);
+                free(f);
+                *ret_err = -ENOMEM;
+                return NULL;
+        }
+        l->names[k] = (struct name_slot) { .name = n, .file = f, .line = j->line, .column = j->column };
+        l->n_names++;
+        return NULL;
+}
 
 static void report(loader *l, const char *file, unsigned line, unsigned column, const char *job, const char *fmt,
                    ...) _printf_(6, 7);
@@ -846,18 +902,16 @@ static void parse_job(loader *l, source *s, yaml_node_t *node, size_t index) {
         if (v[J_NAME]) {
                 const char *name = expect_scalar(l, s, v[J_NAME], job, "name", "a job name");
                 if (name && check_name(l, s, v[J_NAME], name)) {
-                        for (size_t i = 0; i < l->reg->n_jobs; i++) {
-                                const job_def *o = l->reg->jobs[i];
-                                if (o->name && streq(o->name, name)) {
-                                        report_at(l, s, v[J_NAME], job, "duplicate job name \"%s\" (first defined at "
-                                                  "%s:%u:%u); expected unique names", name, o->file, o->line,
-                                                  o->column);
-                                        break;
-                                }
-                        }
+                        int err = 0;
                         j->name = strdup(name);
                         if (!j->name)
                                 return oom(l);
+                        const struct name_slot *o = names_claim(l, j, &err);
+                        if (err < 0)
+                                return oom(l);
+                        if (o)
+                                report_at(l, s, v[J_NAME], job, "duplicate job name \"%s\" (first defined at "
+                                          "%s:%u:%u); expected unique names", name, o->file, o->line, o->column);
                 }
         }
 
@@ -1222,6 +1276,11 @@ finish:
                 free(l.plugins[i].error);
         }
         free(l.plugins);
+        for (size_t i = 0; i < l.names_cap; i++) {
+                free(l.names[i].name);
+                free(l.names[i].file);
+        }
+        free(l.names);
         free(l.base_dir);
         free(l.base_dir_abs);
 
