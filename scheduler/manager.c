@@ -232,7 +232,57 @@ static const char *skip_reason(manager *m, job_rt *j, char *buf, size_t n) {
         return NULL;
 }
 
-/* Starts a run whose history row (ID, possibly 0 when history is failing) is claimed. */
+static void run_started(manager *m, job_rt *j, run *r) {
+        if (r->id > 0) {
+                batch(m);
+                (void) history_set_pid(m->hist, r->id, r->pid);
+        }
+        log_full(LOG_INFO, 0, r->def->name, (uint64_t) r->id, (int) r->attempt, "Started (%s, pid %d)",
+                 run_trigger_to_string(r->trigger), (int) r->pid);
+}
+
+static void run_not_started(manager *m, job_rt *j, run *r, int q) {
+        log_full(LOG_ERR, q, r->def->name, (uint64_t) r->id, (int) r->attempt, "Cannot start run: %m");
+        if (r->id > 0) {
+                char msg[256];
+                snprintf(msg, sizeof(msg), "could not start: %s", strerror(-q));
+                history_result res = {
+                        .status = RUN_STATUS_FAILED, .exit_code = -1, .finished_usec = clock_now_realtime(),
+                        .duration_usec = 0, .message = msg,
+                };
+                batch(m);
+                (void) history_finish_run(m->hist, r->id, &res);
+        }
+        runs_remove(m, r);
+        if (j && j->n_running > 0)
+                j->n_running--;
+        m->n_running--;
+        registry_ref_unref(run_registry(r));
+        run_free(r);
+}
+
+/* Forks the runs prepared during this dispatch back to back, then watches them. */
+static void flush_deferred(manager *m) {
+        size_t n = m->n_deferred;
+        int q[ELEMENTSOF(m->deferred)];
+
+        m->n_deferred = 0;
+        for (size_t i = 0; i < n; i++)
+                q[i] = run_launch(m->deferred[i]);
+        for (size_t i = 0; i < n; i++) {
+                run *r = m->deferred[i];
+                job_rt *j = run_job(m, r);
+                if (q[i] >= 0)
+                        q[i] = run_watch(m->event, r);
+                if (q[i] < 0)
+                        run_not_started(m, j, r, q[i]);
+                else
+                        run_started(m, j, r);
+        }
+}
+
+/* Starts a run whose history row (ID, possibly 0 when history is failing) is claimed. During a
+ * timer dispatch the fork is deferred to flush_deferred(). */
 static int start_claimed(manager *m, job_rt *j, int64_t id, int64_t first_id, run_trigger trigger, unsigned attempt,
                          usec_t scheduled, usec_t started) {
         _cleanup_free_ char *dir = jobctx_state_dir(m->reg->reg, j->def);
@@ -241,32 +291,30 @@ static int start_claimed(manager *m, job_rt *j, int64_t id, int64_t first_id, ru
 
         if (!dir)
                 return -ENOMEM;
-        q = run_start(m->event, j->def, dir, id, first_id ?: id, trigger, attempt, scheduled, started, run_done, m, &r);
+        if (m->deferring && m->n_deferred == ELEMENTSOF(m->deferred))
+                flush_deferred(m);
+        q = run_prepare(j->def, dir, id, first_id ?: id, trigger, attempt, scheduled, started, run_done, m, &r);
         if (q < 0) {
                 log_full(LOG_ERR, q, j->def->name, (uint64_t) id, (int) attempt, "Cannot start run: %m");
-                if (id > 0) {
-                        char msg[256];
-                        snprintf(msg, sizeof(msg), "could not start: %s", strerror(-q));
-                        history_result res = {
-                                .status = RUN_STATUS_FAILED, .exit_code = -1, .finished_usec = clock_now_realtime(),
-                                .duration_usec = 0, .message = msg,
-                        };
-                        batch(m);
-                        (void) history_finish_run(m->hist, id, &res);
-                }
                 return q;
         }
         r->owner_data = registry_ref_ref(m->reg);
         runs_add(m, r);
         j->n_running++;
         m->n_running++;
-        if (id > 0) {
-                batch(m);
-                (void) history_set_pid(m->hist, id, r->pid);
-        }
-        log_full(LOG_INFO, 0, j->def->name, (uint64_t) id, (int) attempt, "Started (%s, pid %d)",
-                 run_trigger_to_string(trigger), (int) r->pid);
         manager_status_changed(m);
+        if (m->deferring) {
+                m->deferred[m->n_deferred++] = r;
+                return 0;
+        }
+        q = run_launch(r);
+        if (q >= 0)
+                q = run_watch(m->event, r);
+        if (q < 0) {
+                run_not_started(m, j, r, q);
+                return q;
+        }
+        run_started(m, j, r);
         return 0;
 }
 
@@ -433,6 +481,7 @@ static int on_real_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         usec_t now = clock_now_realtime();
         timer_entry *e;
 
+        m->deferring = true;
         for (unsigned n = 0; n < FIRES_PER_DISPATCH && (e = timer_heap_peek(&m->real_heap)) && e->when <= now &&
                              !m->shutting_down;
              n++) {
@@ -446,6 +495,8 @@ static int on_real_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                         history_failed(m, q, "recording the last fire");
                 job_schedule_cron(j, scheduled);
         }
+        m->deferring = false;
+        flush_deferred(m);
         manager_arm_timers(m);
         return 0;
 }
@@ -455,6 +506,7 @@ static int on_boot_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         usec_t now = clock_now_boottime();
         timer_entry *e;
 
+        m->deferring = true;
         for (unsigned n = 0; n < FIRES_PER_DISPATCH && (e = timer_heap_peek(&m->boot_heap)) && e->when <= now &&
                              !m->shutting_down;
              n++) {
@@ -474,6 +526,8 @@ static int on_boot_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                         next = now + j->def->schedule.interval;
                 job_schedule_every(j, next);
         }
+        m->deferring = false;
+        flush_deferred(m);
         manager_arm_timers(m);
         return 0;
 }

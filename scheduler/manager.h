@@ -81,6 +81,10 @@ struct manager {
 
         run *runs;
         unsigned n_running;
+        /* runs prepared during one timer dispatch, forked back to back at its end */
+        run *deferred[64];
+        size_t n_deferred;
+        bool deferring;
         bool shutting_down;
 
         /* the control server, if any (control.c) */

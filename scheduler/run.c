@@ -266,14 +266,9 @@ static int on_child_exit(sd_event_source *s, const siginfo_t *si, void *userdata
         return 0;
 }
 
-int run_start(sd_event *e, const job_def *def, const char *job_state_dir, int64_t id, int64_t first_id,
-              run_trigger trigger, unsigned attempt, usec_t scheduled, usec_t started, run_done_fn done,
-              void *userdata, run **ret) {
-        int out[2] = { -EBADF, -EBADF }, msg[2] = { -EBADF, -EBADF };
-        run *r;
-        int q;
-
-        r = calloc(1, sizeof(run));
+int run_prepare(const job_def *def, const char *job_state_dir, int64_t id, int64_t first_id, run_trigger trigger,
+                unsigned attempt, usec_t scheduled, usec_t started, run_done_fn done, void *userdata, run **ret) {
+        run *r = calloc(1, sizeof(run));
         if (!r)
                 return -ENOMEM;
         *r = (run) {
@@ -287,61 +282,82 @@ int run_start(sd_event *e, const job_def *def, const char *job_state_dir, int64_
                 .started_mono = clock_now_monotonic(),
                 .output_fd = -EBADF,
                 .message_fd = -EBADF,
+                .out_w = -EBADF,
+                .msg_w = -EBADF,
                 .done = done,
                 .userdata = userdata,
         };
-
-        if (pipe2(out, O_CLOEXEC) < 0 || pipe2(msg, O_CLOEXEC) < 0) {
-                q = -errno;
-                goto fail;
+        r->dir = strdup(job_state_dir);
+        if (!r->dir) {
+                run_free(r);
+                return -ENOMEM;
         }
+        int out[2], msg[2];
+        if (pipe2(out, O_CLOEXEC) < 0) {
+                int q = -errno;
+                run_free(r);
+                return q;
+        }
+        r->output_fd = out[0];
+        r->out_w = out[1];
+        if (pipe2(msg, O_CLOEXEC) < 0) {
+                int q = -errno;
+                run_free(r);
+                return q;
+        }
+        r->message_fd = msg[0];
+        r->msg_w = msg[1];
+        *ret = r;
+        return 0;
+}
 
+int run_launch(run *r) {
         pid_t pid = fork();
-        if (pid < 0) {
-                q = -errno;
-                goto fail;
-        }
+        if (pid < 0)
+                return -errno;
         if (pid == 0)
-                child_main(def, job_state_dir, id, scheduled, attempt, out[1], msg[1]);
-
-        /* also from this side, so the group exists before we could signal it */
-        (void) setpgid(pid, pid);
+                child_main(r->def, r->dir, r->id, r->scheduled, r->attempt, r->out_w, r->msg_w);
         r->pid = pid;
-        close(out[1]);
-        close(msg[1]);
-        out[1] = msg[1] = -EBADF;
-        r->output_fd = TAKE_FD(out[0]);
-        r->message_fd = TAKE_FD(msg[0]);
+        return 0;
+}
+
+int run_watch(sd_event *e, run *r) {
+        int q;
+        (void) setpgid(r->pid, r->pid);
+        close(r->out_w);
+        close(r->msg_w);
+        r->out_w = r->msg_w = -EBADF;
         (void) fcntl(r->output_fd, F_SETFL, O_NONBLOCK);
         (void) fcntl(r->message_fd, F_SETFL, O_NONBLOCK);
+        q = sd_event_add_child(e, &r->child_source, r->pid, WEXITED, on_child_exit, r);
+        if (q >= 0)
+                q = sd_event_add_io(e, &r->output_source, r->output_fd, EPOLLIN, on_output, r);
+        if (q >= 0 && r->def->timeout != USEC_INFINITY)
+                q = sd_event_add_time_relative(e, &r->timeout_source, CLOCK_MONOTONIC, r->def->timeout, 1, on_timeout, r);
+        if (q < 0) {
+                (void) kill(-r->pid, SIGKILL);
+                (void) waitpid(r->pid, NULL, 0);
+                r->pid = 0;
+        }
+        return q;
+}
 
-        q = sd_event_add_child(e, &r->child_source, pid, WEXITED, on_child_exit, r);
+int run_start(sd_event *e, const job_def *def, const char *job_state_dir, int64_t id, int64_t first_id,
+              run_trigger trigger, unsigned attempt, usec_t scheduled, usec_t started, run_done_fn done,
+              void *userdata, run **ret) {
+        run *r;
+        int q = run_prepare(def, job_state_dir, id, first_id, trigger, attempt, scheduled, started, done, userdata, &r);
         if (q < 0)
-                goto fail_child;
-        q = sd_event_add_io(e, &r->output_source, r->output_fd, EPOLLIN, on_output, r);
-        if (q < 0)
-                goto fail_child;
-        if (def->timeout != USEC_INFINITY) {
-                q = sd_event_add_time_relative(e, &r->timeout_source, CLOCK_MONOTONIC, def->timeout, 1, on_timeout, r);
-                if (q < 0)
-                        goto fail_child;
+                return q;
+        q = run_launch(r);
+        if (q >= 0)
+                q = run_watch(e, r);
+        if (q < 0) {
+                run_free(r);
+                return q;
         }
         *ret = r;
         return 0;
-
-fail_child:
-        (void) kill(-r->pid, SIGKILL);
-        (void) waitpid(r->pid, NULL, 0);
-        r->pid = 0;
-fail:
-        for (int i = 0; i < 2; i++) {
-                if (out[i] >= 0)
-                        close(out[i]);
-                if (msg[i] >= 0)
-                        close(msg[i]);
-        }
-        run_free(r);
-        return q;
 }
 
 void run_cancel(run *r) {
@@ -366,6 +382,11 @@ run *run_free(run *r) {
                 close(r->output_fd);
         if (r->message_fd >= 0)
                 close(r->message_fd);
+        if (r->out_w >= 0)
+                close(r->out_w);
+        if (r->msg_w >= 0)
+                close(r->msg_w);
+        free(r->dir);
         free(r);
         return NULL;
 }

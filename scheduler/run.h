@@ -34,6 +34,8 @@ struct run {
         usec_t started;       /* wall clock */
         usec_t started_mono;
         pid_t pid;
+        char *dir;        /* the job's state directory: the child's working directory */
+        int out_w, msg_w; /* the child's ends of the pipes, until it is forked */
 
         sd_event_source *child_source, *output_source, *timeout_source, *kill_source;
         int output_fd, message_fd;
@@ -68,6 +70,16 @@ struct run {
 int run_start(sd_event *e, const job_def *def, const char *job_state_dir, int64_t id, int64_t first_id,
               run_trigger trigger, unsigned attempt, usec_t scheduled, usec_t started, run_done_fn done,
               void *userdata, run **ret);
+
+/* run_start() in three steps, so a batch of due runs can be forked back to back: every page the
+ * daemon writes between two forks is a copy-on-write fault while the children share it, so
+ * nothing but fork() should happen between them. run_prepare() allocates the run and its pipes;
+ * run_launch() only forks; run_watch() closes the child's ends and adds the event sources. On
+ * failure of launch or watch the caller frees the run with run_free(). */
+int run_prepare(const job_def *def, const char *job_state_dir, int64_t id, int64_t first_id, run_trigger trigger,
+                unsigned attempt, usec_t scheduled, usec_t started, run_done_fn done, void *userdata, run **ret);
+int run_launch(run *r);
+int run_watch(sd_event *e, run *r);
 
 /* Asks the run to stop: SIGTERM to its process group now, SIGKILL after RUN_KILL_GRACE. Its
  * status becomes cancelled (shutdown) unless it had already timed out. */
