@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Fuzzes registry_load() on the input written as registry.yaml in a private directory that also
- * holds plugins/stub.so and stub.so (empty files: plugins are only checked to exist) and a
+ * holds plugins/stub.job and stub.job (empty files: plugins are only checked to exist) and a
  * drop-in drop.yaml for `scheduler.include` patterns to find.
  *
  * The include glob opens whatever it matches, and fuzzing runs as any user, possibly root: an
@@ -32,7 +32,7 @@ static void write_file(const char *name, const char *text) {
 
 static void cleanup(void) {
         char p[sizeof(dir) + 64];
-        static const char *const names[] = { "registry.yaml", "drop.yaml", "stub.so", "plugins/stub.so", "plugins" };
+        static const char *const names[] = { "registry.yaml", "drop.yaml", "stub.job", "plugins/stub.job", "plugins" };
         for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
                 snprintf(p, sizeof(p), "%s/%s", dir, names[i]);
                 (void) remove(p);
@@ -52,9 +52,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
                 perror("fuzz_registry: mkdir");
                 abort();
         }
-        write_file("stub.so", "");
-        write_file("plugins/stub.so", "");
-        write_file("drop.yaml", "jobs:\n  - name: dropped\n    plugin: stub.so\n    schedule: \"@hourly\"\n");
+        write_file("stub.job", "");
+        write_file("plugins/stub.job", "");
+        write_file("drop.yaml", "jobs:\n  - name: dropped\n    plugin: stub.job\n    schedule: \"@hourly\"\n");
         snprintf(path, sizeof(path), "%s/registry.yaml", dir);
         return 0;
 }

@@ -189,7 +189,7 @@ START_TEST(test_valid_full) {
 
         ck_assert_int_ge(asprintf(&state, "%s/state", dir), 0);
         ck_assert_int_ge(asprintf(&plugins, "%s/plugins", dir), 0);
-        ck_assert_int_ge(asprintf(&stub, "%s/plugins/stub.so", dir), 0);
+        ck_assert_int_ge(asprintf(&stub, "%s/plugins/stub.job", dir), 0);
         ck_assert_str_eq(r->path, path);
         ck_assert_str_eq(r->state_dir, state);
         ck_assert_str_eq(r->plugin_dir, plugins);
@@ -208,7 +208,7 @@ START_TEST(test_valid_full) {
         const job_def *j = registry_find(r, "full");
         ck_assert_ptr_eq(j, r->jobs[0]);
         ck_assert_str_eq(j->description, "Every job key set");
-        ck_assert_str_eq(j->plugin_name, "stub.so");
+        ck_assert_str_eq(j->plugin_name, "stub.job");
         ck_assert_str_eq(j->plugin_path, stub);
         ck_assert_ptr_null(j->plugin);
         ck_assert_str_eq(j->schedule_expr, "*/5 * * * *");
@@ -320,7 +320,7 @@ START_TEST(test_overrides) {
         /* Jobs' plugins resolve against the overriding plugin_dir, not the file's. */
         o = (registry_overrides) { .plugin_dir = "/nonexistent-plugin-dir" };
         ck_assert_int_eq(registry_load_with(path, 0, &o, &r, &d), -EINVAL);
-        assert_diag(&d, 0, path, 5, 13, "only-required", NEEDLES("/nonexistent-plugin-dir/stub.so"));
+        assert_diag(&d, 0, path, 5, 13, "only-required", NEEDLES("/nonexistent-plugin-dir/stub.job"));
         ck_assert_uint_eq(d.n, 1);
         diag_list_clear(&d);
 }
