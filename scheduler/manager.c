@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <fcntl.h>
 #include <inttypes.h>
+#include <sys/inotify.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
@@ -23,6 +24,8 @@
 /* fires handled per timer dispatch: a backlog must not starve child exits, signals, the control
  * socket, the history commit and the watchdog, which run between dispatches */
 #define FIRES_PER_DISPATCH 64
+/* a cron fire this late means the wall clock jumped or the daemon stalled */
+#define MISSED_FIRE_SLACK (5 * USEC_PER_SEC)
 
 static void manager_arm_timers(manager *m);
 static void manager_status_changed(manager *m);
@@ -456,13 +459,13 @@ static void run_done(run *r, void *userdata) {
 
 /* --- timers ------------------------------------------------------------------------ */
 
-static void arm(sd_event_source *s, const timer_heap *h) {
+static void arm(sd_event_source *s, const timer_heap *h, bool realtime) {
         timer_entry *e = timer_heap_peek(h);
         if (!e) {
                 (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
                 return;
         }
-        (void) sd_event_source_set_time(s, e->when);
+        (void) sd_event_source_set_time(s, realtime ? clock_realtime_to_kernel(e->when) : e->when);
         (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
 }
 
@@ -472,8 +475,8 @@ static void manager_arm_timers(manager *m) {
                 (void) sd_event_source_set_enabled(m->boot_timer, SD_EVENT_OFF);
                 return;
         }
-        arm(m->real_timer, &m->real_heap);
-        arm(m->boot_timer, &m->boot_heap);
+        arm(m->real_timer, &m->real_heap, true);
+        arm(m->boot_timer, &m->boot_heap, false);
 }
 
 static int on_real_timer(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -493,7 +496,9 @@ static int on_real_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 int q = history_set_last_scheduled(m->hist, j->def->name, scheduled);
                 if (q < 0)
                         history_failed(m, q, "recording the last fire");
-                job_schedule_cron(j, scheduled);
+                /* Far behind (the clock jumped forwards, or the machine stalled): the fires in
+                 * between are not run one by one; catch_up runs them as one, if wanted. */
+                job_schedule_cron(j, now - scheduled > MISSED_FIRE_SLACK ? now : scheduled);
         }
         m->deferring = false;
         flush_deferred(m);
@@ -562,14 +567,7 @@ static void catch_up(manager *m, job_rt *j, usec_t now) {
 }
 
 /* The wall clock was set: every cron fire is recomputed from the new time. */
-static int on_clock_change(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        manager *m = userdata;
-        uint64_t x;
-        struct itimerspec its = { .it_value.tv_sec = INT32_MAX };
-
-        (void) !read(fd, &x, sizeof(x)); /* ECANCELED is the point */
-        (void) timerfd_settime(fd, TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET, &its, NULL);
-
+static void clock_changed(manager *m) {
         usec_t now = clock_now_realtime();
         log_notice("System clock was set; recomputing the next fire of every cron job.");
         for (size_t i = 0; i < m->n_jobs; i++) {
@@ -581,7 +579,54 @@ static int on_clock_change(sd_event_source *s, int fd, uint32_t revents, void *u
         }
         manager_arm_timers(m);
         manager_status_changed(m);
+}
+
+static int on_clock_change(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        uint64_t x;
+        struct itimerspec its = { .it_value.tv_sec = INT32_MAX };
+
+        (void) !read(fd, &x, sizeof(x)); /* ECANCELED is the point */
+        (void) timerfd_settime(fd, TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET, &its, NULL);
+        clock_changed(userdata);
         return 0;
+}
+
+/* Test hook (clock.h): a write to the offset file is a clock being set. */
+static int on_test_clock_change(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        const char *path = clock_test_offset_file(), *base = strrchr(path, '/');
+        char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+        bool changed = false;
+        ssize_t n;
+
+        base = base ? base + 1 : path;
+        while ((n = read(fd, buf, sizeof(buf))) > 0)
+                for (char *p = buf; p < buf + n; p += sizeof(struct inotify_event) + ((struct inotify_event *) p)->len) {
+                        const struct inotify_event *ev = (const struct inotify_event *) p;
+                        if (ev->len > 0 && streq(ev->name, base))
+                                changed = true;
+                }
+        if (changed)
+                clock_changed(userdata);
+        return 0;
+}
+
+static int setup_test_clock_watch(manager *m) {
+        const char *path = clock_test_offset_file();
+        if (!path)
+                return 0;
+        _cleanup_free_ char *dir = strdup(path);
+        if (!dir)
+                return -ENOMEM;
+        char *slash = strrchr(dir, '/');
+        if (slash)
+                *slash = '\0';
+        m->clock_test_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+        if (m->clock_test_fd < 0)
+                return -errno;
+        if (inotify_add_watch(m->clock_test_fd, slash ? dir : ".", IN_CLOSE_WRITE | IN_MOVED_TO) < 0)
+                return -errno;
+        log_warning("Test clock offset from %s is in effect ($SCHEDULERD_TEST_CLOCK_OFFSET_FILE).", path);
+        return sd_event_add_io(m->event, &m->clock_test_source, m->clock_test_fd, EPOLLIN, on_test_clock_change, m);
 }
 
 static int setup_clock_watch(manager *m) {
@@ -855,6 +900,7 @@ int manager_new(const manager_options *o, manager **ret) {
                 return -ENOMEM;
         m->opts = *o;
         m->clock_fd = -EBADF;
+        m->clock_test_fd = -EBADF;
 
         q = sd_event_default(&m->event);
         if (q < 0)
@@ -912,6 +958,8 @@ int manager_new(const manager_options *o, manager **ret) {
                 q = sd_event_add_signal(m->event, &m->sighup_source, SIGHUP, on_sighup, m);
         if (q >= 0)
                 q = setup_clock_watch(m);
+        if (q >= 0)
+                q = setup_test_clock_watch(m);
         if (q >= 0)
                 q = sd_event_set_watchdog(m->event, true);
         if (q < 0) {
@@ -982,6 +1030,9 @@ manager *manager_free(manager *m) {
         sd_event_source_disable_unref(m->clock_source);
         if (m->clock_fd >= 0)
                 close(m->clock_fd);
+        sd_event_source_disable_unref(m->clock_test_source);
+        if (m->clock_test_fd >= 0)
+                close(m->clock_test_fd);
         if (m->batch_open)
                 (void) history_commit(m->hist);
         history_close(m->hist);

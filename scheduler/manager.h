@@ -78,6 +78,8 @@ struct manager {
         sd_event_source *real_timer, *boot_timer, *post_source, *status_timer, *prune_timer, *grace_timer;
         sd_event_source *sigterm_source, *sigint_source, *sighup_source, *clock_source;
         int clock_fd;
+        sd_event_source *clock_test_source; /* the test hook of clock.h */
+        int clock_test_fd;
 
         run *runs;
         unsigned n_running;

@@ -83,6 +83,48 @@ class Lifecycle(DaemonTestCase):
         self.assertTrue(any("61" in e for e in r["errors"]), r)
         self.assertEqual(d.stop(), 0)
 
+    def test_wall_clock_set_forwards_and_backwards(self):
+        d = self.daemon(job("tick", "ok.so", "* * * * * *") + job("cu", "ok.so", "* * * * * *", catch_up=True) +
+                        job("mono", "ok.so", "@every 1s"))
+        offset = os.path.join(d.tmp, "clock-offset")
+
+        def set_offset(secs):
+            with open(offset + ".tmp", "w") as f:
+                f.write("%d\n" % secs)
+            os.rename(offset + ".tmp", offset)
+
+        t0 = time.time()
+        d.start(extra_env={"SCHEDULERD_TEST_CLOCK_OFFSET_FILE": offset})
+        d.wait_runs("tick", lambda rs: len(rs) >= 2)
+        d.wait_runs("cu", lambda rs: len(rs) >= 2)
+
+        t_jump = time.time()
+        set_offset(3600)  # the clock jumps an hour forwards
+        wait_for(lambda: d.log().count("System clock was set") == 1, what="the forward jump to be noticed")
+        d.wait_runs("tick", lambda rs: any(r["scheduled_usec"] > (time.time() + 3500) * 1e6 for r in rs),
+                    what="fires an hour ahead")
+        cu = d.wait_runs("cu", lambda rs: any(r["trigger"] == "catch_up" for r in rs), what="a catch-up run")
+        self.assertEqual(len([r for r in cu if r["trigger"] == "catch_up"]), 1)
+
+        set_offset(0)  # and back: without a recompute, cron would wait an hour
+        wait_for(lambda: d.log().count("System clock was set") == 2, what="the backward jump to be noticed")
+        t_back = time.time()
+        d.wait_runs("tick", lambda rs: any(t_back < r["scheduled_usec"] / 1e6 < time.time() + 5 for r in rs),
+                    what="fires at the real time again")
+        time.sleep(1.5)
+        elapsed = time.time() - t0
+        d.stop()
+
+        keys = [(r["scheduled_usec"], r["attempt"]) for r in d.runs("tick")]
+        self.assertEqual(len(keys), len(set(keys)), "a fire ran twice")
+        # the skipped hour is not replayed fire by fire
+        skipped_hour = [r for r in d.runs("tick") if t_jump + 10 < r["scheduled_usec"] / 1e6 < t_jump + 3590]
+        self.assertEqual(skipped_hour, [])
+        # @every follows the monotonic clock: neither jump made it skip or burst
+        mono = d.runs("mono")
+        self.assertGreaterEqual(len(mono), int(elapsed) - 3)
+        self.assertLessEqual(len(mono), int(elapsed) + 1)
+
     def test_bad_registry_at_startup_says_where(self):
         d = self.daemon(job("x", "ok.so", "* * * *"))
         d.start(wait_ready=False)
