@@ -31,6 +31,23 @@ class Faults(DaemonTestCase):
         self.assertIn(r["signal"], (signal.SIGXCPU, signal.SIGKILL))
         d.stop()
 
+    def test_megabytes_of_output(self):
+        d = self.daemon(job("noisy", "noisy.so", "@yearly", params={"lines": 200000})).start()
+        r = d.ctl({"command": "run", "job": "noisy", "wait": True}, timeout=120)
+        self.assertEqual(r["status"], "succeeded", r)
+        row = d.runs("noisy")[0]
+        self.assertLessEqual(len(row["output"].encode()), 4096)
+        self.assertIn("done making noise", row["output"])
+        # every line reached the log, none was cut or merged (~6 MB went through the pipe)
+        log = d.log()
+        self.assertIn("noise line 200000 of 200000", log)
+        self.assertEqual(log.count(" of 200000\n"), 200000)
+        with open("/proc/%d/status" % d.proc.pid) as f:
+            rss = [int(l.split()[1]) for l in f if l.startswith("VmRSS")][0]
+        self.assertLess(rss, 60 * 1024)
+        self.assertTrue(d.ctl({"command": "list"})["ok"])
+        d.stop()
+
     def test_bad_limits_rejected_with_position(self):
         d = self.daemon(job("x", "ok.so", "@yearly", limits="{ address_space: 12Q, open_files: 3 }"))
         d.start(wait_ready=False)
