@@ -8,6 +8,7 @@
 
 #include "clock.h"
 #include "control.h"
+#include "fs-util.h"
 #include "log.h"
 
 typedef struct conn conn;
@@ -476,19 +477,6 @@ static void on_run_finished(manager *m, const run *r, void *userdata) {
         }
 }
 
-static int mkdir_parent(const char *path) {
-        _cleanup_free_ char *d = strdup(path);
-        if (!d)
-                return -ENOMEM;
-        char *slash = strrchr(d, '/');
-        if (!slash || slash == d)
-                return 0;
-        *slash = '\0';
-        if (mkdir(d, 0755) < 0 && errno != EEXIST)
-                return -errno;
-        return 0;
-}
-
 int control_new(manager *m, control **ret) {
         const registry *reg = m->reg->reg;
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -523,7 +511,7 @@ int control_new(manager *m, control **ret) {
         }
 
         strcpy(sa.sun_path, c->path);
-        q = mkdir_parent(c->path);
+        q = mkdir_parent(c->path, 0755);
         if (q < 0) {
                 log_error_errno(q, "Cannot create the directory of control socket %s: %m", c->path);
                 control_free(c);

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include "clock.h"
+#include "fs-util.h"
 #include "jobctx.h"
 
 static volatile sig_atomic_t run_cancelled = 0;
@@ -148,23 +149,6 @@ char *jobctx_state_dir(const registry *r, const job_def *job) {
         return s;
 }
 
-static int mkdir_parents(const char *path, mode_t mode) {
-        _cleanup_free_ char *p = strdup(path);
-        if (!p)
-                return -ENOMEM;
-        for (char *s = p + 1; *s; s++) {
-                if (*s != '/')
-                        continue;
-                *s = '\0';
-                if (mkdir(p, mode) < 0 && errno != EEXIST)
-                        return -errno;
-                *s = '/';
-        }
-        if (mkdir(p, mode) < 0 && errno != EEXIST)
-                return -errno;
-        return 0;
-}
-
 int jobctx_init_jobs(registry *r, bool create_dirs, diag_list *diags) {
         bool bad = false;
         int q;
@@ -174,7 +158,7 @@ int jobctx_init_jobs(registry *r, bool create_dirs, diag_list *diags) {
                 _cleanup_free_ char *dir = jobctx_state_dir(r, j);
                 if (!dir)
                         return -ENOMEM;
-                q = create_dirs ? mkdir_parents(dir, 0750) : 0;
+                q = create_dirs ? mkdir_p(dir, 0750) : 0;
                 if (q < 0) {
                         if (diag_add(diags, j->file, j->line, j->column, j->name,
                                      "cannot create state directory %s: %s; check scheduler.state_dir and its permissions",

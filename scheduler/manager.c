@@ -9,6 +9,7 @@
 
 #include "clock.h"
 #include "duration.h"
+#include "fs-util.h"
 #include "jobctx.h"
 #include "log.h"
 #include "manager.h"
@@ -868,22 +869,6 @@ int manager_set_enabled(manager *m, const char *name, int enabled) {
                 return q;
         j->enabled_override = enabled;
         manager_status_changed(m);
-        return 0;
-}
-
-static int mkdir_p(const char *path, mode_t mode) {
-        _cleanup_free_ char *p = strdup(path);
-        if (!p)
-                return -ENOMEM;
-        for (char *s = p + 1; *s; s++)
-                if (*s == '/') {
-                        *s = '\0';
-                        if (mkdir(p, mode) < 0 && errno != EEXIST)
-                                return -errno;
-                        *s = '/';
-                }
-        if (mkdir(p, mode) < 0 && errno != EEXIST)
-                return -errno;
         return 0;
 }
 

@@ -32,7 +32,7 @@ s=$top/scheduler
 a=$top/jobs/azi3
 TIME_SRC=("$s/parse-error.c" "$s/civil.c" "$s/tz.c" "$s/duration.c")
 CORE_SRC=("${TIME_SRC[@]}" "$s/diag.c" "$s/timefmt.c" "$s/schedule.c" "$s/clock.c" "$s/log.c" "$s/plugin.c"
-          "$s/jobctx.c" "$s/timer-heap.c" "$s/retry.c" "$s/run.c" "$s/params.c" "$s/registry.c" "$s/history.c"
+          "$s/jobctx.c" "$s/fs-util.c" "$s/timer-heap.c" "$s/retry.c" "$s/run.c" "$s/params.c" "$s/registry.c" "$s/history.c"
           "$s/run-status.c")
 pc() { pkg-config "$@" || { echo "build.sh: pkg-config $* failed; install the -dev package" >&2; exit 1; }; }
 
