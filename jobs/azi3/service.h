@@ -35,10 +35,10 @@
 #include <stddef.h>
 
 #include "config.h"
-/* config.h and store.h both define AZI3_RULE_ID_MAX (64 for the configuration, 127 for what
- * the store accepts); the configuration's is the binding limit, the store's name wins here. */
-#undef AZI3_RULE_ID_MAX
 #include "store.h"
+
+/* the configuration's limit binds; the store accepts longer ids */
+_Static_assert(AZI3_RULE_ID_MAX <= AZI3_STORE_RULE_ID_MAX, "rule ids from the config must fit the store");
 
 #define AZI3_SQS_BATCHES_PER_RUN 10u
 #define AZI3_MESSAGE_MAX 1024u

@@ -734,9 +734,9 @@ static int check_session_key(azi3_store *s, int64_t robot_id, const char *rule_i
                 return store_fail(s, -EINVAL, "robot id %" PRId64 " is negative, expected >= 0", robot_id);
         if (isempty(rule_id))
                 return store_fail(s, -EINVAL, "empty rule id, expected the rule's rule_id");
-        if (strlen(rule_id) > AZI3_RULE_ID_MAX)
+        if (strlen(rule_id) > AZI3_STORE_RULE_ID_MAX)
                 return store_fail(s, -ENAMETOOLONG, "rule id \"%.40s...\" is longer than %d bytes", rule_id,
-                                  AZI3_RULE_ID_MAX);
+                                  AZI3_STORE_RULE_ID_MAX);
         if (!local_day_valid(local_day))
                 return store_fail(s, -EINVAL, "local day \"%s\" is not a date, expected YYYY-MM-DD",
                                   local_day ? local_day : "(null)");

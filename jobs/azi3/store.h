@@ -42,7 +42,7 @@
 
 #define AZI3_STORE_SCHEMA_VERSION 1
 #define AZI3_STORE_BUSY_TIMEOUT_MSEC 5000
-#define AZI3_RULE_ID_MAX 127          /* longest rule id the store accepts, bytes */
+#define AZI3_STORE_RULE_ID_MAX 127          /* longest rule id the store accepts, bytes */
 #define AZI3_LOCAL_DAY_LEN 10         /* "YYYY-MM-DD" */
 #define AZI3_REFERENCE_ID_MAX 48      /* room for "azi3-" and a UUID, with NUL */
 #define AZI3_UNSUB_ERROR_MAX 512      /* last_error of a pending unsubscription, with NUL */
@@ -52,7 +52,7 @@ typedef struct azi3_store azi3_store;
 typedef struct azi3_session {
         int64_t id;
         int64_t robot_id;
-        char rule_id[AZI3_RULE_ID_MAX + 1];
+        char rule_id[AZI3_STORE_RULE_ID_MAX + 1];
         char local_day[AZI3_LOCAL_DAY_LEN + 1];
         window_params params;    /* A, B, W as instants/lengths */
         int64_t subscription_id; /* 0 until subscribed */
@@ -148,7 +148,7 @@ static inline void azi3_store_rollbackp(azi3_store **s) {
  * exists. Returns 1 and the new session, or 0 and the existing one unchanged (even if P
  * differs: a day's session keeps the rule it was created with). -EINVAL if P is not valid,
  * LOCAL_DAY is not YYYY-MM-DD or RULE_ID is empty; -ENAMETOOLONG if RULE_ID is longer than
- * AZI3_RULE_ID_MAX. The session has no window yet: open the first in the same transaction. */
+ * AZI3_STORE_RULE_ID_MAX. The session has no window yet: open the first in the same transaction. */
 int azi3_store_session_create(azi3_store *s, int64_t robot_id, const char *rule_id, const char *local_day,
                               const window_params *p, usec_t created_usec, azi3_session *ret);
 

@@ -230,7 +230,7 @@ START_TEST(test_session_idempotent) {
         _cleanup_(azi3_store_closep) azi3_store *s = open_ok();
         azi3_session x, y, z;
         window_params other = { .a = A0 + USEC_PER_HOUR, .b = B0, .w = W0 };
-        char longid[AZI3_RULE_ID_MAX + 2];
+        char longid[AZI3_STORE_RULE_ID_MAX + 2];
 
         ck_assert_int_eq(azi3_store_session_create(s, 42, "toilet", "2026-03-29", &P0, A0 + 5, &x), 1);
         ck_assert_int_gt(x.id, 0);
