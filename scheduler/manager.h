@@ -47,7 +47,6 @@ struct job_rt {
         int64_t retry_first_id;
         unsigned retry_attempt;
         usec_t retry_scheduled;
-        run_trigger retry_trigger_of_first;
         unsigned n_running;
         int enabled_override; /* -1 none, 0, 1: from history */
 };

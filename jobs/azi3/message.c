@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include "civil.h"
 #include "message.h"
 
 #include <inttypes.h>
@@ -101,14 +102,10 @@ int azi3_parse_timestamp(const char *s, usec_t *ret, parse_error *err) {
         if (sec == 60) /* leap second: the instant is the first one of the next minute */
                 sec = 59, frac = USEC_PER_SEC - 1;
 
-        /* timegm() is pure UTC arithmetic; it normalises out-of-range days, which a round
-         * trip through gmtime_r() detects (February 30 etc.). */
-        struct tm tm = { .tm_year = year - 1900, .tm_mon = mon - 1, .tm_mday = day,
-                         .tm_hour = hour, .tm_min = min, .tm_sec = sec };
-        struct tm check;
-        time_t t = timegm(&tm);
-        if (t == (time_t) -1 || !gmtime_r(&t, &check) || check.tm_mday != day || check.tm_mon != mon - 1)
+        if (day > civil_days_in_month(year, mon))
                 return parse_error_set(err, 0, "'%s': no such date", s);
+        civil c = { .year = year, .month = mon, .day = day, .hour = hour, .minute = min, .second = sec };
+        int64_t t = civil_to_seconds(&c);
 
         int64_t secs = (int64_t) t - off_sign * (off_h * 3600 + off_m * 60);
         if (secs < 0)
@@ -119,14 +116,13 @@ int azi3_parse_timestamp(const char *s, usec_t *ret, parse_error *err) {
 }
 
 int azi3_format_timestamp(usec_t t, char ret[32]) {
-        time_t secs = (time_t) (t / USEC_PER_SEC);
-        struct tm tm;
+        civil c;
 
-        if (t / USEC_PER_SEC > (usec_t) TIMESTAMP_MAX_SEC || !gmtime_r(&secs, &tm))
+        if (t / USEC_PER_SEC > (usec_t) TIMESTAMP_MAX_SEC)
                 return -ERANGE;
-        if (strftime(ret, 32, "%Y-%m-%dT%H:%M:%S", &tm) != 19)
-                return -ERANGE;
-        snprintf(ret + 19, 32 - 19, ".%03uZ", (unsigned) ((t % USEC_PER_SEC) / USEC_PER_MSEC) % 1000u);
+        civil_from_seconds((int64_t) (t / USEC_PER_SEC), &c);
+        snprintf(ret, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", c.year, c.month, c.day, c.hour, c.minute, c.second,
+                 (unsigned) ((t % USEC_PER_SEC) / USEC_PER_MSEC));
         return 0;
 }
 

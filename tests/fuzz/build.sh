@@ -50,8 +50,8 @@ build timefmt "" "${TIME_SRC[@]}" "$s/timefmt.c"
 build registry "$(pc --cflags --libs yaml-0.1) -ldl" "${TIME_SRC[@]}" "$s/diag.c" "$s/schedule.c" \
         "$s/plugin.c" "$s/params.c" "$s/registry.c"
 build azi3_config "$(pc --cflags --libs yaml-0.1)" "${TIME_SRC[@]}" "$a/day.c" "$a/config.c"
-build sqs_body "$(pc --cflags --libs jansson)" "$s/parse-error.c" "$a/message.c"
-build megazord "$(pc --cflags --libs jansson)" "$s/parse-error.c" "$a/message.c"
+build sqs_body "$(pc --cflags --libs jansson)" "$s/parse-error.c" "$s/civil.c" "$a/message.c"
+build megazord "$(pc --cflags --libs jansson)" "$s/parse-error.c" "$s/civil.c" "$a/message.c"
 build control "$(pc --cflags --libs yaml-0.1 libsystemd sqlite3 jansson) -ldl -lm" "${CORE_SRC[@]}" \
         "$s/manager.c" "$s/control.c"
 
