@@ -68,6 +68,7 @@ typedef enum stmt_id {
         STMT_GET_RUN_ORIGIN,
         STMT_GET_RUN_STATE,
         STMT_SET_PID,
+        STMT_SET_START,
         STMT_FINISH_RUN,
         STMT_COUNT_RUN,
         STMT_COUNT_SKIPPED,
@@ -99,6 +100,8 @@ static const char *const stmt_sql[_STMT_MAX] = {
                 "SELECT job, scheduled_usec, claim_class, attempt FROM runs WHERE id = ?1",
         [STMT_GET_RUN_STATE] = "SELECT job, started_usec, status FROM runs WHERE id = ?1",
         [STMT_SET_PID] = "UPDATE runs SET pid = ?2 WHERE id = ?1 AND status = 'running'",
+        [STMT_SET_START] = "UPDATE runs SET pid = CASE WHEN ?2 > 0 THEN ?2 ELSE pid END, started_usec = ?3"
+                           " WHERE id = ?1 AND status = 'running'",
         [STMT_FINISH_RUN] =
                 "UPDATE runs SET finished_usec = ?2, status = ?3, exit_code = ?4, signal = ?5,"
                 " duration_usec = ?6, message = ?7, output = ?8"
@@ -825,6 +828,26 @@ int history_set_pid(history *h, int64_t run_id, pid_t pid) {
         int rc = sqlite3_step(s);
         if (rc != SQLITE_DONE)
                 return fail(h, rc, "setting a run's pid");
+        if (sqlite3_changes(h->db) == 0)
+                return explain_not_running(h, run_id);
+        return 0;
+}
+
+int history_set_start(history *h, int64_t run_id, pid_t pid, usec_t started) {
+        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        int r;
+
+        if (!h || started == USEC_INFINITY || started > INT64_MAX)
+                return -EINVAL;
+        r = stmt_get(h, STMT_SET_START, &s);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(s, 1, run_id);
+        sqlite3_bind_int64(s, 2, pid);
+        sqlite3_bind_int64(s, 3, (sqlite3_int64) started);
+        int rc = sqlite3_step(s);
+        if (rc != SQLITE_DONE)
+                return fail(h, rc, "setting a run's start");
         if (sqlite3_changes(h->db) == 0)
                 return explain_not_running(h, run_id);
         return 0;

@@ -157,6 +157,11 @@ int history_record_skipped(history *h, const char *job, run_trigger trigger, use
 /* Sets the pid of a running run. -ENOENT if no such run, -ESTALE if it already finished. */
 int history_set_pid(history *h, int64_t run_id, pid_t pid);
 
+/* Moves a running run's start to STARTED and records PID (0: leave it): for a run claimed
+ * before it was released (warm runs start at the gate's wake, after their claim). Same errors
+ * as history_set_pid(). */
+int history_set_start(history *h, int64_t run_id, pid_t pid, usec_t started);
+
 /* Finishes a running run with R and updates the job's counters and last_* fields, in one
  * transaction. -ENOENT if no such run, -ESTALE if it already finished (nothing changes),
  * -EINVAL if R's status is RUNNING, SKIPPED or invalid. */

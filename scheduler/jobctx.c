@@ -142,6 +142,10 @@ void jobctx_cancel(void) {
         run_cancelled = 1;
 }
 
+bool jobctx_cancelled(void) {
+        return run_cancelled != 0;
+}
+
 char *jobctx_state_dir(const registry *r, const job_def *job) {
         char *s;
         if (asprintf(&s, "%s/jobs/%s", r->state_dir, job->name) < 0)

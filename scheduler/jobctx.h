@@ -35,6 +35,9 @@ void jobctx_setup_run(jobctx *c, const job_def *job, uint64_t run_id, usec_t sch
 /* Marks runs in this process as cancelled: the SIGTERM handler of a run child calls this. */
 void jobctx_cancel(void);
 
+/* Whether jobctx_cancel() was called in this process. */
+bool jobctx_cancelled(void);
+
 /* Calls each plugin's init (if any) with the job's params, after creating $state_dir/jobs/<job>
  * when CREATE_DIRS is true (the daemon; `schedctl check` passes false to change nothing).
  * Failures are appended to DIAGS, with the plugin's message, and make the call return -EINVAL;

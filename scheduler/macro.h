@@ -34,6 +34,7 @@ typedef uint64_t usec_t;
 #define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
+#define CMP(a, b) ((a) < (b) ? -1 : (a) > (b) ? 1 : 0)
 
 static inline void freep(void *p) {
         free(*(void **) p);

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
+#include <assert.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <sys/inotify.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <systemd/sd-daemon.h>
@@ -11,6 +13,7 @@
 #include "duration.h"
 #include "fs-util.h"
 #include "jobctx.h"
+#include "launcher.h"
 #include "log.h"
 #include "manager.h"
 #include "retry.h"
@@ -22,11 +25,26 @@
 #define PRUNE_INTERVAL USEC_PER_HOUR
 /* catch-up looks at most this many missed fires back to find the latest one */
 #define CATCH_UP_SCAN_MAX 1000000
-/* fires handled per timer dispatch: a backlog must not starve child exits, signals, the control
- * socket, the history commit and the watchdog, which run between dispatches */
+/* fires handled per timer dispatch (a fire that forks counts COLD_FIRE_WEIGHT): a backlog must
+ * not starve child exits, signals, the control socket, the history commit and the watchdog,
+ * which run between dispatches */
 #define FIRES_PER_DISPATCH 64
+#define FIRE_BUDGET 2048
 /* a cron fire this late means the wall clock jumped or the daemon stalled */
 #define MISSED_FIRE_SLACK (5 * USEC_PER_SEC)
+/* Warm runs: the next cron fires (up to WARM_LEAD ahead, earliest first, at most WARM_MAX
+ * at a time) get their process forked ahead by the launcher, so the instant itself costs a pipe
+ * write instead of a fork (~1-3 ms here: a herd of 1,000 would otherwise start over seconds).
+ * The lead is long so that a herd has time to be forked; the cap bounds what waits. */
+#define WARM_LEAD (30 * USEC_PER_SEC)
+#define WARM_PER_DISPATCH 64
+#define WARM_MAX 1024
+#define GATE_SLOTS (4 * WARM_MAX)
+/* fork requests a launcher may have unanswered: back-pressure instead of a full socket */
+#define LAUNCH_INFLIGHT_MAX 128
+/* a fire whose process is warm costs a pipe write; one that forks weighs this much more in the
+ * per-dispatch budget */
+#define COLD_FIRE_WEIGHT (FIRE_BUDGET / FIRES_PER_DISPATCH)
 
 static void manager_arm_timers(manager *m);
 static void manager_status_changed(manager *m);
@@ -62,6 +80,7 @@ static registry_ref *registry_ref_unref(registry_ref *x) {
 /* The database counts as recovered only after this long without a failure: a nearly full disk
  * lets some commits through, and flapping would repeat the message. */
 #define HISTORY_RECOVERY_USEC (10 * USEC_PER_SEC)
+#define BATCH_MAX_USEC (100 * USEC_PER_MSEC)
 
 static void history_failed(manager *m, int r, const char *what) {
         m->history_failed_at = clock_now_monotonic();
@@ -79,13 +98,19 @@ static void history_ok(manager *m) {
         m->history_failing = false;
 }
 
-/* All writes of one event-loop iteration go into one transaction, committed by the post
- * source once the iteration's events are handled. */
+static int on_post(sd_event_source *s, void *userdata);
+
+/* History writes go into one transaction until the event loop has nothing more pending (the
+ * commit source has the lowest priority), and at most BATCH_MAX_USEC: a burst of a thousand
+ * run exits is one commit, not a thousand. */
 static void batch(manager *m) {
+        if (m->batch_open && clock_now_monotonic() - m->batch_opened_at > BATCH_MAX_USEC)
+                (void) on_post(NULL, m);
         if (m->batch_open || !m->hist)
                 return;
         if (history_begin(m->hist) >= 0) {
                 m->batch_open = true;
+                m->batch_opened_at = clock_now_monotonic();
                 (void) sd_event_source_set_enabled(m->post_source, SD_EVENT_ONESHOT);
         }
 }
@@ -144,9 +169,17 @@ static job_rt *job_rt_new(manager *m, job_def *def) {
         return j;
 }
 
+static void warm_abandon(job_rt *j) {
+        if (j->warm) {
+                run_abandon(j->warm);
+                j->warm = NULL;
+        }
+}
+
 static job_rt *job_rt_free(job_rt *j) {
         if (!j)
                 return NULL;
+        warm_abandon(j);
         timer_heap_remove(j->every ? &j->m->boot_heap : &j->m->real_heap, &j->fire.entry);
         timer_heap_remove(&j->m->boot_heap, &j->retry.entry);
         free(j);
@@ -201,22 +234,30 @@ static job_rt *run_job(manager *m, const run *r) {
         return manager_find_job(m, r->def->name);
 }
 
-static void runs_add(manager *m, run *r) {
-        r->next = m->runs;
+static void list_add(run **head, run *r) {
+        r->next = *head;
         r->prev = NULL;
-        if (m->runs)
-                m->runs->prev = r;
-        m->runs = r;
+        if (*head)
+                (*head)->prev = r;
+        *head = r;
 }
 
-static void runs_remove(manager *m, run *r) {
+static void list_remove(run **head, run *r) {
         if (r->prev)
                 r->prev->next = r->next;
         else
-                m->runs = r->next;
+                *head = r->next;
         if (r->next)
                 r->next->prev = r->prev;
         r->next = r->prev = NULL;
+}
+
+static void runs_add(manager *m, run *r) {
+        list_add(&m->runs, r);
+}
+
+static void runs_remove(manager *m, run *r) {
+        list_remove(&m->runs, r);
 }
 
 static const char *skip_reason(manager *m, job_rt *j, char *buf, size_t n) {
@@ -239,7 +280,17 @@ static const char *skip_reason(manager *m, job_rt *j, char *buf, size_t n) {
 static void run_started(manager *m, job_rt *j, run *r) {
         if (r->id > 0) {
                 batch(m);
-                (void) history_set_pid(m->hist, r->id, r->pid);
+                if (r->slot >= 0)
+                        /* warm: claimed before the gate's wake, started at it */
+                        (void) history_set_start(m->hist, r->id, r->pid, r->started);
+                else
+                        (void) history_set_pid(m->hist, r->id, r->pid);
+        }
+        if (r->launching) {
+                /* a warm run whose fork is still on its way: the pid is recorded when it comes */
+                log_full(LOG_INFO, 0, r->def->name, (uint64_t) r->id, (int) r->attempt, "Started (%s, forked ahead)",
+                         run_trigger_to_string(r->trigger));
+                return;
         }
         log_full(LOG_INFO, 0, r->def->name, (uint64_t) r->id, (int) r->attempt, "Started (%s, pid %d)",
                  run_trigger_to_string(r->trigger), (int) r->pid);
@@ -325,20 +376,72 @@ static int start_claimed(manager *m, job_rt *j, int64_t id, int64_t first_id, ru
 /* A fire of JOB (any trigger but retry) standing for SCHEDULED: apply the policies, claim the
  * fire in history, start the run. Returns the run id (> 0), 0 when nothing was started
  * (disabled, skipped, already claimed), or -errno. */
+/* Starts the warm run W as run ID: no fork, its slot of the start gate opens. Its child starts
+ * at release_opened(), with every other run opened in the same dispatch. */
+static void start_warm(manager *m, job_rt *j, run *w, int64_t id) {
+        run_go(w, id, id, RUN_TRIGGER_SCHEDULE);
+        list_remove(&m->warm_runs, w);
+        m->n_warm--;
+        runs_add(m, w);
+        j->n_running++;
+        m->n_running++;
+        manager_status_changed(m);
+        assert(m->n_opened < m->opened_cap);
+        m->opened[m->n_opened++] = w;
+}
+
+/* One futex wake releases every run opened since the last call; then each gets its start time
+ * (recorded in history) and its deadline. The start is the instant of the wake: from then on
+ * the children are runnable, and when each gets a CPU is the kernel's to decide (the daemon
+ * itself may wait for one: a thousand woken children preempt it). */
+static void release_opened(manager *m) {
+        usec_t started = clock_now_realtime();
+        start_gate_wake(m->gate);
+        if (m->n_opened == 0)
+                return;
+        for (size_t i = 0; i < m->n_opened; i++) {
+                run *r = m->opened[i];
+                int q = run_released(r, started);
+                if (q < 0) {
+                        /* untimed it must not run: it ends as crashed (SIGKILL) and is recorded */
+                        log_full(LOG_ERR, q, r->def->name, (uint64_t) r->id, 0, "Cannot arm the run's deadline: %m");
+                        run_kill(r);
+                }
+                run_started(m, manager_find_job(m, r->def->name), r);
+        }
+        m->n_opened = 0;
+}
+
+/* The warm run of J for the fire at SCHEDULED, taken from J, or NULL. A warm run for another
+ * instant (the clock moved) is abandoned. */
+static run *warm_take(job_rt *j, usec_t scheduled) {
+        run *w = j->warm;
+        if (!w)
+                return NULL;
+        j->warm = NULL;
+        if (w->scheduled != scheduled) {
+                run_abandon(w);
+                return NULL;
+        }
+        return w;
+}
+
 static int64_t fire(manager *m, job_rt *j, run_trigger trigger, usec_t scheduled) {
         usec_t now = clock_now_realtime();
+        run *w = trigger == RUN_TRIGGER_SCHEDULE ? warm_take(j, scheduled) : NULL;
         char why[256];
         int64_t id = 0;
         int q;
 
-        if (m->shutting_down)
+        if (m->shutting_down || (trigger != RUN_TRIGGER_MANUAL && !job_rt_enabled(j))) {
+                run_abandon(w);
                 return 0;
-        if (trigger != RUN_TRIGGER_MANUAL && !job_rt_enabled(j))
-                return 0;
+        }
 
         batch(m);
         const char *reason = skip_reason(m, j, why, sizeof(why));
         if (reason) {
+                run_abandon(w);
                 log_full(LOG_NOTICE, 0, j->def->name, 0, -1, "Skipped %s fire: %s", run_trigger_to_string(trigger),
                          reason);
                 q = history_record_skipped(m->hist, j->def->name, trigger, scheduled, now, reason, NULL);
@@ -350,6 +453,7 @@ static int64_t fire(manager *m, job_rt *j, run_trigger trigger, usec_t scheduled
 
         q = history_claim_fire(m->hist, j->def->name, trigger, scheduled, now, 0, &id);
         if (q == -EEXIST) {
+                run_abandon(w);
                 /* this very fire ran before: a restart or a clock set back brought it round again */
                 log_full(LOG_INFO, 0, j->def->name, 0, -1, "Fire at %" PRIu64 " was already claimed; not running it twice",
                          scheduled);
@@ -360,6 +464,10 @@ static int64_t fire(manager *m, job_rt *j, run_trigger trigger, usec_t scheduled
                 id = 0;
         }
 
+        if (w) {
+                start_warm(m, j, w, id);
+                return id;
+        }
         q = start_claimed(m, j, id, 0, trigger, 0, scheduled, now);
         if (q < 0)
                 return q;
@@ -412,8 +520,29 @@ static void maybe_retry(manager *m, job_rt *j, const run *r) {
         manager_arm_timers(m);
 }
 
+/* A warm run's child exited without being started: abandoned (the usual), or it died. */
+static void warm_done(manager *m, run *r) {
+        job_rt *j = run_job(m, r);
+        if (j && j->warm == r)
+                j->warm = NULL;
+        if (!r->abandoned)
+                log_full(LOG_WARNING, 0, r->def->name, 0, -1,
+                         "The process forked ahead of the fire at %" PRIu64 " ended before it (%s%s%s); the fire will "
+                         "fork a new one",
+                         r->scheduled, run_status_to_string(r->status), r->message[0] ? ": " : "", r->message);
+        list_remove(&m->warm_runs, r);
+        m->n_warm--;
+        registry_ref_unref(run_registry(r));
+        run_free(r);
+        manager_arm_timers(m);
+}
+
 static void run_done(run *r, void *userdata) {
         manager *m = userdata;
+        if (r->warm) {
+                warm_done(m, r);
+                return;
+        }
         job_rt *j = run_job(m, r);
         char tail[HISTORY_OUTPUT_MAX];
         size_t tail_len = run_output_tail(r, tail);
@@ -470,14 +599,308 @@ static void arm(sd_event_source *s, const timer_heap *h, bool realtime) {
         (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
 }
 
+/* --- warm runs ---------------------------------------------------------------------- */
+
+static job_rt *heap_job(const timer_heap *h, size_t i) {
+        return ((wake *) h->v[i])->job;
+}
+
+/* The earliest cron fire warming has not considered yet, below *BEST: a walk of the heap that
+ * stops at the first untried entry of each branch (children are never earlier). */
+static void warm_earliest_untried(const timer_heap *h, size_t i, usec_t *best) {
+        if (i >= h->n || h->v[i]->when >= *best)
+                return;
+        if (heap_job(h, i)->warm_tried != h->v[i]->when) {
+                *best = h->v[i]->when;
+                return;
+        }
+        warm_earliest_untried(h, 2 * i + 1, best);
+        warm_earliest_untried(h, 2 * i + 2, best);
+}
+
+/* Appends the untried jobs whose fire is due by HORIZON to m->warm_scratch. */
+static int warm_collect(manager *m, size_t i, usec_t horizon, size_t *n) {
+        const timer_heap *h = &m->real_heap;
+        if (i >= h->n || h->v[i]->when > horizon)
+                return 0;
+        job_rt *j = heap_job(h, i);
+        if (j->warm_tried != h->v[i]->when) {
+                if (*n == m->warm_scratch_cap) {
+                        size_t cap = MAX(m->warm_scratch_cap * 2, (size_t) 64);
+                        job_rt **v = reallocarray(m->warm_scratch, cap, sizeof(job_rt *));
+                        if (!v)
+                                return -ENOMEM;
+                        m->warm_scratch = v;
+                        m->warm_scratch_cap = cap;
+                }
+                m->warm_scratch[(*n)++] = j;
+        }
+        int q = warm_collect(m, 2 * i + 1, horizon, n);
+        return q < 0 ? q : warm_collect(m, 2 * i + 2, horizon, n);
+}
+
+static int job_rt_fire_cmp(const void *a, const void *b) {
+        const job_rt *x = *(job_rt *const *) a, *y = *(job_rt *const *) b;
+        return CMP(x->fire.entry.when, y->fire.entry.when);
+}
+
+/* --- launchers ------------------------------------------------------------------------ */
+
+typedef struct launcher_slot {
+        manager *m;
+        launcher *l; /* NULL once closed */
+        pid_t pid;
+        sd_event_source *io, *child;
+        unsigned n_pending;
+        bool retired;
+        struct launcher_slot *next;
+} launcher_slot;
+
+static launcher_slot *current_launcher(manager *m) {
+        launcher_slot *ls = m->launchers;
+        return ls && !ls->retired && ls->l ? ls : NULL;
+}
+
+static void launcher_slot_close(launcher_slot *ls) {
+        ls->io = sd_event_source_disable_unref(ls->io);
+        ls->l = launcher_free(ls->l); /* EOF: it exits, and on_launcher_exit() frees the slot */
+}
+
+static launcher_slot *launcher_slot_free(manager *m, launcher_slot *ls) {
+        if (!ls)
+                return NULL;
+        for (launcher_slot **p = &m->launchers; *p; p = &(*p)->next)
+                if (*p == ls) {
+                        *p = ls->next;
+                        break;
+                }
+        sd_event_source_disable_unref(ls->io);
+        sd_event_source_disable_unref(ls->child);
+        launcher_free(ls->l);
+        free(ls);
+        return NULL;
+}
+
+/* A run the launcher could not fork (R->launching is over): a warm one is dropped, a started one
+ * is recorded as not started. */
+static void launch_failed(manager *m, run *r, int q) {
+        job_rt *j = run_job(m, r);
+        if (!r->warm) {
+                run_not_started(m, j, r, q);
+                return;
+        }
+        log_full(LOG_WARNING, q, r->def->name, 0, -1, "Cannot fork ahead of the fire at %" PRIu64 ": %m; it will fork when due",
+                 r->scheduled);
+        if (j && j->warm == r)
+                j->warm = NULL;
+        list_remove(&m->warm_runs, r);
+        m->n_warm--;
+        registry_ref_unref(run_registry(r));
+        run_free(r);
+}
+
+static void launch_answered(manager *m, run *r, int pid) {
+        launcher_slot *ls = r->launcher;
+        int q = pid;
+
+        r->launching = false;
+        r->launcher = NULL;
+        ls->n_pending--;
+        if (pid > 0)
+                q = run_watch_child(r, pid);
+        if (q < 0) {
+                launch_failed(m, r, q);
+                return;
+        }
+        if (!r->warm && r->id > 0) {
+                batch(m);
+                (void) history_set_pid(m->hist, r->id, r->pid);
+        }
+}
+
+/* The launcher is gone: every fork it owed fails. */
+static void launcher_lost(manager *m, launcher_slot *ls) {
+        for (run **list = &m->warm_runs;; list = &m->runs) {
+                for (run *r = *list, *next; r; r = next) {
+                        next = r->next;
+                        if (r->launching && r->launcher == ls)
+                                launch_answered(m, r, -EPIPE);
+                }
+                if (list == &m->runs)
+                        break;
+        }
+        launcher_slot_close(ls);
+}
+
+static int on_launcher_reply(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        launcher_slot *ls = userdata;
+        manager *m = ls->m;
+        uint64_t token;
+        int pid, q;
+
+        while ((q = launcher_read_reply(ls->l, &token, &pid)) >= 0)
+                launch_answered(m, (run *) (uintptr_t) token, pid);
+        if (q != -EAGAIN) {
+                if (!ls->retired)
+                        log_error("The launcher (pid %d) is gone; runs fork from the daemon until the next reload.",
+                                  (int) ls->pid);
+                launcher_lost(m, ls);
+        } else if (ls->retired && ls->n_pending == 0)
+                launcher_slot_close(ls);
+        manager_arm_timers(m);
+        return 0;
+}
+
+static int on_launcher_exit(sd_event_source *s, const siginfo_t *si, void *userdata) {
+        manager *m = userdata;
+        launcher_slot *ls = NULL;
+        for (launcher_slot *x = m->launchers; x; x = x->next)
+                if (x->child == s)
+                        ls = x;
+        if (!ls)
+                return 0;
+        if (ls->l && !ls->retired)
+                log_error("The launcher (pid %d) exited unexpectedly (%s %d); runs fork from the daemon until the next "
+                          "reload.",
+                          (int) ls->pid, si->si_code == CLD_EXITED ? "status" : "signal", si->si_status);
+        if (ls->l)
+                launcher_lost(m, ls);
+        launcher_slot_free(m, ls);
+        return 0;
+}
+
+/* Forks a launcher for the registry in force; the previous one retires. Without one, warm runs
+ * are off and every run forks from the daemon. */
+static void launcher_start(manager *m) {
+        launcher_slot *ls = calloc(1, sizeof(launcher_slot));
+        int q = !m->gate ? -EOPNOTSUPP : ls ? launcher_new(m->reg->reg, m->gate, &ls->l) : -ENOMEM;
+
+        for (launcher_slot *x = m->launchers; x; x = x->next)
+                if (!x->retired) {
+                        x->retired = true;
+                        if (x->n_pending == 0 && x->l)
+                                launcher_slot_close(x);
+                }
+        if (q >= 0) {
+                ls->m = m;
+                ls->pid = launcher_pid(ls->l);
+                q = sd_event_add_io(m->event, &ls->io, launcher_fd(ls->l), EPOLLIN, on_launcher_reply, ls);
+                if (q >= 0)
+                        q = sd_event_add_child(m->event, &ls->child, ls->pid, WEXITED, on_launcher_exit, m);
+                if (q < 0) {
+                        (void) kill(ls->pid, SIGKILL);
+                        (void) waitpid(ls->pid, NULL, 0);
+                }
+        }
+        if (q < 0) {
+                log_warning_errno(q, "Cannot start the launcher (%m); runs fork from the daemon, without warm starts.");
+                if (ls) {
+                        sd_event_source_disable_unref(ls->io);
+                        sd_event_source_disable_unref(ls->child);
+                        launcher_free(ls->l);
+                        free(ls);
+                }
+                return;
+        }
+        ls->next = m->launchers;
+        m->launchers = ls;
+}
+
+/* Warm runs at most: the concurrency limit (a warm run becomes a running one), and what the
+ * descriptor limit allows (four each: output, message, go pipe, pidfd). */
+static unsigned warm_cap(const manager *m) {
+        return MIN(m->warm_max, m->reg->reg->max_concurrent);
+}
+
+static void arm_warm(manager *m) {
+        usec_t best = USEC_INFINITY;
+        launcher_slot *ls;
+        if (!m->warm_timer || !m->reg)
+                return;
+        ls = current_launcher(m);
+        if (!m->shutting_down && m->gate && m->warm_lead > 0 && m->n_warm < warm_cap(m) && ls && ls->n_pending < LAUNCH_INFLIGHT_MAX)
+                warm_earliest_untried(&m->real_heap, 0, &best);
+        if (best == USEC_INFINITY) {
+                (void) sd_event_source_set_enabled(m->warm_timer, SD_EVENT_OFF);
+                return;
+        }
+        (void) sd_event_source_set_time(m->warm_timer, clock_realtime_to_kernel(best - MIN(best, m->warm_lead)));
+        (void) sd_event_source_set_enabled(m->warm_timer, SD_EVENT_ONESHOT);
+}
+
+/* Asks the launcher for the processes of the cron fires due within warm_lead, earliest first. */
+static int on_warm_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        manager *m = userdata;
+        launcher_slot *ls = current_launcher(m);
+        usec_t now = clock_now_realtime();
+        size_t n = 0, sent = 0;
+
+        if (m->shutting_down || !ls)
+                return 0;
+        if (warm_collect(m, 0, now + m->warm_lead, &n) < 0) {
+                log_error("Out of memory preparing runs ahead of their fire; they will fork when due.");
+                n = 0;
+        }
+        qsort(m->warm_scratch, n, sizeof(job_rt *), job_rt_fire_cmp);
+
+        for (size_t i = 0; i < n && sent < WARM_PER_DISPATCH && m->n_warm < warm_cap(m) &&
+                           ls->n_pending < LAUNCH_INFLIGHT_MAX;
+             i++) {
+                job_rt *j = m->warm_scratch[i];
+                usec_t when = j->fire.entry.when;
+                _cleanup_free_ char *dir = NULL;
+                run *r;
+                int q;
+
+                j->warm_tried = when;
+                warm_abandon(j); /* for an earlier instant that never came (clock set back) */
+                if (!job_rt_enabled(j) || !(dir = jobctx_state_dir(m->reg->reg, j->def)))
+                        continue;
+                if (run_prepare_warm(j->def, dir, when, m->gate, run_done, m, &r) < 0)
+                        continue; /* the fire forks when due */
+                q = launcher_request(ls->l, (uint64_t) (uintptr_t) r, j->index, when, r->slot, r->out_w, r->msg_w);
+                if (q < 0) {
+                        run_free(r);
+                        if (q == -EAGAIN) {
+                                j->warm_tried = 0; /* try again once replies make room */
+                                break;
+                        }
+                        continue;
+                }
+                sent++;
+                r->launching = true;
+                r->launcher = ls;
+                ls->n_pending++;
+                r->owner_data = registry_ref_ref(m->reg);
+                list_add(&m->warm_runs, r);
+                m->n_warm++;
+                j->warm = r;
+                if (run_watch_io(m->event, r) < 0)
+                        warm_abandon(j); /* unwatched output: let that child go */
+        }
+        start_gate_wake(m->gate); /* the abandoned */
+        arm_warm(m);
+        return 0;
+}
+
+static void warm_abandon_all(manager *m) {
+        for (run *r = m->warm_runs; r; r = r->next)
+                run_abandon(r);
+        for (size_t i = 0; i < m->n_jobs; i++)
+                m->jobs[i]->warm = NULL;
+}
+
 static void manager_arm_timers(manager *m) {
+        start_gate_wake(m->gate); /* children abandoned since the last wake go */
         if (m->shutting_down) {
                 (void) sd_event_source_set_enabled(m->real_timer, SD_EVENT_OFF);
                 (void) sd_event_source_set_enabled(m->boot_timer, SD_EVENT_OFF);
+                (void) sd_event_source_set_enabled(m->warm_timer, SD_EVENT_OFF);
                 return;
         }
         arm(m->real_timer, &m->real_heap, true);
         arm(m->boot_timer, &m->boot_heap, false);
+        arm_warm(m);
 }
 
 static int on_real_timer(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -486,11 +909,13 @@ static int on_real_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         timer_entry *e;
 
         m->deferring = true;
-        for (unsigned n = 0; n < FIRES_PER_DISPATCH && (e = timer_heap_peek(&m->real_heap)) && e->when <= now &&
-                             !m->shutting_down;
-             n++) {
+        for (unsigned cost = 0;
+             cost < FIRE_BUDGET && (e = timer_heap_peek(&m->real_heap)) && e->when <= now &&
+             !m->shutting_down;) {
                 job_rt *j = ((wake *) e)->job;
                 usec_t scheduled = e->when;
+
+                cost += j->warm && j->warm->scheduled == scheduled ? 1 : COLD_FIRE_WEIGHT;
 
                 (void) fire(m, j, RUN_TRIGGER_SCHEDULE, scheduled);
                 batch(m);
@@ -502,7 +927,14 @@ static int on_real_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 job_schedule_cron(j, now - scheduled > MISSED_FIRE_SLACK ? now : scheduled);
         }
         m->deferring = false;
+        release_opened(m);
         flush_deferred(m);
+        /* Due fires go before the exits and output of runs already started (a herd's first runs
+         * would otherwise delay its last ones), unless this is a backlog: then the rest waits its
+         * turn behind them, so reaping and the control socket are never starved. */
+        e = timer_heap_peek(&m->real_heap);
+        (void) sd_event_source_set_priority(m->real_timer, e && e->when <= now ? SD_EVENT_PRIORITY_NORMAL
+                                                                                 : SD_EVENT_PRIORITY_IMPORTANT);
         manager_arm_timers(m);
         return 0;
 }
@@ -735,6 +1167,7 @@ static int swap_registry(manager *m, registry *r) {
                         free(ref);
                         return -ENOMEM;
                 }
+                jobs[i]->index = i;
                 by_name[i] = jobs[i];
         }
         qsort(by_name, r->n_jobs, sizeof(job_rt *), job_rt_cmp);
@@ -796,7 +1229,11 @@ int manager_reload(manager *m, diag_list *diags) {
                 q = swap_registry(m, r);
                 if (q < 0)
                         registry_free(r);
-                else
+                else {
+                        launcher_start(m);
+                        manager_arm_timers(m);
+                }
+                if (q >= 0)
                         log_info("Reloaded %s: %zu job%s.", m->opts.config, m->n_jobs, m->n_jobs == 1 ? "" : "s");
         }
         diag_list_clear(&local);
@@ -820,6 +1257,7 @@ static void manager_shutdown(manager *m) {
                 return;
         m->shutting_down = true;
         (void) sd_notify(false, "STOPPING=1\nSTATUS=Stopping");
+        warm_abandon_all(m);
         manager_arm_timers(m);
         if (m->n_running == 0) {
                 (void) sd_event_exit(m->event, 0);
@@ -886,6 +1324,19 @@ int manager_new(const manager_options *o, manager **ret) {
         m->opts = *o;
         m->clock_fd = -EBADF;
         m->clock_test_fd = -EBADF;
+        m->warm_lead = WARM_LEAD;
+        m->opened = calloc(WARM_MAX, sizeof(run *));
+        if (!m->opened)
+                return -ENOMEM;
+        m->opened_cap = WARM_MAX;
+        /* a slot is held from warm-up to the end of its run: room for runs in flight too */
+        q = start_gate_new(GATE_SLOTS, &m->gate);
+        if (q < 0)
+                log_warning_errno(q, "Cannot map the start gate (%m); runs fork when due, without warm starts.");
+        struct rlimit nofile;
+        m->warm_max = getrlimit(RLIMIT_NOFILE, &nofile) >= 0 && nofile.rlim_cur != RLIM_INFINITY
+                              ? (unsigned) MIN((nofile.rlim_cur > 1024 ? nofile.rlim_cur - 1024 : 0) / 8, (rlim_t) WARM_MAX)
+                              : WARM_MAX;
 
         q = sd_event_default(&m->event);
         if (q < 0)
@@ -923,9 +1374,16 @@ int manager_new(const manager_options *o, manager **ret) {
 
         q = sd_event_add_time(m->event, &m->real_timer, CLOCK_REALTIME, USEC_INFINITY, 1, on_real_timer, m);
         if (q >= 0)
+                q = sd_event_source_set_priority(m->real_timer, SD_EVENT_PRIORITY_IMPORTANT);
+        if (q >= 0)
                 q = sd_event_add_time(m->event, &m->boot_timer, CLOCK_BOOTTIME, USEC_INFINITY, 1, on_boot_timer, m);
         if (q >= 0)
-                q = sd_event_add_post(m->event, &m->post_source, on_post, m);
+                q = sd_event_add_time(m->event, &m->warm_timer, CLOCK_REALTIME, USEC_INFINITY, 1, on_warm_timer, m);
+        /* below everything else: due fires, child exits and the control socket come first */
+        if (q >= 0)
+                q = sd_event_source_set_priority(m->warm_timer, SD_EVENT_PRIORITY_NORMAL + 1);
+        if (q >= 0)
+                q = sd_event_add_defer(m->event, &m->post_source, on_post, m);
         if (q >= 0)
                 q = sd_event_source_set_priority(m->post_source, SD_EVENT_PRIORITY_IDLE);
         if (q >= 0)
@@ -957,6 +1415,8 @@ int manager_new(const manager_options *o, manager **ret) {
                 registry_free(r);
                 return log_error_errno(q, "Cannot set up jobs: %m");
         }
+        launcher_start(m);
+        manager_arm_timers(m);
 
         *ret = TAKE_PTR(m);
         return 0;
@@ -997,6 +1457,19 @@ manager *manager_free(manager *m) {
                 registry_ref_unref(run_registry(r));
                 run_free(r);
         }
+        for (run *r = m->warm_runs; r; r = r->next)
+                run_abandon(r);
+        start_gate_wake(m->gate);
+        while (m->warm_runs) {
+                run *r = m->warm_runs;
+                list_remove(&m->warm_runs, r);
+                registry_ref_unref(run_registry(r));
+                run_free(r);
+        }
+        free(m->opened);
+        free(m->warm_scratch);
+        while (m->launchers)
+                launcher_slot_free(m, m->launchers);
         for (size_t i = 0; i < m->n_jobs; i++)
                 job_rt_free(m->jobs[i]);
         free(m->jobs);
@@ -1005,6 +1478,7 @@ manager *manager_free(manager *m) {
         timer_heap_done(&m->boot_heap);
         sd_event_source_disable_unref(m->real_timer);
         sd_event_source_disable_unref(m->boot_timer);
+        sd_event_source_disable_unref(m->warm_timer);
         sd_event_source_disable_unref(m->post_source);
         sd_event_source_disable_unref(m->status_timer);
         sd_event_source_disable_unref(m->prune_timer);
@@ -1023,6 +1497,7 @@ manager *manager_free(manager *m) {
         history_close(m->hist);
         free(m->history_path);
         registry_ref_unref(m->reg);
+        start_gate_free(m->gate);
         sd_event_unref(m->event);
         free(m);
         return NULL;

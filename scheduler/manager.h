@@ -49,6 +49,9 @@ struct job_rt {
         usec_t retry_scheduled;
         unsigned n_running;
         int enabled_override; /* -1 none, 0, 1: from history */
+        size_t index;         /* in the registry's jobs (and the launcher's) */
+        run *warm;            /* forked ahead for the fire at warm->scheduled, or NULL */
+        usec_t warm_tried;    /* the cron instant warming last considered */
 };
 
 /* Reference-counted registry snapshot: runs keep the definition they started with alive
@@ -72,6 +75,7 @@ struct manager {
         bool history_failing; /* log a failing database once per burst, not per write */
         usec_t history_failed_at; /* CLOCK_MONOTONIC of the last failure */
         bool batch_open;
+        usec_t batch_opened_at; /* CLOCK_MONOTONIC */
 
         timer_heap real_heap, boot_heap;
         sd_event_source *real_timer, *boot_timer, *post_source, *status_timer, *prune_timer, *grace_timer;
@@ -82,6 +86,20 @@ struct manager {
 
         run *runs;
         unsigned n_running;
+        /* Warm runs (forked ahead of their fire, waiting for it; see run_prepare_warm()): cron
+         * fires due within warm_lead get their process early, at most warm_max at a time. */
+        run *warm_runs;
+        unsigned n_warm, warm_max;
+        usec_t warm_lead;
+        sd_event_source *warm_timer;
+        /* launchers (launcher.h), the one of the registry in force first; older ones are kept
+         * until their pending forks are answered and they have exited */
+        struct launcher_slot *launchers;
+        start_gate *gate;
+        run **opened; /* warm runs opened in this dispatch, released together */
+        size_t n_opened, opened_cap;
+        job_rt **warm_scratch;
+        size_t warm_scratch_cap;
         /* runs prepared during one timer dispatch, forked back to back at its end */
         run *deferred[64];
         size_t n_deferred;

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <assert.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -12,6 +13,16 @@
 #include "run.h"
 
 #define CHILD_MESSAGE_FD 3
+/* above the descriptors the child arranges, so moving one never overwrites another */
+#define CHILD_FD_SCRATCH 10
+
+static struct rlimit default_nofile = { RLIM_INFINITY, RLIM_INFINITY };
+static bool default_nofile_set;
+
+void run_set_default_nofile(const struct rlimit *l) {
+        default_nofile = *l;
+        default_nofile_set = true;
+}
 
 /* The job's `limits:`, so a leaking or runaway job stops at its own bound, not the machine's. */
 static void child_apply_limits(const job_limits *l) {
@@ -32,7 +43,8 @@ static void child_apply_limits(const job_limits *l) {
                 r = (struct rlimit) { .rlim_cur = l->open_files, .rlim_max = l->open_files };
                 if (setrlimit(RLIMIT_NOFILE, &r) < 0)
                         fprintf(stderr, "<4>cannot apply limits.open_files: %m\n");
-        }
+        } else if (default_nofile_set)
+                (void) setrlimit(RLIMIT_NOFILE, &default_nofile);
 }
 
 static void child_on_sigterm(int sig) {
@@ -41,8 +53,8 @@ static void child_on_sigterm(int sig) {
 
 /* The child: never returns. Async-signal-safety is not a concern here: the daemon is
  * single-threaded, so the child starts with consistent libc state. */
-_Noreturn static void child_main(const job_def *def, const char *dir, int64_t id, usec_t scheduled,
-                                 unsigned attempt, int out_fd, int msg_fd) {
+void run_child(const job_def *def, const char *dir, int64_t id, usec_t scheduled, unsigned attempt, int out_fd,
+               int msg_fd, start_gate *gate, int slot) {
         sigset_t all;
         struct sigaction sa = { .sa_handler = SIG_DFL };
         jobctx c;
@@ -65,8 +77,9 @@ _Noreturn static void child_main(const job_def *def, const char *dir, int64_t id
                 (void) dup2(null, STDIN_FILENO);
                 close(null);
         }
-        if (dup2(out_fd, STDOUT_FILENO) < 0 || dup2(out_fd, STDERR_FILENO) < 0 ||
-            dup3(msg_fd, CHILD_MESSAGE_FD, 0) < 0)
+        msg_fd = fcntl(msg_fd, F_DUPFD, CHILD_FD_SCRATCH);
+        if (msg_fd < 0 || dup2(out_fd, STDOUT_FILENO) < 0 || dup2(out_fd, STDERR_FILENO) < 0 ||
+            dup2(msg_fd, CHILD_MESSAGE_FD) < 0)
                 _exit(RUN_EXIT_FAIL);
         /* nothing of the daemon's (sockets, database, event loop) stays open in a job */
         (void) close_range(CHILD_MESSAGE_FD + 1, ~0U, 0);
@@ -76,6 +89,8 @@ _Noreturn static void child_main(const job_def *def, const char *dir, int64_t id
                 fprintf(stderr, "<4>cannot enter state directory %s: %m\n", dir);
 
         child_apply_limits(&def->limits);
+        if (gate && slot >= 0 && start_gate_wait(gate, (unsigned) slot, jobctx_cancelled, &id) < 0)
+                _exit(RUN_EXIT_OK);
         jobctx_setup_run(&c, def, (uint64_t) id, scheduled, attempt, def->timeout, dir, STDERR_FILENO);
         sched_job_result res = def->plugin->desc->run(&c.base);
 
@@ -169,10 +184,9 @@ static int on_kill(sd_event_source *s, uint64_t usec, void *userdata) {
 }
 
 static void arm_kill(run *r) {
-        if (r->kill_source)
+        if (r->kill_source || !r->event)
                 return;
-        (void) sd_event_add_time_relative(sd_event_source_get_event(r->child_source), &r->kill_source,
-                                          CLOCK_MONOTONIC, RUN_KILL_GRACE, 1, on_kill, r);
+        (void) sd_event_add_time_relative(r->event, &r->kill_source, CLOCK_MONOTONIC, RUN_KILL_GRACE, 1, on_kill, r);
 }
 
 static int on_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -284,6 +298,7 @@ int run_prepare(const job_def *def, const char *job_state_dir, int64_t id, int64
                 .message_fd = -EBADF,
                 .out_w = -EBADF,
                 .msg_w = -EBADF,
+                .slot = -1,
                 .done = done,
                 .userdata = userdata,
         };
@@ -311,34 +326,105 @@ int run_prepare(const job_def *def, const char *job_state_dir, int64_t id, int64
         return 0;
 }
 
+int run_prepare_warm(const job_def *def, const char *job_state_dir, usec_t scheduled, start_gate *gate,
+                     run_done_fn done, void *userdata, run **ret) {
+        unsigned slot;
+        run *r;
+        int q = start_gate_alloc(gate, &slot);
+        if (q < 0)
+                return q;
+        q = run_prepare(def, job_state_dir, 0, 0, RUN_TRIGGER_SCHEDULE, 0, scheduled, 0, done, userdata, &r);
+        if (q < 0) {
+                start_gate_release(gate, slot);
+                return q;
+        }
+        r->gate = gate;
+        r->slot = (int) slot;
+        r->warm = true;
+        *ret = r;
+        return 0;
+}
+
 int run_launch(run *r) {
         pid_t pid = fork();
         if (pid < 0)
                 return -errno;
         if (pid == 0)
-                child_main(r->def, r->dir, r->id, r->scheduled, r->attempt, r->out_w, r->msg_w);
+                run_child(r->def, r->dir, r->id, r->scheduled, r->attempt, r->out_w, r->msg_w, NULL, -1);
         r->pid = pid;
         return 0;
 }
 
-int run_watch(sd_event *e, run *r) {
+static int add_timeout(sd_event *e, run *r) {
+        if (r->def->timeout == USEC_INFINITY)
+                return 0;
+        return sd_event_add_time_relative(e, &r->timeout_source, CLOCK_MONOTONIC, r->def->timeout, 1, on_timeout, r);
+}
+
+void run_go(run *r, int64_t id, int64_t first_id, run_trigger trigger) {
+        assert(r->warm && r->slot >= 0);
+        start_gate_open(r->gate, (unsigned) r->slot, id);
+        r->warm = false;
+        r->id = id;
+        r->first_id = first_id;
+        r->trigger = trigger;
+}
+
+int run_released(run *r, usec_t started) {
+        r->started = started;
+        r->started_mono = clock_now_monotonic();
+        return add_timeout(r->event, r);
+}
+
+void run_abandon(run *r) {
+        if (!r || !r->warm || r->abandoned)
+                return;
+        r->abandoned = true;
+        start_gate_abandon(r->gate, (unsigned) r->slot);
+}
+
+int run_watch_io(sd_event *e, run *r) {
         int q;
-        (void) setpgid(r->pid, r->pid);
+        r->event = e;
         close(r->out_w);
         close(r->msg_w);
         r->out_w = r->msg_w = -EBADF;
         (void) fcntl(r->output_fd, F_SETFL, O_NONBLOCK);
         (void) fcntl(r->message_fd, F_SETFL, O_NONBLOCK);
-        q = sd_event_add_child(e, &r->child_source, r->pid, WEXITED, on_child_exit, r);
-        if (q >= 0)
-                q = sd_event_add_io(e, &r->output_source, r->output_fd, EPOLLIN, on_output, r);
-        if (q >= 0 && r->def->timeout != USEC_INFINITY)
-                q = sd_event_add_time_relative(e, &r->timeout_source, CLOCK_MONOTONIC, r->def->timeout, 1, on_timeout, r);
+        q = sd_event_add_io(e, &r->output_source, r->output_fd, EPOLLIN, on_output, r);
+        if (q >= 0 && !r->warm)
+                q = add_timeout(e, r);
+        return q;
+}
+
+int run_watch_child(run *r, pid_t pid) {
+        int q;
+        r->pid = pid;
+        (void) setpgid(pid, pid);
+        q = sd_event_add_child(r->event, &r->child_source, pid, WEXITED, on_child_exit, r);
         if (q < 0) {
-                (void) kill(-r->pid, SIGKILL);
-                (void) waitpid(r->pid, NULL, 0);
+                (void) kill(-pid, SIGKILL);
+                (void) waitpid(pid, NULL, 0);
                 r->pid = 0;
+                return q;
         }
+        /* a deadline or a shutdown that came while the pid was on its way */
+        if (r->killed)
+                signal_group(r, SIGKILL);
+        else if (r->timed_out || r->cancelled) {
+                signal_group(r, SIGTERM);
+                arm_kill(r);
+        }
+        return 0;
+}
+
+int run_watch(sd_event *e, run *r) {
+        int q = run_watch_io(e, r);
+        if (q >= 0)
+                return run_watch_child(r, r->pid);
+        (void) kill(-r->pid, SIGKILL);
+        (void) waitpid(r->pid, NULL, 0);
+        r->pid = 0;
         return q;
 }
 
@@ -368,6 +454,7 @@ void run_cancel(run *r) {
 }
 
 void run_kill(run *r) {
+        r->killed = true;
         signal_group(r, SIGKILL);
 }
 
@@ -386,6 +473,8 @@ run *run_free(run *r) {
                 close(r->out_w);
         if (r->msg_w >= 0)
                 close(r->msg_w);
+        if (r->slot >= 0)
+                start_gate_release(r->gate, (unsigned) r->slot);
         free(r->dir);
         free(r);
         return NULL;

@@ -7,12 +7,14 @@
  * enforced with SIGTERM to the group and SIGKILL 5 s later. */
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <systemd/sd-event.h>
 
 #include "history.h"
 #include "macro.h"
 #include "registry.h"
 #include "run-status.h"
+#include "start-gate.h"
 
 #define RUN_KILL_GRACE (5 * USEC_PER_SEC)
 
@@ -36,6 +38,15 @@ struct run {
         pid_t pid;
         char *dir;        /* the job's state directory: the child's working directory */
         int out_w, msg_w; /* the child's ends of the pipes, until it is forked */
+        /* A warm run is forked ahead of its fire and waits at its SLOT of the start gate for
+         * run_go() */
+        bool warm, abandoned;
+        start_gate *gate;
+        int slot;
+        /* forked by a launcher: the pid is on its way (launching) from this launcher */
+        bool launching;
+        void *launcher;
+        sd_event *event;
 
         sd_event_source *child_source, *output_source, *timeout_source, *kill_source;
         int output_fd, message_fd;
@@ -47,7 +58,7 @@ struct run {
         char line[1024];
         size_t line_len;
 
-        bool timed_out, cancelled;
+        bool timed_out, cancelled, killed;
 
         /* outcome, valid in the done callback */
         run_status status;
@@ -80,6 +91,43 @@ int run_prepare(const job_def *def, const char *job_state_dir, int64_t id, int64
                 unsigned attempt, usec_t scheduled, usec_t started, run_done_fn done, void *userdata, run **ret);
 int run_launch(run *r);
 int run_watch(sd_event *e, run *r);
+
+/* run_watch() in two halves, for a child forked elsewhere (launcher.h): run_watch_io() closes
+ * the child's pipe ends and watches the output; run_watch_child() adopts PID, which must be a
+ * child of this process, and delivers a deadline or shutdown signal that came before it. */
+int run_watch_io(sd_event *e, run *r);
+int run_watch_child(run *r, pid_t pid);
+
+/* The run child's body: sets itself up, runs the plugin's run callback for DEF and exits with
+ * the result (RUN_EXIT_*). A GATE and SLOT >= 0 make it a warm child that first waits there for
+ * its run id. Never returns. */
+_Noreturn void run_child(const job_def *def, const char *dir, int64_t id, usec_t scheduled, unsigned attempt,
+                         int out_fd, int msg_fd, start_gate *gate, int slot);
+
+/* A warm run: run_prepare() for the cron fire at SCHEDULED with a slot of GATE, whose child
+ * (forked by a launcher, see launcher.h) sets itself up (process group, signals, descriptors,
+ * working directory, limits) and then waits at the gate until run_go() gives it its run id, or
+ * exits silently when run_abandon() turns it away. Moving the fork ahead of the instant is what
+ * lets a fire start on time when many are due at once: the fork costs ~1 ms on a small VM, the
+ * release one futex wake for all of them. -EBUSY when the gate has no free slot. */
+int run_prepare_warm(const job_def *def, const char *job_state_dir, usec_t scheduled, start_gate *gate,
+                     run_done_fn done, void *userdata, run **ret);
+
+/* Opens the gate for a watched warm run as run ID (FIRST_ID for its retries) with TRIGGER. The
+ * child starts at the next start_gate_wake(); then run_released() records when. */
+void run_go(run *r, int64_t id, int64_t first_id, run_trigger trigger);
+
+/* After the gate's wake: the run started at STARTED (wall clock); arms its deadline. */
+int run_released(run *r, usec_t started);
+
+/* Turns a warm run's child away (it exits at the next start_gate_wake() without running the
+ * plugin). Its done callback still comes, with r->warm and r->abandoned set. NULL is fine. */
+void run_abandon(run *r);
+
+/* The RLIMIT_NOFILE a run starts with (unless its job sets limits.open_files): the daemon
+ * raises its own soft limit for the descriptors of many concurrent runs, but a job should see
+ * the limit the daemon was started with (select() breaks above 1024). */
+void run_set_default_nofile(const struct rlimit *l);
 
 /* Asks the run to stop: SIGTERM to its process group now, SIGKILL after RUN_KILL_GRACE. Its
  * status becomes cancelled (shutdown) unless it had already timed out. */

@@ -3,6 +3,7 @@
 
 #include <getopt.h>
 #include <signal.h>
+#include <sys/resource.h>
 
 #include "control.h"
 #include "log.h"
@@ -88,6 +89,14 @@ int main(int argc, char **argv) {
         sigprocmask(SIG_BLOCK, &ss, NULL);
         /* a peer that hangs up on the control socket must not kill the daemon */
         signal(SIGPIPE, SIG_IGN);
+        /* Every run in flight (and every run forked ahead of its fire) holds a few descriptors:
+         * take the whole hard limit, as no select() is used here; runs get the original back. */
+        struct rlimit nofile;
+        if (getrlimit(RLIMIT_NOFILE, &nofile) >= 0 && nofile.rlim_cur < nofile.rlim_max) {
+                run_set_default_nofile(&nofile);
+                nofile.rlim_cur = nofile.rlim_max;
+                (void) setrlimit(RLIMIT_NOFILE, &nofile);
+        }
 
         r = manager_new(&o, &m);
         if (r < 0)

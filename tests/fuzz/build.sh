@@ -32,7 +32,7 @@ s=$top/scheduler
 a=$top/jobs/azi3
 TIME_SRC=("$s/parse-error.c" "$s/civil.c" "$s/tz.c" "$s/duration.c")
 CORE_SRC=("${TIME_SRC[@]}" "$s/diag.c" "$s/timefmt.c" "$s/schedule.c" "$s/clock.c" "$s/log.c" "$s/plugin.c"
-          "$s/jobctx.c" "$s/fs-util.c" "$s/timer-heap.c" "$s/retry.c" "$s/run.c" "$s/params.c" "$s/registry.c" "$s/history.c"
+          "$s/jobctx.c" "$s/fs-util.c" "$s/timer-heap.c" "$s/retry.c" "$s/run.c" "$s/start-gate.c" "$s/params.c" "$s/registry.c" "$s/history.c"
           "$s/run-status.c")
 pc() { pkg-config "$@" || { echo "build.sh: pkg-config $* failed; install the -dev package" >&2; exit 1; }; }
 
@@ -53,7 +53,7 @@ build azi3_config "$(pc --cflags --libs yaml-0.1)" "${TIME_SRC[@]}" "$a/day.c" "
 build sqs_body "$(pc --cflags --libs jansson)" "$s/parse-error.c" "$s/civil.c" "$a/message.c"
 build megazord "$(pc --cflags --libs jansson)" "$s/parse-error.c" "$s/civil.c" "$a/message.c"
 build control "$(pc --cflags --libs yaml-0.1 libsystemd sqlite3 jansson) -ldl -lm" "${CORE_SRC[@]}" \
-        "$s/manager.c" "$s/control.c"
+        "$s/manager.c" "$s/launcher.c" "$s/control.c"
 
 # the plugin fuzz_control's registry uses (no sanitizers: it is dlopen'ed into the target)
 "$CC" -std=gnu11 -O1 -g -fPIC -shared -I"$top/include" -o "$out/plugins/ok.so" "$top/tests/plugins/ok.c"
