@@ -56,10 +56,14 @@ enum { R_ATTEMPTS, R_BACKOFF, R_MAX_BACKOFF };
 
 #define KEYS_MAX 13
 
-/* A plugin loaded (or found unloadable) once per path and shared by every job naming it. */
+/* A plugin file looked at, and loaded (or found unloadable), once per path and shared by every
+ * job naming it. */
 typedef struct plugin_slot {
         char *path;
-        plugin *plugin; /* NULL when loading failed */
+        int stat_errno;  /* of stat(path), 0 if it worked */
+        bool regular;    /* a regular file */
+        bool load_tried;
+        plugin *plugin;  /* NULL when not loaded or loading failed */
         char *error;
 } plugin_slot;
 
@@ -87,6 +91,7 @@ typedef struct loader {
         char *base_dir_abs; /* the same, absolute (for directories the daemon keeps using) */
         plugin_slot *plugins;
         size_t n_plugins;
+        size_t jobs_cap; /* of reg->jobs */
         /* open-addressing set of the jobs named so far, so duplicate names are found in O(1):
          * registries of 100,000 jobs exist */
         struct name_slot *names;
@@ -589,6 +594,8 @@ static int source_load(loader *l, source *s, const char *file) {
 /* ---- plugins --------------------------------------------------------------------------- */
 
 static plugin_slot *plugin_slot_get(loader *l, const char *path) {
+        struct stat st;
+
         for (size_t i = 0; i < l->n_plugins; i++)
                 if (streq(l->plugins[i].path, path))
                         return &l->plugins[i];
@@ -602,36 +609,47 @@ static plugin_slot *plugin_slot_get(loader *l, const char *path) {
         if (!slot->path)
                 return NULL;
         l->n_plugins++;
-
-        int r = plugin_load(path, &slot->plugin, &slot->error);
-        if (r == -ENOMEM)
-                oom(l);
-        else if (r < 0 && !slot->error && asprintf(&slot->error, "plugin %s: cannot be loaded: %s", path,
-                                                   strerror(-r)) < 0)
-                slot->error = NULL;
+        if (stat(path, &st) < 0)
+                slot->stat_errno = errno;
+        else
+                slot->regular = S_ISREG(st.st_mode);
         return slot;
 }
 
-static void check_plugin(loader *l, source *s, job_def *j, yaml_node_t *n, const char *job) {
-        struct stat st;
+static void plugin_slot_load(loader *l, plugin_slot *slot) {
+        if (slot->load_tried)
+                return;
+        slot->load_tried = true;
+        int r = plugin_load(slot->path, &slot->plugin, &slot->error);
+        if (r == -ENOMEM)
+                oom(l);
+        else if (r < 0 && !slot->error && asprintf(&slot->error, "plugin %s: cannot be loaded: %s", slot->path,
+                                                   strerror(-r)) < 0)
+                slot->error = NULL;
+}
 
+static void check_plugin(loader *l, source *s, job_def *j, yaml_node_t *n, const char *job) {
         j->plugin_path = plugin_resolve_path(l->reg->plugin_dir, j->plugin_name);
         if (!j->plugin_path)
                 return oom(l);
         if (l->flags & REGISTRY_IGNORE_PLUGINS)
                 return;
 
-        if (stat(j->plugin_path, &st) < 0) {
-                if (errno == ENOENT)
+        /* one stat() per file, not per job: registries of 100,000 jobs share a few plugins */
+        plugin_slot *slot = plugin_slot_get(l, j->plugin_path);
+        if (!slot)
+                return oom(l);
+        if (slot->stat_errno != 0) {
+                if (slot->stat_errno == ENOENT)
                         report_at(l, s, n, job, "plugin \"%s\" not found: no file %s; expected a job shared "
                                   "object there (plugin_dir is %s)", j->plugin_name, j->plugin_path,
                                   l->reg->plugin_dir);
                 else
                         report_at(l, s, n, job, "plugin \"%s\": cannot access %s: %s", j->plugin_name,
-                                  j->plugin_path, strerror(errno));
+                                  j->plugin_path, strerror(slot->stat_errno));
                 return;
         }
-        if (!S_ISREG(st.st_mode)) {
+        if (!slot->regular) {
                 report_at(l, s, n, job, "plugin \"%s\": %s is not a regular file; expected a job shared object",
                           j->plugin_name, j->plugin_path);
                 return;
@@ -639,9 +657,7 @@ static void check_plugin(loader *l, source *s, job_def *j, yaml_node_t *n, const
         if (!(l->flags & REGISTRY_LOAD_PLUGINS))
                 return;
 
-        plugin_slot *slot = plugin_slot_get(l, j->plugin_path);
-        if (!slot)
-                return oom(l);
+        plugin_slot_load(l, slot);
         if (!slot->plugin) {
                 if (slot->error)
                         report_at(l, s, n, job, "%s", slot->error);
@@ -833,13 +849,17 @@ static void parse_retry(loader *l, source *s, job_def *j, yaml_node_t *map, cons
 }
 
 static void add_job(loader *l, job_def *j) {
-        job_def **n = realloc(l->reg->jobs, (l->reg->n_jobs + 1) * sizeof(job_def *));
-        if (!n) {
-                job_def_free(j);
-                return oom(l);
+        if (l->reg->n_jobs == l->jobs_cap) {
+                size_t cap = l->jobs_cap ? l->jobs_cap * 2 : 64;
+                job_def **n = realloc(l->reg->jobs, cap * sizeof(job_def *));
+                if (!n) {
+                        job_def_free(j);
+                        return oom(l);
+                }
+                l->reg->jobs = n;
+                l->jobs_cap = cap;
         }
-        l->reg->jobs = n;
-        n[l->reg->n_jobs++] = j;
+        l->reg->jobs[l->reg->n_jobs++] = j;
 }
 
 static void parse_job(loader *l, source *s, yaml_node_t *node, size_t index) {
