@@ -91,7 +91,7 @@ typedef struct source {
 /* A name taken, and where: copies, so the set never points into a job freed on an error path. */
 struct name_slot {
         char *name; /* NULL: empty slot */
-        char *file;
+        const char *file; /* interned in the registry */
         unsigned line, column;
 };
 
@@ -147,16 +147,30 @@ static const struct name_slot *names_claim(loader *l, const job_def *j, int *ret
         for (; l->names[k].name; k = (k + 1) & (l->names_cap - 1))
                 if (streq(l->names[k].name, j->name))
                         return &l->names[k];
-        char *n = strdup(j->name), *f = strdup(j->file);
-        if (!n || !f) {
-                free(n);
-                free(f);
+        char *n = strdup(j->name);
+        if (!n) {
                 *ret_err = -ENOMEM;
                 return NULL;
         }
-        l->names[k] = (struct name_slot) { .name = n, .file = f, .line = j->line, .column = j->column };
+        l->names[k] = (struct name_slot) { .name = n, .file = j->file, .line = j->line, .column = j->column };
         l->n_names++;
         return NULL;
+}
+
+/* The registry's copy of S, made on first use; NULL on OOM. Searched newest first: jobs next
+ * to each other tend to share their strings. */
+static const char *intern(loader *l, const char *s) {
+        registry *r = l->reg;
+        for (size_t i = r->n_interned; i > 0; i--)
+                if (streq(r->interned[i - 1], s))
+                        return r->interned[i - 1];
+        char **t = realloc(r->interned, (r->n_interned + 1) * sizeof(char *));
+        if (!t)
+                return NULL;
+        r->interned = t;
+        if (!(t[r->n_interned] = strdup(s)))
+                return NULL;
+        return t[r->n_interned++];
 }
 
 static void report(loader *l, const char *file, unsigned line, unsigned column, const char *job, const char *fmt,
@@ -595,8 +609,8 @@ static void plugin_slot_load(loader *l, plugin_slot *slot) {
 }
 
 static void check_plugin(loader *l, source *s, job_def *j, yaml_node_t *n, const char *job) {
-        j->plugin_path = plugin_resolve_path(l->reg->plugin_dir, j->plugin_name);
-        if (!j->plugin_path)
+        _cleanup_free_ char *path = plugin_resolve_path(l->reg->plugin_dir, j->plugin_name);
+        if (!path || !(j->plugin_path = intern(l, path)))
                 return oom(l);
         if (l->flags & REGISTRY_IGNORE_PLUGINS)
                 return;
@@ -642,12 +656,8 @@ static job_def *job_def_free(job_def *j) {
         plugin_unref(j->plugin);
         free(j->name);
         free(j->description);
-        free(j->plugin_name);
-        free(j->plugin_path);
         free(j->schedule_expr);
-        free(j->timezone);
         params_done(&j->params);
-        free(j->file);
         free(j);
         return NULL;
 }
@@ -854,7 +864,7 @@ static void parse_job(loader *l, source *s, yaml_node_t *node, size_t index) {
                 .line = (unsigned) node->start_mark.line + 1,
                 .column = (unsigned) node->start_mark.column + 1,
         };
-        j->file = strdup(s->file);
+        j->file = intern(l, s->file);
         if (!j->file)
                 return oom(l);
 
@@ -911,12 +921,12 @@ static void parse_job(loader *l, source *s, yaml_node_t *node, size_t index) {
                 const char *z = expect_string(l, s, v[J_TIMEZONE], job, "timezone",
                                               "an IANA zone name like Europe/Amsterdam");
                 if (z) {
-                        if (!(j->timezone = strdup(z)))
+                        if (!(j->timezone = intern(l, z)))
                                 return oom(l);
                         (void) load_zone(l, s, v[J_TIMEZONE], job, z, &j->zone);
                 }
         } else {
-                if (!(j->timezone = strdup(l->reg->timezone)))
+                if (!(j->timezone = intern(l, l->reg->timezone)))
                         return oom(l);
                 j->zone = l->reg->zone;
         }
@@ -961,7 +971,7 @@ static void parse_job(loader *l, source *s, yaml_node_t *node, size_t index) {
                 const char *p = expect_string(l, s, v[J_PLUGIN], job, "plugin",
                                               "the job's shared object, e.g. hello.so");
                 if (p) {
-                        if (!(j->plugin_name = strdup(p)))
+                        if (!(j->plugin_name = intern(l, p)))
                                 return oom(l);
                         check_plugin(l, s, j, v[J_PLUGIN], job);
                 }
@@ -1119,6 +1129,8 @@ static void parse_file(loader *l, source *s, bool main_file, yaml_node_t **ret_s
  * in a drop-in always, in the main file when the scheduler section came first. */
 
 static void nodes_free(source *s, int from_id) {
+        if (!s->doc.nodes.start)
+                return;
         for (yaml_node_t *n = s->doc.nodes.start + from_id - 1; n < s->doc.nodes.top; n++) {
                 if (n->type == YAML_SCALAR_NODE)
                         free(n->data.scalar.value);
@@ -1127,8 +1139,7 @@ static void nodes_free(source *s, int from_id) {
                 else if (n->type == YAML_MAPPING_NODE)
                         free(n->data.mapping.pairs.start);
         }
-        if (s->doc.nodes.start)
-                s->doc.nodes.top = s->doc.nodes.start + from_id - 1;
+        s->doc.nodes.top = s->doc.nodes.start + from_id - 1;
 }
 
 static void source_done(source *s) {
@@ -1452,7 +1463,6 @@ static void jobs_undo(loader *l, size_t n_diags, size_t n_jobs) {
         /* the name set cannot forget single names: rebuild it from the jobs that stay */
         for (size_t i = 0; i < l->names_cap; i++) {
                 free(l->names[i].name);
-                free(l->names[i].file);
                 l->names[i] = (struct name_slot) {};
         }
         l->n_names = 0;
@@ -1687,10 +1697,8 @@ finish:
                 free(l.plugins[i].error);
         }
         free(l.plugins);
-        for (size_t i = 0; i < l.names_cap; i++) {
+        for (size_t i = 0; i < l.names_cap; i++)
                 free(l.names[i].name);
-                free(l.names[i].file);
-        }
         free(l.names);
         free(l.base_dir);
         free(l.base_dir_abs);
@@ -1718,6 +1726,9 @@ registry *registry_free(registry *r) {
         free(r->admin_group);
         free(r->timezone);
         free(r->include);
+        for (size_t i = 0; i < r->n_interned; i++)
+                free(r->interned[i]);
+        free(r->interned);
         free(r);
         return NULL;
 }
