@@ -77,6 +77,7 @@ typedef enum stmt_id {
         STMT_PRUNE_AGE,
         STMT_PRUNE_COUNT,
         STMT_GET_JOB,
+        STMT_ALL_JOBS,
         STMT_SET_OVERRIDE,
         STMT_SET_LAST_SCHEDULED,
         STMT_LIST_RUNS,
@@ -147,6 +148,10 @@ static const char *const stmt_sql[_STMT_MAX] = {
                 "SELECT enabled_override, last_scheduled_usec, runs_total, failures_total,"
                 " skipped_total, last_run_id, last_status, last_finished_usec,"
                 " last_duration_usec FROM jobs WHERE name = ?1",
+        [STMT_ALL_JOBS] =
+                "SELECT enabled_override, last_scheduled_usec, runs_total, failures_total,"
+                " skipped_total, last_run_id, last_status, last_finished_usec,"
+                " last_duration_usec, name FROM jobs",
         [STMT_SET_OVERRIDE] =
                 "INSERT INTO jobs (name, enabled_override) VALUES (?1, ?2)"
                 " ON CONFLICT (name) DO UPDATE SET enabled_override = excluded.enabled_override",
@@ -1018,6 +1023,44 @@ int history_prune(history *h, usec_t now, usec_t max_age, unsigned max_runs_per_
         return 0;
 }
 
+/* A row of STMT_GET_JOB or STMT_ALL_JOBS, whose first columns are the same. */
+static history_job_state job_state_from_row(sqlite3_stmt *s) {
+        return (history_job_state) {
+                .enabled_override = sqlite3_column_type(s, 0) == SQLITE_NULL ? -1 : sqlite3_column_int(s, 0),
+                .last_scheduled_usec = column_usec(s, 1),
+                .runs_total = (uint64_t) sqlite3_column_int64(s, 2),
+                .failures_total = (uint64_t) sqlite3_column_int64(s, 3),
+                .skipped_total = (uint64_t) sqlite3_column_int64(s, 4),
+                .last_run_id = sqlite3_column_int64(s, 5),
+                .last_status = column_str(s, 6) ? run_status_from_string(column_str(s, 6)) : _RUN_STATUS_INVALID,
+                .last_finished_usec = column_usec(s, 7),
+                .last_duration_usec = column_usec(s, 8),
+        };
+}
+
+int history_foreach_job_state(history *h, history_job_state_fn fn, void *userdata) {
+        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        int r, rc;
+
+        if (!h || !fn)
+                return -EINVAL;
+        r = stmt_get(h, STMT_ALL_JOBS, &s);
+        if (r < 0)
+                return r;
+        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+                const char *job = column_str(s, 9);
+                history_job_state st = job_state_from_row(s);
+                if (!job)
+                        continue;
+                r = fn(job, &st, userdata);
+                if (r < 0)
+                        return r;
+        }
+        if (rc != SQLITE_DONE)
+                return fail(h, rc, "reading the jobs' state");
+        return 0;
+}
+
 int history_get_job_state(history *h, const char *job, history_job_state *ret) {
         _cleanup_stmt_ sqlite3_stmt *s = NULL;
         int r;
@@ -1043,17 +1086,7 @@ int history_get_job_state(history *h, const char *job, history_job_state *ret) {
         }
         if (rc != SQLITE_ROW)
                 return fail(h, rc, "reading a job's state");
-        *ret = (history_job_state) {
-                .enabled_override = sqlite3_column_type(s, 0) == SQLITE_NULL ? -1 : sqlite3_column_int(s, 0),
-                .last_scheduled_usec = column_usec(s, 1),
-                .runs_total = (uint64_t) sqlite3_column_int64(s, 2),
-                .failures_total = (uint64_t) sqlite3_column_int64(s, 3),
-                .skipped_total = (uint64_t) sqlite3_column_int64(s, 4),
-                .last_run_id = sqlite3_column_int64(s, 5),
-                .last_status = column_str(s, 6) ? run_status_from_string(column_str(s, 6)) : _RUN_STATUS_INVALID,
-                .last_finished_usec = column_usec(s, 7),
-                .last_duration_usec = column_usec(s, 8),
-        };
+        *ret = job_state_from_row(s);
         return 1;
 }
 

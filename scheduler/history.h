@@ -183,6 +183,12 @@ int history_prune(history *h, usec_t now, usec_t max_age, unsigned max_runs_per_
  * *ret holds the defaults: no override, nothing scheduled, zero counters). */
 int history_get_job_state(history *h, const char *job, history_job_state *ret);
 
+/* Calls FN for every job that has a row, in no particular order, with the state
+ * history_get_job_state() would read for it: one query where the daemon's start-up would
+ * otherwise make one per job. A negative return of FN stops the scan and is returned. */
+typedef int (*history_job_state_fn)(const char *job, const history_job_state *state, void *userdata);
+int history_foreach_job_state(history *h, history_job_state_fn fn, void *userdata);
+
 /* Persists `schedctl enable/disable`: 1 or 0 overrides the registry's `enabled`, -1
  * removes the override. -EINVAL for other values. */
 int history_set_enabled_override(history *h, const char *job, int override);

@@ -5,6 +5,7 @@
 #include "clock.h"
 #include "fs-util.h"
 #include "jobctx.h"
+#include "log.h"
 
 static volatile sig_atomic_t run_cancelled = 0;
 
@@ -146,10 +147,27 @@ bool jobctx_cancelled(void) {
         return run_cancelled != 0;
 }
 
-char *jobctx_state_dir(const registry *r, const job_def *job) {
+static char *state_dir_path(const registry *r, const job_def *job) {
         char *s;
         if (asprintf(&s, "%s/jobs/%s", r->state_dir, job->name) < 0)
                 return NULL;
+        return s;
+}
+
+/* The common case, a directory made by an earlier run, costs one syscall. */
+static int make_state_dir(const char *dir) {
+        if (mkdir(dir, 0750) >= 0 || errno == EEXIST)
+                return 0;
+        return mkdir_p(dir, 0750);
+}
+
+char *jobctx_state_dir(const registry *r, const job_def *job) {
+        char *s = state_dir_path(r, job);
+        if (!s)
+                return NULL;
+        int q = make_state_dir(s);
+        if (q < 0)
+                log_full(LOG_WARNING, q, job->name, 0, -1, "Cannot create state directory %s: %m", s);
         return s;
 }
 
@@ -159,10 +177,13 @@ int jobctx_init_jobs(registry *r, bool create_dirs, diag_list *diags) {
 
         for (size_t i = 0; i < r->n_jobs; i++) {
                 job_def *j = r->jobs[i];
-                _cleanup_free_ char *dir = jobctx_state_dir(r, j);
+                bool has_init = j->plugin && j->plugin->desc->init;
+                _cleanup_free_ char *dir = state_dir_path(r, j);
                 if (!dir)
                         return -ENOMEM;
-                q = create_dirs ? mkdir_p(dir, 0750) : 0;
+                /* Made here only for init; runs make theirs (jobctx_state_dir()): creating
+                 * 100,000 directories took most of a large registry's start-up. */
+                q = create_dirs && has_init ? make_state_dir(dir) : 0;
                 if (q < 0) {
                         if (diag_add(diags, j->file, j->line, j->column, j->name,
                                      "cannot create state directory %s: %s; check scheduler.state_dir and its permissions",
@@ -171,7 +192,7 @@ int jobctx_init_jobs(registry *r, bool create_dirs, diag_list *diags) {
                         bad = true;
                         continue;
                 }
-                if (!j->plugin || !j->plugin->desc->init) {
+                if (!has_init) {
                         j->initialized = j->plugin != NULL;
                         continue;
                 }

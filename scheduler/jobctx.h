@@ -39,10 +39,13 @@ void jobctx_cancel(void);
 bool jobctx_cancelled(void);
 
 /* Calls each plugin's init (if any) with the job's params, after creating $state_dir/jobs/<job>
- * when CREATE_DIRS is true (the daemon; `schedctl check` passes false to change nothing).
+ * for it when CREATE_DIRS is true (the daemon; `schedctl check` passes false to change
+ * nothing). Jobs without init get their directory at their first run, from jobctx_state_dir().
  * Failures are appended to DIAGS, with the plugin's message, and make the call return -EINVAL;
  * successfully initialized jobs get fini in registry_free(). */
 int jobctx_init_jobs(registry *r, bool create_dirs, diag_list *diags);
 
-/* $state_dir/jobs/<job>, malloc'ed, or NULL on OOM. */
+/* $state_dir/jobs/<job>, malloc'ed, or NULL on OOM; for a run about to start, so it creates
+ * the directory (and parents) when missing. A directory that cannot be created is logged and
+ * the path still returned: the run then says it cannot enter it, as for any other failure to. */
 char *jobctx_state_dir(const registry *r, const job_def *job);

@@ -7,12 +7,34 @@
 #include "params.h"
 
 static void param_done(param *x) {
-        free(x->key);
-        free(x->value);
+        if (!x->borrowed) {
+                free(x->key);
+                free(x->value);
+        }
         if (x->items)
                 for (size_t i = 0; i < x->n_items; i++)
                         free(x->items[i]);
         free(x->items);
+}
+
+/* Appends default Q of a plugin's table, pointing at the table's strings rather than copying
+ * them: every job of a plugin gets its defaults, 100,000 copies of the same few strings
+ * otherwise. The table outlives the params (the job holds the plugin). A list default is
+ * split into owned ITEMS (N entries), taken over on success. */
+static int params_append_default(params *p, const sched_job_param *q, char **items, size_t n) {
+        param *x = realloc(p->items, (p->n + 1) * sizeof(param));
+        if (!x)
+                return -ENOMEM;
+        p->items = x;
+        p->items[p->n++] = (param) {
+                .key = (char *) q->key,
+                .is_list = items != NULL,
+                .value = items ? NULL : (char *) q->default_value,
+                .items = items,
+                .n_items = n,
+                .borrowed = true,
+        };
+        return 0;
 }
 
 static param *params_append(params *p, const char *key) {
@@ -297,9 +319,14 @@ int params_apply_table(params *p, const sched_job_param *table, const char *file
                                 }
                                 s += l + (s[l] == ',');
                         }
-                        r = params_add_list(p, q->key, items, n, 0, 0);
+                        r = params_append_default(p, q, items, n);
+                        if (r < 0) {
+                                for (size_t j = 0; j < n; j++)
+                                        free(items[j]);
+                                free(items);
+                        }
                 } else
-                        r = params_add_scalar(p, q->key, q->default_value, 0, 0);
+                        r = params_append_default(p, q, NULL, 0);
                 if (r < 0)
                         return r;
         }

@@ -19,6 +19,7 @@ typedef struct param {
         char **items; /* list items (is_list == true), n_items entries, NULL-terminated */
         size_t n_items;
         unsigned line, column; /* of the value, for error messages; 0 for defaults */
+        bool borrowed; /* key and value are the plugin's param table's strings (a default): not freed */
 } param;
 
 typedef struct params {

@@ -56,26 +56,42 @@ enum { R_ATTEMPTS, R_BACKOFF, R_MAX_BACKOFF };
 
 #define KEYS_MAX 13
 
-/* A plugin loaded (or found unloadable) once per path and shared by every job naming it. */
+/* A plugin file looked at, and loaded (or found unloadable), once per path and shared by every
+ * job naming it. */
 typedef struct plugin_slot {
         char *path;
-        plugin *plugin; /* NULL when loading failed */
+        int stat_errno;  /* of stat(path), 0 if it worked */
+        bool regular;    /* a regular file */
+        bool load_tried;
+        plugin *plugin;  /* NULL when not loaded or loading failed */
         char *error;
 } plugin_slot;
 
-/* One YAML file being read. */
+/* An anchor (&name) of the document being composed. */
+typedef struct anchor {
+        char *name;
+        int id; /* its node */
+} anchor;
+
+/* One YAML file being read. The document is composed from libyaml's events (see source_load())
+ * into DOC, whose nodes this file owns. */
 typedef struct source {
         const char *file; /* the name diagnostics use */
         char *text;
         size_t size;
         yaml_document_t doc;
         bool have_doc;
+        bool main_file;
+        anchor *anchors;
+        size_t n_anchors;
+        int jobs_id;       /* the jobs list whose items were checked as they came, 0 if none */
+        size_t jobs_index; /* items of it so far */
 } source;
 
 /* A name taken, and where: copies, so the set never points into a job freed on an error path. */
 struct name_slot {
         char *name; /* NULL: empty slot */
-        char *file;
+        const char *file; /* interned in the registry */
         unsigned line, column;
 };
 
@@ -87,6 +103,10 @@ typedef struct loader {
         char *base_dir_abs; /* the same, absolute (for directories the daemon keeps using) */
         plugin_slot *plugins;
         size_t n_plugins;
+        size_t jobs_cap; /* of reg->jobs */
+        const char *path; /* the main file */
+        const registry_overrides *overrides;
+        bool scheduler_done; /* the scheduler section is parsed and the overrides applied */
         /* open-addressing set of the jobs named so far, so duplicate names are found in O(1):
          * registries of 100,000 jobs exist */
         struct name_slot *names;
@@ -127,16 +147,30 @@ static const struct name_slot *names_claim(loader *l, const job_def *j, int *ret
         for (; l->names[k].name; k = (k + 1) & (l->names_cap - 1))
                 if (streq(l->names[k].name, j->name))
                         return &l->names[k];
-        char *n = strdup(j->name), *f = strdup(j->file);
-        if (!n || !f) {
-                free(n);
-                free(f);
+        char *n = strdup(j->name);
+        if (!n) {
                 *ret_err = -ENOMEM;
                 return NULL;
         }
-        l->names[k] = (struct name_slot) { .name = n, .file = f, .line = j->line, .column = j->column };
+        l->names[k] = (struct name_slot) { .name = n, .file = j->file, .line = j->line, .column = j->column };
         l->n_names++;
         return NULL;
+}
+
+/* The registry's copy of S, made on first use; NULL on OOM. Searched newest first: jobs next
+ * to each other tend to share their strings. */
+static const char *intern(loader *l, const char *s) {
+        registry *r = l->reg;
+        for (size_t i = r->n_interned; i > 0; i--)
+                if (streq(r->interned[i - 1], s))
+                        return r->interned[i - 1];
+        char **t = realloc(r->interned, (r->n_interned + 1) * sizeof(char *));
+        if (!t)
+                return NULL;
+        r->interned = t;
+        if (!(t[r->n_interned] = strdup(s)))
+                return NULL;
+        return t[r->n_interned++];
 }
 
 static void report(loader *l, const char *file, unsigned line, unsigned column, const char *job, const char *fmt,
@@ -469,14 +503,6 @@ static void parse_path(loader *l, source *s, yaml_node_t *n, const char *what, c
 
 /* ---- files ----------------------------------------------------------------------------- */
 
-static void source_done(source *s) {
-        if (s->have_doc)
-                yaml_document_delete(&s->doc);
-        s->have_doc = false;
-        free(s->text);
-        s->text = NULL;
-}
-
 static int read_file(const char *path, char **ret, size_t *ret_size) {
         _cleanup_fclose_ FILE *f = fopen(path, "re");
         _cleanup_free_ char *buf = NULL;
@@ -545,50 +571,11 @@ static void report_yaml_error(loader *l, source *s, const yaml_parser_t *p) {
                        p->problem ?: "syntax error");
 }
 
-/* Reads and parses FILE into S. Returns 0 (S->have_doc may still be false for an empty file),
- * -EINVAL after reporting a problem, or -errno when the file cannot be read (not reported). */
-static int source_load(loader *l, source *s, const char *file) {
-        yaml_parser_t p;
-        int r;
-
-        *s = (source) { .file = file };
-        r = read_file(file, &s->text, &s->size);
-        if (r < 0)
-                return r;
-
-        if (!yaml_parser_initialize(&p)) {
-                oom(l);
-                return -ENOMEM;
-        }
-        yaml_parser_set_input_string(&p, (const unsigned char *) s->text, s->size);
-        if (!yaml_parser_load(&p, &s->doc)) {
-                report_yaml_error(l, s, &p);
-                yaml_parser_delete(&p);
-                return -EINVAL;
-        }
-        s->have_doc = true;
-
-        /* One document per file: a second one would be silently ignored otherwise. */
-        yaml_document_t extra;
-        if (!yaml_parser_load(&p, &extra)) {
-                report_yaml_error(l, s, &p);
-                r = -EINVAL;
-        } else {
-                yaml_node_t *root = yaml_document_get_root_node(&extra);
-                if (root) {
-                        report(l, file, (unsigned) extra.start_mark.line + 1, (unsigned) extra.start_mark.column + 1,
-                               NULL, "a second YAML document starts here; expected one document per file");
-                        r = -EINVAL;
-                }
-                yaml_document_delete(&extra);
-        }
-        yaml_parser_delete(&p);
-        return r;
-}
-
 /* ---- plugins --------------------------------------------------------------------------- */
 
 static plugin_slot *plugin_slot_get(loader *l, const char *path) {
+        struct stat st;
+
         for (size_t i = 0; i < l->n_plugins; i++)
                 if (streq(l->plugins[i].path, path))
                         return &l->plugins[i];
@@ -602,36 +589,47 @@ static plugin_slot *plugin_slot_get(loader *l, const char *path) {
         if (!slot->path)
                 return NULL;
         l->n_plugins++;
-
-        int r = plugin_load(path, &slot->plugin, &slot->error);
-        if (r == -ENOMEM)
-                oom(l);
-        else if (r < 0 && !slot->error && asprintf(&slot->error, "plugin %s: cannot be loaded: %s", path,
-                                                   strerror(-r)) < 0)
-                slot->error = NULL;
+        if (stat(path, &st) < 0)
+                slot->stat_errno = errno;
+        else
+                slot->regular = S_ISREG(st.st_mode);
         return slot;
 }
 
-static void check_plugin(loader *l, source *s, job_def *j, yaml_node_t *n, const char *job) {
-        struct stat st;
+static void plugin_slot_load(loader *l, plugin_slot *slot) {
+        if (slot->load_tried)
+                return;
+        slot->load_tried = true;
+        int r = plugin_load(slot->path, &slot->plugin, &slot->error);
+        if (r == -ENOMEM)
+                oom(l);
+        else if (r < 0 && !slot->error && asprintf(&slot->error, "plugin %s: cannot be loaded: %s", slot->path,
+                                                   strerror(-r)) < 0)
+                slot->error = NULL;
+}
 
-        j->plugin_path = plugin_resolve_path(l->reg->plugin_dir, j->plugin_name);
-        if (!j->plugin_path)
+static void check_plugin(loader *l, source *s, job_def *j, yaml_node_t *n, const char *job) {
+        _cleanup_free_ char *path = plugin_resolve_path(l->reg->plugin_dir, j->plugin_name);
+        if (!path || !(j->plugin_path = intern(l, path)))
                 return oom(l);
         if (l->flags & REGISTRY_IGNORE_PLUGINS)
                 return;
 
-        if (stat(j->plugin_path, &st) < 0) {
-                if (errno == ENOENT)
+        /* one stat() per file, not per job: registries of 100,000 jobs share a few plugins */
+        plugin_slot *slot = plugin_slot_get(l, j->plugin_path);
+        if (!slot)
+                return oom(l);
+        if (slot->stat_errno != 0) {
+                if (slot->stat_errno == ENOENT)
                         report_at(l, s, n, job, "plugin \"%s\" not found: no file %s; expected a job shared "
                                   "object there (plugin_dir is %s)", j->plugin_name, j->plugin_path,
                                   l->reg->plugin_dir);
                 else
                         report_at(l, s, n, job, "plugin \"%s\": cannot access %s: %s", j->plugin_name,
-                                  j->plugin_path, strerror(errno));
+                                  j->plugin_path, strerror(slot->stat_errno));
                 return;
         }
-        if (!S_ISREG(st.st_mode)) {
+        if (!slot->regular) {
                 report_at(l, s, n, job, "plugin \"%s\": %s is not a regular file; expected a job shared object",
                           j->plugin_name, j->plugin_path);
                 return;
@@ -639,9 +637,7 @@ static void check_plugin(loader *l, source *s, job_def *j, yaml_node_t *n, const
         if (!(l->flags & REGISTRY_LOAD_PLUGINS))
                 return;
 
-        plugin_slot *slot = plugin_slot_get(l, j->plugin_path);
-        if (!slot)
-                return oom(l);
+        plugin_slot_load(l, slot);
         if (!slot->plugin) {
                 if (slot->error)
                         report_at(l, s, n, job, "%s", slot->error);
@@ -660,12 +656,8 @@ static job_def *job_def_free(job_def *j) {
         plugin_unref(j->plugin);
         free(j->name);
         free(j->description);
-        free(j->plugin_name);
-        free(j->plugin_path);
         free(j->schedule_expr);
-        free(j->timezone);
         params_done(&j->params);
-        free(j->file);
         free(j);
         return NULL;
 }
@@ -833,13 +825,17 @@ static void parse_retry(loader *l, source *s, job_def *j, yaml_node_t *map, cons
 }
 
 static void add_job(loader *l, job_def *j) {
-        job_def **n = realloc(l->reg->jobs, (l->reg->n_jobs + 1) * sizeof(job_def *));
-        if (!n) {
-                job_def_free(j);
-                return oom(l);
+        if (l->reg->n_jobs == l->jobs_cap) {
+                size_t cap = l->jobs_cap ? l->jobs_cap * 2 : 64;
+                job_def **n = realloc(l->reg->jobs, cap * sizeof(job_def *));
+                if (!n) {
+                        job_def_free(j);
+                        return oom(l);
+                }
+                l->reg->jobs = n;
+                l->jobs_cap = cap;
         }
-        l->reg->jobs = n;
-        n[l->reg->n_jobs++] = j;
+        l->reg->jobs[l->reg->n_jobs++] = j;
 }
 
 static void parse_job(loader *l, source *s, yaml_node_t *node, size_t index) {
@@ -868,7 +864,7 @@ static void parse_job(loader *l, source *s, yaml_node_t *node, size_t index) {
                 .line = (unsigned) node->start_mark.line + 1,
                 .column = (unsigned) node->start_mark.column + 1,
         };
-        j->file = strdup(s->file);
+        j->file = intern(l, s->file);
         if (!j->file)
                 return oom(l);
 
@@ -925,12 +921,12 @@ static void parse_job(loader *l, source *s, yaml_node_t *node, size_t index) {
                 const char *z = expect_string(l, s, v[J_TIMEZONE], job, "timezone",
                                               "an IANA zone name like Europe/Amsterdam");
                 if (z) {
-                        if (!(j->timezone = strdup(z)))
+                        if (!(j->timezone = intern(l, z)))
                                 return oom(l);
                         (void) load_zone(l, s, v[J_TIMEZONE], job, z, &j->zone);
                 }
         } else {
-                if (!(j->timezone = strdup(l->reg->timezone)))
+                if (!(j->timezone = intern(l, l->reg->timezone)))
                         return oom(l);
                 j->zone = l->reg->zone;
         }
@@ -975,7 +971,7 @@ static void parse_job(loader *l, source *s, yaml_node_t *node, size_t index) {
                 const char *p = expect_string(l, s, v[J_PLUGIN], job, "plugin",
                                               "the job's shared object, e.g. hello.so");
                 if (p) {
-                        if (!(j->plugin_name = strdup(p)))
+                        if (!(j->plugin_name = intern(l, p)))
                                 return oom(l);
                         check_plugin(l, s, j, v[J_PLUGIN], job);
                 }
@@ -1077,10 +1073,35 @@ static void parse_scheduler(loader *l, source *s, yaml_node_t *map) {
 
 /* ---- files and includes ------------------------------------------------------------------ */
 
-static void parse_file(loader *l, source *s, bool main_file, yaml_node_t **ret_jobs) {
+static int apply_overrides(registry *reg, const registry_overrides *o);
+
+/* The scheduler section (NULL if none) and the overrides, once: the default time zone and
+ * plugin_dir are needed by the jobs. */
+static void load_scheduler(loader *l, source *s, yaml_node_t *sched) {
+        registry *reg = l->reg;
+        tz *z = NULL;
+        int r;
+
+        l->scheduler_done = true;
+        r = tz_load(reg->timezone, &z);
+        if (r < 0)
+                report(l, l->path, 0, 0, NULL, "cannot load the default time zone %s: %s; expected tzdata "
+                       "in %s", reg->timezone, strerror(-r), getenv("TZDIR") ?: "/usr/share/zoneinfo");
+        reg->zone = z;
+        if (sched && !node_is_null(sched) &&
+            expect_container(l, s, sched, YAML_MAPPING_NODE, NULL, "scheduler", "a mapping of scheduler settings"))
+                parse_scheduler(l, s, sched);
+        r = apply_overrides(reg, l->overrides);
+        if (r < 0)
+                l->error = l->error ?: r;
+}
+
+/* Sets *RET_SCHEDULER (main file only) and *RET_JOBS to the sections' nodes, or NULL. */
+static void parse_file(loader *l, source *s, bool main_file, yaml_node_t **ret_scheduler, yaml_node_t **ret_jobs) {
         yaml_node_t *root = yaml_document_get_root_node(&s->doc);
         yaml_node_t *keys[KEYS_MAX], *v[KEYS_MAX];
 
+        *ret_scheduler = NULL;
         *ret_jobs = NULL;
         if (!root || node_is_null(root))
                 return; /* an empty file: nothing to add */
@@ -1091,16 +1112,422 @@ static void parse_file(loader *l, source *s, bool main_file, yaml_node_t **ret_j
         }
         if (main_file) {
                 mapping_collect(l, s, root, top_keys, ELEMENTSOF(top_keys), "", NULL, NULL, keys, v);
-                if (v[TOP_SCHEDULER] && !node_is_null(v[TOP_SCHEDULER]) &&
-                    expect_container(l, s, v[TOP_SCHEDULER], YAML_MAPPING_NODE, NULL, "scheduler",
-                                     "a mapping of scheduler settings"))
-                        parse_scheduler(l, s, v[TOP_SCHEDULER]);
+                *ret_scheduler = v[TOP_SCHEDULER];
                 *ret_jobs = v[TOP_JOBS];
         } else {
                 mapping_collect(l, s, root, dropin_keys, ELEMENTSOF(dropin_keys), "", " (a drop-in file holds only jobs)",
                                 NULL, keys, v);
                 *ret_jobs = v[0];
         }
+}
+
+/* ---- composing ----------------------------------------------------------------------------
+ * The document is built from libyaml's events, with the nodes, marks and errors
+ * yaml_parser_load() would give, except that each item of the jobs list is checked as soon as
+ * it is complete and then freed: the whole tree of a 100,000-job registry took more memory than
+ * the registry itself. The jobs list is read this way when nothing it needs can come after it:
+ * in a drop-in always, in the main file when the scheduler section came first. */
+
+static void nodes_free(source *s, int from_id) {
+        if (!s->doc.nodes.start)
+                return;
+        for (yaml_node_t *n = s->doc.nodes.start + from_id - 1; n < s->doc.nodes.top; n++) {
+                if (n->type == YAML_SCALAR_NODE)
+                        free(n->data.scalar.value);
+                else if (n->type == YAML_SEQUENCE_NODE)
+                        free(n->data.sequence.items.start);
+                else if (n->type == YAML_MAPPING_NODE)
+                        free(n->data.mapping.pairs.start);
+        }
+        s->doc.nodes.top = s->doc.nodes.start + from_id - 1;
+}
+
+static void source_done(source *s) {
+        nodes_free(s, 1);
+        free(s->doc.nodes.start);
+        s->doc = (yaml_document_t) {};
+        s->have_doc = false;
+        for (size_t i = 0; i < s->n_anchors; i++)
+                free(s->anchors[i].name);
+        free(s->anchors);
+        s->anchors = NULL;
+        s->n_anchors = 0;
+        free(s->text);
+        s->text = NULL;
+}
+
+/* Appends N (whose strings S now owns) and returns its id, or -ENOMEM. */
+static int node_push(source *s, const yaml_node_t *n) {
+        yaml_document_t *d = &s->doc;
+        if (d->nodes.top == d->nodes.end) {
+                size_t used = (size_t) (d->nodes.top - d->nodes.start), cap = used ? used * 2 : 64;
+                if (cap > INT_MAX)
+                        return -ENOMEM;
+                yaml_node_t *t = realloc(d->nodes.start, cap * sizeof(yaml_node_t));
+                if (!t)
+                        return -ENOMEM;
+                d->nodes = (typeof(d->nodes)) { .start = t, .top = t + used, .end = t + cap };
+        }
+        *d->nodes.top++ = *n;
+        return (int) (d->nodes.top - d->nodes.start);
+}
+
+/* Grows the item or pair array of a container node by one slot; returns it or NULL. */
+static void *slot_push(void **start, void **top, void **end, size_t size) {
+        size_t used = (size_t) ((char *) *top - (char *) *start) / size;
+        if (*top == *end) {
+                size_t cap = used ? used * 2 : 4;
+                char *t = realloc(*start, cap * size);
+                if (!t)
+                        return NULL;
+                *start = t;
+                *end = t + cap * size;
+        }
+        void *slot = (char *) *start + used * size;
+        *top = (char *) slot + size;
+        return slot;
+}
+
+static int composer_error(yaml_parser_t *p, const char *context, yaml_mark_t context_mark, const char *problem,
+                          yaml_mark_t problem_mark) {
+        p->error = YAML_COMPOSER_ERROR;
+        p->context = context;
+        p->context_mark = context_mark;
+        p->problem = problem;
+        p->problem_mark = problem_mark;
+        return -EINVAL;
+}
+
+/* Remembers anchor NAME (taken over) for node ID; a second anchor of the same name is an error,
+ * as for yaml_parser_load(). */
+static int anchor_add(source *s, yaml_parser_t *p, char *name, int id) {
+        if (!name)
+                return 0;
+        for (size_t i = 0; i < s->n_anchors; i++)
+                if (streq(s->anchors[i].name, name)) {
+                        free(name);
+                        return composer_error(p, "found duplicate anchor; first occurence",
+                                              s->doc.nodes.start[s->anchors[i].id - 1].start_mark,
+                                              "second occurence", s->doc.nodes.start[id - 1].start_mark);
+                }
+        anchor *t = realloc(s->anchors, (s->n_anchors + 1) * sizeof(anchor));
+        if (!t) {
+                free(name);
+                return -ENOMEM;
+        }
+        s->anchors = t;
+        s->anchors[s->n_anchors++] = (anchor) { .name = name, .id = id };
+        return 0;
+}
+
+static int next_event(yaml_parser_t *p, yaml_event_t *ev) {
+        if (!yaml_parser_parse(p, ev))
+                return p->error == YAML_MEMORY_ERROR ? -ENOMEM : -EINVAL;
+        return 0;
+}
+
+typedef enum compose_role {
+        NODE_PLAIN,
+        NODE_ROOT,
+        NODE_JOBS, /* the jobs list, checked item by item */
+} compose_role;
+
+static int compose_node(loader *l, source *s, yaml_parser_t *p, yaml_event_t *ev, compose_role role, int *ret_id);
+
+/* Whether the value of root key K, starting with event EV, is the jobs list to check item by
+ * item; in the main file this parses the scheduler section first. */
+static bool stream_jobs(loader *l, source *s, int root_id, int key_id, const yaml_event_t *ev) {
+        const yaml_node_t *k = &s->doc.nodes.start[key_id - 1];
+        if (s->jobs_id || ev->type != YAML_SEQUENCE_START_EVENT || k->type != YAML_SCALAR_NODE ||
+            !streq(scalar(k), "jobs"))
+                return false;
+        if (!s->main_file)
+                return true;
+        if (l->scheduler_done)
+                return false;
+        /* the first "jobs" key: anything before it is in the root mapping's pairs already */
+        const yaml_node_t *root = &s->doc.nodes.start[root_id - 1];
+        for (const yaml_node_pair_t *q = root->data.mapping.pairs.start; q < root->data.mapping.pairs.top; q++) {
+                yaml_node_t *qk = node_get(s, q->key);
+                if (qk && qk->type == YAML_SCALAR_NODE && streq(scalar(qk), "jobs"))
+                        return false;
+                if (qk && qk->type == YAML_SCALAR_NODE && streq(scalar(qk), "scheduler")) {
+                        load_scheduler(l, s, node_get(s, q->value));
+                        return true;
+                }
+        }
+        return false;
+}
+
+/* An item of the jobs list is complete: check it, and drop its nodes unless an anchor in it
+ * may still be referred to. */
+static void stream_job(loader *l, source *s, int id) {
+        parse_job(l, s, node_get(s, id), s->jobs_index++);
+        for (size_t i = 0; i < s->n_anchors; i++)
+                if (s->anchors[i].id >= id)
+                        return;
+        nodes_free(s, id);
+}
+
+static int compose_container(loader *l, source *s, yaml_parser_t *p, yaml_event_t *ev, compose_role role,
+                             int *ret_id) {
+        bool mapping = ev->type == YAML_MAPPING_START_EVENT;
+        yaml_node_t n = {
+                .type = mapping ? YAML_MAPPING_NODE : YAML_SEQUENCE_NODE,
+                .start_mark = ev->start_mark,
+                .end_mark = ev->end_mark,
+        };
+        char *anchor_name = (char *) (mapping ? ev->data.mapping_start.anchor : ev->data.sequence_start.anchor);
+        int id, q;
+
+        if (mapping) {
+                n.data.mapping.style = ev->data.mapping_start.style;
+                ev->data.mapping_start.anchor = NULL;
+        } else {
+                n.data.sequence.style = ev->data.sequence_start.style;
+                ev->data.sequence_start.anchor = NULL;
+        }
+        yaml_event_delete(ev);
+        id = node_push(s, &n);
+        if (id < 0) {
+                free(anchor_name);
+                return id;
+        }
+        q = anchor_add(s, p, anchor_name, id);
+        if (q < 0)
+                return q;
+        if (role == NODE_JOBS)
+                s->jobs_id = id;
+
+        for (;;) {
+                yaml_event_t e;
+                int key = 0, value;
+                compose_role value_role = NODE_PLAIN;
+
+                q = next_event(p, &e);
+                if (q < 0)
+                        return q;
+                if (e.type == YAML_SEQUENCE_END_EVENT || e.type == YAML_MAPPING_END_EVENT) {
+                        s->doc.nodes.start[id - 1].end_mark = e.end_mark;
+                        yaml_event_delete(&e);
+                        break;
+                }
+                if (mapping) {
+                        q = compose_node(l, s, p, &e, NODE_PLAIN, &key);
+                        if (q < 0)
+                                return q;
+                        q = next_event(p, &e);
+                        if (q < 0)
+                                return q;
+                        if (role == NODE_ROOT && stream_jobs(l, s, id, key, &e))
+                                value_role = NODE_JOBS;
+                }
+                q = compose_node(l, s, p, &e, value_role, &value);
+                if (q < 0)
+                        return q;
+                /* the node may have moved: the node array grows */
+                yaml_node_t *self = &s->doc.nodes.start[id - 1];
+                if (mapping) {
+                        yaml_node_pair_t *slot = slot_push((void **) &self->data.mapping.pairs.start,
+                                                           (void **) &self->data.mapping.pairs.top,
+                                                           (void **) &self->data.mapping.pairs.end,
+                                                           sizeof(yaml_node_pair_t));
+                        if (!slot)
+                                return -ENOMEM;
+                        *slot = (yaml_node_pair_t) { .key = key, .value = value };
+                } else if (role == NODE_JOBS)
+                        stream_job(l, s, value);
+                else {
+                        yaml_node_item_t *slot = slot_push((void **) &self->data.sequence.items.start,
+                                                           (void **) &self->data.sequence.items.top,
+                                                           (void **) &self->data.sequence.items.end,
+                                                           sizeof(yaml_node_item_t));
+                        if (!slot)
+                                return -ENOMEM;
+                        *slot = value;
+                }
+        }
+        *ret_id = id;
+        return 0;
+}
+
+/* Composes the node starting with event EV (consumed) and sets *RET_ID. Returns 0, -EINVAL
+ * with P's error fields set, or -ENOMEM. */
+static int compose_node(loader *l, source *s, yaml_parser_t *p, yaml_event_t *ev, compose_role role, int *ret_id) {
+        int id, q;
+
+        switch (ev->type) {
+        case YAML_ALIAS_EVENT:
+                for (size_t i = 0; i < s->n_anchors; i++)
+                        if (streq(s->anchors[i].name, (char *) ev->data.alias.anchor)) {
+                                yaml_event_delete(ev);
+                                *ret_id = s->anchors[i].id;
+                                return 0;
+                        }
+                q = composer_error(p, NULL, (yaml_mark_t) {}, "found undefined alias", ev->start_mark);
+                yaml_event_delete(ev);
+                return q;
+        case YAML_SCALAR_EVENT: {
+                yaml_node_t n = {
+                        .type = YAML_SCALAR_NODE,
+                        .data.scalar = {
+                                .value = ev->data.scalar.value,
+                                .length = ev->data.scalar.length,
+                                .style = ev->data.scalar.style,
+                        },
+                        .start_mark = ev->start_mark,
+                        .end_mark = ev->end_mark,
+                };
+                char *anchor_name = (char *) ev->data.scalar.anchor;
+                ev->data.scalar.value = NULL;
+                ev->data.scalar.anchor = NULL;
+                yaml_event_delete(ev);
+                id = node_push(s, &n);
+                if (id < 0) {
+                        free(n.data.scalar.value);
+                        free(anchor_name);
+                        return id;
+                }
+                q = anchor_add(s, p, anchor_name, id);
+                if (q < 0)
+                        return q;
+                *ret_id = id;
+                return 0;
+        }
+        case YAML_SEQUENCE_START_EVENT:
+        case YAML_MAPPING_START_EVENT:
+                if (role == NODE_JOBS && ev->type != YAML_SEQUENCE_START_EVENT)
+                        role = NODE_PLAIN;
+                if (role == NODE_ROOT && ev->type != YAML_MAPPING_START_EVENT)
+                        role = NODE_PLAIN;
+                return compose_container(l, s, p, ev, role, ret_id);
+        default:
+                yaml_event_delete(ev);
+                return -EINVAL; /* the parser never gives anything else here */
+        }
+}
+
+/* Composes the next document of P's stream into S, checking jobs items on the way if
+ * CHECK_JOBS. Sets *RET_START_MARK to where the document starts. Returns 1 if there was a
+ * document, 0 at the end of the stream, -EINVAL (P's error fields say why), -ENOMEM. */
+static int compose_document(loader *l, source *s, yaml_parser_t *p, bool check_jobs, yaml_mark_t *ret_start_mark) {
+        yaml_event_t ev;
+        int q, root;
+
+        q = next_event(p, &ev);
+        if (q < 0)
+                return q;
+        if (ev.type == YAML_STREAM_START_EVENT) {
+                yaml_event_delete(&ev);
+                q = next_event(p, &ev);
+                if (q < 0)
+                        return q;
+        }
+        if (ev.type == YAML_STREAM_END_EVENT || ev.type == YAML_NO_EVENT) { /* NO_EVENT: after the end */
+                yaml_event_delete(&ev);
+                return 0;
+        }
+        *ret_start_mark = ev.start_mark;
+        yaml_event_delete(&ev); /* DOCUMENT-START */
+        q = next_event(p, &ev);
+        if (q < 0)
+                return q;
+        q = compose_node(l, s, p, &ev, check_jobs ? NODE_ROOT : NODE_PLAIN, &root);
+        if (q < 0)
+                return q;
+        q = next_event(p, &ev); /* DOCUMENT-END */
+        if (q < 0)
+                return q;
+        yaml_event_delete(&ev);
+        return 1;
+}
+
+/* Drops what checking jobs of a file that then failed to parse added, so that only the YAML
+ * error is reported for it, as when a file is parsed whole before its jobs are read. */
+static void jobs_undo(loader *l, size_t n_diags, size_t n_jobs) {
+        registry *reg = l->reg;
+        diag_list *d = l->diags;
+        int err = 0;
+
+        if (reg->n_jobs == n_jobs && d->n == n_diags)
+                return;
+        for (size_t i = n_diags; i < d->n; i++) {
+                free(d->items[i].file);
+                free(d->items[i].job);
+                free(d->items[i].message);
+        }
+        d->n = n_diags;
+        for (size_t i = n_jobs; i < reg->n_jobs; i++)
+                job_def_free(reg->jobs[i]);
+        reg->n_jobs = n_jobs;
+        /* the name set cannot forget single names: rebuild it from the jobs that stay */
+        for (size_t i = 0; i < l->names_cap; i++) {
+                free(l->names[i].name);
+                l->names[i] = (struct name_slot) {};
+        }
+        l->n_names = 0;
+        for (size_t i = 0; i < reg->n_jobs && err == 0; i++)
+                if (reg->jobs[i]->name)
+                        (void) names_claim(l, reg->jobs[i], &err);
+        if (err < 0)
+                oom(l);
+}
+
+/* Reads and parses FILE into S (MAIN_FILE: the registry, else a drop-in). Returns 0 with
+ * S->have_doc set (the document may be empty), -EINVAL after reporting a problem, or -errno
+ * when the file cannot be read (not reported). The jobs list may have been checked on the way
+ * (S->jobs_id); if the file then turns out unusable (a YAML error; for a drop-in also a second
+ * document) what that added is undone. */
+static int source_load(loader *l, source *s, const char *file, bool main_file) {
+        size_t n_diags = l->diags->n, n_jobs = l->reg->n_jobs;
+        yaml_parser_t p;
+        yaml_mark_t start = {};
+        int r;
+
+        *s = (source) { .file = file, .main_file = main_file };
+        r = read_file(file, &s->text, &s->size);
+        if (r < 0)
+                return r;
+
+        if (!yaml_parser_initialize(&p)) {
+                oom(l);
+                return -ENOMEM;
+        }
+        yaml_parser_set_input_string(&p, (const unsigned char *) s->text, s->size);
+        r = compose_document(l, s, &p, true, &start);
+        if (r < 0) {
+                jobs_undo(l, n_diags, n_jobs);
+                if (r == -ENOMEM)
+                        oom(l);
+                else
+                        report_yaml_error(l, s, &p);
+                yaml_parser_delete(&p);
+                return r;
+        }
+        s->have_doc = true;
+
+        /* One document per file: a second one would be silently ignored otherwise. */
+        source extra = { .file = file };
+        r = compose_document(l, &extra, &p, false, &start);
+        if (r != 0 && !main_file)
+                jobs_undo(l, n_diags, n_jobs);
+        if (r == -ENOMEM)
+                oom(l);
+        else if (r < 0)
+                report_yaml_error(l, s, &p);
+        else if (r > 0) {
+                report(l, file, (unsigned) start.line + 1, (unsigned) start.column + 1, NULL,
+                       "a second YAML document starts here; expected one document per file");
+                r = -EINVAL;
+        }
+        source_done(&extra);
+        yaml_parser_delete(&p);
+        return r;
+}
+
+/* Whether N is the jobs list source_load() already checked. */
+static bool jobs_checked(const source *s, const yaml_node_t *n) {
+        return s->jobs_id > 0 && n == s->doc.nodes.start + s->jobs_id - 1;
 }
 
 static void report_unreadable(loader *l, const char *file, int r) {
@@ -1140,17 +1567,17 @@ static void load_includes(loader *l, const char *main_file) {
         for (size_t i = 0; i < g.gl_pathc; i++) {
                 const char *file = g.gl_pathv[i];
                 source s;
-                yaml_node_t *jobs;
+                yaml_node_t *sched, *jobs;
 
                 size_t n_diags = l->diags->n;
 
                 /* A pattern like *.yaml next to the main file matches the main file too. */
                 if (stat(file, &st) >= 0 && st.st_dev == main_st.st_dev && st.st_ino == main_st.st_ino)
                         continue;
-                r = source_load(l, &s, file);
+                r = source_load(l, &s, file, false);
                 if (r >= 0 && s.have_doc) {
-                        parse_file(l, &s, false, &jobs);
-                        if (jobs)
+                        parse_file(l, &s, false, &sched, &jobs);
+                        if (jobs && !jobs_checked(&s, jobs))
                                 parse_jobs(l, &s, jobs);
                 } else if (r < 0 && r != -EINVAL)
                         report_unreadable(l, file, r);
@@ -1222,10 +1649,10 @@ int registry_load(const char *path, registry_flags flags, registry **ret, diag_l
 int registry_load_with(const char *path, registry_flags flags, const registry_overrides *overrides, registry **ret,
                        diag_list *diags) {
         _cleanup_(registry_freep) registry *reg = NULL;
-        loader l = { .flags = flags, .diags = diags };
+        loader l = { .flags = flags, .diags = diags, .path = path, .overrides = overrides };
         size_t n_diags = diags->n;
         source s;
-        yaml_node_t *jobs = NULL;
+        yaml_node_t *sched = NULL, *jobs = NULL;
         int r;
 
         r = registry_new_defaults(path, &reg);
@@ -1241,26 +1668,20 @@ int registry_load_with(const char *path, registry_flags flags, const registry_ov
                 return -ENOMEM;
         }
 
-        r = source_load(&l, &s, path);
+        r = source_load(&l, &s, path, true);
         if (r < 0 && r != -EINVAL) {
                 report_unreadable(&l, path, r);
                 source_done(&s);
                 goto finish;
         }
         if (s.have_doc) {
+                parse_file(&l, &s, true, &sched, &jobs);
                 /* The scheduler section first, wherever it is in the file: jobs need its
-                 * plugin_dir and timezone. */
-                tz *z = NULL;
-                r = tz_load(reg->timezone, &z);
-                if (r < 0)
-                        report(&l, path, 0, 0, NULL, "cannot load the default time zone %s: %s; expected tzdata "
-                               "in %s", reg->timezone, strerror(-r), getenv("TZDIR") ?: "/usr/share/zoneinfo");
-                reg->zone = z;
-                parse_file(&l, &s, true, &jobs);
-                r = apply_overrides(reg, overrides);
-                if (r < 0)
-                        l.error = l.error ?: r;
-                if (jobs)
+                 * plugin_dir and timezone. (Done already if the jobs were checked while the
+                 * file was read.) */
+                if (!l.scheduler_done)
+                        load_scheduler(&l, &s, sched);
+                if (jobs && !jobs_checked(&s, jobs))
                         parse_jobs(&l, &s, jobs);
                 sort_diags(diags, n_diags);
                 if (reg->include)
@@ -1276,10 +1697,8 @@ finish:
                 free(l.plugins[i].error);
         }
         free(l.plugins);
-        for (size_t i = 0; i < l.names_cap; i++) {
+        for (size_t i = 0; i < l.names_cap; i++)
                 free(l.names[i].name);
-                free(l.names[i].file);
-        }
         free(l.names);
         free(l.base_dir);
         free(l.base_dir_abs);
@@ -1307,6 +1726,9 @@ registry *registry_free(registry *r) {
         free(r->admin_group);
         free(r->timezone);
         free(r->include);
+        for (size_t i = 0; i < r->n_interned; i++)
+                free(r->interned[i]);
+        free(r->interned);
         free(r);
         return NULL;
 }

@@ -42,12 +42,12 @@ typedef struct job_limits {
 typedef struct job_def {
         char *name;
         char *description;   /* may be NULL */
-        char *plugin_name;   /* as written in the registry */
-        char *plugin_path;   /* resolved against scheduler.plugin_dir */
+        const char *plugin_name; /* as written in the registry (in registry.interned) */
+        const char *plugin_path; /* resolved against scheduler.plugin_dir (in registry.interned) */
         plugin *plugin;      /* NULL unless loaded with REGISTRY_LOAD_PLUGINS */
         char *schedule_expr; /* as written */
         schedule schedule;
-        char *timezone;      /* zone name (job's own, else scheduler.timezone) */
+        const char *timezone; /* zone name (job's own, else scheduler.timezone; in registry.interned) */
         const tz *zone;
         bool enabled;        /* from the registry; schedctl overrides live in history */
         bool singleton;
@@ -57,7 +57,7 @@ typedef struct job_def {
         retry_policy retry;
         job_limits limits;
         params params;
-        char *file;          /* where the job was defined */
+        const char *file;    /* where the job was defined (in registry.interned) */
         unsigned line, column; /* of the job's first key */
         void *userdata;      /* what the plugin's init returned (set by job_init_all) */
         bool initialized;    /* init ran and succeeded; fini is due */
@@ -78,6 +78,10 @@ typedef struct registry {
         char *include;         /* glob pattern (resolved against the file's directory) or NULL */
         job_def **jobs;        /* in file order, main file first, then includes sorted by name */
         size_t n_jobs;
+        /* one copy of each string many jobs share (file, time zone, plugin): 100,000 jobs
+         * name a handful */
+        char **interned;
+        size_t n_interned;
 } registry;
 
 typedef enum registry_flags {

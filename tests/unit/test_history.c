@@ -525,6 +525,57 @@ START_TEST(test_job_state_persists) {
 }
 END_TEST
 
+struct seen {
+        unsigned n, a, b;
+        int a_override, b_override;
+        usec_t a_last;
+};
+
+static int note_job_state(const char *job, const history_job_state *st, void *userdata) {
+        struct seen *x = userdata;
+        x->n++;
+        if (streq(job, "a")) {
+                x->a++;
+                x->a_override = st->enabled_override;
+                x->a_last = st->last_scheduled_usec;
+        } else if (streq(job, "b")) {
+                x->b++;
+                x->b_override = st->enabled_override;
+        }
+        return x->n == 100 ? -ECANCELED : 0;
+}
+
+START_TEST(test_foreach_job_state) {
+        history *h = open_ok();
+        struct seen x = {};
+
+        ck_assert_int_eq(history_foreach_job_state(h, note_job_state, &x), 0);
+        ck_assert_uint_eq(x.n, 0);
+        ck_assert_int_eq(history_set_enabled_override(h, "a", 0), 0);
+        ck_assert_int_eq(history_set_last_scheduled(h, "a", T0 + 5), 0);
+        ck_assert_int_eq(history_set_enabled_override(h, "b", 1), 0);
+        ck_assert_int_eq(history_foreach_job_state(h, note_job_state, &x), 0);
+        ck_assert_uint_eq(x.n, 2);
+        ck_assert_uint_eq(x.a, 1);
+        ck_assert_uint_eq(x.b, 1);
+        ck_assert_int_eq(x.a_override, 0);
+        ck_assert_uint_eq(x.a_last, T0 + 5);
+        ck_assert_int_eq(x.b_override, 1);
+
+        /* the callback's error stops the scan */
+        for (unsigned i = 0; i < 200; i++) {
+                char job[16];
+                snprintf(job, sizeof(job), "j%u", i);
+                ck_assert_int_eq(history_set_enabled_override(h, job, 1), 0);
+        }
+        x = (struct seen) {};
+        ck_assert_int_eq(history_foreach_job_state(h, note_job_state, &x), -ECANCELED);
+        ck_assert_uint_eq(x.n, 100);
+        ck_assert_int_eq(history_foreach_job_state(NULL, note_job_state, &x), -EINVAL);
+        history_close(h);
+}
+END_TEST
+
 START_TEST(test_batch) {
         history *h = open_ok();
         int64_t id;
@@ -789,6 +840,7 @@ static Suite *history_suite(void) {
         tcase_add_test(tc, test_prune);
         tcase_add_test(tc, test_list_filters);
         tcase_add_test(tc, test_job_state_persists);
+        tcase_add_test(tc, test_foreach_job_state);
         tcase_add_test(tc, test_batch);
         tcase_add_test(tc, test_readonly);
         tcase_add_test(tc, test_disk_full);

@@ -540,6 +540,166 @@ START_TEST(test_example_registry) {
 }
 END_TEST
 
+/* ---- the jobs list checked while the file is read ---------------------------------------- */
+
+/* Writes TEXT to DIR/NAME; returns the path. */
+static char *write_in(const char *dir, const char *name, const char *text) {
+        char *path;
+        ck_assert_int_ge(asprintf(&path, "%s/%s", dir, name), 0);
+        FILE *f = fopen(path, "we");
+        ck_assert_ptr_nonnull(f);
+        fputs(text, f);
+        ck_assert_int_eq(fclose(f), 0);
+        return path;
+}
+
+static char *make_tmpdir(void) {
+        char *d = strdup("/tmp/test-registry-XXXXXX");
+        ck_assert_ptr_nonnull(d);
+        ck_assert_ptr_nonnull(mkdtemp(d));
+        return d;
+}
+
+/* Anchors in one job used by later ones: the earlier job's nodes must outlive its check. */
+START_TEST(test_jobs_aliases_across_items) {
+        _cleanup_free_ char *dir = make_tmpdir();
+        _cleanup_free_ char *path = write_in(dir, "r.yaml",
+                                             "scheduler:\n"
+                                             "  timezone: Asia/Tokyo\n"
+                                             "jobs:\n"
+                                             "  - name: a\n"
+                                             "    plugin: x.so\n"
+                                             "    schedule: &daily \"0 3 * * *\"\n"
+                                             "    params: &p {greeting: hi, tags: [x, y]}\n"
+                                             "  - name: b\n"
+                                             "    plugin: x.so\n"
+                                             "    schedule: *daily\n"
+                                             "    params: *p\n"
+                                             "  - &c {name: c, plugin: x.so, schedule: \"@hourly\"}\n");
+        registry *r = NULL;
+        diag_list d = {};
+        const char *v;
+        const char *const *items;
+        size_t n;
+
+        int k = registry_load(path, REGISTRY_IGNORE_PLUGINS, &r, &d);
+        _cleanup_free_ char *all = diags_to_string(&d);
+        ck_assert_msg(k == 0, "load: %s\n%s", strerror(-k), all);
+        ck_assert_uint_eq(r->n_jobs, 3);
+        ck_assert_str_eq(r->jobs[1]->name, "b");
+        ck_assert_str_eq(r->jobs[1]->schedule_expr, "0 3 * * *");
+        ck_assert_str_eq(r->jobs[1]->timezone, "Asia/Tokyo"); /* the scheduler section came first */
+        ck_assert_int_eq(params_get_string(&r->jobs[1]->params, "greeting", &v), 0);
+        ck_assert_str_eq(v, "hi");
+        ck_assert_int_eq(params_get_list(&r->jobs[1]->params, "tags", &items, &n), 0);
+        ck_assert_uint_eq(n, 2);
+        ck_assert_str_eq(items[1], "y");
+        ck_assert_str_eq(r->jobs[2]->name, "c");
+        registry_free(r);
+        unlink(path);
+        rmdir(dir);
+}
+END_TEST
+
+/* A YAML error after jobs that were already checked: only the YAML error is reported, as when
+ * the whole file was parsed before any job was looked at. */
+START_TEST(test_jobs_then_yaml_error) {
+        _cleanup_free_ char *dir = make_tmpdir();
+        _cleanup_free_ char *path = write_in(dir, "r.yaml",
+                                             "scheduler:\n"
+                                             "  timezone: UTC\n"
+                                             "jobs:\n"
+                                             "  - name: Bad_Name\n"
+                                             "    plugin: x.so\n"
+                                             "    schedule: \"@daily\"\n"
+                                             "  - name: b\n"
+                                             "    plugin: x.so\n"
+                                             "    schedule: *nowhere\n");
+        registry *r = NULL;
+        diag_list d = {};
+
+        ck_assert_int_eq(registry_load(path, REGISTRY_IGNORE_PLUGINS, &r, &d), -EINVAL);
+        ck_assert_ptr_null(r);
+        _cleanup_free_ char *all = diags_to_string(&d);
+        ck_assert_msg(d.n == 1, "%zu diagnostics, expected 1:\n%s", d.n, all);
+        assert_diag(&d, 0, path, 9, 15, NULL, NEEDLES("invalid YAML", "found undefined alias"));
+        diag_list_clear(&d);
+        unlink(path);
+        rmdir(dir);
+}
+END_TEST
+
+/* A drop-in with a second document is not used: the jobs of its first document, checked while
+ * it was read, must not count (here: no duplicate name with the next drop-in). */
+START_TEST(test_dropin_second_document_undone) {
+        _cleanup_free_ char *dir = make_tmpdir();
+        _cleanup_free_ char *path = write_in(dir, "r.yaml",
+                                             "scheduler:\n"
+                                             "  include: d-*.yaml\n"
+                                             "jobs: []\n");
+        _cleanup_free_ char *a = write_in(dir, "d-a.yaml",
+                                          "jobs:\n"
+                                          "  - {name: dup, plugin: x.so, schedule: \"@daily\", enabled: maybe}\n"
+                                          "---\n"
+                                          "jobs: []\n");
+        _cleanup_free_ char *b = write_in(dir, "d-b.yaml",
+                                          "jobs:\n"
+                                          "  - {name: dup, plugin: x.so, schedule: \"@daily\"}\n");
+        registry *r = NULL;
+        diag_list d = {};
+
+        ck_assert_int_eq(registry_load(path, REGISTRY_IGNORE_PLUGINS, &r, &d), -EINVAL);
+        _cleanup_free_ char *all = diags_to_string(&d);
+        ck_assert_msg(d.n == 1, "%zu diagnostics, expected 1:\n%s", d.n, all);
+        assert_diag(&d, 0, NULL, 3, 1, NULL, NEEDLES("second YAML document"));
+        ck_assert(strstr(d.items[0].file, "d-a.yaml"));
+        diag_list_clear(&d);
+        unlink(a);
+        unlink(b);
+        unlink(path);
+        rmdir(dir);
+}
+END_TEST
+
+/* The scheduler section after the jobs still applies to them (the jobs are then read from the
+ * whole document, as before). */
+START_TEST(test_scheduler_after_jobs) {
+        _cleanup_free_ char *dir = make_tmpdir();
+        _cleanup_free_ char *path = write_in(dir, "r.yaml",
+                                             "jobs:\n"
+                                             "  - {name: a, plugin: x.so, schedule: \"@daily\"}\n"
+                                             "  - {name: b, plugin: x.so, schedule: \"@daily\", enabled: maybe}\n"
+                                             "scheduler:\n"
+                                             "  timezone: Europe/Amsterdam\n"
+                                             "  plugin_dir: /opt/p\n");
+        registry *r = NULL;
+        diag_list d = {};
+
+        ck_assert_int_eq(registry_load(path, REGISTRY_IGNORE_PLUGINS, &r, &d), -EINVAL);
+        _cleanup_free_ char *all = diags_to_string(&d);
+        ck_assert_msg(d.n == 1, "%zu diagnostics, expected 1:\n%s", d.n, all);
+        assert_diag(&d, 0, path, 3, 58, "b", NEEDLES("enabled", "maybe"));
+        diag_list_clear(&d);
+        unlink(path);
+
+        free(path);
+        path = write_in(dir, "r.yaml",
+                        "jobs:\n"
+                        "  - {name: a, plugin: x.so, schedule: \"@daily\"}\n"
+                        "scheduler:\n"
+                        "  timezone: Europe/Amsterdam\n"
+                        "  plugin_dir: /opt/p\n");
+        int k = registry_load(path, REGISTRY_IGNORE_PLUGINS, &r, &d);
+        _cleanup_free_ char *all2 = diags_to_string(&d);
+        ck_assert_msg(k == 0, "load: %s\n%s", strerror(-k), all2);
+        ck_assert_str_eq(r->jobs[0]->timezone, "Europe/Amsterdam");
+        ck_assert_str_eq(r->jobs[0]->plugin_path, "/opt/p/x.so");
+        registry_free(r);
+        unlink(path);
+        rmdir(dir);
+}
+END_TEST
+
 static Suite *registry_suite(void) {
         Suite *s = suite_create("registry");
         TCase *tc = tcase_create("errors");
@@ -554,6 +714,13 @@ static Suite *registry_suite(void) {
         tcase_add_test(tc, test_scheduler_defaults);
         tcase_add_test(tc, test_empty_file);
         tcase_add_test(tc, test_overrides);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("streamed");
+        tcase_add_test(tc, test_jobs_aliases_across_items);
+        tcase_add_test(tc, test_jobs_then_yaml_error);
+        tcase_add_test(tc, test_dropin_second_document_undone);
+        tcase_add_test(tc, test_scheduler_after_jobs);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("includes");
