@@ -69,8 +69,9 @@ typedef struct azi3_config {
         usec_t sqs_wait_time;
         usec_t sqs_visibility_timeout;
         usec_t retention;
-        azi3_rule *rules;
+        azi3_rule *rules;      /* in file order, the order monitoring-scheduler visits them */
         size_t n_rules;
+        const azi3_rule **by_key; /* the n_rules rules by (robot_id, rule_id): lookups per message */
 } azi3_config;
 
 typedef struct azi3_config_error {

@@ -293,7 +293,70 @@ typedef struct monitor_counts {
         size_t open, created, replayed;
 } monitor_counts;
 
-static void monitor_rule(azi3_service *s, const azi3_rule *rule, usec_t now, monitor_counts *c, run_state *rs) {
+/* The sessions of one local day, read once and sorted by (robot_id, rule_id) as the store
+ * lists them: a run asks about every rule every minute, and one query per rule was most of a
+ * run's time over 10,000 rules. */
+typedef struct day_sessions {
+        char day[DAY_DATE_STRING_MAX];
+        azi3_session *v;
+        size_t n;
+} day_sessions;
+
+/* A rule's days are today and yesterday (a night rule), in at most a few zones' calendars. */
+#define MONITOR_DAYS_MAX 8u
+
+typedef struct monitor_cache {
+        day_sessions days[MONITOR_DAYS_MAX];
+        size_t n_days;
+} monitor_cache;
+
+static void monitor_cache_done(monitor_cache *mc) {
+        for (size_t i = 0; i < mc->n_days; i++)
+                free(mc->days[i].v);
+        *mc = (monitor_cache) {};
+}
+
+/* Whether the session (ROBOT_ID, RULE_ID, DAY) was in the store when its day was first asked
+ * about; returns it in *RET. false means "not known": the caller asks the store itself, so a
+ * day that could not be listed, or a session created since, only costs a query. */
+static bool monitor_cache_find(azi3_service *s, monitor_cache *mc, int64_t robot_id, const char *rule_id,
+                               const char *day, azi3_session *ret) {
+        day_sessions *d = NULL;
+
+        for (size_t i = 0; i < mc->n_days && !d; i++)
+                if (streq(mc->days[i].day, day))
+                        d = &mc->days[i];
+        if (!d) {
+                if (mc->n_days >= MONITOR_DAYS_MAX)
+                        return false;
+                d = &mc->days[mc->n_days];
+                *d = (day_sessions) {};
+                snprintf(d->day, sizeof(d->day), "%s", day);
+                /* a failure leaves the day empty: each of its rules then asks the store itself */
+                (void) azi3_store_sessions_list(s->store, day, -1, &d->v, &d->n);
+                mc->n_days++;
+        }
+
+        size_t lo = 0, hi = d->n;
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                const azi3_session *x = &d->v[mid];
+                int cmp = x->robot_id != robot_id ? (x->robot_id < robot_id ? -1 : 1) : strcmp(x->rule_id, rule_id);
+
+                if (cmp == 0) {
+                        *ret = *x;
+                        return true;
+                }
+                if (cmp < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return false;
+}
+
+static void monitor_rule(azi3_service *s, monitor_cache *mc, const azi3_rule *rule, usec_t now, monitor_counts *c,
+                         run_state *rs) {
         day_rule dr = azi3_rule_day(rule);
         char day[DAY_DATE_STRING_MAX], until[32] = "?";
         azi3_incoming *inc = NULL;
@@ -321,6 +384,10 @@ static void monitor_rule(azi3_service *s, const azi3_rule *rule, usec_t now, mon
                 return; /* A == B: a DST day without monitoring */
         day_date_format(date, day);
 
+        if (monitor_cache_find(s, mc, rule->robot_id, rule->rule_id, day, &se)) {
+                c->open += !se.completed;
+                return;
+        }
         r = azi3_store_session_find(s->store, rule->robot_id, rule->rule_id, day, &se);
         if (r >= 0) {
                 c->open += !se.completed;
@@ -402,10 +469,12 @@ static void monitor_rule(azi3_service *s, const azi3_rule *rule, usec_t now, mon
 azi3_result azi3_monitoring_scheduler(azi3_service *s, usec_t now, char *msg, size_t msglen) {
         run_state rs = {};
         monitor_counts c = {};
+        monitor_cache mc = {};
         char summary[256] = "";
 
         for (size_t i = 0; i < s->config->n_rules; i++)
-                monitor_rule(s, &s->config->rules[i], now, &c, &rs);
+                monitor_rule(s, &mc, &s->config->rules[i], now, &c, &rs);
+        monitor_cache_done(&mc);
 
         summary_add(summary, sizeof(summary), c.created, "session created", "sessions created", false);
         if (c.created > 0) {
@@ -553,14 +622,17 @@ azi3_result azi3_window_expiration(azi3_service *s, usec_t now, char *msg, size_
         run_state rs = {};
         expire_counts c = {};
         char summary[256] = "";
-        size_t n = 0;
+        size_t n = 0, n_open = 0;
         int r;
 
-        r = azi3_store_sessions_list_open(s->store, &open, &n);
+        /* only the sessions with something due: the steps below would read the others, each in
+         * a transaction of its own, and leave them as they are */
+        r = azi3_store_sessions_list_due(s->store, now, &open, &n, &n_open);
         if (r < 0) {
                 run_fail(s, &rs, r, "cannot list the open sessions of %s: %s", s->config->store, store_error(s));
                 return run_finish(&rs, "nothing done", msg, msglen);
         }
+        c.open = n_open - n;
         for (size_t i = 0; i < n; i++) {
                 char name[SESSION_NAME_MAX];
 

@@ -922,6 +922,36 @@ int azi3_store_sessions_list_open(azi3_store *s, azi3_session **ret, size_t *ret
         return store_collect(s, st, sizeof(azi3_session), read_session, "listing open sessions", (void **) ret, ret_n);
 }
 
+int azi3_store_sessions_list_due(azi3_store *s, usec_t now, azi3_session **ret, size_t *ret_n, size_t *ret_n_open) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *count = NULL, *st = NULL;
+        int64_t n_open;
+        int r;
+
+        r = store_prepare(s, &count, "SELECT count(*) FROM sessions WHERE state = 'open'", "");
+        if (r < 0)
+                return r;
+        r = store_step(s, count, "counting open sessions");
+        if (r < 0)
+                return r;
+        r = col_i64(count, 0, &n_open);
+        if (r < 0)
+                return store_fail(s, r, "counting open sessions: not a count");
+        r = store_prepare(s, &st,
+                          "SELECT " SESSION_COLUMNS " FROM sessions WHERE state = 'open' AND (end_usec <= ?1 "
+                          "OR id IN (SELECT session_id FROM windows WHERE closed_usec IS NULL AND until_usec <= ?1) "
+                          "OR id IN (SELECT session_id FROM windows WHERE alarm_state = 'owed')) "
+                          "ORDER BY end_usec, id",
+                          "u", MIN(now, (usec_t) INT64_MAX));
+        if (r < 0)
+                return r;
+        r = store_collect(s, st, sizeof(azi3_session), read_session, "listing open sessions with work due", (void **) ret,
+                          ret_n);
+        if (r < 0)
+                return r;
+        *ret_n_open = (size_t) MAX(n_open, (int64_t) *ret_n);
+        return 0;
+}
+
 int azi3_store_sessions_list(azi3_store *s, const char *local_day, int64_t robot_id, azi3_session **ret,
                              size_t *ret_n) {
         _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;

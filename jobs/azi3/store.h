@@ -177,6 +177,12 @@ int azi3_store_session_complete(azi3_store *s, int64_t session_id, usec_t comple
 /* All open sessions, by B then id. *RET is a malloc'ed array (NULL when *RET_N is 0). */
 int azi3_store_sessions_list_open(azi3_store *s, azi3_session **ret, size_t *ret_n);
 
+/* The open sessions window-expiration has work for at NOW (8.1 steps 3 and 4): a current window
+ * with until <= NOW, an alarm owed, or B <= NOW; by B then id. The others would be read and left
+ * as they are. *RET is a malloc'ed array (NULL when *RET_N is 0); *RET_N_OPEN counts every open
+ * session (at least *RET_N). */
+int azi3_store_sessions_list_due(azi3_store *s, usec_t now, azi3_session **ret, size_t *ret_n, size_t *ret_n_open);
+
 /* Sessions of LOCAL_DAY (NULL: any day) and ROBOT_ID (negative: any robot), by day, robot,
  * rule. *RET is a malloc'ed array (NULL when *RET_N is 0). */
 int azi3_store_sessions_list(azi3_store *s, const char *local_day, int64_t robot_id, azi3_session **ret,

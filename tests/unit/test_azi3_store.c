@@ -629,6 +629,46 @@ START_TEST(test_owed_alarms_order) {
 }
 END_TEST
 
+START_TEST(test_sessions_due) {
+        _cleanup_(azi3_store_closep) azi3_store *s = open_ok();
+        _cleanup_free_ azi3_session *l = NULL;
+        azi3_session x = make_session(s, 42, "toilet", "2026-03-29");
+        azi3_session y = make_session(s, 43, "toilet", "2026-03-29");
+        azi3_window wx;
+        size_t n = 99, n_open = 99;
+
+        make_session(s, 44, "toilet", "2026-03-29");
+        /* every first window runs until A+W: nothing is due before */
+        ck_assert_int_eq(azi3_store_sessions_list_due(s, A0 + 10 * MIN_, &l, &n, &n_open), 0);
+        ck_assert_uint_eq(n, 0);
+        ck_assert_uint_eq(n_open, 3);
+        l = mfree(l);
+        ck_assert_int_eq(azi3_store_sessions_list_due(s, A0 + W0, &l, &n, &n_open), 0);
+        ck_assert_uint_eq(n, 3);
+        ck_assert_uint_eq(n_open, 3);
+        l = mfree(l);
+
+        /* x's window expired and its alarm is owed: x is due even before the others run out */
+        wx = expire_at(s, &x, A0 + W0 + MIN_);
+        ck_assert_int_eq(wx.alarm, WINDOW_ALARM_OWED);
+        ck_assert_int_eq(azi3_store_sessions_list_due(s, A0 + W0 - MIN_, &l, &n, &n_open), 0);
+        ck_assert_uint_eq(n, 1);
+        ck_assert_int_eq(l[0].id, x.id);
+        l = mfree(l);
+        ck_assert_int_eq(azi3_store_alarm_mark_posted(s, wx.id, A0 + W0 + MIN_, 9100), 0);
+        ck_assert_int_eq(azi3_store_sessions_list_due(s, A0 + W0 - MIN_, &l, &n, &n_open), 0);
+        ck_assert_uint_eq(n, 0);
+        l = mfree(l);
+
+        /* at B every open session is due: it is to be completed */
+        ck_assert_int_eq(azi3_store_sessions_list_due(s, B0, &l, &n, &n_open), 0);
+        ck_assert_uint_eq(n, 3);
+        ck_assert_uint_eq(n_open, 3);
+        ck_assert_int_eq(l[0].id, x.id);
+        ck_assert_int_eq(l[1].id, y.id);
+}
+END_TEST
+
 START_TEST(test_completion) {
         _cleanup_(azi3_store_closep) azi3_store *s = open_ok();
         _cleanup_free_ azi3_session *l = NULL;
@@ -913,6 +953,7 @@ static Suite *store_suite(void) {
         tcase_add_test(tc, test_busy_maps_to_ebusy);
         tcase_add_test(tc, test_event_dedup);
         tcase_add_test(tc, test_owed_alarms_order);
+        tcase_add_test(tc, test_sessions_due);
         tcase_add_test(tc, test_completion);
         tcase_add_test(tc, test_pending_unsubscriptions);
         tcase_add_test(tc, test_retention_cascades);
