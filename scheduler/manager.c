@@ -720,6 +720,8 @@ static void launch_answered(manager *m, run *r, int pid) {
 
 /* The launcher is gone: every fork it owed fails. */
 static void launcher_lost(manager *m, launcher_slot *ls) {
+        if (!ls->retired)
+                m->launcher_off = true;
         for (run **list = &m->warm_runs;; list = &m->runs) {
                 for (run *r = *list, *next; r; r = next) {
                         next = r->next;
@@ -769,18 +771,25 @@ static int on_launcher_exit(sd_event_source *s, const siginfo_t *si, void *userd
         return 0;
 }
 
-/* Forks a launcher for the registry in force; the previous one retires. Without one, warm runs
- * are off and every run forks from the daemon. */
-static void launcher_start(manager *m) {
-        launcher_slot *ls = calloc(1, sizeof(launcher_slot));
-        int q = !m->gate ? -EOPNOTSUPP : ls ? launcher_new(m->reg->reg, m->gate, &ls->l) : -ENOMEM;
-
+/* After a reload: the launchers of older registries exit once their pending forks are
+ * answered; the next warm-up starts one for the registry in force. */
+static void launchers_retire(manager *m) {
         for (launcher_slot *x = m->launchers; x; x = x->next)
                 if (!x->retired) {
                         x->retired = true;
                         if (x->n_pending == 0 && x->l)
                                 launcher_slot_close(x);
                 }
+        m->launcher_off = false;
+}
+
+/* Forks a launcher for the registry in force, when warming first needs one (a registry without
+ * cron jobs never gets one). Without one, warm runs are off until the next reload and every
+ * run forks from the daemon. */
+static launcher_slot *launcher_start(manager *m) {
+        launcher_slot *ls = calloc(1, sizeof(launcher_slot));
+        int q = !m->gate ? -EOPNOTSUPP : ls ? launcher_new(m->reg->reg, m->gate, &ls->l) : -ENOMEM;
+
         if (q >= 0) {
                 ls->m = m;
                 ls->pid = launcher_pid(ls->l);
@@ -800,10 +809,12 @@ static void launcher_start(manager *m) {
                         launcher_free(ls->l);
                         free(ls);
                 }
-                return;
+                m->launcher_off = true;
+                return NULL;
         }
         ls->next = m->launchers;
         m->launchers = ls;
+        return ls;
 }
 
 /* Warm runs at most: the concurrency limit (a warm run becomes a running one), and what the
@@ -818,7 +829,8 @@ static void arm_warm(manager *m) {
         if (!m->warm_timer || !m->reg)
                 return;
         ls = current_launcher(m);
-        if (!m->shutting_down && m->gate && m->warm_lead > 0 && m->n_warm < warm_cap(m) && ls && ls->n_pending < LAUNCH_INFLIGHT_MAX)
+        if (!m->shutting_down && m->gate && m->warm_lead > 0 && m->n_warm < warm_cap(m) &&
+            (ls ? ls->n_pending < LAUNCH_INFLIGHT_MAX : !m->launcher_off))
                 warm_earliest_untried(&m->real_heap, 0, &best);
         if (best == USEC_INFINITY) {
                 (void) sd_event_source_set_enabled(m->warm_timer, SD_EVENT_OFF);
@@ -835,6 +847,8 @@ static int on_warm_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         usec_t now = clock_now_realtime();
         size_t n = 0, sent = 0;
 
+        if (!ls && !m->shutting_down && !m->launcher_off)
+                ls = launcher_start(m);
         if (m->shutting_down || !ls)
                 return 0;
         if (warm_collect(m, 0, now + m->warm_lead, &n) < 0) {
@@ -1236,7 +1250,7 @@ int manager_reload(manager *m, diag_list *diags) {
                 if (q < 0)
                         registry_free(r);
                 else {
-                        launcher_start(m);
+                        launchers_retire(m);
                         manager_arm_timers(m);
                 }
                 if (q >= 0)
@@ -1421,8 +1435,6 @@ int manager_new(const manager_options *o, manager **ret) {
                 registry_free(r);
                 return log_error_errno(q, "Cannot set up jobs: %m");
         }
-        launcher_start(m);
-        manager_arm_timers(m);
 
         *ret = TAKE_PTR(m);
         return 0;

@@ -95,6 +95,7 @@ struct manager {
         /* launchers (launcher.h), the one of the registry in force first; older ones are kept
          * until their pending forks are answered and they have exited */
         struct launcher_slot *launchers;
+        bool launcher_off; /* none could be started, or it died: until the next reload */
         start_gate *gate;
         run **opened; /* warm runs opened in this dispatch, released together */
         size_t n_opened, opened_cap;
