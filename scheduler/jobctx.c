@@ -147,7 +147,7 @@ bool jobctx_cancelled(void) {
         return run_cancelled != 0;
 }
 
-static char *state_dir_path(const registry *r, const job_def *job) {
+char *jobctx_state_dir_path(const registry *r, const job_def *job) {
         char *s;
         if (asprintf(&s, "%s/jobs/%s", r->state_dir, job->name) < 0)
                 return NULL;
@@ -162,7 +162,7 @@ static int make_state_dir(const char *dir) {
 }
 
 char *jobctx_state_dir(const registry *r, const job_def *job) {
-        char *s = state_dir_path(r, job);
+        char *s = jobctx_state_dir_path(r, job);
         if (!s)
                 return NULL;
         int q = make_state_dir(s);
@@ -178,7 +178,7 @@ int jobctx_init_jobs(registry *r, bool create_dirs, diag_list *diags) {
         for (size_t i = 0; i < r->n_jobs; i++) {
                 job_def *j = r->jobs[i];
                 bool has_init = j->plugin && j->plugin->desc->init;
-                _cleanup_free_ char *dir = state_dir_path(r, j);
+                _cleanup_free_ char *dir = jobctx_state_dir_path(r, j);
                 if (!dir)
                         return -ENOMEM;
                 /* Made here only for init; runs make theirs (jobctx_state_dir()): creating

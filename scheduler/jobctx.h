@@ -49,3 +49,6 @@ int jobctx_init_jobs(registry *r, bool create_dirs, diag_list *diags);
  * the directory (and parents) when missing. A directory that cannot be created is logged and
  * the path still returned: the run then says it cannot enter it, as for any other failure to. */
 char *jobctx_state_dir(const registry *r, const job_def *job);
+
+/* The same path, without touching the file system. */
+char *jobctx_state_dir_path(const registry *r, const job_def *job);

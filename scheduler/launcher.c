@@ -47,7 +47,7 @@ static void launcher_serve(const registry *reg, start_gate *gate, int fd, const 
 
         if (req->job >= reg->n_jobs || req->slot < 0 || req->slot > INT_MAX || fds[0] < 0 || fds[1] < 0)
                 rep.pid = -EINVAL;
-        else if (!(dir = jobctx_state_dir(reg, reg->jobs[req->job])))
+        else if (!(dir = jobctx_state_dir_path(reg, reg->jobs[req->job])))
                 rep.pid = -ENOMEM;
         else {
                 pid_t pid = clone_sibling();

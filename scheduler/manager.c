@@ -38,6 +38,10 @@
  * The lead is long so that a herd has time to be forked; the cap bounds what waits. */
 #define WARM_LEAD (30 * USEC_PER_SEC)
 #define WARM_PER_DISPATCH 64
+/* the cron timer wakes this much before an instant to decide and claim its fires */
+#define PREPARE_LEAD (3 * USEC_PER_MSEC)
+/* no warm-up requests this close to a due fire */
+#define WARM_GUARD (5 * USEC_PER_MSEC)
 #define WARM_MAX 1024
 #define GATE_SLOTS (4 * WARM_MAX)
 /* fork requests a launcher may have unanswered: back-pressure instead of a full socket */
@@ -104,7 +108,9 @@ static int on_post(sd_event_source *s, void *userdata);
  * commit source has the lowest priority), and at most BATCH_MAX_USEC: a burst of a thousand
  * run exits is one commit, not a thousand. */
 static void batch(manager *m) {
-        if (m->batch_open && clock_now_monotonic() - m->batch_opened_at > BATCH_MAX_USEC)
+        /* (not between deciding fires and releasing them: a commit can wait on a checkpoint's fsync) */
+        if (m->batch_open && !m->deferring && m->n_due == 0 &&
+            clock_now_monotonic() - m->batch_opened_at > BATCH_MAX_USEC)
                 (void) on_post(NULL, m);
         if (m->batch_open || !m->hist)
                 return;
@@ -118,6 +124,10 @@ static void batch(manager *m) {
 static int on_post(sd_event_source *s, void *userdata) {
         manager *m = userdata;
         if (!m->batch_open)
+                return 0;
+        /* idle only because it waits for an instant to release runs: commit after that
+         * (finish_fires() enables this again) */
+        if (s && m->n_due > 0)
                 return 0;
         m->batch_open = false;
         int r = history_commit(m->hist);
@@ -180,6 +190,7 @@ static job_rt *job_rt_free(job_rt *j) {
         if (!j)
                 return NULL;
         warm_abandon(j);
+        free(j->dir);
         timer_heap_remove(j->every ? &j->m->boot_heap : &j->m->real_heap, &j->fire.entry);
         timer_heap_remove(&j->m->boot_heap, &j->retry.entry);
         free(j);
@@ -223,6 +234,14 @@ static void job_schedule_first(job_rt *j) {
 }
 
 /* --- runs -------------------------------------------------------------------------- */
+
+/* The job's state directory, made on its first run and remembered (a mkdir per run was a fifth
+ * of the daemon's time under 167 fires a second). NULL on OOM. */
+static const char *job_dir(manager *m, job_rt *j) {
+        if (!j->dir)
+                j->dir = jobctx_state_dir(m->reg->reg, j->def);
+        return j->dir;
+}
 
 static void run_done(run *r, void *userdata);
 
@@ -280,11 +299,8 @@ static const char *skip_reason(manager *m, job_rt *j, char *buf, size_t n) {
 static void run_started(manager *m, job_rt *j, run *r) {
         if (r->id > 0) {
                 batch(m);
-                if (r->slot >= 0)
-                        /* warm: claimed before the gate's wake, started at it */
-                        (void) history_set_start(m->hist, r->id, r->pid, r->started);
-                else
-                        (void) history_set_pid(m->hist, r->id, r->pid);
+                /* claimed before it started: a warm run at the gate's wake, a forked one at its fork */
+                (void) history_set_start(m->hist, r->id, r->pid, r->started);
         }
         if (r->launching) {
                 /* a warm run whose fork is still on its way: the pid is recorded when it comes */
@@ -320,13 +336,17 @@ static void run_not_started(manager *m, job_rt *j, run *r, int q) {
 static void flush_deferred(manager *m) {
         size_t n = m->n_deferred;
         int q[ELEMENTSOF(m->deferred)];
+        usec_t t[ELEMENTSOF(m->deferred)];
 
         m->n_deferred = 0;
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n; i++) {
+                t[i] = clock_now_realtime();
                 q[i] = run_launch(m->deferred[i]);
+        }
         for (size_t i = 0; i < n; i++) {
                 run *r = m->deferred[i];
                 job_rt *j = run_job(m, r);
+                r->started = t[i]; /* recorded by run_started() */
                 if (q[i] >= 0)
                         q[i] = run_watch(m->event, r);
                 if (q[i] < 0)
@@ -340,7 +360,7 @@ static void flush_deferred(manager *m) {
  * timer dispatch the fork is deferred to flush_deferred(). */
 static int start_claimed(manager *m, job_rt *j, int64_t id, int64_t first_id, run_trigger trigger, unsigned attempt,
                          usec_t scheduled, usec_t started) {
-        _cleanup_free_ char *dir = jobctx_state_dir(m->reg->reg, j->def);
+        const char *dir = job_dir(m, j);
         run *r;
         int q;
 
@@ -396,7 +416,7 @@ static void start_warm(manager *m, job_rt *j, run *w, int64_t id) {
  * itself may wait for one: a thousand woken children preempt it). */
 static void release_opened(manager *m) {
         usec_t started = clock_now_realtime();
-        start_gate_wake(m->gate);
+        start_gate_release(m->gate);
         if (m->n_opened == 0)
                 return;
         for (size_t i = 0; i < m->n_opened; i++) {
@@ -427,7 +447,8 @@ static run *warm_take(job_rt *j, usec_t scheduled) {
 }
 
 static int64_t fire(manager *m, job_rt *j, run_trigger trigger, usec_t scheduled) {
-        usec_t now = clock_now_realtime();
+        /* a scheduled fire may be decided just before its instant (see on_real_timer()) */
+        usec_t now = MAX(clock_now_realtime(), trigger == RUN_TRIGGER_SCHEDULE ? scheduled : 0);
         run *w = trigger == RUN_TRIGGER_SCHEDULE ? warm_take(j, scheduled) : NULL;
         char why[256];
         int64_t id = 0;
@@ -644,6 +665,43 @@ static int job_rt_fire_cmp(const void *a, const void *b) {
         return CMP(x->fire.entry.when, y->fire.entry.when);
 }
 
+static void sift_down_latest(job_rt **v, size_t n, size_t i) {
+        for (;;) {
+                size_t l = 2 * i + 1, r = l + 1, top = i;
+                if (l < n && v[l]->fire.entry.when > v[top]->fire.entry.when)
+                        top = l;
+                if (r < n && v[r]->fire.entry.when > v[top]->fire.entry.when)
+                        top = r;
+                if (top == i)
+                        return;
+                job_rt *t = v[i];
+                v[i] = v[top];
+                v[top] = t;
+                i = top;
+        }
+}
+
+/* Moves the K earliest of V[0..N) to the front, sorted; returns how many (<= K). A max-heap of
+ * K: O(n log k) where sorting thousands of candidates per warm-up was measurable. */
+static size_t earliest_first(job_rt **v, size_t n, size_t k) {
+        size_t m = MIN(n, k);
+        for (size_t i = m / 2; i-- > 0;)
+                sift_down_latest(v, m, i);
+        for (size_t i = m; i < n; i++)
+                if (v[i]->fire.entry.when < v[0]->fire.entry.when) {
+                        v[0] = v[i];
+                        sift_down_latest(v, m, 0);
+                }
+        qsort(v, m, sizeof(job_rt *), job_rt_fire_cmp);
+        return m;
+}
+
+/* Wall-clock instant of the next due cron fire. */
+static usec_t next_due_real(const manager *m) {
+        timer_entry *e = timer_heap_peek(&m->real_heap);
+        return e ? e->when : USEC_INFINITY;
+}
+
 /* --- launchers ------------------------------------------------------------------------ */
 
 typedef struct launcher_slot {
@@ -846,6 +904,7 @@ static int on_warm_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         launcher_slot *ls = current_launcher(m);
         usec_t now = clock_now_realtime();
         size_t n = 0, sent = 0;
+        bool guarded = false;
 
         if (!ls && !m->shutting_down && !m->launcher_off)
                 ls = launcher_start(m);
@@ -855,20 +914,26 @@ static int on_warm_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 log_error("Out of memory preparing runs ahead of their fire; they will fork when due.");
                 n = 0;
         }
-        qsort(m->warm_scratch, n, sizeof(job_rt *), job_rt_fire_cmp);
+        n = earliest_first(m->warm_scratch, n, WARM_PER_DISPATCH);
 
         for (size_t i = 0; i < n && sent < WARM_PER_DISPATCH && m->n_warm < warm_cap(m) &&
                            ls->n_pending < LAUNCH_INFLIGHT_MAX;
              i++) {
                 job_rt *j = m->warm_scratch[i];
                 usec_t when = j->fire.entry.when;
-                _cleanup_free_ char *dir = NULL;
+                const char *dir;
                 run *r;
                 int q;
 
+                /* forks of the launcher cost the daemon little, but requests still take time:
+                 * none when a fire is about to be due */
+                if (m->n_due > 0 || next_due_real(m) <= clock_now_realtime() + WARM_GUARD) {
+                        guarded = true;
+                        break;
+                }
                 j->warm_tried = when;
                 warm_abandon(j); /* for an earlier instant that never came (clock set back) */
-                if (!job_rt_enabled(j) || !(dir = jobctx_state_dir(m->reg->reg, j->def)))
+                if (!job_rt_enabled(j) || !(dir = job_dir(m, j)))
                         continue;
                 if (run_prepare_warm(j->def, dir, when, m->gate, run_done, m, &r) < 0)
                         continue; /* the fire forks when due */
@@ -893,7 +958,13 @@ static int on_warm_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                         warm_abandon(j); /* unwatched output: let that child go */
         }
         start_gate_wake(m->gate); /* the abandoned */
-        arm_warm(m);
+        if (guarded) {
+                /* after the due fire (the real timer goes first at the same instant) */
+                (void) sd_event_source_set_time(m->warm_timer,
+                                                clock_realtime_to_kernel(m->n_due > 0 ? m->release_at : next_due_real(m)));
+                (void) sd_event_source_set_enabled(m->warm_timer, SD_EVENT_ONESHOT);
+        } else
+                arm_warm(m);
         return 0;
 }
 
@@ -905,6 +976,8 @@ static void warm_abandon_all(manager *m) {
 }
 
 static void manager_arm_timers(manager *m) {
+        timer_entry *e;
+
         start_gate_wake(m->gate); /* children abandoned since the last wake go */
         if (m->shutting_down) {
                 (void) sd_event_source_set_enabled(m->real_timer, SD_EVENT_OFF);
@@ -912,37 +985,42 @@ static void manager_arm_timers(manager *m) {
                 (void) sd_event_source_set_enabled(m->warm_timer, SD_EVENT_OFF);
                 return;
         }
-        arm(m->real_timer, &m->real_heap, true);
+        /* the cron timer is early by PREPARE_LEAD, or set for the release of fires decided */
+        if (m->n_due > 0) {
+                (void) sd_event_source_set_time(m->real_timer, clock_realtime_to_kernel(m->release_at));
+                (void) sd_event_source_set_enabled(m->real_timer, SD_EVENT_ONESHOT);
+        } else if ((e = timer_heap_peek(&m->real_heap))) {
+                (void) sd_event_source_set_time(m->real_timer,
+                                                clock_realtime_to_kernel(e->when - MIN(e->when, PREPARE_LEAD)));
+                (void) sd_event_source_set_enabled(m->real_timer, SD_EVENT_ONESHOT);
+        } else
+                (void) sd_event_source_set_enabled(m->real_timer, SD_EVENT_OFF);
         arm(m->boot_timer, &m->boot_heap, false);
         arm_warm(m);
 }
 
-static int on_real_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        manager *m = userdata;
+/* The second half of a dispatch of cron fires: releases the warm runs opened by it, records and
+ * requeues its fires, forks the ones without a warm process. */
+static void finish_fires(manager *m) {
         usec_t now = clock_now_realtime();
         timer_entry *e;
 
-        m->deferring = true;
-        for (unsigned cost = 0;
-             cost < FIRE_BUDGET && (e = timer_heap_peek(&m->real_heap)) && e->when <= now &&
-             !m->shutting_down;) {
-                job_rt *j = ((wake *) e)->job;
-                usec_t scheduled = e->when;
-
-                cost += j->warm && j->warm->scheduled == scheduled ? 1 : COLD_FIRE_WEIGHT;
-
-                (void) fire(m, j, RUN_TRIGGER_SCHEDULE, scheduled);
+        release_opened(m);
+        for (size_t i = 0; i < m->n_due; i++) {
+                job_rt *j = m->due[i];
+                usec_t scheduled = m->due_at[i];
                 batch(m);
                 int q = history_set_last_scheduled(m->hist, j->def->name, scheduled);
                 if (q < 0)
                         history_failed(m, q, "recording the last fire");
                 /* Far behind (the clock jumped forwards, or the machine stalled): the fires in
                  * between are not run one by one; catch_up runs them as one, if wanted. */
-                job_schedule_cron(j, now - scheduled > MISSED_FIRE_SLACK ? now : scheduled);
+                job_schedule_cron(j, now > scheduled && now - scheduled > MISSED_FIRE_SLACK ? now : scheduled);
         }
-        m->deferring = false;
-        release_opened(m);
+        m->n_due = 0;
         flush_deferred(m);
+        if (m->batch_open)
+                (void) sd_event_source_set_enabled(m->post_source, SD_EVENT_ONESHOT);
         /* Due fires go before the exits and output of runs already started (a herd's first runs
          * would otherwise delay its last ones), unless this is a backlog: then the rest waits its
          * turn behind them, so reaping and the control socket are never starved. */
@@ -950,6 +1028,48 @@ static int on_real_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         (void) sd_event_source_set_priority(m->real_timer, e && e->when <= now ? SD_EVENT_PRIORITY_NORMAL
                                                                                  : SD_EVENT_PRIORITY_IMPORTANT);
         manager_arm_timers(m);
+}
+
+/* The real timer wakes PREPARE_LEAD before an instant: the fires due at it are decided and
+ * claimed then and their warm runs opened, and the timer is set for the instant itself, where
+ * only the release is left. Woken late, or for a backlog, it does both at once. */
+static int on_real_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        manager *m = userdata;
+        usec_t now = clock_now_realtime();
+        timer_entry *e;
+
+        if (m->n_due > 0) {
+                finish_fires(m); /* the instant of the fires decided last time */
+                return 0;
+        }
+        e = timer_heap_peek(&m->real_heap);
+        if (!e) {
+                manager_arm_timers(m);
+                return 0;
+        }
+        usec_t instant = e->when, horizon = MAX(now, instant);
+
+        m->deferring = true;
+        for (unsigned cost = 0; cost < FIRE_BUDGET && (e = timer_heap_peek(&m->real_heap)) && e->when <= horizon &&
+                                !m->shutting_down;) {
+                job_rt *j = ((wake *) e)->job;
+                usec_t scheduled = e->when;
+
+                cost += j->warm && j->warm->scheduled == scheduled ? 1 : COLD_FIRE_WEIGHT;
+                /* off the heap now, queued again in finish_fires(): until the release only what
+                 * decides and claims the fire stands between the instant and its run */
+                timer_heap_remove(&m->real_heap, e);
+                m->due[m->n_due] = j;
+                m->due_at[m->n_due++] = scheduled;
+                (void) fire(m, j, RUN_TRIGGER_SCHEDULE, scheduled);
+        }
+        m->deferring = false;
+        if (instant > clock_now_realtime() && !m->shutting_down) {
+                m->release_at = instant;
+                manager_arm_timers(m);
+                return 0;
+        }
+        finish_fires(m);
         return 0;
 }
 
@@ -1015,7 +1135,10 @@ static void catch_up(manager *m, job_rt *j, usec_t now) {
 
 /* The wall clock was set: every cron fire is recomputed from the new time. */
 static void clock_changed(manager *m) {
-        usec_t now = clock_now_realtime();
+        usec_t now;
+        if (m->n_due > 0)
+                finish_fires(m); /* its release instant may now be far off */
+        now = clock_now_realtime();
         log_notice("System clock was set; recomputing the next fire of every cron job.");
         for (size_t i = 0; i < m->n_jobs; i++) {
                 job_rt *j = m->jobs[i];
@@ -1275,6 +1398,8 @@ static int on_grace_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
 static void manager_shutdown(manager *m) {
         if (m->shutting_down)
                 return;
+        if (m->n_due > 0)
+                finish_fires(m); /* claimed fires start, to be cancelled with the rest */
         m->shutting_down = true;
         (void) sd_notify(false, "STOPPING=1\nSTATUS=Stopping");
         warm_abandon_all(m);
@@ -1349,6 +1474,10 @@ int manager_new(const manager_options *o, manager **ret) {
         if (!m->opened)
                 return -ENOMEM;
         m->opened_cap = WARM_MAX;
+        m->due = calloc(FIRE_BUDGET, sizeof(job_rt *));
+        m->due_at = calloc(FIRE_BUDGET, sizeof(usec_t));
+        if (!m->due || !m->due_at)
+                return -ENOMEM;
         /* a slot is held from warm-up to the end of its run: room for runs in flight too */
         q = start_gate_new(GATE_SLOTS, &m->gate);
         if (q < 0)
@@ -1485,6 +1614,8 @@ manager *manager_free(manager *m) {
                 run_free(r);
         }
         free(m->opened);
+        free(m->due);
+        free(m->due_at);
         free(m->warm_scratch);
         while (m->launchers)
                 launcher_slot_free(m, m->launchers);

@@ -50,6 +50,7 @@ struct job_rt {
         unsigned n_running;
         int enabled_override; /* -1 none, 0, 1: from history */
         size_t index;         /* in the registry's jobs (and the launcher's) */
+        char *dir;            /* its state directory, once a run has made sure it exists */
         run *warm;            /* forked ahead for the fire at warm->scheduled, or NULL */
         usec_t warm_tried;    /* the cron instant warming last considered */
 };
@@ -99,6 +100,11 @@ struct manager {
         start_gate *gate;
         run **opened; /* warm runs opened in this dispatch, released together */
         size_t n_opened, opened_cap;
+        /* the cron fires of one dispatch, rescheduled after the release */
+        job_rt **due;
+        usec_t *due_at;
+        size_t n_due;
+        usec_t release_at; /* when they are decided before their instant: that instant */
         job_rt **warm_scratch;
         size_t warm_scratch_cap;
         /* runs prepared during one timer dispatch, forked back to back at its end */

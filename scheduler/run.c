@@ -330,12 +330,12 @@ int run_prepare_warm(const job_def *def, const char *job_state_dir, usec_t sched
                      run_done_fn done, void *userdata, run **ret) {
         unsigned slot;
         run *r;
-        int q = start_gate_alloc(gate, &slot);
+        int q = start_gate_take(gate, &slot);
         if (q < 0)
                 return q;
         q = run_prepare(def, job_state_dir, 0, 0, RUN_TRIGGER_SCHEDULE, 0, scheduled, 0, done, userdata, &r);
         if (q < 0) {
-                start_gate_release(gate, slot);
+                start_gate_put(gate, slot);
                 return q;
         }
         r->gate = gate;
@@ -474,7 +474,7 @@ run *run_free(run *r) {
         if (r->msg_w >= 0)
                 close(r->msg_w);
         if (r->slot >= 0)
-                start_gate_release(r->gate, (unsigned) r->slot);
+                start_gate_put(r->gate, (unsigned) r->slot);
         free(r->dir);
         free(r);
         return NULL;

@@ -34,6 +34,8 @@ struct start_gate {
         unsigned n_slots;
         unsigned *free_slots; /* a stack */
         unsigned n_free;
+        unsigned *opened; /* opened, not yet released */
+        unsigned n_opened;
         uint32_t wake_mask;
 };
 
@@ -46,12 +48,17 @@ int start_gate_new(unsigned n_slots, start_gate **ret) {
         if (!g || n_slots == 0)
                 return g ? -EINVAL : -ENOMEM;
         g->free_slots = calloc(n_slots, sizeof(unsigned));
-        if (!g->free_slots)
+        g->opened = calloc(n_slots, sizeof(unsigned));
+        if (!g->free_slots || !g->opened) {
+                free(g->free_slots);
+                free(g->opened);
                 return -ENOMEM;
+        }
         g->size = sizeof(gate_shared) + (size_t) n_slots * sizeof(gate_slot);
         g->sh = mmap(NULL, g->size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
         if (g->sh == MAP_FAILED) {
                 free(g->free_slots);
+                free(g->opened);
                 return -errno;
         }
         g->n_slots = n_slots;
@@ -67,11 +74,12 @@ start_gate *start_gate_free(start_gate *g) {
                 return NULL;
         (void) munmap(g->sh, g->size);
         free(g->free_slots);
+        free(g->opened);
         free(g);
         return NULL;
 }
 
-int start_gate_alloc(start_gate *g, unsigned *ret_slot) {
+int start_gate_take(start_gate *g, unsigned *ret_slot) {
         if (g->n_free == 0)
                 return -EBUSY;
         unsigned slot = g->free_slots[--g->n_free];
@@ -81,7 +89,7 @@ int start_gate_alloc(start_gate *g, unsigned *ret_slot) {
         return 0;
 }
 
-void start_gate_release(start_gate *g, unsigned slot) {
+void start_gate_put(start_gate *g, unsigned slot) {
         if (!g || slot >= g->n_slots || atomic_load(&g->sh->slots[slot].state) == SLOT_FREE)
                 return;
         atomic_store(&g->sh->slots[slot].state, SLOT_FREE);
@@ -89,9 +97,22 @@ void start_gate_release(start_gate *g, unsigned slot) {
 }
 
 void start_gate_open(start_gate *g, unsigned slot, int64_t id) {
+        /* the id now, the state at the release: a child woken before (it shares its futex bit
+         * with an abandoned one) must go on waiting */
         g->sh->slots[slot].id = id;
-        atomic_store_explicit(&g->sh->slots[slot].state, SLOT_OPEN, memory_order_release);
-        g->wake_mask |= slot_bit(slot);
+        g->opened[g->n_opened++] = slot;
+}
+
+void start_gate_release(start_gate *g) {
+        if (!g)
+                return;
+        for (unsigned i = 0; i < g->n_opened; i++) {
+                unsigned slot = g->opened[i];
+                atomic_store_explicit(&g->sh->slots[slot].state, SLOT_OPEN, memory_order_release);
+                g->wake_mask |= slot_bit(slot);
+        }
+        g->n_opened = 0;
+        start_gate_wake(g);
 }
 
 void start_gate_abandon(start_gate *g, unsigned slot) {

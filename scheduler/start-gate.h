@@ -24,21 +24,26 @@ start_gate *start_gate_free(start_gate *g);
 DEFINE_TRIVIAL_CLEANUP_FUNC(start_gate *, start_gate_free);
 
 /* Takes a free slot, marked waiting. Returns 0, or -EBUSY when all are taken. */
-int start_gate_alloc(start_gate *g, unsigned *ret_slot);
+int start_gate_take(start_gate *g, unsigned *ret_slot);
 
 /* Gives SLOT back; only once its child has exited. */
-void start_gate_release(start_gate *g, unsigned slot);
+void start_gate_put(start_gate *g, unsigned slot);
 
-/* Lets SLOT's child start as run ID, at the next start_gate_wake(). */
+/* Lets SLOT's child start as run ID at the next start_gate_release(); until then it keeps
+ * waiting, even if woken. */
 void start_gate_open(start_gate *g, unsigned slot, int64_t id);
 
-/* Tells SLOT's child to exit without running, at the next start_gate_wake(). */
+/* Releases every slot opened since the last call, and wakes what start_gate_wake() would, with
+ * one system call. */
+void start_gate_release(start_gate *g);
+
+/* Tells SLOT's child to exit without running, at the next start_gate_wake() or release. */
 void start_gate_abandon(start_gate *g, unsigned slot);
 
-/* Wakes the children of every slot opened or abandoned since the last call (one system call;
- * nothing when there were none). */
+/* Wakes the children of the slots abandoned since the last wake (nothing when none; slots
+ * opened but not released stay shut). */
 void start_gate_wake(start_gate *g);
 
-/* In a warm child: waits until SLOT is opened (returns 0 and the run id) or abandoned
+/* In a warm child: waits until SLOT is released (returns 0 and the run id) or abandoned
  * (-ECANCELED), or until CANCELLED() is true after a signal (-EINTR). */
 int start_gate_wait(start_gate *g, unsigned slot, bool (*cancelled)(void), int64_t *ret_id);
