@@ -47,8 +47,12 @@ static void child_apply_limits(const job_limits *l) {
                 (void) setrlimit(RLIMIT_NOFILE, &default_nofile);
 }
 
+/* the gate a warm child waits at, for its SIGTERM handler */
+static start_gate *child_gate;
+
 static void child_on_sigterm(int sig) {
         jobctx_cancel();
+        start_gate_interrupt(child_gate);
 }
 
 /* The child: never returns. Async-signal-safety is not a concern here: the daemon is
@@ -89,8 +93,12 @@ void run_child(const job_def *def, const char *dir, int64_t id, usec_t scheduled
                 fprintf(stderr, "<4>cannot enter state directory %s: %m\n", dir);
 
         child_apply_limits(&def->limits);
-        if (gate && slot >= 0 && start_gate_wait(gate, (unsigned) slot, jobctx_cancelled, &id) < 0)
-                _exit(RUN_EXIT_OK);
+        if (gate && slot >= 0) {
+                child_gate = gate;
+                if (start_gate_wait(gate, (unsigned) slot, jobctx_cancelled, &id) < 0)
+                        _exit(RUN_EXIT_OK);
+                child_gate = NULL;
+        }
         jobctx_setup_run(&c, def, (uint64_t) id, scheduled, attempt, def->timeout, dir, STDERR_FILENO);
         sched_job_result res = def->plugin->desc->run(&c.base);
 

@@ -129,6 +129,12 @@ void start_gate_wake(start_gate *g) {
         g->wake_mask = 0;
 }
 
+void start_gate_interrupt(start_gate *g) {
+        /* a sleeper that read the old value and has not slept yet gets EAGAIN; others go on */
+        if (g)
+                atomic_fetch_add(&g->sh->gen, 1);
+}
+
 int start_gate_wait(start_gate *g, unsigned slot, bool (*cancelled)(void), int64_t *ret_id) {
         gate_slot *s = &g->sh->slots[slot];
         for (;;) {

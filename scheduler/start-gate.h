@@ -44,6 +44,11 @@ void start_gate_abandon(start_gate *g, unsigned slot);
  * opened but not released stay shut). */
 void start_gate_wake(start_gate *g);
 
+/* Async-signal-safe, for a waiting child's signal handler: makes a start_gate_wait() that is
+ * about to sleep (the signal came between its check of CANCELLED and the futex call) return at
+ * once and look again, so a cancellation is never slept through. */
+void start_gate_interrupt(start_gate *g);
+
 /* In a warm child: waits until SLOT is released (returns 0 and the run id) or abandoned
  * (-ECANCELED), or until CANCELLED() is true after a signal (-EINTR). */
 int start_gate_wait(start_gate *g, unsigned slot, bool (*cancelled)(void), int64_t *ret_id);
