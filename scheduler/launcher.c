@@ -41,7 +41,8 @@ static pid_t clone_sibling(void) {
         return (pid_t) syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, NULL, NULL, 0);
 }
 
-static void launcher_serve(const registry *reg, start_gate *gate, int fd, const launch_request *req, int fds[2]) {
+static void launcher_serve(const registry *reg, start_gate *gate, pid_t daemon, int fd, const launch_request *req,
+                           int fds[2]) {
         launch_reply rep = { .token = req->token };
         _cleanup_free_ char *dir = NULL;
 
@@ -52,7 +53,8 @@ static void launcher_serve(const registry *reg, start_gate *gate, int fd, const 
         else {
                 pid_t pid = clone_sibling();
                 if (pid == 0)
-                        run_child(reg->jobs[req->job], dir, 0, req->scheduled, 0, fds[0], fds[1], gate, (int) req->slot);
+                        run_child(reg->jobs[req->job], dir, 0, req->scheduled, 0, fds[0], fds[1], gate, (int) req->slot,
+                                  daemon);
                 rep.pid = pid < 0 ? -errno : pid;
         }
         for (int i = 0; i < 2; i++)
@@ -102,7 +104,7 @@ _Noreturn static void launcher_main(const registry *reg, start_gate *gate, int f
                         if (n < (ssize_t) sizeof(req.token))
                                 req.token = 0;
                 }
-                launcher_serve(reg, gate, fd, &req, fds);
+                launcher_serve(reg, gate, daemon, fd, &req, fds);
         }
 }
 

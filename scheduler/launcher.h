@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
-/* The launcher: a process forked from the daemon right after a registry is loaded, holding that
- * registry and its plugins, that forks run children on request (SPEC section 5). Forking from it
+/* The launcher: a process forked from the daemon for the registry in force (when warming first
+ * needs one after each load), holding that registry and its plugins, that forks run children on
+ * request (SPEC section 5). Forking from it
  * rather than from the daemon keeps the daemon's own pages unshared, so the daemon takes no
  * copy-on-write faults for children that are alive, and the fork's cost is paid on another
  * core, ahead of the fire (warm runs, see run_prepare_warm()).

@@ -33,8 +33,8 @@
 /* a cron fire this late means the wall clock jumped or the daemon stalled */
 #define MISSED_FIRE_SLACK (5 * USEC_PER_SEC)
 /* Warm runs: the next cron fires (up to WARM_LEAD ahead, earliest first, at most WARM_MAX
- * at a time) get their process forked ahead by the launcher, so the instant itself costs a pipe
- * write instead of a fork (~1-3 ms here: a herd of 1,000 would otherwise start over seconds).
+ * at a time) get their process forked ahead by the launcher, so the instant itself costs a share
+ * of one futex wake instead of a fork (~1-3 ms here: a herd of 1,000 would otherwise start over seconds).
  * The lead is long so that a herd has time to be forked; the cap bounds what waits. */
 #define WARM_LEAD (30 * USEC_PER_SEC)
 #define WARM_PER_DISPATCH 64
@@ -46,8 +46,8 @@
 #define GATE_SLOTS (4 * WARM_MAX)
 /* fork requests a launcher may have unanswered: back-pressure instead of a full socket */
 #define LAUNCH_INFLIGHT_MAX 128
-/* a fire whose process is warm costs a pipe write; one that forks weighs this much more in the
- * per-dispatch budget */
+/* a fire whose process is warm costs a slot opened at the gate; one that forks weighs this much
+ * more in the per-dispatch budget */
 #define COLD_FIRE_WEIGHT (FIRE_BUDGET / FIRES_PER_DISPATCH)
 
 static void manager_arm_timers(manager *m);
@@ -312,8 +312,19 @@ static void run_started(manager *m, job_rt *j, run *r) {
                  run_trigger_to_string(r->trigger), (int) r->pid);
 }
 
+/* A run that ends before the release of its dispatch (its child died, or its fork failed) must
+ * not be released. */
+static void opened_forget(manager *m, run *r) {
+        for (size_t i = 0; i < m->n_opened; i++)
+                if (m->opened[i] == r) {
+                        m->opened[i] = m->opened[--m->n_opened];
+                        return;
+                }
+}
+
 static void run_not_started(manager *m, job_rt *j, run *r, int q) {
         log_full(LOG_ERR, q, r->def->name, (uint64_t) r->id, (int) r->attempt, "Cannot start run: %m");
+        opened_forget(m, r);
         if (r->id > 0) {
                 char msg[256];
                 snprintf(msg, sizeof(msg), "could not start: %s", strerror(-q));
@@ -330,6 +341,9 @@ static void run_not_started(manager *m, job_rt *j, run *r, int q) {
         m->n_running--;
         registry_ref_unref(run_registry(r));
         run_free(r);
+        manager_status_changed(m);
+        if (m->shutting_down && m->n_running == 0)
+                (void) sd_event_exit(m->event, 0);
 }
 
 /* Forks the runs prepared during this dispatch back to back, then watches them. */
@@ -393,9 +407,6 @@ static int start_claimed(manager *m, job_rt *j, int64_t id, int64_t first_id, ru
         return 0;
 }
 
-/* A fire of JOB (any trigger but retry) standing for SCHEDULED: apply the policies, claim the
- * fire in history, start the run. Returns the run id (> 0), 0 when nothing was started
- * (disabled, skipped, already claimed), or -errno. */
 /* Starts the warm run W as run ID: no fork, its slot of the start gate opens. Its child starts
  * at release_opened(), with every other run opened in the same dispatch. */
 static void start_warm(manager *m, job_rt *j, run *w, int64_t id) {
@@ -446,6 +457,9 @@ static run *warm_take(job_rt *j, usec_t scheduled) {
         return w;
 }
 
+/* A fire of JOB (any trigger but retry) standing for SCHEDULED: apply the policies, claim the
+ * fire in history, start the run. Returns the run id (> 0), 0 when nothing was started
+ * (disabled, skipped, already claimed), or -errno. */
 static int64_t fire(manager *m, job_rt *j, run_trigger trigger, usec_t scheduled) {
         /* a scheduled fire may be decided just before its instant (see on_real_timer()) */
         usec_t now = MAX(clock_now_realtime(), trigger == RUN_TRIGGER_SCHEDULE ? scheduled : 0);
@@ -567,6 +581,8 @@ static void run_done(run *r, void *userdata) {
         job_rt *j = run_job(m, r);
         char tail[HISTORY_OUTPUT_MAX];
         size_t tail_len = run_output_tail(r, tail);
+
+        opened_forget(m, r);
 
         log_full(r->status == RUN_STATUS_SUCCEEDED ? LOG_INFO : LOG_WARNING, 0, r->def->name, (uint64_t) r->id,
                  (int) r->attempt, "Finished: %s%s%s", run_status_to_string(r->status), r->message[0] ? ": " : "",
@@ -743,6 +759,13 @@ static launcher_slot *launcher_slot_free(manager *m, launcher_slot *ls) {
  * is recorded as not started. */
 static void launch_failed(manager *m, run *r, int q) {
         job_rt *j = run_job(m, r);
+        if (q == -EPIPE && r->slot >= 0) {
+                /* The launcher died: it may have forked the child and not said so. Whatever
+                 * waits at that slot is turned away, and the slot is never handed out again. */
+                start_gate_abandon(r->gate, (unsigned) r->slot);
+                start_gate_wake(r->gate);
+                r->slot = -1;
+        }
         if (!r->warm) {
                 run_not_started(m, j, r, q);
                 return;
@@ -776,10 +799,15 @@ static void launch_answered(manager *m, run *r, int pid) {
         }
 }
 
-/* The launcher is gone: every fork it owed fails. */
+/* The launcher is gone: the answers it sent are taken, every fork it still owed fails. */
 static void launcher_lost(manager *m, launcher_slot *ls) {
+        uint64_t token;
+        int pid;
+
         if (!ls->retired)
                 m->launcher_off = true;
+        while (ls->l && launcher_read_reply(ls->l, &token, &pid) >= 0)
+                launch_answered(m, (run *) (uintptr_t) token, pid);
         for (run **list = &m->warm_runs;; list = &m->runs) {
                 for (run *r = *list, *next; r; r = next) {
                         next = r->next;
@@ -876,7 +904,8 @@ static launcher_slot *launcher_start(manager *m) {
 }
 
 /* Warm runs at most: the concurrency limit (a warm run becomes a running one), and what the
- * descriptor limit allows (four each: output, message, go pipe, pidfd). */
+ * descriptor limit allows (three each: output and message pipes, pidfd; counted as eight to
+ * leave room for the runs they become). */
 static unsigned warm_cap(const manager *m) {
         return MIN(m->warm_max, m->reg->reg->max_concurrent);
 }
@@ -910,6 +939,14 @@ static int on_warm_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 ls = launcher_start(m);
         if (m->shutting_down || !ls)
                 return 0;
+        if (m->n_due > 0 || next_due_real(m) <= now + WARM_GUARD) {
+                /* after the due fire (the real timer goes first at the same instant); for a
+                 * backlog, the real timer's dispatch arms this again */
+                usec_t t = m->n_due > 0 ? m->release_at : next_due_real(m);
+                (void) sd_event_source_set_time(m->warm_timer, clock_realtime_to_kernel(t));
+                (void) sd_event_source_set_enabled(m->warm_timer, t > now ? SD_EVENT_ONESHOT : SD_EVENT_OFF);
+                return 0;
+        }
         if (warm_collect(m, 0, now + m->warm_lead, &n) < 0) {
                 log_error("Out of memory preparing runs ahead of their fire; they will fork when due.");
                 n = 0;
@@ -927,7 +964,7 @@ static int on_warm_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 
                 /* forks of the launcher cost the daemon little, but requests still take time:
                  * none when a fire is about to be due */
-                if (m->n_due > 0 || next_due_real(m) <= clock_now_realtime() + WARM_GUARD) {
+                if (next_due_real(m) <= clock_now_realtime() + WARM_GUARD) {
                         guarded = true;
                         break;
                 }
@@ -940,10 +977,8 @@ static int on_warm_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 q = launcher_request(ls->l, (uint64_t) (uintptr_t) r, j->index, when, r->slot, r->out_w, r->msg_w);
                 if (q < 0) {
                         run_free(r);
-                        if (q == -EAGAIN) {
-                                j->warm_tried = 0; /* try again once replies make room */
-                                break;
-                        }
+                        if (q == -EAGAIN)
+                                break; /* socket full: this fire forks when due; more after replies */
                         continue;
                 }
                 sent++;
@@ -960,8 +995,7 @@ static int on_warm_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         start_gate_wake(m->gate); /* the abandoned */
         if (guarded) {
                 /* after the due fire (the real timer goes first at the same instant) */
-                (void) sd_event_source_set_time(m->warm_timer,
-                                                clock_realtime_to_kernel(m->n_due > 0 ? m->release_at : next_due_real(m)));
+                (void) sd_event_source_set_time(m->warm_timer, clock_realtime_to_kernel(next_due_real(m)));
                 (void) sd_event_source_set_enabled(m->warm_timer, SD_EVENT_ONESHOT);
         } else
                 arm_warm(m);
@@ -1138,6 +1172,7 @@ static void clock_changed(manager *m) {
         usec_t now;
         if (m->n_due > 0)
                 finish_fires(m); /* its release instant may now be far off */
+        warm_abandon_all(m); /* forked for instants that moved */
         now = clock_now_realtime();
         log_notice("System clock was set; recomputing the next fire of every cron job.");
         for (size_t i = 0; i < m->n_jobs; i++) {
@@ -1357,6 +1392,8 @@ int manager_reload(manager *m, diag_list *diags) {
         registry *r = NULL;
         int q;
 
+        if (m->n_due > 0)
+                finish_fires(m); /* fires decided for an instant hold the jobs a reload frees */
         (void) sd_notifyf(false, "RELOADING=1\nSTATUS=Reloading %s", m->opts.config);
         log_info("Reloading %s", m->opts.config);
         q = load_registry(m, &r, diags ?: &local);

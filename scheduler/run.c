@@ -58,7 +58,7 @@ static void child_on_sigterm(int sig) {
 /* The child: never returns. Async-signal-safety is not a concern here: the daemon is
  * single-threaded, so the child starts with consistent libc state. */
 void run_child(const job_def *def, const char *dir, int64_t id, usec_t scheduled, unsigned attempt, int out_fd,
-               int msg_fd, start_gate *gate, int slot) {
+               int msg_fd, start_gate *gate, int slot, pid_t parent) {
         sigset_t all;
         struct sigaction sa = { .sa_handler = SIG_DFL };
         jobctx c;
@@ -67,6 +67,8 @@ void run_child(const job_def *def, const char *dir, int64_t id, usec_t scheduled
         (void) setpgid(0, 0);
         /* if the daemon dies with SIGKILL, orphaned runs should not live on unnoticed */
         (void) prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != parent)
+                _exit(RUN_EXIT_FAIL); /* it died before that: nobody would ever release or reap this */
 
         for (int s = 1; s < _NSIG; s++)
                 if (s != SIGKILL && s != SIGSTOP)
@@ -95,8 +97,15 @@ void run_child(const job_def *def, const char *dir, int64_t id, usec_t scheduled
         child_apply_limits(&def->limits);
         if (gate && slot >= 0) {
                 child_gate = gate;
-                if (start_gate_wait(gate, (unsigned) slot, jobctx_cancelled, &id) < 0)
-                        _exit(RUN_EXIT_OK);
+                int q = start_gate_wait(gate, (unsigned) slot, jobctx_cancelled, &id);
+                if (q == -EINTR) {
+                        /* a SIGTERM while waiting ends it as that signal would have: never as
+                         * a success of a plugin that did not run */
+                        (void) signal(SIGTERM, SIG_DFL);
+                        (void) raise(SIGTERM);
+                }
+                if (q < 0)
+                        _exit(RUN_EXIT_FAIL);
                 child_gate = NULL;
         }
         jobctx_setup_run(&c, def, (uint64_t) id, scheduled, attempt, def->timeout, dir, STDERR_FILENO);
@@ -192,9 +201,19 @@ static int on_kill(sd_event_source *s, uint64_t usec, void *userdata) {
 }
 
 static void arm_kill(run *r) {
-        if (r->kill_source || !r->event)
+        int enabled = SD_EVENT_OFF;
+        if (!r->event)
                 return;
-        (void) sd_event_add_time_relative(r->event, &r->kill_source, CLOCK_MONOTONIC, RUN_KILL_GRACE, 1, on_kill, r);
+        if (!r->kill_source) {
+                (void) sd_event_add_time_relative(r->event, &r->kill_source, CLOCK_MONOTONIC, RUN_KILL_GRACE, 1, on_kill,
+                                                  r);
+                return;
+        }
+        /* spent while the pid was on its way (a launcher's late fork): the grace starts now */
+        if (sd_event_source_get_enabled(r->kill_source, &enabled) >= 0 && enabled == SD_EVENT_OFF) {
+                (void) sd_event_source_set_time_relative(r->kill_source, RUN_KILL_GRACE);
+                (void) sd_event_source_set_enabled(r->kill_source, SD_EVENT_ONESHOT);
+        }
 }
 
 static int on_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -354,11 +373,12 @@ int run_prepare_warm(const job_def *def, const char *job_state_dir, usec_t sched
 }
 
 int run_launch(run *r) {
+        pid_t self = getpid();
         pid_t pid = fork();
         if (pid < 0)
                 return -errno;
         if (pid == 0)
-                run_child(r->def, r->dir, r->id, r->scheduled, r->attempt, r->out_w, r->msg_w, NULL, -1);
+                run_child(r->def, r->dir, r->id, r->scheduled, r->attempt, r->out_w, r->msg_w, NULL, -1, self);
         r->pid = pid;
         return 0;
 }

@@ -100,9 +100,10 @@ int run_watch_child(run *r, pid_t pid);
 
 /* The run child's body: sets itself up, runs the plugin's run callback for DEF and exits with
  * the result (RUN_EXIT_*). A GATE and SLOT >= 0 make it a warm child that first waits there for
- * its run id. Never returns. */
+ * its run id. PARENT is the daemon's pid: a child whose parent is already gone exits. Never
+ * returns. */
 _Noreturn void run_child(const job_def *def, const char *dir, int64_t id, usec_t scheduled, unsigned attempt,
-                         int out_fd, int msg_fd, start_gate *gate, int slot);
+                         int out_fd, int msg_fd, start_gate *gate, int slot, pid_t parent);
 
 /* A warm run: run_prepare() for the cron fire at SCHEDULED with a slot of GATE, whose child
  * (forked by a launcher, see launcher.h) sets itself up (process group, signals, descriptors,
@@ -114,7 +115,7 @@ int run_prepare_warm(const job_def *def, const char *job_state_dir, usec_t sched
                      run_done_fn done, void *userdata, run **ret);
 
 /* Opens the gate for a watched warm run as run ID (FIRST_ID for its retries) with TRIGGER. The
- * child starts at the next start_gate_wake(); then run_released() records when. */
+ * child starts at the next start_gate_release(); then run_released() records when. */
 void run_go(run *r, int64_t id, int64_t first_id, run_trigger trigger);
 
 /* After the gate's wake: the run started at STARTED (wall clock); arms its deadline. */

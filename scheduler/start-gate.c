@@ -92,6 +92,12 @@ int start_gate_take(start_gate *g, unsigned *ret_slot) {
 void start_gate_put(start_gate *g, unsigned slot) {
         if (!g || slot >= g->n_slots || atomic_load(&g->sh->slots[slot].state) == SLOT_FREE)
                 return;
+        /* opened and given back before the release: its next owner must not inherit that */
+        for (unsigned i = 0; i < g->n_opened; i++)
+                if (g->opened[i] == slot) {
+                        g->opened[i] = g->opened[--g->n_opened];
+                        break;
+                }
         atomic_store(&g->sh->slots[slot].state, SLOT_FREE);
         g->free_slots[g->n_free++] = slot;
 }
@@ -108,6 +114,9 @@ void start_gate_release(start_gate *g) {
                 return;
         for (unsigned i = 0; i < g->n_opened; i++) {
                 unsigned slot = g->opened[i];
+                /* a slot given back or turned away since it was opened stays as it is */
+                if (atomic_load(&g->sh->slots[slot].state) != SLOT_WAITING)
+                        continue;
                 atomic_store_explicit(&g->sh->slots[slot].state, SLOT_OPEN, memory_order_release);
                 g->wake_mask |= slot_bit(slot);
         }

@@ -70,7 +70,8 @@ class Lifecycle(DaemonTestCase):
         d.write_registry(job("one", "ok.so", "@daily") + job("two", "ok.so", "@hourly"))
         d.signal(signal.SIGHUP)
         wait_for(lambda: len(d.ctl({"command": "list"})["jobs"]) == 2, what="reload to add a job")
-        self.assertIn("RELOADING=1", (d.read_notify(), d.messages)[1])
+        # sent before the reload; the reader thread may take it after the reply above
+        d.wait_notify("RELOADING=1")
         d.write_registry(job("one", "ok.so", "@daily") + job("Bad Name", "ok.so", "61 * * * *"))
         d.signal(signal.SIGHUP)
         wait_for(lambda: "keeping the running registry" in d.log(), what="bad reload to be refused")

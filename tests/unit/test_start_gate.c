@@ -28,8 +28,13 @@ static bool term_seen(void) {
 }
 
 static waiter spawn_waiter(start_gate *g, unsigned slot) {
+        sigset_t term, old;
         int p[2];
         ck_assert_int_eq(pipe(p), 0);
+        /* blocked until the child's handler is in place, so an early SIGTERM is not fatal */
+        sigemptyset(&term);
+        sigaddset(&term, SIGTERM);
+        ck_assert_int_eq(sigprocmask(SIG_BLOCK, &term, &old), 0);
         pid_t pid = fork();
         ck_assert_int_ge(pid, 0);
         if (pid == 0) {
@@ -38,10 +43,12 @@ static waiter spawn_waiter(start_gate *g, unsigned slot) {
                 close(p[0]);
                 waiting_at = g;
                 (void) sigaction(SIGTERM, &sa, NULL);
+                (void) sigprocmask(SIG_SETMASK, &old, NULL);
                 out[0] = start_gate_wait(g, slot, term_seen, &out[1]);
                 (void) !write(p[1], out, sizeof(out));
                 _exit(0);
         }
+        ck_assert_int_eq(sigprocmask(SIG_SETMASK, &old, NULL), 0);
         close(p[1]);
         return (waiter) { .pid = pid, .fd = p[0] };
 }
