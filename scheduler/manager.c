@@ -85,6 +85,8 @@ static registry_ref *registry_ref_unref(registry_ref *x) {
  * lets some commits through, and flapping would repeat the message. */
 #define HISTORY_RECOVERY_USEC (10 * USEC_PER_SEC)
 #define BATCH_MAX_USEC (100 * USEC_PER_MSEC)
+/* no commit this close before a due cron fire */
+#define COMMIT_GUARD (20 * USEC_PER_MSEC)
 
 static void history_failed(manager *m, int r, const char *what) {
         m->history_failed_at = clock_now_monotonic();
@@ -103,6 +105,13 @@ static void history_ok(manager *m) {
 }
 
 static int on_post(sd_event_source *s, void *userdata);
+static usec_t next_due_real(const manager *m);
+
+/* A cron fire is due within COMMIT_GUARD (not overdue: a backlog must still commit). */
+static bool fire_imminent(const manager *m) {
+        usec_t next = next_due_real(m), now = clock_now_realtime();
+        return next > now && next - now <= COMMIT_GUARD;
+}
 
 /* History writes go into one transaction until the event loop has nothing more pending (the
  * commit source has the lowest priority), and at most BATCH_MAX_USEC: a burst of a thousand
@@ -110,6 +119,7 @@ static int on_post(sd_event_source *s, void *userdata);
 static void batch(manager *m) {
         /* (not between deciding fires and releasing them: a commit can wait on a checkpoint's fsync) */
         if (m->batch_open && !m->deferring && m->n_due == 0 &&
+            !fire_imminent(m) &&
             clock_now_monotonic() - m->batch_opened_at > BATCH_MAX_USEC)
                 (void) on_post(NULL, m);
         if (m->batch_open || !m->hist)
@@ -125,9 +135,10 @@ static int on_post(sd_event_source *s, void *userdata) {
         manager *m = userdata;
         if (!m->batch_open)
                 return 0;
-        /* idle only because it waits for an instant to release runs: commit after that
-         * (finish_fires() enables this again) */
-        if (s && m->n_due > 0)
+        /* Idle only because it waits for an instant to release runs, or a fire is about to be
+         * due: a commit can wait on a checkpoint's fsync for milliseconds, so it comes after
+         * (finish_fires() enables this again). */
+        if (s && (m->n_due > 0 || fire_imminent(m)))
                 return 0;
         m->batch_open = false;
         int r = history_commit(m->hist);
