@@ -17,6 +17,7 @@
 #include "log.h"
 #include "manager.h"
 #include "retry.h"
+#include "timefmt.h"
 
 /* A retry that cannot start yet (singleton or concurrency limit) waits this long. */
 #define RETRY_POSTPONE (1 * USEC_PER_SEC)
@@ -571,11 +572,14 @@ static void warm_done(manager *m, run *r) {
         job_rt *j = run_job(m, r);
         if (j && j->warm == r)
                 j->warm = NULL;
-        if (!r->abandoned)
+        if (!r->abandoned) {
+                char at[TIMEFMT_MAX];
                 log_full(LOG_WARNING, 0, r->def->name, 0, -1,
-                         "The process forked ahead of the fire at %" PRIu64 " ended before it (%s%s%s); the fire will "
-                         "fork a new one",
-                         r->scheduled, run_status_to_string(r->status), r->message[0] ? ": " : "", r->message);
+                         "The process forked ahead of the fire at %s ended before it (%s%s%s); the fire will fork a new "
+                         "one. Something outside the daemon killed it: `journalctl -k` shows an OOM kill.",
+                         timefmt_rfc3339(r->scheduled, NULL, false, at, sizeof(at)), run_status_to_string(r->status),
+                         r->message[0] ? ": " : "", r->message);
+        }
         list_remove(&m->warm_runs, r);
         m->n_warm--;
         registry_ref_unref(run_registry(r));
@@ -781,8 +785,11 @@ static void launch_failed(manager *m, run *r, int q) {
                 run_not_started(m, j, r, q);
                 return;
         }
-        log_full(LOG_WARNING, q, r->def->name, 0, -1, "Cannot fork ahead of the fire at %" PRIu64 ": %m; it will fork when due",
-                 r->scheduled);
+        char at[TIMEFMT_MAX];
+        log_full(LOG_WARNING, q, r->def->name, 0, -1,
+                 "Cannot fork ahead of the fire at %s: %m; it will fork when due. Near a process or memory limit? "
+                 "(pids.max of the unit, RLIMIT_NPROC)",
+                 timefmt_rfc3339(r->scheduled, NULL, false, at, sizeof(at)));
         if (j && j->warm == r)
                 j->warm = NULL;
         list_remove(&m->warm_runs, r);
@@ -841,7 +848,8 @@ static int on_launcher_reply(sd_event_source *s, int fd, uint32_t revents, void 
                 launch_answered(m, (run *) (uintptr_t) token, pid);
         if (q != -EAGAIN) {
                 if (!ls->retired)
-                        log_error("The launcher (pid %d) is gone; runs fork from the daemon until the next reload.",
+                        log_error("The launcher (pid %d) is gone; runs fork from the daemon until the next reload "
+                                  "(`schedctl reload` starts a new one; `journalctl -k` shows an OOM kill).",
                                   (int) ls->pid);
                 launcher_lost(m, ls);
         } else if (ls->retired && ls->n_pending == 0)
@@ -860,7 +868,7 @@ static int on_launcher_exit(sd_event_source *s, const siginfo_t *si, void *userd
                 return 0;
         if (ls->l && !ls->retired)
                 log_error("The launcher (pid %d) exited unexpectedly (%s %d); runs fork from the daemon until the next "
-                          "reload.",
+                          "reload (`schedctl reload` starts a new one; `journalctl -k` shows an OOM kill).",
                           (int) ls->pid, si->si_code == CLD_EXITED ? "status" : "signal", si->si_status);
         if (ls->l)
                 launcher_lost(m, ls);
@@ -899,7 +907,8 @@ static launcher_slot *launcher_start(manager *m) {
                 }
         }
         if (q < 0) {
-                log_warning_errno(q, "Cannot start the launcher (%m); runs fork from the daemon, without warm starts.");
+                log_warning_errno(q, "Cannot start the launcher (%m); runs fork from the daemon, without warm starts, "
+                                     "until `schedctl reload`. Near a process or memory limit? (pids.max, RLIMIT_NPROC)");
                 if (ls) {
                         sd_event_source_disable_unref(ls->io);
                         sd_event_source_disable_unref(ls->child);
