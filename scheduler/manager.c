@@ -641,14 +641,23 @@ static void run_done(run *r, void *userdata) {
 
 /* --- timers ------------------------------------------------------------------------ */
 
-static void arm(sd_event_source *s, const timer_heap *h, bool realtime) {
-        timer_entry *e = timer_heap_peek(h);
-        if (!e) {
+/* Sets the one-shot timer S for WHEN (its own clock), or turns it off for USEC_INFINITY. */
+static void timer_at(sd_event_source *s, usec_t when) {
+        if (when == USEC_INFINITY) {
                 (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
                 return;
         }
-        (void) sd_event_source_set_time(s, realtime ? clock_realtime_to_kernel(e->when) : e->when);
+        (void) sd_event_source_set_time(s, when);
         (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+}
+
+static usec_t heap_next(const timer_heap *h) {
+        timer_entry *e = timer_heap_peek(h);
+        return e ? e->when : USEC_INFINITY;
+}
+
+static usec_t realtime_to_kernel(usec_t when) {
+        return when == USEC_INFINITY ? USEC_INFINITY : clock_realtime_to_kernel(when);
 }
 
 /* --- warm runs ---------------------------------------------------------------------- */
@@ -729,8 +738,7 @@ static size_t earliest_first(job_rt **v, size_t n, size_t k) {
 
 /* Wall-clock instant of the next due cron fire. */
 static usec_t next_due_real(const manager *m) {
-        timer_entry *e = timer_heap_peek(&m->real_heap);
-        return e ? e->when : USEC_INFINITY;
+        return heap_next(&m->real_heap);
 }
 
 /* --- launchers ------------------------------------------------------------------------ */
@@ -936,18 +944,13 @@ static void arm_warm(manager *m) {
         if (!m->warm_timer || !m->reg)
                 return;
         ls = current_launcher(m);
-        if (!m->shutting_down && m->gate && m->warm_lead > 0 && m->n_warm < warm_cap(m) &&
+        if (!m->shutting_down && m->gate && m->n_warm < warm_cap(m) &&
             (ls ? ls->n_pending < LAUNCH_INFLIGHT_MAX : !m->launcher_off))
                 warm_earliest_untried(&m->real_heap, 0, &best);
-        if (best == USEC_INFINITY) {
-                (void) sd_event_source_set_enabled(m->warm_timer, SD_EVENT_OFF);
-                return;
-        }
-        (void) sd_event_source_set_time(m->warm_timer, clock_realtime_to_kernel(best - MIN(best, m->warm_lead)));
-        (void) sd_event_source_set_enabled(m->warm_timer, SD_EVENT_ONESHOT);
+        timer_at(m->warm_timer, best == USEC_INFINITY ? USEC_INFINITY : clock_realtime_to_kernel(best - MIN(best, WARM_LEAD)));
 }
 
-/* Asks the launcher for the processes of the cron fires due within warm_lead, earliest first. */
+/* Asks the launcher for the processes of the cron fires due within WARM_LEAD, earliest first. */
 static int on_warm_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         manager *m = userdata;
         launcher_slot *ls = current_launcher(m);
@@ -963,11 +966,10 @@ static int on_warm_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 /* after the due fire (the real timer goes first at the same instant); for a
                  * backlog, the real timer's dispatch arms this again */
                 usec_t t = m->n_due > 0 ? m->release_at : next_due_real(m);
-                (void) sd_event_source_set_time(m->warm_timer, clock_realtime_to_kernel(t));
-                (void) sd_event_source_set_enabled(m->warm_timer, t > now ? SD_EVENT_ONESHOT : SD_EVENT_OFF);
+                timer_at(m->warm_timer, t > now ? clock_realtime_to_kernel(t) : USEC_INFINITY);
                 return 0;
         }
-        if (warm_collect(m, 0, now + m->warm_lead, &n) < 0) {
+        if (warm_collect(m, 0, now + WARM_LEAD, &n) < 0) {
                 log_error("Out of memory preparing runs ahead of their fire; they will fork when due.");
                 n = 0;
         }
@@ -1013,11 +1015,10 @@ static int on_warm_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                         warm_abandon(j); /* unwatched output: let that child go */
         }
         start_gate_wake(m->gate); /* the abandoned */
-        if (guarded) {
+        if (guarded)
                 /* after the due fire (the real timer goes first at the same instant) */
-                (void) sd_event_source_set_time(m->warm_timer, clock_realtime_to_kernel(next_due_real(m)));
-                (void) sd_event_source_set_enabled(m->warm_timer, SD_EVENT_ONESHOT);
-        } else
+                timer_at(m->warm_timer, realtime_to_kernel(next_due_real(m)));
+        else
                 arm_warm(m);
         return 0;
 }
@@ -1030,26 +1031,20 @@ static void warm_abandon_all(manager *m) {
 }
 
 static void manager_arm_timers(manager *m) {
-        timer_entry *e;
+        usec_t next = heap_next(&m->real_heap);
 
         start_gate_wake(m->gate); /* children abandoned since the last wake go */
         if (m->shutting_down) {
-                (void) sd_event_source_set_enabled(m->real_timer, SD_EVENT_OFF);
-                (void) sd_event_source_set_enabled(m->boot_timer, SD_EVENT_OFF);
-                (void) sd_event_source_set_enabled(m->warm_timer, SD_EVENT_OFF);
+                timer_at(m->real_timer, USEC_INFINITY);
+                timer_at(m->boot_timer, USEC_INFINITY);
+                timer_at(m->warm_timer, USEC_INFINITY);
                 return;
         }
         /* the cron timer is early by PREPARE_LEAD, or set for the release of fires decided */
-        if (m->n_due > 0) {
-                (void) sd_event_source_set_time(m->real_timer, clock_realtime_to_kernel(m->release_at));
-                (void) sd_event_source_set_enabled(m->real_timer, SD_EVENT_ONESHOT);
-        } else if ((e = timer_heap_peek(&m->real_heap))) {
-                (void) sd_event_source_set_time(m->real_timer,
-                                                clock_realtime_to_kernel(e->when - MIN(e->when, PREPARE_LEAD)));
-                (void) sd_event_source_set_enabled(m->real_timer, SD_EVENT_ONESHOT);
-        } else
-                (void) sd_event_source_set_enabled(m->real_timer, SD_EVENT_OFF);
-        arm(m->boot_timer, &m->boot_heap, false);
+        timer_at(m->real_timer, m->n_due > 0            ? clock_realtime_to_kernel(m->release_at)
+                                : next == USEC_INFINITY ? USEC_INFINITY
+                                                        : clock_realtime_to_kernel(next - MIN(next, PREPARE_LEAD)));
+        timer_at(m->boot_timer, heap_next(&m->boot_heap));
         arm_warm(m);
 }
 
@@ -1526,7 +1521,6 @@ int manager_new(const manager_options *o, manager **ret) {
         m->opts = *o;
         m->clock_fd = -EBADF;
         m->clock_test_fd = -EBADF;
-        m->warm_lead = WARM_LEAD;
         m->opened = calloc(WARM_MAX, sizeof(run *));
         if (!m->opened)
                 return -ENOMEM;

@@ -88,10 +88,9 @@ struct manager {
         run *runs;
         unsigned n_running;
         /* Warm runs (forked ahead of their fire, waiting for it; see run_prepare_warm()): cron
-         * fires due within warm_lead get their process early, at most warm_max at a time. */
+         * fires due within WARM_LEAD (manager.c) get their process early, at most warm_max at a time. */
         run *warm_runs;
         unsigned n_warm, warm_max;
-        usec_t warm_lead;
         sd_event_source *warm_timer;
         /* launchers (launcher.h), the one of the registry in force first; older ones are kept
          * until their pending forks are answered and they have exited */
