@@ -5,10 +5,10 @@
 #include <signal.h>
 #include <sys/resource.h>
 
-#include "control.h"
-#include "log.h"
-#include "manager.h"
-#include "tz.h"
+#include "control/server.h"
+#include "basic/log.h"
+#include "core/manager.h"
+#include "basic/tz.h"
 
 #ifndef SYSCONFDIR
 #define SYSCONFDIR "/etc"

@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "azi3/service.h"
-#include "timefmt.h"
+#include "basic/timefmt.h"
 
 #ifndef SYSCONFDIR
 #define SYSCONFDIR "/etc"

@@ -5,7 +5,7 @@
 #include <yaml.h>
 
 #include "config.h"
-#include "duration.h"
+#include "basic/duration.h"
 
 /* The file is read into memory whole; the cap catches mistakes such as pointing params.config
  * at a database. It is sized for fleets: 10,000 rules with every key spelt out take about

@@ -30,9 +30,9 @@
 #include <stdint.h>
 
 #include "day.h"
-#include "macro.h"
-#include "parse-error.h"
-#include "tz.h"
+#include "basic/macro.h"
+#include "basic/parse-error.h"
+#include "basic/tz.h"
 
 #define AZI3_DEFAULT_WINDOW (2 * USEC_PER_HOUR)
 #define AZI3_DEFAULT_EVENT "TOILET_ACTIVITY"

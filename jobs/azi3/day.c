@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <stdio.h>
 
-#include "civil.h"
+#include "basic/civil.h"
 #include "day.h"
 
 #define SEC_PER_DAY INT64_C(86400)

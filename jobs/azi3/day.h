@@ -15,8 +15,8 @@
 
 #include <stdbool.h>
 
-#include "macro.h"
-#include "tz.h"
+#include "basic/macro.h"
+#include "basic/tz.h"
 
 typedef struct day_rule {
         const tz *zone;

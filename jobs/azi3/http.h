@@ -15,7 +15,7 @@
 #include <curl/curl.h>
 #include <stddef.h>
 
-#include "macro.h"
+#include "basic/macro.h"
 #include "uuid.h"
 
 #define AZI3_TRANSIENT (-EAGAIN)

@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 #include "http.h"
-#include "macro.h"
+#include "basic/macro.h"
 #include "message.h"
 
 /* The providerName of every alarm this service posts. */

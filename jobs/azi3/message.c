@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "civil.h"
+#include "basic/civil.h"
 #include "message.h"
 
 #include <inttypes.h>

@@ -10,8 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "macro.h"
-#include "parse-error.h"
+#include "basic/macro.h"
+#include "basic/parse-error.h"
 
 /* The activity event carried by one SQS message (SPEC 8.4, the "event" object). */
 typedef struct azi3_sqs_event {

@@ -13,7 +13,7 @@
 #include <stddef.h>
 
 #include "http.h"
-#include "macro.h"
+#include "basic/macro.h"
 
 /* SQS limits. */
 #define SQS_BATCH_MAX 10u

@@ -37,7 +37,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "macro.h"
+#include "basic/macro.h"
 #include "window.h"
 
 #define AZI3_STORE_SCHEMA_VERSION 1

@@ -42,7 +42,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "macro.h"
+#include "basic/macro.h"
 
 typedef struct window_params {
         usec_t a; /* session start, UTC */

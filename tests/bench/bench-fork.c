@@ -14,7 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "clock.h"
+#include "basic/clock.h"
 
 static double cpu_sec(void) {
         struct rusage ru;

@@ -1,6 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
-# Differential test of scheduler/schedule.c against croner (see diff-croner.mjs).
+# Differential test of scheduler/basic/schedule.c against croner (see diff-croner.mjs).
 # Needs the pinned croner installed: (cd tests/diff && npm ci). Skips (77) only if it is not.
 # DIFF_CASES and DIFF_SEED override the number of cases and the seed.
 set -eu

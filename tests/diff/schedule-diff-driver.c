@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "schedule.h"
-#include "tz.h"
+#include "basic/schedule.h"
+#include "basic/tz.h"
 
 static int split(char *line, char **f, int max) {
         int n = 0;

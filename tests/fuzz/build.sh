@@ -30,10 +30,11 @@ rm -f "$out/.probe" "$out/.probe.err"
 
 s=$top/scheduler
 a=$top/jobs/azi3
-TIME_SRC=("$s/parse-error.c" "$s/civil.c" "$s/tz.c" "$s/duration.c")
-CORE_SRC=("${TIME_SRC[@]}" "$s/diag.c" "$s/timefmt.c" "$s/schedule.c" "$s/clock.c" "$s/log.c" "$s/plugin.c"
-          "$s/jobctx.c" "$s/fs-util.c" "$s/timer-heap.c" "$s/retry.c" "$s/run.c" "$s/start-gate.c" "$s/params.c" "$s/registry.c" "$s/history.c"
-          "$s/run-status.c")
+# the layers of scheduler/, by folder, so that files added to a layer need no change here
+TIME_SRC=("$s/basic/parse-error.c" "$s/basic/civil.c" "$s/basic/tz.c" "$s/basic/duration.c")
+BASIC_SRC=("$s"/basic/*.c)
+REGISTRY_SRC=("${BASIC_SRC[@]}" "$s"/core/plugin.c "$s"/core/params.c "$s"/core/registry*.c)
+DAEMON_SRC=("${BASIC_SRC[@]}" "$s"/store/*.c "$s"/core/*.c "$s"/control/*.c)
 pc() { pkg-config "$@" || { echo "build.sh: pkg-config $* failed; install the -dev package" >&2; exit 1; }; }
 
 # build NAME LIBS SOURCES...: LIBS is one word list ("" for none)
@@ -44,16 +45,14 @@ build() {
         "$CC" "${CFLAGS[@]}" -o "$out/fuzz_$name" "$top/tests/fuzz/fuzz_$name.c" "$@" $libs
 }
 
-build duration "" "$s/parse-error.c" "$s/duration.c"
-build cron "" "${TIME_SRC[@]}" "$s/schedule.c"
-build timefmt "" "${TIME_SRC[@]}" "$s/timefmt.c"
-build registry "$(pc --cflags --libs yaml-0.1) -ldl" "${TIME_SRC[@]}" "$s/diag.c" "$s/schedule.c" \
-        "$s/plugin.c" "$s/params.c" "$s/registry.c"
+build duration "" "$s/basic/parse-error.c" "$s/basic/duration.c"
+build cron "" "${TIME_SRC[@]}" "$s/basic/schedule.c"
+build timefmt "" "${TIME_SRC[@]}" "$s/basic/timefmt.c"
+build registry "$(pc --cflags --libs yaml-0.1 libsystemd) -ldl -lm" "${REGISTRY_SRC[@]}"
 build azi3_config "$(pc --cflags --libs yaml-0.1)" "${TIME_SRC[@]}" "$a/day.c" "$a/config.c"
-build sqs_body "$(pc --cflags --libs jansson)" "$s/parse-error.c" "$s/civil.c" "$a/message.c"
-build megazord "$(pc --cflags --libs jansson)" "$s/parse-error.c" "$s/civil.c" "$a/message.c"
-build control "$(pc --cflags --libs yaml-0.1 libsystemd sqlite3 jansson) -ldl -lm" "${CORE_SRC[@]}" \
-        "$s/manager.c" "$s/launcher.c" "$s/control.c"
+build sqs_body "$(pc --cflags --libs jansson)" "$s/basic/parse-error.c" "$s/basic/civil.c" "$a/message.c"
+build megazord "$(pc --cflags --libs jansson)" "$s/basic/parse-error.c" "$s/basic/civil.c" "$a/message.c"
+build control "$(pc --cflags --libs yaml-0.1 libsystemd sqlite3 jansson) -ldl -lm" "${DAEMON_SRC[@]}"
 
 # the plugin fuzz_control's registry uses (no sanitizers: it is dlopen'ed into the target)
 "$CC" -std=gnu11 -O1 -g -fPIC -shared -I"$top/include" -o "$out/plugins/ok.so" "$top/tests/plugins/ok.c"

@@ -14,10 +14,10 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include "control.h"
+#include "control/server.h"
 #include "fuzz.h"
-#include "log.h"
-#include "manager.h"
+#include "basic/log.h"
+#include "core/manager.h"
 
 static char dir[] = "/tmp/fuzz-control-XXXXXX";
 static manager *mgr;

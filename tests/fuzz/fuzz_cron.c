@@ -6,7 +6,7 @@
 #include <errno.h>
 #include <string.h>
 #include "fuzz.h"
-#include "schedule.h"
+#include "basic/schedule.h"
 
 static const tz *zones[2];
 

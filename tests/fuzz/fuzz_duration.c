@@ -3,7 +3,7 @@
  * same value. */
 #include <errno.h>
 #include <string.h>
-#include "duration.h"
+#include "basic/duration.h"
 #include "fuzz.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {

@@ -15,7 +15,7 @@
 #include <unistd.h>
 #include <yaml.h>
 #include "fuzz.h"
-#include "registry.h"
+#include "core/registry.h"
 
 static char dir[] = "/tmp/fuzz-registry-XXXXXX";
 static char path[sizeof(dir) + 32];

@@ -5,7 +5,7 @@
 #include <errno.h>
 #include <string.h>
 #include "fuzz.h"
-#include "timefmt.h"
+#include "basic/timefmt.h"
 
 static const tz *zones[3];
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <check.h>
 
-#include "duration.h"
+#include "basic/duration.h"
 
 static const struct {
         const char *s;

@@ -4,10 +4,10 @@
 #include <check.h>
 #include <errno.h>
 #include <stdlib.h>
-#include "duration.h"
-#include "schedule.h"
-#include "timefmt.h"
-#include "tz.h"
+#include "basic/duration.h"
+#include "basic/schedule.h"
+#include "basic/timefmt.h"
+#include "basic/tz.h"
 
 /* duration.c: the guard meant to keep USEC_INFINITY unreachable wrapped around when one term
  * was UINT64_MAX microseconds, so "18446744073709551615us" parsed as "no timeout", which

@@ -7,7 +7,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#include "history.h"
+#include "store/history.h"
 
 #define T0 ((usec_t) 1774000000 * USEC_PER_SEC)   /* an instant in 2026 */
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <check.h>
 
-#include "plugin.h"
+#include "core/plugin.h"
 
 static char *test_plugin(const char *name) {
         const char *dir = getenv("TEST_PLUGIN_DIR");

@@ -2,7 +2,7 @@
 #include <check.h>
 #include <limits.h>
 
-#include "registry.h"
+#include "core/registry.h"
 
 /* The fixtures live in the source tree; `make check` exports top_srcdir. */
 static char *fixture(const char *name) {

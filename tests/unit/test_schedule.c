@@ -4,9 +4,9 @@
 #include <stdio.h>
 #include <time.h>
 
-#include "civil.h"
-#include "schedule.h"
-#include "tz.h"
+#include "basic/civil.h"
+#include "basic/schedule.h"
+#include "basic/tz.h"
 
 /* ---- helpers ---------------------------------------------------------------------------- */
 

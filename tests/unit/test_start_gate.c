@@ -4,7 +4,7 @@
 #include <signal.h>
 #include <sys/wait.h>
 
-#include "start-gate.h"
+#include "core/start-gate.h"
 
 #define SLOTS 64
 

@@ -10,8 +10,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "civil.h"
-#include "tz.h"
+#include "basic/civil.h"
+#include "basic/tz.h"
 
 #define YEAR_1970 INT64_C(0)
 #define YEAR_2100 INT64_C(4102444800)

@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* Daemon and tool logging. To the journal with structured fields (JOB=, RUN_ID=, ATTEMPT=)
+ * when stderr is connected to it ($JOURNAL_STREAM), else readable lines on stderr. */
+
+#include <stdint.h>
+#include <syslog.h>
+
+#include "basic/macro.h"
+
+/* Decides where logs go; call once at start-up. IDENT is the SYSLOG_IDENTIFIER. */
+void log_open(const char *ident);
+
+/* Lines below LEVEL are dropped (default LOG_INFO; $SCHEDULERD_LOG_LEVEL=debug lowers it). */
+void log_set_max_level(int level);
+
+/* Logs one message. ERROR is a negative (or positive) errno made available to %m, or 0.
+ * JOB may be NULL; RUN_ID 0 and ATTEMPT < 0 are left out. Returns -abs(ERROR), or 0 when
+ * ERROR is 0, so error paths can `return log_error_errno(r, ...)`. */
+int log_full(int level, int error, const char *job, uint64_t run_id, int attempt, const char *fmt, ...)
+        _printf_(6, 7);
+
+#define log_debug(...) log_full(LOG_DEBUG, 0, NULL, 0, -1, __VA_ARGS__)
+#define log_info(...) log_full(LOG_INFO, 0, NULL, 0, -1, __VA_ARGS__)
+#define log_notice(...) log_full(LOG_NOTICE, 0, NULL, 0, -1, __VA_ARGS__)
+#define log_warning(...) log_full(LOG_WARNING, 0, NULL, 0, -1, __VA_ARGS__)
+#define log_error(...) log_full(LOG_ERR, 0, NULL, 0, -1, __VA_ARGS__)
+#define log_error_errno(r, ...) log_full(LOG_ERR, (r), NULL, 0, -1, __VA_ARGS__)
+#define log_warning_errno(r, ...) log_full(LOG_WARNING, (r), NULL, 0, -1, __VA_ARGS__)
+

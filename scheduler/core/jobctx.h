@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* The host side of <schedulerd/job.h>: the context a plugin's init and run callbacks get, and
+ * the calls of init/fini for a job. */
+
+#include <signal.h>
+
+#include <schedulerd/job.h>
+
+#include "basic/macro.h"
+#include "core/registry.h"
+
+#define JOBCTX_MESSAGE_MAX 1024
+
+typedef struct jobctx {
+        sched_job_ctx base; /* must be first: plugins see only this */
+        const job_def *job;
+        uint64_t run_id;
+        usec_t scheduled;     /* the logical instant the run stands for */
+        usec_t started_mono;  /* CLOCK_MONOTONIC when the run started */
+        unsigned attempt;
+        usec_t timeout;       /* USEC_INFINITY: none */
+        const char *state_dir;
+        int log_fd;           /* where sched_job_log lines go (the run's captured stderr) */
+        bool in_init;
+        char message[JOBCTX_MESSAGE_MAX];
+} jobctx;
+
+/* Fills C for a run of JOB. STATE_DIR is the job's own directory. Logging goes to LOG_FD as
+ * "<level>text" lines, the prefix syslog-style so the daemon can keep each line's level. */
+void jobctx_setup_run(jobctx *c, const job_def *job, uint64_t run_id, usec_t scheduled, unsigned attempt,
+                      usec_t timeout, const char *state_dir, int log_fd);
+
+/* Marks runs in this process as cancelled: the SIGTERM handler of a run child calls this. */
+void jobctx_cancel(void);
+
+/* Whether jobctx_cancel() was called in this process. */
+bool jobctx_cancelled(void);
+
+/* Calls each plugin's init (if any) with the job's params, after creating $state_dir/jobs/<job>
+ * for it when CREATE_DIRS is true (the daemon; `schedctl check` passes false to change
+ * nothing). Jobs without init get their directory at their first run, from jobctx_state_dir().
+ * Failures are appended to DIAGS, with the plugin's message, and make the call return -EINVAL;
+ * successfully initialized jobs get fini in registry_free(). */
+int jobctx_init_jobs(registry *r, bool create_dirs, diag_list *diags);
+
+/* $state_dir/jobs/<job>, malloc'ed, or NULL on OOM; for a run about to start, so it creates
+ * the directory (and parents) when missing. A directory that cannot be created is logged and
+ * the path still returned: the run then says it cannot enter it, as for any other failure to. */
+char *jobctx_state_dir(const registry *r, const job_def *job);
+
+/* The same path, without touching the file system. */
+char *jobctx_state_dir_path(const registry *r, const job_def *job);

@@ -1,0 +1,192 @@
+/* SPDX-License-Identifier: MIT */
+#include <fcntl.h>
+#include <limits.h>
+#include <malloc.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+
+#include "core/jobctx.h"
+#include "core/launcher.h"
+#include "basic/log.h"
+#include "core/run.h"
+
+/* where the launcher keeps its socket once it has closed everything else of the daemon's */
+#define LAUNCHER_SOCKET_FD 3
+
+typedef struct launch_request {
+        uint64_t token;
+        uint64_t job;
+        usec_t scheduled;
+        int64_t slot;
+} launch_request;
+
+typedef struct launch_reply {
+        uint64_t token;
+        int32_t pid; /* or -errno */
+} launch_reply;
+
+struct launcher {
+        int fd;
+        pid_t pid;
+};
+
+/* A process whose parent is the daemon, not the launcher: fork() with CLONE_PARENT. glibc has
+ * no wrapper for that flag without a new stack; the raw system call is fork's own, and glibc
+ * (>= 2.34) takes the thread id from the kernel when a process signals itself, so raise() and
+ * abort() in the child reach the child. The launcher is single-threaded and holds no lock here. */
+static pid_t clone_sibling(void) {
+        return (pid_t) syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, NULL, NULL, 0);
+}
+
+static void launcher_serve(const registry *reg, start_gate *gate, pid_t daemon, int fd, const launch_request *req,
+                           int fds[2]) {
+        launch_reply rep = { .token = req->token };
+        _cleanup_free_ char *dir = NULL;
+
+        if (req->job >= reg->n_jobs || req->slot < 0 || req->slot > INT_MAX || fds[0] < 0 || fds[1] < 0)
+                rep.pid = -EINVAL;
+        else if (!(dir = jobctx_state_dir_path(reg, reg->jobs[req->job])))
+                rep.pid = -ENOMEM;
+        else {
+                pid_t pid = clone_sibling();
+                if (pid == 0)
+                        run_child(reg->jobs[req->job], dir, 0, req->scheduled, 0, fds[0], fds[1], gate, (int) req->slot,
+                                  daemon);
+                rep.pid = pid < 0 ? -errno : pid;
+        }
+        for (int i = 0; i < 2; i++)
+                if (fds[i] >= 0)
+                        close(fds[i]);
+        /* blocking: the daemon reads replies in its event loop, and a full socket is back-pressure */
+        while (send(fd, &rep, sizeof(rep), MSG_NOSIGNAL) < 0)
+                if (errno != EINTR)
+                        _exit(EXIT_FAILURE);
+}
+
+_Noreturn static void launcher_main(const registry *reg, start_gate *gate, int fd, pid_t daemon) {
+        /* the launcher must not outlive the daemon; nor hold what the daemon opened */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != daemon)
+                _exit(EXIT_FAILURE);
+        if (fd != LAUNCHER_SOCKET_FD && dup2(fd, LAUNCHER_SOCKET_FD) < 0)
+                _exit(EXIT_FAILURE);
+        (void) close_range(LAUNCHER_SOCKET_FD + 1, ~0U, 0);
+        fd = LAUNCHER_SOCKET_FD;
+        (void) prctl(PR_SET_NAME, "sched-launcher");
+        /* every page it keeps is a page table entry each fork copies */
+        (void) malloc_trim(0);
+
+        for (;;) {
+                launch_request req;
+                union {
+                        struct cmsghdr h;
+                        char buf[CMSG_SPACE(2 * sizeof(int))];
+                } control;
+                struct iovec iov = { .iov_base = &req, .iov_len = sizeof(req) };
+                struct msghdr mh = {
+                        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control, .msg_controllen = sizeof(control),
+                };
+                int fds[2] = { -EBADF, -EBADF };
+
+                ssize_t n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        _exit(n == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
+                for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+                        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+                            c->cmsg_len == CMSG_LEN(2 * sizeof(int)))
+                                memcpy(fds, CMSG_DATA(c), sizeof(fds));
+                if (n != (ssize_t) sizeof(req) || (mh.msg_flags & MSG_CTRUNC)) {
+                        req.job = UINT64_MAX; /* answered with -EINVAL */
+                        if (n < (ssize_t) sizeof(req.token))
+                                req.token = 0;
+                }
+                launcher_serve(reg, gate, daemon, fd, &req, fds);
+        }
+}
+
+int launcher_new(const registry *reg, start_gate *gate, launcher **ret) {
+        _cleanup_free_ launcher *l = calloc(1, sizeof(launcher));
+        pid_t daemon = getpid();
+        int sv[2];
+
+        if (!l)
+                return -ENOMEM;
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+                return -errno;
+        pid_t pid = fork();
+        if (pid < 0) {
+                int q = -errno;
+                close(sv[0]);
+                close(sv[1]);
+                return q;
+        }
+        if (pid == 0) {
+                close(sv[0]);
+                launcher_main(reg, gate, sv[1], daemon);
+        }
+        close(sv[1]);
+        (void) fcntl(sv[0], F_SETFL, O_NONBLOCK);
+        l->fd = sv[0];
+        l->pid = pid;
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
+int launcher_request(launcher *l, uint64_t token, size_t job, usec_t scheduled, int slot, int out_w, int msg_w) {
+        launch_request req = { .token = token, .job = job, .scheduled = scheduled, .slot = slot };
+        union {
+                struct cmsghdr h;
+                char buf[CMSG_SPACE(2 * sizeof(int))];
+        } control = {};
+        struct iovec iov = { .iov_base = &req, .iov_len = sizeof(req) };
+        struct msghdr mh = {
+                .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control, .msg_controllen = sizeof(control),
+        };
+        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+        int fds[2] = { out_w, msg_w };
+
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(fds));
+        memcpy(CMSG_DATA(c), fds, sizeof(fds));
+        if (sendmsg(l->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+                return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+        return 0;
+}
+
+int launcher_read_reply(launcher *l, uint64_t *ret_token, int *ret_pid) {
+        launch_reply rep;
+        ssize_t n;
+
+        do
+                n = recv(l->fd, &rep, sizeof(rep), MSG_DONTWAIT);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return errno == EWOULDBLOCK ? -EAGAIN : -EPIPE;
+        if (n != (ssize_t) sizeof(rep))
+                return -EPIPE; /* EOF, or not our protocol */
+        *ret_token = rep.token;
+        *ret_pid = rep.pid;
+        return 0;
+}
+
+int launcher_fd(const launcher *l) {
+        return l->fd;
+}
+
+pid_t launcher_pid(const launcher *l) {
+        return l->pid;
+}
+
+launcher *launcher_free(launcher *l) {
+        if (!l)
+                return NULL;
+        if (l->fd >= 0)
+                close(l->fd);
+        free(l);
+        return NULL;
+}

@@ -1,0 +1,152 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* The daemon's core: the event loop, the registry in force, the due-instant heaps, the policies
+ * (enabled, singleton, max_concurrent, retry, run_on_startup, catch_up), history, reload and
+ * shutdown. */
+
+#include <systemd/sd-event.h>
+
+#include "store/history.h"
+#include "basic/macro.h"
+#include "core/registry.h"
+#include "core/run.h"
+#include "core/timer-heap.h"
+
+typedef struct manager manager;
+typedef struct job_rt job_rt;
+
+/* Command-line overrides of the registry's scheduler settings. NULL: keep the registry's. */
+typedef struct manager_options {
+        const char *config;
+        const char *state_dir;
+        const char *plugin_dir;
+        const char *control_socket;
+} manager_options;
+
+/* A due instant in one of the heaps, and what it is for. */
+typedef enum wake_kind {
+        WAKE_FIRE,
+        WAKE_RETRY,
+} wake_kind;
+
+typedef struct wake {
+        timer_entry entry; /* first: heap entries are cast back to wakes */
+        job_rt *job;
+        wake_kind kind;
+} wake;
+
+/* The daemon's view of one job of the registry in force. */
+struct job_rt {
+        manager *m;
+        job_def *def;
+        bool every;           /* @every: fire wake is on the boottime heap */
+        wake fire;            /* next fire: realtime (cron) or boottime (@every) */
+        usec_t next_fire;     /* wall-clock instant of the next fire, USEC_INFINITY if none */
+        wake retry;           /* pending retry, boottime */
+        int64_t retry_first_id;
+        unsigned retry_attempt;
+        usec_t retry_scheduled;
+        unsigned n_running;
+        int enabled_override; /* -1 none, 0, 1: from history */
+        size_t index;         /* in the registry's jobs (and the launcher's) */
+        char *dir;            /* its state directory, once a run has made sure it exists */
+        run *warm;            /* forked ahead for the fire at warm->scheduled, or NULL */
+        usec_t warm_tried;    /* the cron instant warming last considered */
+};
+
+/* Reference-counted registry snapshot: runs keep the definition they started with alive
+ * across a reload. */
+typedef struct registry_ref {
+        registry *reg;
+        unsigned n_ref;
+} registry_ref;
+
+typedef void (*manager_run_waiter_fn)(manager *m, const run *r, void *userdata);
+
+struct manager {
+        sd_event *event;
+        manager_options opts;
+        registry_ref *reg;
+        job_rt **jobs; /* parallel to reg->reg->jobs */
+        job_rt **by_name; /* the same, sorted by name for O(log n) lookups */
+        size_t n_jobs;
+        history *hist;
+        char *history_path;
+        bool history_failing; /* log a failing database once per burst, not per write */
+        usec_t history_failed_at; /* CLOCK_MONOTONIC of the last failure */
+        bool batch_open;
+        usec_t batch_opened_at; /* CLOCK_MONOTONIC */
+
+        timer_heap real_heap, boot_heap;
+        sd_event_source *real_timer, *boot_timer, *post_source, *status_timer, *prune_timer, *grace_timer;
+        sd_event_source *sigterm_source, *sigint_source, *sighup_source, *clock_source;
+        int clock_fd;
+        sd_event_source *clock_test_source; /* the test hook of clock.h */
+        int clock_test_fd;
+
+        run *runs;
+        unsigned n_running;
+        /* Warm runs (forked ahead of their fire, waiting for it; see run_prepare_warm()): cron
+         * fires due within WARM_LEAD (manager.c) get their process early, at most warm_max at a time. */
+        run *warm_runs;
+        unsigned n_warm, warm_max;
+        sd_event_source *warm_timer;
+        /* launchers (launcher.h), the one of the registry in force first; older ones are kept
+         * until their pending forks are answered and they have exited */
+        struct launcher_slot *launchers;
+        bool launcher_off; /* none could be started, or it died: until the next reload */
+        start_gate *gate;
+        run **opened; /* warm runs opened in this dispatch, released together */
+        size_t n_opened, opened_cap;
+        /* the cron fires of one dispatch, rescheduled after the release */
+        job_rt **due;
+        usec_t *due_at;
+        size_t n_due;
+        usec_t release_at; /* when they are decided before their instant: that instant */
+        job_rt **warm_scratch;
+        size_t warm_scratch_cap;
+        /* runs prepared during one timer dispatch, forked back to back at its end */
+        run *deferred[64];
+        size_t n_deferred;
+        bool deferring;
+        bool shutting_down;
+
+        /* the control server, if any (control.c) */
+        void *control;
+        /* called when a run finishes, for `schedctl run --wait` */
+        manager_run_waiter_fn run_waiter;
+        void *run_waiter_data;
+};
+
+/* Reads the registry (plugins loaded and initialized), opens history, marks runs left over
+ * from a previous life as interrupted, and arms every timer. Errors are logged with their
+ * file:line:column; returns -errno. */
+int manager_new(const manager_options *o, manager **ret);
+
+/* Runs until SIGTERM/SIGINT and a graceful shutdown. Returns 0 or -errno. */
+int manager_run(manager *m);
+
+manager *manager_free(manager *m);
+DEFINE_TRIVIAL_CLEANUP_FUNC(manager *, manager_free);
+
+/* Re-reads the registry parse-then-swap. On failure the running registry stays and every
+ * problem is appended to DIAGS (may be NULL: then logged). */
+int manager_reload(manager *m, diag_list *diags);
+
+/* Starts a manual run of JOB standing for logical instant AT (USEC_INFINITY: now). Returns 0
+ * and the history run id, -ENOENT (no such job), -EBUSY (singleton and running, or the
+ * concurrency limit), -ESHUTDOWN, or -errno from fork. */
+int manager_run_now(manager *m, const char *job, usec_t at, int64_t *ret_run_id);
+
+/* Persists an enable/disable override (1/0, or -1 to drop it). */
+int manager_set_enabled(manager *m, const char *job, int enabled);
+
+job_rt *manager_find_job(manager *m, const char *name);
+
+/* Commits the open history batch now, so what a control reply announces is visible to anyone
+ * reading history.db next. */
+void manager_flush_history(manager *m);
+
+/* The effective enabled state (override or registry). */
+bool job_rt_enabled(const job_rt *j);

@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* The job registry (SPEC section 3): parsing and validating the YAML file and its drop-in
+ * includes into an immutable snapshot. A reload parses a new snapshot and swaps it in only if
+ * it is valid, so a registry object is never modified after registry_load() returns. */
+
+#include <stdbool.h>
+
+#include "basic/diag.h"
+#include "basic/macro.h"
+#include "core/params.h"
+#include "core/plugin.h"
+#include "basic/schedule.h"
+#include "basic/tz.h"
+
+/* Defaults for keys the registry leaves out. */
+#define REGISTRY_DEFAULT_MAX_CONCURRENT 16U
+#define REGISTRY_DEFAULT_SHUTDOWN_GRACE (30ULL * USEC_PER_SEC)
+#define REGISTRY_DEFAULT_HISTORY_RETENTION (30ULL * USEC_PER_DAY)
+#define REGISTRY_DEFAULT_HISTORY_MAX_RUNS 10000U
+#define REGISTRY_DEFAULT_BACKOFF (1ULL * USEC_PER_SEC)
+#define REGISTRY_DEFAULT_MAX_BACKOFF (1ULL * USEC_PER_HOUR)
+
+/* Job defaults: enabled true, singleton true, run_on_startup false, catch_up false, timeout
+ * none (USEC_INFINITY), retry attempts 0 (no retries), backoff 1s, max_backoff 1h — or the
+ * backoff itself when only a longer backoff is given. A job without `timezone` uses
+ * scheduler.timezone (default UTC). */
+typedef struct retry_policy {
+        unsigned attempts;  /* retries after the first run; 0 = none */
+        usec_t backoff;     /* delay before the first retry */
+        usec_t max_backoff; /* cap of backoff * 2^(n-1) */
+} retry_policy;
+
+/* Per-run resource limits, applied with setrlimit() in the run's process; 0 = not limited. */
+typedef struct job_limits {
+        uint64_t address_space; /* bytes (RLIMIT_AS) */
+        usec_t cpu;             /* CPU time, whole seconds (RLIMIT_CPU: SIGXCPU, then SIGKILL) */
+        uint64_t open_files;    /* RLIMIT_NOFILE, 16-1048576 */
+} job_limits;
+
+typedef struct job_def {
+        char *name;
+        char *description;   /* may be NULL */
+        const char *plugin_name; /* as written in the registry (in registry.interned) */
+        const char *plugin_path; /* resolved against scheduler.plugin_dir (in registry.interned) */
+        plugin *plugin;      /* NULL unless loaded with REGISTRY_LOAD_PLUGINS */
+        char *schedule_expr; /* as written */
+        schedule schedule;
+        const char *timezone; /* zone name (job's own, else scheduler.timezone; in registry.interned) */
+        const tz *zone;
+        bool enabled;        /* from the registry; schedctl overrides live in history */
+        bool singleton;
+        bool run_on_startup;
+        bool catch_up;
+        usec_t timeout;      /* USEC_INFINITY: no timeout */
+        retry_policy retry;
+        job_limits limits;
+        params params;
+        const char *file;    /* where the job was defined (in registry.interned) */
+        unsigned line, column; /* of the job's first key */
+        void *userdata;      /* what the plugin's init returned (set by job_init_all) */
+        bool initialized;    /* init ran and succeeded; fini is due */
+} job_def;
+
+typedef struct registry {
+        char *path;            /* the main file */
+        char *state_dir;       /* default LOCALSTATEDIR/lib/schedulerd */
+        char *plugin_dir;      /* default PLUGINDIR */
+        char *control_socket;  /* default RUNSTATEDIR/schedulerd/control.sock */
+        char *admin_group;     /* default "schedulerd" */
+        char *timezone;        /* default "UTC" */
+        const tz *zone;
+        unsigned max_concurrent;   /* default 16 */
+        usec_t shutdown_grace;     /* default 30s */
+        usec_t history_retention;  /* default 30d */
+        unsigned history_max_runs_per_job; /* default 10000 */
+        char *include;         /* glob pattern (resolved against the file's directory) or NULL */
+        job_def **jobs;        /* in file order, main file first, then includes sorted by name */
+        size_t n_jobs;
+        /* one copy of each string many jobs share (file, time zone, plugin): 100,000 jobs
+         * name a handful */
+        char **interned;
+        size_t n_interned;
+} registry;
+
+typedef enum registry_flags {
+        REGISTRY_LOAD_PLUGINS = 1 << 0, /* dlopen every plugin, check ABI, apply param tables */
+        REGISTRY_IGNORE_PLUGINS = 1 << 1, /* don't even check plugin files exist (schedctl next) */
+} registry_flags;
+
+/* Parses the registry at PATH and its includes.
+ *
+ * The main file holds `scheduler:` and `jobs:`; `scheduler.include` is a glob of drop-in files
+ * that hold only `jobs:`, read in byte order of their names after the main file's jobs (no
+ * match, or a missing directory, includes nothing). Relative state_dir, plugin_dir and
+ * control_socket are resolved against the absolute directory of PATH; a relative include
+ * pattern against the directory of PATH as given (so messages name drop-ins the way PATH was
+ * written). A relative `plugin:` resolves against plugin_dir. An empty file is an empty
+ * registry. Accepted values: booleans true/false/yes/no/on/off (any case); job names
+ * [a-z0-9][a-z0-9-]*, at most 64 characters, unique across all files; max_concurrent 1-10000;
+ * retry.attempts 0-100; history.max_runs_per_job 1-100000000; timeout and history.retention
+ * greater than zero; retry.max_backoff >= retry.backoff.
+ *
+ * Without REGISTRY_LOAD_PLUGINS only the existence of each plugin file is checked; with it,
+ * each plugin is loaded (ABI, callbacks) and the job's params are checked against the
+ * plugin's param table, whose defaults are then added. Plugin init is not called here.
+ * Every problem found is appended to DIAGS
+ * (file:line:column, job, what was found, what was expected); parsing continues after an
+ * error so all problems are reported at once. Returns 0 and a registry when DIAGS got no
+ * errors, -EINVAL when the registry is invalid (DIAGS says why), -ENOENT if PATH does not
+ * exist (other -errno when it cannot be read; DIAGS says so too), -ENOMEM. Plugins are loaded once per path and shared by the jobs using them. */
+int registry_load(const char *path, registry_flags flags, registry **ret, diag_list *diags);
+
+/* Settings given on the command line that win over the registry file's (NULL: no override).
+ * Relative paths are taken relative to the current directory and made absolute. Jobs'
+ * plugins resolve against the overriding plugin_dir. */
+typedef struct registry_overrides {
+        const char *state_dir;
+        const char *plugin_dir;
+        const char *control_socket;
+} registry_overrides;
+
+/* registry_load() with OVERRIDES (may be NULL) applied after the scheduler section is read. */
+int registry_load_with(const char *path, registry_flags flags, const registry_overrides *overrides, registry **ret,
+                       diag_list *diags);
+
+/* Frees the registry: calls each initialized job's fini, drops the plugin references.
+ * NULL-tolerant; returns NULL. */
+registry *registry_free(registry *r);
+DEFINE_TRIVIAL_CLEANUP_FUNC(registry *, registry_free);
+
+/* The job named NAME, or NULL. */
+job_def *registry_find(const registry *r, const char *name);

@@ -1,0 +1,509 @@
+/* SPDX-License-Identifier: MIT */
+#include <assert.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+
+#include "basic/clock.h"
+#include "basic/duration.h"
+#include "core/jobctx.h"
+#include "basic/log.h"
+#include "core/run.h"
+
+#define CHILD_MESSAGE_FD 3
+/* above the descriptors the child arranges, so moving one never overwrites another */
+#define CHILD_FD_SCRATCH 10
+
+static struct rlimit default_nofile = { RLIM_INFINITY, RLIM_INFINITY };
+static bool default_nofile_set;
+
+void run_set_default_nofile(const struct rlimit *l) {
+        default_nofile = *l;
+        default_nofile_set = true;
+}
+
+/* The job's `limits:`, so a leaking or runaway job stops at its own bound, not the machine's. */
+static void child_apply_limits(const job_limits *l) {
+        struct rlimit r;
+        if (l->address_space > 0) {
+                r = (struct rlimit) { .rlim_cur = l->address_space, .rlim_max = l->address_space };
+                if (setrlimit(RLIMIT_AS, &r) < 0)
+                        fprintf(stderr, "<4>cannot apply limits.address_space: %m\n");
+        }
+        if (l->cpu > 0) {
+                rlim_t secs = (rlim_t) (l->cpu / USEC_PER_SEC);
+                /* SIGXCPU at the limit, SIGKILL a second later if it is ignored */
+                r = (struct rlimit) { .rlim_cur = secs, .rlim_max = secs + 1 };
+                if (setrlimit(RLIMIT_CPU, &r) < 0)
+                        fprintf(stderr, "<4>cannot apply limits.cpu: %m\n");
+        }
+        if (l->open_files > 0) {
+                r = (struct rlimit) { .rlim_cur = l->open_files, .rlim_max = l->open_files };
+                if (setrlimit(RLIMIT_NOFILE, &r) < 0)
+                        fprintf(stderr, "<4>cannot apply limits.open_files: %m\n");
+        } else if (default_nofile_set)
+                (void) setrlimit(RLIMIT_NOFILE, &default_nofile);
+}
+
+/* the gate a warm child waits at, for its SIGTERM handler */
+static start_gate *child_gate;
+
+static void child_on_sigterm(int sig) {
+        jobctx_cancel();
+        start_gate_interrupt(child_gate);
+}
+
+/* The child: never returns. Async-signal-safety is not a concern here: the daemon is
+ * single-threaded, so the child starts with consistent libc state. */
+void run_child(const job_def *def, const char *dir, int64_t id, usec_t scheduled, unsigned attempt, int out_fd,
+               int msg_fd, start_gate *gate, int slot, pid_t parent) {
+        sigset_t all;
+        struct sigaction sa = { .sa_handler = SIG_DFL };
+        jobctx c;
+
+        /* own process group, so the deadline can signal everything the job started */
+        (void) setpgid(0, 0);
+        /* if the daemon dies with SIGKILL, orphaned runs should not live on unnoticed */
+        (void) prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != parent)
+                _exit(RUN_EXIT_FAIL); /* it died before that: nobody would ever release or reap this */
+
+        for (int s = 1; s < _NSIG; s++)
+                if (s != SIGKILL && s != SIGSTOP)
+                        (void) sigaction(s, &sa, NULL);
+        sa.sa_handler = child_on_sigterm;
+        (void) sigaction(SIGTERM, &sa, NULL);
+        sigemptyset(&all);
+        (void) sigprocmask(SIG_SETMASK, &all, NULL);
+
+        int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (null >= 0 && null != STDIN_FILENO) {
+                (void) dup2(null, STDIN_FILENO);
+                close(null);
+        }
+        msg_fd = fcntl(msg_fd, F_DUPFD, CHILD_FD_SCRATCH);
+        if (msg_fd < 0 || dup2(out_fd, STDOUT_FILENO) < 0 || dup2(out_fd, STDERR_FILENO) < 0 ||
+            dup2(msg_fd, CHILD_MESSAGE_FD) < 0)
+                _exit(RUN_EXIT_FAIL);
+        /* nothing of the daemon's (sockets, database, event loop) stays open in a job */
+        (void) close_range(CHILD_MESSAGE_FD + 1, ~0U, 0);
+
+        setvbuf(stdout, NULL, _IOLBF, 0);
+        if (chdir(dir) < 0)
+                fprintf(stderr, "<4>cannot enter state directory %s: %m\n", dir);
+
+        child_apply_limits(&def->limits);
+        if (gate && slot >= 0) {
+                child_gate = gate;
+                int q = start_gate_wait(gate, (unsigned) slot, jobctx_cancelled, &id);
+                if (q == -EINTR) {
+                        /* a SIGTERM while waiting ends it as that signal would have: never as
+                         * a success of a plugin that did not run */
+                        (void) signal(SIGTERM, SIG_DFL);
+                        (void) raise(SIGTERM);
+                }
+                if (q < 0)
+                        _exit(RUN_EXIT_FAIL);
+                child_gate = NULL;
+        }
+        jobctx_setup_run(&c, def, (uint64_t) id, scheduled, attempt, def->timeout, dir, STDERR_FILENO);
+        sched_job_result res = def->plugin->desc->run(&c.base);
+
+        fflush(stdout);
+        fflush(stderr);
+        if (c.message[0])
+                (void) !write(CHILD_MESSAGE_FD, c.message, strnlen(c.message, sizeof(c.message)));
+        switch (res) {
+        case SCHED_JOB_OK:
+                _exit(RUN_EXIT_OK);
+        case SCHED_JOB_RETRY:
+                _exit(RUN_EXIT_RETRY);
+        default:
+                _exit(RUN_EXIT_FAIL);
+        }
+}
+
+static void tail_append(run *r, const char *p, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                r->tail[r->tail_pos] = p[i];
+                r->tail_pos = (r->tail_pos + 1) % sizeof(r->tail);
+        }
+        r->tail_len = MIN(r->tail_len + n, sizeof(r->tail));
+}
+
+size_t run_output_tail(const run *r, char *buf) {
+        size_t start = (r->tail_pos + sizeof(r->tail) - r->tail_len) % sizeof(r->tail);
+        for (size_t i = 0; i < r->tail_len; i++)
+                buf[i] = r->tail[(start + i) % sizeof(r->tail)];
+        return r->tail_len;
+}
+
+/* Logs one complete output line; a syslog-style "<N>" prefix (what sched_job_log writes)
+ * sets the level. */
+static void log_line(run *r, const char *s, size_t n) {
+        int level = LOG_INFO;
+        if (n >= 3 && s[0] == '<' && s[1] >= '0' && s[1] <= '7' && s[2] == '>') {
+                level = s[1] - '0';
+                s += 3;
+                n -= 3;
+        }
+        log_full(level, 0, r->def->name, (uint64_t) r->id, (int) r->attempt, "%.*s", (int) n, s);
+}
+
+static void consume_output(run *r, const char *buf, size_t n) {
+        tail_append(r, buf, n);
+        for (size_t i = 0; i < n; i++) {
+                if (buf[i] == '\n' || r->line_len == sizeof(r->line)) {
+                        log_line(r, r->line, r->line_len);
+                        r->line_len = 0;
+                        if (buf[i] == '\n')
+                                continue;
+                }
+                r->line[r->line_len++] = buf[i];
+        }
+}
+
+/* Reads what is available; returns false at EOF or error. */
+static bool read_output(run *r) {
+        char buf[16384];
+        for (;;) {
+                ssize_t n = read(r->output_fd, buf, sizeof(buf));
+                if (n > 0) {
+                        consume_output(r, buf, (size_t) n);
+                        continue;
+                }
+                if (n < 0 && errno == EINTR)
+                        continue;
+                return n < 0 && errno == EAGAIN;
+        }
+}
+
+static int on_output(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        run *r = userdata;
+        if (!read_output(r))
+                sd_event_source_set_enabled(s, SD_EVENT_OFF);
+        return 0;
+}
+
+static void signal_group(run *r, int sig) {
+        if (r->pid > 0)
+                (void) kill(-r->pid, sig);
+}
+
+static int on_kill(sd_event_source *s, uint64_t usec, void *userdata) {
+        run *r = userdata;
+        log_full(LOG_WARNING, 0, r->def->name, (uint64_t) r->id, (int) r->attempt,
+                 "still running %s after SIGTERM; sending SIGKILL", "5s");
+        signal_group(r, SIGKILL);
+        return 0;
+}
+
+static void arm_kill(run *r) {
+        int enabled = SD_EVENT_OFF;
+        if (!r->event)
+                return;
+        if (!r->kill_source) {
+                (void) sd_event_add_time_relative(r->event, &r->kill_source, CLOCK_MONOTONIC, RUN_KILL_GRACE, 1, on_kill,
+                                                  r);
+                return;
+        }
+        /* spent while the pid was on its way (a launcher's late fork): the grace starts now */
+        if (sd_event_source_get_enabled(r->kill_source, &enabled) >= 0 && enabled == SD_EVENT_OFF) {
+                (void) sd_event_source_set_time_relative(r->kill_source, RUN_KILL_GRACE);
+                (void) sd_event_source_set_enabled(r->kill_source, SD_EVENT_ONESHOT);
+        }
+}
+
+static int on_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        run *r = userdata;
+        char d[DURATION_MAX];
+        log_full(LOG_WARNING, 0, r->def->name, (uint64_t) r->id, (int) r->attempt,
+                 "timed out after %s; sending SIGTERM to its process group", duration_format(r->def->timeout, d, sizeof(d)));
+        r->timed_out = true;
+        signal_group(r, SIGTERM);
+        arm_kill(r);
+        return 0;
+}
+
+run_status run_classify(int code, int status, bool timed_out, bool cancelled, int *ret_exit_code, int *ret_signal,
+                        bool *ret_retryable) {
+        bool exited = code == CLD_EXITED;
+        run_status st;
+        bool retryable;
+
+        if (timed_out) {
+                st = RUN_STATUS_TIMED_OUT;
+                retryable = true;
+        } else if (cancelled) {
+                st = RUN_STATUS_CANCELLED;
+                retryable = false;
+        } else if (!exited) {
+                st = RUN_STATUS_CRASHED;
+                retryable = true;
+        } else if (status == RUN_EXIT_OK) {
+                st = RUN_STATUS_SUCCEEDED;
+                retryable = false;
+        } else {
+                st = RUN_STATUS_FAILED;
+                /* SCHED_JOB_FAIL is permanent; any other code is a transient request or a
+                 * plugin that called exit() itself */
+                retryable = status != RUN_EXIT_FAIL;
+        }
+        *ret_exit_code = exited ? status : -1;
+        *ret_signal = exited ? 0 : status;
+        *ret_retryable = retryable;
+        return st;
+}
+
+static int on_child_exit(sd_event_source *s, const siginfo_t *si, void *userdata) {
+        run *r = userdata;
+        char msg[sizeof(r->message)];
+        ssize_t n;
+
+        /* the child is gone: collect what it wrote, then end anything it left behind in its
+         * group so no grandchild outlives the run (or holds the output pipe open) */
+        (void) read_output(r);
+        if (r->line_len > 0) {
+                log_line(r, r->line, r->line_len);
+                r->line_len = 0;
+        }
+        signal_group(r, SIGKILL);
+
+        n = read(r->message_fd, msg, sizeof(msg) - 1);
+        if (n > 0) {
+                msg[n] = '\0';
+                snprintf(r->message, sizeof(r->message), "%s", msg);
+        }
+
+        r->status = run_classify(si->si_code, si->si_status, r->timed_out, r->cancelled, &r->exit_code, &r->signal,
+                                 &r->wants_retry);
+        r->finished = clock_now_realtime();
+        r->duration = clock_now_monotonic() - r->started_mono;
+
+        if (!r->message[0]) {
+                if (r->status == RUN_STATUS_TIMED_OUT) {
+                        char d[DURATION_MAX];
+                        snprintf(r->message, sizeof(r->message), "timed out after %s",
+                                 duration_format(r->def->timeout, d, sizeof(d)));
+                } else if (r->status == RUN_STATUS_CRASHED)
+                        snprintf(r->message, sizeof(r->message), "killed by signal %s (%d)", sigabbrev_np(r->signal) ?: "?",
+                                 r->signal);
+                else if (r->status == RUN_STATUS_CANCELLED)
+                        snprintf(r->message, sizeof(r->message), "cancelled by daemon shutdown");
+                else if (r->status == RUN_STATUS_FAILED && r->exit_code == RUN_EXIT_RETRY)
+                        snprintf(r->message, sizeof(r->message), "asked to be retried");
+                else if (r->status == RUN_STATUS_FAILED && r->exit_code != RUN_EXIT_FAIL)
+                        snprintf(r->message, sizeof(r->message), "exited with status %d", r->exit_code);
+        }
+
+        r->child_source = sd_event_source_disable_unref(r->child_source);
+        r->timeout_source = sd_event_source_disable_unref(r->timeout_source);
+        r->kill_source = sd_event_source_disable_unref(r->kill_source);
+        r->output_source = sd_event_source_disable_unref(r->output_source);
+        r->pid = 0;
+        r->done(r, r->userdata);
+        return 0;
+}
+
+int run_prepare(const job_def *def, const char *job_state_dir, int64_t id, int64_t first_id, run_trigger trigger,
+                unsigned attempt, usec_t scheduled, usec_t started, run_done_fn done, void *userdata, run **ret) {
+        run *r = calloc(1, sizeof(run));
+        if (!r)
+                return -ENOMEM;
+        *r = (run) {
+                .def = def,
+                .id = id,
+                .first_id = first_id,
+                .trigger = trigger,
+                .attempt = attempt,
+                .scheduled = scheduled,
+                .started = started,
+                .started_mono = clock_now_monotonic(),
+                .output_fd = -EBADF,
+                .message_fd = -EBADF,
+                .out_w = -EBADF,
+                .msg_w = -EBADF,
+                .slot = -1,
+                .done = done,
+                .userdata = userdata,
+        };
+        r->dir = strdup(job_state_dir);
+        if (!r->dir) {
+                run_free(r);
+                return -ENOMEM;
+        }
+        int out[2], msg[2];
+        if (pipe2(out, O_CLOEXEC) < 0) {
+                int q = -errno;
+                run_free(r);
+                return q;
+        }
+        r->output_fd = out[0];
+        r->out_w = out[1];
+        if (pipe2(msg, O_CLOEXEC) < 0) {
+                int q = -errno;
+                run_free(r);
+                return q;
+        }
+        r->message_fd = msg[0];
+        r->msg_w = msg[1];
+        *ret = r;
+        return 0;
+}
+
+int run_prepare_warm(const job_def *def, const char *job_state_dir, usec_t scheduled, start_gate *gate,
+                     run_done_fn done, void *userdata, run **ret) {
+        unsigned slot;
+        run *r;
+        int q = start_gate_take(gate, &slot);
+        if (q < 0)
+                return q;
+        q = run_prepare(def, job_state_dir, 0, 0, RUN_TRIGGER_SCHEDULE, 0, scheduled, 0, done, userdata, &r);
+        if (q < 0) {
+                start_gate_put(gate, slot);
+                return q;
+        }
+        r->gate = gate;
+        r->slot = (int) slot;
+        r->warm = true;
+        *ret = r;
+        return 0;
+}
+
+int run_launch(run *r) {
+        pid_t self = getpid();
+        pid_t pid = fork();
+        if (pid < 0)
+                return -errno;
+        if (pid == 0)
+                run_child(r->def, r->dir, r->id, r->scheduled, r->attempt, r->out_w, r->msg_w, NULL, -1, self);
+        r->pid = pid;
+        return 0;
+}
+
+static int add_timeout(sd_event *e, run *r) {
+        if (r->def->timeout == USEC_INFINITY)
+                return 0;
+        return sd_event_add_time_relative(e, &r->timeout_source, CLOCK_MONOTONIC, r->def->timeout, 1, on_timeout, r);
+}
+
+void run_go(run *r, int64_t id, int64_t first_id, run_trigger trigger) {
+        assert(r->warm && r->slot >= 0);
+        start_gate_open(r->gate, (unsigned) r->slot, id);
+        r->warm = false;
+        r->id = id;
+        r->first_id = first_id;
+        r->trigger = trigger;
+}
+
+int run_released(run *r, usec_t started) {
+        r->started = started;
+        r->started_mono = clock_now_monotonic();
+        return add_timeout(r->event, r);
+}
+
+void run_abandon(run *r) {
+        if (!r || !r->warm || r->abandoned)
+                return;
+        r->abandoned = true;
+        start_gate_abandon(r->gate, (unsigned) r->slot);
+}
+
+int run_watch_io(sd_event *e, run *r) {
+        int q;
+        r->event = e;
+        close(r->out_w);
+        close(r->msg_w);
+        r->out_w = r->msg_w = -EBADF;
+        (void) fcntl(r->output_fd, F_SETFL, O_NONBLOCK);
+        (void) fcntl(r->message_fd, F_SETFL, O_NONBLOCK);
+        q = sd_event_add_io(e, &r->output_source, r->output_fd, EPOLLIN, on_output, r);
+        if (q >= 0 && !r->warm)
+                q = add_timeout(e, r);
+        return q;
+}
+
+int run_watch_child(run *r, pid_t pid) {
+        int q;
+        r->pid = pid;
+        (void) setpgid(pid, pid);
+        q = sd_event_add_child(r->event, &r->child_source, pid, WEXITED, on_child_exit, r);
+        if (q < 0) {
+                (void) kill(-pid, SIGKILL);
+                (void) waitpid(pid, NULL, 0);
+                r->pid = 0;
+                return q;
+        }
+        /* a deadline or a shutdown that came while the pid was on its way */
+        if (r->killed)
+                signal_group(r, SIGKILL);
+        else if (r->timed_out || r->cancelled) {
+                signal_group(r, SIGTERM);
+                arm_kill(r);
+        }
+        return 0;
+}
+
+int run_watch(sd_event *e, run *r) {
+        int q = run_watch_io(e, r);
+        if (q >= 0)
+                return run_watch_child(r, r->pid);
+        (void) kill(-r->pid, SIGKILL);
+        (void) waitpid(r->pid, NULL, 0);
+        r->pid = 0;
+        return q;
+}
+
+int run_start(sd_event *e, const job_def *def, const char *job_state_dir, int64_t id, int64_t first_id,
+              run_trigger trigger, unsigned attempt, usec_t scheduled, usec_t started, run_done_fn done,
+              void *userdata, run **ret) {
+        run *r;
+        int q = run_prepare(def, job_state_dir, id, first_id, trigger, attempt, scheduled, started, done, userdata, &r);
+        if (q < 0)
+                return q;
+        q = run_launch(r);
+        if (q >= 0)
+                q = run_watch(e, r);
+        if (q < 0) {
+                run_free(r);
+                return q;
+        }
+        *ret = r;
+        return 0;
+}
+
+void run_cancel(run *r) {
+        if (!r->timed_out)
+                r->cancelled = true;
+        signal_group(r, SIGTERM);
+        arm_kill(r);
+}
+
+void run_kill(run *r) {
+        r->killed = true;
+        signal_group(r, SIGKILL);
+}
+
+run *run_free(run *r) {
+        if (!r)
+                return NULL;
+        sd_event_source_disable_unref(r->child_source);
+        sd_event_source_disable_unref(r->timeout_source);
+        sd_event_source_disable_unref(r->kill_source);
+        sd_event_source_disable_unref(r->output_source);
+        if (r->output_fd >= 0)
+                close(r->output_fd);
+        if (r->message_fd >= 0)
+                close(r->message_fd);
+        if (r->out_w >= 0)
+                close(r->out_w);
+        if (r->msg_w >= 0)
+                close(r->msg_w);
+        if (r->slot >= 0)
+                start_gate_put(r->gate, (unsigned) r->slot);
+        free(r->dir);
+        free(r);
+        return NULL;
+}

@@ -1,0 +1,151 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* One run of a job: a child process forked from the daemon with the plugin already loaded, in
+ * its own process group, its stdout/stderr captured line by line into the log (tagged with
+ * job, run id and attempt) and the last HISTORY_OUTPUT_MAX bytes kept for history; a deadline
+ * enforced with SIGTERM to the group and SIGKILL 5 s later. */
+
+#include <signal.h>
+#include <sys/resource.h>
+#include <systemd/sd-event.h>
+
+#include "store/history.h"
+#include "basic/macro.h"
+#include "core/registry.h"
+#include "basic/run-status.h"
+#include "core/start-gate.h"
+
+#define RUN_KILL_GRACE (5 * USEC_PER_SEC)
+
+/* Exit codes a run child uses for the plugin's results. 75 is EX_TEMPFAIL. */
+#define RUN_EXIT_OK 0
+#define RUN_EXIT_FAIL 1
+#define RUN_EXIT_RETRY 75
+
+typedef struct run run;
+typedef void (*run_done_fn)(run *r, void *userdata);
+
+struct run {
+        const job_def *def;
+        int64_t id;
+        int64_t first_id; /* the attempt-0 run this retries, or id */
+        run_trigger trigger;
+        unsigned attempt;
+        usec_t scheduled;     /* logical instant */
+        usec_t started;       /* wall clock */
+        usec_t started_mono;
+        pid_t pid;
+        char *dir;        /* the job's state directory: the child's working directory */
+        int out_w, msg_w; /* the child's ends of the pipes, until it is forked */
+        /* A warm run is forked ahead of its fire and waits at its SLOT of the start gate for
+         * run_go() */
+        bool warm, abandoned;
+        start_gate *gate;
+        int slot;
+        /* forked by a launcher: the pid is on its way (launching) from this launcher */
+        bool launching;
+        void *launcher;
+        sd_event *event;
+
+        sd_event_source *child_source, *output_source, *timeout_source, *kill_source;
+        int output_fd, message_fd;
+
+        /* ring of the last output bytes */
+        char tail[HISTORY_OUTPUT_MAX];
+        size_t tail_len, tail_pos;
+        /* the current unfinished line */
+        char line[1024];
+        size_t line_len;
+
+        bool timed_out, cancelled, killed;
+
+        /* outcome, valid in the done callback */
+        run_status status;
+        int exit_code, signal;
+        bool wants_retry;
+        usec_t finished, duration;
+        char message[1024];
+
+        run_done_fn done;
+        void *userdata;
+        void *owner_data; /* for the manager: its job and list links */
+        run *next, *prev;
+};
+
+/* Forks the run child for DEF and starts supervising it on E. The child runs the plugin's run
+ * callback with a context for (ID, SCHEDULED, ATTEMPT) and exits; DONE is called once with the
+ * outcome filled in, after which the caller frees the run with run_free(). JOB_STATE_DIR is the
+ * job's directory (the child's working directory). Returns 0 and the run, or -errno (fork,
+ * pipe or event source failure; nothing is left running). */
+int run_start(sd_event *e, const job_def *def, const char *job_state_dir, int64_t id, int64_t first_id,
+              run_trigger trigger, unsigned attempt, usec_t scheduled, usec_t started, run_done_fn done,
+              void *userdata, run **ret);
+
+/* run_start() in three steps, so a batch of due runs can be forked back to back: every page the
+ * daemon writes between two forks is a copy-on-write fault while the children share it, so
+ * nothing but fork() should happen between them. run_prepare() allocates the run and its pipes;
+ * run_launch() only forks; run_watch() closes the child's ends and adds the event sources. On
+ * failure of launch or watch the caller frees the run with run_free(). */
+int run_prepare(const job_def *def, const char *job_state_dir, int64_t id, int64_t first_id, run_trigger trigger,
+                unsigned attempt, usec_t scheduled, usec_t started, run_done_fn done, void *userdata, run **ret);
+int run_launch(run *r);
+int run_watch(sd_event *e, run *r);
+
+/* run_watch() in two halves, for a child forked elsewhere (launcher.h): run_watch_io() closes
+ * the child's pipe ends and watches the output; run_watch_child() adopts PID, which must be a
+ * child of this process, and delivers a deadline or shutdown signal that came before it. */
+int run_watch_io(sd_event *e, run *r);
+int run_watch_child(run *r, pid_t pid);
+
+/* The run child's body: sets itself up, runs the plugin's run callback for DEF and exits with
+ * the result (RUN_EXIT_*). A GATE and SLOT >= 0 make it a warm child that first waits there for
+ * its run id. PARENT is the daemon's pid: a child whose parent is already gone exits. Never
+ * returns. */
+_Noreturn void run_child(const job_def *def, const char *dir, int64_t id, usec_t scheduled, unsigned attempt,
+                         int out_fd, int msg_fd, start_gate *gate, int slot, pid_t parent);
+
+/* A warm run: run_prepare() for the cron fire at SCHEDULED with a slot of GATE, whose child
+ * (forked by a launcher, see launcher.h) sets itself up (process group, signals, descriptors,
+ * working directory, limits) and then waits at the gate until run_go() gives it its run id, or
+ * exits silently when run_abandon() turns it away. Moving the fork ahead of the instant is what
+ * lets a fire start on time when many are due at once: the fork costs ~1 ms on a small VM, the
+ * release one futex wake for all of them. -EBUSY when the gate has no free slot. */
+int run_prepare_warm(const job_def *def, const char *job_state_dir, usec_t scheduled, start_gate *gate,
+                     run_done_fn done, void *userdata, run **ret);
+
+/* Opens the gate for a watched warm run as run ID (FIRST_ID for its retries) with TRIGGER. The
+ * child starts at the next start_gate_release(); then run_released() records when. */
+void run_go(run *r, int64_t id, int64_t first_id, run_trigger trigger);
+
+/* After the gate's wake: the run started at STARTED (wall clock); arms its deadline. */
+int run_released(run *r, usec_t started);
+
+/* Turns a warm run's child away (it exits at the next start_gate_wake() without running the
+ * plugin). Its done callback still comes, with r->warm and r->abandoned set. NULL is fine. */
+void run_abandon(run *r);
+
+/* The RLIMIT_NOFILE a run starts with (unless its job sets limits.open_files): the daemon
+ * raises its own soft limit for the descriptors of many concurrent runs, but a job should see
+ * the limit the daemon was started with (select() breaks above 1024). */
+void run_set_default_nofile(const struct rlimit *l);
+
+/* Asks the run to stop: SIGTERM to its process group now, SIGKILL after RUN_KILL_GRACE. Its
+ * status becomes cancelled (shutdown) unless it had already timed out. */
+void run_cancel(run *r);
+
+/* SIGKILL to the run's process group (end of shutdown grace). */
+void run_kill(run *r);
+
+/* The output tail, oldest byte first, copied into BUF (HISTORY_OUTPUT_MAX bytes). Returns the
+ * number of bytes. */
+size_t run_output_tail(const run *r, char *buf);
+
+run *run_free(run *r);
+
+/* Pure: how a child's end maps to a run status. CODE/STATUS are siginfo's si_code/si_status.
+ * Sets *ret_exit_code (-1 when killed), *ret_signal (0 when exited) and *ret_retryable (the
+ * retry policy applies: the plugin asked for a retry, the run timed out or crashed, or it
+ * exited with a code the contract does not define). */
+run_status run_classify(int code, int status, bool timed_out, bool cancelled, int *ret_exit_code, int *ret_signal,
+                        bool *ret_retryable);

@@ -1,0 +1,1168 @@
+/* SPDX-License-Identifier: MIT */
+/* schedctl: the admin command. Offline verbs (check, next) work on files; the others talk to
+ * the daemon over its control socket. Exit codes: 0 ok, 1 the action failed, 2 usage error,
+ * 3 daemon not reachable. */
+
+#include <getopt.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdarg.h>
+
+#include "basic/clock.h"
+#include "basic/diag.h"
+#include "basic/duration.h"
+#include "core/jobctx.h"
+#include "basic/log.h"
+#include "core/registry.h"
+#include "basic/run-status.h"
+#include "schedctl/client.h"
+#include "schedctl/format.h"
+#include "basic/schedule.h"
+#include "basic/timefmt.h"
+#include "basic/tz.h"
+
+#define EXIT_USAGE 2
+#define EXIT_UNREACHABLE 3
+
+#ifndef SYSCONFDIR
+#define SYSCONFDIR "/etc"
+#endif
+#define DEFAULT_CONFIG SYSCONFDIR "/schedulerd/schedulerd.yaml"
+#ifndef RUNSTATEDIR
+#define RUNSTATEDIR "/run"
+#endif
+#define DEFAULT_SOCKET RUNSTATEDIR "/schedulerd/control.sock"
+
+static int log_oom(void) {
+        fputs("schedctl: out of memory\n", stderr);
+        return EXIT_FAILURE;
+}
+
+static const char *arg_config = DEFAULT_CONFIG;
+static const char *arg_socket = NULL;
+static bool arg_json = false;
+static bool arg_utc = false;
+
+static void help(FILE *f) {
+        fprintf(f,
+                "Usage: schedctl [--config FILE] [--socket PATH] COMMAND [ARGS...]\n"
+                "\n"
+                "Commands talking to schedulerd:\n"
+                "  list                          every job: NEXT, LEFT, LAST, PASSED, last status, runs\n"
+                "  status JOB                    a job's definition, state, next fires and last runs\n"
+                "  run JOB [--at TIME] [--wait [--timeout D]]\n"
+                "                                start a run now (standing for TIME), optionally wait for it\n"
+                "  enable JOB, disable JOB       let a job fire on its schedule, or not (persisted)\n"
+                "  history [JOB] [-n N] [--since TIME] [--status S] [--output]\n"
+                "                                past runs, newest first\n"
+                "  reload                        re-read the registry (as SIGHUP) and say whether it was taken\n"
+                "\n"
+                "Offline commands:\n"
+                "  check [FILE]                  validate a registry (default: --config) and load its plugins\n"
+                "  next EXPR|JOB [--tz ZONE] [--from TIME] [-n N]\n"
+                "                                show the next N (default 5) fire times\n"
+                "\n"
+                "Options:\n"
+                "  -c, --config FILE             registry (default %s)\n"
+                "  -s, --socket PATH             control socket (default: the registry's control_socket)\n"
+                "      --json                    machine-readable output (fields in schedctl(1))\n"
+                "      --utc                     show times in UTC instead of each job's zone\n"
+                "  -h, --help                    this text; COMMAND -h: that command's\n"
+                "\n"
+                "Exit status: 0 ok, 1 action failed, 2 usage error, 3 daemon not reachable.\n",
+                DEFAULT_CONFIG);
+}
+
+static int usage_error(const char *fmt, ...) _printf_(1, 2);
+static int usage_error(const char *fmt, ...) {
+        va_list ap;
+        fputs("schedctl: ", stderr);
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fputs("\nTry 'schedctl --help'.\n", stderr);
+        return EXIT_USAGE;
+}
+
+/* --- check ------------------------------------------------------------------ */
+
+static int verb_check(int argc, char **argv) {
+        static const struct option opts[] = {
+                { "json", no_argument, NULL, 'j' },
+                { "help", no_argument, NULL, 'h' },
+                {},
+        };
+        _cleanup_(registry_freep) registry *r = NULL;
+        diag_list diags = {};
+        int q, c;
+
+        optind = 0;
+        while ((c = getopt_long(argc, argv, "jh", opts, NULL)) >= 0)
+                switch (c) {
+                case 'j':
+                        arg_json = true;
+                        break;
+                case 'h':
+                        printf("Usage: schedctl [--config FILE] check [FILE]\n\n"
+                               "Validates a registry (default: --config, %s) and loads its plugins, printing\n"
+                               "every error with its file, line and column. Exit status 0 if it is valid, else 1.\n",
+                               arg_config);
+                        return EXIT_SUCCESS;
+                default:
+                        return EXIT_USAGE;
+                }
+        if (argc - optind > 1)
+                return usage_error("check takes at most one FILE, found %d arguments", argc - optind);
+        const char *path = optind < argc ? argv[optind] : arg_config;
+
+        q = registry_load(path, REGISTRY_LOAD_PLUGINS, &r, &diags);
+        if (q == -ENOENT && diags.n == 0) {
+                fprintf(stderr, "%s: no such file; give the registry as schedctl check FILE\n", path);
+                return EXIT_FAILURE;
+        }
+        if (q >= 0)
+                q = jobctx_init_jobs(r, false, &diags);
+        for (size_t i = 0; i < diags.n; i++) {
+                _cleanup_free_ char *s = diag_format(&diags.items[i]);
+                puts(s ?: diags.items[i].message);
+        }
+        if (q < 0 && diags.n == 0)
+                printf("%s: %s\n", path, strerror(-q));
+        if (q >= 0 && !arg_json)
+                printf("%s: ok, %zu job%s\n", path, r->n_jobs, r->n_jobs == 1 ? "" : "s");
+        diag_list_clear(&diags);
+        return q < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+/* --- next ------------------------------------------------------------------- */
+
+/* "3d 4h", "12m 5s", "now": the two largest units, as systemctl list-timers does. */
+static char *format_left(usec_t d, char *buf, size_t n) {
+        static const struct {
+                const char *u;
+                usec_t v;
+        } units[] = { { "y", 365 * USEC_PER_DAY }, { "d", USEC_PER_DAY }, { "h", USEC_PER_HOUR },
+                      { "min", USEC_PER_MINUTE }, { "s", USEC_PER_SEC } };
+        size_t len = 0, shown = 0;
+
+        buf[0] = '\0';
+        if (d < USEC_PER_SEC) {
+                snprintf(buf, n, "now");
+                return buf;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(units) && shown < 2; i++) {
+                if (d < units[i].v && shown == 0)
+                        continue;
+                usec_t k = d / units[i].v;
+                d %= units[i].v;
+                if (k == 0) {
+                        shown++;
+                        continue;
+                }
+                int w = snprintf(buf + len, n - len, "%s%" PRIu64 "%s", len ? " " : "", k, units[i].u);
+                if (w < 0 || (size_t) w >= n - len)
+                        break;
+                len += (size_t) w;
+                shown++;
+        }
+        return buf;
+}
+
+static bool looks_like_expression(const char *s) {
+        return s[0] == '@' || strchr(s, ' ') || strchr(s, '*');
+}
+
+static int verb_next(int argc, char **argv) {
+        static const struct option opts[] = {
+                { "tz", required_argument, NULL, 'z' },
+                { "from", required_argument, NULL, 'f' },
+                { "json", no_argument, NULL, 'j' },
+                { "help", no_argument, NULL, 'h' },
+                {},
+        };
+        const char *zone_name = NULL, *from_s = NULL, *what;
+        _cleanup_free_ char *expr = NULL;
+        unsigned count = 5;
+        int c;
+
+        optind = 0; /* 0, not 1: glibc re-initialises (and permutes again) only then */
+        while ((c = getopt_long(argc, argv, "n:z:f:jh", opts, NULL)) >= 0) {
+                char *end;
+                switch (c) {
+                case 'n':
+                        errno = 0;
+                        unsigned long v = strtoul(optarg, &end, 10);
+                        if (errno || *end || v == 0 || v > 100000)
+                                return usage_error("-n: \"%s\" is not a count between 1 and 100000", optarg);
+                        count = (unsigned) v;
+                        break;
+                case 'z':
+                        zone_name = optarg;
+                        break;
+                case 'f':
+                        from_s = optarg;
+                        break;
+                case 'j':
+                        arg_json = true;
+                        break;
+                case 'h':
+                        help(stdout);
+                        return EXIT_SUCCESS;
+                default:
+                        return EXIT_USAGE;
+                }
+        }
+        if (optind != argc - 1)
+                return usage_error("next takes one EXPR or JOB, e.g. schedctl next \"0 7 * * *\" --tz Europe/Amsterdam");
+        what = argv[optind];
+
+        _cleanup_(registry_freep) registry *r = NULL;
+        schedule s;
+        parse_error e = {};
+        if (looks_like_expression(what)) {
+                if (schedule_parse(what, &s, &e) < 0) {
+                        fprintf(stderr, "schedctl: schedule \"%s\": %s (at column %zu)\n", what, e.message, e.offset + 1);
+                        return EXIT_USAGE;
+                }
+                expr = strdup(what);
+        } else {
+                diag_list diags = {};
+                int q = registry_load(arg_config, REGISTRY_IGNORE_PLUGINS, &r, &diags);
+                diag_list_clear(&diags);
+                if (q < 0) {
+                        if (schedule_parse(what, &s, &e) >= 0)
+                                expr = strdup(what);
+                        else {
+                                fprintf(stderr,
+                                        "schedctl: \"%s\" is not a schedule expression, and the registry %s could not be "
+                                        "read to look it up as a job (%s); run schedctl check %s\n",
+                                        what, arg_config, strerror(-q), arg_config);
+                                return EXIT_USAGE;
+                        }
+                } else {
+                        job_def *j = registry_find(r, what);
+                        if (!j) {
+                                fprintf(stderr, "schedctl: no job \"%s\" in %s, and it is not a schedule expression\n",
+                                        what, arg_config);
+                                return EXIT_USAGE;
+                        }
+                        s = j->schedule;
+                        expr = strdup(j->schedule_expr);
+                        if (!zone_name)
+                                zone_name = j->timezone;
+                }
+        }
+        if (!expr)
+                return log_oom();
+
+        const tz *z = NULL;
+        tz *zz;
+        int q = tz_load(zone_name ?: "UTC", &zz);
+        if (q < 0) {
+                fprintf(stderr, "schedctl: time zone \"%s\": %s\n", zone_name,
+                        q == -ENOENT ? "unknown zone (no such file in the tzdata)" : "not a valid zone name");
+                return EXIT_USAGE;
+        }
+        z = zz;
+
+        usec_t from = clock_now_realtime();
+        if (from_s && timefmt_parse(from_s, z, &from, &e) < 0) {
+                fprintf(stderr, "schedctl: --from: %s\n", e.message);
+                return EXIT_USAGE;
+        }
+
+        _cleanup_(json_decrefp) json_t *arr = json_array();
+        if (!arr)
+                return log_oom();
+        if (!arg_json)
+                printf("%-27s %-22s %s\n", s.kind == SCHEDULE_EVERY ? "NEXT (relative to FROM)" : "NEXT (local)", "UTC",
+                       "LEFT");
+
+        int64_t t = (int64_t) (from / USEC_PER_SEC);
+        for (unsigned i = 0; i < count; i++) {
+                usec_t fire;
+                if (s.kind == SCHEDULE_EVERY)
+                        fire = from + (usec_t) (i + 1) * s.interval;
+                else {
+                        int64_t next;
+                        q = schedule_next(&s, z, t, &next);
+                        if (q == -ERANGE)
+                                break;
+                        if (q < 0) {
+                                fprintf(stderr, "schedctl: cannot evaluate \"%s\": %s\n", expr, strerror(-q));
+                                return EXIT_FAILURE;
+                        }
+                        t = next;
+                        fire = (usec_t) next * USEC_PER_SEC;
+                }
+                char lb[TIMEFMT_MAX], ub[TIMEFMT_MAX], left[64];
+                timefmt_rfc3339(fire, z, false, lb, sizeof(lb));
+                timefmt_rfc3339(fire, NULL, false, ub, sizeof(ub));
+                format_left(fire - from, left, sizeof(left));
+                if (arg_json) {
+                        json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:I}", "utc", ub, "local", lb, "zone", tz_name(z),
+                                              "usec", (json_int_t) fire, "left_usec", (json_int_t) (fire - from));
+                        if (!o || json_array_append_new(arr, o) < 0)
+                                return log_oom();
+                } else
+                        printf("%-27s %-22s %s\n", lb, ub, left);
+        }
+        if (arg_json) {
+                _cleanup_free_ char *out = json_dumps(arr, JSON_INDENT(2));
+                if (!out)
+                        return log_oom();
+                puts(out);
+        }
+        return EXIT_SUCCESS;
+}
+
+/* --- talking to the daemon ----------------------------------------------------- */
+
+/* How long a command other than run --wait waits for its reply: a daemon that does not answer
+ * in this time is as good as unreachable. */
+#define CALL_TIMEOUT (60 * USEC_PER_SEC)
+
+static char *socket_path = NULL;
+static char *admin_group = NULL;
+static bool socket_from_default = false;
+
+/* The socket: --socket, else the registry's control_socket, else the compiled-in default. */
+static const char *resolve_socket(void) {
+        if (socket_path)
+                return socket_path;
+        if (arg_socket) {
+                socket_path = strdup(arg_socket);
+                return socket_path ?: arg_socket;
+        }
+        _cleanup_(registry_freep) registry *r = NULL;
+        diag_list diags = {};
+        int q = registry_load(arg_config, REGISTRY_IGNORE_PLUGINS, &r, &diags);
+        diag_list_clear(&diags);
+        if (q >= 0 && r->control_socket) {
+                socket_path = strdup(r->control_socket);
+                if (r->admin_group)
+                        admin_group = strdup(r->admin_group);
+        }
+        if (!socket_path) {
+                socket_from_default = true;
+                socket_path = strdup(DEFAULT_SOCKET);
+        }
+        return socket_path ?: DEFAULT_SOCKET;
+}
+
+static int unreachable(const char *path, int err) {
+        fprintf(stderr, "schedctl: cannot reach schedulerd at %s: %s.\n", path, strerror(-err));
+        if ((err == -EACCES || err == -EPERM) && !admin_group) {
+                /* with --socket the registry was not read yet: it names the group */
+                _cleanup_(registry_freep) registry *r = NULL;
+                diag_list diags = {};
+                if (registry_load(arg_config, REGISTRY_IGNORE_PLUGINS, &r, &diags) >= 0 && r->admin_group)
+                        admin_group = strdup(r->admin_group);
+                diag_list_clear(&diags);
+        }
+        if (err == -EACCES || err == -EPERM)
+                fprintf(stderr,
+                        "The socket is open to root and group \"%s\"; run as one of them (e.g. with sudo).\n",
+                        admin_group ?: "schedulerd");
+        else
+                fprintf(stderr, "Is the daemon running? Check with 'systemctl status schedulerd'%s.\n",
+                        socket_from_default ? ", or give the socket with --socket PATH" : "");
+        return EXIT_UNREACHABLE;
+}
+
+static void print_json(json_t *v) {
+        _cleanup_free_ char *s = json_dumps(v, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        if (s)
+                puts(s);
+}
+
+/* Sends REQ (consumed) and waits up to TIMEOUT. Returns EXIT_SUCCESS with *ret_reply (an object
+ * with "ok": true, which is removed), or an exit status after saying what went wrong: 1 when
+ * the daemon refused or the action failed (its message and any "errors" printed), 3 when it
+ * could not be reached or did not answer. -ETIMEDOUT is passed to the caller as
+ * EXIT_FAILURE with *ret_timed_out set when RET_TIMED_OUT is given. */
+static int call(json_t *req, usec_t timeout, json_t **ret_reply, bool *ret_timed_out) {
+        _cleanup_(json_decrefp) json_t *rq = req;
+        const char *path = resolve_socket();
+        json_t *reply = NULL;
+
+        if (!rq) {
+                fputs("schedctl: out of memory\n", stderr);
+                return EXIT_FAILURE;
+        }
+        _cleanup_close_ int fd = ctl_connect(path);
+        if (fd < 0)
+                return unreachable(path, fd);
+        int q = ctl_call(fd, rq, timeout, &reply);
+        if (q == -ETIMEDOUT && ret_timed_out) {
+                *ret_timed_out = true;
+                return EXIT_FAILURE;
+        }
+        if (q == -ETIMEDOUT) {
+                fprintf(stderr, "schedctl: schedulerd at %s did not answer within %us; check 'systemctl status schedulerd'.\n",
+                        path, (unsigned) (timeout / USEC_PER_SEC));
+                return EXIT_UNREACHABLE;
+        }
+        if (q == -EBADMSG) {
+                fprintf(stderr, "schedctl: the reply from %s is not one JSON object per line; is that schedulerd's socket?\n",
+                        path);
+                return EXIT_FAILURE;
+        }
+        if (q < 0)
+                return unreachable(path, q);
+
+        if (!json_is_true(json_object_get(reply, "ok"))) {
+                json_t *err = json_object_get(reply, "error"), *errs = json_object_get(reply, "errors"), *v;
+                size_t i;
+                fprintf(stderr, "schedctl: %s\n", json_is_string(err) ? json_string_value(err) : "the daemon refused");
+                json_array_foreach(errs, i, v)
+                        if (json_is_string(v))
+                                fprintf(stderr, "  %s\n", json_string_value(v));
+                if (arg_json)
+                        print_json(reply);
+                json_decref(reply);
+                return EXIT_FAILURE;
+        }
+        json_object_del(reply, "ok");
+        *ret_reply = reply;
+        return EXIT_SUCCESS;
+}
+
+/* --- reading replies ----------------------------------------------------------- */
+
+static const char *jstr(json_t *o, const char *key) {
+        json_t *v = json_object_get(o, key);
+        return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static usec_t jusec(json_t *o, const char *key) {
+        json_t *v = json_object_get(o, key);
+        return json_is_integer(v) && json_integer_value(v) >= 0 ? (usec_t) json_integer_value(v) : USEC_INFINITY;
+}
+
+static long long jint(json_t *o, const char *key, long long def) {
+        json_t *v = json_object_get(o, key);
+        return json_is_integer(v) ? (long long) json_integer_value(v) : def;
+}
+
+/* The zone a job's times are shown in: its own, or UTC with --utc or when it cannot be loaded. */
+static const tz *zone_of(const char *name) {
+        tz *z;
+        if (arg_utc || !name || tz_load(name, &z) < 0)
+                return NULL;
+        return z;
+}
+
+static const char *status_color(const char *s) {
+        if (!s)
+                return NULL;
+        if (streq(s, "succeeded"))
+                return COLOR_GREEN;
+        if (streq(s, "failed") || streq(s, "crashed") || streq(s, "timed_out"))
+                return COLOR_RED;
+        if (streq(s, "running"))
+                return COLOR_BOLD;
+        return COLOR_YELLOW;
+}
+
+static const char *state_color(const char *s) {
+        if (!s)
+                return NULL;
+        if (streq(s, "running"))
+                return COLOR_GREEN;
+        if (streq(s, "retrying"))
+                return COLOR_YELLOW;
+        return NULL;
+}
+
+static char *fmt_ts(usec_t t, const tz *z, char *buf, size_t n) {
+        if (t == USEC_INFINITY)
+                return NULL;
+        return format_timestamp(t, z, buf, n);
+}
+
+/* "5h 3min" until T (LEFT) or "2min ago" since T (PASSED), relative to NOW. */
+static char *fmt_left(usec_t t, usec_t now, char *buf, size_t n) {
+        if (t == USEC_INFINITY)
+                return NULL;
+        if (t <= now)
+                return strcpy(buf, "now");
+        return format_relative(t - now, buf, n);
+}
+
+static char *fmt_passed(usec_t t, usec_t now, char *buf, size_t n) {
+        if (t == USEC_INFINITY)
+                return NULL;
+        char rel[FORMAT_RELATIVE_MAX];
+        snprintf(buf, n, "%s ago", t >= now ? "0" : format_relative(now - t, rel, sizeof(rel)));
+        return buf;
+}
+
+static char *fmt_duration(usec_t d, char *buf, size_t n) {
+        if (d == USEC_INFINITY)
+                return NULL;
+        return format_relative(d, buf, n);
+}
+
+/* Job name -> zone name, from a list reply, for commands whose replies carry no zone. */
+static json_t *zones = NULL;
+
+static const tz *zone_of_job(const char *job) {
+        if (arg_utc)
+                return NULL;
+        if (!zones) {
+                json_t *reply = NULL, *j;
+                size_t i;
+                zones = json_object();
+                if (call(json_pack("{s:s}", "command", "list"), CALL_TIMEOUT, &reply, NULL) != EXIT_SUCCESS)
+                        return NULL;
+                json_array_foreach(json_object_get(reply, "jobs"), i, j)
+                        if (jstr(j, "name") && jstr(j, "timezone"))
+                                json_object_set_new(zones, jstr(j, "name"), json_string(jstr(j, "timezone")));
+                json_decref(reply);
+        }
+        return zone_of(jstr(zones, job));
+}
+
+/* --- per-command option parsing ---------------------------------------------------- */
+
+enum {
+        OPT_JSON = 0x100,
+        OPT_UTC,
+        OPT_AT,
+        OPT_WAIT,
+        OPT_TIMEOUT,
+        OPT_SINCE,
+        OPT_STATUS,
+        OPT_OUTPUT,
+};
+
+typedef struct verb_help {
+        const char *usage;
+        const char *text;
+} verb_help;
+
+static int verb_usage(const verb_help *h, FILE *f) {
+        fprintf(f, "Usage: schedctl [--config FILE] [--socket PATH] %s\n\n%s", h->usage, h->text);
+        fputs("\nCommon options: --json (machine-readable output), -h/--help (this text).\n"
+              "Exit status: 0 ok, 1 action failed, 2 usage error, 3 daemon not reachable.\n",
+              f);
+        return EXIT_SUCCESS;
+}
+
+/* Parses the options every online command shares plus EXTRA (getopt_long entries), calling
+ * HANDLE for the extra ones. Returns -1 to go on (optind at the first operand), or an exit
+ * status. */
+static int parse_verb_options(int argc, char **argv, const verb_help *h, const struct option *extra,
+                              int (*handle)(int opt, const char *arg)) {
+        struct option opts[16] = {
+                { "json", no_argument, NULL, OPT_JSON },
+                { "utc", no_argument, NULL, OPT_UTC },
+                { "help", no_argument, NULL, 'h' },
+        };
+        size_t n = 3;
+        for (; extra && extra[n - 3].name && n < ELEMENTSOF(opts) - 1; n++)
+                opts[n] = extra[n - 3];
+        int c;
+        optind = 0;
+        while ((c = getopt_long(argc, argv, "+hn:", opts, NULL)) >= 0) {
+                switch (c) {
+                case OPT_JSON:
+                        arg_json = true;
+                        break;
+                case OPT_UTC:
+                        arg_utc = true;
+                        break;
+                case 'h':
+                        return verb_usage(h, stdout);
+                case '?':
+                        fprintf(stderr, "Try 'schedctl %s -h'.\n", argv[0]);
+                        return EXIT_USAGE;
+                default:
+                        if (!handle) {
+                                fprintf(stderr, "schedctl: %s does not take -%c; try 'schedctl %s -h'.\n", argv[0], c,
+                                        argv[0]);
+                                return EXIT_USAGE;
+                        }
+                        int r = handle(c, optarg);
+                        if (r >= 0)
+                                return r;
+                }
+        }
+        /* options may follow the operands too: parse again past them */
+        return -1;
+}
+
+/* Operands and options in any order: collect operands, letting getopt see the rest. */
+static int collect_operands(int argc, char **argv, const verb_help *h, const struct option *extra,
+                            int (*handle)(int opt, const char *arg), char ***ret_operands, int *ret_n) {
+        static char *operands[8];
+        int n = 0;
+        /* work on a copy so that operand removal does not disturb the caller */
+        _cleanup_free_ char **v = calloc((size_t) argc + 1, sizeof(char *));
+        if (!v)
+                return log_oom();
+        memcpy(v, argv, (size_t) argc * sizeof(char *));
+        int vc = argc;
+        for (;;) {
+                int r = parse_verb_options(vc, v, h, extra, handle);
+                if (r >= 0)
+                        return r;
+                if (optind >= vc)
+                        break;
+                if (n == (int) ELEMENTSOF(operands))
+                        return usage_error("%s: too many arguments", argv[0]);
+                operands[n++] = v[optind];
+                /* drop the operand and parse the rest again */
+                memmove(v + optind, v + optind + 1, (size_t) (vc - optind) * sizeof(char *));
+                vc--;
+        }
+        *ret_operands = operands;
+        *ret_n = n;
+        return -1;
+}
+
+/* --- list ------------------------------------------------------------------------ */
+
+static const verb_help list_help = {
+        "list [--json] [--utc]",
+        "One row per job, in the style of 'systemctl list-timers': NEXT and LEFT (the next fire,\n"
+        "in the job's zone), LAST and PASSED (the last start), the last run's STATUS, the job's\n"
+        "STATE (idle, running, retrying), whether it is ENABLED, RUNS, FAILED and AVG duration.\n"
+        "\n"
+        "  --utc    times in UTC instead of each job's zone\n",
+};
+
+static int verb_list(int argc, char **argv) {
+        char **ops;
+        int n, r = collect_operands(argc, argv, &list_help, NULL, NULL, &ops, &n);
+        if (r >= 0)
+                return r;
+        if (n > 0)
+                return usage_error("list takes no arguments, found \"%s\"", ops[0]);
+
+        _cleanup_(json_decrefp) json_t *reply = NULL;
+        r = call(json_pack("{s:s}", "command", "list"), CALL_TIMEOUT, &reply, NULL);
+        if (r != EXIT_SUCCESS)
+                return r;
+        if (arg_json) {
+                print_json(reply);
+                return EXIT_SUCCESS;
+        }
+
+        static const table_column cols[] = {
+                { "NEXT", false }, { "LEFT", false }, { "LAST", false }, { "PASSED", false }, { "JOB", false }, { "STATUS", false }, { "STATE", false },
+                { "ENABLED", false }, { "RUNS", true }, { "FAILED", true }, { "AVG", true }, { "SCHEDULE", false }, { "ZONE", false },
+        };
+        _cleanup_(table_freep) table *t = table_new(cols, ELEMENTSOF(cols));
+        if (!t)
+                return log_oom();
+        usec_t now = jusec(reply, "now_usec");
+        if (now == USEC_INFINITY)
+                now = clock_now_realtime();
+        json_t *j;
+        size_t i;
+        json_array_foreach(json_object_get(reply, "jobs"), i, j) {
+                char next[FORMAT_TIMESTAMP_MAX], left[FORMAT_RELATIVE_MAX], last[FORMAT_TIMESTAMP_MAX],
+                        passed[FORMAT_RELATIVE_MAX + 8], avg[FORMAT_RELATIVE_MAX], runs[24], fails[24];
+                const tz *z = zone_of(jstr(j, "timezone"));
+                bool enabled = json_is_true(json_object_get(j, "enabled"));
+                usec_t nx = jusec(j, "next_usec"), ls = jusec(j, "last_usec");
+                const char *st = jstr(j, "last_status");
+                snprintf(runs, sizeof(runs), "%lld", jint(j, "runs", 0));
+                snprintf(fails, sizeof(fails), "%lld", jint(j, "failures", 0));
+                if (table_add(t, fmt_ts(nx, z, next, sizeof(next)), NULL) < 0 ||
+                    table_add(t, fmt_left(nx, now, left, sizeof(left)), NULL) < 0 ||
+                    table_add(t, fmt_ts(ls, z, last, sizeof(last)), NULL) < 0 ||
+                    table_add(t, fmt_passed(ls, now, passed, sizeof(passed)), NULL) < 0 ||
+                    table_add(t, jstr(j, "name"), COLOR_BOLD) < 0 || table_add(t, st, status_color(st)) < 0 ||
+                    table_add(t, jstr(j, "state"), state_color(jstr(j, "state"))) < 0 ||
+                    table_add(t, enabled ? "yes" : "no", enabled ? NULL : COLOR_GREY) < 0 ||
+                    table_add(t, runs, NULL) < 0 ||
+                    table_add(t, fails, jint(j, "failures", 0) > 0 ? COLOR_RED : NULL) < 0 ||
+                    table_add(t, fmt_duration(jusec(j, "average_duration_usec"), avg, sizeof(avg)), NULL) < 0 ||
+                    table_add(t, jstr(j, "schedule"), NULL) < 0 || table_add(t, jstr(j, "timezone"), NULL) < 0)
+                        return log_oom();
+        }
+        bool color = colors_enabled(stdout);
+        if (table_print(t, stdout, color) < 0)
+                return EXIT_FAILURE;
+        size_t k = table_rows(t);
+        printf("\n%zu job%s listed.\n", k, k == 1 ? "" : "s");
+        return EXIT_SUCCESS;
+}
+
+/* --- status ---------------------------------------------------------------------- */
+
+static const verb_help status_help = {
+        "status JOB [--json] [--utc]",
+        "A job's definition (schedule, zone, plugin, policies, where it is defined), its state,\n"
+        "the next fires and its last runs with their messages.\n"
+        "\n"
+        "  --utc    times in UTC instead of the job's zone\n",
+};
+
+static int print_runs_table(json_t *runs, bool with_job, bool with_output) {
+        static const table_column cols_job[] = {
+                { "ID", true }, { "STARTED", false }, { "JOB", false }, { "TRIGGER", false }, { "STATUS", false }, { "DURATION", true }, { "MESSAGE", false },
+        };
+        static const table_column cols[] = {
+                { "ID", true }, { "STARTED", false }, { "TRIGGER", false }, { "STATUS", false }, { "DURATION", true }, { "MESSAGE", false },
+        };
+        _cleanup_(table_freep) table *t = with_job ? table_new(cols_job, ELEMENTSOF(cols_job))
+                                                   : table_new(cols, ELEMENTSOF(cols));
+        if (!t)
+                return log_oom();
+        bool color = colors_enabled(stdout);
+        json_t *r;
+        size_t i;
+        json_array_foreach(runs, i, r) {
+                char id[24], started[FORMAT_TIMESTAMP_MAX], dur[FORMAT_RELATIVE_MAX], trig[48];
+                const char *st = jstr(r, "status"), *msg = jstr(r, "message");
+                const tz *z = zone_of_job(jstr(r, "job"));
+                snprintf(id, sizeof(id), "%lld", jint(r, "id", 0));
+                long long attempt = jint(r, "attempt", 0);
+                if (attempt > 0)
+                        snprintf(trig, sizeof(trig), "%s #%lld", jstr(r, "trigger") ?: "-", attempt);
+                else
+                        snprintf(trig, sizeof(trig), "%s", jstr(r, "trigger") ?: "-");
+                if (table_add(t, id, NULL) < 0 || table_add(t, fmt_ts(jusec(r, "started_usec"), z, started, sizeof(started)), NULL) < 0 ||
+                    (with_job && table_add(t, jstr(r, "job"), COLOR_BOLD) < 0) || table_add(t, trig, NULL) < 0 ||
+                    table_add(t, st, status_color(st)) < 0 ||
+                    table_add(t, fmt_duration(jusec(r, "duration_usec"), dur, sizeof(dur)), NULL) < 0 ||
+                    table_add(t, msg && *msg ? msg : NULL, NULL) < 0)
+                        return log_oom();
+        }
+        if (!with_output)
+                return table_print(t, stdout, color) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+
+        /* with the output tails: one small table per run, each followed by its output */
+        if (table_print(t, stdout, color) < 0)
+                return EXIT_FAILURE;
+        json_array_foreach(runs, i, r) {
+                const char *out = jstr(r, "output");
+                printf("\n-- output of run %lld (%s) --\n", jint(r, "id", 0), jstr(r, "job") ?: "?");
+                if (out && *out)
+                        fputs(out, stdout), fputs(out[strlen(out) - 1] == '\n' ? "" : "\n", stdout);
+                else
+                        puts("(none)");
+        }
+        return EXIT_SUCCESS;
+}
+
+static int verb_status(int argc, char **argv) {
+        char **ops;
+        int n, r = collect_operands(argc, argv, &status_help, NULL, NULL, &ops, &n);
+        if (r >= 0)
+                return r;
+        if (n != 1)
+                return usage_error("status takes one JOB, e.g. schedctl status hello");
+
+        _cleanup_(json_decrefp) json_t *reply = NULL;
+        r = call(json_pack("{s:s, s:s}", "command", "status", "job", ops[0]), CALL_TIMEOUT, &reply, NULL);
+        if (r != EXIT_SUCCESS)
+                return r;
+        json_t *j = json_object_get(reply, "job");
+        if (arg_json) {
+                print_json(j);
+                return EXIT_SUCCESS;
+        }
+
+        bool color = colors_enabled(stdout);
+        const tz *z = zone_of(jstr(j, "timezone"));
+        usec_t now = clock_now_realtime(), nx = jusec(j, "next_usec"), ls = jusec(j, "last_usec");
+        char a[FORMAT_TIMESTAMP_MAX], b[FORMAT_RELATIVE_MAX + 8], d[DURATION_MAX], e[DURATION_MAX];
+        const char *desc = jstr(j, "description"), *st = jstr(j, "last_status"), *state = jstr(j, "state");
+        bool enabled = json_is_true(json_object_get(j, "enabled"));
+        json_t *ov = json_object_get(j, "enabled_override"), *src = json_object_get(j, "source");
+        json_t *retry = json_object_get(j, "retry");
+
+        printf("%s%s%s%s%s\n", color ? COLOR_BOLD : "", jstr(j, "name"), color ? COLOR_RESET : "", desc ? " - " : "",
+               desc ?: "");
+        printf("    Schedule: %s (zone %s)\n", jstr(j, "schedule"), jstr(j, "timezone"));
+        printf("     Enabled: %s%s\n", enabled ? "yes" : "no",
+               json_is_boolean(ov) ? " (set with schedctl enable/disable)" : "");
+        printf("       State: %s%s%s\n", color && state_color(state) ? state_color(state) : "", state ?: "-",
+               color && state_color(state) ? COLOR_RESET : "");
+        if (nx != USEC_INFINITY)
+                printf("        Next: %s (in %s)\n", format_timestamp(nx, z, a, sizeof(a)),
+                       fmt_left(nx, now, b, sizeof(b)));
+        else
+                printf("        Next: -%s\n", enabled ? "" : " (disabled)");
+        if (ls != USEC_INFINITY)
+                printf("        Last: %s (%s), %s%s%s\n", format_timestamp(ls, z, a, sizeof(a)),
+                       fmt_passed(ls, now, b, sizeof(b)), color && status_color(st) ? status_color(st) : "", st ?: "-",
+                       color && status_color(st) ? COLOR_RESET : "");
+        else
+                printf("        Last: never\n");
+        usec_t avg = jusec(j, "average_duration_usec");
+        printf("        Runs: %lld, %lld failed%s%s\n", jint(j, "runs", 0), jint(j, "failures", 0),
+               avg != USEC_INFINITY ? ", average " : "", avg != USEC_INFINITY ? format_relative(avg, b, sizeof(b)) : "");
+        printf("      Plugin: %s\n", jstr(j, "plugin") ?: "-");
+        usec_t to = jusec(j, "timeout_usec");
+        printf("     Timeout: %s\n", to == USEC_INFINITY || to == 0 ? "none" : duration_format(to, d, sizeof(d)));
+        printf("    Policies: %s%s%s\n", json_is_true(json_object_get(j, "singleton")) ? "singleton" : "concurrent",
+               json_is_true(json_object_get(j, "catch_up")) ? ", catch_up" : "",
+               json_is_true(json_object_get(j, "run_on_startup")) ? ", run_on_startup" : "");
+        if (jint(retry, "attempts", 0) > 0)
+                printf("       Retry: %lld attempt%s, backoff %s up to %s\n", jint(retry, "attempts", 0),
+                       jint(retry, "attempts", 0) == 1 ? "" : "s",
+                       duration_format(jusec(retry, "backoff_usec"), d, sizeof(d)),
+                       duration_format(jusec(retry, "max_backoff_usec"), e, sizeof(e)));
+        else
+                printf("       Retry: no\n");
+        if (jstr(src, "file") && *jstr(src, "file"))
+                printf("      Source: %s:%lld\n", jstr(src, "file"), jint(src, "line", 0));
+        json_t *f;
+        size_t i;
+        json_array_foreach(json_object_get(j, "next_fires_usec"), i, f)
+                printf("%s%s\n", i == 0 ? "  Next fires: " : "              ",
+                       format_timestamp((usec_t) json_integer_value(f), z, a, sizeof(a)));
+
+        json_t *runs = json_object_get(j, "last_runs");
+        if (json_array_size(runs) == 0) {
+                puts("\nNo runs recorded.");
+                return EXIT_SUCCESS;
+        }
+        puts("");
+        return print_runs_table(runs, false, false);
+}
+
+/* --- run ------------------------------------------------------------------------- */
+
+static const verb_help run_help = {
+        "run JOB [--at TIME] [--wait [--timeout D]] [--json]",
+        "Starts a run of JOB now, outside its schedule (also when the job is disabled).\n"
+        "\n"
+        "  --at TIME      the run stands for the logical instant TIME (RFC 3339, e.g.\n"
+        "                 2026-03-29T07:30:00+02:00; without an offset, local to the job's zone):\n"
+        "                 the job sees TIME as its scheduled instant\n"
+        "  --wait         wait for the run to end; exit 0 only if it succeeded, else 1\n"
+        "  --timeout D    give up waiting after the duration D (e.g. 30s, 5m); the run goes on\n",
+};
+
+static const char *run_at = NULL, *run_timeout = NULL;
+static bool run_wait = false;
+
+static int run_option(int opt, const char *arg) {
+        switch (opt) {
+        case OPT_AT:
+                run_at = arg;
+                return -1;
+        case OPT_WAIT:
+                run_wait = true;
+                return -1;
+        case OPT_TIMEOUT:
+                run_timeout = arg;
+                return -1;
+        }
+        return usage_error("run: unexpected option");
+}
+
+static int verb_run(int argc, char **argv) {
+        static const struct option extra[] = {
+                { "at", required_argument, NULL, OPT_AT },
+                { "wait", no_argument, NULL, OPT_WAIT },
+                { "timeout", required_argument, NULL, OPT_TIMEOUT },
+                {},
+        };
+        char **ops;
+        int n, r = collect_operands(argc, argv, &run_help, extra, run_option, &ops, &n);
+        if (r >= 0)
+                return r;
+        if (n != 1)
+                return usage_error("run takes one JOB, e.g. schedctl run hello --wait");
+        const char *name = ops[0];
+
+        usec_t timeout = USEC_INFINITY;
+        parse_error e = {};
+        if (run_timeout && !run_wait)
+                return usage_error("run: --timeout bounds --wait; give --wait too");
+        if (run_timeout && (duration_parse(run_timeout, &timeout, &e) < 0 || timeout == 0))
+                return usage_error("run --timeout: \"%s\": %s; expected a duration such as 30s or 5m", run_timeout,
+                                   e.message[0] ? e.message : "must be more than zero");
+
+        json_t *at = json_null();
+        if (run_at) {
+                usec_t t;
+                /* an offset-less TIME is local to the job's zone, like its schedule */
+                if (timefmt_parse(run_at, NULL, &t, &e) < 0) {
+                        e = (parse_error) {};
+                        const tz *z = zone_of_job(name);
+                        if (!z && tz_load("UTC", (tz **) &z) < 0)
+                                return log_oom();
+                        if (timefmt_parse(run_at, z, &t, &e) < 0)
+                                return usage_error("run --at: \"%s\": %s; expected RFC 3339 such as 2026-03-29T07:30:00+02:00",
+                                                   run_at, e.message);
+                }
+                at = json_integer((json_int_t) t);
+        }
+
+        _cleanup_(json_decrefp) json_t *reply = NULL;
+        bool timed_out = false;
+        r = call(json_pack("{s:s, s:s, s:o, s:b}", "command", "run", "job", name, "at", at, "wait", run_wait),
+                 run_wait ? timeout : CALL_TIMEOUT, &reply, run_wait ? &timed_out : NULL);
+        if (timed_out) {
+                char d[DURATION_MAX];
+                fprintf(stderr,
+                        "schedctl: the run of %s has not finished after %s; it goes on (see schedctl history %s).\n",
+                        name, duration_format(timeout, d, sizeof(d)), name);
+                return EXIT_FAILURE;
+        }
+        if (r != EXIT_SUCCESS)
+                return r;
+
+        const char *st = jstr(reply, "status");
+        bool ok = !run_wait || (st && streq(st, "succeeded"));
+        if (arg_json) {
+                print_json(reply);
+                return ok ? EXIT_SUCCESS : EXIT_FAILURE;
+        }
+        if (!run_wait) {
+                printf("Started run %lld of %s.\n", jint(reply, "run_id", 0), name);
+                return EXIT_SUCCESS;
+        }
+        bool color = colors_enabled(stdout);
+        char d[FORMAT_RELATIVE_MAX];
+        const char *msg = jstr(reply, "message");
+        printf("Run %lld of %s %s%s%s after %s", jint(reply, "run_id", 0), name, color ? status_color(st) : "",
+               st ?: "ended", color ? COLOR_RESET : "", format_relative(jusec(reply, "duration_usec"), d, sizeof(d)));
+        if (jint(reply, "signal", 0) > 0)
+                printf(" (signal %lld)", jint(reply, "signal", 0));
+        else if (jint(reply, "exit_code", 0) > 0)
+                printf(" (exit code %lld)", jint(reply, "exit_code", 0));
+        printf("%s%s\n", msg && *msg ? ": " : ".", msg && *msg ? msg : "");
+        return ok ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+/* --- enable, disable ---------------------------------------------------------------- */
+
+static const verb_help enable_help = {
+        "enable JOB [--json]",
+        "Lets JOB fire on its schedule again. The setting is kept in the history database and\n"
+        "survives restarts and reloads.\n",
+};
+
+static const verb_help disable_help = {
+        "disable JOB [--json]",
+        "Stops JOB from firing on its schedule; it can still be started with schedctl run. The\n"
+        "setting is kept in the history database and survives restarts and reloads.\n",
+};
+
+static int set_enabled(int argc, char **argv, bool enable) {
+        const verb_help *h = enable ? &enable_help : &disable_help;
+        char **ops;
+        int n, r = collect_operands(argc, argv, h, NULL, NULL, &ops, &n);
+        if (r >= 0)
+                return r;
+        if (n != 1)
+                return usage_error("%s takes one JOB, e.g. schedctl %s hello", argv[0], argv[0]);
+
+        _cleanup_(json_decrefp) json_t *reply = NULL;
+        r = call(json_pack("{s:s, s:s}", "command", enable ? "enable" : "disable", "job", ops[0]), CALL_TIMEOUT, &reply,
+                 NULL);
+        if (r != EXIT_SUCCESS)
+                return r;
+        if (arg_json)
+                print_json(reply);
+        else if (enable)
+                printf("Enabled %s: it fires on its schedule.\n", ops[0]);
+        else
+                printf("Disabled %s: it no longer fires on its schedule (schedctl run still starts it).\n", ops[0]);
+        return EXIT_SUCCESS;
+}
+
+static int verb_enable(int argc, char **argv) {
+        return set_enabled(argc, argv, true);
+}
+
+static int verb_disable(int argc, char **argv) {
+        return set_enabled(argc, argv, false);
+}
+
+/* --- history ---------------------------------------------------------------------- */
+
+static const verb_help history_help = {
+        "history [JOB] [-n N] [--since TIME] [--status S] [--output] [--json] [--utc]",
+        "Past and running runs, newest first (of JOB, or of every job).\n"
+        "\n"
+        "  -n N           at most N runs (default 20, at most 10000)\n"
+        "  --since TIME   runs started at or after TIME: RFC 3339 (without an offset, local to\n"
+        "                 JOB's zone, else UTC) or a duration back from now (2h, 7d)\n"
+        "  --status S     only runs with status S: running, succeeded, failed, timed_out, crashed,\n"
+        "                 skipped, cancelled, interrupted\n"
+        "  --output       also print each run's output tail\n"
+        "  --utc          times in UTC instead of each job's zone\n",
+};
+
+static const char *hist_since = NULL, *hist_status = NULL, *hist_n = NULL;
+static bool hist_output = false;
+
+static int history_option(int opt, const char *arg) {
+        switch (opt) {
+        case 'n':
+                hist_n = arg;
+                return -1;
+        case OPT_SINCE:
+                hist_since = arg;
+                return -1;
+        case OPT_STATUS:
+                hist_status = arg;
+                return -1;
+        case OPT_OUTPUT:
+                hist_output = true;
+                return -1;
+        }
+        return usage_error("history: unexpected option");
+}
+
+static int verb_history(int argc, char **argv) {
+        static const struct option extra[] = {
+                { "since", required_argument, NULL, OPT_SINCE },
+                { "status", required_argument, NULL, OPT_STATUS },
+                { "output", no_argument, NULL, OPT_OUTPUT },
+                {},
+        };
+        char **ops;
+        int n, r = collect_operands(argc, argv, &history_help, extra, history_option, &ops, &n);
+        if (r >= 0)
+                return r;
+        if (n > 1)
+                return usage_error("history takes at most one JOB, found %d", n);
+        const char *name = n == 1 ? ops[0] : NULL;
+
+        unsigned long limit = 20;
+        if (hist_n) {
+                char *end;
+                errno = 0;
+                limit = strtoul(hist_n, &end, 10);
+                if (errno || *end || limit == 0 || limit > 10000 || hist_n[0] == '-')
+                        return usage_error("history -n: \"%s\" is not a count between 1 and 10000", hist_n);
+        }
+        if (hist_status && run_status_from_string(hist_status) < 0)
+                return usage_error("history --status: unknown status \"%s\"; expected running, succeeded, failed, "
+                                   "timed_out, crashed, skipped, cancelled or interrupted",
+                                   hist_status);
+        usec_t since = 0;
+        if (hist_since) {
+                parse_error e = {};
+                usec_t ago;
+                if (duration_parse(hist_since, &ago, NULL) >= 0) {
+                        usec_t now = clock_now_realtime();
+                        since = ago < now ? now - ago : 0;
+                } else if (timefmt_parse(hist_since, NULL, &since, &e) < 0) {
+                        const tz *z = name ? zone_of_job(name) : NULL;
+                        e = (parse_error) {};
+                        if (!z && tz_load("UTC", (tz **) &z) < 0)
+                                return log_oom();
+                        if (timefmt_parse(hist_since, z, &since, &e) < 0)
+                                return usage_error("history --since: \"%s\": %s; expected RFC 3339 such as "
+                                                   "2026-03-29T07:30:00Z or a duration such as 2h",
+                                                   hist_since, e.message);
+                }
+        }
+
+        _cleanup_(json_decrefp) json_t *reply = NULL;
+        r = call(json_pack("{s:s, s:o, s:I, s:I, s:o}", "command", "history", "job", name ? json_string(name) : json_null(),
+                           "limit", (json_int_t) limit, "since", (json_int_t) since, "status",
+                           hist_status ? json_string(hist_status) : json_null()),
+                 CALL_TIMEOUT, &reply, NULL);
+        if (r != EXIT_SUCCESS)
+                return r;
+        json_t *runs = json_object_get(reply, "runs");
+        if (arg_json) {
+                print_json(runs);
+                return EXIT_SUCCESS;
+        }
+        if (json_array_size(runs) == 0) {
+                puts("No runs recorded.");
+                return EXIT_SUCCESS;
+        }
+        return print_runs_table(runs, true, hist_output);
+}
+
+/* --- reload ---------------------------------------------------------------------- */
+
+static const verb_help reload_help = {
+        "reload [--json]",
+        "Re-reads the registry, as SIGHUP does. A registry with errors is not taken (the running\n"
+        "one stays): the errors are printed and the exit status is 1.\n",
+};
+
+static int verb_reload(int argc, char **argv) {
+        char **ops;
+        int n, r = collect_operands(argc, argv, &reload_help, NULL, NULL, &ops, &n);
+        if (r >= 0)
+                return r;
+        if (n > 0)
+                return usage_error("reload takes no arguments, found \"%s\"", ops[0]);
+        _cleanup_(json_decrefp) json_t *reply = NULL;
+        r = call(json_pack("{s:s}", "command", "reload"), CALL_TIMEOUT, &reply, NULL);
+        if (r != EXIT_SUCCESS)
+                return r;
+        if (arg_json)
+                print_json(reply);
+        else
+                printf("Reloaded the registry: %lld job%s.\n", jint(reply, "jobs", 0), jint(reply, "jobs", 0) == 1 ? "" : "s");
+        return EXIT_SUCCESS;
+}
+
+/* --- main ------------------------------------------------------------------- */
+
+static const struct {
+        const char *name;
+        int (*fn)(int argc, char **argv);
+} verbs[] = {
+        { "check", verb_check },     { "next", verb_next },       { "list", verb_list },
+        { "status", verb_status },   { "run", verb_run },         { "enable", verb_enable },
+        { "disable", verb_disable }, { "history", verb_history }, { "reload", verb_reload },
+};
+
+int main(int argc, char **argv) {
+        enum { ARG_UTC = 0x100 };
+        static const struct option opts[] = {
+                { "config", required_argument, NULL, 'c' },
+                { "socket", required_argument, NULL, 's' },
+                { "json", no_argument, NULL, 'j' },
+                { "utc", no_argument, NULL, ARG_UTC },
+                { "help", no_argument, NULL, 'h' },
+                {},
+        };
+        int c;
+
+        log_open("schedctl");
+        /* '+': stop at the verb so its own options are parsed by the verb */
+        while ((c = getopt_long(argc, argv, "+c:s:jh", opts, NULL)) >= 0) {
+                switch (c) {
+                case 'c':
+                        arg_config = optarg;
+                        break;
+                case 's':
+                        arg_socket = optarg;
+                        break;
+                case 'j':
+                        arg_json = true;
+                        break;
+                case ARG_UTC:
+                        arg_utc = true;
+                        break;
+                case 'h':
+                        help(stdout);
+                        return EXIT_SUCCESS;
+                default:
+                        return EXIT_USAGE;
+                }
+        }
+        if (optind >= argc)
+                return usage_error("missing COMMAND");
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
+                if (streq(argv[optind], verbs[i].name)) {
+                        int r = verbs[i].fn(argc - optind, argv + optind);
+                        free(socket_path);
+                        free(admin_group);
+                        json_decref(zones);
+                        tz_cache_clear();
+                        return r;
+                }
+        return usage_error("unknown command \"%s\"", argv[optind]);
+}

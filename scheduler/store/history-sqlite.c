@@ -1,0 +1,1308 @@
+/* SPDX-License-Identifier: MIT */
+#include <inttypes.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+
+#include "store/history.h"
+
+/* 'SCHD': lets us tell our own file from some other SQLite database put at the same path. */
+#define HISTORY_APPLICATION_ID 0x53434844
+
+/* migrations[i] takes the schema from user_version i to i + 1. Released entries never
+ * change: a new schema version appends one. */
+static const char *const migrations[] = {
+        /* 0 -> 1 */
+        "CREATE TABLE runs (\n"
+        "        id INTEGER PRIMARY KEY,\n"
+        "        job TEXT NOT NULL,\n"
+        "        trigger TEXT NOT NULL\n"
+        "                CHECK (trigger IN ('schedule', 'manual', 'startup', 'retry', 'catch_up')),\n"
+        "        attempt INTEGER NOT NULL CHECK ((trigger = 'retry') = (attempt > 0)),\n"
+        /* 'fire' or NULL; see THE CLAIM KEY in history.h */
+        "        claim_class TEXT CHECK (claim_class IS NULL OR claim_class = 'fire'),\n"
+        "        retry_of INTEGER REFERENCES runs (id) ON DELETE SET NULL,\n"
+        "        scheduled_usec INTEGER NOT NULL,\n"
+        "        started_usec INTEGER NOT NULL,\n"
+        "        finished_usec INTEGER,\n"
+        "        status TEXT NOT NULL CHECK (status IN ('running', 'succeeded', 'failed',\n"
+        "                'timed_out', 'crashed', 'skipped', 'cancelled', 'interrupted')),\n"
+        "        exit_code INTEGER,\n"
+        "        signal INTEGER,\n"
+        "        duration_usec INTEGER,\n"
+        "        message TEXT,\n"
+        "        output TEXT,\n"
+        "        pid INTEGER\n"
+        ");\n"
+        /* Every index costs a page written per commit, and the daemon writes a row per run
+         * while it reads rarely: so only the claim key (which also serves lookups by job)
+         * and, for the foreign key, the retries. Pruning and start-up scan the table. */
+        "CREATE UNIQUE INDEX runs_claim ON runs (job, scheduled_usec, attempt, claim_class);\n"
+        "CREATE INDEX runs_retry_of ON runs (retry_of) WHERE retry_of IS NOT NULL;\n"
+        "CREATE TABLE jobs (\n"
+        "        name TEXT PRIMARY KEY NOT NULL,\n"
+        "        enabled_override INTEGER CHECK (enabled_override IN (0, 1)),\n"
+        "        last_scheduled_usec INTEGER,\n"
+        "        runs_total INTEGER NOT NULL DEFAULT 0,\n"
+        "        failures_total INTEGER NOT NULL DEFAULT 0,\n"
+        "        skipped_total INTEGER NOT NULL DEFAULT 0,\n"
+        "        last_run_id INTEGER,\n"
+        "        last_status TEXT,\n"
+        "        last_finished_usec INTEGER,\n"
+        "        last_duration_usec INTEGER\n"
+        ");\n",
+};
+
+_Static_assert(ELEMENTSOF(migrations) == HISTORY_SCHEMA_VERSION,
+               "one migration per schema version");
+
+#define RUN_FAILURE_STATUSES "('failed', 'timed_out', 'crashed', 'interrupted')"
+
+typedef enum stmt_id {
+        STMT_BEGIN,
+        STMT_COMMIT,
+        STMT_ROLLBACK,
+        STMT_SAVEPOINT,
+        STMT_RELEASE,
+        STMT_ROLLBACK_TO,
+        STMT_INSERT_RUN,
+        STMT_GET_RUN_ORIGIN,
+        STMT_GET_RUN_STATE,
+        STMT_SET_PID,
+        STMT_SET_START,
+        STMT_FINISH_RUN,
+        STMT_COUNT_RUN,
+        STMT_COUNT_SKIPPED,
+        STMT_COUNT_INTERRUPTED,
+        STMT_MARK_INTERRUPTED,
+        STMT_PRUNE_AGE,
+        STMT_PRUNE_COUNT,
+        STMT_GET_JOB,
+        STMT_ALL_JOBS,
+        STMT_SET_OVERRIDE,
+        STMT_SET_LAST_SCHEDULED,
+        STMT_LIST_RUNS,
+        STMT_STATS,
+        STMT_STATS_LAST,
+        _STMT_MAX,
+} stmt_id;
+
+static const char *const stmt_sql[_STMT_MAX] = {
+        [STMT_BEGIN] = "BEGIN IMMEDIATE",
+        [STMT_COMMIT] = "COMMIT",
+        [STMT_ROLLBACK] = "ROLLBACK",
+        [STMT_SAVEPOINT] = "SAVEPOINT history_op",
+        [STMT_RELEASE] = "RELEASE history_op",
+        [STMT_ROLLBACK_TO] = "ROLLBACK TO history_op",
+        [STMT_INSERT_RUN] =
+                "INSERT INTO runs (job, trigger, attempt, claim_class, retry_of, scheduled_usec,"
+                " started_usec, finished_usec, status, message, pid)"
+                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        [STMT_GET_RUN_ORIGIN] =
+                "SELECT job, scheduled_usec, claim_class, attempt FROM runs WHERE id = ?1",
+        [STMT_GET_RUN_STATE] = "SELECT job, started_usec, status FROM runs WHERE id = ?1",
+        [STMT_SET_PID] = "UPDATE runs SET pid = ?2 WHERE id = ?1 AND status = 'running'",
+        [STMT_SET_START] = "UPDATE runs SET pid = CASE WHEN ?2 > 0 THEN ?2 ELSE pid END, started_usec = ?3"
+                           " WHERE id = ?1 AND status = 'running'",
+        [STMT_FINISH_RUN] =
+                "UPDATE runs SET finished_usec = ?2, status = ?3, exit_code = ?4, signal = ?5,"
+                " duration_usec = ?6, message = ?7, output = ?8"
+                " WHERE id = ?1 AND status = 'running'",
+        [STMT_COUNT_RUN] =
+                "INSERT INTO jobs (name, runs_total, failures_total, last_run_id, last_status,"
+                " last_finished_usec, last_duration_usec) VALUES (?1, 1, ?2, ?3, ?4, ?5, ?6)"
+                " ON CONFLICT (name) DO UPDATE SET"
+                " runs_total = runs_total + 1,"
+                " failures_total = failures_total + excluded.failures_total,"
+                " last_run_id = excluded.last_run_id,"
+                " last_status = excluded.last_status,"
+                " last_finished_usec = excluded.last_finished_usec,"
+                " last_duration_usec = excluded.last_duration_usec",
+        [STMT_COUNT_SKIPPED] =
+                "INSERT INTO jobs (name, skipped_total) VALUES (?1, 1)"
+                " ON CONFLICT (name) DO UPDATE SET skipped_total = skipped_total + 1",
+        [STMT_COUNT_INTERRUPTED] =
+                "INSERT INTO jobs (name, runs_total, failures_total, last_run_id, last_status)"
+                " SELECT job, COUNT(*), COUNT(*), MAX(id), 'interrupted' FROM runs"
+                " WHERE status = 'running' GROUP BY job"
+                " ON CONFLICT (name) DO UPDATE SET"
+                " runs_total = runs_total + excluded.runs_total,"
+                " failures_total = failures_total + excluded.failures_total,"
+                /* a run finished after the interrupted one still is the last one */
+                " last_status = CASE WHEN excluded.last_run_id > IFNULL(last_run_id, 0)"
+                "         THEN 'interrupted' ELSE last_status END,"
+                " last_finished_usec = CASE WHEN excluded.last_run_id > IFNULL(last_run_id, 0)"
+                "         THEN NULL ELSE last_finished_usec END,"
+                " last_duration_usec = CASE WHEN excluded.last_run_id > IFNULL(last_run_id, 0)"
+                "         THEN NULL ELSE last_duration_usec END,"
+                " last_run_id = MAX(IFNULL(last_run_id, 0), excluded.last_run_id)",
+        [STMT_MARK_INTERRUPTED] =
+                "UPDATE runs SET status = 'interrupted',"
+                " message = IFNULL(message, 'the daemon stopped while this run was in flight')"
+                " WHERE status = 'running'",
+        [STMT_PRUNE_AGE] = "DELETE FROM runs WHERE status != 'running' AND started_usec < ?1",
+        [STMT_PRUNE_COUNT] =
+                "DELETE FROM runs WHERE id IN (SELECT id FROM"
+                " (SELECT id, ROW_NUMBER() OVER (PARTITION BY job ORDER BY id DESC) AS n"
+                "  FROM runs WHERE status != 'running') WHERE n > ?1)",
+        [STMT_GET_JOB] =
+                "SELECT enabled_override, last_scheduled_usec, runs_total, failures_total,"
+                " skipped_total, last_run_id, last_status, last_finished_usec,"
+                " last_duration_usec FROM jobs WHERE name = ?1",
+        [STMT_ALL_JOBS] =
+                "SELECT enabled_override, last_scheduled_usec, runs_total, failures_total,"
+                " skipped_total, last_run_id, last_status, last_finished_usec,"
+                " last_duration_usec, name FROM jobs",
+        [STMT_SET_OVERRIDE] =
+                "INSERT INTO jobs (name, enabled_override) VALUES (?1, ?2)"
+                " ON CONFLICT (name) DO UPDATE SET enabled_override = excluded.enabled_override",
+        [STMT_SET_LAST_SCHEDULED] =
+                "INSERT INTO jobs (name, last_scheduled_usec) VALUES (?1, ?2)"
+                " ON CONFLICT (name) DO UPDATE SET"
+                " last_scheduled_usec = excluded.last_scheduled_usec",
+        [STMT_LIST_RUNS] =
+                "SELECT id, job, trigger, attempt, retry_of, scheduled_usec, started_usec,"
+                " finished_usec, status, exit_code, signal, duration_usec, message, output, pid"
+                " FROM runs WHERE (?1 IS NULL OR job = ?1) AND started_usec >= ?2"
+                " AND (?3 IS NULL OR status = ?3) ORDER BY id DESC LIMIT ?4",
+        [STMT_STATS] =
+                "SELECT IFNULL(SUM(status NOT IN ('running', 'skipped')), 0),"
+                " IFNULL(SUM(status IN " RUN_FAILURE_STATUSES "), 0),"
+                " IFNULL(SUM(status = 'skipped'), 0),"
+                " AVG(CASE WHEN status NOT IN ('running', 'skipped') THEN duration_usec END)"
+                " FROM runs WHERE job = ?1 AND started_usec >= ?2",
+        [STMT_STATS_LAST] =
+                "SELECT id, status, started_usec, finished_usec FROM runs"
+                " WHERE job = ?1 AND started_usec >= ?2 ORDER BY id DESC LIMIT 1",
+};
+
+struct history {
+        sqlite3 *db;
+        char *path;
+        sqlite3_stmt *stmts[_STMT_MAX];
+        bool in_batch;
+        int batch_lost;         /* why SQLite ended the open batch by itself, or 0 */
+        char error[HISTORY_ERROR_MAX];
+};
+
+static int sqlite_to_errno(sqlite3 *db, int rc) {
+        switch (rc) {
+        case SQLITE_OK:
+        case SQLITE_ROW:
+        case SQLITE_DONE:
+                return 0;
+        case SQLITE_CONSTRAINT_UNIQUE:
+        case SQLITE_CONSTRAINT_PRIMARYKEY:
+                return -EEXIST;
+        case SQLITE_CONSTRAINT_FOREIGNKEY:
+                return -ENOENT;
+        }
+
+        switch (rc & 0xff) {
+        case SQLITE_FULL:
+                return -ENOSPC;
+        case SQLITE_READONLY:
+                return -EROFS;
+        case SQLITE_PERM:
+        case SQLITE_AUTH:
+                return -EACCES;
+        case SQLITE_BUSY:
+        case SQLITE_LOCKED:
+                return -EBUSY;
+        case SQLITE_NOMEM:
+                return -ENOMEM;
+        case SQLITE_CONSTRAINT:
+        case SQLITE_MISMATCH:
+        case SQLITE_RANGE:
+        case SQLITE_MISUSE:
+                return -EINVAL;
+        case SQLITE_TOOBIG:
+                return -E2BIG;
+        case SQLITE_INTERRUPT:
+                return -EINTR;
+        case SQLITE_NOTADB:
+        case SQLITE_CORRUPT:
+                return -EBADMSG;
+        case SQLITE_CANTOPEN:
+        case SQLITE_IOERR: {
+                /* the operating system's own reason (ENOENT, EACCES, EISDIR, ...) */
+                int e = db ? sqlite3_system_errno(db) : 0;
+                return e > 0 ? -e : -EIO;
+        }
+        default:
+                return -EIO;
+        }
+}
+
+static void set_error(history *h, const char *fmt, ...) _printf_(2, 3);
+static void set_error(history *h, const char *fmt, ...) {
+        va_list ap;
+        int n = snprintf(h->error, sizeof h->error, "%s: ", h->path);
+
+        if (n < 0 || (size_t) n >= sizeof h->error)
+                return;
+        va_start(ap, fmt);
+        (void) vsnprintf(h->error + n, sizeof h->error - n, fmt, ap);
+        va_end(ap);
+}
+
+/* Records what failed with SQLite's message and returns the errno for RC. Also notices
+ * when SQLite rolled back an open batch by itself (it does so on FULL, IOERR, NOMEM, ...). */
+static int fail(history *h, int rc, const char *what) {
+        set_error(h, "%s: %s", what, sqlite3_errmsg(h->db));
+        int r = sqlite_to_errno(h->db, rc);
+        if (r == 0)
+                r = -EIO;
+        if (h->in_batch && sqlite3_get_autocommit(h->db)) {
+                h->in_batch = false;
+                h->batch_lost = r;
+        }
+        return r;
+}
+
+static void stmt_resetp(sqlite3_stmt **s) {
+        /* A statement left mid-way would keep its read transaction (and WAL snapshot) open. */
+        if (*s) {
+                sqlite3_reset(*s);
+                sqlite3_clear_bindings(*s);
+        }
+}
+#define _cleanup_stmt_ _cleanup_(stmt_resetp)
+
+static int stmt_get(history *h, stmt_id id, sqlite3_stmt **ret) {
+        if (!h->stmts[id]) {
+                int rc = sqlite3_prepare_v3(h->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
+                                            &h->stmts[id], NULL);
+                if (rc != SQLITE_OK)
+                        return fail(h, rc, "preparing a statement");
+        }
+        *ret = h->stmts[id];
+        return 0;
+}
+
+/* Runs a statement without parameters or rows. */
+static int stmt_exec(history *h, stmt_id id, const char *what) {
+        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        int r = stmt_get(h, id, &s);
+        if (r < 0)
+                return r;
+        int rc = sqlite3_step(s);
+        if (rc != SQLITE_DONE)
+                return fail(h, rc, what);
+        return 0;
+}
+
+/* For clean-up paths: must not overwrite the error being reported. */
+static void stmt_exec_quiet(history *h, stmt_id id) {
+        char saved[sizeof h->error];
+        bool in_batch = h->in_batch;
+        int lost = h->batch_lost;
+
+        memcpy(saved, h->error, sizeof saved);
+        (void) stmt_exec(h, id, "cleaning up");
+        memcpy(h->error, saved, sizeof saved);
+        h->in_batch = in_batch;
+        h->batch_lost = lost;
+}
+
+/* Operations of several statements run atomically: in their own write transaction, or as
+ * a savepoint inside the caller's batch. */
+static int op_begin(history *h) {
+        return stmt_exec(h, h->in_batch ? STMT_SAVEPOINT : STMT_BEGIN, "starting a transaction");
+}
+
+static int op_end(history *h, int r) {
+        if (r >= 0) {
+                int q = stmt_exec(h, h->in_batch ? STMT_RELEASE : STMT_COMMIT,
+                                  "committing a transaction");
+                if (q >= 0)
+                        return r;
+                r = q;
+        }
+
+        if (h->in_batch) {
+                stmt_exec_quiet(h, STMT_ROLLBACK_TO);
+                stmt_exec_quiet(h, STMT_RELEASE);
+        } else if (!sqlite3_get_autocommit(h->db))
+                stmt_exec_quiet(h, STMT_ROLLBACK);
+        return r;
+}
+
+static int check_usec(history *h, usec_t u, bool allow_infinity, const char *what) {
+        if (u == USEC_INFINITY && allow_infinity)
+                return 0;
+        if (u > (usec_t) INT64_MAX) {
+                set_error(h, "%s %" PRIu64 " is out of range (expected below 2^63 us)", what, u);
+                return -ERANGE;
+        }
+        return 0;
+}
+
+static int check_job(history *h, const char *job) {
+        if (isempty(job)) {
+                set_error(h, "empty job name (expected the job's registry name)");
+                return -EINVAL;
+        }
+        return 0;
+}
+
+static int bind_usec(sqlite3_stmt *s, int i, usec_t u) {
+        if (u == USEC_INFINITY)
+                return sqlite3_bind_null(s, i);
+        return sqlite3_bind_int64(s, i, (sqlite3_int64) u);
+}
+
+static usec_t column_usec(sqlite3_stmt *s, int i) {
+        if (sqlite3_column_type(s, i) == SQLITE_NULL)
+                return USEC_INFINITY;
+        sqlite3_int64 v = sqlite3_column_int64(s, i);
+        return v < 0 ? 0 : (usec_t) v;
+}
+
+static const char *column_str(sqlite3_stmt *s, int i) {
+        return (const char *) sqlite3_column_text(s, i);
+}
+
+static int bind_text(sqlite3_stmt *s, int i, const char *t) {
+        if (!t)
+                return sqlite3_bind_null(s, i);
+        return sqlite3_bind_text(s, i, t, -1, SQLITE_TRANSIENT);
+}
+
+static size_t utf8_head_length(const char *s, size_t n, size_t max) {
+        if (n <= max)
+                return n;
+        /* don't end inside a multi-byte sequence */
+        while (max > 0 && ((unsigned char) s[max] & 0xc0) == 0x80)
+                max--;
+        return max;
+}
+
+static size_t utf8_tail_offset(const char *s, size_t n, size_t max) {
+        if (n <= max)
+                return 0;
+        size_t off = n - max;
+        /* don't start inside a multi-byte sequence (at most 3 continuation bytes) */
+        for (unsigned i = 0; i < 3 && off < n && ((unsigned char) s[off] & 0xc0) == 0x80; i++)
+                off++;
+        return off;
+}
+
+static int read_int(history *h, const char *pragma, int *ret) {
+        sqlite3_stmt *s = NULL;
+        int rc = sqlite3_prepare_v2(h->db, pragma, -1, &s, NULL);
+        if (rc != SQLITE_OK)
+                return fail(h, rc, "reading the database header");
+        rc = sqlite3_step(s);
+        if (rc != SQLITE_ROW) {
+                int r = fail(h, rc, "reading the database header");
+                sqlite3_finalize(s);
+                return r;
+        }
+        *ret = sqlite3_column_int(s, 0);
+        sqlite3_finalize(s);
+        return 0;
+}
+
+static int exec_sql(history *h, const char *sql, const char *what) {
+        int rc = sqlite3_exec(h->db, sql, NULL, NULL, NULL);
+        if (rc != SQLITE_OK)
+                return fail(h, rc, what);
+        return 0;
+}
+
+static int set_wal(history *h) {
+        sqlite3_stmt *s = NULL;
+        int rc = sqlite3_prepare_v2(h->db, "PRAGMA journal_mode = WAL", -1, &s, NULL);
+        if (rc != SQLITE_OK)
+                return fail(h, rc, "switching to WAL mode");
+        rc = sqlite3_step(s);
+        if (rc != SQLITE_ROW) {
+                int r = fail(h, rc, "switching to WAL mode");
+                sqlite3_finalize(s);
+                return r;
+        }
+        bool wal = streq_ptr(column_str(s, 0), "wal");
+        sqlite3_finalize(s);
+        if (!wal) {
+                set_error(h, "cannot switch the journal to WAL mode%s",
+                          sqlite3_db_readonly(h->db, "main") == 1 ? " (the file is read-only)" : "");
+                return sqlite3_db_readonly(h->db, "main") == 1 ? -EROFS : -EIO;
+        }
+        return 0;
+}
+
+static int count_tables(history *h, int *ret) {
+        return read_int(h, "SELECT COUNT(*) FROM sqlite_master", ret);
+}
+
+static int migrate(history *h) {
+        int version, app_id, r;
+
+        r = read_int(h, "PRAGMA user_version", &version);
+        if (r < 0)
+                return r;
+        if (version == HISTORY_SCHEMA_VERSION)
+                goto check_app_id;
+        if (version > HISTORY_SCHEMA_VERSION) {
+                set_error(h, "schema version %d is newer than this schedulerd knows (%d); "
+                          "run a schedulerd at least as new as the one that wrote it, "
+                          "or move the file away",
+                          version, HISTORY_SCHEMA_VERSION);
+                return -EPROTO;
+        }
+
+        /* Another process may be migrating the same file: decide under the write lock. */
+        r = exec_sql(h, "BEGIN IMMEDIATE", "locking the database for migration");
+        if (r < 0)
+                return r;
+        r = read_int(h, "PRAGMA user_version", &version);
+        if (r < 0)
+                goto rollback;
+        if (version == 0) {
+                int tables;
+                r = count_tables(h, &tables);
+                if (r < 0)
+                        goto rollback;
+                if (tables > 0) {
+                        set_error(h, "not a schedulerd history database (it has %d tables but "
+                                  "no schema version); expected an empty file or one written "
+                                  "by schedulerd", tables);
+                        r = -EBADMSG;
+                        goto rollback;
+                }
+                char sql[64];
+                snprintf(sql, sizeof sql, "PRAGMA application_id = %d", HISTORY_APPLICATION_ID);
+                r = exec_sql(h, sql, "stamping the application id");
+                if (r < 0)
+                        goto rollback;
+        }
+        for (; version < HISTORY_SCHEMA_VERSION; version++) {
+                char what[64], sql[64];
+                snprintf(what, sizeof what, "migrating the schema from version %d to %d",
+                         version, version + 1);
+                r = exec_sql(h, migrations[version], what);
+                if (r < 0)
+                        goto rollback;
+                snprintf(sql, sizeof sql, "PRAGMA user_version = %d", version + 1);
+                r = exec_sql(h, sql, what);
+                if (r < 0)
+                        goto rollback;
+        }
+        r = exec_sql(h, "COMMIT", "committing the schema migration");
+        if (r < 0)
+                goto rollback;
+
+check_app_id:
+        r = read_int(h, "PRAGMA application_id", &app_id);
+        if (r < 0)
+                return r;
+        if (app_id != HISTORY_APPLICATION_ID) {
+                set_error(h, "not a schedulerd history database (application id 0x%08x, "
+                          "expected 0x%08x)", (unsigned) app_id, (unsigned) HISTORY_APPLICATION_ID);
+                return -EBADMSG;
+        }
+        return 0;
+
+rollback:
+        if (!sqlite3_get_autocommit(h->db))
+                (void) sqlite3_exec(h->db, "ROLLBACK", NULL, NULL, NULL);
+        return r;
+}
+
+history *history_close(history *h) {
+        if (!h)
+                return NULL;
+        if (h->db && !sqlite3_get_autocommit(h->db))
+                (void) sqlite3_exec(h->db, "ROLLBACK", NULL, NULL, NULL);
+        for (size_t i = 0; i < _STMT_MAX; i++)
+                sqlite3_finalize(h->stmts[i]);
+        sqlite3_close(h->db);
+        free(h->path);
+        free(h);
+        return NULL;
+}
+
+int history_open(const char *path, char *error, size_t error_size, history **ret) {
+        _cleanup_(history_closep) history *h = NULL;
+        int r, rc;
+
+        if (isempty(path) || !ret)
+                return -EINVAL;
+
+        h = calloc(1, sizeof *h);
+        if (!h)
+                return -ENOMEM;
+        h->path = strdup(path);
+        if (!h->path)
+                return -ENOMEM;
+
+        rc = sqlite3_open_v2(path, &h->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+        if (rc != SQLITE_OK) {
+                if (!h->db)
+                        return -ENOMEM;
+                r = fail(h, rc, "cannot open");
+                goto error;
+        }
+        sqlite3_extended_result_codes(h->db, 1);
+        sqlite3_busy_timeout(h->db, HISTORY_BUSY_TIMEOUT_MS);
+
+        r = set_wal(h);
+        if (r < 0)
+                goto error;
+        /* NORMAL in WAL mode: a power cut may lose the last commits, never corrupts. */
+        r = exec_sql(h, "PRAGMA synchronous = NORMAL", "setting synchronous mode");
+        if (r < 0)
+                goto error;
+        r = exec_sql(h, "PRAGMA foreign_keys = ON", "enabling foreign keys");
+        if (r < 0)
+                goto error;
+        r = migrate(h);
+        if (r < 0)
+                goto error;
+
+        h->error[0] = '\0';
+        *ret = TAKE_PTR(h);
+        return 0;
+
+error:
+        if (error && error_size > 0)
+                snprintf(error, error_size, "%s%s", h->error,
+                         (r == -EROFS || r == -EACCES) ? " (expected the file and its directory to be writable "
+                                            "by schedulerd)" : "");
+        return r;
+}
+
+const char *history_last_error(history *h) {
+        return h ? h->error : "";
+}
+
+int history_set_size_limit(history *h, uint64_t max_bytes) {
+        int page_size, r;
+        char sql[80];
+
+        if (!h)
+                return -EINVAL;
+        r = read_int(h, "PRAGMA page_size", &page_size);
+        if (r < 0)
+                return r;
+        if (page_size <= 0)
+                return -EIO;
+        uint64_t pages = max_bytes == 0 ? UINT64_C(4294967294) : MAX(max_bytes / (uint64_t) page_size, 1);
+        snprintf(sql, sizeof sql, "PRAGMA max_page_count = %" PRIu64, pages);
+        return exec_sql(h, sql, "setting the size limit");
+}
+
+int history_begin(history *h) {
+        if (!h)
+                return -EINVAL;
+        if (h->in_batch) {
+                set_error(h, "a batch is already open (expected history_commit() first)");
+                return -EALREADY;
+        }
+        h->batch_lost = 0;
+        int r = stmt_exec(h, STMT_BEGIN, "starting a batch");
+        if (r < 0)
+                return r;
+        h->in_batch = true;
+        return 0;
+}
+
+int history_commit(history *h) {
+        if (!h)
+                return -EINVAL;
+        if (!h->in_batch) {
+                int lost = h->batch_lost;
+                h->batch_lost = 0;
+                if (lost < 0)
+                        return lost;    /* h->error still says why */
+                set_error(h, "no batch is open (expected history_begin() first)");
+                return -ENOTCONN;
+        }
+        h->in_batch = false;
+        int r = stmt_exec(h, STMT_COMMIT, "committing a batch");
+        if (r < 0 && !sqlite3_get_autocommit(h->db))
+                stmt_exec_quiet(h, STMT_ROLLBACK);
+        return r;
+}
+
+int history_rollback(history *h) {
+        if (!h)
+                return -EINVAL;
+        if (!h->in_batch) {
+                bool lost = h->batch_lost < 0;
+                h->batch_lost = 0;
+                if (lost)
+                        return 0;       /* SQLite already rolled it back */
+                set_error(h, "no batch is open (expected history_begin() first)");
+                return -ENOTCONN;
+        }
+        h->in_batch = false;
+        return stmt_exec(h, STMT_ROLLBACK, "rolling back a batch");
+}
+
+static int insert_run(history *h, const char *job, run_trigger trigger, unsigned attempt,
+                      const char *claim_class, int64_t retry_of, usec_t scheduled,
+                      usec_t started, usec_t finished, run_status status, const char *message,
+                      pid_t pid, int64_t *ret_run_id) {
+        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        int r = stmt_get(h, STMT_INSERT_RUN, &s);
+        if (r < 0)
+                return r;
+
+        size_t mlen = message ? utf8_head_length(message, strlen(message), HISTORY_MESSAGE_MAX) : 0;
+
+        sqlite3_bind_text(s, 1, job, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(s, 2, run_trigger_to_string(trigger), -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 3, attempt);
+        bind_text(s, 4, claim_class);
+        if (retry_of > 0)
+                sqlite3_bind_int64(s, 5, retry_of);
+        sqlite3_bind_int64(s, 6, (sqlite3_int64) scheduled);
+        sqlite3_bind_int64(s, 7, (sqlite3_int64) started);
+        bind_usec(s, 8, finished);
+        sqlite3_bind_text(s, 9, run_status_to_string(status), -1, SQLITE_STATIC);
+        if (message)
+                sqlite3_bind_text(s, 10, message, (int) mlen, SQLITE_TRANSIENT);
+        if (pid > 0)
+                sqlite3_bind_int64(s, 11, pid);
+
+        int rc = sqlite3_step(s);
+        if (rc != SQLITE_DONE) {
+                r = fail(h, rc, "recording a run");
+                if (r == -EEXIST)
+                        set_error(h, "job '%s': the fire at %" PRIu64 " (attempt %u) was already "
+                                  "claimed", job, scheduled, attempt);
+                return r;
+        }
+        if (ret_run_id)
+                *ret_run_id = sqlite3_last_insert_rowid(h->db);
+        return 0;
+}
+
+static const char *claim_class_of(run_trigger t) {
+        return t == RUN_TRIGGER_MANUAL ? NULL : "fire";
+}
+
+static int check_first_trigger(history *h, run_trigger t) {
+        if (t < 0 || t >= _RUN_TRIGGER_MAX || t == RUN_TRIGGER_RETRY) {
+                set_error(h, "trigger %d is not valid here (expected schedule, manual, startup "
+                          "or catch_up)", (int) t);
+                return -EINVAL;
+        }
+        return 0;
+}
+
+int history_claim_fire(history *h, const char *job, run_trigger trigger, usec_t scheduled,
+                       usec_t started, pid_t pid, int64_t *ret_run_id) {
+        int r;
+
+        if (!h)
+                return -EINVAL;
+        if ((r = check_job(h, job)) < 0 || (r = check_first_trigger(h, trigger)) < 0 ||
+            (r = check_usec(h, scheduled, false, "scheduled time")) < 0 ||
+            (r = check_usec(h, started, false, "start time")) < 0)
+                return r;
+
+        /* One INSERT: atomic by itself, and the UNIQUE index does the claiming. */
+        return insert_run(h, job, trigger, 0, claim_class_of(trigger), 0, scheduled, started,
+                          USEC_INFINITY, RUN_STATUS_RUNNING, NULL, pid, ret_run_id);
+}
+
+int history_claim_retry(history *h, int64_t first_run_id, unsigned attempt, usec_t started,
+                        pid_t pid, int64_t *ret_run_id) {
+        _cleanup_free_ char *job = NULL, *claim_class = NULL;
+        usec_t scheduled;
+        int64_t id;
+        int r;
+
+        if (!h)
+                return -EINVAL;
+        if (attempt < 1) {
+                set_error(h, "retry attempt 0 (expected 1 or more)");
+                return -EINVAL;
+        }
+        if ((r = check_usec(h, started, false, "start time")) < 0)
+                return r;
+
+        r = op_begin(h);
+        if (r < 0)
+                return r;
+        {
+                _cleanup_stmt_ sqlite3_stmt *s = NULL;
+                r = stmt_get(h, STMT_GET_RUN_ORIGIN, &s);
+                if (r < 0)
+                        return op_end(h, r);
+                sqlite3_bind_int64(s, 1, first_run_id);
+                int rc = sqlite3_step(s);
+                if (rc == SQLITE_DONE) {
+                        set_error(h, "run %" PRId64 " to retry does not exist", first_run_id);
+                        return op_end(h, -ENOENT);
+                }
+                if (rc != SQLITE_ROW)
+                        return op_end(h, fail(h, rc, "reading the run to retry"));
+                if (sqlite3_column_int64(s, 3) != 0) {
+                        set_error(h, "run %" PRId64 " is itself a retry (expected the first "
+                                  "attempt's run id)", first_run_id);
+                        return op_end(h, -EINVAL);
+                }
+                job = strdup(column_str(s, 0) ?: "");
+                claim_class = column_str(s, 2) ? strdup(column_str(s, 2)) : NULL;
+                if (!job || (column_str(s, 2) && !claim_class))
+                        return op_end(h, -ENOMEM);
+                scheduled = column_usec(s, 1);
+        }
+        r = insert_run(h, job, RUN_TRIGGER_RETRY, attempt, claim_class, first_run_id, scheduled,
+                       started, USEC_INFINITY, RUN_STATUS_RUNNING, NULL, pid, &id);
+        r = op_end(h, r);
+        if (r < 0)
+                return r;
+        if (ret_run_id)
+                *ret_run_id = id;
+        return 0;
+}
+
+static int count_skipped(history *h, const char *job) {
+        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        int r = stmt_get(h, STMT_COUNT_SKIPPED, &s);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(s, 1, job, -1, SQLITE_TRANSIENT);
+        int rc = sqlite3_step(s);
+        if (rc != SQLITE_DONE)
+                return fail(h, rc, "counting a skipped run");
+        return 0;
+}
+
+int history_record_skipped(history *h, const char *job, run_trigger trigger, usec_t scheduled,
+                           usec_t now, const char *message, int64_t *ret_run_id) {
+        int64_t id;
+        int r;
+
+        if (!h)
+                return -EINVAL;
+        if ((r = check_job(h, job)) < 0 || (r = check_first_trigger(h, trigger)) < 0 ||
+            (r = check_usec(h, scheduled, false, "scheduled time")) < 0 ||
+            (r = check_usec(h, now, false, "current time")) < 0)
+                return r;
+
+        r = op_begin(h);
+        if (r < 0)
+                return r;
+        r = insert_run(h, job, trigger, 0, claim_class_of(trigger), 0, scheduled, now, now,
+                       RUN_STATUS_SKIPPED, message, 0, &id);
+        if (r >= 0)
+                r = count_skipped(h, job);
+        r = op_end(h, r);
+        if (r < 0)
+                return r;
+        if (ret_run_id)
+                *ret_run_id = id;
+        return 0;
+}
+
+/* Why an UPDATE of a running row changed nothing: -ENOENT or -ESTALE. */
+static int explain_not_running(history *h, int64_t run_id) {
+        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        int r = stmt_get(h, STMT_GET_RUN_STATE, &s);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(s, 1, run_id);
+        int rc = sqlite3_step(s);
+        if (rc == SQLITE_DONE) {
+                set_error(h, "run %" PRId64 " does not exist", run_id);
+                return -ENOENT;
+        }
+        if (rc != SQLITE_ROW)
+                return fail(h, rc, "reading a run");
+        set_error(h, "run %" PRId64 " of job '%s' already finished as %s", run_id,
+                  column_str(s, 0) ?: "?", column_str(s, 2) ?: "?");
+        return -ESTALE;
+}
+
+int history_set_pid(history *h, int64_t run_id, pid_t pid) {
+        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        int r;
+
+        if (!h || pid <= 0)
+                return -EINVAL;
+        r = stmt_get(h, STMT_SET_PID, &s);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(s, 1, run_id);
+        sqlite3_bind_int64(s, 2, pid);
+        int rc = sqlite3_step(s);
+        if (rc != SQLITE_DONE)
+                return fail(h, rc, "setting a run's pid");
+        if (sqlite3_changes(h->db) == 0)
+                return explain_not_running(h, run_id);
+        return 0;
+}
+
+int history_set_start(history *h, int64_t run_id, pid_t pid, usec_t started) {
+        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        int r;
+
+        if (!h || started == USEC_INFINITY || started > INT64_MAX)
+                return -EINVAL;
+        r = stmt_get(h, STMT_SET_START, &s);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(s, 1, run_id);
+        sqlite3_bind_int64(s, 2, pid);
+        sqlite3_bind_int64(s, 3, (sqlite3_int64) started);
+        int rc = sqlite3_step(s);
+        if (rc != SQLITE_DONE)
+                return fail(h, rc, "setting a run's start");
+        if (sqlite3_changes(h->db) == 0)
+                return explain_not_running(h, run_id);
+        return 0;
+}
+
+static int finish_in_tx(history *h, int64_t run_id, const history_result *res) {
+        _cleanup_free_ char *job = NULL;
+        usec_t started = 0, duration;
+        bool running;
+        int r, rc;
+
+        {
+                _cleanup_stmt_ sqlite3_stmt *s = NULL;
+                r = stmt_get(h, STMT_GET_RUN_STATE, &s);
+                if (r < 0)
+                        return r;
+                sqlite3_bind_int64(s, 1, run_id);
+                rc = sqlite3_step(s);
+                if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+                        return fail(h, rc, "reading a run");
+                running = rc == SQLITE_ROW && streq_ptr(column_str(s, 2), "running");
+                if (running) {
+                        job = strdup(column_str(s, 0) ?: "");
+                        if (!job)
+                                return -ENOMEM;
+                        started = column_usec(s, 1);
+                }
+        }
+        if (!running)
+                /* after the block: it reuses the statement just reset */
+                return explain_not_running(h, run_id);
+
+        duration = res->duration_usec;
+        if (duration == USEC_INFINITY)
+                duration = res->finished_usec > started ? res->finished_usec - started : 0;
+
+        {
+                _cleanup_stmt_ sqlite3_stmt *s = NULL;
+                r = stmt_get(h, STMT_FINISH_RUN, &s);
+                if (r < 0)
+                        return r;
+                sqlite3_bind_int64(s, 1, run_id);
+                sqlite3_bind_int64(s, 2, (sqlite3_int64) res->finished_usec);
+                sqlite3_bind_text(s, 3, run_status_to_string(res->status), -1, SQLITE_STATIC);
+                if (res->exit_code >= 0)
+                        sqlite3_bind_int(s, 4, res->exit_code);
+                if (res->signal > 0)
+                        sqlite3_bind_int(s, 5, res->signal);
+                sqlite3_bind_int64(s, 6, (sqlite3_int64) duration);
+                if (res->message)
+                        sqlite3_bind_text(s, 7, res->message,
+                                          (int) utf8_head_length(res->message, strlen(res->message),
+                                                                 HISTORY_MESSAGE_MAX),
+                                          SQLITE_TRANSIENT);
+                if (res->output) {
+                        size_t off = utf8_tail_offset(res->output, res->output_size, HISTORY_OUTPUT_MAX);
+                        sqlite3_bind_text(s, 8, res->output + off, (int) (res->output_size - off),
+                                          SQLITE_TRANSIENT);
+                }
+                rc = sqlite3_step(s);
+                if (rc != SQLITE_DONE)
+                        return fail(h, rc, "recording a run's result");
+        }
+
+        {
+                _cleanup_stmt_ sqlite3_stmt *s = NULL;
+                r = stmt_get(h, STMT_COUNT_RUN, &s);
+                if (r < 0)
+                        return r;
+                sqlite3_bind_text(s, 1, job, -1, SQLITE_TRANSIENT);
+                sqlite3_bind_int(s, 2, run_status_is_failure(res->status));
+                sqlite3_bind_int64(s, 3, run_id);
+                sqlite3_bind_text(s, 4, run_status_to_string(res->status), -1, SQLITE_STATIC);
+                sqlite3_bind_int64(s, 5, (sqlite3_int64) res->finished_usec);
+                sqlite3_bind_int64(s, 6, (sqlite3_int64) duration);
+                rc = sqlite3_step(s);
+                if (rc != SQLITE_DONE)
+                        return fail(h, rc, "updating the job's counters");
+        }
+        return 0;
+}
+
+int history_finish_run(history *h, int64_t run_id, const history_result *res) {
+        int r;
+
+        if (!h || !res)
+                return -EINVAL;
+        if (!run_status_is_final(res->status) || res->status == RUN_STATUS_SKIPPED) {
+                set_error(h, "run %" PRId64 ": status %d cannot finish a run (expected a final "
+                          "status other than skipped)", run_id, (int) res->status);
+                return -EINVAL;
+        }
+        if ((r = check_usec(h, res->finished_usec, false, "finish time")) < 0 ||
+            (r = check_usec(h, res->duration_usec, true, "duration")) < 0)
+                return r;
+        if (res->output_size > 0 && !res->output)
+                return -EINVAL;
+
+        r = op_begin(h);
+        if (r < 0)
+                return r;
+        return op_end(h, finish_in_tx(h, run_id, res));
+}
+
+int history_mark_interrupted(history *h, unsigned *ret_count) {
+        unsigned n = 0;
+        int r;
+
+        if (!h)
+                return -EINVAL;
+        r = op_begin(h);
+        if (r < 0)
+                return r;
+        r = stmt_exec(h, STMT_COUNT_INTERRUPTED, "counting interrupted runs");
+        if (r >= 0) {
+                r = stmt_exec(h, STMT_MARK_INTERRUPTED, "marking runs interrupted");
+                if (r >= 0)
+                        n = (unsigned) sqlite3_changes(h->db);
+        }
+        r = op_end(h, r);
+        if (r < 0)
+                return r;
+        if (ret_count)
+                *ret_count = n;
+        return 0;
+}
+
+int history_prune(history *h, usec_t now, usec_t max_age, unsigned max_runs_per_job,
+                  unsigned *ret_deleted) {
+        unsigned n = 0;
+        int r, rc;
+
+        if (!h)
+                return -EINVAL;
+        if ((r = check_usec(h, now, false, "current time")) < 0)
+                return r;
+
+        r = op_begin(h);
+        if (r < 0)
+                return r;
+        if (max_age > 0 && max_age != USEC_INFINITY && max_age < now) {
+                _cleanup_stmt_ sqlite3_stmt *s = NULL;
+                r = stmt_get(h, STMT_PRUNE_AGE, &s);
+                if (r < 0)
+                        return op_end(h, r);
+                sqlite3_bind_int64(s, 1, (sqlite3_int64) (now - max_age));
+                rc = sqlite3_step(s);
+                if (rc != SQLITE_DONE)
+                        return op_end(h, fail(h, rc, "pruning runs by age"));
+                n += (unsigned) sqlite3_changes(h->db);
+        }
+        if (max_runs_per_job > 0) {
+                _cleanup_stmt_ sqlite3_stmt *s = NULL;
+                r = stmt_get(h, STMT_PRUNE_COUNT, &s);
+                if (r < 0)
+                        return op_end(h, r);
+                sqlite3_bind_int64(s, 1, max_runs_per_job);
+                rc = sqlite3_step(s);
+                if (rc != SQLITE_DONE)
+                        return op_end(h, fail(h, rc, "pruning runs by count"));
+                n += (unsigned) sqlite3_changes(h->db);
+        }
+        r = op_end(h, 0);
+        if (r < 0)
+                return r;
+        if (ret_deleted)
+                *ret_deleted = n;
+        return 0;
+}
+
+/* A row of STMT_GET_JOB or STMT_ALL_JOBS, whose first columns are the same. */
+static history_job_state job_state_from_row(sqlite3_stmt *s) {
+        return (history_job_state) {
+                .enabled_override = sqlite3_column_type(s, 0) == SQLITE_NULL ? -1 : sqlite3_column_int(s, 0),
+                .last_scheduled_usec = column_usec(s, 1),
+                .runs_total = (uint64_t) sqlite3_column_int64(s, 2),
+                .failures_total = (uint64_t) sqlite3_column_int64(s, 3),
+                .skipped_total = (uint64_t) sqlite3_column_int64(s, 4),
+                .last_run_id = sqlite3_column_int64(s, 5),
+                .last_status = column_str(s, 6) ? run_status_from_string(column_str(s, 6)) : _RUN_STATUS_INVALID,
+                .last_finished_usec = column_usec(s, 7),
+                .last_duration_usec = column_usec(s, 8),
+        };
+}
+
+int history_foreach_job_state(history *h, history_job_state_fn fn, void *userdata) {
+        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        int r, rc;
+
+        if (!h || !fn)
+                return -EINVAL;
+        r = stmt_get(h, STMT_ALL_JOBS, &s);
+        if (r < 0)
+                return r;
+        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+                const char *job = column_str(s, 9);
+                history_job_state st = job_state_from_row(s);
+                if (!job)
+                        continue;
+                r = fn(job, &st, userdata);
+                if (r < 0)
+                        return r;
+        }
+        if (rc != SQLITE_DONE)
+                return fail(h, rc, "reading the jobs' state");
+        return 0;
+}
+
+int history_get_job_state(history *h, const char *job, history_job_state *ret) {
+        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        int r;
+
+        if (!h || !ret)
+                return -EINVAL;
+        if ((r = check_job(h, job)) < 0)
+                return r;
+        r = stmt_get(h, STMT_GET_JOB, &s);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(s, 1, job, -1, SQLITE_TRANSIENT);
+        int rc = sqlite3_step(s);
+        if (rc == SQLITE_DONE) {
+                *ret = (history_job_state) {
+                        .enabled_override = -1,
+                        .last_scheduled_usec = USEC_INFINITY,
+                        .last_status = _RUN_STATUS_INVALID,
+                        .last_finished_usec = USEC_INFINITY,
+                        .last_duration_usec = USEC_INFINITY,
+                };
+                return 0;
+        }
+        if (rc != SQLITE_ROW)
+                return fail(h, rc, "reading a job's state");
+        *ret = job_state_from_row(s);
+        return 1;
+}
+
+int history_set_enabled_override(history *h, const char *job, int override) {
+        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        int r;
+
+        if (!h)
+                return -EINVAL;
+        if ((r = check_job(h, job)) < 0)
+                return r;
+        if (override < -1 || override > 1) {
+                set_error(h, "job '%s': enable override %d (expected -1, 0 or 1)", job, override);
+                return -EINVAL;
+        }
+        r = stmt_get(h, STMT_SET_OVERRIDE, &s);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(s, 1, job, -1, SQLITE_TRANSIENT);
+        if (override >= 0)
+                sqlite3_bind_int(s, 2, override);
+        int rc = sqlite3_step(s);
+        if (rc != SQLITE_DONE)
+                return fail(h, rc, "storing a job's enable override");
+        return 0;
+}
+
+int history_set_last_scheduled(history *h, const char *job, usec_t scheduled) {
+        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        int r;
+
+        if (!h)
+                return -EINVAL;
+        if ((r = check_job(h, job)) < 0 ||
+            (r = check_usec(h, scheduled, true, "last scheduled time")) < 0)
+                return r;
+        r = stmt_get(h, STMT_SET_LAST_SCHEDULED, &s);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(s, 1, job, -1, SQLITE_TRANSIENT);
+        bind_usec(s, 2, scheduled);
+        int rc = sqlite3_step(s);
+        if (rc != SQLITE_DONE)
+                return fail(h, rc, "storing a job's last scheduled time");
+        return 0;
+}
+
+history_run *history_runs_free(history_run *runs, size_t n) {
+        if (!runs)
+                return NULL;
+        for (size_t i = 0; i < n; i++) {
+                free(runs[i].job);
+                free(runs[i].message);
+                free(runs[i].output);
+        }
+        free(runs);
+        return NULL;
+}
+
+static char *column_dup(sqlite3_stmt *s, int i, size_t *ret_size) {
+        const void *t = sqlite3_column_text(s, i);
+        if (!t)
+                return NULL;
+        size_t n = (size_t) sqlite3_column_bytes(s, i);
+        char *c = malloc(n + 1);
+        if (!c)
+                return NULL;
+        memcpy(c, t, n);
+        c[n] = '\0';
+        if (ret_size)
+                *ret_size = n;
+        return c;
+}
+
+static int read_run(sqlite3_stmt *s, history_run *ret) {
+        history_run run = {
+                .id = sqlite3_column_int64(s, 0),
+                .trigger = run_trigger_from_string(column_str(s, 2)),
+                .attempt = (unsigned) sqlite3_column_int64(s, 3),
+                .retry_of = sqlite3_column_int64(s, 4),
+                .scheduled_usec = column_usec(s, 5),
+                .started_usec = column_usec(s, 6),
+                .finished_usec = column_usec(s, 7),
+                .status = run_status_from_string(column_str(s, 8)),
+                .exit_code = sqlite3_column_type(s, 9) == SQLITE_NULL ? -1 : sqlite3_column_int(s, 9),
+                .signal = sqlite3_column_int(s, 10),
+                .duration_usec = column_usec(s, 11),
+                .pid = (pid_t) sqlite3_column_int64(s, 14),
+        };
+
+        run.job = column_dup(s, 1, NULL);
+        if (!run.job)
+                goto oom;
+        if (sqlite3_column_type(s, 12) != SQLITE_NULL && !(run.message = column_dup(s, 12, NULL)))
+                goto oom;
+        if (sqlite3_column_type(s, 13) != SQLITE_NULL &&
+            !(run.output = column_dup(s, 13, &run.output_size)))
+                goto oom;
+        *ret = run;
+        return 0;
+oom:
+        free(run.job);
+        free(run.message);
+        free(run.output);
+        return -ENOMEM;
+}
+
+int history_list_runs(history *h, const char *job, usec_t since, run_status status,
+                      unsigned limit, history_run **ret_runs, size_t *ret_n) {
+        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        history_run *runs = NULL;
+        size_t n = 0, allocated = 0;
+        int r, rc;
+
+        if (!h || !ret_runs || !ret_n)
+                return -EINVAL;
+        if ((r = check_usec(h, since, false, "since")) < 0)
+                return r;
+        if (status != _RUN_STATUS_INVALID && !run_status_to_string(status))
+                return -EINVAL;
+
+        r = stmt_get(h, STMT_LIST_RUNS, &s);
+        if (r < 0)
+                return r;
+        bind_text(s, 1, job);
+        sqlite3_bind_int64(s, 2, (sqlite3_int64) since);
+        if (status != _RUN_STATUS_INVALID)
+                sqlite3_bind_text(s, 3, run_status_to_string(status), -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 4, limit > 0 ? (sqlite3_int64) limit : -1);
+
+        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+                if (n == allocated) {
+                        size_t a = allocated ? allocated * 2 : 16;
+                        history_run *p = realloc(runs, a * sizeof *runs);
+                        if (!p) {
+                                history_runs_free(runs, n);
+                                return -ENOMEM;
+                        }
+                        runs = p;
+                        allocated = a;
+                }
+                r = read_run(s, &runs[n]);
+                if (r < 0) {
+                        history_runs_free(runs, n);
+                        return r;
+                }
+                n++;
+        }
+        if (rc != SQLITE_DONE) {
+                history_runs_free(runs, n);
+                return fail(h, rc, "listing runs");
+        }
+        *ret_runs = runs;
+        *ret_n = n;
+        return 0;
+}
+
+int history_get_job_stats(history *h, const char *job, usec_t since, history_job_stats *ret) {
+        history_job_stats st = {
+                .average_duration_usec = USEC_INFINITY,
+                .last_status = _RUN_STATUS_INVALID,
+                .last_started_usec = USEC_INFINITY,
+                .last_finished_usec = USEC_INFINITY,
+        };
+        int r, rc;
+
+        if (!h || !ret)
+                return -EINVAL;
+        if ((r = check_job(h, job)) < 0 || (r = check_usec(h, since, false, "since")) < 0)
+                return r;
+
+        /* Both reads must see the same snapshot. */
+        r = exec_sql(h, h->in_batch ? "SAVEPOINT history_stats" : "BEGIN", "starting a read");
+        if (r < 0)
+                return r;
+        {
+                _cleanup_stmt_ sqlite3_stmt *s = NULL;
+                r = stmt_get(h, STMT_STATS, &s);
+                if (r < 0)
+                        goto finish;
+                sqlite3_bind_text(s, 1, job, -1, SQLITE_TRANSIENT);
+                sqlite3_bind_int64(s, 2, (sqlite3_int64) since);
+                rc = sqlite3_step(s);
+                if (rc != SQLITE_ROW) {
+                        r = fail(h, rc, "computing job statistics");
+                        goto finish;
+                }
+                st.runs = (uint64_t) sqlite3_column_int64(s, 0);
+                st.failures = (uint64_t) sqlite3_column_int64(s, 1);
+                st.skipped = (uint64_t) sqlite3_column_int64(s, 2);
+                if (sqlite3_column_type(s, 3) != SQLITE_NULL)
+                        st.average_duration_usec = (usec_t) (sqlite3_column_double(s, 3) + 0.5);
+        }
+        {
+                _cleanup_stmt_ sqlite3_stmt *s = NULL;
+                r = stmt_get(h, STMT_STATS_LAST, &s);
+                if (r < 0)
+                        goto finish;
+                sqlite3_bind_text(s, 1, job, -1, SQLITE_TRANSIENT);
+                sqlite3_bind_int64(s, 2, (sqlite3_int64) since);
+                rc = sqlite3_step(s);
+                if (rc == SQLITE_ROW) {
+                        st.last_run_id = sqlite3_column_int64(s, 0);
+                        st.last_status = run_status_from_string(column_str(s, 1));
+                        st.last_started_usec = column_usec(s, 2);
+                        st.last_finished_usec = column_usec(s, 3);
+                } else if (rc != SQLITE_DONE)
+                        r = fail(h, rc, "reading the last run");
+        }
+finish:
+        if (h->in_batch)
+                (void) sqlite3_exec(h->db, "RELEASE history_stats", NULL, NULL, NULL);
+        else if (!sqlite3_get_autocommit(h->db))
+                (void) sqlite3_exec(h->db, r < 0 ? "ROLLBACK" : "COMMIT", NULL, NULL, NULL);
+        if (r < 0)
+                return r;
+        *ret = st;
+        return 0;
+}

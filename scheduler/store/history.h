@@ -1,0 +1,212 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* The run history: $state_dir/history.db, SQLite in WAL mode. One row per run and one row
+ * per job of persistent state (enable override, last scheduled fire, counters).
+ *
+ * TIME  Every instant is usec_t, microseconds since the epoch (UTC), stored as INTEGER.
+ *       USEC_INFINITY in or out means "none" (not finished, never scheduled, ...). Values
+ *       above INT64_MAX other than USEC_INFINITY are rejected with -ERANGE.
+ *
+ * THE CLAIM KEY (no double fire)
+ *       runs has UNIQUE (job, scheduled_usec, attempt, claim_class). claim_class is 'fire' for
+ *       the triggers that stand for a fire of the job's schedule (schedule, catch_up,
+ *       startup) and for retries of such a run, and NULL for manual runs and their retries.
+ *       SQLite treats NULLs as distinct in a UNIQUE index, so:
+ *         - a scheduled instant is claimed at most once per attempt, whichever of schedule,
+ *           catch_up or startup gets there first, across crashes, restarts and clocks set
+ *           back: the second claim gets -EEXIST and must not run;
+ *         - a skipped fire claims its instant too, so a restart does not run what was
+ *           deliberately skipped;
+ *         - manual runs never collide with each other or with fires, even at the same
+ *           instant (each `schedctl run` is its own request).
+ *       A retry row copies job, scheduled_usec and claim_class from the first attempt it
+ *       retries (retry_of), so attempt n of one fire is also claimed once.
+ *       Pruning deletes old claims; an instant older than the retention could be claimed
+ *       again only by a clock set back further than the retention.
+ *
+ * ERRORS Functions return 0 (or a documented positive value) or a negative errno: -ENOSPC
+ *       (disk or size limit full), -EROFS (read-only file), -EACCES, -EBUSY (locked longer
+ *       than the busy timeout), -EEXIST (claim key taken), -EBADMSG (not a database, corrupt),
+ *       -ENOMEM, -EIO. history_last_error() has SQLite's text for the log.
+ *
+ * THREADS AND PROCESSES  A handle is used by one thread at a time and never across fork().
+ *       Several processes may open the same file; writers wait up to HISTORY_BUSY_TIMEOUT_MS. */
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "basic/macro.h"
+#include "basic/run-status.h"
+
+#define HISTORY_SCHEMA_VERSION 1
+#define HISTORY_BUSY_TIMEOUT_MS 5000
+#define HISTORY_OUTPUT_MAX 4096         /* bytes of output tail kept per run */
+#define HISTORY_MESSAGE_MAX 1024        /* bytes of result message kept per run */
+#define HISTORY_ERROR_MAX 512
+
+typedef struct history history;
+
+/* What a finished run produced, for history_finish_run(). */
+typedef struct history_result {
+        run_status status;              /* final, not RUNNING or SKIPPED */
+        int exit_code;                  /* exit status, or -1 if the process did not exit */
+        int signal;                     /* terminating signal, or 0 */
+        usec_t finished_usec;
+        usec_t duration_usec;           /* monotonic run time; USEC_INFINITY: finished - started */
+        const char *message;            /* may be NULL; longer than HISTORY_MESSAGE_MAX is cut */
+        const char *output;             /* may be NULL; only the last HISTORY_OUTPUT_MAX bytes */
+        size_t output_size;             /* bytes at output (may hold NULs and partial UTF-8) */
+} history_result;
+
+/* One row of runs, as returned by history_list_runs(). Strings are owned by the array. */
+typedef struct history_run {
+        int64_t id;
+        char *job;
+        run_trigger trigger;
+        unsigned attempt;
+        int64_t retry_of;               /* id of the first attempt for retries, else 0 */
+        usec_t scheduled_usec;
+        usec_t started_usec;
+        usec_t finished_usec;           /* USEC_INFINITY while running or when interrupted */
+        run_status status;
+        int exit_code;                  /* -1 if none */
+        int signal;                     /* 0 if none */
+        usec_t duration_usec;           /* USEC_INFINITY if unknown */
+        char *message;                  /* NULL if none */
+        char *output;                   /* NULL if none; NUL-terminated, output_size bytes */
+        size_t output_size;
+        pid_t pid;                      /* 0 if none */
+} history_run;
+
+/* The persistent per-job row. Counters are lifetime totals, not affected by pruning. */
+typedef struct history_job_state {
+        int enabled_override;           /* -1 none (registry decides), 0 disabled, 1 enabled */
+        usec_t last_scheduled_usec;     /* last fire handled, for catch-up; USEC_INFINITY: none */
+        uint64_t runs_total;            /* finished runs of any final status except skipped */
+        uint64_t failures_total;        /* of which run_status_is_failure() */
+        uint64_t skipped_total;
+        int64_t last_run_id;            /* 0 if none */
+        run_status last_status;         /* _RUN_STATUS_INVALID if none */
+        usec_t last_finished_usec;      /* USEC_INFINITY if none */
+        usec_t last_duration_usec;      /* USEC_INFINITY if none */
+} history_job_state;
+
+/* Figures over the runs still retained (since a given instant), for schedctl status. */
+typedef struct history_job_stats {
+        uint64_t runs;                  /* finished, non-skipped runs started at or after since */
+        uint64_t failures;
+        uint64_t skipped;
+        usec_t average_duration_usec;   /* USEC_INFINITY if no run has a duration */
+        int64_t last_run_id;            /* newest row of any status, 0 if none */
+        run_status last_status;         /* _RUN_STATUS_INVALID if none */
+        usec_t last_started_usec;       /* USEC_INFINITY if none */
+        usec_t last_finished_usec;      /* USEC_INFINITY if none or still running */
+} history_job_stats;
+
+/* Opens (creating if missing) the database at PATH: WAL, synchronous=NORMAL, busy timeout,
+ * foreign keys; creates the schema in an empty file and migrates an older one forward one
+ * version at a time. Fails with -EPROTO when the file's schema is newer than
+ * HISTORY_SCHEMA_VERSION, -EBADMSG when it is not a schedulerd history database, or the
+ * mapped SQLite error. On failure, if ERROR is not NULL, writes a one-line explanation
+ * naming PATH (at most ERROR_SIZE bytes, NUL-terminated); ERROR is untouched on success. */
+int history_open(const char *path, char *error, size_t error_size, history **ret);
+
+/* Finalizes cached statements, rolls back an open batch and closes. Accepts NULL; returns NULL. */
+history *history_close(history *h);
+DEFINE_TRIVIAL_CLEANUP_FUNC(history *, history_close);
+
+/* SQLite's message (with what was being done) for the last failed call on H; "" if none. */
+const char *history_last_error(history *h);
+
+/* Caps the database file at about MAX_BYTES (rounded down to whole pages; 0 removes the
+ * cap). Writes that would grow beyond it fail with -ENOSPC. Per handle, not persistent. */
+int history_set_size_limit(history *h, uint64_t max_bytes);
+
+/* Batching: everything between begin and commit is one transaction (taken with the write
+ * lock, so it cannot fail with -EBUSY half-way). A failed call inside a batch undoes only
+ * its own changes; the batch stays open. history_commit() makes the batch durable; if it
+ * fails the whole batch is rolled back and lost. history_rollback() discards it.
+ * history_begin() fails with -EALREADY when a batch is open; commit and rollback with
+ * -ENOTCONN when none is. */
+int history_begin(history *h);
+int history_commit(history *h);
+int history_rollback(history *h);
+
+/* Records that JOB's first attempt for the fire at SCHEDULED started at STARTED, as a
+ * 'running' row (PID 0 if not known yet: see history_set_pid()). TRIGGER is any trigger
+ * but RETRY (see history_claim_retry()). Returns -EEXIST, writing nothing, if this fire
+ * was claimed before (see THE CLAIM KEY); then the caller must not run it. Sets
+ * *ret_run_id (may be NULL) on success. */
+int history_claim_fire(history *h, const char *job, run_trigger trigger, usec_t scheduled,
+                       usec_t started, pid_t pid, int64_t *ret_run_id);
+
+/* Records the start of retry ATTEMPT (>= 1) of the run FIRST_RUN_ID (the attempt-0 row),
+ * with that row's job, scheduled time and claim class. -ENOENT if FIRST_RUN_ID does not
+ * exist, -EINVAL if it is itself a retry, -EEXIST if this attempt was claimed before. */
+int history_claim_retry(history *h, int64_t first_run_id, unsigned attempt, usec_t started,
+                        pid_t pid, int64_t *ret_run_id);
+
+/* Records a fire that was not run (singleton overlap, concurrency limit) as a finished
+ * 'skipped' row with MESSAGE saying why (NULL allowed), and counts it in the job's
+ * skipped_total. It claims the fire like history_claim_fire() and fails the same way with
+ * -EEXIST. TRIGGER is any trigger but RETRY: a retry that cannot start should wait. */
+int history_record_skipped(history *h, const char *job, run_trigger trigger, usec_t scheduled,
+                           usec_t now, const char *message, int64_t *ret_run_id);
+
+/* Sets the pid of a running run. -ENOENT if no such run, -ESTALE if it already finished. */
+int history_set_pid(history *h, int64_t run_id, pid_t pid);
+
+/* Moves a running run's start to STARTED and records PID (0: leave it): for a run claimed
+ * before it was released (warm runs start at the gate's wake, after their claim). Same errors
+ * as history_set_pid(). */
+int history_set_start(history *h, int64_t run_id, pid_t pid, usec_t started);
+
+/* Finishes a running run with R and updates the job's counters and last_* fields, in one
+ * transaction. -ENOENT if no such run, -ESTALE if it already finished (nothing changes),
+ * -EINVAL if R's status is RUNNING, SKIPPED or invalid. */
+int history_finish_run(history *h, int64_t run_id, const history_result *r);
+
+/* At start-up: every 'running' row (the daemon died during it) becomes 'interrupted' (its
+ * finished time stays unknown) and counts as a failure of its job. Sets *ret_count (may be
+ * NULL) to the number of rows changed. */
+int history_mark_interrupted(history *h, unsigned *ret_count);
+
+/* Deletes finished runs that started before NOW - MAX_AGE (MAX_AGE USEC_INFINITY or 0: no
+ * age limit), then all but the newest MAX_RUNS_PER_JOB finished runs of each job (0: no
+ * count limit). Running rows are never deleted. Job rows and counters stay. Sets
+ * *ret_deleted (may be NULL). */
+int history_prune(history *h, usec_t now, usec_t max_age, unsigned max_runs_per_job,
+                  unsigned *ret_deleted);
+
+/* Reads JOB's persistent row into *ret. Returns 1 if the job has a row, 0 if not (then
+ * *ret holds the defaults: no override, nothing scheduled, zero counters). */
+int history_get_job_state(history *h, const char *job, history_job_state *ret);
+
+/* Calls FN for every job that has a row, in no particular order, with the state
+ * history_get_job_state() would read for it: one query where the daemon's start-up would
+ * otherwise make one per job. A negative return of FN stops the scan and is returned. */
+typedef int (*history_job_state_fn)(const char *job, const history_job_state *state, void *userdata);
+int history_foreach_job_state(history *h, history_job_state_fn fn, void *userdata);
+
+/* Persists `schedctl enable/disable`: 1 or 0 overrides the registry's `enabled`, -1
+ * removes the override. -EINVAL for other values. */
+int history_set_enabled_override(history *h, const char *job, int override);
+
+/* Persists the last fire instant handled for JOB (catch-up starts after it). Stored as
+ * given, also when smaller than before (the claim key still prevents double fires). */
+int history_set_last_scheduled(history *h, const char *job, usec_t scheduled);
+
+/* Returns runs newest first (by insertion order, which a clock set back cannot disturb),
+ * filtered by JOB (NULL: all), started at or after SINCE (0: all) and STATUS
+ * (_RUN_STATUS_INVALID: all), at most LIMIT rows (0: no limit). *ret_runs is NULL when
+ * none match; free it with history_runs_free(). */
+int history_list_runs(history *h, const char *job, usec_t since, run_status status,
+                      unsigned limit, history_run **ret_runs, size_t *ret_n);
+
+/* Frees an array from history_list_runs(). Accepts NULL; returns NULL. */
+history_run *history_runs_free(history_run *runs, size_t n);
+
+/* Figures over JOB's retained runs started at or after SINCE (0: all). A job without runs
+ * gets zeros and _RUN_STATUS_INVALID, not an error. */
+int history_get_job_stats(history *h, const char *job, usec_t since, history_job_stats *ret);
