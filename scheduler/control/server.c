@@ -7,6 +7,7 @@
 #include <sys/un.h>
 
 #include "basic/clock.h"
+#include "control/protocol.h"
 #include "control/server.h"
 #include "basic/fs-util.h"
 #include "basic/log.h"
@@ -87,7 +88,7 @@ static json_t *error_reply(int err, const char *fmt, ...) {
         vsnprintf(msg, sizeof(msg), fmt, ap);
         va_end(ap);
         const char *name = strerrorname_np(err < 0 ? -err : err);
-        return json_pack("{s:b, s:s, s:s}", "ok", 0, "error", msg, "errno", name ?: "EIO");
+        return json_pack("{s:b, s:s, s:s}", FIELD_OK, 0, FIELD_ERROR, msg, FIELD_ERRNO, name ?: "EIO");
 }
 
 static json_t *usec_or_null(usec_t u) {
@@ -96,10 +97,10 @@ static json_t *usec_or_null(usec_t u) {
 
 static const char *job_state(const job_rt *j) {
         if (j->n_running > 0)
-                return "running";
+                return CONTROL_STATE_RUNNING;
         if (timer_entry_queued(&j->retry.entry))
-                return "retrying";
-        return "idle";
+                return CONTROL_STATE_RETRYING;
+        return CONTROL_STATE_IDLE;
 }
 
 static json_t *job_json(manager *m, job_rt *j, bool detail) {
@@ -108,30 +109,30 @@ static json_t *job_json(manager *m, job_rt *j, bool detail) {
         (void) history_get_job_stats(m->hist, j->def->name, 0, &st);
         (void) history_get_job_state(m->hist, j->def->name, &js);
 
-        json_t *o = json_pack("{s:s, s:s, s:s, s:b, s:s, s:o, s:o, s:o, s:I, s:I, s:o, s:o, s:b}", "name", j->def->name,
-                              "schedule", j->def->schedule_expr, "timezone", j->def->timezone, "enabled",
-                              job_rt_enabled(j), "state", job_state(j), "next_usec",
-                              usec_or_null(job_rt_enabled(j) ? j->next_fire : USEC_INFINITY), "last_usec",
-                              usec_or_null(st.last_started_usec), "last_status",
+        json_t *o = json_pack("{s:s, s:s, s:s, s:b, s:s, s:o, s:o, s:o, s:I, s:I, s:o, s:o, s:b}", FIELD_NAME, j->def->name,
+                              FIELD_SCHEDULE, j->def->schedule_expr, FIELD_TIMEZONE, j->def->timezone, FIELD_ENABLED,
+                              job_rt_enabled(j), FIELD_STATE, job_state(j), FIELD_NEXT_USEC,
+                              usec_or_null(job_rt_enabled(j) ? j->next_fire : USEC_INFINITY), FIELD_LAST_USEC,
+                              usec_or_null(st.last_started_usec), FIELD_LAST_STATUS,
                               st.last_status >= 0 ? json_string(run_status_to_string(st.last_status)) : json_null(),
-                              "runs", (json_int_t) js.runs_total, "failures", (json_int_t) js.failures_total,
-                              "average_duration_usec", usec_or_null(st.average_duration_usec), "enabled_override",
-                              js.enabled_override < 0 ? json_null() : json_boolean(js.enabled_override), "running",
+                              FIELD_RUNS, (json_int_t) js.runs_total, FIELD_FAILURES, (json_int_t) js.failures_total,
+                              FIELD_AVERAGE_DURATION_USEC, usec_or_null(st.average_duration_usec), FIELD_ENABLED_OVERRIDE,
+                              js.enabled_override < 0 ? json_null() : json_boolean(js.enabled_override), FIELD_RUNNING,
                               j->n_running > 0);
         if (!o || !detail)
                 return o;
 
         const job_def *d = j->def;
-        json_object_set_new(o, "description", d->description ? json_string(d->description) : json_null());
-        json_object_set_new(o, "plugin", json_string(d->plugin_path));
-        json_object_set_new(o, "singleton", json_boolean(d->singleton));
-        json_object_set_new(o, "timeout_usec", usec_or_null(d->timeout));
-        json_object_set_new(o, "retry", json_pack("{s:i, s:I, s:I}", "attempts", (int) d->retry.attempts, "backoff_usec",
-                                                  (json_int_t) d->retry.backoff, "max_backoff_usec",
+        json_object_set_new(o, FIELD_DESCRIPTION, d->description ? json_string(d->description) : json_null());
+        json_object_set_new(o, FIELD_PLUGIN, json_string(d->plugin_path));
+        json_object_set_new(o, FIELD_SINGLETON, json_boolean(d->singleton));
+        json_object_set_new(o, FIELD_TIMEOUT_USEC, usec_or_null(d->timeout));
+        json_object_set_new(o, FIELD_RETRY, json_pack("{s:i, s:I, s:I}", FIELD_ATTEMPTS, (int) d->retry.attempts, FIELD_BACKOFF_USEC,
+                                                  (json_int_t) d->retry.backoff, FIELD_MAX_BACKOFF_USEC,
                                                   (json_int_t) d->retry.max_backoff));
-        json_object_set_new(o, "run_on_startup", json_boolean(d->run_on_startup));
-        json_object_set_new(o, "catch_up", json_boolean(d->catch_up));
-        json_object_set_new(o, "source", json_pack("{s:s, s:i}", "file", d->file ?: "", "line", (int) d->line));
+        json_object_set_new(o, FIELD_RUN_ON_STARTUP, json_boolean(d->run_on_startup));
+        json_object_set_new(o, FIELD_CATCH_UP, json_boolean(d->catch_up));
+        json_object_set_new(o, FIELD_SOURCE, json_pack("{s:s, s:i}", FIELD_FILE, d->file ?: "", FIELD_LINE, (int) d->line));
 
         /* the next few fires, as schedctl next would show them */
         json_t *next = json_array();
@@ -144,7 +145,7 @@ static json_t *job_json(manager *m, job_rt *j, bool detail) {
         } else if (j->next_fire != USEC_INFINITY)
                 for (int i = 0; i < 5; i++)
                         json_array_append_new(next, json_integer((json_int_t) (j->next_fire + (usec_t) i * d->schedule.interval)));
-        json_object_set_new(o, "next_fires_usec", next);
+        json_object_set_new(o, FIELD_NEXT_FIRES_USEC, next);
         return o;
 }
 
@@ -204,25 +205,25 @@ static json_t *json_string_lossy(const char *s, size_t n) {
 }
 
 static json_t *run_row_json(const history_run *r) {
-        return json_pack("{s:I, s:s, s:s, s:i, s:o, s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:i}", "id",
-                         (json_int_t) r->id, "job", r->job, "trigger", run_trigger_to_string(r->trigger), "attempt",
-                         (int) r->attempt, "scheduled_usec", usec_or_null(r->scheduled_usec), "started_usec",
-                         usec_or_null(r->started_usec), "finished_usec", usec_or_null(r->finished_usec), "status",
-                         run_status_to_string(r->status), "exit_code",
-                         r->exit_code >= 0 ? json_integer(r->exit_code) : json_null(), "signal",
-                         r->signal > 0 ? json_integer(r->signal) : json_null(), "duration_usec",
-                         usec_or_null(r->duration_usec), "message", json_string_lossy(r->message, r->message ? strlen(r->message) : 0),
-                         "output", json_string_lossy(r->output, r->output_size), "pid",
+        return json_pack("{s:I, s:s, s:s, s:i, s:o, s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:i}", FIELD_ID,
+                         (json_int_t) r->id, FIELD_JOB, r->job, FIELD_TRIGGER, run_trigger_to_string(r->trigger), FIELD_ATTEMPT,
+                         (int) r->attempt, FIELD_SCHEDULED_USEC, usec_or_null(r->scheduled_usec), FIELD_STARTED_USEC,
+                         usec_or_null(r->started_usec), FIELD_FINISHED_USEC, usec_or_null(r->finished_usec), FIELD_STATUS,
+                         run_status_to_string(r->status), FIELD_EXIT_CODE,
+                         r->exit_code >= 0 ? json_integer(r->exit_code) : json_null(), FIELD_SIGNAL,
+                         r->signal > 0 ? json_integer(r->signal) : json_null(), FIELD_DURATION_USEC,
+                         usec_or_null(r->duration_usec), FIELD_MESSAGE, json_string_lossy(r->message, r->message ? strlen(r->message) : 0),
+                         FIELD_OUTPUT, json_string_lossy(r->output, r->output_size), FIELD_PID,
                          (int) r->pid);
 }
 
 json_t *control_run_reply(const run *r) {
-        return json_pack("{s:b, s:I, s:s, s:s, s:o, s:o, s:o, s:I}", "ok", 1, "run_id", (json_int_t) r->id, "job",
-                         r->def->name, "status", run_status_to_string(r->status), "exit_code",
-                         r->exit_code >= 0 ? json_integer(r->exit_code) : json_null(), "signal",
-                         r->signal > 0 ? json_integer(r->signal) : json_null(), "message",
+        return json_pack("{s:b, s:I, s:s, s:s, s:o, s:o, s:o, s:I}", FIELD_OK, 1, FIELD_RUN_ID, (json_int_t) r->id, FIELD_JOB,
+                         r->def->name, FIELD_STATUS, run_status_to_string(r->status), FIELD_EXIT_CODE,
+                         r->exit_code >= 0 ? json_integer(r->exit_code) : json_null(), FIELD_SIGNAL,
+                         r->signal > 0 ? json_integer(r->signal) : json_null(), FIELD_MESSAGE,
                          json_string_lossy(r->message, strlen(r->message)),
-                         "duration_usec", (json_int_t) r->duration);
+                         FIELD_DURATION_USEC, (json_int_t) r->duration);
 }
 
 static const char *req_string(json_t *req, const char *key) {
@@ -241,24 +242,25 @@ static bool req_usec(json_t *req, const char *key, usec_t *ret) {
 }
 
 json_t *control_dispatch(manager *m, json_t *req, bool privileged, int64_t *ret_wait_run_id) {
-        const char *cmd = req_string(req, "command"), *name = req_string(req, "job");
+        const char *cmd = req_string(req, FIELD_COMMAND), *name = req_string(req, FIELD_JOB);
+        const control_command *c = control_command_find(cmd);
+        control_command_id id = c ? c->id : _CONTROL_COMMAND_MAX;
         int q;
 
         if (!json_is_object(req) || !cmd)
-                return error_reply(-EINVAL, "expected a JSON object with a \"command\" string");
+                return error_reply(-EINVAL, "expected a JSON object with a \"" FIELD_COMMAND "\" string");
 
-        bool changes = streq(cmd, "run") || streq(cmd, "enable") || streq(cmd, "disable") || streq(cmd, "reload");
-        if (changes && !privileged)
+        if (c && c->admin && !privileged)
                 return error_reply(-EPERM, "\"%s\" changes the scheduler and needs root or membership of group \"%s\"",
                                    cmd, m->reg->reg->admin_group ?: "(none)");
 
-        if (streq(cmd, "list")) {
+        if (id == CONTROL_LIST) {
                 json_t *jobs = json_array();
                 for (size_t i = 0; i < m->n_jobs; i++)
                         json_array_append_new(jobs, job_json(m, m->jobs[i], false));
-                return json_pack("{s:b, s:o, s:I}", "ok", 1, "jobs", jobs, "now_usec", (json_int_t) clock_now_realtime());
+                return json_pack("{s:b, s:o, s:I}", FIELD_OK, 1, FIELD_JOBS, jobs, FIELD_NOW_USEC, (json_int_t) clock_now_realtime());
         }
-        if (streq(cmd, "reload")) {
+        if (id == CONTROL_RELOAD) {
                 diag_list d = {};
                 q = manager_reload(m, &d);
                 if (q < 0) {
@@ -269,21 +271,21 @@ json_t *control_dispatch(manager *m, json_t *req, bool privileged, int64_t *ret_
                         }
                         diag_list_clear(&d);
                         json_t *r = error_reply(q, "the new registry was not taken; the running one stays");
-                        json_object_set_new(r, "errors", errs);
+                        json_object_set_new(r, FIELD_ERRORS, errs);
                         return r;
                 }
-                return json_pack("{s:b, s:I}", "ok", 1, "jobs", (json_int_t) m->n_jobs);
+                return json_pack("{s:b, s:I}", FIELD_OK, 1, FIELD_JOBS, (json_int_t) m->n_jobs);
         }
-        if (streq(cmd, "history")) {
+        if (id == CONTROL_HISTORY) {
                 usec_t since = 0;
-                json_t *lim = json_object_get(req, "limit");
-                const char *st = req_string(req, "status");
+                json_t *lim = json_object_get(req, FIELD_LIMIT);
+                const char *st = req_string(req, FIELD_STATUS);
                 run_status status = _RUN_STATUS_INVALID;
                 history_run *runs = NULL;
                 size_t n = 0;
 
-                if (!req_usec(req, "since", &since))
-                        return error_reply(-EINVAL, "\"since\" must be microseconds since the epoch");
+                if (!req_usec(req, FIELD_SINCE, &since))
+                        return error_reply(-EINVAL, "\"" FIELD_SINCE "\" must be microseconds since the epoch");
                 if (st && (status = run_status_from_string(st)) < 0)
                         return error_reply(-EINVAL, "unknown status \"%s\"", st);
                 if (name && !manager_find_job(m, name))
@@ -296,16 +298,16 @@ json_t *control_dispatch(manager *m, json_t *req, bool privileged, int64_t *ret_
                 for (size_t i = 0; i < n; i++)
                         json_array_append_new(arr, run_row_json(&runs[i]));
                 history_runs_free(runs, n);
-                return json_pack("{s:b, s:o}", "ok", 1, "runs", arr);
+                return json_pack("{s:b, s:o}", FIELD_OK, 1, FIELD_RUNS, arr);
         }
 
         if (!name)
-                return error_reply(-EINVAL, "\"%s\" needs a \"job\" name", cmd);
+                return error_reply(-EINVAL, "\"%s\" needs a \"" FIELD_JOB "\" name", cmd);
         job_rt *j = manager_find_job(m, name);
         if (!j)
                 return error_reply(-ENOENT, "no job \"%s\" in the registry; schedctl list shows the jobs", name);
 
-        if (streq(cmd, "status")) {
+        if (id == CONTROL_STATUS) {
                 history_run *runs = NULL;
                 size_t n = 0;
                 json_t *o = job_json(m, j, true), *arr = json_array();
@@ -313,34 +315,34 @@ json_t *control_dispatch(manager *m, json_t *req, bool privileged, int64_t *ret_
                         for (size_t i = 0; i < n; i++)
                                 json_array_append_new(arr, run_row_json(&runs[i]));
                 history_runs_free(runs, n);
-                json_object_set_new(o, "last_runs", arr);
-                return json_pack("{s:b, s:o}", "ok", 1, "job", o);
+                json_object_set_new(o, FIELD_LAST_RUNS, arr);
+                return json_pack("{s:b, s:o}", FIELD_OK, 1, FIELD_JOB, o);
         }
-        if (streq(cmd, "enable") || streq(cmd, "disable")) {
-                q = manager_set_enabled(m, name, streq(cmd, "enable"));
+        if (id == CONTROL_ENABLE || id == CONTROL_DISABLE) {
+                q = manager_set_enabled(m, name, id == CONTROL_ENABLE);
                 if (q < 0)
                         return error_reply(q, "could not persist the change: %s", history_last_error(m->hist));
-                return json_pack("{s:b, s:s, s:b}", "ok", 1, "job", name, "enabled", streq(cmd, "enable"));
+                return json_pack("{s:b, s:s, s:b}", FIELD_OK, 1, FIELD_JOB, name, FIELD_ENABLED, id == CONTROL_ENABLE);
         }
-        if (streq(cmd, "run")) {
+        if (id == CONTROL_RUN) {
                 usec_t at = USEC_INFINITY;
-                int64_t id;
-                if (!req_usec(req, "at", &at))
-                        return error_reply(-EINVAL, "\"at\" must be microseconds since the epoch");
-                q = manager_run_now(m, name, at, &id);
+                int64_t run_id;
+                if (!req_usec(req, FIELD_AT, &at))
+                        return error_reply(-EINVAL, "\"" FIELD_AT "\" must be microseconds since the epoch");
+                q = manager_run_now(m, name, at, &run_id);
                 if (q == -EBUSY)
                         return error_reply(q, "job \"%s\" cannot start now (singleton run in flight or max_concurrent "
                                               "reached); the attempt is recorded as skipped",
                                            name);
                 if (q < 0)
                         return error_reply(q, "could not start job \"%s\": %s", name, strerror(-q));
-                if (json_is_true(json_object_get(req, "wait"))) {
-                        *ret_wait_run_id = id;
+                if (json_is_true(json_object_get(req, FIELD_WAIT))) {
+                        *ret_wait_run_id = run_id;
                         return NULL;
                 }
-                return json_pack("{s:b, s:I, s:s}", "ok", 1, "run_id", (json_int_t) id, "job", name);
+                return json_pack("{s:b, s:I, s:s}", FIELD_OK, 1, FIELD_RUN_ID, (json_int_t) run_id, FIELD_JOB, name);
         }
-        return error_reply(-EOPNOTSUPP, "unknown command \"%s\"; expected list, status, run, enable, disable, history or reload",
+        return error_reply(-EOPNOTSUPP, "unknown command \"%s\"; expected " CONTROL_COMMANDS_EXPECTED,
                            cmd);
 }
 
@@ -436,7 +438,8 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
         if (cfd < 0)
                 return 0;
         if (c->n_conns >= CONTROL_CONNECTIONS_MAX) {
-                static const char busy[] = "{\"ok\":false,\"error\":\"too many control connections; try again\",\"errno\":\"EBUSY\"}\n";
+                static const char busy[] = "{\"" FIELD_OK "\":false,\"" FIELD_ERROR "\":\"too many control connections; try again\",\""
+                        FIELD_ERRNO "\":\"EBUSY\"}\n";
                 (void) !send(cfd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
                 close(cfd);
                 return 0;

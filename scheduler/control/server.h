@@ -2,10 +2,10 @@
 #pragma once
 
 /* The control socket (SPEC section 7): a Unix stream socket, one JSON request and one JSON reply
- * per line. Reading commands (list, status, history) are open to anyone who can reach the socket
- * (mode 0660, group admin_group); commands that change something (run, enable, disable, reload)
- * need root or membership of admin_group, judged from the peer's credentials (SO_PEERCRED,
- * SO_PEERGROUPS).
+ * per line; control/protocol.h names the commands and fields. Reading commands (list, status,
+ * history) are open to anyone who can reach the socket (mode 0660, group admin_group);
+ * commands that change something (run, enable, disable, reload) need root or membership of
+ * admin_group, judged from the peer's credentials (SO_PEERCRED, SO_PEERGROUPS).
  *
  * Requests: {"command":"list"}
  *           {"command":"status","job":NAME}

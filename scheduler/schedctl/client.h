@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
-/* The client side of the control socket (control.h has the protocol): one JSON request line
- * out, one JSON reply line back. Kept apart from schedctl's verbs so the wire handling has one
+/* The client side of the control socket (control/server.h describes the protocol,
+ * control/protocol.h names its commands and fields): one JSON request line out, one JSON reply
+ * line back. Kept apart from schedctl's verbs so the wire handling has one
  * home and no output formatting. */
 
 #include <jansson.h>

@@ -20,6 +20,7 @@
 #include "basic/schedule.h"
 #include "basic/timefmt.h"
 #include "basic/tz.h"
+#include "control/protocol.h"
 
 #define EXIT_USAGE 2
 #define EXIT_UNREACHABLE 3
@@ -411,8 +412,8 @@ static int call(json_t *req, usec_t timeout, json_t **ret_reply, bool *ret_timed
         if (q < 0)
                 return unreachable(path, q);
 
-        if (!json_is_true(json_object_get(reply, "ok"))) {
-                json_t *err = json_object_get(reply, "error"), *errs = json_object_get(reply, "errors"), *v;
+        if (!json_is_true(json_object_get(reply, FIELD_OK))) {
+                json_t *err = json_object_get(reply, FIELD_ERROR), *errs = json_object_get(reply, FIELD_ERRORS), *v;
                 size_t i;
                 fprintf(stderr, "schedctl: %s\n", json_is_string(err) ? json_string_value(err) : "the daemon refused");
                 json_array_foreach(errs, i, v)
@@ -423,7 +424,7 @@ static int call(json_t *req, usec_t timeout, json_t **ret_reply, bool *ret_timed
                 json_decref(reply);
                 return EXIT_FAILURE;
         }
-        json_object_del(reply, "ok");
+        json_object_del(reply, FIELD_OK);
         *ret_reply = reply;
         return EXIT_SUCCESS;
 }
@@ -468,9 +469,9 @@ static const char *status_color(const char *s) {
 static const char *state_color(const char *s) {
         if (!s)
                 return NULL;
-        if (streq(s, "running"))
+        if (streq(s, CONTROL_STATE_RUNNING))
                 return COLOR_GREEN;
-        if (streq(s, "retrying"))
+        if (streq(s, CONTROL_STATE_RETRYING))
                 return COLOR_YELLOW;
         return NULL;
 }
@@ -514,11 +515,11 @@ static const tz *zone_of_job(const char *job) {
                 json_t *reply = NULL, *j;
                 size_t i;
                 zones = json_object();
-                if (call(json_pack("{s:s}", "command", "list"), CALL_TIMEOUT, &reply, NULL) != EXIT_SUCCESS)
+                if (call(json_pack("{s:s}", FIELD_COMMAND, control_command_name(CONTROL_LIST)), CALL_TIMEOUT, &reply, NULL) != EXIT_SUCCESS)
                         return NULL;
-                json_array_foreach(json_object_get(reply, "jobs"), i, j)
-                        if (jstr(j, "name") && jstr(j, "timezone"))
-                                json_object_set_new(zones, jstr(j, "name"), json_string(jstr(j, "timezone")));
+                json_array_foreach(json_object_get(reply, FIELD_JOBS), i, j)
+                        if (jstr(j, FIELD_NAME) && jstr(j, FIELD_TIMEZONE))
+                                json_object_set_new(zones, jstr(j, FIELD_NAME), json_string(jstr(j, FIELD_TIMEZONE)));
                 json_decref(reply);
         }
         return zone_of(jstr(zones, job));
@@ -642,7 +643,7 @@ static int verb_list(int argc, char **argv) {
                 return usage_error("list takes no arguments, found \"%s\"", ops[0]);
 
         _cleanup_(json_decrefp) json_t *reply = NULL;
-        r = call(json_pack("{s:s}", "command", "list"), CALL_TIMEOUT, &reply, NULL);
+        r = call(json_pack("{s:s}", FIELD_COMMAND, control_command_name(CONTROL_LIST)), CALL_TIMEOUT, &reply, NULL);
         if (r != EXIT_SUCCESS)
                 return r;
         if (arg_json) {
@@ -657,31 +658,31 @@ static int verb_list(int argc, char **argv) {
         _cleanup_(table_freep) table *t = table_new(cols, ELEMENTSOF(cols));
         if (!t)
                 return log_oom();
-        usec_t now = jusec(reply, "now_usec");
+        usec_t now = jusec(reply, FIELD_NOW_USEC);
         if (now == USEC_INFINITY)
                 now = clock_now_realtime();
         json_t *j;
         size_t i;
-        json_array_foreach(json_object_get(reply, "jobs"), i, j) {
+        json_array_foreach(json_object_get(reply, FIELD_JOBS), i, j) {
                 char next[FORMAT_TIMESTAMP_MAX], left[FORMAT_RELATIVE_MAX], last[FORMAT_TIMESTAMP_MAX],
                         passed[FORMAT_RELATIVE_MAX + 8], avg[FORMAT_RELATIVE_MAX], runs[24], fails[24];
-                const tz *z = zone_of(jstr(j, "timezone"));
-                bool enabled = json_is_true(json_object_get(j, "enabled"));
-                usec_t nx = jusec(j, "next_usec"), ls = jusec(j, "last_usec");
-                const char *st = jstr(j, "last_status");
-                snprintf(runs, sizeof(runs), "%lld", jint(j, "runs", 0));
-                snprintf(fails, sizeof(fails), "%lld", jint(j, "failures", 0));
+                const tz *z = zone_of(jstr(j, FIELD_TIMEZONE));
+                bool enabled = json_is_true(json_object_get(j, FIELD_ENABLED));
+                usec_t nx = jusec(j, FIELD_NEXT_USEC), ls = jusec(j, FIELD_LAST_USEC);
+                const char *st = jstr(j, FIELD_LAST_STATUS);
+                snprintf(runs, sizeof(runs), "%lld", jint(j, FIELD_RUNS, 0));
+                snprintf(fails, sizeof(fails), "%lld", jint(j, FIELD_FAILURES, 0));
                 if (table_add(t, fmt_ts(nx, z, next, sizeof(next)), NULL) < 0 ||
                     table_add(t, fmt_left(nx, now, left, sizeof(left)), NULL) < 0 ||
                     table_add(t, fmt_ts(ls, z, last, sizeof(last)), NULL) < 0 ||
                     table_add(t, fmt_passed(ls, now, passed, sizeof(passed)), NULL) < 0 ||
-                    table_add(t, jstr(j, "name"), COLOR_BOLD) < 0 || table_add(t, st, status_color(st)) < 0 ||
-                    table_add(t, jstr(j, "state"), state_color(jstr(j, "state"))) < 0 ||
+                    table_add(t, jstr(j, FIELD_NAME), COLOR_BOLD) < 0 || table_add(t, st, status_color(st)) < 0 ||
+                    table_add(t, jstr(j, FIELD_STATE), state_color(jstr(j, FIELD_STATE))) < 0 ||
                     table_add(t, enabled ? "yes" : "no", enabled ? NULL : COLOR_GREY) < 0 ||
                     table_add(t, runs, NULL) < 0 ||
-                    table_add(t, fails, jint(j, "failures", 0) > 0 ? COLOR_RED : NULL) < 0 ||
-                    table_add(t, fmt_duration(jusec(j, "average_duration_usec"), avg, sizeof(avg)), NULL) < 0 ||
-                    table_add(t, jstr(j, "schedule"), NULL) < 0 || table_add(t, jstr(j, "timezone"), NULL) < 0)
+                    table_add(t, fails, jint(j, FIELD_FAILURES, 0) > 0 ? COLOR_RED : NULL) < 0 ||
+                    table_add(t, fmt_duration(jusec(j, FIELD_AVERAGE_DURATION_USEC), avg, sizeof(avg)), NULL) < 0 ||
+                    table_add(t, jstr(j, FIELD_SCHEDULE), NULL) < 0 || table_add(t, jstr(j, FIELD_TIMEZONE), NULL) < 0)
                         return log_oom();
         }
         bool color = colors_enabled(stdout);
@@ -718,18 +719,18 @@ static int print_runs_table(json_t *runs, bool with_job, bool with_output) {
         size_t i;
         json_array_foreach(runs, i, r) {
                 char id[24], started[FORMAT_TIMESTAMP_MAX], dur[FORMAT_RELATIVE_MAX], trig[48];
-                const char *st = jstr(r, "status"), *msg = jstr(r, "message");
-                const tz *z = zone_of_job(jstr(r, "job"));
-                snprintf(id, sizeof(id), "%lld", jint(r, "id", 0));
-                long long attempt = jint(r, "attempt", 0);
+                const char *st = jstr(r, FIELD_STATUS), *msg = jstr(r, FIELD_MESSAGE);
+                const tz *z = zone_of_job(jstr(r, FIELD_JOB));
+                snprintf(id, sizeof(id), "%lld", jint(r, FIELD_ID, 0));
+                long long attempt = jint(r, FIELD_ATTEMPT, 0);
                 if (attempt > 0)
-                        snprintf(trig, sizeof(trig), "%s #%lld", jstr(r, "trigger") ?: "-", attempt);
+                        snprintf(trig, sizeof(trig), "%s #%lld", jstr(r, FIELD_TRIGGER) ?: "-", attempt);
                 else
-                        snprintf(trig, sizeof(trig), "%s", jstr(r, "trigger") ?: "-");
-                if (table_add(t, id, NULL) < 0 || table_add(t, fmt_ts(jusec(r, "started_usec"), z, started, sizeof(started)), NULL) < 0 ||
-                    (with_job && table_add(t, jstr(r, "job"), COLOR_BOLD) < 0) || table_add(t, trig, NULL) < 0 ||
+                        snprintf(trig, sizeof(trig), "%s", jstr(r, FIELD_TRIGGER) ?: "-");
+                if (table_add(t, id, NULL) < 0 || table_add(t, fmt_ts(jusec(r, FIELD_STARTED_USEC), z, started, sizeof(started)), NULL) < 0 ||
+                    (with_job && table_add(t, jstr(r, FIELD_JOB), COLOR_BOLD) < 0) || table_add(t, trig, NULL) < 0 ||
                     table_add(t, st, status_color(st)) < 0 ||
-                    table_add(t, fmt_duration(jusec(r, "duration_usec"), dur, sizeof(dur)), NULL) < 0 ||
+                    table_add(t, fmt_duration(jusec(r, FIELD_DURATION_USEC), dur, sizeof(dur)), NULL) < 0 ||
                     table_add(t, msg && *msg ? msg : NULL, NULL) < 0)
                         return log_oom();
         }
@@ -740,8 +741,8 @@ static int print_runs_table(json_t *runs, bool with_job, bool with_output) {
         if (table_print(t, stdout, color) < 0)
                 return EXIT_FAILURE;
         json_array_foreach(runs, i, r) {
-                const char *out = jstr(r, "output");
-                printf("\n-- output of run %lld (%s) --\n", jint(r, "id", 0), jstr(r, "job") ?: "?");
+                const char *out = jstr(r, FIELD_OUTPUT);
+                printf("\n-- output of run %lld (%s) --\n", jint(r, FIELD_ID, 0), jstr(r, FIELD_JOB) ?: "?");
                 if (out && *out)
                         fputs(out, stdout), fputs(out[strlen(out) - 1] == '\n' ? "" : "\n", stdout);
                 else
@@ -759,27 +760,27 @@ static int verb_status(int argc, char **argv) {
                 return usage_error("status takes one JOB, e.g. schedctl status hello");
 
         _cleanup_(json_decrefp) json_t *reply = NULL;
-        r = call(json_pack("{s:s, s:s}", "command", "status", "job", ops[0]), CALL_TIMEOUT, &reply, NULL);
+        r = call(json_pack("{s:s, s:s}", FIELD_COMMAND, control_command_name(CONTROL_STATUS), FIELD_JOB, ops[0]), CALL_TIMEOUT, &reply, NULL);
         if (r != EXIT_SUCCESS)
                 return r;
-        json_t *j = json_object_get(reply, "job");
+        json_t *j = json_object_get(reply, FIELD_JOB);
         if (arg_json) {
                 print_json(j);
                 return EXIT_SUCCESS;
         }
 
         bool color = colors_enabled(stdout);
-        const tz *z = zone_of(jstr(j, "timezone"));
-        usec_t now = clock_now_realtime(), nx = jusec(j, "next_usec"), ls = jusec(j, "last_usec");
+        const tz *z = zone_of(jstr(j, FIELD_TIMEZONE));
+        usec_t now = clock_now_realtime(), nx = jusec(j, FIELD_NEXT_USEC), ls = jusec(j, FIELD_LAST_USEC);
         char a[FORMAT_TIMESTAMP_MAX], b[FORMAT_RELATIVE_MAX + 8], d[DURATION_MAX], e[DURATION_MAX];
-        const char *desc = jstr(j, "description"), *st = jstr(j, "last_status"), *state = jstr(j, "state");
-        bool enabled = json_is_true(json_object_get(j, "enabled"));
-        json_t *ov = json_object_get(j, "enabled_override"), *src = json_object_get(j, "source");
-        json_t *retry = json_object_get(j, "retry");
+        const char *desc = jstr(j, FIELD_DESCRIPTION), *st = jstr(j, FIELD_LAST_STATUS), *state = jstr(j, FIELD_STATE);
+        bool enabled = json_is_true(json_object_get(j, FIELD_ENABLED));
+        json_t *ov = json_object_get(j, FIELD_ENABLED_OVERRIDE), *src = json_object_get(j, FIELD_SOURCE);
+        json_t *retry = json_object_get(j, FIELD_RETRY);
 
-        printf("%s%s%s%s%s\n", color ? COLOR_BOLD : "", jstr(j, "name"), color ? COLOR_RESET : "", desc ? " - " : "",
+        printf("%s%s%s%s%s\n", color ? COLOR_BOLD : "", jstr(j, FIELD_NAME), color ? COLOR_RESET : "", desc ? " - " : "",
                desc ?: "");
-        printf("    Schedule: %s (zone %s)\n", jstr(j, "schedule"), jstr(j, "timezone"));
+        printf("    Schedule: %s (zone %s)\n", jstr(j, FIELD_SCHEDULE), jstr(j, FIELD_TIMEZONE));
         printf("     Enabled: %s%s\n", enabled ? "yes" : "no",
                json_is_boolean(ov) ? " (set with schedctl enable/disable)" : "");
         printf("       State: %s%s%s\n", color && state_color(state) ? state_color(state) : "", state ?: "-",
@@ -795,31 +796,31 @@ static int verb_status(int argc, char **argv) {
                        color && status_color(st) ? COLOR_RESET : "");
         else
                 printf("        Last: never\n");
-        usec_t avg = jusec(j, "average_duration_usec");
-        printf("        Runs: %lld, %lld failed%s%s\n", jint(j, "runs", 0), jint(j, "failures", 0),
+        usec_t avg = jusec(j, FIELD_AVERAGE_DURATION_USEC);
+        printf("        Runs: %lld, %lld failed%s%s\n", jint(j, FIELD_RUNS, 0), jint(j, FIELD_FAILURES, 0),
                avg != USEC_INFINITY ? ", average " : "", avg != USEC_INFINITY ? format_relative(avg, b, sizeof(b)) : "");
-        printf("      Plugin: %s\n", jstr(j, "plugin") ?: "-");
-        usec_t to = jusec(j, "timeout_usec");
+        printf("      Plugin: %s\n", jstr(j, FIELD_PLUGIN) ?: "-");
+        usec_t to = jusec(j, FIELD_TIMEOUT_USEC);
         printf("     Timeout: %s\n", to == USEC_INFINITY || to == 0 ? "none" : duration_format(to, d, sizeof(d)));
-        printf("    Policies: %s%s%s\n", json_is_true(json_object_get(j, "singleton")) ? "singleton" : "concurrent",
-               json_is_true(json_object_get(j, "catch_up")) ? ", catch_up" : "",
-               json_is_true(json_object_get(j, "run_on_startup")) ? ", run_on_startup" : "");
-        if (jint(retry, "attempts", 0) > 0)
-                printf("       Retry: %lld attempt%s, backoff %s up to %s\n", jint(retry, "attempts", 0),
-                       jint(retry, "attempts", 0) == 1 ? "" : "s",
-                       duration_format(jusec(retry, "backoff_usec"), d, sizeof(d)),
-                       duration_format(jusec(retry, "max_backoff_usec"), e, sizeof(e)));
+        printf("    Policies: %s%s%s\n", json_is_true(json_object_get(j, FIELD_SINGLETON)) ? "singleton" : "concurrent",
+               json_is_true(json_object_get(j, FIELD_CATCH_UP)) ? ", catch_up" : "",
+               json_is_true(json_object_get(j, FIELD_RUN_ON_STARTUP)) ? ", run_on_startup" : "");
+        if (jint(retry, FIELD_ATTEMPTS, 0) > 0)
+                printf("       Retry: %lld attempt%s, backoff %s up to %s\n", jint(retry, FIELD_ATTEMPTS, 0),
+                       jint(retry, FIELD_ATTEMPTS, 0) == 1 ? "" : "s",
+                       duration_format(jusec(retry, FIELD_BACKOFF_USEC), d, sizeof(d)),
+                       duration_format(jusec(retry, FIELD_MAX_BACKOFF_USEC), e, sizeof(e)));
         else
                 printf("       Retry: no\n");
-        if (jstr(src, "file") && *jstr(src, "file"))
-                printf("      Source: %s:%lld\n", jstr(src, "file"), jint(src, "line", 0));
+        if (jstr(src, FIELD_FILE) && *jstr(src, FIELD_FILE))
+                printf("      Source: %s:%lld\n", jstr(src, FIELD_FILE), jint(src, FIELD_LINE, 0));
         json_t *f;
         size_t i;
-        json_array_foreach(json_object_get(j, "next_fires_usec"), i, f)
+        json_array_foreach(json_object_get(j, FIELD_NEXT_FIRES_USEC), i, f)
                 printf("%s%s\n", i == 0 ? "  Next fires: " : "              ",
                        format_timestamp((usec_t) json_integer_value(f), z, a, sizeof(a)));
 
-        json_t *runs = json_object_get(j, "last_runs");
+        json_t *runs = json_object_get(j, FIELD_LAST_RUNS);
         if (json_array_size(runs) == 0) {
                 puts("\nNo runs recorded.");
                 return EXIT_SUCCESS;
@@ -900,7 +901,7 @@ static int verb_run(int argc, char **argv) {
 
         _cleanup_(json_decrefp) json_t *reply = NULL;
         bool timed_out = false;
-        r = call(json_pack("{s:s, s:s, s:o, s:b}", "command", "run", "job", name, "at", at, "wait", run_wait),
+        r = call(json_pack("{s:s, s:s, s:o, s:b}", FIELD_COMMAND, control_command_name(CONTROL_RUN), FIELD_JOB, name, FIELD_AT, at, FIELD_WAIT, run_wait),
                  run_wait ? timeout : CALL_TIMEOUT, &reply, run_wait ? &timed_out : NULL);
         if (timed_out) {
                 char d[DURATION_MAX];
@@ -912,25 +913,25 @@ static int verb_run(int argc, char **argv) {
         if (r != EXIT_SUCCESS)
                 return r;
 
-        const char *st = jstr(reply, "status");
+        const char *st = jstr(reply, FIELD_STATUS);
         bool ok = !run_wait || (st && streq(st, "succeeded"));
         if (arg_json) {
                 print_json(reply);
                 return ok ? EXIT_SUCCESS : EXIT_FAILURE;
         }
         if (!run_wait) {
-                printf("Started run %lld of %s.\n", jint(reply, "run_id", 0), name);
+                printf("Started run %lld of %s.\n", jint(reply, FIELD_RUN_ID, 0), name);
                 return EXIT_SUCCESS;
         }
         bool color = colors_enabled(stdout);
         char d[FORMAT_RELATIVE_MAX];
-        const char *msg = jstr(reply, "message");
-        printf("Run %lld of %s %s%s%s after %s", jint(reply, "run_id", 0), name, color ? status_color(st) : "",
-               st ?: "ended", color ? COLOR_RESET : "", format_relative(jusec(reply, "duration_usec"), d, sizeof(d)));
-        if (jint(reply, "signal", 0) > 0)
-                printf(" (signal %lld)", jint(reply, "signal", 0));
-        else if (jint(reply, "exit_code", 0) > 0)
-                printf(" (exit code %lld)", jint(reply, "exit_code", 0));
+        const char *msg = jstr(reply, FIELD_MESSAGE);
+        printf("Run %lld of %s %s%s%s after %s", jint(reply, FIELD_RUN_ID, 0), name, color ? status_color(st) : "",
+               st ?: "ended", color ? COLOR_RESET : "", format_relative(jusec(reply, FIELD_DURATION_USEC), d, sizeof(d)));
+        if (jint(reply, FIELD_SIGNAL, 0) > 0)
+                printf(" (signal %lld)", jint(reply, FIELD_SIGNAL, 0));
+        else if (jint(reply, FIELD_EXIT_CODE, 0) > 0)
+                printf(" (exit code %lld)", jint(reply, FIELD_EXIT_CODE, 0));
         printf("%s%s\n", msg && *msg ? ": " : ".", msg && *msg ? msg : "");
         return ok ? EXIT_SUCCESS : EXIT_FAILURE;
 }
@@ -959,7 +960,8 @@ static int set_enabled(int argc, char **argv, bool enable) {
                 return usage_error("%s takes one JOB, e.g. schedctl %s hello", argv[0], argv[0]);
 
         _cleanup_(json_decrefp) json_t *reply = NULL;
-        r = call(json_pack("{s:s, s:s}", "command", enable ? "enable" : "disable", "job", ops[0]), CALL_TIMEOUT, &reply,
+        r = call(json_pack("{s:s, s:s}", FIELD_COMMAND,
+                           control_command_name(enable ? CONTROL_ENABLE : CONTROL_DISABLE), FIELD_JOB, ops[0]), CALL_TIMEOUT, &reply,
                  NULL);
         if (r != EXIT_SUCCESS)
                 return r;
@@ -1063,13 +1065,13 @@ static int verb_history(int argc, char **argv) {
         }
 
         _cleanup_(json_decrefp) json_t *reply = NULL;
-        r = call(json_pack("{s:s, s:o, s:I, s:I, s:o}", "command", "history", "job", name ? json_string(name) : json_null(),
-                           "limit", (json_int_t) limit, "since", (json_int_t) since, "status",
+        r = call(json_pack("{s:s, s:o, s:I, s:I, s:o}", FIELD_COMMAND, control_command_name(CONTROL_HISTORY), FIELD_JOB, name ? json_string(name) : json_null(),
+                           FIELD_LIMIT, (json_int_t) limit, FIELD_SINCE, (json_int_t) since, FIELD_STATUS,
                            hist_status ? json_string(hist_status) : json_null()),
                  CALL_TIMEOUT, &reply, NULL);
         if (r != EXIT_SUCCESS)
                 return r;
-        json_t *runs = json_object_get(reply, "runs");
+        json_t *runs = json_object_get(reply, FIELD_RUNS);
         if (arg_json) {
                 print_json(runs);
                 return EXIT_SUCCESS;
@@ -1097,13 +1099,13 @@ static int verb_reload(int argc, char **argv) {
         if (n > 0)
                 return usage_error("reload takes no arguments, found \"%s\"", ops[0]);
         _cleanup_(json_decrefp) json_t *reply = NULL;
-        r = call(json_pack("{s:s}", "command", "reload"), CALL_TIMEOUT, &reply, NULL);
+        r = call(json_pack("{s:s}", FIELD_COMMAND, control_command_name(CONTROL_RELOAD)), CALL_TIMEOUT, &reply, NULL);
         if (r != EXIT_SUCCESS)
                 return r;
         if (arg_json)
                 print_json(reply);
         else
-                printf("Reloaded the registry: %lld job%s.\n", jint(reply, "jobs", 0), jint(reply, "jobs", 0) == 1 ? "" : "s");
+                printf("Reloaded the registry: %lld job%s.\n", jint(reply, FIELD_JOBS, 0), jint(reply, FIELD_JOBS, 0) == 1 ? "" : "s");
         return EXIT_SUCCESS;
 }
 

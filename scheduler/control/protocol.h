@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* The control protocol's vocabulary (SPEC section 7), shared by the daemon (control/server.c)
+ * and schedctl so that neither spells a command or a field on its own: the table of commands
+ * (name, whether it needs admin rights, which request fields it takes) and the name of every
+ * field of a request or a reply. server.h describes the requests and replies. */
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef enum control_command_id {
+        CONTROL_LIST,
+        CONTROL_STATUS,
+        CONTROL_RUN,
+        CONTROL_ENABLE,
+        CONTROL_DISABLE,
+        CONTROL_HISTORY,
+        CONTROL_RELOAD,
+        _CONTROL_COMMAND_MAX,
+} control_command_id;
+
+typedef struct control_command {
+        control_command_id id;
+        const char *name;           /* the value of "command" */
+        bool admin;                 /* changes the scheduler: root or admin_group only */
+        const char *const *fields;  /* request fields besides "command", NULL-terminated */
+} control_command;
+
+/* Indexed by control_command_id. */
+extern const control_command control_commands[_CONTROL_COMMAND_MAX];
+
+/* The command named NAME (case-sensitive), or NULL for NULL or an unknown name. */
+const control_command *control_command_find(const char *name);
+
+/* The wire name of ID; ID must be a valid id. */
+const char *control_command_name(control_command_id id);
+
+/* Whether command C takes request field FIELD. */
+bool control_command_takes(const control_command *c, const char *field);
+
+/* The commands for "expected ..." in messages, in table order. */
+#define CONTROL_COMMANDS_EXPECTED "list, status, run, enable, disable, history or reload"
+
+/* ---- request fields ---- */
+#define FIELD_COMMAND "command"
+#define FIELD_JOB "job"         /* also a reply field: a job's name, or (status) the job object */
+#define FIELD_AT "at"           /* run: when, microseconds since the epoch, or null for now */
+#define FIELD_WAIT "wait"       /* run: reply when the run finished */
+#define FIELD_LIMIT "limit"     /* history */
+#define FIELD_SINCE "since"     /* history */
+#define FIELD_STATUS "status"   /* history filter; also a run's status in replies */
+
+/* ---- reply fields ---- */
+#define FIELD_OK "ok"
+#define FIELD_ERROR "error"
+#define FIELD_ERRNO "errno"
+#define FIELD_ERRORS "errors"   /* reload: the new registry's problems */
+#define FIELD_JOBS "jobs"       /* list: the job objects; reload: how many jobs */
+#define FIELD_NOW_USEC "now_usec"
+#define FIELD_RUNS "runs"       /* history: run objects; in a job object: runs so far */
+#define FIELD_RUN_ID "run_id"
+#define FIELD_ENABLED "enabled"
+
+/* a job object (list, status) */
+#define FIELD_NAME "name"
+#define FIELD_SCHEDULE "schedule"
+#define FIELD_TIMEZONE "timezone"
+#define FIELD_STATE "state"
+#define FIELD_NEXT_USEC "next_usec"
+#define FIELD_LAST_USEC "last_usec"
+#define FIELD_LAST_STATUS "last_status"
+#define FIELD_FAILURES "failures"
+#define FIELD_AVERAGE_DURATION_USEC "average_duration_usec"
+#define FIELD_ENABLED_OVERRIDE "enabled_override"
+#define FIELD_RUNNING "running"
+/* ... and with status, the definition */
+#define FIELD_DESCRIPTION "description"
+#define FIELD_PLUGIN "plugin"
+#define FIELD_SINGLETON "singleton"
+#define FIELD_TIMEOUT_USEC "timeout_usec"
+#define FIELD_RETRY "retry"
+#define FIELD_ATTEMPTS "attempts"
+#define FIELD_BACKOFF_USEC "backoff_usec"
+#define FIELD_MAX_BACKOFF_USEC "max_backoff_usec"
+#define FIELD_RUN_ON_STARTUP "run_on_startup"
+#define FIELD_CATCH_UP "catch_up"
+#define FIELD_SOURCE "source"
+#define FIELD_FILE "file"
+#define FIELD_LINE "line"
+#define FIELD_NEXT_FIRES_USEC "next_fires_usec"
+#define FIELD_LAST_RUNS "last_runs"
+
+/* a run object (history, status's last_runs, run --wait) */
+#define FIELD_ID "id"
+#define FIELD_TRIGGER "trigger"
+#define FIELD_ATTEMPT "attempt"
+#define FIELD_SCHEDULED_USEC "scheduled_usec"
+#define FIELD_STARTED_USEC "started_usec"
+#define FIELD_FINISHED_USEC "finished_usec"
+#define FIELD_EXIT_CODE "exit_code"
+#define FIELD_SIGNAL "signal"
+#define FIELD_DURATION_USEC "duration_usec"
+#define FIELD_MESSAGE "message"
+#define FIELD_OUTPUT "output"
+#define FIELD_PID "pid"
+
+/* the values of a job object's "state" */
+#define CONTROL_STATE_RUNNING "running"
+#define CONTROL_STATE_RETRYING "retrying"
+#define CONTROL_STATE_IDLE "idle"
