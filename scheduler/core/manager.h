@@ -88,7 +88,7 @@ struct manager {
         run *runs;
         unsigned n_running;
         /* Warm runs (forked ahead of their fire, waiting for it; see run_prepare_warm()): cron
-         * fires due within WARM_LEAD (manager.c) get their process early, at most warm_max at a time. */
+         * fires due within WARM_LEAD (warm.c) get their process early, at most warm_max at a time. */
         run *warm_runs;
         unsigned n_warm, warm_max;
         sd_event_source *warm_timer;

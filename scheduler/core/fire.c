@@ -1,0 +1,454 @@
+/* SPDX-License-Identifier: MIT */
+/* A fire, from its timer to its run: the dispatches of the cron and @every/retry timers, the
+ * policies (enabled, singleton, max_concurrent), the claim in history, the start (a warm run
+ * opened at the gate, or a fork) and the release of the warm runs of a dispatch. */
+#include <assert.h>
+#include <inttypes.h>
+
+#include "basic/clock.h"
+#include "basic/log.h"
+#include "core/manager-internal.h"
+
+/* A retry that cannot start yet (singleton or concurrency limit) waits this long. */
+#define RETRY_POSTPONE (1 * USEC_PER_SEC)
+/* fires handled per timer dispatch (a fire that forks counts COLD_FIRE_WEIGHT): a backlog must
+ * not starve child exits, signals, the control socket, the history commit and the watchdog,
+ * which run between dispatches */
+#define FIRES_PER_DISPATCH 64
+/* a cron fire this late means the wall clock jumped or the daemon stalled */
+#define MISSED_FIRE_SLACK (5 * USEC_PER_SEC)
+/* the cron timer wakes this much before an instant to decide and claim its fires */
+#define PREPARE_LEAD (3 * USEC_PER_MSEC)
+/* a fire whose process is warm costs a slot opened at the gate; one that forks weighs this much
+ * more in the per-dispatch budget */
+#define COLD_FIRE_WEIGHT (FIRE_BUDGET / FIRES_PER_DISPATCH)
+
+void manager_list_add(run **head, run *r) {
+        r->next = *head;
+        r->prev = NULL;
+        if (*head)
+                (*head)->prev = r;
+        *head = r;
+}
+
+void manager_list_remove(run **head, run *r) {
+        if (r->prev)
+                r->prev->next = r->next;
+        else
+                *head = r->next;
+        if (r->next)
+                r->next->prev = r->prev;
+        r->next = r->prev = NULL;
+}
+
+void manager_runs_add(manager *m, run *r) {
+        manager_list_add(&m->runs, r);
+}
+
+void manager_runs_remove(manager *m, run *r) {
+        manager_list_remove(&m->runs, r);
+}
+
+static const char *skip_reason(manager *m, job_rt *j, char *buf, size_t n) {
+        if (j->def->singleton && j->n_running > 0) {
+                int64_t id = 0;
+                for (run *r = m->runs; r; r = r->next)
+                        if (streq(r->def->name, j->def->name))
+                                id = r->id;
+                snprintf(buf, n, "previous run %" PRId64 " still running (singleton)", id);
+                return buf;
+        }
+        if (m->n_running >= m->reg->reg->max_concurrent) {
+                snprintf(buf, n, "concurrency limit reached (max_concurrent=%u runs in flight)",
+                         m->reg->reg->max_concurrent);
+                return buf;
+        }
+        return NULL;
+}
+
+static void run_started(manager *m, job_rt *j, run *r) {
+        if (r->id > 0) {
+                manager_history_batch(m);
+                /* claimed before it started: a warm run at the gate's wake, a forked one at its fork */
+                (void) history_set_start(m->hist, r->id, r->pid, r->started);
+        }
+        if (r->launching) {
+                /* a warm run whose fork is still on its way: the pid is recorded when it comes */
+                log_full(LOG_INFO, 0, r->def->name, (uint64_t) r->id, (int) r->attempt, "Started (%s, forked ahead)",
+                         run_trigger_to_string(r->trigger));
+                return;
+        }
+        log_full(LOG_INFO, 0, r->def->name, (uint64_t) r->id, (int) r->attempt, "Started (%s, pid %d)",
+                 run_trigger_to_string(r->trigger), (int) r->pid);
+}
+
+/* A run that ends before the release of its dispatch (its child died, or its fork failed) must
+ * not be released. */
+void manager_opened_forget(manager *m, run *r) {
+        for (size_t i = 0; i < m->n_opened; i++)
+                if (m->opened[i] == r) {
+                        m->opened[i] = m->opened[--m->n_opened];
+                        return;
+                }
+}
+
+void manager_run_not_started(manager *m, job_rt *j, run *r, int q) {
+        log_full(LOG_ERR, q, r->def->name, (uint64_t) r->id, (int) r->attempt, "Cannot start run: %m");
+        manager_opened_forget(m, r);
+        if (r->id > 0) {
+                char msg[256];
+                snprintf(msg, sizeof(msg), "could not start: %s", strerror(-q));
+                history_result res = {
+                        .status = RUN_STATUS_FAILED, .exit_code = -1, .finished_usec = clock_now_realtime(),
+                        .duration_usec = 0, .message = msg,
+                };
+                manager_history_batch(m);
+                (void) history_finish_run(m->hist, r->id, &res);
+        }
+        manager_runs_remove(m, r);
+        if (j && j->n_running > 0)
+                j->n_running--;
+        m->n_running--;
+        registry_ref_unref(registry_ref_of_run(r));
+        run_free(r);
+        manager_status_changed(m);
+        if (m->shutting_down && m->n_running == 0)
+                (void) sd_event_exit(m->event, 0);
+}
+
+/* Forks the runs prepared during this dispatch back to back, then watches them. */
+static void flush_deferred(manager *m) {
+        size_t n = m->n_deferred;
+        int q[ELEMENTSOF(m->deferred)];
+        usec_t t[ELEMENTSOF(m->deferred)];
+
+        m->n_deferred = 0;
+        for (size_t i = 0; i < n; i++) {
+                t[i] = clock_now_realtime();
+                q[i] = run_launch(m->deferred[i]);
+        }
+        for (size_t i = 0; i < n; i++) {
+                run *r = m->deferred[i];
+                job_rt *j = job_rt_of_run(m, r);
+                r->started = t[i]; /* recorded by run_started() */
+                if (q[i] >= 0)
+                        q[i] = run_watch(m->event, r);
+                if (q[i] < 0)
+                        manager_run_not_started(m, j, r, q[i]);
+                else
+                        run_started(m, j, r);
+        }
+}
+
+/* Starts a run whose history row (ID, possibly 0 when history is failing) is claimed. During a
+ * timer dispatch the fork is deferred to flush_deferred(). */
+static int start_claimed(manager *m, job_rt *j, int64_t id, int64_t first_id, run_trigger trigger, unsigned attempt,
+                         usec_t scheduled, usec_t started) {
+        const char *dir = job_rt_dir(m, j);
+        run *r;
+        int q;
+
+        if (!dir)
+                return -ENOMEM;
+        if (m->deferring && m->n_deferred == ELEMENTSOF(m->deferred))
+                flush_deferred(m);
+        q = run_prepare(j->def, dir, id, first_id ?: id, trigger, attempt, scheduled, started, manager_run_done, m, &r);
+        if (q < 0) {
+                log_full(LOG_ERR, q, j->def->name, (uint64_t) id, (int) attempt, "Cannot start run: %m");
+                return q;
+        }
+        r->owner_data = registry_ref_ref(m->reg);
+        manager_runs_add(m, r);
+        j->n_running++;
+        m->n_running++;
+        manager_status_changed(m);
+        if (m->deferring) {
+                m->deferred[m->n_deferred++] = r;
+                return 0;
+        }
+        q = run_launch(r);
+        if (q >= 0)
+                q = run_watch(m->event, r);
+        if (q < 0) {
+                manager_run_not_started(m, j, r, q);
+                return q;
+        }
+        run_started(m, j, r);
+        return 0;
+}
+
+/* Starts the warm run W as run ID: no fork, its slot of the start gate opens. Its child starts
+ * at release_opened(), with every other run opened in the same dispatch. */
+static void start_warm(manager *m, job_rt *j, run *w, int64_t id) {
+        run_go(w, id, id, RUN_TRIGGER_SCHEDULE);
+        manager_list_remove(&m->warm_runs, w);
+        m->n_warm--;
+        manager_runs_add(m, w);
+        j->n_running++;
+        m->n_running++;
+        manager_status_changed(m);
+        assert(m->n_opened < m->opened_cap);
+        m->opened[m->n_opened++] = w;
+}
+
+/* One futex wake releases every run opened since the last call; then each gets its start time
+ * (recorded in history) and its deadline. The start is the instant of the wake: from then on
+ * the children are runnable, and when each gets a CPU is the kernel's to decide (the daemon
+ * itself may wait for one: a thousand woken children preempt it). */
+static void release_opened(manager *m) {
+        usec_t started = clock_now_realtime();
+        start_gate_release(m->gate);
+        if (m->n_opened == 0)
+                return;
+        for (size_t i = 0; i < m->n_opened; i++) {
+                run *r = m->opened[i];
+                int q = run_released(r, started);
+                if (q < 0) {
+                        /* untimed it must not run: it ends as crashed (SIGKILL) and is recorded */
+                        log_full(LOG_ERR, q, r->def->name, (uint64_t) r->id, 0, "Cannot arm the run's deadline: %m");
+                        run_kill(r);
+                }
+                run_started(m, manager_find_job(m, r->def->name), r);
+        }
+        m->n_opened = 0;
+}
+
+/* The warm run of J for the fire at SCHEDULED, taken from J, or NULL. A warm run for another
+ * instant (the clock moved) is abandoned. */
+static run *warm_take(job_rt *j, usec_t scheduled) {
+        run *w = j->warm;
+        if (!w)
+                return NULL;
+        j->warm = NULL;
+        if (w->scheduled != scheduled) {
+                run_abandon(w);
+                return NULL;
+        }
+        return w;
+}
+
+/* A fire of JOB (any trigger but retry) standing for SCHEDULED: apply the policies, claim the
+ * fire in history, start the run. Returns the run id (> 0), 0 when nothing was started
+ * (disabled, skipped, already claimed), or -errno. */
+int64_t manager_fire(manager *m, job_rt *j, run_trigger trigger, usec_t scheduled) {
+        /* a scheduled fire may be decided just before its instant (see manager_on_real_timer()) */
+        usec_t now = MAX(clock_now_realtime(), trigger == RUN_TRIGGER_SCHEDULE ? scheduled : 0);
+        run *w = trigger == RUN_TRIGGER_SCHEDULE ? warm_take(j, scheduled) : NULL;
+        char why[256];
+        int64_t id = 0;
+        int q;
+
+        if (m->shutting_down || (trigger != RUN_TRIGGER_MANUAL && !job_rt_enabled(j))) {
+                run_abandon(w);
+                return 0;
+        }
+
+        manager_history_batch(m);
+        const char *reason = skip_reason(m, j, why, sizeof(why));
+        if (reason) {
+                run_abandon(w);
+                log_full(LOG_NOTICE, 0, j->def->name, 0, -1, "Skipped %s fire: %s", run_trigger_to_string(trigger),
+                         reason);
+                q = history_record_skipped(m->hist, j->def->name, trigger, scheduled, now, reason, NULL);
+                if (q < 0 && q != -EEXIST)
+                        manager_history_failed(m, q, "recording a skipped run");
+                manager_status_changed(m);
+                return trigger == RUN_TRIGGER_MANUAL ? -EBUSY : 0;
+        }
+
+        q = history_claim_fire(m->hist, j->def->name, trigger, scheduled, now, 0, &id);
+        if (q == -EEXIST) {
+                run_abandon(w);
+                /* this very fire ran before: a restart or a clock set back brought it round again */
+                log_full(LOG_INFO, 0, j->def->name, 0, -1, "Fire at %" PRIu64 " was already claimed; not running it twice",
+                         scheduled);
+                return 0;
+        }
+        if (q < 0) {
+                manager_history_failed(m, q, "claiming a fire");
+                id = 0;
+        }
+
+        if (w) {
+                start_warm(m, j, w, id);
+                return id;
+        }
+        q = start_claimed(m, j, id, 0, trigger, 0, scheduled, now);
+        if (q < 0)
+                return q;
+        return id;
+}
+
+static void fire_retry(manager *m, job_rt *j) {
+        usec_t now = clock_now_realtime();
+        char why[256];
+        int64_t id = 0;
+        int q;
+
+        if (m->shutting_down)
+                return;
+        if (skip_reason(m, j, why, sizeof(why))) {
+                /* not a new fire: it waits for room instead of being skipped */
+                (void) timer_heap_put(&m->boot_heap, &j->retry.entry, clock_now_boottime() + RETRY_POSTPONE);
+                return;
+        }
+        manager_history_batch(m);
+        if (j->retry_first_id > 0) {
+                q = history_claim_retry(m->hist, j->retry_first_id, j->retry_attempt, now, 0, &id);
+                if (q == -EEXIST)
+                        return;
+                if (q < 0) {
+                        manager_history_failed(m, q, "claiming a retry");
+                        id = 0;
+                }
+        }
+        (void) start_claimed(m, j, id, j->retry_first_id, RUN_TRIGGER_RETRY, j->retry_attempt, j->retry_scheduled,
+                             now);
+}
+
+/* --- timers ------------------------------------------------------------------------ */
+
+/* Sets the one-shot timer S for WHEN (its own clock), or turns it off for USEC_INFINITY. */
+void manager_timer_at(sd_event_source *s, usec_t when) {
+        if (when == USEC_INFINITY) {
+                (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
+                return;
+        }
+        (void) sd_event_source_set_time(s, when);
+        (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+}
+
+static usec_t heap_next(const timer_heap *h) {
+        timer_entry *e = timer_heap_peek(h);
+        return e ? e->when : USEC_INFINITY;
+}
+
+/* Wall-clock instant of the next due cron fire. */
+usec_t manager_next_due_real(const manager *m) {
+        return heap_next(&m->real_heap);
+}
+
+void manager_arm_timers(manager *m) {
+        usec_t next = heap_next(&m->real_heap);
+
+        start_gate_wake(m->gate); /* children abandoned since the last wake go */
+        if (m->shutting_down) {
+                manager_timer_at(m->real_timer, USEC_INFINITY);
+                manager_timer_at(m->boot_timer, USEC_INFINITY);
+                manager_timer_at(m->warm_timer, USEC_INFINITY);
+                return;
+        }
+        /* the cron timer is early by PREPARE_LEAD, or set for the release of fires decided */
+        manager_timer_at(m->real_timer, m->n_due > 0            ? clock_realtime_to_kernel(m->release_at)
+                                : next == USEC_INFINITY ? USEC_INFINITY
+                                                        : clock_realtime_to_kernel(next - MIN(next, PREPARE_LEAD)));
+        manager_timer_at(m->boot_timer, heap_next(&m->boot_heap));
+        manager_arm_warm(m);
+}
+
+/* The second half of a dispatch of cron fires: releases the warm runs opened by it, records and
+ * requeues its fires, forks the ones without a warm process. */
+void manager_finish_fires(manager *m) {
+        usec_t now = clock_now_realtime();
+        timer_entry *e;
+
+        release_opened(m);
+        for (size_t i = 0; i < m->n_due; i++) {
+                job_rt *j = m->due[i];
+                usec_t scheduled = m->due_at[i];
+                manager_history_batch(m);
+                int q = history_set_last_scheduled(m->hist, j->def->name, scheduled);
+                if (q < 0)
+                        manager_history_failed(m, q, "recording the last fire");
+                /* Far behind (the clock jumped forwards, or the machine stalled): the fires in
+                 * between are not run one by one; catch_up runs them as one, if wanted. */
+                job_rt_schedule_cron(j, now > scheduled && now - scheduled > MISSED_FIRE_SLACK ? now : scheduled);
+        }
+        m->n_due = 0;
+        flush_deferred(m);
+        if (m->batch_open)
+                (void) sd_event_source_set_enabled(m->post_source, SD_EVENT_ONESHOT);
+        /* Due fires go before the exits and output of runs already started (a herd's first runs
+         * would otherwise delay its last ones), unless this is a backlog: then the rest waits its
+         * turn behind them, so reaping and the control socket are never starved. */
+        e = timer_heap_peek(&m->real_heap);
+        (void) sd_event_source_set_priority(m->real_timer, e && e->when <= now ? SD_EVENT_PRIORITY_NORMAL
+                                                                                 : SD_EVENT_PRIORITY_IMPORTANT);
+        manager_arm_timers(m);
+}
+
+/* The real timer wakes PREPARE_LEAD before an instant: the fires due at it are decided and
+ * claimed then and their warm runs opened, and the timer is set for the instant itself, where
+ * only the release is left. Woken late, or for a backlog, it does both at once. */
+int manager_on_real_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        manager *m = userdata;
+        usec_t now = clock_now_realtime();
+        timer_entry *e;
+
+        if (m->n_due > 0) {
+                manager_finish_fires(m); /* the instant of the fires decided last time */
+                return 0;
+        }
+        e = timer_heap_peek(&m->real_heap);
+        if (!e) {
+                manager_arm_timers(m);
+                return 0;
+        }
+        usec_t instant = e->when, horizon = MAX(now, instant);
+
+        m->deferring = true;
+        for (unsigned cost = 0; cost < FIRE_BUDGET && (e = timer_heap_peek(&m->real_heap)) && e->when <= horizon &&
+                                !m->shutting_down;) {
+                job_rt *j = ((wake *) e)->job;
+                usec_t scheduled = e->when;
+
+                cost += j->warm && j->warm->scheduled == scheduled ? 1 : COLD_FIRE_WEIGHT;
+                /* off the heap now, queued again in manager_finish_fires(): until the release only what
+                 * decides and claims the fire stands between the instant and its run */
+                timer_heap_remove(&m->real_heap, e);
+                m->due[m->n_due] = j;
+                m->due_at[m->n_due++] = scheduled;
+                (void) manager_fire(m, j, RUN_TRIGGER_SCHEDULE, scheduled);
+        }
+        m->deferring = false;
+        if (instant > clock_now_realtime() && !m->shutting_down) {
+                m->release_at = instant;
+                manager_arm_timers(m);
+                return 0;
+        }
+        manager_finish_fires(m);
+        return 0;
+}
+
+int manager_on_boot_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        manager *m = userdata;
+        usec_t now = clock_now_boottime();
+        timer_entry *e;
+
+        m->deferring = true;
+        for (unsigned n = 0; n < FIRES_PER_DISPATCH && (e = timer_heap_peek(&m->boot_heap)) && e->when <= now &&
+                             !m->shutting_down;
+             n++) {
+                wake *w = (wake *) e;
+                job_rt *j = w->job;
+
+                if (w->kind == WAKE_RETRY) {
+                        timer_heap_remove(&m->boot_heap, e);
+                        fire_retry(m, j);
+                        continue;
+                }
+                usec_t due = e->when, scheduled = manager_boot_to_real(due);
+                (void) manager_fire(m, j, RUN_TRIGGER_SCHEDULE, scheduled);
+                /* keep the cadence; after a suspend or a stall, skip what was missed */
+                usec_t next = due + j->def->schedule.interval;
+                if (next <= now)
+                        next = now + j->def->schedule.interval;
+                job_rt_schedule_every(j, next);
+        }
+        m->deferring = false;
+        flush_deferred(m);
+        manager_arm_timers(m);
+        return 0;
+}
+
+/* The latest fire of J in (after, now], or USEC_INFINITY. */

@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: MIT */
+/* History writes batched into one transaction per burst, and a failing database (full,
+ * read-only) that never stops the firing. */
+#include "basic/clock.h"
+#include "basic/log.h"
+#include "core/manager-internal.h"
+
+/* --- history, failing soft -------------------------------------------------------
+ * The database can be full or read-only; the daemon keeps firing regardless and says so once
+ * per burst of failures rather than once per row. */
+
+/* The database counts as recovered only after this long without a failure: a nearly full disk
+ * lets some commits through, and flapping would repeat the message. */
+#define HISTORY_RECOVERY_USEC (10 * USEC_PER_SEC)
+#define BATCH_MAX_USEC (100 * USEC_PER_MSEC)
+/* no commit this close before a due cron fire */
+#define COMMIT_GUARD (20 * USEC_PER_MSEC)
+
+void manager_history_failed(manager *m, int r, const char *what) {
+        m->history_failed_at = clock_now_monotonic();
+        if (!m->history_failing)
+                log_error_errno(r, "History database %s: %s failed: %s (%m). Runs continue but are not recorded until "
+                                   "this is fixed (disk space? permissions?).",
+                                m->history_path, what, history_last_error(m->hist));
+        m->history_failing = true;
+}
+
+static void history_ok(manager *m) {
+        if (!m->history_failing || clock_now_monotonic() - m->history_failed_at < HISTORY_RECOVERY_USEC)
+                return;
+        log_notice("History database %s is writable again.", m->history_path);
+        m->history_failing = false;
+}
+
+int manager_on_history_post(sd_event_source *s, void *userdata);
+
+/* A cron fire is due within COMMIT_GUARD (not overdue: a backlog must still commit). */
+static bool fire_imminent(const manager *m) {
+        usec_t next = manager_next_due_real(m), now = clock_now_realtime();
+        return next > now && next - now <= COMMIT_GUARD;
+}
+
+/* History writes go into one transaction until the event loop has nothing more pending (the
+ * commit source has the lowest priority), and at most BATCH_MAX_USEC: a burst of a thousand
+ * run exits is one commit, not a thousand. */
+void manager_history_batch(manager *m) {
+        /* (not between deciding fires and releasing them: a commit can wait on a checkpoint's fsync) */
+        if (m->batch_open && !m->deferring && m->n_due == 0 &&
+            !fire_imminent(m) &&
+            clock_now_monotonic() - m->batch_opened_at > BATCH_MAX_USEC)
+                (void) manager_on_history_post(NULL, m);
+        if (m->batch_open || !m->hist)
+                return;
+        if (history_begin(m->hist) >= 0) {
+                m->batch_open = true;
+                m->batch_opened_at = clock_now_monotonic();
+                (void) sd_event_source_set_enabled(m->post_source, SD_EVENT_ONESHOT);
+        }
+}
+
+int manager_on_history_post(sd_event_source *s, void *userdata) {
+        manager *m = userdata;
+        if (!m->batch_open)
+                return 0;
+        /* Idle only because it waits for an instant to release runs, or a fire is about to be
+         * due: a commit can wait on a checkpoint's fsync for milliseconds, so it comes after
+         * (manager_finish_fires() enables this again). */
+        if (s && (m->n_due > 0 || fire_imminent(m)))
+                return 0;
+        m->batch_open = false;
+        int r = history_commit(m->hist);
+        if (r < 0)
+                manager_history_failed(m, r, "commit");
+        else
+                history_ok(m);
+        return 0;
+}
+
+void manager_flush_history(manager *m) {
+        (void) manager_on_history_post(NULL, m);
+}

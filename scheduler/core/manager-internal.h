@@ -1,0 +1,129 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* What the files of the manager share and nothing else sees (control/ and schedulerd.c use
+ * manager.h). The manager is split by concern:
+ *   manager.c        the loop and its lifecycle: new/run/free, signals, shutdown, status, pruning
+ *   fire.c           a fire: the timers' dispatches, policies, claim, start, release of warm runs
+ *   run-end.c        a run that ended: its history row, its retry, whoever waits on it
+ *   warm.c           warm runs (forked ahead of their fire) and the launchers that fork them
+ *   clock-change.c   the wall clock set, and catch-up of fires missed meanwhile or while down
+ *   reload.c         the registry in force: its references, loading, the swap on reload
+ *   job-rt.c         one job's runtime state: lookup, its next fire on a heap, its directory
+ *   history-batch.c  history writes batched into one transaction, failing soft */
+
+#include "core/manager.h"
+
+/* Cron fires decided in one dispatch at most (the size of m->due). */
+#define FIRE_BUDGET 2048
+/* Warm runs at a time at most (and the size of m->opened). */
+#define WARM_MAX 1024
+
+/* --- history-batch.c --- */
+
+/* Says once per burst of failures that the database failed doing WHAT (R: -errno). */
+void manager_history_failed(manager *m, int r, const char *what);
+/* Makes sure history writes go into the open batch transaction; commits one held too long. */
+void manager_history_batch(manager *m);
+/* The post source's handler: commits the open batch (S NULL: unconditionally). Returns 0. */
+int manager_on_history_post(sd_event_source *s, void *userdata);
+
+/* --- job-rt.c --- */
+
+/* A job_rt for DEF, with nothing queued; NULL on OOM. */
+job_rt *job_rt_new(manager *m, job_def *def);
+/* Abandons its warm run and takes its wakes off the heaps. Accepts NULL; returns NULL. */
+job_rt *job_rt_free(job_rt *j);
+/* The job NAME in BY_NAME (sorted by name, N entries), or NULL. */
+job_rt *job_rt_find(job_rt **by_name, size_t n, const char *name);
+/* The job of the registry in force that R runs, or NULL (gone in a reload). */
+job_rt *job_rt_of_run(manager *m, const run *r);
+/* The job's state directory, made on its first call and remembered. NULL on OOM. */
+const char *job_rt_dir(manager *m, job_rt *j);
+/* Wall-clock instant of a boottime instant. */
+usec_t manager_boot_to_real(usec_t boot);
+/* Queues the job's next cron fire strictly after AFTER (wall clock); none if there is none. */
+void job_rt_schedule_cron(job_rt *j, usec_t after);
+/* Queues the @every job's next fire at DUE_BOOT (boottime). */
+void job_rt_schedule_every(job_rt *j, usec_t due_boot);
+/* Queues the job's first fire after now. */
+void job_rt_schedule_first(job_rt *j);
+
+/* --- fire.c --- */
+
+/* Push/unlink R on the doubly linked run list HEAD. */
+void manager_list_add(run **head, run *r);
+void manager_list_remove(run **head, run *r);
+/* Adds/removes R to/from the runs in flight (m->runs). */
+void manager_runs_add(manager *m, run *r);
+void manager_runs_remove(manager *m, run *r);
+/* Forgets R among the warm runs opened in this dispatch: it ended before the release. */
+void manager_opened_forget(manager *m, run *r);
+/* R (of J, may be NULL) could not start (-errno Q): recorded as failed and freed. */
+void manager_run_not_started(manager *m, job_rt *j, run *r, int q);
+/* A fire of J (any trigger but retry) standing for SCHEDULED: policies, claim, start. Returns
+ * the run id (> 0), 0 when nothing was started (disabled, skipped, already claimed), or -errno. */
+int64_t manager_fire(manager *m, job_rt *j, run_trigger trigger, usec_t scheduled);
+/* Sets the one-shot timer S for WHEN (its own clock), or turns it off for USEC_INFINITY. */
+void manager_timer_at(sd_event_source *s, usec_t when);
+/* Wall-clock instant of the next due cron fire, USEC_INFINITY if none. */
+usec_t manager_next_due_real(const manager *m);
+/* Sets the cron, @every and warm-up timers from the heaps (all off when shutting down). */
+void manager_arm_timers(manager *m);
+/* Releases, records and requeues the cron fires decided for m->release_at, now. */
+void manager_finish_fires(manager *m);
+/* The handlers of the cron (realtime) and @every/retry (boottime) timers. */
+int manager_on_real_timer(sd_event_source *s, uint64_t usec, void *userdata);
+int manager_on_boot_timer(sd_event_source *s, uint64_t usec, void *userdata);
+
+/* --- run-end.c --- */
+
+/* The run_done_fn of every run: records the end, schedules a retry, frees R. */
+void manager_run_done(run *r, void *userdata);
+
+/* --- warm.c --- */
+
+/* Abandons J's warm run, if any. */
+void manager_warm_abandon(job_rt *j);
+/* Abandons every warm run (their instants moved, or the daemon stops). */
+void manager_warm_abandon_all(manager *m);
+/* A warm run's child exited without being started: logged unless abandoned, and freed. */
+void manager_warm_done(manager *m, run *r);
+/* Sets the warm-up timer for the earliest cron fire not considered yet, when there is room. */
+void manager_arm_warm(manager *m);
+/* The warm-up timer's handler: asks the launcher for the processes of fires due soon. */
+int manager_on_warm_timer(sd_event_source *s, uint64_t usec, void *userdata);
+/* After a reload: older launchers exit once their forks are answered. */
+void manager_launchers_retire(manager *m);
+/* Unlinks and frees the launcher slot LS. Accepts NULL; returns NULL. */
+struct launcher_slot *manager_launcher_slot_free(manager *m, struct launcher_slot *ls);
+
+/* --- clock-change.c --- */
+
+/* One coalesced catch-up run of J for the fires missed since the last one handled, if wanted. */
+void manager_catch_up(manager *m, job_rt *j, usec_t now);
+/* Watches for the wall clock being set (and the test clock hook, when in effect). -errno. */
+int manager_setup_clock_watch(manager *m);
+int manager_setup_test_clock_watch(manager *m);
+
+/* --- reload.c --- */
+
+/* A reference on R (taking it over), NULL on OOM; ref and unref; unref frees at zero and
+ * accepts NULL. */
+registry_ref *registry_ref_new(registry *r);
+registry_ref *registry_ref_ref(registry_ref *x);
+registry_ref *registry_ref_unref(registry_ref *x);
+/* The registry R started with. */
+registry_ref *registry_ref_of_run(const run *r);
+/* Loads the configured registry, plugins initialized; problems go to DIAGS. -errno. */
+int manager_load_registry(manager *m, registry **ret, diag_list *diags);
+/* Logs each diagnostic of D. */
+void manager_log_diags(const diag_list *d);
+/* Makes R the registry in force (taking it over on success); runtime state of jobs that keep
+ * their name carries over. -ENOMEM. */
+int manager_swap_registry(manager *m, registry *r);
+
+/* --- manager.c --- */
+
+/* Schedules a refresh of sd_notify STATUS=, at most every STATUS_INTERVAL. */
+void manager_status_changed(manager *m);

@@ -1,0 +1,172 @@
+/* SPDX-License-Identifier: MIT */
+/* The registry in force: reference counts that keep it alive under the runs started with it,
+ * loading, and the swap on reload that carries jobs' runtime state over. */
+#include <systemd/sd-daemon.h>
+
+#include "basic/log.h"
+#include "core/jobctx.h"
+#include "core/manager-internal.h"
+
+/* --- registry references ------------------------------------------------------ */
+
+registry_ref *registry_ref_new(registry *r) {
+        registry_ref *x = calloc(1, sizeof(registry_ref));
+        if (!x)
+                return NULL;
+        x->reg = r;
+        x->n_ref = 1;
+        return x;
+}
+
+registry_ref *registry_ref_ref(registry_ref *x) {
+        x->n_ref++;
+        return x;
+}
+
+registry_ref *registry_ref_unref(registry_ref *x) {
+        if (!x || --x->n_ref > 0)
+                return NULL;
+        registry_free(x->reg);
+        free(x);
+        return NULL;
+}
+
+static int job_rt_cmp(const void *a, const void *b) {
+        return strcmp((*(job_rt *const *) a)->def->name, (*(job_rt *const *) b)->def->name);
+}
+
+registry_ref *registry_ref_of_run(const run *r) {
+        return r->owner_data;
+}
+
+/* --- registry in force --------------------------------------------------------------- */
+
+int manager_load_registry(manager *m, registry **ret, diag_list *diags) {
+        _cleanup_(registry_freep) registry *r = NULL;
+        registry_overrides o = {
+                .state_dir = m->opts.state_dir,
+                .plugin_dir = m->opts.plugin_dir,
+                .control_socket = m->opts.control_socket,
+        };
+        int q = registry_load_with(m->opts.config, REGISTRY_LOAD_PLUGINS, &o, &r, diags);
+        if (q < 0)
+                return q;
+        q = jobctx_init_jobs(r, true, diags);
+        if (q < 0)
+                return q;
+        *ret = TAKE_PTR(r);
+        return 0;
+}
+
+void manager_log_diags(const diag_list *d) {
+        for (size_t i = 0; i < d->n; i++) {
+                _cleanup_free_ char *s = diag_format(&d->items[i]);
+                log_error("%s", s ?: d->items[i].message);
+        }
+}
+
+static int apply_job_state(const char *job, const history_job_state *st, void *userdata) {
+        job_rt *j = manager_find_job(userdata, job);
+        if (j)
+                j->enabled_override = st->enabled_override;
+        return 0;
+}
+
+/* Makes R the registry in force. Runtime state of jobs that keep their name carries over. */
+int manager_swap_registry(manager *m, registry *r) {
+        registry_ref *ref = registry_ref_new(r);
+        job_rt **jobs = calloc(r->n_jobs ?: 1, sizeof(job_rt *)), **by_name = calloc(r->n_jobs ?: 1, sizeof(job_rt *));
+        size_t n_old = m->n_jobs;
+        job_rt **old = m->jobs, **old_by_name = m->by_name;
+
+        if (!ref || !jobs || !by_name) {
+                free(ref);
+                free(jobs);
+                free(by_name);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < r->n_jobs; i++) {
+                jobs[i] = job_rt_new(m, r->jobs[i]);
+                if (!jobs[i]) {
+                        for (size_t k = 0; k < i; k++)
+                                free(jobs[k]);
+                        free(jobs);
+                        free(by_name);
+                        free(ref);
+                        return -ENOMEM;
+                }
+                jobs[i]->index = i;
+                by_name[i] = jobs[i];
+        }
+        qsort(by_name, r->n_jobs, sizeof(job_rt *), job_rt_cmp);
+
+        m->jobs = jobs;
+        m->by_name = by_name;
+        m->n_jobs = r->n_jobs;
+        /* one scan of the job rows: a query per job was a large part of starting 100,000 */
+        (void) history_foreach_job_state(m->hist, apply_job_state, m);
+        for (size_t i = 0; i < m->n_jobs; i++) {
+                job_rt *j = jobs[i];
+                job_rt *o = job_rt_find(old_by_name, n_old, j->def->name);
+                if (o) {
+                        j->n_running = o->n_running;
+                        if (timer_entry_queued(&o->retry.entry)) {
+                                j->retry_first_id = o->retry_first_id;
+                                j->retry_attempt = o->retry_attempt;
+                                j->retry_scheduled = o->retry_scheduled;
+                                (void) timer_heap_put(&m->boot_heap, &j->retry.entry, o->retry.entry.when);
+                        }
+                        /* an unchanged @every keeps its cadence across reloads */
+                        if (j->every && o->every && j->def->schedule.interval == o->def->schedule.interval &&
+                            timer_entry_queued(&o->fire.entry))
+                                job_rt_schedule_every(j, o->fire.entry.when);
+                }
+                if (!timer_entry_queued(&j->fire.entry))
+                        job_rt_schedule_first(j);
+        }
+        for (size_t k = 0; k < n_old; k++)
+                job_rt_free(old[k]);
+        free(old);
+        free(old_by_name);
+
+        registry_ref_unref(m->reg);
+        m->reg = ref;
+        manager_arm_timers(m);
+        manager_status_changed(m);
+        return 0;
+}
+
+int manager_reload(manager *m, diag_list *diags) {
+        diag_list local = {};
+        registry *r = NULL;
+        int q;
+
+        if (m->n_due > 0)
+                manager_finish_fires(m); /* fires decided for an instant hold the jobs a reload frees */
+        (void) sd_notifyf(false, "RELOADING=1\nSTATUS=Reloading %s", m->opts.config);
+        log_info("Reloading %s", m->opts.config);
+        q = manager_load_registry(m, &r, diags ?: &local);
+        if (q < 0) {
+                if (!diags)
+                        manager_log_diags(&local);
+                log_error("Reload of %s failed; keeping the running registry (%zu job%s).", m->opts.config, m->n_jobs,
+                          m->n_jobs == 1 ? "" : "s");
+        } else {
+                if (!streq_ptr(r->state_dir, m->reg->reg->state_dir) ||
+                    !streq_ptr(r->control_socket, m->reg->reg->control_socket))
+                        log_warning("state_dir and control_socket changes take effect at the next restart.");
+                q = manager_swap_registry(m, r);
+                if (q < 0)
+                        registry_free(r);
+                else {
+                        manager_launchers_retire(m);
+                        manager_arm_timers(m);
+                }
+                if (q >= 0)
+                        log_info("Reloaded %s: %zu job%s.", m->opts.config, m->n_jobs, m->n_jobs == 1 ? "" : "s");
+        }
+        diag_list_clear(&local);
+        (void) sd_notify(false, "READY=1");
+        manager_status_changed(m);
+        return q;
+}

@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: MIT */
+/* A run that ended: its history row, its retry, whoever waits on it. */
+#include <sys/random.h>
+
+#include "basic/clock.h"
+#include "basic/duration.h"
+#include "basic/log.h"
+#include "core/manager-internal.h"
+#include "core/retry.h"
+
+static void maybe_retry(manager *m, job_rt *j, const run *r) {
+        const retry_policy *p = &r->def->retry;
+        uint32_t rnd = 0;
+
+        if (!r->wants_retry || r->attempt >= p->attempts || m->shutting_down || !j)
+                return;
+        if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) < 0)
+                rnd = (uint32_t) clock_now_monotonic();
+        usec_t d = retry_delay(p, r->attempt + 1, rnd);
+        j->retry_first_id = r->first_id;
+        j->retry_attempt = r->attempt + 1;
+        j->retry_scheduled = r->scheduled;
+        (void) timer_heap_put(&m->boot_heap, &j->retry.entry, clock_now_boottime() + d);
+        char b[DURATION_MAX];
+        log_full(LOG_NOTICE, 0, j->def->name, (uint64_t) r->id, (int) r->attempt, "Retry %u of %u in %s",
+                 r->attempt + 1, p->attempts, duration_format(d, b, sizeof(b)));
+        manager_arm_timers(m);
+}
+
+void manager_run_done(run *r, void *userdata) {
+        manager *m = userdata;
+        if (r->warm) {
+                manager_warm_done(m, r);
+                return;
+        }
+        job_rt *j = job_rt_of_run(m, r);
+        char tail[HISTORY_OUTPUT_MAX];
+        size_t tail_len = run_output_tail(r, tail);
+
+        manager_opened_forget(m, r);
+
+        log_full(r->status == RUN_STATUS_SUCCEEDED ? LOG_INFO : LOG_WARNING, 0, r->def->name, (uint64_t) r->id,
+                 (int) r->attempt, "Finished: %s%s%s", run_status_to_string(r->status), r->message[0] ? ": " : "",
+                 r->message);
+
+        if (r->id > 0) {
+                history_result res = {
+                        .status = r->status,
+                        .exit_code = r->exit_code,
+                        .signal = r->signal,
+                        .finished_usec = r->finished,
+                        .duration_usec = r->duration,
+                        .message = r->message[0] ? r->message : NULL,
+                        .output = tail_len ? tail : NULL,
+                        .output_size = tail_len,
+                };
+                manager_history_batch(m);
+                int q = history_finish_run(m->hist, r->id, &res);
+                if (q < 0)
+                        manager_history_failed(m, q, "recording a finished run");
+        }
+
+        if (j && j->n_running > 0)
+                j->n_running--;
+        m->n_running--;
+        maybe_retry(m, j, r);
+        if (m->run_waiter) {
+                /* whoever waits on this run may read history next: make the row visible first */
+                (void) manager_on_history_post(NULL, m);
+                m->run_waiter(m, r, m->run_waiter_data);
+        }
+
+        manager_runs_remove(m, r);
+        registry_ref_unref(registry_ref_of_run(r));
+        run_free(r);
+        manager_status_changed(m);
+
+        if (m->shutting_down && m->n_running == 0)
+                (void) sd_event_exit(m->event, 0);
+}
