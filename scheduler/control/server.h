@@ -22,9 +22,15 @@
 
 #include "core/manager.h"
 
-#define CONTROL_LINE_MAX (64U * 1024U)
+#define CONTROL_LINE_MAX 65536
 #define CONTROL_CONNECTIONS_MAX 256U
-#define CONTROL_IDLE_TIMEOUT (30 * USEC_PER_SEC)
+#define CONTROL_CONNECTIONS_ROOT_RESERVED 16U /* of those, kept for root */
+#define CONTROL_CONNECTIONS_PER_UID 16        /* any uid but root */
+#define CONTROL_REQUEST_TIMEOUT (30 * USEC_PER_SEC) /* a request line complete, from its first byte */
+#define CONTROL_REPLY_TIMEOUT (5 * USEC_PER_MINUTE) /* a reply taken by the peer */
+#define CONTROL_HISTORY_MAX 10000U /* runs in one history reply */
+#define CONTROL_LIST_BATCH 256U    /* jobs of a list added per wake-up */
+#define CONTROL_BATCH_USEC (5 * USEC_PER_MSEC)
 
 typedef struct control control;
 
