@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <systemd/sd-journal.h>
 
+#include "basic/escape.h"
 #include "basic/log.h"
 
 static const char *log_ident = "schedulerd";
@@ -56,6 +57,10 @@ int log_full(int level, int error, const char *job, uint64_t run_id, int attempt
         va_start(ap, fmt);
         vsnprintf(msg, sizeof(msg), fmt, ap);
         va_end(ap);
+        /* a message is one line, and may hold what a job wrote: CR, ESC and newlines would
+         * redraw a terminal or forge lines of their own */
+        char line[sizeof(msg)];
+        (void) escape_controls_buf(msg, strlen(msg), "\t", line, sizeof(line));
 
         if (log_to_journal) {
                 char jf[300] = "", rf[64] = "", af[32] = "";
@@ -77,7 +82,7 @@ int log_full(int level, int error, const char *job, uint64_t run_id, int attempt
                         f[n++] = af;
                 while (n < ELEMENTSOF(f))
                         f[n++] = NULL;
-                sd_journal_send("MESSAGE=%s", msg, "PRIORITY=%d", level, "SYSLOG_IDENTIFIER=%s", log_ident, f[0], f[1],
+                sd_journal_send("MESSAGE=%s", line, "PRIORITY=%d", level, "SYSLOG_IDENTIFIER=%s", log_ident, f[0], f[1],
                                 f[2], NULL);
                 return ret;
         }
@@ -90,6 +95,6 @@ int log_full(int level, int error, const char *job, uint64_t run_id, int attempt
                 snprintf(prefix, sizeof(prefix), "%s[run %llu]: ", job, (unsigned long long) run_id);
         else if (job)
                 snprintf(prefix, sizeof(prefix), "%s: ", job);
-        fprintf(stderr, "%s: <%s> %s%s\n", log_ident, level_name(level), prefix, msg);
+        fprintf(stderr, "%s: <%s> %s%s\n", log_ident, level_name(level), prefix, line);
         return ret;
 }

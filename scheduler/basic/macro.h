@@ -35,6 +35,8 @@ typedef uint64_t usec_t;
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
 #define CMP(a, b) ((a) < (b) ? -1 : (a) > (b) ? 1 : 0)
+#define XSTRINGIFY(x) #x
+#define STRINGIFY(x) XSTRINGIFY(x) /* the expansion of macro X as a string literal */
 
 static inline void freep(void *p) {
         free(*(void **) p);

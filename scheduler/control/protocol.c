@@ -7,11 +7,12 @@
 static const char *const no_fields[] = { NULL };
 static const char *const job_fields[] = { FIELD_JOB, NULL };
 static const char *const run_fields[] = { FIELD_JOB, FIELD_AT, FIELD_WAIT, NULL };
+static const char *const list_fields[] = { FIELD_AFTER, FIELD_LIMIT, NULL };
 static const char *const history_fields[] = { FIELD_JOB, FIELD_LIMIT, FIELD_SINCE, FIELD_STATUS, NULL };
 
 /* In the order of CONTROL_COMMANDS_EXPECTED. */
 const control_command control_commands[_CONTROL_COMMAND_MAX] = {
-        [CONTROL_LIST] = { CONTROL_LIST, "list", false, no_fields },
+        [CONTROL_LIST] = { CONTROL_LIST, "list", false, list_fields },
         [CONTROL_STATUS] = { CONTROL_STATUS, "status", false, job_fields },
         [CONTROL_RUN] = { CONTROL_RUN, "run", true, run_fields },
         [CONTROL_ENABLE] = { CONTROL_ENABLE, "enable", true, job_fields },

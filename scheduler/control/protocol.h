@@ -47,7 +47,8 @@ bool control_command_takes(const control_command *c, const char *field);
 #define FIELD_JOB "job"         /* also a reply field: a job's name, or (status) the job object */
 #define FIELD_AT "at"           /* run: when, microseconds since the epoch, or null for now */
 #define FIELD_WAIT "wait"       /* run: reply when the run finished */
-#define FIELD_LIMIT "limit"     /* history */
+#define FIELD_LIMIT "limit"     /* history, list: at most this many */
+#define FIELD_AFTER "after"     /* list: only the jobs whose names sort after this one */
 #define FIELD_SINCE "since"     /* history */
 #define FIELD_STATUS "status"   /* history filter; also a run's status in replies */
 
@@ -58,6 +59,7 @@ bool control_command_takes(const control_command *c, const char *field);
 #define FIELD_ERRORS "errors"   /* reload: the new registry's problems */
 #define FIELD_JOBS "jobs"       /* list: the job objects; reload: how many jobs */
 #define FIELD_NOW_USEC "now_usec"
+#define FIELD_MORE "more"       /* list: the limit left jobs out; ask again "after" the last one */
 #define FIELD_RUNS "runs"       /* history: run objects; in a job object: runs so far */
 #define FIELD_RUN_ID "run_id"
 #define FIELD_ENABLED "enabled"

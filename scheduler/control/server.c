@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <fcntl.h>
+#include <libgen.h>
 #include <stdarg.h>
 #include <grp.h>
 #include <sys/socket.h>
@@ -7,6 +8,7 @@
 #include <sys/un.h>
 
 #include "basic/clock.h"
+#include "basic/escape.h"
 #include "control/protocol.h"
 #include "control/server.h"
 #include "basic/fs-util.h"
@@ -18,6 +20,9 @@ struct control {
         manager *m;
         int fd;
         char *path;
+        int dir_fd;      /* the socket's directory, checked when it was opened */
+        char *base;      /* the socket's name in it */
+        char *admin_group; /* as applied to the socket; NULL: none exists */
         gid_t admin_gid;
         bool have_admin_gid;
         sd_event_source *listen_source;
@@ -30,9 +35,19 @@ struct conn {
         int fd;
         uid_t uid;
         bool privileged;
-        sd_event_source *io_source, *idle_source;
+        sd_event_source *io_source, *timer_source;
         char *buf;
         size_t len;
+        /* the reply being sent: queued, and written as the peer takes it */
+        char *out;
+        size_t out_len, out_sent;
+        /* a list being streamed: the jobs after LIST_AFTER (by name) are still to come */
+        bool listing;
+        bool list_any;    /* an item was written: the next one needs a comma */
+        char *list_after;
+        size_t list_left; /* jobs still wanted (the request's limit), SIZE_MAX: all */
+        usec_t request_deadline; /* CLOCK_MONOTONIC: the next request line must be complete by then */
+        usec_t reply_deadline;   /* CLOCK_MONOTONIC: the whole reply must be taken by then */
         int64_t waiting_run; /* > 0: the reply waits for this run */
         conn *next, *prev;
 };
@@ -49,35 +64,58 @@ static conn *conn_free(conn *x) {
                 x->next->prev = x->prev;
         c->n_conns--;
         sd_event_source_disable_unref(x->io_source);
-        sd_event_source_disable_unref(x->idle_source);
+        sd_event_source_disable_unref(x->timer_source);
         if (x->fd >= 0)
                 close(x->fd);
         free(x->buf);
+        free(x->out);
+        free(x->list_after);
         free(x);
         return NULL;
 }
 
-/* Replies are small; a peer that does not read them loses its connection rather than
- * blocking the daemon. */
-static int conn_send(conn *x, json_t *reply) {
-        _cleanup_free_ char *s = json_dumps(reply, JSON_COMPACT);
-        json_decref(reply);
-        if (!s)
+static bool conn_replying(const conn *x) {
+        return x->out_len > x->out_sent || x->listing;
+}
+
+/* Appends N bytes to the reply being sent. */
+static int conn_append(conn *x, const char *p, size_t n) {
+        if (x->out_sent > 0 && x->out_sent == x->out_len)
+                x->out_len = x->out_sent = 0;
+        char *t = realloc(x->out, x->out_len + n);
+        if (!t)
                 return -ENOMEM;
-        size_t n = strlen(s);
-        s[n] = '\n';
-        const char *p = s;
-        size_t left = n + 1;
-        while (left > 0) {
-                ssize_t w = send(x->fd, p, left, MSG_NOSIGNAL | MSG_DONTWAIT);
-                if (w < 0 && errno == EINTR)
-                        continue;
-                if (w < 0)
-                        return -errno;
-                p += w;
-                left -= (size_t) w;
-        }
+        memcpy(t + x->out_len, p, n);
+        x->out = t;
+        x->out_len += n;
         return 0;
+}
+
+static int conn_append_json(conn *x, json_t *v) {
+        _cleanup_free_ char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        return s ? conn_append(x, s, strlen(s)) : -ENOMEM;
+}
+
+static void conn_arm(conn *x);
+static void conn_flush(conn *x);
+
+/* Queues REPLY (consumed) as one line and sends what the socket takes now; the rest goes out as
+ * the peer reads (conn_flush()), so a large reply is never cut and a slow reader never blocks
+ * the daemon. */
+static void conn_send(conn *x, json_t *reply) {
+        int q = reply ? conn_append_json(x, reply) : -ENOMEM;
+        json_decref(reply);
+        if (q >= 0)
+                q = conn_append(x, "\n", 1);
+        if (q < 0) {
+                static const char oom[] = "{\"" FIELD_OK "\":false,\"" FIELD_ERROR "\":\"out of memory\",\"" FIELD_ERRNO
+                        "\":\"ENOMEM\"}\n";
+                (void) !send(x->fd, oom, sizeof(oom) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+                conn_free(x);
+                return;
+        }
+        x->reply_deadline = clock_now_monotonic() + CONTROL_REPLY_TIMEOUT;
+        conn_flush(x);
 }
 
 static json_t *error_reply(int err, const char *fmt, ...) _printf_(2, 3);
@@ -149,33 +187,6 @@ static json_t *job_json(manager *m, job_rt *j, bool detail) {
         return o;
 }
 
-/* Length of the valid UTF-8 sequence at P (N bytes left), or 0 if it is not one. */
-static size_t utf8_sequence(const unsigned char *p, size_t n) {
-        size_t len;
-        uint32_t cp, min;
-
-        if (p[0] < 0x80)
-                return 1;
-        if ((p[0] & 0xE0) == 0xC0)
-                len = 2, cp = p[0] & 0x1F, min = 0x80;
-        else if ((p[0] & 0xF0) == 0xE0)
-                len = 3, cp = p[0] & 0x0F, min = 0x800;
-        else if ((p[0] & 0xF8) == 0xF0)
-                len = 4, cp = p[0] & 0x07, min = 0x10000;
-        else
-                return 0;
-        if (len > n)
-                return 0;
-        for (size_t i = 1; i < len; i++) {
-                if ((p[i] & 0xC0) != 0x80)
-                        return 0;
-                cp = cp << 6 | (p[i] & 0x3F);
-        }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-                return 0;
-        return len;
-}
-
 /* Run output and plugin messages are whatever bytes a job wrote, and the output tail may start
  * inside a character; JSON strings must be UTF-8 or the whole reply fails to encode. Invalid
  * bytes become U+FFFD. NULL stays null. */
@@ -204,8 +215,11 @@ static json_t *json_string_lossy(const char *s, size_t n) {
         return json_stringn_nocheck(buf, o);
 }
 
-static json_t *run_row_json(const history_run *r) {
-        return json_pack("{s:I, s:s, s:s, s:i, s:o, s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:i}", FIELD_ID,
+/* A run row; with the zone of its job, if the job is still in the registry, for showing its
+ * times (so that a client needs no list of every job for that). */
+static json_t *run_row_json(manager *m, const history_run *r) {
+        job_rt *j = manager_find_job(m, r->job);
+        json_t *o = json_pack("{s:I, s:s, s:s, s:i, s:o, s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:i}", FIELD_ID,
                          (json_int_t) r->id, FIELD_JOB, r->job, FIELD_TRIGGER, run_trigger_to_string(r->trigger), FIELD_ATTEMPT,
                          (int) r->attempt, FIELD_SCHEDULED_USEC, usec_or_null(r->scheduled_usec), FIELD_STARTED_USEC,
                          usec_or_null(r->started_usec), FIELD_FINISHED_USEC, usec_or_null(r->finished_usec), FIELD_STATUS,
@@ -215,6 +229,9 @@ static json_t *run_row_json(const history_run *r) {
                          usec_or_null(r->duration_usec), FIELD_MESSAGE, json_string_lossy(r->message, r->message ? strlen(r->message) : 0),
                          FIELD_OUTPUT, json_string_lossy(r->output, r->output_size), FIELD_PID,
                          (int) r->pid);
+        if (o && j)
+                json_object_set_new(o, FIELD_TIMEZONE, json_string(j->def->timezone));
+        return o;
 }
 
 json_t *control_run_reply(const run *r) {
@@ -224,6 +241,87 @@ json_t *control_run_reply(const run *r) {
                          r->signal > 0 ? json_integer(r->signal) : json_null(), FIELD_MESSAGE,
                          json_string_lossy(r->message, strlen(r->message)),
                          FIELD_DURATION_USEC, (json_int_t) r->duration);
+}
+
+/* The first job of BY_NAME (N, sorted) whose name sorts after AFTER (NULL: the first). */
+static size_t first_after(job_rt **by_name, size_t n, const char *after) {
+        size_t lo = 0, hi = n;
+        if (!after)
+                return 0;
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                if (strcmp(by_name[mid]->def->name, after) <= 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return lo;
+}
+
+/* Adds the next few jobs of the list being streamed, or its end. A cursor by name, not a
+ * pointer or an index, so that a reload between two batches neither frees what is being
+ * listed nor shifts it: the list is in name order. */
+static int list_continue(conn *x) {
+        manager *m = x->c->m;
+        size_t i = first_after(m->by_name, m->n_jobs, x->list_after);
+        usec_t started = clock_now_monotonic();
+        int q;
+
+        for (unsigned k = 0; i < m->n_jobs && x->list_left > 0 && k < CONTROL_LIST_BATCH; i++, k++) {
+                job_rt *j = m->by_name[i];
+                json_t *o = job_json(m, j, false);
+                if (!o)
+                        return -ENOMEM;
+                q = x->list_any ? conn_append(x, ",", 1) : 0;
+                x->list_any = true;
+                if (q >= 0)
+                        q = conn_append_json(x, o);
+                json_decref(o);
+                if (q < 0)
+                        return q;
+                char *n = strdup(j->def->name);
+                if (!n)
+                        return -ENOMEM;
+                free(x->list_after);
+                x->list_after = n;
+                if (x->list_left != SIZE_MAX)
+                        x->list_left--;
+                /* the stats of a job come from history: keep one batch short on a slow disk */
+                if (clock_now_monotonic() - started > CONTROL_BATCH_USEC)
+                        break;
+        }
+        if (i < m->n_jobs && x->list_left > 0)
+                return 0;
+        x->listing = false;
+        q = conn_append(x, "],\"" FIELD_MORE "\":", strlen("],\"" FIELD_MORE "\":"));
+        if (q >= 0)
+                q = conn_append(x, i < m->n_jobs ? "true}\n" : "false}\n", i < m->n_jobs ? 6 : 7);
+        return q;
+}
+
+/* Starts streaming the list: {"ok":true,"now_usec":N,"jobs":[...],"more":B}. */
+static void list_start(conn *x, json_t *req) {
+        json_t *after = json_object_get(req, FIELD_AFTER), *lim = json_object_get(req, FIELD_LIMIT);
+        if ((after && !json_is_null(after) && !json_is_string(after)) ||
+            (lim && !json_is_null(lim) && (!json_is_integer(lim) || json_integer_value(lim) < 1))) {
+                conn_send(x, error_reply(-EINVAL, "\"" FIELD_AFTER "\" must be a job name and \"" FIELD_LIMIT
+                                                  "\" a count of at least 1"));
+                return;
+        }
+        x->list_left = json_is_integer(lim) ? (size_t) json_integer_value(lim) : SIZE_MAX;
+        free(x->list_after);
+        x->list_after = json_is_string(after) ? strdup(json_string_value(after)) : NULL;
+        char head[128];
+        int n = snprintf(head, sizeof(head), "{\"" FIELD_OK "\":true,\"" FIELD_NOW_USEC "\":%" PRIu64 ",\"" FIELD_JOBS "\":[",
+                         clock_now_realtime());
+        if ((json_is_string(after) && !x->list_after) || conn_append(x, head, (size_t) n) < 0) {
+                conn_send(x, NULL);
+                return;
+        }
+        x->listing = true;
+        x->list_any = false;
+        x->reply_deadline = clock_now_monotonic() + CONTROL_REPLY_TIMEOUT;
+        conn_flush(x);
 }
 
 static const char *req_string(json_t *req, const char *key) {
@@ -255,10 +353,12 @@ json_t *control_dispatch(manager *m, json_t *req, bool privileged, int64_t *ret_
                                    cmd, m->reg->reg->admin_group ?: "(none)");
 
         if (id == CONTROL_LIST) {
+                /* the socket streams a list (list_start()); this whole reply at once is for tests */
                 json_t *jobs = json_array();
                 for (size_t i = 0; i < m->n_jobs; i++)
-                        json_array_append_new(jobs, job_json(m, m->jobs[i], false));
-                return json_pack("{s:b, s:o, s:I}", FIELD_OK, 1, FIELD_JOBS, jobs, FIELD_NOW_USEC, (json_int_t) clock_now_realtime());
+                        json_array_append_new(jobs, job_json(m, m->by_name[i], false));
+                return json_pack("{s:b, s:o, s:I, s:b}", FIELD_OK, 1, FIELD_JOBS, jobs, FIELD_NOW_USEC,
+                                 (json_int_t) clock_now_realtime(), FIELD_MORE, 0);
         }
         if (id == CONTROL_RELOAD) {
                 diag_list d = {};
@@ -286,6 +386,12 @@ json_t *control_dispatch(manager *m, json_t *req, bool privileged, int64_t *ret_
 
                 if (!req_usec(req, FIELD_SINCE, &since))
                         return error_reply(-EINVAL, "\"" FIELD_SINCE "\" must be microseconds since the epoch");
+                /* each run carries up to HISTORY_OUTPUT_MAX bytes of output: the rows of one reply
+                 * are held in memory at once */
+                if (lim && !json_is_null(lim) &&
+                    (!json_is_integer(lim) || json_integer_value(lim) < 1 || json_integer_value(lim) > CONTROL_HISTORY_MAX))
+                        return error_reply(-EINVAL, "\"" FIELD_LIMIT "\" must be a count from 1 to %u; ask again with "
+                                                    "\"" FIELD_SINCE "\" for more", CONTROL_HISTORY_MAX);
                 if (st && (status = run_status_from_string(st)) < 0)
                         return error_reply(-EINVAL, "unknown status \"%s\"", st);
                 if (name && !manager_find_job(m, name))
@@ -296,7 +402,7 @@ json_t *control_dispatch(manager *m, json_t *req, bool privileged, int64_t *ret_
                         return error_reply(q, "reading history failed: %s", history_last_error(m->hist));
                 json_t *arr = json_array();
                 for (size_t i = 0; i < n; i++)
-                        json_array_append_new(arr, run_row_json(&runs[i]));
+                        json_array_append_new(arr, run_row_json(m, &runs[i]));
                 history_runs_free(runs, n);
                 return json_pack("{s:b, s:o}", FIELD_OK, 1, FIELD_RUNS, arr);
         }
@@ -313,7 +419,7 @@ json_t *control_dispatch(manager *m, json_t *req, bool privileged, int64_t *ret_
                 json_t *o = job_json(m, j, true), *arr = json_array();
                 if (history_list_runs(m->hist, name, 0, _RUN_STATUS_INVALID, 10, &runs, &n) >= 0)
                         for (size_t i = 0; i < n; i++)
-                                json_array_append_new(arr, run_row_json(&runs[i]));
+                                json_array_append_new(arr, run_row_json(m, &runs[i]));
                 history_runs_free(runs, n);
                 json_object_set_new(o, FIELD_LAST_RUNS, arr);
                 return json_pack("{s:b, s:o}", FIELD_OK, 1, FIELD_JOB, o);
@@ -351,6 +457,12 @@ static void handle_line(conn *x, const char *line, size_t n) {
         int64_t wait = 0;
         json_t *req = json_loadb(line, n, JSON_REJECT_DUPLICATES, &e), *reply;
 
+        if (req && json_is_object(req) && control_command_find(req_string(req, FIELD_COMMAND)) &&
+            control_command_find(req_string(req, FIELD_COMMAND))->id == CONTROL_LIST) {
+                list_start(x, req);
+                json_decref(req);
+                return;
+        }
         if (!req)
                 reply = error_reply(-EINVAL, "request is not valid JSON: %s (column %d)", e.text, e.column);
         else
@@ -359,22 +471,103 @@ static void handle_line(conn *x, const char *line, size_t n) {
         manager_flush_history(x->c->m);
         if (!reply) {
                 x->waiting_run = wait;
-                (void) sd_event_source_set_enabled(x->idle_source, SD_EVENT_OFF);
+                conn_arm(x);
                 return;
         }
-        /* a failed send shows up as EOF or an error on the next read, which closes the connection */
-        (void) conn_send(x, reply);
+        conn_send(x, reply);
 }
 
-static int on_idle(sd_event_source *s, uint64_t usec, void *userdata) {
-        conn_free(userdata);
+/* Serves the complete request lines received so far, one at a time: the next waits until the
+ * reply to the previous one is sent. Returns false if X was freed. */
+static bool conn_serve(conn *x) {
+        char *nl;
+        while (x->waiting_run == 0 && !conn_replying(x) && (nl = memchr(x->buf, '\n', x->len))) {
+                size_t l = (size_t) (nl - x->buf);
+                control *c = x->c;
+                unsigned before = c->n_conns;
+                /* the request is taken out of the buffer first: a reply sent at once may free X */
+                _cleanup_free_ char *line = malloc(l + 1);
+                if (line)
+                        memcpy(line, x->buf, l);
+                memmove(x->buf, nl + 1, x->len - l - 1);
+                x->len -= l + 1;
+                if (!line) {
+                        conn_free(x);
+                        return false;
+                }
+                handle_line(x, line, l);
+                if (c->n_conns != before)
+                        return false;
+        }
+        conn_arm(x);
+        return true;
+}
+
+/* Sends what the socket takes of the queued reply, and the next batch of a list once the
+ * queue is short. When the reply is complete, the next request is served. */
+static void conn_flush(conn *x) {
+        while (x->out_len > x->out_sent) {
+                ssize_t w = send(x->fd, x->out + x->out_sent, x->out_len - x->out_sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (w < 0 && errno == EINTR)
+                        continue;
+                if (w < 0 && errno == EAGAIN)
+                        break;
+                if (w < 0) {
+                        conn_free(x);
+                        return;
+                }
+                x->out_sent += (size_t) w;
+        }
+        if (x->out_len == x->out_sent) {
+                x->out_len = x->out_sent = 0;
+                /* one batch per wake-up: due fires and other peers get their turn in between */
+                if (x->listing && list_continue(x) < 0) {
+                        conn_free(x);
+                        return;
+                }
+        }
+        if (!conn_replying(x)) {
+                free(x->out);
+                x->out = NULL;
+                /* the reply is taken: the next request has its own deadline */
+                x->request_deadline = clock_now_monotonic() + CONTROL_REQUEST_TIMEOUT;
+                (void) conn_serve(x);
+                return;
+        }
+        conn_arm(x);
+}
+
+static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
+        conn *x = userdata;
+        if (conn_replying(x))
+                log_notice("Control connection of uid %u closed: it did not take its reply in time.", (unsigned) x->uid);
+        conn_free(x);
         return 0;
+}
+
+/* Sets what X waits for: the rest of a request (EPOLLIN, by its absolute deadline: a byte now
+ * and then does not keep a connection), room for its reply (EPOLLOUT), or a run (no
+ * deadline). */
+static void conn_arm(conn *x) {
+        bool replying = conn_replying(x);
+        (void) sd_event_source_set_io_events(x->io_source, replying ? EPOLLOUT : EPOLLIN);
+        if (x->waiting_run > 0 && !replying) {
+                (void) sd_event_source_set_enabled(x->timer_source, SD_EVENT_OFF);
+                return;
+        }
+        (void) sd_event_source_set_time(x->timer_source, replying ? x->reply_deadline : x->request_deadline);
+        (void) sd_event_source_set_enabled(x->timer_source, SD_EVENT_ONESHOT);
 }
 
 static int on_conn(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         conn *x = userdata;
         char buf[4096];
 
+        if (conn_replying(x)) {
+                if (revents & (EPOLLOUT | EPOLLERR | EPOLLHUP))
+                        conn_flush(x);
+                return 0;
+        }
         ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
                 return 0;
@@ -385,7 +578,10 @@ static int on_conn(sd_event_source *s, int fd, uint32_t revents, void *userdata)
         if (x->waiting_run > 0) /* one request at a time while a run is awaited */
                 return 0;
         if (x->len + (size_t) n > CONTROL_LINE_MAX) {
-                (void) conn_send(x, error_reply(-E2BIG, "request line longer than %u bytes", CONTROL_LINE_MAX));
+                /* nothing after it can be read as a request: a short last word, and close */
+                static const char big[] = "{\"" FIELD_OK "\":false,\"" FIELD_ERROR "\":\"request line longer than "
+                        STRINGIFY(CONTROL_LINE_MAX) " bytes\",\"" FIELD_ERRNO "\":\"E2BIG\"}\n";
+                (void) !send(x->fd, big, sizeof(big) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
                 conn_free(x);
                 return 0;
         }
@@ -397,16 +593,7 @@ static int on_conn(sd_event_source *s, int fd, uint32_t revents, void *userdata)
         x->buf = nb;
         memcpy(x->buf + x->len, buf, (size_t) n);
         x->len += (size_t) n;
-
-        char *nl;
-        while (x->waiting_run == 0 && (nl = memchr(x->buf, '\n', x->len))) {
-                size_t l = (size_t) (nl - x->buf);
-                handle_line(x, x->buf, l);
-                memmove(x->buf, nl + 1, x->len - l - 1);
-                x->len -= l + 1;
-        }
-        if (x->waiting_run == 0)
-                (void) sd_event_source_set_time_relative(x->idle_source, CONTROL_IDLE_TIMEOUT);
+        (void) conn_serve(x);
         return 0;
 }
 
@@ -432,16 +619,38 @@ static bool peer_privileged(control *c, int fd, uid_t *ret_uid) {
         return false;
 }
 
+static void refuse(int fd, const char *message) {
+        _cleanup_(json_decrefp) json_t *r = error_reply(-EBUSY, "%s", message);
+        _cleanup_free_ char *t = r ? json_dumps(r, JSON_COMPACT) : NULL;
+        if (t) {
+                size_t n = strlen(t);
+                t[n] = '\n';
+                (void) !send(fd, t, n + 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+        }
+        close(fd);
+}
+
 static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         control *c = userdata;
         int cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (cfd < 0)
                 return 0;
-        if (c->n_conns >= CONTROL_CONNECTIONS_MAX) {
-                static const char busy[] = "{\"" FIELD_OK "\":false,\"" FIELD_ERROR "\":\"too many control connections; try again\",\""
-                        FIELD_ERRNO "\":\"EBUSY\"}\n";
-                (void) !send(cfd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-                close(cfd);
+        uid_t uid = (uid_t) -1;
+        bool privileged = peer_privileged(c, cfd, &uid);
+        /* No one peer may take every slot: each uid but root gets a few, and the last slots are
+         * root's, so that root can always reach the daemon. */
+        unsigned mine = 0;
+        for (conn *y = c->conns; y; y = y->next)
+                mine += y->uid == uid;
+        if (c->n_conns >= CONTROL_CONNECTIONS_MAX ||
+            (uid != 0 && c->n_conns >= CONTROL_CONNECTIONS_MAX - CONTROL_CONNECTIONS_ROOT_RESERVED)) {
+                refuse(cfd, "too many control connections; try again");
+                return 0;
+        }
+        if (uid != 0 && mine >= CONTROL_CONNECTIONS_PER_UID) {
+                log_notice("Refused a control connection of uid %u: it holds %u already.", (unsigned) uid, mine);
+                refuse(cfd, "too many control connections of this user (" STRINGIFY(CONTROL_CONNECTIONS_PER_UID)
+                            "); close some and try again");
                 return 0;
         }
         conn *x = calloc(1, sizeof(conn));
@@ -451,15 +660,17 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
         }
         x->c = c;
         x->fd = cfd;
-        x->privileged = peer_privileged(c, cfd, &x->uid);
+        x->uid = uid;
+        x->privileged = privileged;
         x->next = c->conns;
         if (c->conns)
                 c->conns->prev = x;
         c->conns = x;
         c->n_conns++;
+        x->request_deadline = clock_now_monotonic() + CONTROL_REQUEST_TIMEOUT;
         if (sd_event_add_io(sd_event_source_get_event(s), &x->io_source, cfd, EPOLLIN, on_conn, x) < 0 ||
-            sd_event_add_time_relative(sd_event_source_get_event(s), &x->idle_source, CLOCK_MONOTONIC,
-                                       CONTROL_IDLE_TIMEOUT, USEC_PER_SEC, on_idle, x) < 0)
+            sd_event_add_time(sd_event_source_get_event(s), &x->timer_source, CLOCK_MONOTONIC, x->request_deadline,
+                              USEC_PER_SEC, on_deadline, x) < 0)
                 conn_free(x);
         return 0;
 }
@@ -471,13 +682,69 @@ static void on_run_finished(manager *m, const run *r, void *userdata) {
                 if (x->waiting_run != r->id)
                         continue;
                 x->waiting_run = 0;
-                if (conn_send(x, control_run_reply(r)) < 0) {
-                        conn_free(x);
-                        continue;
-                }
-                (void) sd_event_source_set_time_relative(x->idle_source, CONTROL_IDLE_TIMEOUT);
-                (void) sd_event_source_set_enabled(x->idle_source, SD_EVENT_ONESHOT);
+                /* may free X, never another connection */
+                conn_send(x, control_run_reply(r));
         }
+}
+
+/* The group that may use the socket: resolved from the registry's admin_group and given to the
+ * socket, at start and at every reload, so that rights follow the registry in force. */
+static void apply_admin_group(control *c, const char *group) {
+        gid_t gid = getgid();
+        bool have = false;
+
+        if (group) {
+                struct group *g = getgrnam(group);
+                if (g) {
+                        gid = g->gr_gid;
+                        have = true;
+                } else
+                        log_notice("admin_group \"%s\" does not exist; only root and the daemon's user may use the control "
+                                   "socket.", group);
+        }
+        /* by its name in the checked directory, never following a link put in its place */
+        if (fchownat(c->dir_fd, c->base, (uid_t) -1, gid, AT_SYMLINK_NOFOLLOW) < 0) {
+                log_warning_errno(-errno, "Cannot give control socket %s to group %s: %m; keeping the previous group's "
+                                          "rights.", c->path, group ?: "(none)");
+                return;
+        }
+        if (c->have_admin_gid && (!have || gid != c->admin_gid))
+                log_info("Control socket %s: group %s no longer has rights; %s does.", c->path,
+                         c->admin_group ?: "(none)", have ? group : "only root");
+        c->admin_gid = gid;
+        c->have_admin_gid = have;
+        free(c->admin_group);
+        c->admin_group = have ? strdup(group) : NULL;
+}
+
+static void on_reloaded(manager *m, void *userdata) {
+        control *c = userdata;
+        if (!streq_ptr(m->reg->reg->admin_group, c->admin_group))
+                apply_admin_group(c, m->reg->reg->admin_group);
+}
+
+/* Opens the socket's directory and checks that only root (or the daemon's user) can change
+ * what is in it: the owner of the directory could otherwise swap the socket for a link
+ * between bind() and fchownat(), or put up a socket of their own for root's schedctl. */
+static int open_socket_dir(const char *path, int *ret_fd) {
+        _cleanup_free_ char *copy = strdup(path);
+        if (!copy)
+                return -ENOMEM;
+        const char *dir = dirname(copy);
+        _cleanup_close_ int fd = open(dir, O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_PATH);
+        struct stat st;
+        if (fd < 0)
+                return log_error_errno(-errno, "Cannot open %s, the directory of control socket %s: %m", dir, path);
+        if (fstat(fd, &st) < 0)
+                return log_error_errno(-errno, "Cannot stat %s: %m", dir);
+        if ((st.st_uid != 0 && st.st_uid != geteuid()) || (st.st_mode & (S_IWGRP | S_IWOTH)))
+                return log_error_errno(-EPERM,
+                                       "Refusing control socket %s: its directory %s is owned by uid %u with mode %04o; "
+                                       "expected a directory owned by root and writable by no one else (e.g. chown root "
+                                       "%s; chmod go-w %s, or a control_socket in a directory of its own).",
+                                       path, dir, (unsigned) st.st_uid, (unsigned) (st.st_mode & 07777), dir, dir);
+        *ret_fd = TAKE_FD(fd);
+        return 0;
 }
 
 int control_new(manager *m, control **ret) {
@@ -498,19 +765,12 @@ int control_new(manager *m, control **ret) {
                 return -ENOMEM;
         c->m = m;
         c->fd = -EBADF;
+        c->dir_fd = -EBADF;
         c->path = strdup(reg->control_socket);
-        if (!c->path) {
+        _cleanup_free_ char *copy = strdup(reg->control_socket);
+        if (!c->path || !copy || !(c->base = strdup(basename(copy)))) {
                 control_free(c);
                 return -ENOMEM;
-        }
-        if (reg->admin_group) {
-                struct group *g = getgrnam(reg->admin_group);
-                if (g) {
-                        c->admin_gid = g->gr_gid;
-                        c->have_admin_gid = true;
-                } else
-                        log_notice("admin_group \"%s\" does not exist; only root and the daemon's user may change jobs.",
-                                   reg->admin_group);
         }
 
         strcpy(sa.sun_path, c->path);
@@ -520,21 +780,29 @@ int control_new(manager *m, control **ret) {
                 control_free(c);
                 return q;
         }
+        q = open_socket_dir(c->path, &c->dir_fd);
+        if (q < 0) {
+                control_free(c);
+                return q;
+        }
         c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (c->fd < 0) {
                 q = log_error_errno(-errno, "Cannot create control socket: %m");
                 control_free(c);
                 return q;
         }
-        (void) unlink(c->path); /* a stale socket from a previous life */
-        if (bind(c->fd, (struct sockaddr *) &sa, sizeof(sa)) < 0 || listen(c->fd, 128) < 0) {
-                q = log_error_errno(-errno, "Cannot listen on control socket %s: %m", c->path);
+        (void) unlinkat(c->dir_fd, c->base, 0); /* a stale socket from a previous life */
+        /* created 0660 (root and admin_group only, see server.h): no window with another mode,
+         * and no chmod() by path that a link could redirect */
+        mode_t old = umask(0117);
+        q = bind(c->fd, (struct sockaddr *) &sa, sizeof(sa)) < 0 ? -errno : 0;
+        umask(old);
+        if (q < 0 || listen(c->fd, 128) < 0) {
+                q = log_error_errno(q < 0 ? q : -errno, "Cannot listen on control socket %s: %m", c->path);
                 control_free(c);
                 return q;
         }
-        (void) chmod(c->path, 0660);
-        if (c->have_admin_gid && chown(c->path, (uid_t) -1, c->admin_gid) < 0)
-                log_warning_errno(-errno, "Cannot give control socket %s to group %s: %m", c->path, reg->admin_group);
+        apply_admin_group(c, reg->admin_group);
 
         q = sd_event_add_io(m->event, &c->listen_source, c->fd, EPOLLIN, on_accept, c);
         if (q < 0) {
@@ -545,6 +813,7 @@ int control_new(manager *m, control **ret) {
         m->control = c;
         m->run_waiter = on_run_finished;
         m->run_waiter_data = c;
+        m->reloaded = on_reloaded;
         *ret = c;
         return 0;
 }
@@ -557,13 +826,18 @@ control *control_free(control *c) {
         sd_event_source_disable_unref(c->listen_source);
         if (c->fd >= 0) {
                 close(c->fd);
-                (void) unlink(c->path);
+                (void) unlinkat(c->dir_fd, c->base, 0);
         }
+        if (c->dir_fd >= 0)
+                close(c->dir_fd);
         if (c->m && c->m->control == c) {
                 c->m->control = NULL;
                 c->m->run_waiter = NULL;
+                c->m->reloaded = NULL;
         }
         free(c->path);
+        free(c->base);
+        free(c->admin_group);
         free(c);
         return NULL;
 }

@@ -2,29 +2,39 @@
 #pragma once
 
 /* The control socket (SPEC section 7): a Unix stream socket, one JSON request and one JSON reply
- * per line; control/protocol.h names the commands and fields. Reading commands (list, status,
- * history) are open to anyone who can reach the socket (mode 0660, group admin_group);
- * commands that change something (run, enable, disable, reload) need root or membership of
- * admin_group, judged from the peer's credentials (SO_PEERCRED, SO_PEERGROUPS).
+ * per line; control/protocol.h names the commands and fields. The socket is 0660, group
+ * admin_group (re-applied at each reload), in a directory only root may change: only root and
+ * that group can connect. Commands that change something (run, enable, disable, reload) are
+ * checked again against the peer's credentials (SO_PEERCRED, SO_PEERGROUPS): root, the
+ * daemon's user or admin_group.
  *
- * Requests: {"command":"list"}
+ * Requests: {"command":"list","after":NAME|null,"limit":N|null}
  *           {"command":"status","job":NAME}
  *           {"command":"run","job":NAME,"at":USEC|null,"wait":BOOL}
  *           {"command":"enable"|"disable","job":NAME}
- *           {"command":"history","job":NAME|null,"limit":N,"since":USEC,"status":S|null}
+ *           {"command":"history","job":NAME|null,"limit":1..10000,"since":USEC,"status":S|null}
  *           {"command":"reload"}
  * Replies:  {"ok":true,...} or {"ok":false,"error":"what went wrong and what to do","errno":"ENOENT"}
- * Limits: CONTROL_LINE_MAX bytes per request line, CONTROL_CONNECTIONS_MAX connections, and an
- * idle connection is closed after CONTROL_IDLE_TIMEOUT (a `run --wait` waits as long as the
- * run takes). */
+ * Replies are queued and sent as the peer reads; a list is streamed in batches, in name order,
+ * with "more" saying whether "limit" left jobs out. Limits: CONTROL_LINE_MAX bytes per request
+ * line; CONTROL_CONNECTIONS_MAX connections, CONTROL_CONNECTIONS_PER_UID per uid but root, the
+ * last CONTROL_CONNECTIONS_ROOT_RESERVED for root; a request line must be complete within
+ * CONTROL_REQUEST_TIMEOUT of the connection or of the previous reply, a reply taken within
+ * CONTROL_REPLY_TIMEOUT (a `run --wait` waits as long as the run takes). */
 
 #include <jansson.h>
 
 #include "core/manager.h"
 
-#define CONTROL_LINE_MAX (64U * 1024U)
+#define CONTROL_LINE_MAX 65536
 #define CONTROL_CONNECTIONS_MAX 256U
-#define CONTROL_IDLE_TIMEOUT (30 * USEC_PER_SEC)
+#define CONTROL_CONNECTIONS_ROOT_RESERVED 16U /* of those, kept for root */
+#define CONTROL_CONNECTIONS_PER_UID 16        /* any uid but root */
+#define CONTROL_REQUEST_TIMEOUT (30 * USEC_PER_SEC) /* a request line complete, from the connection or the last reply */
+#define CONTROL_REPLY_TIMEOUT (5 * USEC_PER_MINUTE) /* a reply taken by the peer */
+#define CONTROL_HISTORY_MAX 10000U /* runs in one history reply */
+#define CONTROL_LIST_BATCH 256U    /* jobs of a list added per wake-up */
+#define CONTROL_BATCH_USEC (5 * USEC_PER_MSEC)
 
 typedef struct control control;
 

@@ -1,13 +1,30 @@
 /* SPDX-License-Identifier: MIT */
 #include <stdarg.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 
 #include "basic/clock.h"
+#include "basic/escape.h"
 #include "basic/fs-util.h"
 #include "core/jobctx.h"
 #include "basic/log.h"
 
 static volatile sig_atomic_t run_cancelled = 0;
+
+/* Made when the daemon starts, so that every run (forked from it or from a launcher it forked)
+ * has the same one and the daemon can tell sched_job_log() lines from output. */
+static char log_tag[17] = "0000000000000000";
+
+__attribute__((constructor)) static void log_tag_init(void) {
+        uint64_t v = 0;
+        if (getrandom(&v, sizeof(v), GRND_NONBLOCK) != (ssize_t) sizeof(v))
+                v = (uint64_t) getpid() * 0x9E3779B97F4A7C15ULL ^ (uint64_t) clock_now_monotonic();
+        snprintf(log_tag, sizeof(log_tag), "%016llx", (unsigned long long) v);
+}
+
+const char *jobctx_log_tag(void) {
+        return log_tag;
+}
 
 static jobctx *JOBCTX(sched_job_ctx *c) {
         return (jobctx *) c;
@@ -74,12 +91,14 @@ _printf_(3, 0) static void api_logv(sched_job_ctx *c, int level, const char *fmt
         char line[4096];
         int n;
 
+        char text[1024];
+
         if (level < 0 || level > 7)
                 level = SCHED_LOG_INFO;
-        n = snprintf(line, sizeof(line), "<%d>", level);
-        n += vsnprintf(line + n, sizeof(line) - (size_t) n - 1, fmt, ap);
-        if (n > (int) sizeof(line) - 2)
-                n = (int) sizeof(line) - 2;
+        (void) vsnprintf(text, sizeof(text), fmt, ap);
+        /* one line per call: a newline in the text must not start a line of its own */
+        n = snprintf(line, sizeof(line), "<%d/%s>", level, log_tag);
+        n += (int) escape_controls_buf(text, strlen(text), "\t", line + n, sizeof(line) - (size_t) n - 1);
         line[n++] = '\n';
         /* one write per line keeps lines whole when the plugin also writes to stderr */
         if (j->log_fd >= 0)

@@ -28,9 +28,14 @@ typedef struct jobctx {
 } jobctx;
 
 /* Fills C for a run of JOB. STATE_DIR is the job's own directory. Logging goes to LOG_FD as
- * "<level>text" lines, the prefix syslog-style so the daemon can keep each line's level. */
+ * "<level/TAG>text" lines, TAG being jobctx_log_tag(), so that the daemon keeps each line's
+ * level and takes it from sched_job_log() only, never from output that looks the same. The
+ * text is one line, its control characters escaped. */
 void jobctx_setup_run(jobctx *c, const job_def *job, uint64_t run_id, usec_t scheduled, unsigned attempt,
                       usec_t timeout, const char *state_dir, int log_fd);
+
+/* 16 hex digits, random per daemon, the same in every process it forks. */
+const char *jobctx_log_tag(void);
 
 /* Marks runs in this process as cancelled: the SIGTERM handler of a run child calls this. */
 void jobctx_cancel(void);

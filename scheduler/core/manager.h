@@ -117,6 +117,9 @@ struct manager {
         /* called when a run finishes, for `schedctl run --wait` */
         manager_run_waiter_fn run_waiter;
         void *run_waiter_data;
+        /* called after a reload took a new registry (same userdata): the control socket applies
+         * its admin_group */
+        void (*reloaded)(manager *m, void *userdata);
 };
 
 /* Reads the registry (plugins loaded and initialized), opens history, marks runs left over

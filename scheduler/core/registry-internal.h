@@ -34,6 +34,9 @@ typedef struct plugin_slot {
 typedef struct anchor {
         char *name;
         int id; /* its node */
+        bool done;       /* the node is complete: an alias inside it would make a cycle */
+        uint64_t nodes;  /* nodes it stands for, aliases inside it expanded (saturating) */
+        unsigned height; /* levels it spans, aliases inside it expanded */
 } anchor;
 
 /* One YAML file being read. The document is composed from libyaml's events (see source_load())
@@ -47,6 +50,7 @@ typedef struct source {
         bool main_file;
         anchor *anchors;
         size_t n_anchors;
+        uint64_t alias_nodes; /* nodes the aliases of this file stand for, so far */
         int jobs_id;       /* the jobs list whose items were checked as they came, 0 if none */
         size_t jobs_index; /* items of it so far */
 } source;

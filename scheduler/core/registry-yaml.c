@@ -269,7 +269,18 @@ typedef enum compose_role {
         NODE_JOBS, /* the jobs list, checked item by item */
 } compose_role;
 
-static int compose_node(loader *l, source *s, yaml_parser_t *p, yaml_event_t *ev, compose_role role, int *ret_id);
+/* What a composed node stands for once its aliases are expanded, as its readers will walk it. */
+typedef struct node_shape {
+        uint64_t nodes;  /* saturating */
+        unsigned height; /* 1 for a scalar */
+} node_shape;
+
+static uint64_t add_sat(uint64_t a, uint64_t b) {
+        return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+static int compose_node(loader *l, source *s, yaml_parser_t *p, yaml_event_t *ev, compose_role role, unsigned depth,
+                        int *ret_id, node_shape *ret_shape);
 
 /* Whether the value of root key K, starting with event EV, is the jobs list to check item by
  * item; in the main file this parses the scheduler section first. */
@@ -307,7 +318,7 @@ static void stream_job(loader *l, source *s, int id) {
 }
 
 static int compose_container(loader *l, source *s, yaml_parser_t *p, yaml_event_t *ev, compose_role role,
-                             int *ret_id) {
+                             unsigned depth, int *ret_id, node_shape *ret_shape) {
         bool mapping = ev->type == YAML_MAPPING_START_EVENT;
         yaml_node_t n = {
                 .type = mapping ? YAML_MAPPING_NODE : YAML_SEQUENCE_NODE,
@@ -315,8 +326,16 @@ static int compose_container(loader *l, source *s, yaml_parser_t *p, yaml_event_
                 .end_mark = ev->end_mark,
         };
         char *anchor_name = (char *) (mapping ? ev->data.mapping_start.anchor : ev->data.sequence_start.anchor);
+        node_shape shape = { .nodes = 1, .height = 1 };
         int id, q;
 
+        if (depth > REGISTRY_DEPTH_MAX) {
+                yaml_event_delete(ev);
+                free(anchor_name);
+                return composer_error(p, NULL, (yaml_mark_t) {},
+                                      "nested deeper than " STRINGIFY(REGISTRY_DEPTH_MAX) " levels (an alias counts as deep as its anchor)",
+                                      n.start_mark);
+        }
         if (mapping) {
                 n.data.mapping.style = ev->data.mapping_start.style;
                 ev->data.mapping_start.anchor = NULL;
@@ -340,6 +359,7 @@ static int compose_container(loader *l, source *s, yaml_parser_t *p, yaml_event_
                 yaml_event_t e;
                 int key = 0, value;
                 compose_role value_role = NODE_PLAIN;
+                node_shape ks = {}, vs;
 
                 q = next_event(p, &e);
                 if (q < 0)
@@ -350,7 +370,7 @@ static int compose_container(loader *l, source *s, yaml_parser_t *p, yaml_event_
                         break;
                 }
                 if (mapping) {
-                        q = compose_node(l, s, p, &e, NODE_PLAIN, &key);
+                        q = compose_node(l, s, p, &e, NODE_PLAIN, depth + 1, &key, &ks);
                         if (q < 0)
                                 return q;
                         q = next_event(p, &e);
@@ -359,9 +379,11 @@ static int compose_container(loader *l, source *s, yaml_parser_t *p, yaml_event_
                         if (role == NODE_ROOT && stream_jobs(l, s, id, key, &e))
                                 value_role = NODE_JOBS;
                 }
-                q = compose_node(l, s, p, &e, value_role, &value);
+                q = compose_node(l, s, p, &e, value_role, depth + 1, &value, &vs);
                 if (q < 0)
                         return q;
+                shape.nodes = add_sat(shape.nodes, add_sat(ks.nodes, vs.nodes));
+                shape.height = MAX(shape.height, 1 + MAX(ks.height, vs.height));
                 /* the node may have moved: the node array grows */
                 yaml_node_t *self = &s->doc.nodes.start[id - 1];
                 if (mapping) {
@@ -384,21 +406,41 @@ static int compose_container(loader *l, source *s, yaml_parser_t *p, yaml_event_
                         *slot = value;
                 }
         }
+        for (size_t i = 0; i < s->n_anchors; i++)
+                if (s->anchors[i].id == id)
+                        s->anchors[i] = (anchor) { s->anchors[i].name, id, true, shape.nodes, shape.height };
         *ret_id = id;
+        *ret_shape = shape;
         return 0;
 }
 
 /* Composes the node starting with event EV (consumed) and sets *RET_ID. Returns 0, -EINVAL
  * with P's error fields set, or -ENOMEM. */
-static int compose_node(loader *l, source *s, yaml_parser_t *p, yaml_event_t *ev, compose_role role, int *ret_id) {
+static int compose_node(loader *l, source *s, yaml_parser_t *p, yaml_event_t *ev, compose_role role, unsigned depth,
+                        int *ret_id, node_shape *ret_shape) {
         int id, q;
 
         switch (ev->type) {
         case YAML_ALIAS_EVENT:
                 for (size_t i = 0; i < s->n_anchors; i++)
                         if (streq(s->anchors[i].name, (char *) ev->data.alias.anchor)) {
+                                const anchor *a = &s->anchors[i];
+                                yaml_mark_t at = ev->start_mark;
                                 yaml_event_delete(ev);
-                                *ret_id = s->anchors[i].id;
+                                if (!a->done)
+                                        return composer_error(p, NULL, (yaml_mark_t) {},
+                                                              "alias refers to a node that contains it (a cycle)", at);
+                                if (depth - 1 + a->height > REGISTRY_DEPTH_MAX)
+                                        return composer_error(p, NULL, (yaml_mark_t) {},
+                                                              "nested deeper than " STRINGIFY(REGISTRY_DEPTH_MAX)
+                                                              " levels (an alias counts as deep as its anchor)", at);
+                                s->alias_nodes = add_sat(s->alias_nodes, a->nodes);
+                                if (s->alias_nodes > REGISTRY_ALIAS_NODES_MAX)
+                                        return composer_error(p, NULL, (yaml_mark_t) {},
+                                                              "aliases expand to more than " STRINGIFY(REGISTRY_ALIAS_NODES_MAX)
+                                                              " nodes in this file (each use counts all of its anchor)", at);
+                                *ret_id = a->id;
+                                *ret_shape = (node_shape) { a->nodes, a->height };
                                 return 0;
                         }
                 q = composer_error(p, NULL, (yaml_mark_t) {}, "found undefined alias", ev->start_mark);
@@ -428,7 +470,10 @@ static int compose_node(loader *l, source *s, yaml_parser_t *p, yaml_event_t *ev
                 q = anchor_add(s, p, anchor_name, id);
                 if (q < 0)
                         return q;
+                if (anchor_name)
+                        s->anchors[s->n_anchors - 1] = (anchor) { anchor_name, id, true, 1, 1 };
                 *ret_id = id;
+                *ret_shape = (node_shape) { 1, 1 };
                 return 0;
         }
         case YAML_SEQUENCE_START_EVENT:
@@ -437,7 +482,7 @@ static int compose_node(loader *l, source *s, yaml_parser_t *p, yaml_event_t *ev
                         role = NODE_PLAIN;
                 if (role == NODE_ROOT && ev->type != YAML_MAPPING_START_EVENT)
                         role = NODE_PLAIN;
-                return compose_container(l, s, p, ev, role, ret_id);
+                return compose_container(l, s, p, ev, role, depth, ret_id, ret_shape);
         default:
                 yaml_event_delete(ev);
                 return -EINVAL; /* the parser never gives anything else here */
@@ -469,7 +514,8 @@ static int compose_document(loader *l, source *s, yaml_parser_t *p, bool check_j
         q = next_event(p, &ev);
         if (q < 0)
                 return q;
-        q = compose_node(l, s, p, &ev, check_jobs ? NODE_ROOT : NODE_PLAIN, &root);
+        node_shape shape;
+        q = compose_node(l, s, p, &ev, check_jobs ? NODE_ROOT : NODE_PLAIN, 1, &root, &shape);
         if (q < 0)
                 return q;
         q = next_event(p, &ev); /* DOCUMENT-END */

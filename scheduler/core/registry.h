@@ -22,6 +22,14 @@
 #define REGISTRY_DEFAULT_BACKOFF (1ULL * USEC_PER_SEC)
 #define REGISTRY_DEFAULT_MAX_BACKOFF (1ULL * USEC_PER_HOUR)
 
+/* Bounds on what a registry file may make its readers walk. Every walk of the nodes recurses,
+ * so nesting is capped, counted as the readers see it: an alias is as deep as its anchor.
+ * Aliases are expanded by every reader (a job's params are copied per job), so the nodes they
+ * stand for are counted per file: "billion laughs" nests aliases of aliases to make a few
+ * hundred bytes stand for billions of nodes. */
+#define REGISTRY_DEPTH_MAX 64
+#define REGISTRY_ALIAS_NODES_MAX 1000000
+
 /* Job defaults: enabled true, singleton true, run_on_startup false, catch_up false, timeout
  * none (USEC_INFINITY), retry attempts 0 (no retries), backoff 1s, max_backoff 1h — or the
  * backoff itself when only a longer backoff is given. A job without `timezone` uses

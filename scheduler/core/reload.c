@@ -162,6 +162,8 @@ int manager_reload(manager *m, diag_list *diags) {
                         manager_launchers_retire(m);
                         manager_arm_timers(m);
                 }
+                if (q >= 0 && m->reloaded)
+                        m->reloaded(m, m->run_waiter_data);
                 if (q >= 0)
                         log_info("Reloaded %s: %zu job%s.", m->opts.config, m->n_jobs, m->n_jobs == 1 ? "" : "s");
         }

@@ -30,19 +30,19 @@ static void child_apply_limits(const job_limits *l) {
         if (l->address_space > 0) {
                 r = (struct rlimit) { .rlim_cur = l->address_space, .rlim_max = l->address_space };
                 if (setrlimit(RLIMIT_AS, &r) < 0)
-                        fprintf(stderr, "<4>cannot apply limits.address_space: %m\n");
+                        fprintf(stderr, "<4/%s>cannot apply limits.address_space: %m\n", jobctx_log_tag());
         }
         if (l->cpu > 0) {
                 rlim_t secs = (rlim_t) (l->cpu / USEC_PER_SEC);
                 /* SIGXCPU at the limit, SIGKILL a second later if it is ignored */
                 r = (struct rlimit) { .rlim_cur = secs, .rlim_max = secs + 1 };
                 if (setrlimit(RLIMIT_CPU, &r) < 0)
-                        fprintf(stderr, "<4>cannot apply limits.cpu: %m\n");
+                        fprintf(stderr, "<4/%s>cannot apply limits.cpu: %m\n", jobctx_log_tag());
         }
         if (l->open_files > 0) {
                 r = (struct rlimit) { .rlim_cur = l->open_files, .rlim_max = l->open_files };
                 if (setrlimit(RLIMIT_NOFILE, &r) < 0)
-                        fprintf(stderr, "<4>cannot apply limits.open_files: %m\n");
+                        fprintf(stderr, "<4/%s>cannot apply limits.open_files: %m\n", jobctx_log_tag());
         } else if (default_nofile_set)
                 (void) setrlimit(RLIMIT_NOFILE, &default_nofile);
 }
@@ -92,7 +92,7 @@ void run_child(const job_def *def, const char *dir, int64_t id, usec_t scheduled
 
         setvbuf(stdout, NULL, _IOLBF, 0);
         if (chdir(dir) < 0)
-                fprintf(stderr, "<4>cannot enter state directory %s: %m\n", dir);
+                fprintf(stderr, "<4/%s>cannot enter state directory %s: %m\n", jobctx_log_tag(), dir);
 
         child_apply_limits(&def->limits);
         if (gate && slot >= 0) {
@@ -140,14 +140,17 @@ size_t run_output_tail(const run *r, char *buf) {
         return r->tail_len;
 }
 
-/* Logs one complete output line; a syslog-style "<N>" prefix (what sched_job_log writes)
- * sets the level. */
+/* Logs one complete output line. The level comes from the "<N/TAG>" prefix sched_job_log()
+ * writes (jobctx.h); anything else the job wrote, "<0>" included, is output, logged at info. */
 static void log_line(run *r, const char *s, size_t n) {
+        const char *tag = jobctx_log_tag();
+        size_t tl = strlen(tag);
         int level = LOG_INFO;
-        if (n >= 3 && s[0] == '<' && s[1] >= '0' && s[1] <= '7' && s[2] == '>') {
+        if (n >= tl + 4 && s[0] == '<' && s[1] >= '0' && s[1] <= '7' && s[2] == '/' && memcmp(s + 3, tag, tl) == 0 &&
+            s[3 + tl] == '>') {
                 level = s[1] - '0';
-                s += 3;
-                n -= 3;
+                s += tl + 4;
+                n -= tl + 4;
         }
         log_full(level, 0, r->def->name, (uint64_t) r->id, (int) r->attempt, "%.*s", (int) n, s);
 }

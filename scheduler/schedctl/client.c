@@ -89,6 +89,9 @@ int ctl_call(int fd, json_t *req, usec_t timeout, json_t **ret_reply) {
                         return -ECONNRESET;
                 char *nl = memchr(buf + len, '\n', (size_t) r);
                 len += (size_t) r;
+                /* a long reply (a list of 100,000 jobs) comes in batches: silence is the timeout */
+                if (timeout != USEC_INFINITY)
+                        deadline = clock_now_monotonic() + timeout;
                 if (!nl)
                         continue;
                 json_t *reply = json_loadb(buf, (size_t) (nl - buf), 0, NULL);

@@ -19,7 +19,8 @@
 int ctl_connect(const char *path);
 
 /* Sends REQ (not consumed) as one line on FD and reads one reply line, waiting at most
- * TIMEOUT (USEC_INFINITY: no limit; measured on the monotonic clock). Returns 0 and
+ * TIMEOUT (USEC_INFINITY: no limit; measured on the monotonic clock) for the reply to start
+ * and, once it has, between two parts of it. Returns 0 and
  * *ret_reply (a new reference to a JSON object), -ETIMEDOUT when no full reply came in time,
  * -ECONNRESET when the daemon closed the connection first, -EBADMSG for a reply that is not a
  * JSON object or is longer than CTL_REPLY_MAX, other -errno on I/O errors. */

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "basic/civil.h"
+#include "basic/escape.h"
 #include "schedctl/format.h"
 
 typedef struct cell {
@@ -46,13 +47,16 @@ int table_add(table *t, const char *text, const char *color) {
                 t->cells = nc;
                 t->cap = ncap;
         }
-        char *s = strdup(text ?: "-");
-        if (!s)
+        _cleanup_free_ char *one = strdup(text ?: "-");
+        if (!one)
                 return -ENOMEM;
         /* a cell is one line: newlines and tabs would break the alignment */
-        for (char *p = s; *p; p++)
+        for (char *p = one; *p; p++)
                 if (*p == '\n' || *p == '\t' || *p == '\r')
                         *p = ' ';
+        char *s = escape_controls(one, strlen(one), "");
+        if (!s)
+                return -ENOMEM;
         t->cells[t->n_cells++] = (cell) { s, color };
         return 0;
 }
@@ -81,6 +85,14 @@ static void print_cell(FILE *f, const char *text, const char *color, size_t widt
                 fputs(text, f);
         if (!right && !last)
                 fprintf(f, "%*s", (int) pad, "");
+}
+
+int print_escaped(FILE *f, const char *s, const char *keep) {
+        _cleanup_free_ char *e = escape_controls(s, strlen(s), keep);
+        if (!e)
+                return -ENOMEM;
+        fputs(e, f);
+        return 0;
 }
 
 int table_print(const table *t, FILE *f, bool color) {

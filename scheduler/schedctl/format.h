@@ -36,7 +36,7 @@ table *table_free(table *t);
 DEFINE_TRIVIAL_CLEANUP_FUNC(table *, table_free);
 
 /* Appends the next cell, row by row: TEXT (NULL prints "-") in COLOR (an SGR sequence or NULL).
- * Returns 0 or -ENOMEM. */
+ * TEXT is shown on one line, its control characters made visible. Returns 0 or -ENOMEM. */
 int table_add(table *t, const char *text, const char *color);
 
 /* Rows added so far (complete or not). */
@@ -46,6 +46,10 @@ size_t table_rows(const table *t);
  * characters, so UTF-8 text aligns), two spaces between columns and no trailing blanks.
  * COLOR: emit the cells' and header's SGR sequences. Returns 0 or -EIO. */
 int table_print(const table *t, FILE *f, bool color);
+
+/* Prints S to F with its control characters (but those in KEEP) made visible (basic/escape.h):
+ * for anything a job wrote. Cells of a table are escaped by table_add(). Returns 0 or -ENOMEM. */
+int print_escaped(FILE *f, const char *s, const char *keep);
 
 /* Whether output to F may be coloured: F is a terminal, NO_COLOR is unset (any value, even
  * empty, disables colour, as no-color.org says) and TERM is not "dumb". */

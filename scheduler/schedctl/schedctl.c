@@ -415,10 +415,16 @@ static int call(json_t *req, usec_t timeout, json_t **ret_reply, bool *ret_timed
         if (!json_is_true(json_object_get(reply, FIELD_OK))) {
                 json_t *err = json_object_get(reply, FIELD_ERROR), *errs = json_object_get(reply, FIELD_ERRORS), *v;
                 size_t i;
-                fprintf(stderr, "schedctl: %s\n", json_is_string(err) ? json_string_value(err) : "the daemon refused");
+                /* messages quote what they refuse: a job's name, a request, a file's text */
+                fputs("schedctl: ", stderr);
+                (void) print_escaped(stderr, json_is_string(err) ? json_string_value(err) : "the daemon refused", "");
+                fputc('\n', stderr);
                 json_array_foreach(errs, i, v)
-                        if (json_is_string(v))
-                                fprintf(stderr, "  %s\n", json_string_value(v));
+                        if (json_is_string(v)) {
+                                fputs("  ", stderr);
+                                (void) print_escaped(stderr, json_string_value(v), "");
+                                fputc('\n', stderr);
+                        }
                 if (arg_json)
                         print_json(reply);
                 json_decref(reply);
@@ -505,24 +511,18 @@ static char *fmt_duration(usec_t d, char *buf, size_t n) {
         return format_relative(d, buf, n);
 }
 
-/* Job name -> zone name, from a list reply, for commands whose replies carry no zone. */
-static json_t *zones = NULL;
-
+/* The zone of JOB, from the daemon: for times given without an offset (run --at, history
+ * --since). One status request for that job, never a list of every job. */
 static const tz *zone_of_job(const char *job) {
+        json_t *reply = NULL;
         if (arg_utc)
                 return NULL;
-        if (!zones) {
-                json_t *reply = NULL, *j;
-                size_t i;
-                zones = json_object();
-                if (call(json_pack("{s:s}", FIELD_COMMAND, control_command_name(CONTROL_LIST)), CALL_TIMEOUT, &reply, NULL) != EXIT_SUCCESS)
-                        return NULL;
-                json_array_foreach(json_object_get(reply, FIELD_JOBS), i, j)
-                        if (jstr(j, FIELD_NAME) && jstr(j, FIELD_TIMEZONE))
-                                json_object_set_new(zones, jstr(j, FIELD_NAME), json_string(jstr(j, FIELD_TIMEZONE)));
-                json_decref(reply);
-        }
-        return zone_of(jstr(zones, job));
+        if (call(json_pack("{s:s, s:s}", FIELD_COMMAND, control_command_name(CONTROL_STATUS), FIELD_JOB, job), CALL_TIMEOUT,
+                 &reply, NULL) != EXIT_SUCCESS)
+                return NULL;
+        const tz *z = zone_of(jstr(json_object_get(reply, FIELD_JOB), FIELD_TIMEZONE));
+        json_decref(reply);
+        return z;
 }
 
 /* --- per-command option parsing ---------------------------------------------------- */
@@ -703,7 +703,8 @@ static const verb_help status_help = {
         "  --utc    times in UTC instead of the job's zone\n",
 };
 
-static int print_runs_table(json_t *runs, bool with_job, bool with_output) {
+/* Rows of runs; each in its job's zone (the row's "timezone"), else ZONE. */
+static int print_runs_table(json_t *runs, bool with_job, bool with_output, const tz *zone) {
         static const table_column cols_job[] = {
                 { "ID", true }, { "STARTED", false }, { "JOB", false }, { "TRIGGER", false }, { "STATUS", false }, { "DURATION", true }, { "MESSAGE", false },
         };
@@ -720,7 +721,7 @@ static int print_runs_table(json_t *runs, bool with_job, bool with_output) {
         json_array_foreach(runs, i, r) {
                 char id[24], started[FORMAT_TIMESTAMP_MAX], dur[FORMAT_RELATIVE_MAX], trig[48];
                 const char *st = jstr(r, FIELD_STATUS), *msg = jstr(r, FIELD_MESSAGE);
-                const tz *z = zone_of_job(jstr(r, FIELD_JOB));
+                const tz *z = jstr(r, FIELD_TIMEZONE) ? zone_of(jstr(r, FIELD_TIMEZONE)) : zone;
                 snprintf(id, sizeof(id), "%lld", jint(r, FIELD_ID, 0));
                 long long attempt = jint(r, FIELD_ATTEMPT, 0);
                 if (attempt > 0)
@@ -743,9 +744,12 @@ static int print_runs_table(json_t *runs, bool with_job, bool with_output) {
         json_array_foreach(runs, i, r) {
                 const char *out = jstr(r, FIELD_OUTPUT);
                 printf("\n-- output of run %lld (%s) --\n", jint(r, FIELD_ID, 0), jstr(r, FIELD_JOB) ?: "?");
-                if (out && *out)
-                        fputs(out, stdout), fputs(out[strlen(out) - 1] == '\n' ? "" : "\n", stdout);
-                else
+                /* what the job wrote, as text: its lines, but no terminal commands */
+                if (out && *out) {
+                        if (print_escaped(stdout, out, "\n\t") < 0)
+                                return log_oom();
+                        fputs(out[strlen(out) - 1] == '\n' ? "" : "\n", stdout);
+                } else
                         puts("(none)");
         }
         return EXIT_SUCCESS;
@@ -778,8 +782,10 @@ static int verb_status(int argc, char **argv) {
         json_t *ov = json_object_get(j, FIELD_ENABLED_OVERRIDE), *src = json_object_get(j, FIELD_SOURCE);
         json_t *retry = json_object_get(j, FIELD_RETRY);
 
-        printf("%s%s%s%s%s\n", color ? COLOR_BOLD : "", jstr(j, FIELD_NAME), color ? COLOR_RESET : "", desc ? " - " : "",
-               desc ?: "");
+        printf("%s%s%s%s", color ? COLOR_BOLD : "", jstr(j, FIELD_NAME), color ? COLOR_RESET : "", desc ? " - " : "");
+        if (desc && print_escaped(stdout, desc, "") < 0)
+                return log_oom();
+        putchar('\n');
         printf("    Schedule: %s (zone %s)\n", jstr(j, FIELD_SCHEDULE), jstr(j, FIELD_TIMEZONE));
         printf("     Enabled: %s%s\n", enabled ? "yes" : "no",
                json_is_boolean(ov) ? " (set with schedctl enable/disable)" : "");
@@ -826,7 +832,7 @@ static int verb_status(int argc, char **argv) {
                 return EXIT_SUCCESS;
         }
         puts("");
-        return print_runs_table(runs, false, false);
+        return print_runs_table(runs, false, false, z);
 }
 
 /* --- run ------------------------------------------------------------------------- */
@@ -932,7 +938,10 @@ static int verb_run(int argc, char **argv) {
                 printf(" (signal %lld)", jint(reply, FIELD_SIGNAL, 0));
         else if (jint(reply, FIELD_EXIT_CODE, 0) > 0)
                 printf(" (exit code %lld)", jint(reply, FIELD_EXIT_CODE, 0));
-        printf("%s%s\n", msg && *msg ? ": " : ".", msg && *msg ? msg : "");
+        fputs(msg && *msg ? ": " : ".", stdout);
+        if (msg && *msg && print_escaped(stdout, msg, "") < 0)
+                return log_oom();
+        putchar('\n');
         return ok ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 
@@ -1080,7 +1089,7 @@ static int verb_history(int argc, char **argv) {
                 puts("No runs recorded.");
                 return EXIT_SUCCESS;
         }
-        return print_runs_table(runs, true, hist_output);
+        return print_runs_table(runs, true, hist_output, NULL);
 }
 
 /* --- reload ---------------------------------------------------------------------- */
@@ -1162,7 +1171,6 @@ int main(int argc, char **argv) {
                         int r = verbs[i].fn(argc - optind, argv + optind);
                         free(socket_path);
                         free(admin_group);
-                        json_decref(zones);
                         tz_cache_clear();
                         return r;
                 }

@@ -601,6 +601,86 @@ START_TEST(test_jobs_aliases_across_items) {
 }
 END_TEST
 
+/* Loads TEXT as a registry and asserts the one diagnostic: invalid YAML at LINE:COLUMN naming
+ * NEEDLE, and no registry. */
+static void assert_yaml_refused(const char *text, unsigned line, unsigned column, const char *needle) {
+        _cleanup_free_ char *dir = make_tmpdir();
+        _cleanup_free_ char *path = write_in(dir, "r.yaml", text);
+        registry *r = NULL;
+        diag_list d = {};
+
+        ck_assert_int_eq(registry_load(path, REGISTRY_IGNORE_PLUGINS, &r, &d), -EINVAL);
+        ck_assert_ptr_null(r);
+        _cleanup_free_ char *all = diags_to_string(&d);
+        ck_assert_msg(d.n == 1, "%zu diagnostics, expected 1:\n%s", d.n, all);
+        assert_diag(&d, 0, path, line, column, NULL, NEEDLES("invalid YAML", needle));
+        diag_list_clear(&d);
+        unlink(path);
+        rmdir(dir);
+}
+
+/* 200 KB of "[" overflowed the stack of every recursive walk (the daemon died on reload); the
+ * nesting is refused where it passes the limit. */
+START_TEST(test_yaml_depth_limit) {
+        size_t n = 100000;
+        _cleanup_free_ char *text = malloc(6 + 2 * n + 2);
+        ck_assert_ptr_nonnull(text);
+        memcpy(text, "jobs: ", 6);
+        memset(text + 6, '[', n);
+        memset(text + 6 + n, ']', n);
+        memcpy(text + 6 + 2 * n, "\n", 2);
+        /* the root mapping is level 1, "jobs: [" (column 7) level 2: level 65 opens at column 70 */
+        assert_yaml_refused(text, 1, 6 + REGISTRY_DEPTH_MAX, "nested deeper than 64 levels");
+
+        /* an alias is as deep as its anchor: 41 levels used 41 levels down; refused at the alias */
+        _cleanup_free_ char *deep = NULL, *anchor = NULL;
+        ck_assert_int_ge(asprintf(&anchor, "x: &a %.*s1%.*s\n", 40, text + 6, 40, text + 6 + n), 0);
+        ck_assert_int_ge(asprintf(&deep, "%sy: %.*s*a%.*s\n", anchor, 40, text + 6, 40, text + 6 + n), 0);
+        assert_yaml_refused(deep, 2, 4 + 40, "nested deeper than 64 levels");
+        /* the same anchor used shallower is fine as far as depth goes */
+        _cleanup_free_ char *ok = NULL, *p = NULL;
+        ck_assert_int_ge(asprintf(&ok, "%sjobs: []\ny: [*a]\n", anchor), 0);
+        _cleanup_free_ char *dir = make_tmpdir();
+        p = write_in(dir, "r.yaml", ok);
+        registry *r = NULL;
+        diag_list d = {};
+        _cleanup_free_ char *all = NULL;
+        (void) registry_load(p, REGISTRY_IGNORE_PLUGINS, &r, &d);
+        all = diags_to_string(&d);
+        ck_assert_msg(!strstr(all, "invalid YAML"), "%s", all);
+        registry_free(r);
+        diag_list_clear(&d);
+        unlink(p);
+        rmdir(dir);
+}
+END_TEST
+
+/* "Billion laughs": each level aliases the previous one ten times; 11 levels stand for 10^11
+ * nodes (a 447 KB file of this kind took more than 4 GB). Refused at the alias that passes the
+ * count, before anything expands it. And an alias inside its own anchor is a cycle. */
+START_TEST(test_yaml_alias_limits) {
+        _cleanup_free_ char *text = NULL;
+        size_t n = 0;
+        FILE *f = open_memstream(&text, &n);
+        ck_assert_ptr_nonnull(f);
+        fputs("x:\n  a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n", f);
+        for (int i = 1; i < 12; i++) {
+                fprintf(f, "  a%d: &a%d [", i, i);
+                for (int k = 0; k < 10; k++)
+                        fprintf(f, "%s*a%d", k ? ", " : "", i - 1);
+                fputs("]\n", f);
+        }
+        fputs("jobs: []\n", f);
+        ck_assert_int_eq(fclose(f), 0);
+        /* a4 stands for 111,111 nodes; a1..a4 use 124,440: the eighth *a4 in a5 (line 7, column
+         * 12 + 7 * 5) passes 1,000,000 */
+        assert_yaml_refused(text, 7, 47, "aliases expand to more than 1000000 nodes");
+
+        assert_yaml_refused("jobs: []\nx: &a [1, *a]\n", 2, 11, "alias refers to a node that contains it");
+        assert_yaml_refused("jobs: []\nx: &a {k: *a}\n", 2, 11, "alias refers to a node that contains it");
+}
+END_TEST
+
 /* A YAML error after jobs that were already checked: only the YAML error is reported, as when
  * the whole file was parsed before any job was looked at. */
 START_TEST(test_jobs_then_yaml_error) {
@@ -719,6 +799,8 @@ static Suite *registry_suite(void) {
         tc = tcase_create("streamed");
         tcase_add_test(tc, test_jobs_aliases_across_items);
         tcase_add_test(tc, test_jobs_then_yaml_error);
+        tcase_add_test(tc, test_yaml_depth_limit);
+        tcase_add_test(tc, test_yaml_alias_limits);
         tcase_add_test(tc, test_dropin_second_document_undone);
         tcase_add_test(tc, test_scheduler_after_jobs);
         suite_add_tcase(s, tc);
