@@ -8,6 +8,7 @@
 #include <yaml.h>
 
 #include "basic/duration.h"
+#include "basic/trust.h"
 #include "core/registry.h"
 
 #ifndef LOCALSTATEDIR
@@ -609,8 +610,11 @@ static void plugin_slot_load(loader *l, plugin_slot *slot) {
 }
 
 static void check_plugin(loader *l, source *s, job_def *j, yaml_node_t *n, const char *job) {
-        _cleanup_free_ char *path = plugin_resolve_path(l->reg->plugin_dir, j->plugin_name);
-        if (!path || !(j->plugin_path = intern(l, path)))
+        _cleanup_free_ char *path = NULL, *why = NULL;
+        int r = plugin_resolve_path(l->reg->plugin_dir, j->plugin_name, &path, &why);
+        if (r == -EINVAL)
+                return report_at(l, s, n, job, "%s", why);
+        if (r < 0 || !(j->plugin_path = intern(l, path)))
                 return oom(l);
         if (l->flags & REGISTRY_IGNORE_PLUGINS)
                 return;
@@ -1473,6 +1477,18 @@ static void jobs_undo(loader *l, size_t n_diags, size_t n_jobs) {
                 oom(l);
 }
 
+/* Refuses (reports, -EINVAL) a registry file others could have written: basic/trust.h. The
+ * registry named on the command line may be a symbolic link and sit in a sticky directory; a
+ * drop-in, found by listing its directory, may not. */
+static int trust_check_source(loader *l, const char *file, bool main_file) {
+        _cleanup_free_ char *why = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        int r = trust_open_file(file, main_file ? TRUST_FOLLOW | TRUST_STICKY_HOLDER : 0, &fd, &why);
+        if (r == -EPERM)
+                report(l, file, 0, 0, NULL, "refused: %s", why);
+        return r == -EPERM ? -EINVAL : r == -ENOMEM ? r : 0; /* other errors: read_file() says them */
+}
+
 /* Reads and parses FILE into S (MAIN_FILE: the registry, else a drop-in). Returns 0 with
  * S->have_doc set (the document may be empty), -EINVAL after reporting a problem, or -errno
  * when the file cannot be read (not reported). The jobs list may have been checked on the way
@@ -1485,6 +1501,9 @@ static int source_load(loader *l, source *s, const char *file, bool main_file) {
         int r;
 
         *s = (source) { .file = file, .main_file = main_file };
+        r = trust_check_source(l, file, main_file);
+        if (r < 0)
+                return r;
         r = read_file(file, &s->text, &s->size);
         if (r < 0)
                 return r;
