@@ -10,6 +10,7 @@
 #include "control/server.h"
 #include "basic/fs-util.h"
 #include "basic/log.h"
+#include "basic/socket-util.h"
 
 typedef struct conn conn;
 
@@ -420,10 +421,19 @@ static bool peer_privileged(control *c, int fd, uid_t *ret_uid) {
                 return false;
         if (cred.gid == c->admin_gid)
                 return true;
-        gid_t groups[256];
-        l = sizeof(groups);
-        if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &l) < 0)
-                return false;
+        /* a member of many groups: the kernel says how much room it needs (ERANGE) */
+        _cleanup_free_ gid_t *groups = NULL;
+        l = 64 * sizeof(gid_t);
+        for (;;) {
+                gid_t *n = realloc(groups, l);
+                if (!n)
+                        return false;
+                groups = n;
+                if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &l) >= 0)
+                        break;
+                if (errno != ERANGE)
+                        return false;
+        }
         for (size_t i = 0; i < l / sizeof(gid_t); i++)
                 if (groups[i] == c->admin_gid)
                         return true;
@@ -517,13 +527,17 @@ int control_new(manager *m, control **ret) {
                 control_free(c);
                 return q;
         }
+        q = socket_remove_stale(c->path); /* one of a previous life; never one something answers on */
+        if (q < 0) {
+                control_free(c);
+                return q;
+        }
         c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (c->fd < 0) {
                 q = log_error_errno(-errno, "Cannot create control socket: %m");
                 control_free(c);
                 return q;
         }
-        (void) unlink(c->path); /* a stale socket from a previous life */
         if (bind(c->fd, (struct sockaddr *) &sa, sizeof(sa)) < 0 || listen(c->fd, 128) < 0) {
                 q = log_error_errno(-errno, "Cannot listen on control socket %s: %m", c->path);
                 control_free(c);
