@@ -312,7 +312,7 @@ class Small(DaemonTestCase):
         os.chmod(d.sock, 0o666)
         groups = ",".join(str(g) for g in list(range(20000, 20300)) + [admin])
         req = '{"command": "disable", "job": "one"}'
-        p = subprocess.run(["setpriv", "--reuid=%d" % NOBODY, "--regid=%d" % NOBODY, "--groups=" + groups, "python3",
+        p = subprocess.run(["setpriv", "--reuid=%d" % NOBODY, "--regid=20001", "--groups=" + groups, "python3",
                             "-c", "import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); "
                             "s.sendall(sys.argv[2].encode() + b'\\n'); print(s.recv(4096).decode())", d.sock, req],
                            capture_output=True, text=True, timeout=30)
