@@ -320,5 +320,24 @@ class Small(DaemonTestCase):
         self.assertEqual(d.stop(), 0)
 
 
+class History(DaemonTestCase):
+    """Item 16: history.db is 0640 and never opened through a symbolic link."""
+
+    def test_history_mode_0640(self):
+        d = self.daemon(job("one", "ok.so", "@daily")).start()
+        self.assertEqual(d.stop(), 0)
+        self.assertEqual(os.stat(d.db_path()).st_mode & 0o777, 0o640)
+
+    def test_history_symlink_refused(self):
+        d = self.daemon(job("one", "ok.so", "@daily"))
+        os.makedirs(d.state)
+        target = os.path.join(d.tmp, "elsewhere.db")
+        os.symlink(target, d.db_path())
+        d.start(wait_ready=False)
+        self.assertEqual(d.proc.wait(30), 1)
+        self.assertIn("symbolic link", d.log())
+        self.assertFalse(os.path.exists(target))
+
+
 if __name__ == "__main__":
     unittest.main()
