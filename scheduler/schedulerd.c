@@ -15,6 +15,15 @@
 #endif
 #define DEFAULT_CONFIG SYSCONFDIR "/schedulerd/schedulerd.yaml"
 
+/* A configuration the daemon refuses: an invalid or untrusted registry, a control_socket that
+ * cannot be a socket. Restarting cannot help until someone fixes it, so the unit lists this
+ * status (sysexits.h's EX_CONFIG) in RestartPreventExitStatus=. */
+#define EXIT_CONFIG 78
+
+static int exit_status(int r) {
+        return r == -EINVAL || r == -ENAMETOOLONG || r == -EEXIST ? EXIT_CONFIG : EXIT_FAILURE;
+}
+
 static void help(void) {
         printf("Usage: schedulerd [OPTIONS]\n"
                "\n"
@@ -27,7 +36,9 @@ static void help(void) {
                "  -h, --help             this text\n"
                "      --version          print the version\n"
                "\n"
-               "Signals: SIGHUP reloads the registry, SIGTERM/SIGINT stop gracefully.\n",
+               "Signals: SIGHUP reloads the registry, SIGTERM/SIGINT stop gracefully.\n"
+               "Exit status: 0 after a clean stop, 78 for a configuration it refuses (fix it, then\n"
+               "start again), 1 for other failures, 2 for a usage error.\n",
                DEFAULT_CONFIG);
 }
 
@@ -100,10 +111,10 @@ int main(int argc, char **argv) {
 
         r = manager_new(&o, &m);
         if (r < 0)
-                return EXIT_FAILURE;
+                return exit_status(r);
         r = control_new(m, &c);
         if (r < 0)
-                return EXIT_FAILURE;
+                return exit_status(r);
         r = manager_run(m);
         control_free(c);
         m = manager_free(m);

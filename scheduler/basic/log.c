@@ -62,6 +62,15 @@ int log_full(int level, int error, const char *job, uint64_t run_id, int attempt
         char line[sizeof(msg)];
         (void) escape_controls_buf(msg, strlen(msg), "\t", line, sizeof(line));
 
+        /* the prefix goes into MESSAGE too: plain `journalctl -u` output shows no fields */
+        char prefix[300] = "";
+        if (job && run_id > 0 && attempt > 0)
+                snprintf(prefix, sizeof(prefix), "%s[run %llu, attempt %d]: ", job, (unsigned long long) run_id,
+                         attempt);
+        else if (job && run_id > 0)
+                snprintf(prefix, sizeof(prefix), "%s[run %llu]: ", job, (unsigned long long) run_id);
+        else if (job)
+                snprintf(prefix, sizeof(prefix), "%s: ", job);
         if (log_to_journal) {
                 char jf[300] = "", rf[64] = "", af[32] = "";
                 if (job)
@@ -82,19 +91,11 @@ int log_full(int level, int error, const char *job, uint64_t run_id, int attempt
                         f[n++] = af;
                 while (n < ELEMENTSOF(f))
                         f[n++] = NULL;
-                sd_journal_send("MESSAGE=%s", line, "PRIORITY=%d", level, "SYSLOG_IDENTIFIER=%s", log_ident, f[0], f[1],
-                                f[2], NULL);
+                sd_journal_send("MESSAGE=%s%s", prefix, line, "PRIORITY=%d", level, "SYSLOG_IDENTIFIER=%s", log_ident,
+                                f[0], f[1], f[2], NULL);
                 return ret;
         }
 
-        char prefix[300] = "";
-        if (job && run_id > 0 && attempt > 0)
-                snprintf(prefix, sizeof(prefix), "%s[run %llu, attempt %d]: ", job, (unsigned long long) run_id,
-                         attempt);
-        else if (job && run_id > 0)
-                snprintf(prefix, sizeof(prefix), "%s[run %llu]: ", job, (unsigned long long) run_id);
-        else if (job)
-                snprintf(prefix, sizeof(prefix), "%s: ", job);
         fprintf(stderr, "%s: <%s> %s%s\n", log_ident, level_name(level), prefix, line);
         return ret;
 }

@@ -13,6 +13,7 @@
 #include "control/server.h"
 #include "basic/fs-util.h"
 #include "basic/log.h"
+#include "basic/socket-util.h"
 
 typedef struct conn conn;
 
@@ -609,10 +610,19 @@ static bool peer_privileged(control *c, int fd, uid_t *ret_uid) {
                 return false;
         if (cred.gid == c->admin_gid)
                 return true;
-        gid_t groups[256];
-        l = sizeof(groups);
-        if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &l) < 0)
-                return false;
+        /* a member of many groups: the kernel says how much room it needs (ERANGE) */
+        _cleanup_free_ gid_t *groups = NULL;
+        l = 64 * sizeof(gid_t);
+        for (;;) {
+                gid_t *n = realloc(groups, l);
+                if (!n)
+                        return false;
+                groups = n;
+                if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &l) >= 0)
+                        break;
+                if (errno != ERANGE)
+                        return false;
+        }
         for (size_t i = 0; i < l / sizeof(gid_t); i++)
                 if (groups[i] == c->admin_gid)
                         return true;
@@ -791,7 +801,13 @@ int control_new(manager *m, control **ret) {
                 control_free(c);
                 return q;
         }
-        (void) unlinkat(c->dir_fd, c->base, 0); /* a stale socket from a previous life */
+        /* the directory is checked: a path here is ours. Remove a socket of a previous life,
+         * never one something still answers on (another daemon) */
+        q = socket_remove_stale(c->path);
+        if (q < 0) {
+                control_free(c);
+                return q;
+        }
         /* created 0660 (root and admin_group only, see server.h): no window with another mode,
          * and no chmod() by path that a link could redirect */
         mode_t old = umask(0117);

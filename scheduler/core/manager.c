@@ -10,6 +10,7 @@
 #include "basic/fs-util.h"
 #include "basic/log.h"
 #include "core/manager-internal.h"
+#include "core/state-dir.h"
 
 /* sd_notify STATUS= is refreshed at most this often */
 #define STATUS_INTERVAL (1 * USEC_PER_SEC)
@@ -176,10 +177,10 @@ int manager_new(const manager_options *o, manager **ret) {
                                        o->config, o->config);
         }
 
-        q = mkdir_p(r->state_dir, 0750);
+        q = state_dir_claim(r->state_dir);
         if (q < 0) {
                 registry_free(r);
-                return log_error_errno(q, "Cannot create state directory: %m");
+                return q;
         }
         if (asprintf(&m->history_path, "%s/history.db", r->state_dir) < 0) {
                 registry_free(r);
@@ -195,7 +196,7 @@ int manager_new(const manager_options *o, manager **ret) {
                 log_warning_errno(q, "Cannot mark unfinished runs as interrupted: %s", history_last_error(m->hist));
         else if (n_int > 0)
                 log_warning("%u run%s did not finish before the daemon last stopped; marked interrupted.", n_int,
-                            n_int == 1 ? " was" : "s were");
+                            n_int == 1 ? "" : "s");
 
         q = sd_event_add_time(m->event, &m->real_timer, CLOCK_REALTIME, USEC_INFINITY, 1, manager_on_real_timer, m);
         if (q >= 0)
@@ -265,7 +266,8 @@ int manager_run(manager *m) {
 
         q = sd_event_loop(m->event);
         manager_on_history_post(NULL, m);
-        (void) sd_notify(false, "STOPPING=1");
+        if (!m->shutting_down) /* on_sigterm() said it already */
+                (void) sd_notify(false, "STOPPING=1");
         log_info("Stopped.");
         return q < 0 ? q : 0;
 }

@@ -4,6 +4,8 @@
 #include <inttypes.h>
 #include <sys/stat.h>
 
+#include "basic/trust.h"
+
 #include "core/plugin.h"
 
 static int fail(char **ret_error, int r, const char *fmt, ...) _printf_(3, 4);
@@ -20,20 +22,37 @@ static int fail(char **ret_error, int r, const char *fmt, ...) {
         return r;
 }
 
-int plugin_load(const char *path, plugin **ret, char **ret_error) {
-        struct stat st;
-        void *h;
+/* Where the dynamic linker finds descriptor FD. glibc returns an already loaded object whose
+ * name matches, so the name must stay unique while that object is mapped: the descriptor is
+ * kept open for as long (see plugin_unref()). */
+static void fd_path(int fd, char buf[static 32]) {
+        snprintf(buf, 32, "/proc/self/fd/%d", fd);
+}
 
-        if (stat(path, &st) < 0)
-                return fail(ret_error, -errno, "plugin %s: %s; expected a job shared object (.so) there", path,
-                            strerror(errno));
-        if (!S_ISREG(st.st_mode))
-                return fail(ret_error, -EISDIR, "plugin %s: not a regular file; expected a job shared object (.so)",
-                            path);
+int plugin_load(const char *path, plugin **ret, char **ret_error) {
+        _cleanup_free_ char *why = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        char proc[32];
+        void *h;
+        int r;
+
+        /* Its constructors run as the daemon's user the moment it is mapped: check the file and
+         * every directory above it first, then load that very file through its descriptor. */
+        r = trust_open_file(path, 0, &fd, &why);
+        if (r == -ENOMEM)
+                return r;
+        if (r == -ENOENT)
+                return fail(ret_error, r, "plugin %s: %s; expected a job shared object (.so) there", path,
+                            strerror(-r));
+        if (r == -EISDIR)
+                return fail(ret_error, r, "plugin %s: not a regular file; expected a job shared object (.so)", path);
+        if (r < 0)
+                return fail(ret_error, r, "plugin %s: refused: %s", path, why ?: strerror(-r));
 
         /* RTLD_LOCAL: plugins must not see each other's symbols; RTLD_NOW: an unresolved symbol
          * is a load-time error here, not a crash in the middle of a run. */
-        h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+        fd_path(fd, proc);
+        h = dlopen(proc, RTLD_NOW | RTLD_LOCAL);
         if (!h)
                 return fail(ret_error, -ELIBBAD, "plugin %s: cannot be loaded: %s", path, dlerror());
 
@@ -79,6 +98,7 @@ int plugin_load(const char *path, plugin **ret, char **ret_error) {
                 return -ENOMEM;
         }
         p->n_ref = 1;
+        p->fd = TAKE_FD(fd);
         p->handle = h;
         p->desc = d;
         *ret = p;
@@ -97,16 +117,42 @@ plugin *plugin_unref(plugin *p) {
         if (--p->n_ref > 0)
                 return NULL;
         dlclose(p->handle);
+        if (p->fd >= 0) {
+                char proc[32];
+                fd_path(p->fd, proc);
+                void *still = dlopen(proc, RTLD_LAZY | RTLD_NOLOAD);
+                if (still)
+                        dlclose(still); /* kept mapped (NODELETE): never reuse its name */
+                else
+                        close(p->fd);
+        }
         free(p->path);
         free(p);
         return NULL;
 }
 
-char *plugin_resolve_path(const char *dir, const char *name) {
+int plugin_resolve_path(const char *dir, const char *name, char **ret, char **ret_error) {
+        const char *slash = strrchr(name, '/');
+        size_t n = dir ? strlen(dir) : 0;
         char *s;
-        if (name[0] == '/' || isempty(dir))
-                return strdup(name);
-        if (asprintf(&s, "%s/%s", dir, name) < 0)
-                return NULL;
-        return s;
+
+        while (n > 1 && dir[n - 1] == '/')
+                n--;
+        /* an absolute path is fine if it names a file directly in plugin_dir */
+        if (slash && name[0] == '/' && n > 0 && (size_t) (slash - name) == (n == 1 ? 0 : n) &&
+            strncmp(name, dir, n) == 0)
+                name = slash + 1, slash = NULL;
+        if (slash || isempty(name) || streq(name, ".") || streq(name, ".."))
+                return fail(ret_error, -EINVAL,
+                            "plugin \"%s\": expected the name of a file in plugin_dir (%s), like \"name.so\"; "
+                            "plugins are loaded from plugin_dir only: install it there and give its name",
+                            name, isempty(dir) ? "unset" : dir);
+        if (n == 0)
+                s = strdup(name);
+        else if (asprintf(&s, "%.*s/%s", n == 1 ? 0 : (int) n, dir, name) < 0)
+                s = NULL;
+        if (!s)
+                return -ENOMEM;
+        *ret = s;
+        return 0;
 }

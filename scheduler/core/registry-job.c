@@ -103,8 +103,11 @@ static void plugin_slot_load(loader *l, plugin_slot *slot) {
 }
 
 static void check_plugin(loader *l, source *s, job_def *j, yaml_node_t *n, const char *job) {
-        _cleanup_free_ char *path = plugin_resolve_path(l->reg->plugin_dir, j->plugin_name);
-        if (!path || !(j->plugin_path = loader_intern(l, path)))
+        _cleanup_free_ char *path = NULL, *why = NULL;
+        int r = plugin_resolve_path(l->reg->plugin_dir, j->plugin_name, &path, &why);
+        if (r == -EINVAL)
+                return report_at(l, s, n, job, "%s", why);
+        if (r < 0 || !(j->plugin_path = loader_intern(l, path)))
                 return loader_oom(l);
         if (l->flags & REGISTRY_IGNORE_PLUGINS)
                 return;

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <yaml.h>
 
+#include "basic/trust.h"
 #include "core/registry-internal.h"
 
 /* A registry is written by people; anything bigger than this is a mistake, not a registry. */
@@ -525,6 +526,18 @@ static int compose_document(loader *l, source *s, yaml_parser_t *p, bool check_j
         return 1;
 }
 
+/* Refuses (reports, -EINVAL) a registry file others could have written: basic/trust.h. The
+ * registry named on the command line may be a symbolic link and sit in a sticky directory; a
+ * drop-in, found by listing its directory, may not. */
+static int trust_check_source(loader *l, const char *file, bool main_file) {
+        _cleanup_free_ char *why = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        int r = trust_open_file(file, main_file ? TRUST_FOLLOW | TRUST_STICKY_HOLDER : 0, &fd, &why);
+        if (r == -EPERM)
+                loader_report(l, file, 0, 0, NULL, "refused: %s", why);
+        return r == -EPERM ? -EINVAL : r == -ENOMEM ? r : 0; /* other errors: read_file() says them */
+}
+
 int source_load(loader *l, source *s, const char *file, bool main_file) {
         size_t n_diags = l->diags->n, n_jobs = l->reg->n_jobs;
         yaml_parser_t p;
@@ -532,6 +545,9 @@ int source_load(loader *l, source *s, const char *file, bool main_file) {
         int r;
 
         *s = (source) { .file = file, .main_file = main_file };
+        r = trust_check_source(l, file, main_file);
+        if (r < 0)
+                return r;
         r = read_file(file, &s->text, &s->size);
         if (r < 0)
                 return r;

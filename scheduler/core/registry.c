@@ -239,6 +239,16 @@ static void load_includes(loader *l, const char *main_file) {
         globfree(&g);
 }
 
+/* The first directory of $VAR (systemd sets a colon-separated list) or FALLBACK, then SUFFIX. */
+static char *systemd_dir(const char *var, const char *fallback, const char *suffix) {
+        const char *e = getenv(var);
+        char *s;
+        size_t n = e && e[0] == '/' ? strcspn(e, ":") : 0;
+        if (asprintf(&s, "%.*s%s", n > 0 ? (int) n : (int) strlen(fallback), n > 0 ? e : fallback, suffix) < 0)
+                return NULL;
+        return s;
+}
+
 static int registry_new_defaults(const char *path, registry **ret) {
         _cleanup_(registry_freep) registry *r = calloc(1, sizeof(registry));
         if (!r)
@@ -250,9 +260,10 @@ static int registry_new_defaults(const char *path, registry **ret) {
                 .history_max_runs_per_job = REGISTRY_DEFAULT_HISTORY_MAX_RUNS,
         };
         r->path = strdup(path);
-        r->state_dir = strdup(LOCALSTATEDIR "/lib/schedulerd");
+        /* under systemd, the unit's StateDirectory= and RuntimeDirectory= are the defaults */
+        r->state_dir = systemd_dir("STATE_DIRECTORY", LOCALSTATEDIR "/lib/schedulerd", "");
         r->plugin_dir = strdup(PLUGINDIR);
-        r->control_socket = strdup(RUNSTATEDIR "/schedulerd/control.sock");
+        r->control_socket = systemd_dir("RUNTIME_DIRECTORY", RUNSTATEDIR "/schedulerd", "/control.sock");
         r->admin_group = strdup("schedulerd");
         r->timezone = strdup("UTC");
         if (!r->path || !r->state_dir || !r->plugin_dir || !r->control_socket || !r->admin_group || !r->timezone)

@@ -89,6 +89,11 @@ void run_child(const job_def *def, const char *dir, int64_t id, usec_t scheduled
                 _exit(RUN_EXIT_FAIL);
         /* nothing of the daemon's (sockets, database, event loop) stays open in a job */
         (void) close_range(CHILD_MESSAGE_FD + 1, ~0U, 0);
+        /* systemd's channel to the daemon is not the job's: a job must not report READY=1 or
+         * pet the watchdog for it */
+        (void) unsetenv("NOTIFY_SOCKET");
+        (void) unsetenv("WATCHDOG_PID");
+        (void) unsetenv("WATCHDOG_USEC");
 
         setvbuf(stdout, NULL, _IOLBF, 0);
         if (chdir(dir) < 0)

@@ -14,6 +14,7 @@
 #include "core/jobctx.h"
 #include "basic/log.h"
 #include "core/registry.h"
+#include "core/state-dir.h"
 #include "basic/run-status.h"
 #include "schedctl/client.h"
 #include "schedctl/format.h"
@@ -87,6 +88,27 @@ static int usage_error(const char *fmt, ...) {
 
 /* --- check ------------------------------------------------------------------ */
 
+/* What start-up would refuse beyond the registry: the state directory and the socket's. */
+static int check_startup(const char *path, const registry *r) {
+        _cleanup_free_ char *sock_dir = r->control_socket ? strdup(r->control_socket) : NULL;
+        const char *dirs[2] = { r->state_dir, NULL };
+        const char *what[2] = { "state_dir", "control_socket's directory" };
+        int q = 0;
+
+        if (sock_dir && strrchr(sock_dir, '/')) {
+                *strrchr(sock_dir, '/') = '\0';
+                dirs[1] = sock_dir;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
+                _cleanup_free_ char *why = NULL;
+                if (isempty(dirs[i]) || state_dir_check(dirs[i], &why) >= 0)
+                        continue;
+                printf("%s: %s %s\n", path, what[i], why ?: dirs[i]);
+                q = -EINVAL;
+        }
+        return q;
+}
+
 static int verb_check(int argc, char **argv) {
         static const struct option opts[] = {
                 { "json", no_argument, NULL, 'j' },
@@ -129,6 +151,10 @@ static int verb_check(int argc, char **argv) {
         }
         if (q < 0 && diags.n == 0)
                 printf("%s: %s\n", path, strerror(-q));
+        if (q >= 0 && check_startup(path, r) < 0) {
+                diag_list_clear(&diags);
+                return EXIT_FAILURE;
+        }
         if (q >= 0 && !arg_json)
                 printf("%s: ok, %zu job%s\n", path, r->n_jobs, r->n_jobs == 1 ? "" : "s");
         diag_list_clear(&diags);

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
+#include <fcntl.h>
 #include <inttypes.h>
 #include <sqlite3.h>
 #include <stdarg.h>
+#include <sys/stat.h>
 
 #include "store/history.h"
 
@@ -536,7 +538,23 @@ int history_open(const char *path, char *error, size_t error_size, history **ret
         if (!h->path)
                 return -ENOMEM;
 
-        rc = sqlite3_open_v2(path, &h->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+        /* Created 0640 (the admin group may read runs; jobs and others may not), never through
+         * a symbolic link someone left in the state directory; SQLite gives its -wal and -shm
+         * files the database's mode. */
+        int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0640);
+        if (fd < 0 && errno != EACCES && errno != EROFS) {
+                r = -errno;
+                snprintf(h->error, sizeof(h->error), "cannot open %s: %s%s", path, strerror(-r),
+                         r == -ELOOP ? "; it is a symbolic link: remove it (the daemon creates the file)" : "");
+                goto error;
+        }
+        if (fd >= 0) {
+                struct stat st;
+                if (fstat(fd, &st) >= 0 && (st.st_mode & 0137) != 0)
+                        (void) fchmod(fd, st.st_mode & 0640);
+                close(fd);
+        }
+        rc = sqlite3_open_v2(path, &h->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOFOLLOW, NULL);
         if (rc != SQLITE_OK) {
                 if (!h->db)
                         return -ENOMEM;

@@ -65,13 +65,14 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
         if (!f)
                 abort();
         fprintf(f, "scheduler:\n  timezone: Europe/Amsterdam\n");
-        if (ok)
+        if (ok) /* plugins load from plugin_dir only */
                 fprintf(f,
+                        "  plugin_dir: %s\n"
                         "jobs:\n"
-                        "  - name: alpha\n    plugin: %s\n    schedule: \"*/5 * * * *\"\n"
+                        "  - name: alpha\n    plugin: ok.so\n    schedule: \"*/5 * * * *\"\n"
                         "    params: { greeting: hello }\n"
-                        "  - name: beta\n    plugin: %s\n    schedule: \"@every 1h\"\n    enabled: false\n",
-                        ok, ok);
+                        "  - name: beta\n    plugin: ok.so\n    schedule: \"@every 1h\"\n    enabled: false\n",
+                        plugins);
         if (fclose(f) != 0)
                 abort();
 

@@ -35,8 +35,9 @@ def wait_for(pred, timeout=10.0, step=0.02, what="condition"):
 
 
 class Daemon:
-    def __init__(self, jobs_yaml, scheduler_yaml="", tmp=None):
+    def __init__(self, jobs_yaml, scheduler_yaml="", tmp=None, plugin_dir=PLUGINS):
         self.tmp = tmp or tempfile.mkdtemp(prefix="schedulerd-test-")
+        self.plugin_dir = plugin_dir
         self.state = os.path.join(self.tmp, "state")
         self.sock = os.path.join(self.tmp, "control.sock")
         self.config = os.path.join(self.tmp, "registry.yaml")
@@ -50,7 +51,7 @@ class Daemon:
         if "shutdown_grace" not in scheduler_yaml:
             scheduler_yaml += "  shutdown_grace: 3s\n"
         text = "scheduler:\n  plugin_dir: %s\n  state_dir: %s\n  control_socket: %s\n%s\njobs:\n%s\n" % (
-            PLUGINS, self.state, self.sock, scheduler_yaml, jobs_yaml)
+            self.plugin_dir, self.state, self.sock, scheduler_yaml, jobs_yaml)
         with open(self.config + ".tmp", "w") as f:
             f.write(text)
         os.rename(self.config + ".tmp", self.config)

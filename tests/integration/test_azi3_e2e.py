@@ -60,8 +60,9 @@ class Azi3Case(unittest.TestCase):
         for j in JOBS:
             jobs += ("  - name: %s\n    plugin: %s\n    schedule: \"@yearly\"\n    enabled: false\n"
                      "    timeout: 30s\n    params: { config: %s }\n" %
-                     (j, os.path.join(BUILDDIR, ".libs", j + ".so"), self.config))
-        self.daemon = Daemon(jobs, tmp=self.tmp)
+                     (j, j + ".so", self.config))
+        # plugins load from plugin_dir only
+        self.daemon = Daemon(jobs, tmp=self.tmp, plugin_dir=os.path.join(BUILDDIR, ".libs"))
         self.addCleanup(self.daemon.cleanup)
         self.start_daemon()
 

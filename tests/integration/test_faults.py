@@ -51,7 +51,7 @@ class Faults(DaemonTestCase):
     def test_bad_limits_rejected_with_position(self):
         d = self.daemon(job("x", "ok.so", "@yearly", limits="{ address_space: 12Q, open_files: 3 }"))
         d.start(wait_ready=False)
-        self.assertEqual(d.proc.wait(10), 1)
+        self.assertEqual(d.proc.wait(10), 78)  # a refused configuration: not restarted
         self.assertRegex(d.log(), r"registry\.yaml:\d+:\d+: job x: limits\.address_space: found \"12Q\"")
         self.assertIn("limits.open_files: 3 is out of range", d.log())
 

@@ -129,7 +129,7 @@ class Lifecycle(DaemonTestCase):
     def test_bad_registry_at_startup_says_where(self):
         d = self.daemon(job("x", "ok.so", "* * * *"))
         d.start(wait_ready=False)
-        self.assertEqual(d.proc.wait(10), 1)
+        self.assertEqual(d.proc.wait(10), 78)  # a refused configuration: not restarted
         self.assertRegex(d.log(), r"registry\.yaml:\d+:\d+: job x: .*expected")
 
     def test_demo_registry_starts_and_fires(self):

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <check.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 
 #include "core/plugin.h"
 
@@ -65,25 +67,137 @@ START_TEST(test_not_a_plugin) {
 }
 END_TEST
 
+/* A private directory (mkdtemp: 0700, owned by us) for plugins the test writes; /tmp itself
+ * holds no plugin: others may add files there. */
+static char *private_dir(void) {
+        char *d = strdup("/tmp/test-plugin-XXXXXX");
+        ck_assert_ptr_nonnull(d);
+        ck_assert_ptr_nonnull(mkdtemp(d));
+        return d;
+}
+
+static char *copy_plugin(const char *dir, const char *name, mode_t mode) {
+        _cleanup_free_ char *src = test_plugin("ok.so");
+        char *dst, buf[65536];
+        ck_assert_int_ge(asprintf(&dst, "%s/%s", dir, name), 0);
+        int in = open(src, O_RDONLY | O_CLOEXEC), out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        ck_assert_int_ge(in, 0);
+        ck_assert_int_ge(out, 0);
+        ssize_t n;
+        while ((n = read(in, buf, sizeof(buf))) > 0)
+                ck_assert_int_eq(write(out, buf, (size_t) n), n);
+        close(in);
+        close(out);
+        ck_assert_int_eq(chmod(dst, mode), 0);
+        return dst;
+}
+
 START_TEST(test_not_elf) {
-        char path[] = "/tmp/test-plugin-XXXXXX";
-        int fd = mkstemp(path);
+        _cleanup_free_ char *dir = private_dir(), *path = NULL, *err = NULL;
+        ck_assert_int_ge(asprintf(&path, "%s/garbage.so", dir), 0);
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
         ck_assert_int_ge(fd, 0);
         ck_assert_int_eq(write(fd, "garbage", 7), 7);
         close(fd);
-        _cleanup_free_ char *err = NULL;
         plugin *p = NULL;
         ck_assert_int_eq(plugin_load(path, &p, &err), -ELIBBAD);
         ck_assert_ptr_nonnull(strstr(err, "cannot be loaded"));
         unlink(path);
+        rmdir(dir);
+}
+END_TEST
+
+static void expect_refused(const char *path, const char *needle) {
+        _cleanup_free_ char *err = NULL;
+        plugin *p = NULL;
+        ck_assert_int_eq(plugin_load(path, &p, &err), -EPERM);
+        ck_assert_ptr_null(p);
+        ck_assert_msg(strstr(err, needle), "message \"%s\" lacks \"%s\"", err, needle);
+        ck_assert_msg(strstr(err, path), "message \"%s\" does not name the plugin", err);
+}
+
+/* The trust rules (basic/trust.h) on the file and the directory holding it. */
+START_TEST(test_untrusted_refused) {
+        _cleanup_free_ char *dir = private_dir(), *ok = copy_plugin(dir, "ok.so", 0755);
+        _cleanup_free_ char *writable = copy_plugin(dir, "w.so", 0666), *group = copy_plugin(dir, "g.so", 0775);
+        _cleanup_free_ char *foreign = copy_plugin(dir, "nobody.so", 0755), *link = NULL;
+        plugin *p = NULL;
+        char *err = NULL;
+
+        ck_assert_int_eq(plugin_load(ok, &p, &err), 0);
+        plugin_unref(p);
+
+        expect_refused(writable, "writable by others (mode 0666)");
+        expect_refused(group, "writable by its group (mode 0775)");
+        if (geteuid() == 0) { /* only root can give a file away */
+                ck_assert_int_eq(chown(foreign, 65534, (gid_t) -1), 0);
+                expect_refused(foreign, "is owned by uid 65534");
+        }
+        ck_assert_int_ge(asprintf(&link, "%s/link.so", dir), 0);
+        ck_assert_int_eq(symlink(ok, link), 0);
+        expect_refused(link, "is a symbolic link");
+
+        /* a plugin_dir others may add files to: sticky or not */
+        ck_assert_int_eq(chmod(dir, 01777), 0);
+        expect_refused(ok, "writable by others (mode 1777)");
+        ck_assert_int_eq(chmod(dir, 0770), 0);
+        expect_refused(ok, "writable by its group (mode 0770)");
+        ck_assert_int_eq(chmod(dir, 0700), 0);
+
+        unlink(link);
+        unlink(ok);
+        unlink(writable);
+        unlink(group);
+        unlink(foreign);
+        rmdir(dir);
+}
+END_TEST
+
+/* A directory above plugin_dir: sticky and owned by root (like /tmp) is fine, plain
+ * world-writable is not. */
+START_TEST(test_untrusted_parent_refused) {
+        _cleanup_free_ char *top = private_dir(), *sub = NULL, *ok = NULL;
+        plugin *p = NULL;
+        char *err = NULL;
+
+        ck_assert_int_ge(asprintf(&sub, "%s/plugins", top), 0);
+        ck_assert_int_eq(mkdir(sub, 0755), 0);
+        ok = copy_plugin(sub, "ok.so", 0755);
+        ck_assert_int_eq(chmod(top, 01777), 0);
+        ck_assert_int_eq(plugin_load(ok, &p, &err), 0);
+        plugin_unref(p);
+        ck_assert_int_eq(chmod(top, 0777), 0);
+        expect_refused(ok, top);
+        expect_refused(ok, "writable by others (mode 0777)");
+        ck_assert_int_eq(chmod(top, 0700), 0);
+        unlink(ok);
+        rmdir(sub);
+        rmdir(top);
 }
 END_TEST
 
 START_TEST(test_resolve) {
-        _cleanup_free_ char *a = plugin_resolve_path("/usr/lib/schedulerd/jobs", "hello.so");
-        _cleanup_free_ char *b = plugin_resolve_path("/usr/lib/schedulerd/jobs", "/opt/x.so");
+        _cleanup_free_ char *a = NULL, *b = NULL, *c = NULL;
+        ck_assert_int_eq(plugin_resolve_path("/usr/lib/schedulerd/jobs", "hello.so", &a, NULL), 0);
         ck_assert_str_eq(a, "/usr/lib/schedulerd/jobs/hello.so");
-        ck_assert_str_eq(b, "/opt/x.so");
+        /* an absolute path directly in plugin_dir is the same file */
+        ck_assert_int_eq(plugin_resolve_path("/usr/lib/schedulerd/jobs/", "/usr/lib/schedulerd/jobs/x.so", &b, NULL), 0);
+        ck_assert_str_eq(b, "/usr/lib/schedulerd/jobs/x.so");
+        ck_assert_int_eq(plugin_resolve_path("/usr/lib/schedulerd/jobs", "x.so", &c, NULL), 0);
+}
+END_TEST
+
+/* Plugins come from plugin_dir only: no other directory, no way out of it. */
+START_TEST(test_resolve_outside_refused) {
+        static const char *const bad[] = { "/opt/x.so", "../../../tmp/x/evil.so", "sub/x.so", "..", ".", "",
+                                           "/usr/lib/schedulerd/jobs/../x.so", "/usr/lib/schedulerd/x.so" };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                char *p = NULL, *err = NULL;
+                ck_assert_int_eq(plugin_resolve_path("/usr/lib/schedulerd/jobs", bad[i], &p, &err), -EINVAL);
+                ck_assert_ptr_null(p);
+                ck_assert_ptr_nonnull(strstr(err, "plugin_dir (/usr/lib/schedulerd/jobs)"));
+                free(err);
+        }
 }
 END_TEST
 
@@ -96,7 +210,10 @@ int main(void) {
         tcase_add_test(tc, test_missing_file);
         tcase_add_test(tc, test_not_a_plugin);
         tcase_add_test(tc, test_not_elf);
+        tcase_add_test(tc, test_untrusted_refused);
+        tcase_add_test(tc, test_untrusted_parent_refused);
         tcase_add_test(tc, test_resolve);
+        tcase_add_test(tc, test_resolve_outside_refused);
         suite_add_tcase(s, tc);
         SRunner *sr = srunner_create(s);
         srunner_run_all(sr, CK_NORMAL);
