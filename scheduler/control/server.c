@@ -22,6 +22,7 @@ struct control {
         int fd;
         char *path;
         int dir_fd;      /* the socket's directory, checked when it was opened */
+        bool bound;      /* the name in dir_fd is ours to remove: never one another daemon answers on */
         char *base;      /* the socket's name in it */
         char *admin_group; /* as applied to the socket; NULL: none exists */
         gid_t admin_gid;
@@ -813,6 +814,7 @@ int control_new(manager *m, control **ret) {
         mode_t old = umask(0117);
         q = bind(c->fd, (struct sockaddr *) &sa, sizeof(sa)) < 0 ? -errno : 0;
         umask(old);
+        c->bound = q >= 0;
         if (q < 0 || listen(c->fd, 128) < 0) {
                 q = log_error_errno(q < 0 ? q : -errno, "Cannot listen on control socket %s: %m", c->path);
                 control_free(c);
@@ -840,10 +842,10 @@ control *control_free(control *c) {
         while (c->conns)
                 conn_free(c->conns);
         sd_event_source_disable_unref(c->listen_source);
-        if (c->fd >= 0) {
+        if (c->fd >= 0)
                 close(c->fd);
+        if (c->bound)
                 (void) unlinkat(c->dir_fd, c->base, 0);
-        }
         if (c->dir_fd >= 0)
                 close(c->dir_fd);
         if (c->m && c->m->control == c) {
