@@ -471,6 +471,8 @@ int azi3_store_set_busy_timeout(azi3_store *s, unsigned msec) {
         return 0;
 }
 
+#define WAL_RETRY_DELAY_USEC (2 * USEC_PER_MSEC)
+
 static int store_configure(azi3_store *s) {
         _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
         char mode[16] = "unknown";
@@ -485,12 +487,32 @@ static int store_configure(azi3_store *s) {
         if (r < 0)
                 return r;
 
-        r = store_prepare(s, &st, "PRAGMA journal_mode = WAL", "");
-        if (r < 0)
-                return r;
-        r = store_step(s, st, "switching to WAL mode");
-        if (r < 0)
-                return r;
+        /* Changing the journal mode needs an exclusive lock that SQLite takes without calling
+         * the busy handler: while another process opens the same file (or holds a read lock
+         * for a moment) the pragma fails with SQLITE_BUSY at once. Retry it, bounded by the
+         * busy timeout, as the busy handler would have. */
+        for (unsigned attempt = 0;; attempt++) {
+                int rc;
+
+                r = store_prepare(s, &st, "PRAGMA journal_mode = WAL", "");
+                if (r < 0)
+                        return r;
+                rc = sqlite3_step(st);
+                if (rc == SQLITE_ROW) {
+                        r = 1;
+                        break;
+                }
+                if (rc == SQLITE_DONE) {
+                        r = 0;
+                        break;
+                }
+                if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED)
+                        return store_sqlite_fail(s, rc, "switching to WAL mode");
+                (void) sqlite3_finalize(TAKE_PTR(st));
+                if ((usec_t) attempt * WAL_RETRY_DELAY_USEC >= s->busy_timeout)
+                        return store_sqlite_fail(s, rc, "switching to WAL mode (another process kept the file locked)");
+                (void) nanosleep(&(struct timespec) { .tv_nsec = (long) (WAL_RETRY_DELAY_USEC * 1000) }, NULL);
+        }
         if (r > 0 && sqlite3_column_text(st, 0))
                 snprintf(mode, sizeof(mode), "%s", (const char *) sqlite3_column_text(st, 0));
         (void) sqlite3_finalize(TAKE_PTR(st)); /* its read must end before the next pragma */
