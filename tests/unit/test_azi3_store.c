@@ -354,8 +354,15 @@ START_TEST(test_one_current_window) {
         ck_assert_uint_eq(w.span.since, A0);
         ck_assert_uint_eq(w.span.until, A0 + W0);
         ck_assert_int_eq(w.alarm, WINDOW_ALARM_NONE);
-        ck_assert_msg(strncmp(w.alarm_reference_id, "azi3-", 5) == 0 && azi3_uuid_is_v4(w.alarm_reference_id + 5), "%s",
-                      w.alarm_reference_id);
+        /* "azi3-<uuid>-<since>-<until>": the alarm names its window (issue 17) */
+        {
+                char uuid[AZI3_UUID_STRING_MAX] = "";
+                memcpy(uuid, w.alarm_reference_id + 5, AZI3_UUID_STRING_MAX - 1);
+                ck_assert_msg(strncmp(w.alarm_reference_id, "azi3-", 5) == 0 && azi3_uuid_is_v4(uuid), "%s",
+                              w.alarm_reference_id);
+                ck_assert_str_eq(w.alarm_reference_id + 5 + AZI3_UUID_STRING_MAX - 1,
+                                 "-20260329T070000Z-20260329T090000Z");
+        }
 
         /* A second current window: refused by the API and by the file itself. */
         ck_assert_int_eq(azi3_store_window_open(s, x.id, &next, NULL), -EEXIST);
