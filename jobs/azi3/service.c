@@ -135,6 +135,11 @@ static int meta_set_u64(azi3_service *s, const char *key, uint64_t v) {
         return azi3_store_meta_set(s->store, key, buf);
 }
 
+/* Durations in log lines: whole seconds, nearest (a run's clock adds milliseconds). */
+static usec_t round_sec(usec_t d) {
+        return (d + USEC_PER_SEC / 2) / USEC_PER_SEC * USEC_PER_SEC;
+}
+
 static void metric(azi3_service *s, const char *name, const char *labels, double v) {
         if (s->metric)
                 s->metric(s->userdata, name, labels ?: "", v);
@@ -571,7 +576,7 @@ static const char *replay_reason(azi3_service *s, usec_t now, bool *ret_new_inst
         if (now > heard && now - heard > s->config->replay_after) {
                 char d[DURATION_MAX];
                 snprintf(buf, len, "sqs-consumer has not completed a receive for %s",
-                         duration_format(now - heard, d, sizeof(d)));
+                         duration_format(round_sec(now - heard), d, sizeof(d)));
                 return buf;
         }
         return NULL;
@@ -865,7 +870,7 @@ static int session_drop_too_late(azi3_service *s, const azi3_session *se, usec_t
                         "%s: the alarm for window %" PRId64 " was owed for %s, longer than max_alarm_age %s: NOT POSTED, "
                         "recorded as too_late (reference %s); the gap went unreported, check why it could not be "
                         "posted (Megazord history or alarm calls failing?)%s",
-                        name, owed[i].id, duration_format(now - owed[i].span.until, age, sizeof(age)),
+                        name, owed[i].id, duration_format(round_sec(now - owed[i].span.until), age, sizeof(age)),
                         duration_format(s->config->max_alarm_age, max, sizeof(max)), owed[i].alarm_reference_id, f);
         }
         return 0;
