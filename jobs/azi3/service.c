@@ -145,17 +145,17 @@ static void metric(azi3_service *s, const char *name, const char *labels, double
                 s->metric(s->userdata, name, labels ?: "", v);
 }
 
-/* Every run publishes the whole picture (a few counting queries): the store's sessions, windows
- * and alarms, and the SQS counters sqs-consumer keeps in the store, so the metrics survive
- * restarts and do not depend on which job ran last. */
-static void publish_metrics(azi3_service *s, usec_t now) {
+/* A run publishes the SQS counters sqs-consumer keeps in the store and, with STORE_STATS, the
+ * store's sessions, windows and alarms (a few counting queries: every job but sqs-consumer,
+ * which runs every few seconds), so the metrics survive restarts. */
+static void publish_metrics(azi3_service *s, usec_t now, bool store_stats) {
         static const char *const sqs_counters[] = { "applied", "late", "stale", "duplicate", NULL };
         azi3_store_stats st;
         uint64_t v;
 
         if (!s->metric)
                 return;
-        if (azi3_store_stats_get(s->store, &st) >= 0) {
+        if (store_stats && azi3_store_stats_get(s->store, &st) >= 0) {
                 metric(s, "azi3_sessions_open", "", (double) st.sessions_open);
                 for (int i = 0; i < _WINDOW_CLOSE_REASON_MAX; i++) {
                         char l[64];
@@ -690,7 +690,7 @@ azi3_result azi3_monitoring_scheduler(azi3_service *s, usec_t now, char *msg, si
                          c.replayed_open, c.replayed_open == 1 ? "" : "s", c.replay_applied,
                          c.replay_applied == 1 ? "" : "s");
         }
-        publish_metrics(s, now);
+        publish_metrics(s, now, true);
         return run_finish(&rs, summary, msg, msglen);
 }
 
@@ -1174,7 +1174,7 @@ azi3_result azi3_window_expiration(azi3_service *s, usec_t now, char *msg, size_
         r = azi3_store_sessions_list_due(s->store, now, &open, &n, &n_open);
         if (r < 0) {
                 run_fail(s, &rs, r, "cannot list the open sessions of %s: %s", s->config->store, store_error(s));
-                publish_metrics(s, now);
+                publish_metrics(s, now, true);
                 return run_finish(&rs, "nothing done", msg, msglen);
         }
         c.open = n_open - n;
@@ -1206,7 +1206,7 @@ azi3_result azi3_window_expiration(azi3_service *s, usec_t now, char *msg, size_
         summary_add(summary, sizeof(summary), c.completed, "session completed", "sessions completed", false);
         summary_add(summary, sizeof(summary), c.removed, "session of a removed rule completed",
                     "sessions of removed rules completed", false);
-        publish_metrics(s, now);
+        publish_metrics(s, now, true);
         return run_finish(&rs, summary, msg, msglen);
 }
 
@@ -1252,7 +1252,7 @@ azi3_result azi3_session_cleanup(azi3_service *s, usec_t now, char *msg, size_t 
                         c.stale_completed++;
                 else {
                         n_left++;
-                        svc_log(s, LOG_NOTICE, "%s ended but still owes an alarm; left to window-expiration", name);
+                        svc_log(s, LOG_NOTICE, "%s ended but still has a full window to judge or an alarm owed; left to window-expiration", name);
                 }
         }
 
@@ -1276,7 +1276,7 @@ azi3_result azi3_session_cleanup(azi3_service *s, usec_t now, char *msg, size_t 
                     false);
         summary_add(summary, sizeof(summary), n_due - n_unsub, "unsubscription still pending",
                     "unsubscriptions still pending", false);
-        publish_metrics(s, now);
+        publish_metrics(s, now, true);
         return run_finish(&rs, summary, msg, msglen);
 }
 
@@ -1398,8 +1398,8 @@ static int sqs_batch(azi3_service *s, unsigned wait_seconds, usec_t now, sqs_cou
                                 (void) azi3_format_timestamp(ev->created_at, at);
                                 event_count(&c->ev, o);
                                 svc_log(s, LOG_INFO, "event %" PRId64 " of robot %" PRId64 " created %s, for session %" PRId64
-                                        ": %s", ev->source_event_id, ev->robot_id, at, se.id,
-                                        window_event_outcome_to_string(o));
+                                        ": %s [ROBOT_ID=%" PRId64 " SESSION_ID=%" PRId64 "]", ev->source_event_id,
+                                        ev->robot_id, at, se.id, window_event_outcome_to_string(o), ev->robot_id, se.id);
                         }
                 }
                 if (r >= 0)
@@ -1493,7 +1493,7 @@ azi3_result azi3_sqs_consumer(azi3_service *s, usec_t now, char *msg, size_t msg
         summary_add(summary, sizeof(summary), c.ignored, "other event", "other events", false);
         if (c.received > 0)
                 summary_add(summary, sizeof(summary), c.deleted, "deleted", "deleted", true);
-        publish_metrics(s, now);
+        publish_metrics(s, now, false);
         return run_finish(&rs, summary, msg, msglen);
 }
 
