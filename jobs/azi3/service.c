@@ -934,8 +934,8 @@ static int session_judge(azi3_service *s, const azi3_session *se, usec_t now, ex
         {
                 _cleanup_(azi3_store_rollbackp) _unused_ azi3_store *tx = s->store;
 
-                r = session_drop_too_late(s, se, now, c);
-                if (r >= 0 && history_ok)
+                r = 0;
+                if (history_ok)
                         r = session_apply_history(s, se, inc, (size_t) k_inc, now, &ec, &rejudged);
                 if (r >= 0) {
                         r = azi3_store_window_current(s->store, se->id, &cur);
@@ -950,6 +950,9 @@ static int session_judge(azi3_service *s, const azi3_session *se, usec_t now, ex
                 }
                 if (r >= 0 && history_ok)
                         r = session_mark_verified(s, se, since, now);
+                /* last: a window this run closed may already be too late (the daemon was down) */
+                if (r >= 0)
+                        r = session_drop_too_late(s, se, now, c);
                 if (r >= 0)
                         r = azi3_store_commit(s->store);
         }

@@ -728,6 +728,13 @@ class RulesChangeMidDay(Azi3Case):
         s2 = [x for x in self.store.sessions() if x["local_day"] == "2026-07-10"][0]
         self.assertEqual((s2["start_usec"], s2["end_usec"], s2["window_usec"]), (a2, b2, H))
         self.assert_windows(s2["id"], [(a2, a2 + H, None, None, None)])
+        # day 1's last full window was judged at 22:00:30, 10 h after its end: too late
+        day1 = self.store.windows(s["id"])
+        self.assertEqual([w["alarm_state"] for w in day1 if w["alarm_state"]], ["alarmed", "too_late"])
+        self.assertEqual(self.peers.calls(), [
+            self.subscribe(42, b), self.replay(42, a), self.replay(42, e), self.alarm(42, self.refs(s["id"])[0]),
+            self.replay(42, near_s(e + 2 * H + SETTLE)), self.unsubscribe(42, 100),
+            self.subscribe(42, b2), self.replay(42, a2)])
 
 
 class TooLate(Azi3Case):
