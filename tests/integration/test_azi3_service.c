@@ -150,10 +150,11 @@ START_TEST(test_alarm_retried_once_posted) {
         ck_assert_int_eq(azi3_window_expiration(s, A_2026 + 2 * USEC_PER_HOUR + 90 * USEC_PER_SEC, msg, sizeof(msg)),
                          AZI3_RESULT_OK);
         ck_assert_str_eq(msg, "1 session open, 1 alarm posted");
+        /* the next window ran out hours before this run at B: too late to post (issue 17) */
         ck_assert_int_eq(azi3_window_expiration(s, B_2026, msg, sizeof(msg)), AZI3_RESULT_OK);
-        ck_assert_str_eq(msg, "0 sessions open, 1 window expired, 1 alarm posted, 1 session completed");
+        ck_assert_str_eq(msg, "0 sessions open, 1 window expired, 1 alarm too late (not posted), 1 session completed");
         r = routes();
-        ck_assert_str_eq(r, "subscribe,replay,replay,alarm,alarm,replay,alarm,unsubscribe");
+        ck_assert_str_eq(r, "subscribe,replay,replay,alarm,alarm,replay,unsubscribe");
 }
 END_TEST
 
