@@ -137,6 +137,9 @@ typedef struct sched_job_api {
         const char *(*state_dir)(sched_job_ctx *ctx);
         void (*set_messagev)(sched_job_ctx *ctx, const char *fmt, va_list ap);
         void *(*userdata)(sched_job_ctx *ctx);
+        /* Appended after ABI 1 was first released: old plugins never read it, so it needs no
+         * bump; plugins that call it need a daemon that has it (every daemon since). */
+        int (*metric_set)(sched_job_ctx *ctx, const char *name, const char *labels, double value);
 } sched_job_api;
 
 /* The head of every context; the rest is private to the host. */
@@ -238,6 +241,18 @@ __attribute__((format(printf, 2, 3))) static inline void sched_job_set_message(s
         va_start(ap, fmt);
         ctx->api->set_messagev(ctx, fmt, ap);
         va_end(ap);
+}
+
+/* Sets the gauge NAME{LABELS} to VALUE for the daemon's metrics. NAME must match
+ * [a-zA-Z_:][a-zA-Z0-9_:]*; LABELS is NULL/"" or `key="value",...` without braces (values
+ * escape \\, \" and newline as \n). The run's gauges are kept in its process and written, on
+ * every call, atomically to <state dir>/metrics.prom in Prometheus text format, which the
+ * daemon exports with its own metrics (labelled with the job); a run's file replaces the
+ * previous run's. At most 256 series and 64 KiB per run. Returns 0, -EINVAL for a bad name or
+ * labels, -E2BIG when a limit is reached, -EOPNOTSUPP in init, or the error writing the file
+ * (the value is kept and written with the next call). */
+static inline int sched_job_metric_set(sched_job_ctx *ctx, const char *name, const char *labels, double value) {
+        return ctx->api->metric_set(ctx, name, labels, value);
 }
 
 /* What init stored in *ret_userdata, or NULL. */

@@ -194,7 +194,7 @@ static int cmd_windows(azi3_store *s, const azi3_config *c, int64_t session_id, 
                         json_array_append_new(arr, o);
                 } else {
                         char since[TIMEFMT_MAX], until[TIMEFMT_MAX], closed[TIMEFMT_MAX], by[64] = "-",
-                                al[96] = "-";
+                                al[AZI3_REFERENCE_ID_MAX + 64] = "-";
 
                         if (x->closing_event_id)
                                 snprintf(by, sizeof(by), "event %" PRId64, x->closing_event_id);
@@ -203,8 +203,9 @@ static int cmd_windows(azi3_store *s, const azi3_config *c, int64_t session_id, 
                         if (x->alarm == WINDOW_ALARM_ALARMED)
                                 snprintf(al, sizeof(al), "alarmed: event %" PRId64 " (%s)", x->alarm_event_id,
                                          x->alarm_reference_id);
-                        else if (x->alarm == WINDOW_ALARM_OWED)
-                                snprintf(al, sizeof(al), "owed (%s)", x->alarm_reference_id);
+                        else if (x->alarm != WINDOW_ALARM_NONE)
+                                snprintf(al, sizeof(al), "%s (%s)", window_alarm_state_to_string(x->alarm),
+                                         x->alarm_reference_id);
                         printf("%-5" PRId64 " %-25s %-25s %-8s %-25s %-22s %s\n", x->id,
                                fmt_time(x->span.since, z, since), fmt_time(x->span.until, z, until), how_closed(x),
                                fmt_time(x->closed_usec, z, closed), by, al);

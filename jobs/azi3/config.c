@@ -150,6 +150,24 @@ static void get_positive_duration(parser *p, const yaml_node_t *n, const char *p
         *ret = u;
 }
 
+/* A duration in [MIN, MAX]. */
+static void get_bounded_duration(parser *p, const yaml_node_t *n, const char *path, usec_t min, usec_t max,
+                                 usec_t *ret) {
+        usec_t u = 0;
+        size_t before = p->errors->n;
+        char lo[DURATION_MAX], hi[DURATION_MAX];
+
+        get_duration(p, n, path, &u);
+        if (p->errors->n != before)
+                return;
+        if (u < min || u > max) {
+                error_node(p, n, AT_NODE, "%s: \"%s\" is not between %s and %s", path, scalar(n),
+                           duration_format(min, lo, sizeof(lo)), duration_format(max, hi, sizeof(hi)));
+                return;
+        }
+        *ret = u;
+}
+
 /* Whole seconds in [0, MAX], as SQS takes them. */
 static void get_seconds(parser *p, const yaml_node_t *n, const char *path, usec_t max, usec_t *ret) {
         usec_t u = 0;
@@ -541,8 +559,9 @@ static void parse_rules(parser *p, const yaml_node_t *n, azi3_config *c) {
         }
 }
 
-enum { K_STORE, K_MEGAZORD, K_SQS, K_RETENTION, K_RULES, _K_MAX };
-static const char *const root_keys[] = { "store", "megazord", "sqs", "retention", "rules", NULL };
+enum { K_STORE, K_MEGAZORD, K_SQS, K_RETENTION, K_SETTLE, K_MAX_ALARM_AGE, K_REPLAY_AFTER, K_RULES, _K_MAX };
+static const char *const root_keys[] = { "store", "megazord", "sqs", "retention", "settle", "max_alarm_age",
+                                         "replay_after", "rules", NULL };
 
 static int resolve_store(parser *p, azi3_config *c) {
         if (!c->store || c->store[0] == '/')
@@ -575,6 +594,14 @@ static void parse_root(parser *p, const yaml_node_t *root, azi3_config *c) {
                 parse_sqs(p, seen[K_SQS], c);
         if (seen[K_RETENTION])
                 get_positive_duration(p, seen[K_RETENTION], "retention", &c->retention);
+        if (seen[K_SETTLE])
+                get_bounded_duration(p, seen[K_SETTLE], "settle", 0, AZI3_SETTLE_MAX, &c->settle);
+        if (seen[K_MAX_ALARM_AGE])
+                get_bounded_duration(p, seen[K_MAX_ALARM_AGE], "max_alarm_age", USEC_PER_MINUTE, 7 * USEC_PER_DAY,
+                                     &c->max_alarm_age);
+        if (seen[K_REPLAY_AFTER])
+                get_bounded_duration(p, seen[K_REPLAY_AFTER], "replay_after", 10 * USEC_PER_SEC, USEC_PER_DAY,
+                                     &c->replay_after);
         if (seen[K_RULES])
                 parse_rules(p, seen[K_RULES], c);
 }
@@ -603,6 +630,9 @@ int azi3_config_parse(const char *text, size_t size, const char *name, azi3_conf
         c->sqs_wait_time = AZI3_DEFAULT_SQS_WAIT_TIME;
         c->sqs_visibility_timeout = AZI3_DEFAULT_SQS_VISIBILITY_TIMEOUT;
         c->retention = AZI3_DEFAULT_RETENTION;
+        c->settle = AZI3_DEFAULT_SETTLE;
+        c->max_alarm_age = AZI3_DEFAULT_MAX_ALARM_AGE;
+        c->replay_after = AZI3_DEFAULT_REPLAY_AFTER;
 
         if (!yaml_parser_initialize(&yp))
                 return -ENOMEM;

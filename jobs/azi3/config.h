@@ -15,6 +15,12 @@
  *   sqs.wait_time              default 10s; whole seconds, 0..20s (the SQS long-poll limit)
  *   sqs.visibility_timeout     default 30s; whole seconds, 0..12h (SQS limits)
  *   retention                  default 24h; > 0
+ *   settle                     default 30s; 0..10m: how long after a window's until a late delivery
+ *                              may still close it as activity before it is judged
+ *   max_alarm_age              default 1h; 1m..7d: an owed alarm whose window ended longer ago is
+ *                              recorded as too late, never posted
+ *   replay_after               default 2m; 10s..24h: open sessions are replayed from Megazord when
+ *                              sqs-consumer has not completed a receive for this long
  *   rules[]                    required (may be empty)
  *     robot_id                 required; integer > 0
  *     rule_id                  required; [A-Za-z0-9._-], at most 64 characters
@@ -42,6 +48,10 @@
 #define AZI3_DEFAULT_MEGAZORD_TIMEOUT (5 * USEC_PER_SEC)
 #define AZI3_DEFAULT_SQS_WAIT_TIME (10 * USEC_PER_SEC)
 #define AZI3_DEFAULT_SQS_VISIBILITY_TIMEOUT (30 * USEC_PER_SEC)
+#define AZI3_DEFAULT_SETTLE (30 * USEC_PER_SEC)
+#define AZI3_SETTLE_MAX (10 * USEC_PER_MINUTE)
+#define AZI3_DEFAULT_MAX_ALARM_AGE USEC_PER_HOUR
+#define AZI3_DEFAULT_REPLAY_AFTER (2 * USEC_PER_MINUTE)
 #define AZI3_RULE_ID_MAX 64
 
 typedef struct azi3_rule {
@@ -69,6 +79,9 @@ typedef struct azi3_config {
         usec_t sqs_wait_time;
         usec_t sqs_visibility_timeout;
         usec_t retention;
+        usec_t settle;
+        usec_t max_alarm_age;
+        usec_t replay_after;
         azi3_rule *rules;      /* in file order, the order monitoring-scheduler visits them */
         size_t n_rules;
         const azi3_rule **by_key; /* the n_rules rules by (robot_id, rule_id): lookups per message */

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <syslog.h>
 
+#include "basic/duration.h"
 #include "day.h"
 #include "megazord.h"
 #include "message.h"
@@ -20,6 +21,8 @@ struct azi3_service {
         megazord *mz;
         sqs_client *sqs;
         azi3_log_func log;
+        azi3_metric_func metric;
+        char instance[128];
         void *userdata;
 };
 
@@ -111,6 +114,73 @@ static const char *store_error(azi3_service *s) {
         return e && e[0] ? e : "unknown store error";
 }
 
+/* --- meta and metrics -------------------------------------------------------------------------- */
+
+#define META_INSTANCE "daemon_instance"
+#define META_SQS_LAST_RECEIVE "sqs_last_receive_usec"
+#define META_SQS_FIRST_FAILURE "sqs_first_failure_usec"
+
+static int meta_get_u64(azi3_service *s, const char *key, uint64_t *ret) {
+        char buf[32];
+        int r = azi3_store_meta_get(s->store, key, buf, sizeof(buf));
+        if (r < 0)
+                return r;
+        *ret = strtoull(buf, NULL, 10);
+        return 0;
+}
+
+static int meta_set_u64(azi3_service *s, const char *key, uint64_t v) {
+        char buf[32];
+        snprintf(buf, sizeof(buf), "%" PRIu64, v);
+        return azi3_store_meta_set(s->store, key, buf);
+}
+
+/* Durations in log lines: whole seconds, nearest (a run's clock adds milliseconds). */
+static usec_t round_sec(usec_t d) {
+        return (d + USEC_PER_SEC / 2) / USEC_PER_SEC * USEC_PER_SEC;
+}
+
+static void metric(azi3_service *s, const char *name, const char *labels, double v) {
+        if (s->metric)
+                s->metric(s->userdata, name, labels ?: "", v);
+}
+
+/* A run publishes the SQS counters sqs-consumer keeps in the store and, with STORE_STATS, the
+ * store's sessions, windows and alarms (a few counting queries: every job but sqs-consumer,
+ * which runs every few seconds), so the metrics survive restarts. */
+static void publish_metrics(azi3_service *s, usec_t now, bool store_stats) {
+        static const char *const sqs_counters[] = { "applied", "late", "stale", "duplicate", NULL };
+        azi3_store_stats st;
+        uint64_t v;
+
+        if (!s->metric)
+                return;
+        if (store_stats && azi3_store_stats_get(s->store, &st) >= 0) {
+                metric(s, "azi3_sessions_open", "", (double) st.sessions_open);
+                for (int i = 0; i < _WINDOW_CLOSE_REASON_MAX; i++) {
+                        char l[64];
+                        snprintf(l, sizeof(l), "reason=\"%s\"", window_close_reason_to_string(i));
+                        metric(s, "azi3_windows_closed", l, (double) st.windows_closed[i]);
+                }
+                for (int i = WINDOW_ALARM_OWED; i < _WINDOW_ALARM_STATE_MAX; i++) {
+                        char l[64];
+                        snprintf(l, sizeof(l), "state=\"%s\"", window_alarm_state_to_string(i));
+                        metric(s, "azi3_alarms", l, (double) st.alarms[i]);
+                }
+                metric(s, "azi3_oldest_owed_alarm_age_seconds", "",
+                       st.oldest_owed_until > 0 && now > st.oldest_owed_until ?
+                       (double) (now - st.oldest_owed_until) / USEC_PER_SEC : 0);
+        }
+        for (size_t i = 0; sqs_counters[i]; i++) {
+                char key[64], l[64];
+                snprintf(key, sizeof(key), "sqs_%s_total", sqs_counters[i]);
+                snprintf(l, sizeof(l), "outcome=\"%s\"", sqs_counters[i]);
+                metric(s, "azi3_sqs_events", l, meta_get_u64(s, key, &v) >= 0 ? (double) v : 0);
+        }
+        if (meta_get_u64(s, META_SQS_LAST_RECEIVE, &v) >= 0)
+                metric(s, "azi3_sqs_last_receive_age_seconds", "", now > v ? (double) (now - v) / USEC_PER_SEC : 0);
+}
+
 /* --- service --------------------------------------------------------------------------------- */
 
 int azi3_service_new(const azi3_config *config, azi3_log_func log, void *userdata, char *msg, size_t msglen,
@@ -141,6 +211,20 @@ int azi3_service_new(const azi3_config *config, azi3_log_func log, void *userdat
         }
         *ret = TAKE_PTR(s);
         return 0;
+}
+
+void azi3_service_set_hooks(azi3_service *s, const azi3_hooks *hooks) {
+        if (!hooks)
+                return;
+        if (hooks->log) {
+                s->log = hooks->log;
+                s->userdata = hooks->userdata;
+        }
+        if (hooks->metric) {
+                s->metric = hooks->metric;
+                s->userdata = hooks->userdata;
+        }
+        snprintf(s->instance, sizeof(s->instance), "%s", hooks->instance ?: "");
 }
 
 azi3_service *azi3_service_free(azi3_service *s) {
@@ -281,6 +365,13 @@ static void event_count(event_counts *c, window_event_outcome o) {
 
 /* --- monitoring-scheduler ------------------------------------------------------------------- */
 
+/* defined with window-expiration, which uses them most */
+static int session_history(azi3_service *s, const azi3_session *se, usec_t since, usec_t now, azi3_call *call,
+                           azi3_incoming **ret, size_t *ret_n);
+static int session_apply_history(azi3_service *s, const azi3_session *se, const azi3_incoming *inc, size_t k,
+                                 usec_t now, event_counts *ec, int64_t *ret_rejudged);
+static int session_complete_if_removed(azi3_service *s, const azi3_session *se, usec_t now, run_state *rs);
+
 static int incoming_compare(const void *a, const void *b) {
         const azi3_incoming *x = a, *y = b;
 
@@ -290,7 +381,7 @@ static int incoming_compare(const void *a, const void *b) {
 }
 
 typedef struct monitor_counts {
-        size_t open, created, replayed;
+        size_t open, created, replayed, removed, replayed_open, replay_applied;
 } monitor_counts;
 
 /* The sessions of one local day, read once and sorted by (robot_id, rule_id) as the store
@@ -466,12 +557,120 @@ static void monitor_rule(azi3_service *s, monitor_cache *mc, const azi3_rule *ru
         c->replayed += n_inc;
 }
 
+/* Why the open sessions must be replayed from Megazord now (issue 17), or NULL: the first run
+ * of a daemon instance (events of its downtime may never come through SQS: messages of a
+ * subscription that lapsed, or that expired in the queue), or sqs-consumer deaf for longer
+ * than replay_after (expired credentials, SQS down). */
+static const char *replay_reason(azi3_service *s, usec_t now, bool *ret_new_instance, char *buf, size_t len) {
+        char inst[sizeof(s->instance)] = "";
+        uint64_t heard = 0;
+
+        *ret_new_instance = false;
+        if (s->instance[0] && (azi3_store_meta_get(s->store, META_INSTANCE, inst, sizeof(inst)) < 0 ||
+                               !streq(inst, s->instance))) {
+                *ret_new_instance = true;
+                return "first run of this daemon instance";
+        }
+        if (meta_get_u64(s, META_SQS_LAST_RECEIVE, &heard) < 0 && meta_get_u64(s, META_SQS_FIRST_FAILURE, &heard) < 0)
+                return NULL; /* sqs-consumer never ran against this store */
+        if (now > heard && now - heard > s->config->replay_after) {
+                char d[DURATION_MAX];
+                snprintf(buf, len, "sqs-consumer has not completed a receive for %s",
+                         duration_format(round_sec(now - heard), d, sizeof(d)));
+                return buf;
+        }
+        return NULL;
+}
+
+/* Replays one open session from Megazord since its current window's since, through 8.1 step 2
+ * (and judging an expired window again if the history shows activity inside it). */
+static int monitor_replay_session(azi3_service *s, const azi3_session *se, usec_t now, monitor_counts *c,
+                                  run_state *rs) {
+        azi3_incoming *inc = NULL;
+        size_t n_inc = 0;
+        char name[SESSION_NAME_MAX];
+        event_counts ec = {};
+        int64_t rejudged = 0;
+        azi3_window cur;
+        azi3_call call = {};
+        int k, r;
+
+        session_name(se, name, sizeof(name));
+        r = azi3_store_window_current(s->store, se->id, &cur);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0) {
+                run_fail(s, rs, r, "%s: cannot read its current window: %s", name, store_error(s));
+                return r;
+        }
+        k = session_history(s, se, cur.span.since, now, &call, &inc, &n_inc);
+        if (k < 0) {
+                run_fail(s, rs, k, "%s: replay from Megazord failed (the next run tries again): %s", name, call.message);
+                return k;
+        }
+        r = azi3_store_begin(s->store);
+        if (r >= 0) {
+                _cleanup_(azi3_store_rollbackp) _unused_ azi3_store *tx = s->store;
+
+                r = session_apply_history(s, se, inc, (size_t) k, now, &ec, &rejudged);
+                if (r >= 0)
+                        r = azi3_store_commit(s->store);
+        }
+        inc = azi3_incomings_free(inc, n_inc);
+        if (r < 0) {
+                run_fail(s, rs, r, "%s: replayed events cannot be stored: %s", name, store_error(s));
+                return r;
+        }
+        c->replayed_open++;
+        c->replay_applied += ec.applied + ec.late;
+        if (ec.applied + ec.late > 0 || rejudged)
+                svc_log(s, LOG_NOTICE, "%s: replay found %zu events SQS had not delivered (%zu in time, %zu late)%s "
+                        "[ROBOT_ID=%" PRId64 " SESSION_ID=%" PRId64 "]", name, ec.applied + ec.late, ec.applied, ec.late,
+                        rejudged ? "; an expired window was judged again" : "", se->robot_id, se->id);
+        return 0;
+}
+
+static void monitor_open_sessions(azi3_service *s, usec_t now, monitor_counts *c, run_state *rs) {
+        _cleanup_free_ azi3_session *open = NULL;
+        const char *why;
+        char buf[128];
+        bool new_instance, ok = true;
+        size_t n = 0;
+        int r;
+
+        r = azi3_store_sessions_list_open(s->store, &open, &n);
+        if (r < 0) {
+                run_fail(s, rs, r, "cannot list the open sessions of %s: %s", s->config->store, store_error(s));
+                return;
+        }
+        for (size_t i = 0; i < n; i++)
+                if (session_complete_if_removed(s, &open[i], now, rs) > 0) {
+                        c->removed++;
+                        open[i].completed = true;
+                }
+
+        why = replay_reason(s, now, &new_instance, buf, sizeof(buf));
+        if (!why)
+                return;
+        svc_log(s, LOG_NOTICE, "replaying the open sessions from Megazord: %s", why);
+        for (size_t i = 0; i < n; i++)
+                if (!open[i].completed && now < open[i].params.b && monitor_replay_session(s, &open[i], now, c, rs) < 0)
+                        ok = false;
+        if (ok && new_instance) {
+                r = azi3_store_meta_set(s->store, META_INSTANCE, s->instance);
+                if (r < 0)
+                        run_fail(s, rs, r, "cannot record the daemon instance (the next run replays again): %s",
+                                 store_error(s));
+        }
+}
+
 azi3_result azi3_monitoring_scheduler(azi3_service *s, usec_t now, char *msg, size_t msglen) {
         run_state rs = {};
         monitor_counts c = {};
         monitor_cache mc = {};
-        char summary[256] = "";
+        char summary[320] = "";
 
+        monitor_open_sessions(s, now, &c, &rs);
         for (size_t i = 0; i < s->config->n_rules; i++)
                 monitor_rule(s, &mc, &s->config->rules[i], now, &c, &rs);
         monitor_cache_done(&mc);
@@ -483,21 +682,320 @@ azi3_result azi3_monitoring_scheduler(azi3_service *s, usec_t now, char *msg, si
                          c.replayed == 1 ? "" : "s");
         }
         summary_add(summary, sizeof(summary), c.open, "session open", "sessions open", true);
+        summary_add(summary, sizeof(summary), c.removed, "session of a removed rule completed",
+                    "sessions of removed rules completed", false);
+        if (c.replayed_open > 0) {
+                size_t used = strlen(summary);
+                snprintf(summary + used, sizeof(summary) - used, ", %zu open session%s replayed (%zu event%s applied)",
+                         c.replayed_open, c.replayed_open == 1 ? "" : "s", c.replay_applied,
+                         c.replay_applied == 1 ? "" : "s");
+        }
+        publish_metrics(s, now, true);
         return run_finish(&rs, summary, msg, msglen);
 }
 
 /* --- window-expiration and completion -------------------------------------------------------- */
 
 typedef struct expire_counts {
-        size_t open, expired, ended, posted, owed, completed, stale_completed;
+        size_t open, expired, ended, posted, owed, held, too_late, rejudged, completed, stale_completed, removed;
 } expire_counts;
 
-/* 8.1 step 3.1 in one transaction. */
+/* The rule's activity event; the default when the rule left the file. */
+static const char *rule_event(azi3_service *s, const azi3_session *se) {
+        const azi3_rule *rule = azi3_config_find_rule(s->config, se->robot_id, se->rule_id);
+        return rule ? rule->event : AZI3_DEFAULT_EVENT;
+}
+
+/* Megazord's history of the session's activity events created since SINCE, as the replay call
+ * gives it, keeping only the session's robot and event and nothing after NOW (an event cannot
+ * have happened after the run's own clock; a later one is read again by a later run). Sorted
+ * by time, then id. */
+static int session_history(azi3_service *s, const azi3_session *se, usec_t since, usec_t now, azi3_call *call,
+                           azi3_incoming **ret, size_t *ret_n) {
+        const char *event = rule_event(s, se);
+        azi3_incoming *inc = NULL;
+        size_t n = 0, k = 0;
+        int r;
+
+        r = megazord_replay(s->mz, se->robot_id, event, since, call, &inc, &n);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                if (inc[i].robot_id == se->robot_id && streq_ptr(inc[i].event_name, event) && inc[i].created_at <= now) {
+                        if (k != i) {
+                                azi3_incoming tmp = inc[k];
+                                inc[k] = inc[i];
+                                inc[i] = tmp;
+                        }
+                        k++;
+                }
+        }
+        if (k > 1)
+                qsort(inc, k, sizeof(inc[0]), incoming_compare);
+        /* the dropped ones stay beyond k and are freed with the array */
+        *ret = inc;
+        *ret_n = n;
+        return (int) MIN(k, (size_t) INT32_MAX);
+}
+
+/* Applies history INC (K entries, sorted) to the session through 8.1 step 2, inside the
+ * caller's transaction. If an event of it (or one the store holds) lies inside an expired
+ * window whose alarm is not posted, that window is judged again: the session is rewound to it
+ * and every event since its since is applied again, in time order, so it closes as activity
+ * (issue 17). Returns 1 if a window was judged again, 0 if not, or a negative errno. */
+static int session_apply_history(azi3_service *s, const azi3_session *se, const azi3_incoming *inc, size_t k,
+                                 usec_t now, event_counts *ec, int64_t *ret_rejudged) {
+        _cleanup_free_ azi3_window *owed = NULL;
+        _cleanup_free_ azi3_event *stored = NULL;
+        _cleanup_free_ azi3_incoming *all = NULL;
+        size_t n_owed = 0, n_stored = 0, n_all = 0;
+        const azi3_window *target = NULL;
+        int r;
+
+        r = azi3_store_alarms_owed(s->store, se->id, &owed, &n_owed);
+        if (r < 0)
+                return r;
+        if (n_owed > 0) {
+                r = azi3_store_events_list(s->store, se->id, &stored, &n_stored);
+                if (r < 0)
+                        return r;
+        }
+        /* the earliest owed window with evidence inside */
+        for (size_t w = 0; w < n_owed && !target; w++) {
+                for (size_t i = 0; i < k && !target; i++)
+                        if (inc[i].created_at >= owed[w].span.since && inc[i].created_at < owed[w].span.until)
+                                target = &owed[w];
+                for (size_t i = 0; i < n_stored && !target; i++)
+                        if (stored[i].created_usec >= owed[w].span.since && stored[i].created_usec < owed[w].span.until)
+                                target = &owed[w];
+        }
+
+        if (!target) {
+                for (size_t i = 0; i < k; i++) {
+                        window_event_outcome o;
+
+                        r = session_apply_event(s, se, inc[i].id, inc[i].created_at, now, &o);
+                        if (r < 0)
+                                return r;
+                        event_count(ec, o);
+                }
+                return 0;
+        }
+
+        /* the evidence to apply again: the history and what the store held since the window */
+        all = calloc(k + n_stored, sizeof(*all));
+        if (!all)
+                return -ENOMEM;
+        for (size_t i = 0; i < k; i++)
+                all[n_all++] = (azi3_incoming) { .id = inc[i].id, .created_at = inc[i].created_at };
+        for (size_t i = 0; i < n_stored; i++)
+                if (stored[i].created_usec >= target->span.since)
+                        all[n_all++] = (azi3_incoming) { .id = stored[i].source_event_id,
+                                                         .created_at = stored[i].created_usec };
+        if (n_all > 1)
+                qsort(all, n_all, sizeof(all[0]), incoming_compare);
+
+        r = azi3_store_session_rewind(s->store, se->id, target->id);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n_all; i++) {
+                window_event_outcome o;
+
+                if (all[i].created_at < target->span.since)
+                        continue;
+                r = session_apply_event(s, se, all[i].id, all[i].created_at, now, &o);
+                if (r < 0)
+                        return r;
+                event_count(ec, o);
+        }
+        *ret_rejudged = target->id;
+        return 1;
+}
+
+/* Marks every owed alarm of the session whose window starts at or after SINCE as confirmed by
+ * a history read at NOW that covered it. */
+static int session_mark_verified(azi3_service *s, const azi3_session *se, usec_t since, usec_t now) {
+        _cleanup_free_ azi3_window *owed = NULL;
+        size_t n = 0;
+        int r;
+
+        r = azi3_store_alarms_owed(s->store, se->id, &owed, &n);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++)
+                if (owed[i].alarm_verified_usec == 0 && owed[i].span.since >= since) {
+                        r = azi3_store_alarm_mark_verified(s->store, owed[i].id, now);
+                        if (r < 0)
+                                return r;
+                }
+        return 0;
+}
+
+static void window_fields(const azi3_session *se, int64_t window_id, const window_span *span, char *buf, size_t len) {
+        char since[32] = "?", until[32] = "?";
+
+        if (span) {
+                (void) azi3_format_timestamp(span->since, since);
+                (void) azi3_format_timestamp(span->until, until);
+                snprintf(buf, len, " [ROBOT_ID=%" PRId64 " SESSION_ID=%" PRId64 " WINDOW_ID=%" PRId64
+                         " WINDOW_SINCE=%s WINDOW_UNTIL=%s]", se->robot_id, se->id, window_id, since, until);
+        } else
+                snprintf(buf, len, " [ROBOT_ID=%" PRId64 " SESSION_ID=%" PRId64 " WINDOW_ID=%" PRId64 "]", se->robot_id,
+                         se->id, window_id);
+}
+
+/* Records as too late every owed alarm of the session that has been owed longer than
+ * max_alarm_age: it would reach a caregiver when it no longer helps (issue 17). */
+static int session_drop_too_late(azi3_service *s, const azi3_session *se, usec_t now, expire_counts *c) {
+        _cleanup_free_ azi3_window *owed = NULL;
+        char name[SESSION_NAME_MAX], f[256];
+        size_t n = 0;
+        int r;
+
+        r = azi3_store_alarms_owed(s->store, se->id, &owed, &n);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                char age[DURATION_MAX], max[DURATION_MAX];
+
+                if (!window_alarm_too_late(&owed[i].span, s->config->max_alarm_age, now))
+                        continue;
+                r = azi3_store_alarm_mark_too_late(s->store, owed[i].id);
+                if (r < 0)
+                        return r;
+                c->too_late++;
+                session_name(se, name, sizeof(name));
+                window_fields(se, owed[i].id, &owed[i].span, f, sizeof(f));
+                svc_log(s, LOG_CRIT,
+                        "%s: the alarm for window %" PRId64 " was owed for %s, longer than max_alarm_age %s: NOT POSTED, "
+                        "recorded as too_late (reference %s); the gap went unreported, check why it could not be "
+                        "posted (Megazord history or alarm calls failing?)%s",
+                        name, owed[i].id, duration_format(round_sec(now - owed[i].span.until), age, sizeof(age)),
+                        duration_format(s->config->max_alarm_age, max, sizeof(max)), owed[i].alarm_reference_id, f);
+        }
+        return 0;
+}
+
+/* 8.1 step 3.1 on complete evidence, in one transaction: alarms owed too long are recorded as
+ * too late; if the current window is due, or an owed alarm is not yet confirmed, the robot's
+ * history since the earliest such window is read from Megazord and applied first (judging an
+ * expired window again when it shows activity inside); then the expiration step runs. A history
+ * that cannot be read does not stop the step: the window closes as the model says and its alarm
+ * stays owed, unconfirmed, until a later run can read the history. Returns 0, or a negative
+ * errno with the failure reported. */
+static int session_judge(azi3_service *s, const azi3_session *se, usec_t now, expire_counts *c, run_state *rs) {
+        _cleanup_free_ azi3_window *owed = NULL;
+        azi3_incoming *inc = NULL;
+        size_t n_owed = 0, n_inc = 0;
+        int k_inc = 0;
+        char name[SESSION_NAME_MAX], f[256];
+        azi3_window cur;
+        bool has_cur, history = false, history_ok = false;
+        usec_t since = USEC_INFINITY;
+        azi3_call call = {};
+        event_counts ec = {};
+        int64_t rejudged = 0;
+        window_transition t = {};
+        int r;
+
+        session_name(se, name, sizeof(name));
+        r = azi3_store_window_current(s->store, se->id, &cur);
+        if (r < 0 && r != -ENOENT)
+                goto store_fail;
+        has_cur = r >= 0;
+        r = azi3_store_alarms_owed(s->store, se->id, &owed, &n_owed);
+        if (r < 0)
+                goto store_fail;
+        if (has_cur && window_due(&se->params, &cur.span, s->config->settle, now) &&
+            cur.span.until - cur.span.since == se->params.w) {
+                history = true;
+                since = cur.span.since;
+        }
+        for (size_t i = 0; i < n_owed; i++)
+                if (owed[i].alarm_verified_usec == 0 &&
+                    !window_alarm_too_late(&owed[i].span, s->config->max_alarm_age, now)) {
+                        history = true;
+                        since = MIN(since, owed[i].span.since);
+                }
+
+        if (history) {
+                k_inc = session_history(s, se, since, now, &call, &inc, &n_inc);
+                history_ok = k_inc >= 0;
+                if (!history_ok) {
+                        c->held++;
+                        run_fail(s, rs, k_inc, "%s: Megazord's history cannot be read, so no alarm is posted unverified "
+                                 "(alarms stay owed, the next run checks again): %s", name, call.message);
+                }
+        }
+
+        r = azi3_store_begin(s->store);
+        if (r < 0)
+                goto store_fail;
+        {
+                _cleanup_(azi3_store_rollbackp) _unused_ azi3_store *tx = s->store;
+
+                r = 0;
+                if (history_ok)
+                        r = session_apply_history(s, se, inc, (size_t) k_inc, now, &ec, &rejudged);
+                if (r >= 0) {
+                        r = azi3_store_window_current(s->store, se->id, &cur);
+                        has_cur = r >= 0;
+                        if (r == -ENOENT)
+                                r = 0;
+                }
+                if (r >= 0 && has_cur && window_due(&se->params, &cur.span, s->config->settle, now)) {
+                        r = window_expire(&se->params, &cur.span, now, &t);
+                        if (r > 0)
+                                r = azi3_store_apply_transition(s->store, se->id, cur.id, &t, now, 0, NULL);
+                }
+                if (r >= 0 && history_ok)
+                        r = session_mark_verified(s, se, since, now);
+                /* last: a window this run closed may already be too late (the daemon was down) */
+                if (r >= 0)
+                        r = session_drop_too_late(s, se, now, c);
+                if (r >= 0)
+                        r = azi3_store_commit(s->store);
+        }
+        inc = azi3_incomings_free(inc, n_inc);
+        if (r < 0)
+                goto store_fail;
+
+        if (rejudged) {
+                c->rejudged++;
+                window_fields(se, rejudged, NULL, f, sizeof(f));
+                svc_log(s, LOG_NOTICE, "%s: Megazord's history shows activity inside expired window %" PRId64
+                        " whose alarm was not posted: judged again (%zu events applied again), no alarm for it%s",
+                        name, rejudged, ec.applied + ec.late + ec.stale, f);
+        } else if (ec.applied + ec.late > 0)
+                svc_log(s, LOG_NOTICE, "%s: %zu events from Megazord's history that SQS had not delivered applied "
+                        "(%zu in time, %zu late)", name, ec.applied + ec.late, ec.applied, ec.late);
+        if (t.close) {
+                if (t.reason == WINDOW_CLOSE_EXPIRED)
+                        c->expired++;
+                else
+                        c->ended++;
+                window_fields(se, cur.id, &cur.span, f, sizeof(f));
+                svc_log(s, LOG_INFO, "%s: window %" PRId64 " closed as %s%s%s", name, cur.id,
+                        window_close_reason_to_string(t.reason),
+                        t.reason != WINDOW_CLOSE_EXPIRED ? "" : history_ok ?
+                        " (alarm owed; Megazord's history confirms no activity)" :
+                        " (alarm owed, held until Megazord's history confirms it)", f);
+        }
+        return 0;
+
+store_fail:
+        inc = azi3_incomings_free(inc, n_inc);
+        run_fail(s, rs, r, "%s: expiration step failed: %s", name, store_error(s));
+        return r;
+}
+
+/* The expiration step without evidence, as session-cleanup runs it for sessions whose B passed
+ * long ago: a window cut by B ends, a full one is judged by window-expiration. */
 static int session_expire(azi3_service *s, const azi3_session *se, usec_t now, expire_counts *c) {
         _cleanup_(azi3_store_rollbackp) _unused_ azi3_store *tx = NULL;
         window_transition t;
         azi3_window cur;
-        char name[SESSION_NAME_MAX];
+        char name[SESSION_NAME_MAX], f[256];
         int r;
 
         r = azi3_store_begin(s->store);
@@ -509,6 +1007,8 @@ static int session_expire(azi3_service *s, const azi3_session *se, usec_t now, e
                 return 0;
         if (r < 0)
                 return r;
+        if (cur.span.until - cur.span.since == se->params.w)
+                return 0; /* may owe an alarm: only window-expiration judges it, on evidence */
         r = window_expire(&se->params, &cur.span, now, &t);
         if (r <= 0)
                 return r;
@@ -519,22 +1019,20 @@ static int session_expire(azi3_service *s, const azi3_session *se, usec_t now, e
         if (r < 0)
                 return r;
         session_name(se, name, sizeof(name));
-        if (t.reason == WINDOW_CLOSE_EXPIRED)
-                c->expired++;
-        else
-                c->ended++;
-        svc_log(s, LOG_INFO, "%s: window %" PRId64 " closed as %s%s", name, cur.id,
-                window_close_reason_to_string(t.reason),
-                t.reason == WINDOW_CLOSE_EXPIRED ? " (alarm owed)" : "");
+        c->ended++;
+        window_fields(se, cur.id, &cur.span, f, sizeof(f));
+        svc_log(s, LOG_INFO, "%s: window %" PRId64 " closed as %s%s", name, cur.id, window_close_reason_to_string(t.reason),
+                f);
         return 1;
 }
 
-/* 8.1 step 3.2: posts the session's owed alarms in time order; stops at the first failure. */
+/* 8.1 step 3.2: posts the session's owed alarms in time order, each only once Megazord's
+ * history confirmed it; stops at the first that cannot be posted. */
 static void session_post_alarms(azi3_service *s, const azi3_session *se, usec_t now, expire_counts *c,
                                 run_state *rs) {
         _cleanup_free_ azi3_window *owed = NULL;
         const char *event;
-        char name[SESSION_NAME_MAX];
+        char name[SESSION_NAME_MAX], f[256];
         size_t n = 0;
         int level, r;
 
@@ -551,6 +1049,14 @@ static void session_post_alarms(azi3_service *s, const azi3_session *se, usec_t 
                 azi3_call call = {};
                 int64_t id = 0;
 
+                window_fields(se, owed[i].id, &owed[i].span, f, sizeof(f));
+                if (owed[i].alarm_verified_usec == 0) {
+                        /* the failed history read was reported by session_judge() */
+                        c->owed += n - i;
+                        svc_log(s, LOG_WARNING, "%s: alarm for window %" PRId64 " held: not confirmed against "
+                                "Megazord's history yet%s", name, owed[i].id, f);
+                        return;
+                }
                 r = megazord_post_alarm(s->mz, se->robot_id, event, level, owed[i].alarm_reference_id, &call, &id);
                 if (r < 0) {
                         c->owed += n - i;
@@ -570,8 +1076,8 @@ static void session_post_alarms(azi3_service *s, const azi3_session *se, usec_t 
                 }
                 c->posted++;
                 svc_log(s, LOG_NOTICE, "%s: %s posted for window %" PRId64 " as Megazord event %" PRId64
-                        " (reference %s, Call-Ref %s)", name, event, owed[i].id, id, owed[i].alarm_reference_id,
-                        call.call_ref);
+                        " (reference %s, Call-Ref %s)%s", name, event, owed[i].id, id, owed[i].alarm_reference_id,
+                        call.call_ref, f);
         }
 }
 
@@ -611,7 +1117,48 @@ static int session_try_complete(azi3_service *s, const azi3_session *se, usec_t 
                 run_fail(s, rs, r, "%s: cannot complete it: %s", name, store_error(s));
                 return 0;
         }
-        svc_log(s, LOG_INFO, "%s completed: %s", name, session_result_to_string(res));
+        if (res == SESSION_RESULT_NO_EVENTS)
+                svc_log(s, LOG_WARNING, "%s completed: %s: not one %s event between A and B; a quiet resident and an "
+                        "offline robot or sensor look the same to Megazord, check the robot [ROBOT_ID=%" PRId64
+                        " SESSION_ID=%" PRId64 "]", name, session_result_to_string(res), rule_event(s, se), se->robot_id,
+                        se->id);
+        else
+                svc_log(s, LOG_INFO, "%s completed: %s [ROBOT_ID=%" PRId64 " SESSION_ID=%" PRId64 "]", name,
+                        session_result_to_string(res), se->robot_id, se->id);
+        if (se->subscription_id > 0)
+                (void) unsubscribe_queued(s, se->robot_id, se->subscription_id, 0, now, rs);
+        return 1;
+}
+
+/* Issue 17: a session whose rule left the configuration completes at once as rule_removed; its
+ * owed alarms are dropped, never posted; its subscription is deleted. Returns 1 if it was. */
+static int session_complete_if_removed(azi3_service *s, const azi3_session *se, usec_t now, run_state *rs) {
+        session_result res;
+        char name[SESSION_NAME_MAX];
+        size_t dropped = 0;
+        int r;
+
+        if (azi3_config_find_rule(s->config, se->robot_id, se->rule_id))
+                return 0;
+        session_name(se, name, sizeof(name));
+        r = azi3_store_begin(s->store);
+        if (r >= 0) {
+                _cleanup_(azi3_store_rollbackp) _unused_ azi3_store *tx = s->store;
+
+                r = azi3_store_session_complete_rule_removed(s->store, se->id, now, &dropped, &res);
+                if (r >= 0 && se->subscription_id > 0)
+                        r = azi3_store_unsubscription_add(s->store, se->robot_id, se->subscription_id, now);
+                if (r >= 0)
+                        r = azi3_store_commit(s->store);
+        }
+        if (r < 0) {
+                run_fail(s, rs, r, "%s: its rule is no longer in %s but the session cannot be completed: %s", name,
+                         s->config->path, store_error(s));
+                return 0;
+        }
+        svc_log(s, LOG_NOTICE, "%s: rule no longer in %s: completed as %s%s [ROBOT_ID=%" PRId64 " SESSION_ID=%" PRId64 "]",
+                name, s->config->path, session_result_to_string(res),
+                dropped > 0 ? ", its owed alarms dropped unposted" : "", se->robot_id, se->id);
         if (se->subscription_id > 0)
                 (void) unsubscribe_queued(s, se->robot_id, se->subscription_id, 0, now, rs);
         return 1;
@@ -621,7 +1168,7 @@ azi3_result azi3_window_expiration(azi3_service *s, usec_t now, char *msg, size_
         _cleanup_free_ azi3_session *open = NULL;
         run_state rs = {};
         expire_counts c = {};
-        char summary[256] = "";
+        char summary[320] = "";
         size_t n = 0, n_open = 0;
         int r;
 
@@ -630,16 +1177,17 @@ azi3_result azi3_window_expiration(azi3_service *s, usec_t now, char *msg, size_
         r = azi3_store_sessions_list_due(s->store, now, &open, &n, &n_open);
         if (r < 0) {
                 run_fail(s, &rs, r, "cannot list the open sessions of %s: %s", s->config->store, store_error(s));
+                publish_metrics(s, now, true);
                 return run_finish(&rs, "nothing done", msg, msglen);
         }
         c.open = n_open - n;
         for (size_t i = 0; i < n; i++) {
-                char name[SESSION_NAME_MAX];
-
-                r = session_expire(s, &open[i], now, &c);
-                if (r < 0) {
-                        session_name(&open[i], name, sizeof(name));
-                        run_fail(s, &rs, r, "%s: expiration step failed: %s", name, store_error(s));
+                if (session_complete_if_removed(s, &open[i], now, &rs) > 0) {
+                        c.removed++;
+                        continue;
+                }
+                if (session_judge(s, &open[i], now, &c, &rs) < 0) {
+                        c.open++;
                         continue;
                 }
                 session_post_alarms(s, &open[i], now, &c, &rs);
@@ -650,11 +1198,18 @@ azi3_result azi3_window_expiration(azi3_service *s, usec_t now, char *msg, size_
         }
 
         summary_add(summary, sizeof(summary), c.open, "session open", "sessions open", true);
+        summary_add(summary, sizeof(summary), c.rejudged, "window judged again on history",
+                    "windows judged again on history", false);
         summary_add(summary, sizeof(summary), c.expired, "window expired", "windows expired", false);
         summary_add(summary, sizeof(summary), c.ended, "window ended", "windows ended", false);
         summary_add(summary, sizeof(summary), c.posted, "alarm posted", "alarms posted", false);
         summary_add(summary, sizeof(summary), c.owed, "alarm still owed", "alarms still owed", false);
+        summary_add(summary, sizeof(summary), c.too_late, "alarm too late (not posted)", "alarms too late (not posted)",
+                    false);
         summary_add(summary, sizeof(summary), c.completed, "session completed", "sessions completed", false);
+        summary_add(summary, sizeof(summary), c.removed, "session of a removed rule completed",
+                    "sessions of removed rules completed", false);
+        publish_metrics(s, now, true);
         return run_finish(&rs, summary, msg, msglen);
 }
 
@@ -684,6 +1239,10 @@ azi3_result azi3_session_cleanup(azi3_service *s, usec_t now, char *msg, size_t 
         for (size_t i = 0; i < n_open; i++) {
                 char name[SESSION_NAME_MAX];
 
+                if (session_complete_if_removed(s, &open[i], now, &rs) > 0) {
+                        c.removed++;
+                        continue;
+                }
                 if (now < open[i].params.b)
                         continue;
                 session_name(&open[i], name, sizeof(name));
@@ -696,7 +1255,7 @@ azi3_result azi3_session_cleanup(azi3_service *s, usec_t now, char *msg, size_t 
                         c.stale_completed++;
                 else {
                         n_left++;
-                        svc_log(s, LOG_NOTICE, "%s ended but still owes an alarm; left to window-expiration", name);
+                        svc_log(s, LOG_NOTICE, "%s ended but still has a full window to judge or an alarm owed; left to window-expiration", name);
                 }
         }
 
@@ -714,10 +1273,13 @@ azi3_result azi3_session_cleanup(azi3_service *s, usec_t now, char *msg, size_t 
                     false);
         summary_add(summary, sizeof(summary), n_left, "ended session still owing an alarm",
                     "ended sessions still owing alarms", false);
+        summary_add(summary, sizeof(summary), c.removed, "session of a removed rule completed",
+                    "sessions of removed rules completed", false);
         summary_add(summary, sizeof(summary), n_unsub, "pending unsubscription done", "pending unsubscriptions done",
                     false);
         summary_add(summary, sizeof(summary), n_due - n_unsub, "unsubscription still pending",
                     "unsubscriptions still pending", false);
+        publish_metrics(s, now, true);
         return run_finish(&rs, summary, msg, msglen);
 }
 
@@ -740,7 +1302,7 @@ static int sqs_item_compare(const void *a, const void *b) {
 }
 
 typedef struct sqs_counts {
-        size_t received, malformed, unknown, ignored, deleted;
+        size_t receives, received, malformed, unknown, ignored, deleted;
         event_counts ev;
 } sqs_counts;
 
@@ -775,6 +1337,7 @@ static int sqs_batch(azi3_service *s, unsigned wait_seconds, usec_t now, sqs_cou
                 run_fail(s, rs, r, "receiving from SQS failed: %s", call.message);
                 return r;
         }
+        c->receives++;
         if (n == 0)
                 return 0;
         c->received += n;
@@ -838,8 +1401,8 @@ static int sqs_batch(azi3_service *s, unsigned wait_seconds, usec_t now, sqs_cou
                                 (void) azi3_format_timestamp(ev->created_at, at);
                                 event_count(&c->ev, o);
                                 svc_log(s, LOG_INFO, "event %" PRId64 " of robot %" PRId64 " created %s, for session %" PRId64
-                                        ": %s", ev->source_event_id, ev->robot_id, at, se.id,
-                                        window_event_outcome_to_string(o));
+                                        ": %s [ROBOT_ID=%" PRId64 " SESSION_ID=%" PRId64 "]", ev->source_event_id,
+                                        ev->robot_id, at, se.id, window_event_outcome_to_string(o), ev->robot_id, se.id);
                         }
                 }
                 if (r >= 0)
@@ -871,11 +1434,47 @@ static int sqs_batch(azi3_service *s, unsigned wait_seconds, usec_t now, sqs_cou
         return (int) MIN(n, (size_t) INT32_MAX);
 }
 
+/* Keeps in the store when SQS was last heard (monitoring-scheduler replays the open sessions
+ * when it was not for replay_after) and the event counters of the metrics. */
+static void sqs_record(azi3_service *s, usec_t now, bool heard, const sqs_counts *c, run_state *rs) {
+        const size_t add[] = { c->ev.applied, c->ev.late, c->ev.stale, c->ev.duplicate };
+        static const char *const keys[] = { "sqs_applied_total", "sqs_late_total", "sqs_stale_total",
+                                            "sqs_duplicate_total" };
+        uint64_t v;
+        int r;
+
+        r = azi3_store_begin(s->store);
+        if (r >= 0) {
+                _cleanup_(azi3_store_rollbackp) _unused_ azi3_store *tx = s->store;
+
+                if (heard) {
+                        r = meta_set_u64(s, META_SQS_LAST_RECEIVE, now);
+                        if (r >= 0)
+                                r = azi3_store_meta_set(s->store, META_SQS_FIRST_FAILURE, "0");
+                } else if (meta_get_u64(s, META_SQS_LAST_RECEIVE, &v) < 0 &&
+                           (meta_get_u64(s, META_SQS_FIRST_FAILURE, &v) < 0 || v == 0))
+                        r = meta_set_u64(s, META_SQS_FIRST_FAILURE, now);
+                for (size_t i = 0; r >= 0 && i < ELEMENTSOF(keys); i++) {
+                        if (add[i] == 0)
+                                continue;
+                        if (meta_get_u64(s, keys[i], &v) < 0)
+                                v = 0;
+                        r = meta_set_u64(s, keys[i], v + add[i]);
+                }
+                if (r >= 0)
+                        r = azi3_store_commit(s->store);
+        }
+        if (r < 0)
+                run_fail(s, rs, r, "cannot record the SQS receive in %s: %s", s->config->store, store_error(s));
+}
+
 azi3_result azi3_sqs_consumer(azi3_service *s, usec_t now, char *msg, size_t msglen) {
         run_state rs = {};
         sqs_counts c = {};
         char summary[320] = "";
         int r;
+
+        bool heard = false;
 
         if (sqs_ensure_client(s, &rs) >= 0)
                 for (unsigned i = 0; i < AZI3_SQS_BATCHES_PER_RUN; i++) {
@@ -884,6 +1483,8 @@ azi3_result azi3_sqs_consumer(azi3_service *s, usec_t now, char *msg, size_t msg
                         if (r < (int) SQS_BATCH_MAX)
                                 break;
                 }
+        heard = c.receives > 0;
+        sqs_record(s, now, heard, &c, &rs);
 
         summary_add(summary, sizeof(summary), c.received, "message received", "messages received", true);
         summary_add(summary, sizeof(summary), c.ev.applied, "event applied", "events applied", false);
@@ -895,13 +1496,16 @@ azi3_result azi3_sqs_consumer(azi3_service *s, usec_t now, char *msg, size_t msg
         summary_add(summary, sizeof(summary), c.ignored, "other event", "other events", false);
         if (c.received > 0)
                 summary_add(summary, sizeof(summary), c.deleted, "deleted", "deleted", true);
+        publish_metrics(s, now, false);
         return run_finish(&rs, summary, msg, msglen);
 }
 
 /* --- one run ------------------------------------------------------------------------------- */
 
-azi3_result azi3_job_run(azi3_job job, const char *config_path, usec_t now, azi3_log_func log, void *userdata,
-                         char *msg, size_t msglen) {
+azi3_result azi3_job_run(azi3_job job, const char *config_path, usec_t now, const azi3_hooks *hooks, char *msg,
+                         size_t msglen) {
+        azi3_log_func log = hooks ? hooks->log : NULL;
+        void *userdata = hooks ? hooks->userdata : NULL;
         _cleanup_(azi3_config_freep) azi3_config *config = NULL;
         _cleanup_(azi3_service_freep) azi3_service *s = NULL;
         azi3_config_errors errors = {};
@@ -935,6 +1539,7 @@ azi3_result azi3_job_run(azi3_job job, const char *config_path, usec_t now, azi3
         r = azi3_service_new(config, log, userdata, msg, msglen, &s);
         if (r < 0)
                 return result_of(r);
+        azi3_service_set_hooks(s, hooks);
 
         switch (job) {
         case AZI3_JOB_MONITORING_SCHEDULER:

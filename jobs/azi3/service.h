@@ -66,6 +66,18 @@ typedef enum azi3_job {
 /* LEVEL is a syslog priority (LOG_ERR .. LOG_DEBUG). */
 typedef void (*azi3_log_func)(void *userdata, int level, const char *fmt, va_list ap);
 
+/* A gauge for the daemon's metrics (issue 17): NAME matches [a-zA-Z_:][a-zA-Z0-9_:]*, LABELS is
+ * "" or `key="value",...` without braces. */
+typedef void (*azi3_metric_func)(void *userdata, const char *name, const char *labels, double value);
+
+/* What a run is given besides its configuration and clock; every member may be NULL. */
+typedef struct azi3_hooks {
+        azi3_log_func log;
+        azi3_metric_func metric;
+        const char *instance; /* names the daemon process running the job; a new one means a restart */
+        void *userdata;       /* passed to log and metric */
+} azi3_hooks;
+
 typedef struct azi3_service azi3_service;
 
 /* Opens the store of CONFIG and makes the Megazord client (the SQS client is made when
@@ -74,6 +86,10 @@ typedef struct azi3_service azi3_service;
  * saying what failed. */
 int azi3_service_new(const azi3_config *config, azi3_log_func log, void *userdata, char *msg, size_t msglen,
                      azi3_service **ret);
+
+/* Sets the metric hook and the daemon instance (see azi3_hooks; the log hook and userdata
+ * stay as azi3_service_new() set them unless HOOKS gives them). */
+void azi3_service_set_hooks(azi3_service *s, const azi3_hooks *hooks);
 
 /* NULL-tolerant; returns NULL. */
 azi3_service *azi3_service_free(azi3_service *s);
@@ -98,8 +114,8 @@ azi3_result azi3_sqs_consumer(azi3_service *s, usec_t now, char *msg, size_t msg
 /* Runs JOB once: loads the configuration at CONFIG_PATH (re-read on every run), opens the
  * service and runs the job at NOW. A configuration that does not load is FAIL with every
  * problem in MSG; a store that cannot be opened is RETRY or FAIL by cause. */
-azi3_result azi3_job_run(azi3_job job, const char *config_path, usec_t now, azi3_log_func log, void *userdata,
-                         char *msg, size_t msglen);
+azi3_result azi3_job_run(azi3_job job, const char *config_path, usec_t now, const azi3_hooks *hooks, char *msg,
+                         size_t msglen);
 
 /* "ok", "retry", "fail"; NULL out of range. */
 const char *azi3_result_to_string(azi3_result r) _pure_;

@@ -87,6 +87,65 @@ static const char *const migrations[] = {
         "  next_attempt_usec INTEGER NOT NULL,"
         "  PRIMARY KEY (robot_id, subscription_id)"
         ");",
+        /* 1 -> 2 (issue 17): new session results and alarm states, when an owed alarm was
+         * confirmed against Megazord's history, and a small key/value table. SQLite cannot
+         * change a CHECK in place: the two tables are rebuilt (foreign keys are off meanwhile,
+         * see store_migrate()). */
+        "CREATE TABLE sessions_v2 ("
+        "  id INTEGER PRIMARY KEY,"
+        "  robot_id INTEGER NOT NULL CHECK (robot_id >= 0),"
+        "  rule_id TEXT NOT NULL CHECK (length(rule_id) > 0),"
+        "  local_day TEXT NOT NULL CHECK (length(local_day) = 10),"
+        "  start_usec INTEGER NOT NULL,"
+        "  end_usec INTEGER NOT NULL CHECK (end_usec > start_usec),"
+        "  window_usec INTEGER NOT NULL CHECK (window_usec > 0),"
+        "  subscription_id INTEGER CHECK (subscription_id > 0),"
+        "  state TEXT NOT NULL DEFAULT 'open' CHECK (state IN ('open', 'completed')),"
+        "  result TEXT CHECK (result IN ('alarms_raised', 'no_alarms', 'rule_removed', 'no_events',"
+        "                                'alarms_too_late')),"
+        "  created_usec INTEGER NOT NULL,"
+        "  completed_usec INTEGER,"
+        "  UNIQUE (robot_id, rule_id, local_day),"
+        "  CHECK ((state = 'completed') = (result IS NOT NULL)),"
+        "  CHECK ((state = 'completed') = (completed_usec IS NOT NULL))"
+        ");"
+        "INSERT INTO sessions_v2 SELECT id, robot_id, rule_id, local_day, start_usec, end_usec, window_usec,"
+        "  subscription_id, state, result, created_usec, completed_usec FROM sessions;"
+        "DROP TABLE sessions;"
+        "ALTER TABLE sessions_v2 RENAME TO sessions;"
+        "CREATE UNIQUE INDEX sessions_subscription ON sessions (robot_id, subscription_id)"
+        "  WHERE subscription_id IS NOT NULL;"
+        "CREATE INDEX sessions_open ON sessions (state, end_usec);"
+        "CREATE INDEX sessions_day ON sessions (local_day, robot_id);"
+        "CREATE TABLE windows_v2 ("
+        "  id INTEGER PRIMARY KEY,"
+        "  session_id INTEGER NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,"
+        "  since_usec INTEGER NOT NULL,"
+        "  until_usec INTEGER NOT NULL CHECK (until_usec > since_usec),"
+        "  closed_usec INTEGER,"
+        "  reason TEXT CHECK (reason IN ('activity', 'expired', 'ended')),"
+        "  closing_event_id INTEGER CHECK (closing_event_id > 0),"
+        "  alarm_state TEXT CHECK (alarm_state IN ('owed', 'alarmed', 'too_late', 'dropped')),"
+        "  alarm_reference_id TEXT NOT NULL UNIQUE,"
+        "  alarm_posted_usec INTEGER,"
+        "  alarm_event_id INTEGER,"
+        "  alarm_verified_usec INTEGER,"
+        "  CHECK ((closed_usec IS NULL) = (reason IS NULL)),"
+        "  CHECK ((coalesce(reason, '') = 'expired') = (alarm_state IS NOT NULL)),"
+        "  CHECK ((coalesce(alarm_state, '') = 'alarmed') = (alarm_posted_usec IS NOT NULL)),"
+        "  CHECK ((coalesce(alarm_state, '') = 'alarmed') = (alarm_event_id IS NOT NULL))"
+        ");"
+        "INSERT INTO windows_v2 SELECT id, session_id, since_usec, until_usec, closed_usec, reason,"
+        "  closing_event_id, alarm_state, alarm_reference_id, alarm_posted_usec, alarm_event_id, NULL FROM windows;"
+        "DROP TABLE windows;"
+        "ALTER TABLE windows_v2 RENAME TO windows;"
+        "CREATE UNIQUE INDEX windows_current ON windows (session_id) WHERE closed_usec IS NULL;"
+        "CREATE INDEX windows_session ON windows (session_id, since_usec);"
+        "CREATE INDEX windows_owed ON windows (since_usec) WHERE alarm_state = 'owed';"
+        "CREATE TABLE meta ("
+        "  key TEXT PRIMARY KEY,"
+        "  value TEXT NOT NULL"
+        ") WITHOUT ROWID;",
 };
 
 /* The persisted names are part of the file format, so they are spelled here rather than
@@ -100,6 +159,16 @@ static const char *const reason_names[_WINDOW_CLOSE_REASON_MAX] = {
 static const char *const result_names[_SESSION_RESULT_MAX] = {
         [SESSION_RESULT_NO_ALARMS] = "no_alarms",
         [SESSION_RESULT_ALARMS_RAISED] = "alarms_raised",
+        [SESSION_RESULT_RULE_REMOVED] = "rule_removed",
+        [SESSION_RESULT_NO_EVENTS] = "no_events",
+        [SESSION_RESULT_ALARMS_TOO_LATE] = "alarms_too_late",
+};
+
+static const char *const alarm_names[_WINDOW_ALARM_STATE_MAX] = {
+        [WINDOW_ALARM_OWED] = "owed",
+        [WINDOW_ALARM_ALARMED] = "alarmed",
+        [WINDOW_ALARM_TOO_LATE] = "too_late",
+        [WINDOW_ALARM_DROPPED] = "dropped",
 };
 
 static int name_lookup(const char *const *names, size_t n, const char *s) {
@@ -411,7 +480,7 @@ static int store_check_version(azi3_store *s, int version, int app, int objects)
 }
 
 static int store_migrate(azi3_store *s) {
-        int version, app, objects, r;
+        int version, app, objects, r, k;
         tx_kind kind;
 
         r = store_read_version(s, &version, &app, &objects);
@@ -419,6 +488,12 @@ static int store_migrate(azi3_store *s) {
                 return r;
         r = store_check_version(s, version, app, objects);
         if (r < 0 || version == AZI3_STORE_SCHEMA_VERSION)
+                return r;
+
+        /* Rebuilding a table (migration 1 -> 2) must not cascade its DROP to the rows that
+         * refer to it; the pragma only works outside a transaction. */
+        r = store_exec(s, "PRAGMA foreign_keys = OFF", "disabling foreign keys for a migration");
+        if (r < 0)
                 return r;
 
         /* Another process may be migrating the same file right now: look again under the
@@ -440,7 +515,15 @@ static int store_migrate(azi3_store *s) {
                          AZI3_STORE_SCHEMA_VERSION, AZI3_STORE_APPLICATION_ID);
                 r = store_exec(s, sql, "writing the schema version");
         }
-        return tx_leave(s, kind, r);
+        if (r >= 0) {
+                int bad = 0;
+                r = pragma_int(s, "SELECT count(*) FROM pragma_foreign_key_check", &bad);
+                if (r >= 0 && bad > 0)
+                        r = store_fail(s, -EBADMSG, "the migration left %d rows that refer to missing rows", bad);
+        }
+        r = tx_leave(s, kind, r);
+        k = store_exec(s, "PRAGMA foreign_keys = ON", "enabling foreign keys");
+        return r < 0 ? r : k;
 }
 
 /* SQLite's own busy_timeout polls ever more slowly, up to every 100 ms; a process doing
@@ -471,6 +554,8 @@ int azi3_store_set_busy_timeout(azi3_store *s, unsigned msec) {
         return 0;
 }
 
+#define WAL_RETRY_DELAY_USEC (2 * USEC_PER_MSEC)
+
 static int store_configure(azi3_store *s) {
         _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
         char mode[16] = "unknown";
@@ -485,12 +570,32 @@ static int store_configure(azi3_store *s) {
         if (r < 0)
                 return r;
 
-        r = store_prepare(s, &st, "PRAGMA journal_mode = WAL", "");
-        if (r < 0)
-                return r;
-        r = store_step(s, st, "switching to WAL mode");
-        if (r < 0)
-                return r;
+        /* Changing the journal mode needs an exclusive lock that SQLite takes without calling
+         * the busy handler: while another process opens the same file (or holds a read lock
+         * for a moment) the pragma fails with SQLITE_BUSY at once. Retry it, bounded by the
+         * busy timeout, as the busy handler would have. */
+        for (unsigned attempt = 0;; attempt++) {
+                int rc;
+
+                r = store_prepare(s, &st, "PRAGMA journal_mode = WAL", "");
+                if (r < 0)
+                        return r;
+                rc = sqlite3_step(st);
+                if (rc == SQLITE_ROW) {
+                        r = 1;
+                        break;
+                }
+                if (rc == SQLITE_DONE) {
+                        r = 0;
+                        break;
+                }
+                if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED)
+                        return store_sqlite_fail(s, rc, "switching to WAL mode");
+                (void) sqlite3_finalize(TAKE_PTR(st));
+                if ((usec_t) attempt * WAL_RETRY_DELAY_USEC >= s->busy_timeout)
+                        return store_sqlite_fail(s, rc, "switching to WAL mode (another process kept the file locked)");
+                (void) nanosleep(&(struct timespec) { .tv_nsec = (long) (WAL_RETRY_DELAY_USEC * 1000) }, NULL);
+        }
         if (r > 0 && sqlite3_column_text(st, 0))
                 snprintf(mode, sizeof(mode), "%s", (const char *) sqlite3_column_text(st, 0));
         (void) sqlite3_finalize(TAKE_PTR(st)); /* its read must end before the next pragma */
@@ -601,7 +706,7 @@ static int read_session(azi3_store *s, sqlite3_stmt *st, void *ret) {
 
 #define WINDOW_COLUMNS                                                                             \
         "id, session_id, since_usec, until_usec, closed_usec, reason, closing_event_id, "         \
-        "alarm_state, alarm_reference_id, alarm_posted_usec, alarm_event_id"
+        "alarm_state, alarm_reference_id, alarm_posted_usec, alarm_event_id, alarm_verified_usec"
 
 static int read_window(azi3_store *s, sqlite3_stmt *st, void *ret) {
         azi3_window x = {};
@@ -626,14 +731,16 @@ static int read_window(azi3_store *s, sqlite3_stmt *st, void *ret) {
                 else
                         x.reason = (window_close_reason) v;
         }
+        r |= col_usec(st, 11, &x.alarm_verified_usec);
         if (!alarm)
                 x.alarm = WINDOW_ALARM_NONE;
-        else if (streq(alarm, "owed"))
-                x.alarm = WINDOW_ALARM_OWED;
-        else if (streq(alarm, "alarmed"))
-                x.alarm = WINDOW_ALARM_ALARMED;
-        else
-                r = -EBADMSG;
+        else {
+                int v = name_lookup(alarm_names, ELEMENTSOF(alarm_names), alarm);
+                if (v <= 0)
+                        r = -EBADMSG;
+                else
+                        x.alarm = (window_alarm_state) v;
+        }
         if (r < 0)
                 return store_fail(s, -EBADMSG, "window row %" PRId64 " is malformed (corrupt file?)", x.id);
 
@@ -867,10 +974,25 @@ static int count_windows(azi3_store *s, int64_t session_id, const char *where, i
         return 0;
 }
 
-int azi3_store_session_complete(azi3_store *s, int64_t session_id, usec_t completed_usec, session_result *ret) {
+static int count_rows_where(azi3_store *s, const char *sql, int64_t id, int64_t *ret) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        int r;
+
+        r = store_prepare(s, &st, sql, "i", id);
+        if (r < 0)
+                return r;
+        r = store_step(s, st, "counting rows");
+        if (r < 0)
+                return r;
+        *ret = r > 0 ? sqlite3_column_int64(st, 0) : 0;
+        return 0;
+}
+
+static int session_complete(azi3_store *s, int64_t session_id, usec_t completed_usec, bool rule_removed,
+                            session_result *ret) {
         _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
         azi3_session x;
-        int64_t n_current = 0, n_owed = 0, n_alarmed = 0;
+        int64_t n_current = 0, n_owed = 0, n_alarmed = 0, n_too_late = 0, n_applied = 0;
         session_result result = SESSION_RESULT_NO_ALARMS;
         tx_kind kind;
         int r;
@@ -895,8 +1017,14 @@ int azi3_store_session_complete(azi3_store *s, int64_t session_id, usec_t comple
                                "session %" PRId64 " cannot complete: %" PRId64 " current window(s) and %" PRId64
                                " owed alarm(s), expected none",
                                session_id, n_current, n_owed);
+        if (r >= 0)
+                r = count_windows(s, session_id, "alarm_state = 'too_late'", &n_too_late);
+        if (r >= 0)
+                r = count_rows_where(s, "SELECT count(*) FROM events WHERE session_id = ? AND outcome = 'applied'",
+                                     session_id, &n_applied);
         if (r >= 0) {
-                result = window_session_result((size_t) n_alarmed);
+                result = window_session_result_full(rule_removed, (size_t) n_applied, (size_t) n_alarmed,
+                                                    (size_t) n_too_late);
                 r = store_prepare(s, &st,
                                   "UPDATE sessions SET state = 'completed', result = ?, completed_usec = ? WHERE id = ?",
                                   "tui", result_names[result], completed_usec, session_id);
@@ -909,6 +1037,84 @@ int azi3_store_session_complete(azi3_store *s, int64_t session_id, usec_t comple
         if (ret)
                 *ret = result;
         return 0;
+}
+
+int azi3_store_session_complete(azi3_store *s, int64_t session_id, usec_t completed_usec, session_result *ret) {
+        return session_complete(s, session_id, completed_usec, false, ret);
+}
+
+int azi3_store_session_complete_rule_removed(azi3_store *s, int64_t session_id, usec_t completed_usec,
+                                             size_t *ret_dropped, session_result *ret) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *close = NULL, *drop = NULL;
+        session_result result;
+        tx_kind kind;
+        int r, n = 0;
+
+        r = tx_enter(s, &kind);
+        if (r < 0)
+                return r;
+        r = store_prepare(s, &close,
+                          "UPDATE windows SET closed_usec = ?, reason = 'ended' WHERE session_id = ? AND closed_usec IS NULL",
+                          "ui", completed_usec, session_id);
+        if (r >= 0)
+                r = store_run(s, close, "closing the current window of a removed rule");
+        if (r >= 0)
+                r = store_prepare(s, &drop, "UPDATE windows SET alarm_state = 'dropped' WHERE session_id = ? AND alarm_state = 'owed'",
+                                  "i", session_id);
+        if (r >= 0)
+                r = n = store_run(s, drop, "dropping the owed alarms of a removed rule");
+        if (r >= 0)
+                r = session_complete(s, session_id, completed_usec, true, &result);
+        r = tx_leave(s, kind, r);
+        if (r < 0)
+                return r;
+        if (ret_dropped)
+                *ret_dropped = (size_t) n;
+        if (ret)
+                *ret = result;
+        return 0;
+}
+
+int azi3_store_session_rewind(azi3_store *s, int64_t session_id, int64_t window_id) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *del = NULL, *reopen = NULL, *events = NULL;
+        azi3_window w;
+        int64_t n_posted = 0;
+        tx_kind kind;
+        int r;
+
+        r = tx_enter(s, &kind);
+        if (r < 0)
+                return r;
+        r = azi3_store_window_get(s, window_id, &w);
+        if (r >= 0 && (w.session_id != session_id || w.current || w.alarm == WINDOW_ALARM_ALARMED))
+                r = store_fail(s, -EINVAL, "window %" PRId64 " of session %" PRId64 " cannot be judged again (%s)",
+                               window_id, session_id, w.current ? "it is current" : w.session_id != session_id ?
+                               "it belongs to another session" : "its alarm was posted");
+        if (r >= 0)
+                r = count_rows_where(s, "SELECT count(*) FROM windows WHERE session_id = (SELECT session_id FROM windows "
+                                     "WHERE id = ?1) AND id > ?1 AND alarm_state = 'alarmed'", window_id, &n_posted);
+        if (r >= 0 && n_posted > 0)
+                r = store_fail(s, -EBUSY, "window %" PRId64 " cannot be judged again: %" PRId64
+                               " later window(s) of session %" PRId64 " had their alarm posted",
+                               window_id, n_posted, session_id);
+        if (r >= 0)
+                r = store_prepare(s, &del, "DELETE FROM windows WHERE session_id = ? AND id > ?", "ii", session_id,
+                                  window_id);
+        if (r >= 0)
+                r = store_run(s, del, "deleting the windows after a window judged again");
+        if (r >= 0)
+                r = store_prepare(s, &reopen,
+                                  "UPDATE windows SET closed_usec = NULL, reason = NULL, closing_event_id = NULL, "
+                                  "alarm_state = NULL, alarm_verified_usec = NULL WHERE id = ?",
+                                  "i", window_id);
+        if (r >= 0)
+                r = store_run(s, reopen, "reopening a window judged again");
+        if (r >= 0)
+                r = store_prepare(s, &events, "DELETE FROM events WHERE session_id = ? AND created_usec >= ?", "iu",
+                                  session_id, w.span.since);
+        if (r >= 0)
+                r = store_run(s, events, "forgetting the events to apply again");
+        return tx_leave(s, kind, r < 0 ? r : 0);
 }
 
 int azi3_store_sessions_list_open(azi3_store *s, azi3_session **ret, size_t *ret_n) {
@@ -1014,14 +1220,28 @@ int azi3_store_window_current(azi3_store *s, int64_t session_id, azi3_window *re
 /* A random UUID, fixed when the window opens: every attempt to post its alarm carries the
  * same reference, and unlike row ids it is never reused after a retention delete or with a
  * fresh file. */
-_Static_assert(sizeof("azi3-") - 1 + AZI3_UUID_STRING_MAX <= AZI3_REFERENCE_ID_MAX, "reference id buffer too small");
+/* Since issue 17 it also names the window, "azi3-<uuid>-<since>-<until>" in compact UTC
+ * (20260329T074112Z): SPEC 8.3's alarm body has no other field that could carry it, and a
+ * reader of Megazord's events sees which gap an alarm is about. */
+_Static_assert(sizeof("azi3-") - 1 + AZI3_UUID_STRING_MAX + 2 * sizeof("-20260329T074112Z") <= AZI3_REFERENCE_ID_MAX,
+               "reference id buffer too small");
 
-static int make_reference_id(char *buf, size_t size) {
-        char uuid[AZI3_UUID_STRING_MAX];
+static void format_compact_utc(usec_t t, char buf[static 24]) {
+        time_t sec = (time_t) (t / USEC_PER_SEC);
+        struct tm tm;
+
+        if (!gmtime_r(&sec, &tm) || strftime(buf, 24, "%Y%m%dT%H%M%SZ", &tm) == 0)
+                snprintf(buf, 24, "%" PRIu64, t / USEC_PER_SEC);
+}
+
+static int make_reference_id(const window_span *span, char *buf, size_t size) {
+        char uuid[AZI3_UUID_STRING_MAX], since[24], until[24];
         int r = azi3_uuid_random(uuid);
         if (r < 0)
                 return r;
-        snprintf(buf, size, "azi3-%s", uuid);
+        format_compact_utc(span->since, since);
+        format_compact_utc(span->until, until);
+        snprintf(buf, size, "azi3-%s-%s-%s", uuid, since, until);
         return 0;
 }
 
@@ -1033,7 +1253,7 @@ int azi3_store_window_open(azi3_store *s, int64_t session_id, const window_span 
         tx_kind kind;
         int r;
 
-        r = make_reference_id(ref, sizeof(ref));
+        r = make_reference_id(span, ref, sizeof(ref));
         if (r < 0)
                 return store_fail(s, r, "cannot draw random bytes for an alarm reference id: %s", strerror(-r));
 
@@ -1183,6 +1403,103 @@ int azi3_store_alarm_mark_posted(azi3_store *s, int64_t window_id, usec_t posted
                                   window_id, w.alarm_event_id);
         return store_fail(s, -EINVAL, "window %" PRId64 " owes no alarm (it is %s)", window_id,
                           w.current ? "current" : reason_names[w.reason]);
+}
+
+int azi3_store_alarm_mark_verified(azi3_store *s, int64_t window_id, usec_t verified_usec) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        int r;
+
+        r = store_prepare(s, &st, "UPDATE windows SET alarm_verified_usec = ? WHERE id = ? AND alarm_state = 'owed'",
+                          "ui", verified_usec, window_id);
+        if (r < 0)
+                return r;
+        r = store_run(s, st, "marking an owed alarm verified");
+        if (r < 0)
+                return r;
+        return r > 0 ? 0 : store_fail(s, -EINVAL, "window %" PRId64 " owes no alarm", window_id);
+}
+
+int azi3_store_alarm_mark_too_late(azi3_store *s, int64_t window_id) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        int r;
+
+        r = store_prepare(s, &st, "UPDATE windows SET alarm_state = 'too_late' WHERE id = ? AND alarm_state = 'owed'",
+                          "i", window_id);
+        if (r < 0)
+                return r;
+        r = store_run(s, st, "recording an alarm as too late");
+        if (r < 0)
+                return r;
+        return r > 0 ? 0 : store_fail(s, -EINVAL, "window %" PRId64 " owes no alarm", window_id);
+}
+
+/* --- meta ---------------------------------------------------------------------------------- */
+
+int azi3_store_stats_get(azi3_store *s, azi3_store_stats *ret) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *open = NULL, *reasons = NULL, *alarms = NULL, *oldest = NULL;
+        azi3_store_stats x = {};
+        int r;
+
+        r = store_prepare(s, &open, "SELECT count(*) FROM sessions WHERE state = 'open'", "");
+        if (r >= 0)
+                r = store_step(s, open, "counting open sessions");
+        if (r > 0)
+                x.sessions_open = (size_t) sqlite3_column_int64(open, 0);
+        if (r >= 0)
+                r = store_prepare(s, &reasons, "SELECT reason, count(*) FROM windows WHERE reason IS NOT NULL GROUP BY reason",
+                                  "");
+        while (r >= 0 && (r = store_step(s, reasons, "counting windows by reason")) > 0) {
+                int v = name_lookup(reason_names, ELEMENTSOF(reason_names), (const char *) sqlite3_column_text(reasons, 0));
+                if (v >= 0)
+                        x.windows_closed[v] = (size_t) sqlite3_column_int64(reasons, 1);
+        }
+        if (r >= 0)
+                r = store_prepare(s, &alarms,
+                                  "SELECT alarm_state, count(*) FROM windows WHERE alarm_state IS NOT NULL GROUP BY alarm_state",
+                                  "");
+        while (r >= 0 && (r = store_step(s, alarms, "counting alarms by state")) > 0) {
+                int v = name_lookup(alarm_names, ELEMENTSOF(alarm_names), (const char *) sqlite3_column_text(alarms, 0));
+                if (v >= 0)
+                        x.alarms[v] = (size_t) sqlite3_column_int64(alarms, 1);
+        }
+        if (r >= 0)
+                r = store_prepare(s, &oldest, "SELECT min(until_usec) FROM windows WHERE alarm_state = 'owed'", "");
+        if (r >= 0)
+                r = store_step(s, oldest, "finding the oldest owed alarm");
+        if (r > 0 && sqlite3_column_type(oldest, 0) != SQLITE_NULL)
+                x.oldest_owed_until = (usec_t) MAX(sqlite3_column_int64(oldest, 0), (int64_t) 0);
+        if (r < 0)
+                return r;
+        *ret = x;
+        return 0;
+}
+
+int azi3_store_meta_get(azi3_store *s, const char *key, char *buf, size_t size) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        int r;
+
+        r = store_prepare(s, &st, "SELECT value FROM meta WHERE key = ?", "t", key);
+        if (r < 0)
+                return r;
+        r = store_step(s, st, "reading a meta value");
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return -ENOENT;
+        snprintf(buf, size, "%s", (const char *) sqlite3_column_text(st, 0) ?: "");
+        return 0;
+}
+
+int azi3_store_meta_set(azi3_store *s, const char *key, const char *value) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        int r;
+
+        r = store_prepare(s, &st, "INSERT INTO meta (key, value) VALUES (?, ?) "
+                          "ON CONFLICT (key) DO UPDATE SET value = excluded.value", "tt", key, value);
+        if (r < 0)
+                return r;
+        r = store_run(s, st, "writing a meta value");
+        return r < 0 ? r : 0;
 }
 
 /* --- events -------------------------------------------------------------------------------- */

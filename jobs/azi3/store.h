@@ -40,11 +40,11 @@
 #include "basic/macro.h"
 #include "window.h"
 
-#define AZI3_STORE_SCHEMA_VERSION 1
+#define AZI3_STORE_SCHEMA_VERSION 2
 #define AZI3_STORE_BUSY_TIMEOUT_MSEC 5000
 #define AZI3_STORE_RULE_ID_MAX 127          /* longest rule id the store accepts, bytes */
 #define AZI3_LOCAL_DAY_LEN 10         /* "YYYY-MM-DD" */
-#define AZI3_REFERENCE_ID_MAX 48      /* room for "azi3-" and a UUID, with NUL */
+#define AZI3_REFERENCE_ID_MAX 96      /* "azi3-", a UUID and the window's since and until, with NUL */
 #define AZI3_UNSUB_ERROR_MAX 512      /* last_error of a pending unsubscription, with NUL */
 
 typedef struct azi3_store azi3_store;
@@ -74,6 +74,7 @@ typedef struct azi3_window {
         char alarm_reference_id[AZI3_REFERENCE_ID_MAX]; /* unique, fixed when the window opens */
         usec_t alarm_posted_usec;   /* 0 unless alarmed */
         int64_t alarm_event_id;     /* Megazord's id of the posted alarm; 0 unless alarmed */
+        usec_t alarm_verified_usec; /* when Megazord's history confirmed no activity inside; 0: not yet */
 } azi3_window;
 
 typedef struct azi3_event {
@@ -174,6 +175,20 @@ int azi3_store_session_set_subscription(azi3_store *s, int64_t session_id, int64
  * is computed from its windows (alarms_raised if any was alarmed) and returned in RET. */
 int azi3_store_session_complete(azi3_store *s, int64_t session_id, usec_t completed_usec, session_result *ret);
 
+/* Completes an open session whose rule left the configuration (issue 17): closes its current
+ * window as `ended`, records its owed alarms as `dropped` (never posted; their number in
+ * *RET_DROPPED, may be NULL) and completes it with result rule_removed. Atomic. */
+int azi3_store_session_complete_rule_removed(azi3_store *s, int64_t session_id, usec_t completed_usec,
+                                             size_t *ret_dropped, session_result *ret);
+
+/* Judges window WINDOW_ID of the session again, on evidence that arrived after it closed
+ * (Megazord's history shows activity inside an expired window whose alarm is not posted):
+ * deletes the session's later windows, makes WINDOW_ID current again and forgets the events
+ * created at or after its since, which the caller then applies again through 8.1 step 2.
+ * Atomic; meant for the caller's transaction. -EBUSY if a later window's alarm was posted,
+ * -EINVAL if WINDOW_ID is current, posted or of another session. */
+int azi3_store_session_rewind(azi3_store *s, int64_t session_id, int64_t window_id);
+
 /* All open sessions, by B then id. *RET is a malloc'ed array (NULL when *RET_N is 0). */
 int azi3_store_sessions_list_open(azi3_store *s, azi3_session **ret, size_t *ret_n);
 
@@ -230,6 +245,32 @@ int azi3_store_alarms_owed(azi3_store *s, int64_t session_id, azi3_window **ret,
  * -EALREADY if it was already marked (an alarm is never posted twice), -EINVAL if the window
  * owes no alarm, -ENOENT if there is no such window. */
 int azi3_store_alarm_mark_posted(azi3_store *s, int64_t window_id, usec_t posted_usec, int64_t alarm_event_id);
+
+/* Records that Megazord's history was read at VERIFIED_USEC and shows no activity inside the
+ * owed alarm's window: the alarm may be posted. -EINVAL if the window owes no alarm. */
+int azi3_store_alarm_mark_verified(azi3_store *s, int64_t window_id, usec_t verified_usec);
+
+/* Records an owed alarm as too late (issue 17: owed longer than max_alarm_age): never posted.
+ * -EINVAL if the window owes no alarm. */
+int azi3_store_alarm_mark_too_late(azi3_store *s, int64_t window_id);
+
+/* --- meta ---------------------------------------------------------------------------------- */
+
+/* What the store holds, for the metrics (every session it still retains). */
+typedef struct azi3_store_stats {
+        size_t sessions_open;
+        size_t windows_closed[_WINDOW_CLOSE_REASON_MAX];
+        size_t alarms[_WINDOW_ALARM_STATE_MAX]; /* by state; [WINDOW_ALARM_NONE] stays 0 */
+        usec_t oldest_owed_until;               /* until of the oldest owed alarm's window; 0: none */
+} azi3_store_stats;
+
+int azi3_store_stats_get(azi3_store *s, azi3_store_stats *ret);
+
+/* A small key/value table for facts about the jobs themselves (the daemon instance that last
+ * ran, the last SQS receive). Get copies the value into BUF (SIZE bytes, truncated); -ENOENT
+ * if the key is not set. Set inserts or replaces. */
+int azi3_store_meta_get(azi3_store *s, const char *key, char *buf, size_t size);
+int azi3_store_meta_set(azi3_store *s, const char *key, const char *value);
 
 /* --- events ------------------------------------------------------------------------------ */
 

@@ -96,6 +96,20 @@ int window_expire(const window_params *p, const window_span *cur, usec_t now, wi
         return 1;
 }
 
+bool window_due(const window_params *p, const window_span *cur, usec_t settle, usec_t now) {
+        bool full = cur->until - cur->since == p->w;
+
+        if (cur->until > now)
+                return false;
+        if (!full)
+                return true;
+        return now - cur->until >= settle;
+}
+
+bool window_alarm_too_late(const window_span *span, usec_t max_age, usec_t now) {
+        return now > span->until && now - span->until > max_age;
+}
+
 bool window_owes_alarm(const window_record *r) {
         return r->reason == WINDOW_CLOSE_EXPIRED && r->alarm == WINDOW_ALARM_OWED;
 }
@@ -131,6 +145,19 @@ session_result window_session_result(size_t n_alarmed) {
         return n_alarmed > 0 ? SESSION_RESULT_ALARMS_RAISED : SESSION_RESULT_NO_ALARMS;
 }
 
+session_result window_session_result_full(bool rule_removed, size_t n_activity, size_t n_alarmed,
+                                          size_t n_too_late) {
+        if (rule_removed)
+                return SESSION_RESULT_RULE_REMOVED;
+        if (n_activity == 0)
+                return SESSION_RESULT_NO_EVENTS;
+        if (n_alarmed > 0)
+                return SESSION_RESULT_ALARMS_RAISED;
+        if (n_too_late > 0)
+                return SESSION_RESULT_ALARMS_TOO_LATE;
+        return SESSION_RESULT_NO_ALARMS;
+}
+
 static const char *const close_reason_table[_WINDOW_CLOSE_REASON_MAX] = {
         [WINDOW_CLOSE_ACTIVITY] = "activity",
         [WINDOW_CLOSE_EXPIRED] = "expired",
@@ -141,6 +168,8 @@ static const char *const alarm_state_table[_WINDOW_ALARM_STATE_MAX] = {
         [WINDOW_ALARM_NONE] = "none",
         [WINDOW_ALARM_OWED] = "owed",
         [WINDOW_ALARM_ALARMED] = "alarmed",
+        [WINDOW_ALARM_TOO_LATE] = "too_late",
+        [WINDOW_ALARM_DROPPED] = "dropped",
 };
 
 static const char *const event_outcome_table[_WINDOW_EVENT_OUTCOME_MAX] = {
@@ -153,6 +182,9 @@ static const char *const event_outcome_table[_WINDOW_EVENT_OUTCOME_MAX] = {
 static const char *const session_result_table[_SESSION_RESULT_MAX] = {
         [SESSION_RESULT_NO_ALARMS] = "no_alarms",
         [SESSION_RESULT_ALARMS_RAISED] = "alarms_raised",
+        [SESSION_RESULT_RULE_REMOVED] = "rule_removed",
+        [SESSION_RESULT_NO_EVENTS] = "no_events",
+        [SESSION_RESULT_ALARMS_TOO_LATE] = "alarms_too_late",
 };
 
 static const char *table_to_string(const char *const *table, size_t n, int v) {

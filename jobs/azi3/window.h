@@ -67,6 +67,8 @@ typedef enum window_alarm_state {
         WINDOW_ALARM_NONE,    /* not an expired window */
         WINDOW_ALARM_OWED,    /* expired, alarm not (successfully) posted yet */
         WINDOW_ALARM_ALARMED, /* expired, alarm posted */
+        WINDOW_ALARM_TOO_LATE, /* expired, alarm never posted: it was owed longer than max_alarm_age */
+        WINDOW_ALARM_DROPPED,  /* expired, alarm never posted: its rule left the configuration */
         _WINDOW_ALARM_STATE_MAX,
         _WINDOW_ALARM_STATE_INVALID = -EINVAL,
 } window_alarm_state;
@@ -83,6 +85,10 @@ typedef enum window_event_outcome {
 typedef enum session_result {
         SESSION_RESULT_NO_ALARMS,
         SESSION_RESULT_ALARMS_RAISED,
+        SESSION_RESULT_RULE_REMOVED,    /* the rule left the configuration while the session was open */
+        SESSION_RESULT_NO_EVENTS,       /* not one activity event between A and B: a quiet resident or an
+                                         * offline robot or sensor; Megazord cannot tell which */
+        SESSION_RESULT_ALARMS_TOO_LATE, /* alarms were owed but none could be posted in time */
         _SESSION_RESULT_MAX,
         _SESSION_RESULT_INVALID = -EINVAL,
 } session_result;
@@ -124,6 +130,15 @@ window_span window_open_at(const window_params *p, usec_t t) _pure_;
 int window_apply_event(const window_params *p, const window_span *cur, bool duplicate, usec_t e,
                        window_transition *ret);
 
+/* Whether the expiration step may judge CUR at NOW: a full window (one that can owe an alarm)
+ * only once SETTLE has passed after its until, so a late delivery of an event inside it still
+ * closes it as activity; a window cut short by B (never an alarm) as soon as it ran out. */
+bool window_due(const window_params *p, const window_span *cur, usec_t settle, usec_t now) _pure_;
+
+/* Whether an alarm owed for window SPAN is too late to post at NOW: its window ended more
+ * than MAX_AGE ago. */
+bool window_alarm_too_late(const window_span *span, usec_t max_age, usec_t now) _pure_;
+
 /* 8.1 step 3.1: the expiration step at logical time NOW for a session whose current window is
  * CUR (NULL if none). Returns 1 and fills *ret if the current window closes (and maybe a new
  * one opens), 0 if nothing changes (*ret is then zeroed), -EINVAL if P or CUR is not valid. */
@@ -144,8 +159,16 @@ bool window_session_complete(const window_params *p, bool has_current, size_t n_
 /* 8.1 step 4: the result of a completed session that posted N_ALARMED alarms. */
 session_result window_session_result(size_t n_alarmed) _pure_;
 
-/* Names as stored and logged ("activity", "expired", "ended"; "none", "owed", "alarmed";
- * "duplicate", "stale", "activity", "late"; "no_alarms", "alarms_raised"). The to_string
+/* The result of a completed session, in this order: RULE_REMOVED if it was completed because
+ * its rule left the configuration; NO_EVENTS if not one activity event was applied to it
+ * (N_ACTIVITY counts events that closed a window, in time or late); ALARMS_RAISED if an alarm
+ * was posted; ALARMS_TOO_LATE if alarms were owed but all too late; else NO_ALARMS. */
+session_result window_session_result_full(bool rule_removed, size_t n_activity, size_t n_alarmed,
+                                          size_t n_too_late) _pure_;
+
+/* Names as stored and logged ("activity", "expired", "ended"; "none", "owed", "alarmed",
+ * "too_late"; "duplicate", "stale", "activity", "late"; "no_alarms", "alarms_raised",
+ * "rule_removed", "no_events", "alarms_too_late"). The to_string
  * functions return NULL for values out of range; from_string returns the value or -EINVAL. */
 const char *window_close_reason_to_string(window_close_reason r) _pure_;
 window_close_reason window_close_reason_from_string(const char *s) _pure_;

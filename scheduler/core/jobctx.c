@@ -1,11 +1,18 @@
 /* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "basic/clock.h"
 #include "basic/escape.h"
 #include "basic/fs-util.h"
+#include "core/job-metrics.h"
 #include "core/jobctx.h"
 #include "basic/log.h"
 
@@ -124,6 +131,81 @@ static void *api_userdata(sched_job_ctx *c) {
         return JOBCTX(c)->job->userdata;
 }
 
+/* A run's gauges: one run per process, so they live here, not in the context. */
+static job_metric *run_metrics;
+static size_t n_run_metrics;
+
+static int metrics_write(const char *dir) {
+        _cleanup_free_ char *path = NULL, *tmp = NULL, *buf = NULL;
+        size_t used = 0;
+        int fd, r = 0;
+
+        if (asprintf(&path, "%s/" JOB_METRICS_FILE, dir) < 0 || asprintf(&tmp, "%s/." JOB_METRICS_FILE ".tmp", dir) < 0)
+                return -ENOMEM;
+        buf = malloc(JOB_METRICS_FILE_MAX);
+        if (!buf)
+                return -ENOMEM;
+        for (size_t i = 0; i < n_run_metrics; i++) {
+                int n = job_metric_format(&run_metrics[i], buf + used, JOB_METRICS_FILE_MAX - used);
+                if (n < 0)
+                        return -E2BIG;
+                used += (size_t) n;
+        }
+        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if (fd < 0)
+                return -errno;
+        for (size_t off = 0; off < used && r >= 0;) {
+                ssize_t k = write(fd, buf + off, used - off);
+                if (k < 0 && errno != EINTR)
+                        r = -errno;
+                else if (k > 0)
+                        off += (size_t) k;
+        }
+        if (close(fd) < 0 && r >= 0)
+                r = -errno;
+        if (r >= 0 && rename(tmp, path) < 0)
+                r = -errno;
+        if (r < 0)
+                (void) unlink(tmp);
+        return r;
+}
+
+static int api_metric_set(sched_job_ctx *c, const char *name, const char *labels, double value) {
+        jobctx *j = JOBCTX(c);
+        size_t i, used = 0;
+        job_metric m = { .value = value };
+
+        if (j->in_init || !j->state_dir)
+                return -EOPNOTSUPP;
+        labels = labels ?: "";
+        if (!job_metric_name_valid(name) || !job_metric_labels_valid(labels, strlen(labels)))
+                return -EINVAL;
+        for (i = 0; i < n_run_metrics; i++)
+                if (streq(run_metrics[i].name, name) && streq(run_metrics[i].labels, labels))
+                        break;
+        if (i == n_run_metrics) {
+                char line[JOB_METRICS_NAME_MAX + JOB_METRICS_LABELS_MAX + 64];
+                job_metric *v;
+
+                if (n_run_metrics >= JOB_METRICS_SERIES_MAX)
+                        return -E2BIG;
+                snprintf(m.name, sizeof(m.name), "%s", name);
+                snprintf(m.labels, sizeof(m.labels), "%s", labels);
+                /* the file must stay within the bound the daemon's reader enforces */
+                for (size_t k = 0; k < n_run_metrics; k++)
+                        used += (size_t) MAX(job_metric_format(&run_metrics[k], line, sizeof(line)), 0);
+                if (used + (size_t) MAX(job_metric_format(&m, line, sizeof(line)), 0) > JOB_METRICS_FILE_MAX)
+                        return -E2BIG;
+                v = reallocarray(run_metrics, n_run_metrics + 1, sizeof(*v));
+                if (!v)
+                        return -ENOMEM;
+                run_metrics = v;
+                run_metrics[n_run_metrics++] = m;
+        } else
+                run_metrics[i].value = value;
+        return metrics_write(j->state_dir);
+}
+
 static const sched_job_api jobctx_api = {
         .job_name = api_job_name,
         .run_id = api_run_id,
@@ -141,6 +223,7 @@ static const sched_job_api jobctx_api = {
         .state_dir = api_state_dir,
         .set_messagev = api_set_messagev,
         .userdata = api_userdata,
+        .metric_set = api_metric_set,
 };
 
 void jobctx_setup_run(jobctx *c, const job_def *job, uint64_t run_id, usec_t scheduled, unsigned attempt,

@@ -127,8 +127,45 @@ START_TEST(test_defaults_from_string) {
         ck_assert_uint_eq(c->retention, 24 * USEC_PER_HOUR);
         ck_assert_uint_eq(c->sqs_wait_time, AZI3_DEFAULT_SQS_WAIT_TIME);
         ck_assert_uint_eq(c->sqs_visibility_timeout, AZI3_DEFAULT_SQS_VISIBILITY_TIMEOUT);
+        ck_assert_uint_eq(c->settle, 30 * USEC_PER_SEC);
+        ck_assert_uint_eq(c->max_alarm_age, USEC_PER_HOUR);
+        ck_assert_uint_eq(c->replay_after, 2 * USEC_PER_MINUTE);
         ck_assert_uint_eq(c->n_rules, 0);
         ck_assert_str_eq(c->store, "/s.db");
+}
+END_TEST
+
+/* Issue 17's keys: given, and out of their bounds. */
+START_TEST(test_evidence_keys) {
+        static const char good[] = "store: /s.db\n"
+                                   "megazord: {base_url: 'http://m'}\n"
+                                   "sqs: {endpoint: 'http://q', region: r, queue_url: 'http://q/1/x'}\n"
+                                   "settle: 0s\nmax_alarm_age: 30m\nreplay_after: 5m\n"
+                                   "rules: []\n";
+        static const char bad[] = "store: /s.db\n"
+                                  "megazord: {base_url: 'http://m'}\n"
+                                  "sqs: {endpoint: 'http://q', region: r, queue_url: 'http://q/1/x'}\n"
+                                  "settle: 11m\nmax_alarm_age: 10s\nreplay_after: 2d\n"
+                                  "rules: []\n";
+        _cleanup_(azi3_config_freep) azi3_config *c = NULL;
+        azi3_config_errors errs = {};
+
+        ck_assert_int_eq(azi3_config_parse(good, sizeof(good) - 1, "inline", &c, &errs), 0);
+        azi3_config_errors_clear(&errs);
+        ck_assert_uint_eq(c->settle, 0);
+        ck_assert_uint_eq(c->max_alarm_age, 30 * USEC_PER_MINUTE);
+        ck_assert_uint_eq(c->replay_after, 5 * USEC_PER_MINUTE);
+        c = azi3_config_free(c);
+
+        ck_assert_int_eq(azi3_config_parse(bad, sizeof(bad) - 1, "inline", &c, &errs), -EINVAL);
+        ck_assert_uint_eq(errs.n, 3);
+        ck_assert_msg(strstr(errs.items[0].message, "settle: \"11m\" is not between 0 and 10m"), "%s",
+                      errs.items[0].message);
+        ck_assert_msg(strstr(errs.items[1].message, "max_alarm_age: \"10s\" is not between 1m and 7d"), "%s",
+                      errs.items[1].message);
+        ck_assert_msg(strstr(errs.items[2].message, "replay_after: \"2d\" is not between 10s and 1d"), "%s",
+                      errs.items[2].message);
+        azi3_config_errors_clear(&errs);
 }
 END_TEST
 
@@ -280,6 +317,7 @@ static Suite *config_suite(void) {
         tcase_add_test(tc, test_valid_full);
         tcase_add_test(tc, test_example_config);
         tcase_add_test(tc, test_defaults_from_string);
+        tcase_add_test(tc, test_evidence_keys);
         tcase_add_test(tc, test_local_time_parser);
         suite_add_tcase(s, tc);
 

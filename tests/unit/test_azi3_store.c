@@ -354,8 +354,15 @@ START_TEST(test_one_current_window) {
         ck_assert_uint_eq(w.span.since, A0);
         ck_assert_uint_eq(w.span.until, A0 + W0);
         ck_assert_int_eq(w.alarm, WINDOW_ALARM_NONE);
-        ck_assert_msg(strncmp(w.alarm_reference_id, "azi3-", 5) == 0 && azi3_uuid_is_v4(w.alarm_reference_id + 5), "%s",
-                      w.alarm_reference_id);
+        /* "azi3-<uuid>-<since>-<until>": the alarm names its window (issue 17) */
+        {
+                char uuid[AZI3_UUID_STRING_MAX] = "";
+                memcpy(uuid, w.alarm_reference_id + 5, AZI3_UUID_STRING_MAX - 1);
+                ck_assert_msg(strncmp(w.alarm_reference_id, "azi3-", 5) == 0 && azi3_uuid_is_v4(uuid), "%s",
+                              w.alarm_reference_id);
+                ck_assert_str_eq(w.alarm_reference_id + 5 + AZI3_UUID_STRING_MAX - 1,
+                                 "-20260329T070000Z-20260329T090000Z");
+        }
 
         /* A second current window: refused by the API and by the file itself. */
         ck_assert_int_eq(azi3_store_window_open(s, x.id, &next, NULL), -EEXIST);
@@ -933,6 +940,134 @@ START_TEST(test_two_processes) {
 }
 END_TEST
 
+
+/* A file written by schema version 1 (the store as released before issue 17), kept here as it
+ * was: migration 2 rebuilds two tables and must keep every row, their links and the cascade. */
+static const char schema_v1[] =
+        "CREATE TABLE sessions (id INTEGER PRIMARY KEY, robot_id INTEGER NOT NULL CHECK (robot_id >= 0),"
+        "  rule_id TEXT NOT NULL CHECK (length(rule_id) > 0), local_day TEXT NOT NULL CHECK (length(local_day) = 10),"
+        "  start_usec INTEGER NOT NULL, end_usec INTEGER NOT NULL CHECK (end_usec > start_usec),"
+        "  window_usec INTEGER NOT NULL CHECK (window_usec > 0), subscription_id INTEGER CHECK (subscription_id > 0),"
+        "  state TEXT NOT NULL DEFAULT 'open' CHECK (state IN ('open', 'completed')),"
+        "  result TEXT CHECK (result IN ('alarms_raised', 'no_alarms')), created_usec INTEGER NOT NULL,"
+        "  completed_usec INTEGER, UNIQUE (robot_id, rule_id, local_day),"
+        "  CHECK ((state = 'completed') = (result IS NOT NULL)),"
+        "  CHECK ((state = 'completed') = (completed_usec IS NOT NULL)));"
+        "CREATE UNIQUE INDEX sessions_subscription ON sessions (robot_id, subscription_id) WHERE subscription_id IS NOT NULL;"
+        "CREATE INDEX sessions_open ON sessions (state, end_usec);"
+        "CREATE INDEX sessions_day ON sessions (local_day, robot_id);"
+        "CREATE TABLE windows (id INTEGER PRIMARY KEY,"
+        "  session_id INTEGER NOT NULL REFERENCES sessions (id) ON DELETE CASCADE, since_usec INTEGER NOT NULL,"
+        "  until_usec INTEGER NOT NULL CHECK (until_usec > since_usec), closed_usec INTEGER,"
+        "  reason TEXT CHECK (reason IN ('activity', 'expired', 'ended')),"
+        "  closing_event_id INTEGER CHECK (closing_event_id > 0),"
+        "  alarm_state TEXT CHECK (alarm_state IN ('owed', 'alarmed')), alarm_reference_id TEXT NOT NULL UNIQUE,"
+        "  alarm_posted_usec INTEGER, alarm_event_id INTEGER,"
+        "  CHECK ((closed_usec IS NULL) = (reason IS NULL)),"
+        "  CHECK ((coalesce(reason, '') = 'expired') = (alarm_state IS NOT NULL)),"
+        "  CHECK ((coalesce(alarm_state, '') = 'alarmed') = (alarm_posted_usec IS NOT NULL)),"
+        "  CHECK ((coalesce(alarm_state, '') = 'alarmed') = (alarm_event_id IS NOT NULL)));"
+        "CREATE UNIQUE INDEX windows_current ON windows (session_id) WHERE closed_usec IS NULL;"
+        "CREATE INDEX windows_session ON windows (session_id, since_usec);"
+        "CREATE INDEX windows_owed ON windows (since_usec) WHERE alarm_state = 'owed';"
+        "CREATE TABLE events (session_id INTEGER NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,"
+        "  source_event_id INTEGER NOT NULL CHECK (source_event_id > 0), created_usec INTEGER NOT NULL,"
+        "  applied_usec INTEGER NOT NULL, outcome TEXT NOT NULL CHECK (outcome IN ('applied', 'stale')),"
+        "  PRIMARY KEY (session_id, source_event_id)) WITHOUT ROWID;"
+        "CREATE TABLE pending_unsubscriptions (robot_id INTEGER NOT NULL,"
+        "  subscription_id INTEGER NOT NULL CHECK (subscription_id > 0), attempts INTEGER NOT NULL DEFAULT 0,"
+        "  last_error TEXT, next_attempt_usec INTEGER NOT NULL, PRIMARY KEY (robot_id, subscription_id));"
+        "INSERT INTO sessions VALUES (1, 42, 'toilet', '2026-03-29', 1774767600000000, 1774821600000000, 7200000000,"
+        "  100, 'completed', 'alarms_raised', 1774767600000000, 1774821700000000);"
+        "INSERT INTO sessions VALUES (2, 43, 'toilet', '2026-03-29', 1774767600000000, 1774821600000000, 7200000000,"
+        "  101, 'open', NULL, 1774767600000000, NULL);"
+        "INSERT INTO windows VALUES (1, 1, 1774767600000000, 1774774800000000, 1774774800000000, 'expired', NULL,"
+        "  'alarmed', 'azi3-old-1', 1774774801000000, 9100);"
+        "INSERT INTO windows VALUES (2, 2, 1774767600000000, 1774774800000000, 1774774800000000, 'expired', NULL,"
+        "  'owed', 'azi3-old-2', NULL, NULL);"
+        "INSERT INTO windows VALUES (3, 2, 1774774800000000, 1774782000000000, NULL, NULL, NULL, NULL, 'azi3-old-3',"
+        "  NULL, NULL);"
+        "INSERT INTO events VALUES (1, 9001, 1774767700000000, 1774767700000000, 'applied');"
+        "PRAGMA user_version = 1; PRAGMA application_id = 0x617a6933;";
+
+START_TEST(test_migrate_v1_keeps_rows) {
+        _cleanup_(azi3_store_closep) azi3_store *s = NULL;
+        _cleanup_free_ azi3_window *owed = NULL;
+        size_t n = 0, dropped = 0;
+        session_result res;
+        azi3_window w;
+        int v = 0;
+
+        ck_assert_int_eq(raw_exec(schema_v1), SQLITE_OK);
+        ck_assert_int_eq(count_rows("PRAGMA user_version"), 1);
+
+        s = open_ok();
+        ck_assert_int_eq(azi3_store_schema_version(s, &v), 0);
+        ck_assert_int_eq(v, 2);
+        ck_assert_int_eq(count_rows("SELECT count(*) FROM sessions"), 2);
+        ck_assert_int_eq(count_rows("SELECT count(*) FROM windows"), 3);
+        ck_assert_int_eq(count_rows("SELECT count(*) FROM events"), 1);
+        ck_assert_int_eq(azi3_store_window_get(s, 1, &w), 0);
+        ck_assert_int_eq(w.alarm, WINDOW_ALARM_ALARMED);
+        ck_assert_str_eq(w.alarm_reference_id, "azi3-old-1");
+        ck_assert_int_eq(azi3_store_alarms_owed(s, 2, &owed, &n), 0);
+        ck_assert_uint_eq(n, 1);
+        ck_assert_uint_eq(owed[0].alarm_verified_usec, 0);
+        /* the new states are accepted by the migrated file */
+        ck_assert_int_eq(azi3_store_session_complete_rule_removed(s, 2, A0 + 3 * USEC_PER_HOUR, &dropped, &res), 0);
+        ck_assert_uint_eq(dropped, 1);
+        ck_assert_int_eq(res, SESSION_RESULT_RULE_REMOVED);
+        ck_assert_int_eq(azi3_store_meta_set(s, "k", "v"), 0);
+        /* the cascade still works: the rebuilt sessions table is the one windows and events refer to */
+        ck_assert_int_eq(azi3_store_sessions_delete_completed(s, USEC_INFINITY - 1, &n), 0);
+        ck_assert_uint_eq(n, 2);
+        ck_assert_int_eq(count_rows("SELECT count(*) FROM windows"), 0);
+        ck_assert_int_eq(count_rows("SELECT count(*) FROM events"), 0);
+        ck_assert_int_eq(count_rows("PRAGMA foreign_keys"), 0); /* a fresh connection's default */
+        assert_integrity();
+}
+END_TEST
+
+/* Issue 17: an expired window whose history shows activity is judged again. */
+START_TEST(test_rewind) {
+        _cleanup_(azi3_store_closep) azi3_store *s = open_ok();
+        _cleanup_free_ azi3_window *l = NULL;
+        _cleanup_free_ azi3_event *ev = NULL;
+        azi3_session x = make_session(s, 42, "toilet", "2026-03-29");
+        window_transition t;
+        azi3_window cur, opened;
+        size_t n = 0;
+
+        /* the first window expires at A+2h (no evidence), the run opens [A+2h, A+4h); an event
+         * at A+2h+5m closes that one */
+        ck_assert_int_eq(azi3_store_window_current(s, x.id, &cur), 0);
+        ck_assert_int_eq(window_expire(&P0, &cur.span, A0 + W0, &t), 1);
+        ck_assert_int_eq(azi3_store_apply_transition(s, x.id, cur.id, &t, A0 + W0, 0, &opened), 1);
+        ck_assert_int_eq(azi3_store_event_record(s, x.id, 9002, A0 + W0 + 5 * MIN_, A0 + W0 + 5 * MIN_,
+                                                 WINDOW_EVENT_ACTIVITY), 1);
+        ck_assert_int_eq(azi3_store_event_record(s, x.id, 8999, A0 - MIN_, A0, WINDOW_EVENT_STALE), 1);
+        /* refused for a current window, or another session's */
+        ck_assert_int_eq(azi3_store_session_rewind(s, x.id, opened.id), -EINVAL);
+        ck_assert_int_eq(azi3_store_session_rewind(s, x.id + 1, cur.id), -EINVAL);
+        ck_assert_int_eq(azi3_store_session_rewind(s, x.id, cur.id), 0);
+        ck_assert_int_eq(azi3_store_windows_list(s, x.id, &l, &n), 0);
+        ck_assert_uint_eq(n, 1);
+        ck_assert(l[0].current);
+        ck_assert_int_eq(l[0].id, cur.id);
+        ck_assert_int_eq(l[0].alarm, WINDOW_ALARM_NONE);
+        ck_assert_str_eq(l[0].alarm_reference_id, cur.alarm_reference_id); /* stable per window */
+        ck_assert_int_eq(azi3_store_events_list(s, x.id, &ev, &n), 0);
+        ck_assert_uint_eq(n, 1); /* events from since on are forgotten, to be applied again */
+        ck_assert_int_eq(ev[0].source_event_id, 8999);
+        /* a posted alarm is never taken back */
+        ck_assert_int_eq(window_expire(&P0, &cur.span, A0 + W0, &t), 1);
+        ck_assert_int_eq(azi3_store_apply_transition(s, x.id, cur.id, &t, A0 + W0, 0, NULL), 1);
+        ck_assert_int_eq(azi3_store_alarm_mark_posted(s, cur.id, A0 + W0, 9100), 0);
+        ck_assert_int_eq(azi3_store_session_rewind(s, x.id, cur.id), -EINVAL);
+        assert_integrity();
+}
+END_TEST
+
 static Suite *store_suite(void) {
         Suite *s = suite_create("azi3_store");
         TCase *tc = tcase_create("store");
@@ -940,6 +1075,8 @@ static Suite *store_suite(void) {
         tcase_add_checked_fixture(tc, setup, teardown);
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, test_migrate_empty_and_reopen);
+        tcase_add_test(tc, test_migrate_v1_keeps_rows);
+        tcase_add_test(tc, test_rewind);
         tcase_add_test(tc, test_newer_version_refused);
         tcase_add_test(tc, test_foreign_file_refused);
         tcase_add_test(tc, test_open_errors);

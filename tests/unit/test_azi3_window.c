@@ -647,6 +647,46 @@ START_TEST(test_random_against_reference) {
 }
 END_TEST
 
+
+/* Issue 17: when a window may be judged, when an alarm is too late, and a session's result. */
+START_TEST(test_due_after_settle) {
+        window_span full = { M(8 * 60), M(10 * 60) }, cut = { M(21 * 60), M(22 * 60) };
+        usec_t settle = 30 * USEC_PER_SEC;
+
+        ck_assert(!window_due(&day, &full, settle, M(10 * 60) - 1));
+        ck_assert(!window_due(&day, &full, settle, M(10 * 60)));
+        ck_assert(!window_due(&day, &full, settle, M(10 * 60) + settle - 1));
+        ck_assert(window_due(&day, &full, settle, M(10 * 60) + settle));
+        ck_assert(window_due(&day, &full, 0, M(10 * 60)));
+        /* cut short by B: no alarm at stake, due at once */
+        ck_assert(!window_due(&day, &cut, settle, M(22 * 60) - 1));
+        ck_assert(window_due(&day, &cut, settle, M(22 * 60)));
+}
+END_TEST
+
+START_TEST(test_alarm_too_late) {
+        window_span w = { M(8 * 60), M(10 * 60) };
+
+        ck_assert(!window_alarm_too_late(&w, USEC_PER_HOUR, M(10 * 60)));
+        ck_assert(!window_alarm_too_late(&w, USEC_PER_HOUR, M(11 * 60)));
+        ck_assert(window_alarm_too_late(&w, USEC_PER_HOUR, M(11 * 60) + 1));
+        ck_assert(!window_alarm_too_late(&w, USEC_PER_HOUR, M(9 * 60))); /* not even ended */
+}
+END_TEST
+
+START_TEST(test_session_result_full) {
+        ck_assert_int_eq(window_session_result_full(true, 5, 2, 1), SESSION_RESULT_RULE_REMOVED);
+        ck_assert_int_eq(window_session_result_full(false, 0, 7, 0), SESSION_RESULT_NO_EVENTS);
+        ck_assert_int_eq(window_session_result_full(false, 1, 1, 1), SESSION_RESULT_ALARMS_RAISED);
+        ck_assert_int_eq(window_session_result_full(false, 1, 0, 1), SESSION_RESULT_ALARMS_TOO_LATE);
+        ck_assert_int_eq(window_session_result_full(false, 1, 0, 0), SESSION_RESULT_NO_ALARMS);
+        ck_assert_str_eq(session_result_to_string(SESSION_RESULT_NO_EVENTS), "no_events");
+        ck_assert_int_eq(session_result_from_string("rule_removed"), SESSION_RESULT_RULE_REMOVED);
+        ck_assert_str_eq(window_alarm_state_to_string(WINDOW_ALARM_TOO_LATE), "too_late");
+        ck_assert_int_eq(window_alarm_state_from_string("dropped"), WINDOW_ALARM_DROPPED);
+}
+END_TEST
+
 static Suite *window_suite(void) {
         Suite *s = suite_create("azi3_window");
         TCase *tc = tcase_create("step1");
@@ -678,6 +718,9 @@ static Suite *window_suite(void) {
         tcase_add_test(tc, test_expire_cut_short_is_ended);
         tcase_add_test(tc, test_expire_full_window_ending_at_b);
         tcase_add_test(tc, test_expire_after_b_opens_nothing);
+        tcase_add_test(tc, test_due_after_settle);
+        tcase_add_test(tc, test_alarm_too_late);
+        tcase_add_test(tc, test_session_result_full);
         tcase_add_test(tc, test_alarms_owed_in_time_order);
         suite_add_tcase(s, tc);
 
