@@ -266,7 +266,7 @@ static int verb_next(int argc, char **argv) {
         }
         z = zz;
 
-        usec_t from = clock_now_realtime();
+        usec_t now = clock_now_realtime(), from = now;
         if (from_s && timefmt_parse(from_s, z, &from, &e) < 0) {
                 fprintf(stderr, "schedctl: --from: %s\n", e.message);
                 return EXIT_USAGE;
@@ -299,10 +299,17 @@ static int verb_next(int argc, char **argv) {
                 char lb[TIMEFMT_MAX], ub[TIMEFMT_MAX], left[64];
                 timefmt_rfc3339(fire, z, false, lb, sizeof(lb));
                 timefmt_rfc3339(fire, NULL, false, ub, sizeof(ub));
-                format_left(fire - from, left, sizeof(left));
+                /* LEFT is from now, whatever --from says: it is when the fire comes, not a gap */
+                if (fire + USEC_PER_SEC > now)
+                        format_left(fire > now ? fire - now : 0, left, sizeof(left));
+                else {
+                        char ago[64];
+                        snprintf(left, sizeof(left), "%s ago", format_left(now - fire, ago, sizeof(ago)));
+                }
                 if (arg_json) {
                         json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:I}", "utc", ub, "local", lb, "zone", tz_name(z),
-                                              "usec", (json_int_t) fire, "left_usec", (json_int_t) (fire - from));
+                                              "usec", (json_int_t) fire, "left_usec",
+                                              (json_int_t) fire - (json_int_t) now);
                         if (!o || json_array_append_new(arr, o) < 0)
                                 return log_oom();
                 } else
@@ -884,17 +891,31 @@ static int verb_run(int argc, char **argv) {
                                    e.message[0] ? e.message : "must be more than zero");
 
         json_t *at = json_null();
+        char at_note[256] = "";
         if (run_at) {
                 usec_t t;
                 /* an offset-less TIME is local to the job's zone, like its schedule */
                 if (timefmt_parse(run_at, NULL, &t, &e) < 0) {
+                        tz_local_kind kind;
                         e = (parse_error) {};
                         const tz *z = zone_of_job(name);
                         if (!z && tz_load("UTC", (tz **) &z) < 0)
                                 return log_oom();
-                        if (timefmt_parse(run_at, z, &t, &e) < 0)
+                        if (timefmt_parse_local(run_at, z, &t, &kind, &e) < 0)
                                 return usage_error("run --at: \"%s\": %s; expected RFC 3339 such as 2026-03-29T07:30:00+02:00",
                                                    run_at, e.message);
+                        /* accepted as SPEC section 4 resolves it, but never silently */
+                        char b[TIMEFMT_MAX];
+                        if (kind == TZ_LOCAL_GAP)
+                                snprintf(at_note, sizeof(at_note),
+                                         "%s does not exist in %s (the clocks sprang forward over it); the run stands "
+                                         "for %s, the first instant after the gap",
+                                         run_at, tz_name(z), timefmt_rfc3339(t, z, false, b, sizeof(b)));
+                        else if (kind == TZ_LOCAL_REPEATED)
+                                snprintf(at_note, sizeof(at_note),
+                                         "%s occurs twice in %s (the clocks fell back); the run stands for the first, "
+                                         "%s",
+                                         run_at, tz_name(z), timefmt_rfc3339(t, z, false, b, sizeof(b)));
                 }
                 at = json_integer((json_int_t) t);
         }
@@ -912,6 +933,12 @@ static int verb_run(int argc, char **argv) {
         }
         if (r != EXIT_SUCCESS)
                 return r;
+        if (at_note[0]) {
+                if (arg_json)
+                        json_object_set_new(reply, "note", json_string(at_note));
+                else
+                        printf("Note: %s.\n", at_note);
+        }
 
         const char *st = jstr(reply, FIELD_STATUS);
         bool ok = !run_wait || (st && streq(st, "succeeded"));
