@@ -98,7 +98,7 @@ static json_t *usec_or_null(usec_t u) {
 static const char *job_state(const job_rt *j) {
         if (j->n_running > 0)
                 return CONTROL_STATE_RUNNING;
-        if (timer_entry_queued(&j->retry.entry))
+        if (j->n_retrying > 0)
                 return CONTROL_STATE_RETRYING;
         return CONTROL_STATE_IDLE;
 }

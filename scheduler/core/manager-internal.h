@@ -6,6 +6,7 @@
  *   manager.c        the loop and its lifecycle: new/run/free, signals, shutdown, status, pruning
  *   fire.c           a fire: the timers' dispatches, policies, claim, start, release of warm runs
  *   run-end.c        a run that ended: its history row, its retry, whoever waits on it
+ *   retries.c        pending retries: one per run chain, kept in history, resumed at start-up
  *   warm.c           warm runs (forked ahead of their fire) and the launchers that fork them
  *   clock-change.c   the wall clock set, and catch-up of fires missed meanwhile or while down
  *   reload.c         the registry in force: its references, loading, the swap on reload
@@ -80,6 +81,23 @@ int manager_on_boot_timer(sd_event_source *s, uint64_t usec, void *userdata);
 
 /* The run_done_fn of every run: records the end, schedules a retry, frees R. */
 void manager_run_done(run *r, void *userdata);
+
+/* --- retries.c --- */
+
+/* Queues retry ATTEMPT of chain FIRST_ID (0: no history row) of JOB at DUE_BOOT (boottime) and
+ * records it in history. -ENOMEM. */
+int manager_retry_add(manager *m, const char *job, int64_t first_id, unsigned attempt, usec_t scheduled,
+                      usec_t due_boot);
+/* Unqueues and frees RW (accepts NULL); FORGET: also takes it out of history (claimed or given
+ * up), else it is resumed at the next start. */
+void manager_retry_drop(manager *m, retry_wait *rw, bool forget);
+/* Sets each job's n_retrying from m->retries (after a reload). */
+void manager_retries_recount(manager *m);
+/* Frees every pending retry, leaving them in history. */
+void manager_retries_free(manager *m);
+/* At start-up: queues the retries pending in history; those of jobs no longer in the registry
+ * are logged and forgotten. -errno from history (then none are resumed). */
+int manager_retries_resume(manager *m);
 
 /* --- warm.c --- */
 

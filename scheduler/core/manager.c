@@ -240,6 +240,8 @@ int manager_new(const manager_options *o, manager **ret) {
                 registry_free(r);
                 return log_error_errno(q, "Cannot set up jobs: %m");
         }
+        (void) manager_retries_resume(m);
+        manager_arm_timers(m);
 
         *ret = TAKE_PTR(m);
         return 0;
@@ -297,6 +299,7 @@ manager *manager_free(manager *m) {
                 manager_launcher_slot_free(m, m->launchers);
         for (size_t i = 0; i < m->n_jobs; i++)
                 job_rt_free(m->jobs[i]);
+        manager_retries_free(m);
         free(m->jobs);
         free(m->by_name);
         timer_heap_done(&m->real_heap);

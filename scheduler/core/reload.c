@@ -109,13 +109,6 @@ int manager_swap_registry(manager *m, registry *r) {
                 job_rt *j = jobs[i];
                 job_rt *o = job_rt_find(old_by_name, n_old, j->def->name);
                 if (o) {
-                        j->n_running = o->n_running;
-                        if (timer_entry_queued(&o->retry.entry)) {
-                                j->retry_first_id = o->retry_first_id;
-                                j->retry_attempt = o->retry_attempt;
-                                j->retry_scheduled = o->retry_scheduled;
-                                (void) timer_heap_put(&m->boot_heap, &j->retry.entry, o->retry.entry.when);
-                        }
                         /* an unchanged @every keeps its cadence across reloads */
                         if (j->every && o->every && j->def->schedule.interval == o->def->schedule.interval &&
                             timer_entry_queued(&o->fire.entry))
@@ -124,6 +117,14 @@ int manager_swap_registry(manager *m, registry *r) {
                 if (!timer_entry_queued(&j->fire.entry))
                         job_rt_schedule_first(j);
         }
+        /* Runs in flight and pending retries belong to the job of their name, whatever reloads
+         * came between (removed and added back included): counted again, not carried over. */
+        for (run *x = m->runs; x; x = x->next) {
+                job_rt *j = manager_find_job(m, x->def->name);
+                if (j)
+                        j->n_running++;
+        }
+        manager_retries_recount(m);
         for (size_t k = 0; k < n_old; k++)
                 job_rt_free(old[k]);
         free(old);
