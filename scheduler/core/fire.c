@@ -4,6 +4,7 @@
  * opened at the gate, or a fork) and the release of the warm runs of a dispatch. */
 #include <assert.h>
 #include <inttypes.h>
+#include <sys/wait.h>
 
 #include "basic/clock.h"
 #include "basic/log.h"
@@ -49,14 +50,30 @@ void manager_runs_remove(manager *m, run *r) {
         manager_list_remove(&m->runs, r);
 }
 
+bool manager_fire_due_soon(const job_rt *j, usec_t now) {
+        return !j->every && j->next_fire != USEC_INFINITY && j->next_fire <= now + START_FOLD;
+}
+
+/* Whether R's process has exited, reaped or not: a run that finished but whose exit the loop
+ * has not handled yet (its SIGCHLD comes after this dispatch) does not hold a singleton. */
+static bool run_exited(const run *r) {
+        siginfo_t si = {};
+        if (r->pid <= 0)
+                return false;
+        return waitid(P_PID, (id_t) r->pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0 ? errno == ECHILD
+                                                                                   : si.si_pid == r->pid;
+}
+
 static const char *skip_reason(manager *m, job_rt *j, char *buf, size_t n) {
         if (j->def->singleton && j->n_running > 0) {
                 int64_t id = 0;
                 for (run *r = m->runs; r; r = r->next)
-                        if (streq(r->def->name, j->def->name))
-                                id = r->id;
-                snprintf(buf, n, "previous run %" PRId64 " still running (singleton)", id);
-                return buf;
+                        if (streq(r->def->name, j->def->name) && !run_exited(r))
+                                id = r->id ?: -1;
+                if (id != 0) {
+                        snprintf(buf, n, "previous run %" PRId64 " still running (singleton)", MAX(id, (int64_t) 0));
+                        return buf;
+                }
         }
         if (m->n_running >= m->reg->reg->max_concurrent) {
                 snprintf(buf, n, "concurrency limit reached (max_concurrent=%u runs in flight)",

@@ -3,6 +3,7 @@
  * loading, and the swap on reload that carries jobs' runtime state over. */
 #include <systemd/sd-daemon.h>
 
+#include "basic/clock.h"
 #include "basic/log.h"
 #include "core/jobctx.h"
 #include "core/manager-internal.h"
@@ -67,8 +68,10 @@ void manager_log_diags(const diag_list *d) {
 
 static int apply_job_state(const char *job, const history_job_state *st, void *userdata) {
         job_rt *j = manager_find_job(userdata, job);
-        if (j)
+        if (j) {
                 j->enabled_override = st->enabled_override;
+                j->first_loaded = st->first_loaded_usec != USEC_INFINITY;
+        }
         return 0;
 }
 
@@ -105,6 +108,16 @@ int manager_swap_registry(manager *m, registry *r) {
         m->n_jobs = r->n_jobs;
         /* one scan of the job rows: a query per job was a large part of starting 100,000 */
         (void) history_foreach_job_state(m->hist, apply_job_state, m);
+        /* catch_up of a job that never fired starts from when it was first loaded */
+        usec_t now = clock_now_realtime();
+        for (size_t i = 0; i < m->n_jobs; i++)
+                if (!jobs[i]->first_loaded) {
+                        manager_history_batch(m);
+                        int q = history_set_first_loaded(m->hist, jobs[i]->def->name, now);
+                        if (q < 0)
+                                manager_history_failed(m, q, "recording when a job was first loaded");
+                        jobs[i]->first_loaded = q >= 0;
+                }
         for (size_t i = 0; i < m->n_jobs; i++) {
                 job_rt *j = jobs[i];
                 job_rt *o = job_rt_find(old_by_name, n_old, j->def->name);
