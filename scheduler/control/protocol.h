@@ -61,6 +61,7 @@ bool control_command_takes(const control_command *c, const char *field);
 #define FIELD_RUNS "runs"       /* history: run objects; in a job object: runs so far */
 #define FIELD_RUN_ID "run_id"
 #define FIELD_ENABLED "enabled"
+#define FIELD_IN_REGISTRY "in_registry" /* history of one job: false when it was removed */
 
 /* a job object (list, status) */
 #define FIELD_NAME "name"

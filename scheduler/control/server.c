@@ -288,8 +288,11 @@ json_t *control_dispatch(manager *m, json_t *req, bool privileged, int64_t *ret_
                         return error_reply(-EINVAL, "\"" FIELD_SINCE "\" must be microseconds since the epoch");
                 if (st && (status = run_status_from_string(st)) < 0)
                         return error_reply(-EINVAL, "unknown status \"%s\"", st);
-                if (name && !manager_find_job(m, name))
-                        return error_reply(-ENOENT, "no job \"%s\" in the registry", name);
+                /* a removed job's rows are kept: shown, saying it is gone */
+                bool known = !name || manager_find_job(m, name);
+                history_job_state js;
+                if (!known && history_get_job_state(m->hist, name, &js) <= 0)
+                        return error_reply(-ENOENT, "no job \"%s\" in the registry or in history", name);
                 q = history_list_runs(m->hist, name, since, status,
                                       json_is_integer(lim) ? (unsigned) json_integer_value(lim) : 20, &runs, &n);
                 if (q < 0)
@@ -298,7 +301,7 @@ json_t *control_dispatch(manager *m, json_t *req, bool privileged, int64_t *ret_
                 for (size_t i = 0; i < n; i++)
                         json_array_append_new(arr, run_row_json(&runs[i]));
                 history_runs_free(runs, n);
-                return json_pack("{s:b, s:o}", FIELD_OK, 1, FIELD_RUNS, arr);
+                return json_pack("{s:b, s:o, s:b}", FIELD_OK, 1, FIELD_RUNS, arr, FIELD_IN_REGISTRY, known);
         }
 
         if (!name)

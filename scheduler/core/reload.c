@@ -121,6 +121,15 @@ int manager_swap_registry(manager *m, registry *r) {
         for (size_t i = 0; i < m->n_jobs; i++) {
                 job_rt *j = jobs[i];
                 job_rt *o = job_rt_find(old_by_name, n_old, j->def->name);
+                /* an override outlives the job's removal: one that contradicts the registry of a job
+                 * loaded now (at start-up, or added back) is said, not silently applied */
+                if (!o && j->enabled_override >= 0 && j->enabled_override != (int) j->def->enabled)
+                        log_full(LOG_NOTICE, 0, j->def->name, 0, -1,
+                                 "Job \"%s\" is %s by an override (schedctl %s) although the registry says enabled: %s; "
+                                 "schedctl %s %s follows the registry again.",
+                                 j->def->name, j->enabled_override ? "enabled" : "disabled",
+                                 j->enabled_override ? "enable" : "disable", j->def->enabled ? "true" : "false",
+                                 j->enabled_override ? "disable" : "enable", j->def->name);
                 if (o) {
                         /* an unchanged @every keeps its cadence across reloads */
                         if (j->every && o->every && j->def->schedule.interval == o->def->schedule.interval &&

@@ -498,6 +498,11 @@ static char *fmt_left(usec_t t, usec_t now, char *buf, size_t n) {
         return format_relative(t - now, buf, n);
 }
 
+/* ENABLED of list: "(override)" when schedctl enable/disable decides, not the registry. */
+static const char *enabled_text(bool enabled, bool override) {
+        return override ? (enabled ? "yes (override)" : "no (override)") : enabled ? "yes" : "no";
+}
+
 static char *fmt_passed(usec_t t, usec_t now, char *buf, size_t n) {
         if (t == USEC_INFINITY)
                 return NULL;
@@ -685,7 +690,8 @@ static int verb_list(int argc, char **argv) {
                     table_add(t, fmt_passed(ls, now, passed, sizeof(passed)), NULL) < 0 ||
                     table_add(t, jstr(j, FIELD_NAME), COLOR_BOLD) < 0 || table_add(t, st, status_color(st)) < 0 ||
                     table_add(t, jstr(j, FIELD_STATE), state_color(jstr(j, FIELD_STATE))) < 0 ||
-                    table_add(t, enabled ? "yes" : "no", enabled ? NULL : COLOR_GREY) < 0 ||
+                    table_add(t, enabled_text(enabled, json_is_boolean(json_object_get(j, FIELD_ENABLED_OVERRIDE))),
+                              enabled ? NULL : COLOR_GREY) < 0 ||
                     table_add(t, runs, NULL) < 0 ||
                     table_add(t, fails, jint(j, FIELD_FAILURES, 0) > 0 ? COLOR_RED : NULL) < 0 ||
                     table_add(t, fmt_duration(jusec(j, FIELD_AVERAGE_DURATION_USEC), avg, sizeof(avg)), NULL) < 0 ||
@@ -1098,6 +1104,9 @@ static int verb_history(int argc, char **argv) {
                  CALL_TIMEOUT, &reply, NULL);
         if (r != EXIT_SUCCESS)
                 return r;
+        if (name && json_is_false(json_object_get(reply, FIELD_IN_REGISTRY)))
+                fprintf(stderr, "schedctl: job \"%s\" is no longer in the registry; these are its runs kept in history.\n",
+                        name);
         json_t *runs = json_object_get(reply, FIELD_RUNS);
         if (arg_json) {
                 print_json(runs);

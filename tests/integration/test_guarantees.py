@@ -261,7 +261,7 @@ class Guarantees(DaemonTestCase):
         rc, out, err = schedctl(d, "list")
         self.assertEqual(rc, 0, err)
         line = [x for x in out.splitlines() if " x " in " %s " % x][0]
-        self.assertIn("disabled (override)", line)
+        self.assertIn("no (override)", line)
         d.stop()
 
     def test_disable_drops_a_pending_retry(self):
