@@ -304,6 +304,17 @@ json_t *control_dispatch(manager *m, json_t *req, bool privileged, int64_t *ret_
                 return json_pack("{s:b, s:o, s:b}", FIELD_OK, 1, FIELD_RUNS, arr, FIELD_IN_REGISTRY, known);
         }
 
+        if (!name && id == CONTROL_STATUS) {
+                /* the daemon's own status: its jobs, runs in flight and the history's size */
+                uint64_t rows = 0, bytes = 0;
+                manager_flush_history(m);
+                if ((q = history_get_size(m->hist, &rows, &bytes)) < 0)
+                        return error_reply(q, "reading history failed: %s", history_last_error(m->hist));
+                return json_pack("{s:b, s:I, s:I, s:I, s:I, s:I}", FIELD_OK, 1, FIELD_JOBS, (json_int_t) m->n_jobs,
+                                 FIELD_RUNNING_RUNS, (json_int_t) m->n_running, FIELD_HISTORY_RUNS, (json_int_t) rows,
+                                 FIELD_HISTORY_BYTES, (json_int_t) bytes, FIELD_NOW_USEC,
+                                 (json_int_t) clock_now_realtime());
+        }
         if (!name)
                 return error_reply(-EINVAL, "\"%s\" needs a \"" FIELD_JOB "\" name", cmd);
         job_rt *j = manager_find_job(m, name);

@@ -149,5 +149,7 @@ int manager_swap_registry(manager *m, registry *r);
 
 /* --- manager.c --- */
 
+/* Prunes history to the limits in force now, and again after their prune_interval. */
+void manager_prune_now(manager *m);
 /* Schedules a refresh of sd_notify STATUS=, at most every STATUS_INTERVAL. */
 void manager_status_changed(manager *m);

@@ -13,7 +13,6 @@
 
 /* sd_notify STATUS= is refreshed at most this often */
 #define STATUS_INTERVAL (1 * USEC_PER_SEC)
-#define PRUNE_INTERVAL USEC_PER_HOUR
 #define GATE_SLOTS (4 * WARM_MAX)
 
 /* --- status ---------------------------------------------------------------------- */
@@ -48,18 +47,30 @@ void manager_status_changed(manager *m) {
 
 /* --- pruning ----------------------------------------------------------------------- */
 
+/* Rows past the retention limits go at start-up, on every reload (the limits may have changed)
+ * and then every scheduler.history.prune_interval: one DELETE per limit, batched with the rest. */
 static int on_prune(sd_event_source *s, uint64_t usec, void *userdata) {
         manager *m = userdata;
         unsigned n = 0;
         const registry *r = m->reg->reg;
+        manager_history_batch(m);
         int q = history_prune(m->hist, clock_now_realtime(), r->history_retention, r->history_max_runs_per_job, &n);
         if (q < 0)
                 manager_history_failed(m, q, "pruning");
         else if (n > 0)
                 log_info("Pruned %u old runs from history.", n);
-        (void) sd_event_source_set_time_relative(s, PRUNE_INTERVAL);
-        (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+        (void) sd_event_source_set_time_relative(m->prune_timer, r->history_prune_interval);
+        (void) sd_event_source_set_enabled(m->prune_timer, SD_EVENT_ONESHOT);
         return 0;
+}
+
+void manager_prune_now(manager *m) {
+        char b[DURATION_MAX];
+        if (!m->prune_timer)
+                return;
+        log_info("History is pruned now and every %s (scheduler.history.prune_interval).",
+                 duration_format(m->reg->reg->history_prune_interval, b, sizeof(b)));
+        (void) on_prune(m->prune_timer, 0, m);
 }
 
 /* --- runs of a previous incarnation ----------------------------------------------------- */
@@ -342,6 +353,9 @@ int manager_run(manager *m) {
 
         log_info("Started with %zu job%s from %s; history in %s.", m->n_jobs, m->n_jobs == 1 ? "" : "s", m->opts.config,
                  m->history_path);
+        char b[DURATION_MAX];
+        log_info("History is pruned at start-up, on reload and every %s (scheduler.history.prune_interval).",
+                 duration_format(m->reg->reg->history_prune_interval, b, sizeof(b)));
         (void) sd_notify(false, "READY=1");
         (void) on_status_timer(NULL, 0, m);
 

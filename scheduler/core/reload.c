@@ -184,6 +184,7 @@ int manager_reload(manager *m, diag_list *diags) {
                 else {
                         manager_launchers_retire(m);
                         manager_arm_timers(m);
+                        manager_prune_now(m);
                 }
                 if (q >= 0)
                         log_info("Reloaded %s: %zu job%s.", m->opts.config, m->n_jobs, m->n_jobs == 1 ? "" : "s");

@@ -709,7 +709,8 @@ static int verb_list(int argc, char **argv) {
 /* --- status ---------------------------------------------------------------------- */
 
 static const verb_help status_help = {
-        "status JOB [--json] [--utc]",
+        "status [JOB] [--json] [--utc]",
+        "Without JOB: the daemon's jobs, runs in flight and the size of its history.\n"
         "A job's definition (schedule, zone, plugin, policies, where it is defined), its state,\n"
         "the next fires and its last runs with their messages.\n"
         "\n"
@@ -769,10 +770,24 @@ static int verb_status(int argc, char **argv) {
         int n, r = collect_operands(argc, argv, &status_help, NULL, NULL, &ops, &n);
         if (r >= 0)
                 return r;
-        if (n != 1)
-                return usage_error("status takes one JOB, e.g. schedctl status hello");
+        if (n > 1)
+                return usage_error("status takes at most one JOB, e.g. schedctl status hello");
 
         _cleanup_(json_decrefp) json_t *reply = NULL;
+        if (n == 0) {
+                r = call(json_pack("{s:s}", FIELD_COMMAND, control_command_name(CONTROL_STATUS)), CALL_TIMEOUT, &reply,
+                         NULL);
+                if (r != EXIT_SUCCESS)
+                        return r;
+                if (arg_json) {
+                        print_json(reply);
+                        return EXIT_SUCCESS;
+                }
+                printf("        Jobs: %lld\n     Running: %lld\n     History: %lld runs, %.1f MiB\n",
+                       jint(reply, FIELD_JOBS, 0), jint(reply, FIELD_RUNNING_RUNS, 0), jint(reply, FIELD_HISTORY_RUNS, 0),
+                       (double) jint(reply, FIELD_HISTORY_BYTES, 0) / (1024.0 * 1024.0));
+                return EXIT_SUCCESS;
+        }
         r = call(json_pack("{s:s, s:s}", FIELD_COMMAND, control_command_name(CONTROL_STATUS), FIELD_JOB, ops[0]), CALL_TIMEOUT, &reply, NULL);
         if (r != EXIT_SUCCESS)
                 return r;

@@ -161,7 +161,10 @@ class Commands(Base):
         rc, out, err = schedctl(d, "status", "nope")
         self.assertEqual(rc, 1)
         self.assertIn('no job "nope"', err)
-        rc, _, err = schedctl(d, "status")
+        rc, out, err = schedctl(d, "status")  # without JOB: the daemon's, with the history's size
+        self.assertEqual(rc, 0, err)
+        self.assertIn("History:", out)
+        rc, _, err = schedctl(d, "status", "a", "b")
         self.assertEqual(rc, 2, err)
 
     def test_run_wait_exit_codes(self):
