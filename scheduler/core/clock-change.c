@@ -22,9 +22,7 @@ static usec_t latest_missed_fire(job_rt *j, usec_t after, usec_t now) {
 }
 
 /* After downtime or a clock jump forward: one coalesced run for the fires missed since the
- * last one handled, standing for the latest of them; none when the job's next fire is due
- * within START_FOLD (that fire is the run). Returns whether a catch-up is due (started or
- * folded). */
+ * last one handled, standing for the latest of them. Returns whether fires were missed. */
 bool manager_catch_up(manager *m, job_rt *j, usec_t now) {
         history_job_state st;
 
@@ -39,13 +37,8 @@ bool manager_catch_up(manager *m, job_rt *j, usec_t now) {
         usec_t missed = latest_missed_fire(j, after, now);
         if (missed == USEC_INFINITY)
                 return false;
-        if (manager_fire_due_soon(j, now))
-                log_full(LOG_NOTICE, 0, j->def->name, 0, -1,
-                         "Fires were missed since the last one handled; the fire due now stands for them");
-        else {
-                log_full(LOG_NOTICE, 0, j->def->name, 0, -1, "Catching up on fires missed since the last one handled");
-                (void) manager_fire(m, j, RUN_TRIGGER_CATCH_UP, missed);
-        }
+        log_full(LOG_NOTICE, 0, j->def->name, 0, -1, "Catching up on fires missed since the last one handled");
+        (void) manager_fire(m, j, RUN_TRIGGER_CATCH_UP, missed);
         manager_history_batch(m);
         (void) history_set_last_scheduled(m->hist, j->def->name, missed);
         return true;
@@ -63,8 +56,8 @@ static void clock_changed(manager *m) {
                 job_rt *j = m->jobs[i];
                 if (j->every)
                         continue;
-                job_rt_schedule_cron(j, now); /* first: catch-up folds into a fire due now */
                 (void) manager_catch_up(m, j, now);
+                job_rt_schedule_cron(j, now);
         }
         manager_arm_timers(m);
         manager_status_changed(m);

@@ -259,6 +259,16 @@ int64_t manager_fire(manager *m, job_rt *j, run_trigger trigger, usec_t schedule
                 run_abandon(w);
                 return 0;
         }
+        if (trigger == RUN_TRIGGER_SCHEDULE && j->folded_fire != 0) {
+                bool folded = scheduled == j->folded_fire;
+                j->folded_fire = 0;
+                if (folded) {
+                        run_abandon(w);
+                        log_full(LOG_INFO, 0, j->def->name, 0, -1,
+                                 "Fire at %" PRIu64 " is the start-up run just started; not running it again", scheduled);
+                        return 0;
+                }
+        }
 
         manager_history_batch(m);
         const char *reason = skip_reason(m, j, why, sizeof(why));

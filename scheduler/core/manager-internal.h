@@ -65,7 +65,8 @@ void manager_run_not_started(manager *m, job_rt *j, run *r, int q);
 /* A fire of J (any trigger but retry) standing for SCHEDULED: policies, claim, start. Returns
  * the run id (> 0), 0 when nothing was started (disabled, skipped, already claimed), or -errno. */
 int64_t manager_fire(manager *m, job_rt *j, run_trigger trigger, usec_t scheduled);
-/* Catch-up and start-up runs are folded into a fire due this soon: one run, not three. */
+/* A fire due this soon after a start-up or catch-up run at start-up is that run: one run, not
+ * three. */
 #define START_FOLD (1 * USEC_PER_SEC)
 /* Whether J's next cron fire is due within START_FOLD of NOW. */
 bool manager_fire_due_soon(const job_rt *j, usec_t now);
@@ -123,8 +124,7 @@ struct launcher_slot *manager_launcher_slot_free(manager *m, struct launcher_slo
 /* --- clock-change.c --- */
 
 /* One coalesced catch-up run of J for the fires missed since the last one handled (or since it
- * was first loaded), if wanted; folded into J's next fire when that is due within START_FOLD.
- * Returns whether fires were missed (a run started or folded). */
+ * was first loaded), if wanted. Returns whether fires were missed. */
 bool manager_catch_up(manager *m, job_rt *j, usec_t now);
 /* Watches for the wall clock being set (and the test clock hook, when in effect). -errno. */
 int manager_setup_clock_watch(manager *m);

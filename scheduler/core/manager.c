@@ -338,16 +338,14 @@ int manager_run(manager *m) {
 
         /* start-up triggers, before READY=1 so a status read right after sees them */
         /* catch-up, start-up and a fire due now are one run: a catch-up run is the start-up run
-         * too, and a fire due within START_FOLD is the run of both */
+         * too, and a fire due within START_FOLD is that run */
         for (size_t i = 0; i < m->n_jobs; i++) {
                 job_rt *j = m->jobs[i];
-                bool caught_up = manager_catch_up(m, j, now);
-                if (!j->def->run_on_startup || !job_rt_enabled(j) || caught_up)
-                        continue;
-                if (manager_fire_due_soon(j, now))
-                        log_full(LOG_INFO, 0, j->def->name, 0, -1, "The fire due now is the start-up run");
-                else
-                        (void) manager_fire(m, j, RUN_TRIGGER_STARTUP, now);
+                bool ran = manager_catch_up(m, j, now);
+                if (!ran && j->def->run_on_startup && job_rt_enabled(j))
+                        ran = manager_fire(m, j, RUN_TRIGGER_STARTUP, now) > 0;
+                if (ran && manager_fire_due_soon(j, now))
+                        j->folded_fire = j->next_fire;
         }
         manager_arm_timers(m);
 

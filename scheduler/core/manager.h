@@ -58,6 +58,7 @@ struct job_rt {
         unsigned n_running;   /* runs in flight of the job of this name, whatever reloads came between */
         unsigned n_retrying;  /* pending retries (m->retries) of the job of this name */
         int enabled_override; /* -1 none, 0, 1: from history */
+        usec_t folded_fire;   /* a fire that the start-up or catch-up run just started stands for */
         bool first_loaded;    /* history knows when the job was first loaded (catch-up starts there) */
         size_t index;         /* in the registry's jobs (and the launcher's) */
         char *dir;            /* its state directory, once a run has made sure it exists */
