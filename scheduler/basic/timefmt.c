@@ -36,6 +36,11 @@ static bool digits(const char *s, size_t k, int *ret) {
 }
 
 int timefmt_parse(const char *s, const tz *local_zone, usec_t *ret, parse_error *e) {
+        return timefmt_parse_local(s, local_zone, ret, NULL, e);
+}
+
+int timefmt_parse_local(const char *s, const tz *local_zone, usec_t *ret, tz_local_kind *ret_kind, parse_error *e) {
+        tz_local_kind kind = TZ_LOCAL_UNIQUE;
         civil c = {};
         const char *p = s;
         usec_t frac = 0;
@@ -67,10 +72,11 @@ int timefmt_parse(const char *s, const tz *local_zone, usec_t *ret, parse_error 
                 }
         }
         if (c.month < 1 || c.month > 12 || c.day < 1 || c.day > civil_days_in_month(c.year, c.month) || c.hour > 23 ||
-            c.minute > 59 || c.second > 60)
+            c.minute > 59)
                 return parse_error_set(e, 0, "\"%s\" is not a valid date-time", s);
-        if (c.second == 60) /* a leap second reads as the next instant */
-                c.second = 59;
+        /* time_t has no leap seconds: :60 would silently stand for :59 or the next minute */
+        if (c.second > 59)
+                return parse_error_set(e, 0, "\"%s\": seconds must be 00 to 59", s);
 
         int64_t local = civil_to_seconds(&c), t;
         if (*p == 'Z' || *p == 'z') {
@@ -83,8 +89,10 @@ int timefmt_parse(const char *s, const tz *local_zone, usec_t *ret, parse_error 
                         return parse_error_set(e, (size_t) (p - s), "expected an offset like +02:00 in \"%s\"", s);
                 t = local - sign * (hh * 3600 + mm * 60);
                 p += 6;
-        } else if (*p == '\0' && local_zone)
-                t = tz_local_to_instant(local_zone, local);
+        } else if (*p == '\0' && local_zone) {
+                int64_t second;
+                kind = tz_local_to_utc(local_zone, local, &t, &second);
+        }
         else if (*p == '\0')
                 return parse_error_set(e, (size_t) (p - s), "\"%s\" has no UTC offset; add Z or an offset like +02:00", s);
         else
@@ -96,5 +104,7 @@ int timefmt_parse(const char *s, const tz *local_zone, usec_t *ret, parse_error 
         if (t > INT64_C(253402300799)) /* 9999-12-31T23:59:59Z: what timefmt_rfc3339() can write back */
                 return parse_error_set(e, 0, "\"%s\" is after the year 9999 in UTC", s);
         *ret = (usec_t) t * USEC_PER_SEC + frac;
+        if (ret_kind)
+                *ret_kind = kind;
         return 0;
 }

@@ -20,3 +20,8 @@ char *timefmt_rfc3339(usec_t t, const tz *z, bool millis, char *buf, size_t n);
  * repeated: first occurrence); with LOCAL_ZONE NULL an offset is required.
  * Returns 0 and *ret, or -EINVAL with a message in E. */
 int timefmt_parse(const char *s, const tz *local_zone, usec_t *ret, parse_error *e);
+
+/* timefmt_parse(), also telling in *RET_KIND (may be NULL; set only on success) whether an
+ * offset-less local time was unique, fell in a gap (moved to the first instant after it) or was
+ * repeated (the first occurrence taken); TZ_LOCAL_UNIQUE when the time had an offset. */
+int timefmt_parse_local(const char *s, const tz *local_zone, usec_t *ret, tz_local_kind *ret_kind, parse_error *e);

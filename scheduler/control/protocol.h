@@ -63,6 +63,11 @@ bool control_command_takes(const control_command *c, const char *field);
 #define FIELD_RUNS "runs"       /* history: run objects; in a job object: runs so far */
 #define FIELD_RUN_ID "run_id"
 #define FIELD_ENABLED "enabled"
+#define FIELD_IN_REGISTRY "in_registry" /* history of one job: false when it was removed */
+/* status without a job: the daemon's */
+#define FIELD_HISTORY_RUNS "history_runs"
+#define FIELD_HISTORY_BYTES "history_bytes"
+#define FIELD_RUNNING_RUNS "running_runs"
 
 /* a job object (list, status) */
 #define FIELD_NAME "name"

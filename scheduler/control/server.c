@@ -138,7 +138,7 @@ static json_t *usec_or_null(usec_t u) {
 static const char *job_state(const job_rt *j) {
         if (j->n_running > 0)
                 return CONTROL_STATE_RUNNING;
-        if (timer_entry_queued(&j->retry.entry))
+        if (j->n_retrying > 0)
                 return CONTROL_STATE_RETRYING;
         return CONTROL_STATE_IDLE;
 }
@@ -396,8 +396,11 @@ json_t *control_dispatch(manager *m, json_t *req, bool privileged, int64_t *ret_
                                                     "\"" FIELD_SINCE "\" for more", CONTROL_HISTORY_MAX);
                 if (st && (status = run_status_from_string(st)) < 0)
                         return error_reply(-EINVAL, "unknown status \"%s\"", st);
-                if (name && !manager_find_job(m, name))
-                        return error_reply(-ENOENT, "no job \"%s\" in the registry", name);
+                /* a removed job's rows are kept: shown, saying it is gone */
+                bool known = !name || manager_find_job(m, name);
+                history_job_state js;
+                if (!known && history_get_job_state(m->hist, name, &js) <= 0)
+                        return error_reply(-ENOENT, "no job \"%s\" in the registry or in history", name);
                 q = history_list_runs(m->hist, name, since, status,
                                       json_is_integer(lim) ? (unsigned) json_integer_value(lim) : 20, &runs, &n);
                 if (q < 0)
@@ -406,9 +409,20 @@ json_t *control_dispatch(manager *m, json_t *req, bool privileged, int64_t *ret_
                 for (size_t i = 0; i < n; i++)
                         json_array_append_new(arr, run_row_json(m, &runs[i]));
                 history_runs_free(runs, n);
-                return json_pack("{s:b, s:o}", FIELD_OK, 1, FIELD_RUNS, arr);
+                return json_pack("{s:b, s:o, s:b}", FIELD_OK, 1, FIELD_RUNS, arr, FIELD_IN_REGISTRY, known);
         }
 
+        if (!name && id == CONTROL_STATUS) {
+                /* the daemon's own status: its jobs, runs in flight and the history's size */
+                uint64_t rows = 0, bytes = 0;
+                manager_flush_history(m);
+                if ((q = history_get_size(m->hist, &rows, &bytes)) < 0)
+                        return error_reply(q, "reading history failed: %s", history_last_error(m->hist));
+                return json_pack("{s:b, s:I, s:I, s:I, s:I, s:I}", FIELD_OK, 1, FIELD_JOBS, (json_int_t) m->n_jobs,
+                                 FIELD_RUNNING_RUNS, (json_int_t) m->n_running, FIELD_HISTORY_RUNS, (json_int_t) rows,
+                                 FIELD_HISTORY_BYTES, (json_int_t) bytes, FIELD_NOW_USEC,
+                                 (json_int_t) clock_now_realtime());
+        }
         if (!name)
                 return error_reply(-EINVAL, "\"%s\" needs a \"" FIELD_JOB "\" name", cmd);
         job_rt *j = manager_find_job(m, name);

@@ -22,21 +22,26 @@ static usec_t latest_missed_fire(job_rt *j, usec_t after, usec_t now) {
 }
 
 /* After downtime or a clock jump forward: one coalesced run for the fires missed since the
- * last one handled, standing for the latest of them. */
-void manager_catch_up(manager *m, job_rt *j, usec_t now) {
+ * last one handled, standing for the latest of them. Returns whether fires were missed. */
+bool manager_catch_up(manager *m, job_rt *j, usec_t now) {
         history_job_state st;
 
         if (!j->def->catch_up || j->every)
-                return;
-        if (history_get_job_state(m->hist, j->def->name, &st) < 0 || st.last_scheduled_usec == USEC_INFINITY)
-                return;
-        usec_t missed = latest_missed_fire(j, st.last_scheduled_usec, now);
+                return false;
+        if (history_get_job_state(m->hist, j->def->name, &st) < 0)
+                return false;
+        /* from the last fire handled, or, before the job's first fire, from when it was loaded */
+        usec_t after = st.last_scheduled_usec != USEC_INFINITY ? st.last_scheduled_usec : st.first_loaded_usec;
+        if (after == USEC_INFINITY)
+                return false;
+        usec_t missed = latest_missed_fire(j, after, now);
         if (missed == USEC_INFINITY)
-                return;
+                return false;
         log_full(LOG_NOTICE, 0, j->def->name, 0, -1, "Catching up on fires missed since the last one handled");
         (void) manager_fire(m, j, RUN_TRIGGER_CATCH_UP, missed);
         manager_history_batch(m);
         (void) history_set_last_scheduled(m->hist, j->def->name, missed);
+        return true;
 }
 
 /* The wall clock was set: every cron fire is recomputed from the new time. */
@@ -51,7 +56,7 @@ static void clock_changed(manager *m) {
                 job_rt *j = m->jobs[i];
                 if (j->every)
                         continue;
-                manager_catch_up(m, j, now);
+                (void) manager_catch_up(m, j, now);
                 job_rt_schedule_cron(j, now);
         }
         manager_arm_timers(m);

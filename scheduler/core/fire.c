@@ -4,6 +4,7 @@
  * opened at the gate, or a fork) and the release of the warm runs of a dispatch. */
 #include <assert.h>
 #include <inttypes.h>
+#include <sys/wait.h>
 
 #include "basic/clock.h"
 #include "basic/log.h"
@@ -49,14 +50,30 @@ void manager_runs_remove(manager *m, run *r) {
         manager_list_remove(&m->runs, r);
 }
 
+bool manager_fire_due_soon(const job_rt *j, usec_t now) {
+        return !j->every && j->next_fire != USEC_INFINITY && j->next_fire <= now + START_FOLD;
+}
+
+/* Whether R's process has exited, reaped or not: a run that finished but whose exit the loop
+ * has not handled yet (its SIGCHLD comes after this dispatch) does not hold a singleton. */
+static bool run_exited(const run *r) {
+        siginfo_t si = {};
+        if (r->pid <= 0)
+                return false;
+        return waitid(P_PID, (id_t) r->pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0 ? errno == ECHILD
+                                                                                   : si.si_pid == r->pid;
+}
+
 static const char *skip_reason(manager *m, job_rt *j, char *buf, size_t n) {
         if (j->def->singleton && j->n_running > 0) {
                 int64_t id = 0;
                 for (run *r = m->runs; r; r = r->next)
-                        if (streq(r->def->name, j->def->name))
-                                id = r->id;
-                snprintf(buf, n, "previous run %" PRId64 " still running (singleton)", id);
-                return buf;
+                        if (streq(r->def->name, j->def->name) && !run_exited(r))
+                                id = r->id ?: -1;
+                if (id != 0) {
+                        snprintf(buf, n, "previous run %" PRId64 " still running (singleton)", MAX(id, (int64_t) 0));
+                        return buf;
+                }
         }
         if (m->n_running >= m->reg->reg->max_concurrent) {
                 snprintf(buf, n, "concurrency limit reached (max_concurrent=%u runs in flight)",
@@ -242,6 +259,16 @@ int64_t manager_fire(manager *m, job_rt *j, run_trigger trigger, usec_t schedule
                 run_abandon(w);
                 return 0;
         }
+        if (trigger == RUN_TRIGGER_SCHEDULE && j->folded_fire != 0) {
+                bool folded = scheduled == j->folded_fire;
+                j->folded_fire = 0;
+                if (folded) {
+                        run_abandon(w);
+                        log_full(LOG_INFO, 0, j->def->name, 0, -1,
+                                 "Fire at %" PRIu64 " is the start-up run just started; not running it again", scheduled);
+                        return 0;
+                }
+        }
 
         manager_history_batch(m);
         const char *reason = skip_reason(m, j, why, sizeof(why));
@@ -279,22 +306,36 @@ int64_t manager_fire(manager *m, job_rt *j, run_trigger trigger, usec_t schedule
         return id;
 }
 
-static void fire_retry(manager *m, job_rt *j) {
+/* The retry RW is due: it starts, waits for room, or is given up (its job removed or
+ * disabled: disabling a job stops its pending retries too, see README.md). */
+static void fire_retry(manager *m, retry_wait *rw) {
         usec_t now = clock_now_realtime();
+        job_rt *j = manager_find_job(m, rw->job);
         char why[256];
         int64_t id = 0;
         int q;
 
         if (m->shutting_down)
-                return;
-        if (skip_reason(m, j, why, sizeof(why))) {
-                /* not a new fire: it waits for room instead of being skipped */
-                (void) timer_heap_put(&m->boot_heap, &j->retry.entry, clock_now_boottime() + RETRY_POSTPONE);
+                return; /* stays in history, resumed at the next start */
+        if (!j || !job_rt_enabled(j)) {
+                log_full(LOG_NOTICE, 0, rw->job, (uint64_t) rw->first_id, (int) rw->attempt,
+                         "Retry %u of run %" PRId64 " dropped: %s", rw->attempt, rw->first_id,
+                         j ? "the job is disabled" : "the job is no longer in the registry");
+                manager_retry_drop(m, rw, true);
                 return;
         }
+        if (skip_reason(m, j, why, sizeof(why))) {
+                /* not a new fire: it waits for room instead of being skipped */
+                (void) timer_heap_put(&m->boot_heap, &rw->w.entry, clock_now_boottime() + RETRY_POSTPONE);
+                return;
+        }
+        int64_t first_id = rw->first_id;
+        unsigned attempt = rw->attempt;
+        usec_t scheduled = rw->scheduled;
+        manager_retry_drop(m, rw, true);
         manager_history_batch(m);
-        if (j->retry_first_id > 0) {
-                q = history_claim_retry(m->hist, j->retry_first_id, j->retry_attempt, now, 0, &id);
+        if (first_id > 0) {
+                q = history_claim_retry(m->hist, first_id, attempt, now, 0, &id);
                 if (q == -EEXIST)
                         return;
                 if (q < 0) {
@@ -302,8 +343,7 @@ static void fire_retry(manager *m, job_rt *j) {
                         id = 0;
                 }
         }
-        (void) start_claimed(m, j, id, j->retry_first_id, RUN_TRIGGER_RETRY, j->retry_attempt, j->retry_scheduled,
-                             now);
+        (void) start_claimed(m, j, id, first_id, RUN_TRIGGER_RETRY, attempt, scheduled, now);
 }
 
 /* --- timers ------------------------------------------------------------------------ */
@@ -434,7 +474,7 @@ int manager_on_boot_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 
                 if (w->kind == WAKE_RETRY) {
                         timer_heap_remove(&m->boot_heap, e);
-                        fire_retry(m, j);
+                        fire_retry(m, (retry_wait *) w);
                         continue;
                 }
                 usec_t due = e->when, scheduled = manager_boot_to_real(due);

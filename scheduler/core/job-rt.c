@@ -33,7 +33,6 @@ job_rt *job_rt_new(manager *m, job_def *def) {
         j->def = def;
         j->every = def->schedule.kind == SCHEDULE_EVERY;
         j->fire = (wake) { .entry = TIMER_ENTRY_INIT, .job = j, .kind = WAKE_FIRE };
-        j->retry = (wake) { .entry = TIMER_ENTRY_INIT, .job = j, .kind = WAKE_RETRY };
         j->next_fire = USEC_INFINITY;
         j->enabled_override = -1;
         return j;
@@ -45,7 +44,6 @@ job_rt *job_rt_free(job_rt *j) {
         manager_warm_abandon(j);
         free(j->dir);
         timer_heap_remove(j->every ? &j->m->boot_heap : &j->m->real_heap, &j->fire.entry);
-        timer_heap_remove(&j->m->boot_heap, &j->retry.entry);
         free(j);
         return NULL;
 }

@@ -6,6 +6,7 @@
  *   manager.c        the loop and its lifecycle: new/run/free, signals, shutdown, status, pruning
  *   fire.c           a fire: the timers' dispatches, policies, claim, start, release of warm runs
  *   run-end.c        a run that ended: its history row, its retry, whoever waits on it
+ *   retries.c        pending retries: one per run chain, kept in history, resumed at start-up
  *   warm.c           warm runs (forked ahead of their fire) and the launchers that fork them
  *   clock-change.c   the wall clock set, and catch-up of fires missed meanwhile or while down
  *   reload.c         the registry in force: its references, loading, the swap on reload
@@ -64,6 +65,11 @@ void manager_run_not_started(manager *m, job_rt *j, run *r, int q);
 /* A fire of J (any trigger but retry) standing for SCHEDULED: policies, claim, start. Returns
  * the run id (> 0), 0 when nothing was started (disabled, skipped, already claimed), or -errno. */
 int64_t manager_fire(manager *m, job_rt *j, run_trigger trigger, usec_t scheduled);
+/* A fire due this soon after a start-up or catch-up run at start-up is that run: one run, not
+ * three. */
+#define START_FOLD (1 * USEC_PER_SEC)
+/* Whether J's next cron fire is due within START_FOLD of NOW. */
+bool manager_fire_due_soon(const job_rt *j, usec_t now);
 /* Sets the one-shot timer S for WHEN (its own clock), or turns it off for USEC_INFINITY. */
 void manager_timer_at(sd_event_source *s, usec_t when);
 /* Wall-clock instant of the next due cron fire, USEC_INFINITY if none. */
@@ -80,6 +86,23 @@ int manager_on_boot_timer(sd_event_source *s, uint64_t usec, void *userdata);
 
 /* The run_done_fn of every run: records the end, schedules a retry, frees R. */
 void manager_run_done(run *r, void *userdata);
+
+/* --- retries.c --- */
+
+/* Queues retry ATTEMPT of chain FIRST_ID (0: no history row) of JOB at DUE_BOOT (boottime) and
+ * records it in history. -ENOMEM. */
+int manager_retry_add(manager *m, const char *job, int64_t first_id, unsigned attempt, usec_t scheduled,
+                      usec_t due_boot);
+/* Unqueues and frees RW (accepts NULL); FORGET: also takes it out of history (claimed or given
+ * up), else it is resumed at the next start. */
+void manager_retry_drop(manager *m, retry_wait *rw, bool forget);
+/* Sets each job's n_retrying from m->retries (after a reload). */
+void manager_retries_recount(manager *m);
+/* Frees every pending retry, leaving them in history. */
+void manager_retries_free(manager *m);
+/* At start-up: queues the retries pending in history; those of jobs no longer in the registry
+ * are logged and forgotten. -errno from history (then none are resumed). */
+int manager_retries_resume(manager *m);
 
 /* --- warm.c --- */
 
@@ -100,8 +123,9 @@ struct launcher_slot *manager_launcher_slot_free(manager *m, struct launcher_slo
 
 /* --- clock-change.c --- */
 
-/* One coalesced catch-up run of J for the fires missed since the last one handled, if wanted. */
-void manager_catch_up(manager *m, job_rt *j, usec_t now);
+/* One coalesced catch-up run of J for the fires missed since the last one handled (or since it
+ * was first loaded), if wanted. Returns whether fires were missed. */
+bool manager_catch_up(manager *m, job_rt *j, usec_t now);
 /* Watches for the wall clock being set (and the test clock hook, when in effect). -errno. */
 int manager_setup_clock_watch(manager *m);
 int manager_setup_test_clock_watch(manager *m);
@@ -125,5 +149,7 @@ int manager_swap_registry(manager *m, registry *r);
 
 /* --- manager.c --- */
 
+/* Prunes history to the limits in force now, and again after their prune_interval. */
+void manager_prune_now(manager *m);
 /* Schedules a refresh of sd_notify STATUS=, at most every STATUS_INTERVAL. */
 void manager_status_changed(manager *m);

@@ -14,7 +14,6 @@
 
 /* sd_notify STATUS= is refreshed at most this often */
 #define STATUS_INTERVAL (1 * USEC_PER_SEC)
-#define PRUNE_INTERVAL USEC_PER_HOUR
 #define GATE_SLOTS (4 * WARM_MAX)
 
 /* --- status ---------------------------------------------------------------------- */
@@ -49,18 +48,103 @@ void manager_status_changed(manager *m) {
 
 /* --- pruning ----------------------------------------------------------------------- */
 
+/* Rows past the retention limits go at start-up, on every reload (the limits may have changed)
+ * and then every scheduler.history.prune_interval: one DELETE per limit, batched with the rest. */
 static int on_prune(sd_event_source *s, uint64_t usec, void *userdata) {
         manager *m = userdata;
         unsigned n = 0;
         const registry *r = m->reg->reg;
+        manager_history_batch(m);
         int q = history_prune(m->hist, clock_now_realtime(), r->history_retention, r->history_max_runs_per_job, &n);
         if (q < 0)
                 manager_history_failed(m, q, "pruning");
         else if (n > 0)
                 log_info("Pruned %u old runs from history.", n);
-        (void) sd_event_source_set_time_relative(s, PRUNE_INTERVAL);
-        (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+        (void) sd_event_source_set_time_relative(m->prune_timer, r->history_prune_interval);
+        (void) sd_event_source_set_enabled(m->prune_timer, SD_EVENT_ONESHOT);
         return 0;
+}
+
+void manager_prune_now(manager *m) {
+        char b[DURATION_MAX];
+        if (!m->prune_timer)
+                return;
+        log_info("History is pruned now and every %s (scheduler.history.prune_interval).",
+                 duration_format(m->reg->reg->history_prune_interval, b, sizeof(b)));
+        (void) on_prune(m->prune_timer, 0, m);
+}
+
+/* --- runs of a previous incarnation ----------------------------------------------------- */
+
+/* How far before its recorded start a run's process may have been forked (warm runs wait up
+ * to 30 s at the gate), and how much clock drift between the two readings is tolerated. */
+#define ORPHAN_FORK_LEAD (35 * USEC_PER_SEC)
+#define ORPHAN_SLACK (5 * USEC_PER_SEC)
+#define ORPHAN_WAIT (5 * USEC_PER_SEC)
+
+/* The wall-clock instant process PID started, from /proc; USEC_INFINITY if it is gone or a
+ * zombie. */
+static usec_t proc_started(pid_t pid) {
+        char path[64], buf[1024];
+        unsigned long long ticks;
+        char state;
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
+        _cleanup_fclose_ FILE *f = fopen(path, "re");
+        if (!f || !fgets(buf, sizeof(buf), f))
+                return USEC_INFINITY;
+        const char *p = strrchr(buf, ')'); /* the command name may hold anything but this */
+        /* fields after the name: state (3) ... starttime (22) */
+        if (!p || sscanf(p + 1, " %c %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %llu",
+                         &state, &ticks) != 2 || state == 'Z' || state == 'X')
+                return USEC_INFINITY;
+        long hz = sysconf(_SC_CLK_TCK);
+        usec_t boot = (usec_t) ticks * USEC_PER_SEC / (usec_t) (hz > 0 ? hz : 100);
+        return manager_boot_to_real(boot);
+}
+
+/* A daemon killed hard leaves its runs behind (PR_SET_PDEATHSIG sends SIGTERM, which a job may
+ * catch): before anything fires, each run still 'running' in history whose process is still
+ * there (the same pid, started when the run did) is killed with its process group and waited
+ * for, so a dead daemon's runs never overlap this one's. They end as interrupted, saying so. */
+static void end_orphans(manager *m) {
+        history_run *runs = NULL;
+        size_t n = 0;
+        int q = history_list_runs(m->hist, NULL, 0, RUN_STATUS_RUNNING, 0, &runs, &n);
+        if (q < 0) {
+                log_warning_errno(q, "Cannot look for runs left over by the previous daemon: %s",
+                                  history_last_error(m->hist));
+                return;
+        }
+        for (size_t i = 0; i < n; i++) {
+                history_run *r = &runs[i];
+                usec_t st = r->pid > 0 ? proc_started(r->pid) : USEC_INFINITY;
+                if (st == USEC_INFINITY || st + ORPHAN_FORK_LEAD < r->started_usec || st > r->started_usec + ORPHAN_SLACK)
+                        continue; /* gone, or the pid was reused */
+                log_full(LOG_WARNING, 0, r->job, (uint64_t) r->id, (int) r->attempt,
+                         "Run %" PRId64 " (pid %d) of the previous daemon is still running; killing it before firing.",
+                         r->id, (int) r->pid);
+                if (killpg(r->pid, SIGKILL) < 0)
+                        (void) kill(r->pid, SIGKILL);
+                usec_t deadline = clock_now_monotonic() + ORPHAN_WAIT;
+                while (proc_started(r->pid) != USEC_INFINITY && clock_now_monotonic() < deadline)
+                        (void) usleep(10 * 1000);
+                char msg[256];
+                snprintf(msg, sizeof(msg),
+                         "the daemon died during this run; its process (pid %d) outlived it and was killed at the "
+                         "restart",
+                         (int) r->pid);
+                usec_t now = clock_now_realtime();
+                history_result res = {
+                        .status = RUN_STATUS_INTERRUPTED, .exit_code = -1, .signal = SIGKILL,
+                        .finished_usec = now, .duration_usec = now > r->started_usec ? now - r->started_usec : 0,
+                        .message = msg,
+                };
+                q = history_finish_run(m->hist, r->id, &res);
+                if (q < 0)
+                        log_warning_errno(q, "Cannot record the end of run %" PRId64 ": %s", r->id,
+                                          history_last_error(m->hist));
+        }
+        history_runs_free(runs, n);
 }
 
 /* --- signals and shutdown ------------------------------------------------------------ */
@@ -191,6 +275,7 @@ int manager_new(const manager_options *o, manager **ret) {
                 registry_free(r);
                 return log_error_errno(q, "%s", err);
         }
+        end_orphans(m);
         q = history_mark_interrupted(m->hist, &n_int);
         if (q < 0)
                 log_warning_errno(q, "Cannot mark unfinished runs as interrupted: %s", history_last_error(m->hist));
@@ -241,6 +326,8 @@ int manager_new(const manager_options *o, manager **ret) {
                 registry_free(r);
                 return log_error_errno(q, "Cannot set up jobs: %m");
         }
+        (void) manager_retries_resume(m);
+        manager_arm_timers(m);
 
         *ret = TAKE_PTR(m);
         return 0;
@@ -251,16 +338,23 @@ int manager_run(manager *m) {
         int q;
 
         /* start-up triggers, before READY=1 so a status read right after sees them */
+        /* catch-up, start-up and a fire due now are one run: a catch-up run is the start-up run
+         * too, and a fire due within START_FOLD is that run */
         for (size_t i = 0; i < m->n_jobs; i++) {
                 job_rt *j = m->jobs[i];
-                manager_catch_up(m, j, now);
-                if (j->def->run_on_startup && job_rt_enabled(j))
-                        (void) manager_fire(m, j, RUN_TRIGGER_STARTUP, now);
+                bool ran = manager_catch_up(m, j, now);
+                if (!ran && j->def->run_on_startup && job_rt_enabled(j))
+                        ran = manager_fire(m, j, RUN_TRIGGER_STARTUP, now) > 0;
+                if (ran && manager_fire_due_soon(j, now))
+                        j->folded_fire = j->next_fire;
         }
         manager_arm_timers(m);
 
         log_info("Started with %zu job%s from %s; history in %s.", m->n_jobs, m->n_jobs == 1 ? "" : "s", m->opts.config,
                  m->history_path);
+        char b[DURATION_MAX];
+        log_info("History is pruned at start-up, on reload and every %s (scheduler.history.prune_interval).",
+                 duration_format(m->reg->reg->history_prune_interval, b, sizeof(b)));
         (void) sd_notify(false, "READY=1");
         (void) on_status_timer(NULL, 0, m);
 
@@ -299,6 +393,7 @@ manager *manager_free(manager *m) {
                 manager_launcher_slot_free(m, m->launchers);
         for (size_t i = 0; i < m->n_jobs; i++)
                 job_rt_free(m->jobs[i]);
+        manager_retries_free(m);
         free(m->jobs);
         free(m->by_name);
         timer_heap_done(&m->real_heap);

@@ -32,9 +32,21 @@ typedef enum wake_kind {
 
 typedef struct wake {
         timer_entry entry; /* first: heap entries are cast back to wakes */
-        job_rt *job;
+        job_rt *job;       /* WAKE_FIRE: the job; NULL for a retry_wait */
         wake_kind kind;
 } wake;
+
+/* A pending retry: one per run that asked for one, so a new fire or a manual run never replaces
+ * another run's retry. Owned by the manager, not by a job_rt (which a reload replaces): it
+ * names its job, and is kept in history (store/history.h) until claimed or given up. */
+typedef struct retry_wait {
+        wake w; /* first, kind WAKE_RETRY, on the boottime heap */
+        char *job;
+        int64_t first_id; /* the chain's attempt 0, or 0 when history was failing */
+        unsigned attempt;
+        usec_t scheduled;
+        struct retry_wait *next, *prev;
+} retry_wait;
 
 /* The daemon's view of one job of the registry in force. */
 struct job_rt {
@@ -43,12 +55,11 @@ struct job_rt {
         bool every;           /* @every: fire wake is on the boottime heap */
         wake fire;            /* next fire: realtime (cron) or boottime (@every) */
         usec_t next_fire;     /* wall-clock instant of the next fire, USEC_INFINITY if none */
-        wake retry;           /* pending retry, boottime */
-        int64_t retry_first_id;
-        unsigned retry_attempt;
-        usec_t retry_scheduled;
-        unsigned n_running;
+        unsigned n_running;   /* runs in flight of the job of this name, whatever reloads came between */
+        unsigned n_retrying;  /* pending retries (m->retries) of the job of this name */
         int enabled_override; /* -1 none, 0, 1: from history */
+        usec_t folded_fire;   /* a fire that the start-up or catch-up run just started stands for */
+        bool first_loaded;    /* history knows when the job was first loaded (catch-up starts there) */
         size_t index;         /* in the registry's jobs (and the launcher's) */
         char *dir;            /* its state directory, once a run has made sure it exists */
         run *warm;            /* forked ahead for the fire at warm->scheduled, or NULL */
@@ -87,6 +98,7 @@ struct manager {
 
         run *runs;
         unsigned n_running;
+        retry_wait *retries; /* pending retries, each on the boot heap */
         /* Warm runs (forked ahead of their fire, waiting for it; see run_prepare_warm()): cron
          * fires due within WARM_LEAD (warm.c) get their process early, at most warm_max at a time. */
         run *warm_runs;

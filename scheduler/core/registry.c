@@ -32,8 +32,8 @@ static const char *const scheduler_keys[] = {
 enum { S_STATE_DIR, S_PLUGIN_DIR, S_CONTROL_SOCKET, S_ADMIN_GROUP, S_TIMEZONE,
        S_MAX_CONCURRENT, S_SHUTDOWN_GRACE, S_HISTORY, S_INCLUDE };
 
-static const char *const history_keys[] = { "retention", "max_runs_per_job" };
-enum { H_RETENTION, H_MAX_RUNS };
+static const char *const history_keys[] = { "retention", "max_runs_per_job", "prune_interval" };
+enum { H_RETENTION, H_MAX_RUNS, H_PRUNE_INTERVAL };
 
 /* Searched newest first: jobs next to each other tend to share their strings. */
 const char *loader_intern(loader *l, const char *s) {
@@ -97,6 +97,9 @@ static void parse_history(loader *l, source *s, yaml_node_t *map) {
         if (v[H_MAX_RUNS])
                 parse_uint(l, s, v[H_MAX_RUNS], NULL, "scheduler.history.max_runs_per_job", 1, HISTORY_MAX_RUNS_MAX,
                            &l->reg->history_max_runs_per_job);
+        if (v[H_PRUNE_INTERVAL])
+                (void) parse_duration(l, s, v[H_PRUNE_INTERVAL], NULL, "scheduler.history.prune_interval", USEC_PER_SEC,
+                                      &l->reg->history_prune_interval);
 }
 
 static void parse_scheduler(loader *l, source *s, yaml_node_t *map) {
@@ -147,7 +150,7 @@ static void parse_scheduler(loader *l, source *s, yaml_node_t *map) {
                                       &reg->shutdown_grace);
         if (v[S_HISTORY] && !node_is_null(v[S_HISTORY]) &&
             expect_container(l, s, v[S_HISTORY], YAML_MAPPING_NODE, NULL, "scheduler.history",
-                             "a mapping with retention, max_runs_per_job"))
+                             "a mapping with retention, max_runs_per_job, prune_interval"))
                 parse_history(l, s, v[S_HISTORY]);
         if (v[S_INCLUDE])
                 parse_path(l, s, v[S_INCLUDE], "scheduler.include", "a glob pattern like jobs.d/*.yaml", l->base_dir,
@@ -258,6 +261,7 @@ static int registry_new_defaults(const char *path, registry **ret) {
                 .shutdown_grace = REGISTRY_DEFAULT_SHUTDOWN_GRACE,
                 .history_retention = REGISTRY_DEFAULT_HISTORY_RETENTION,
                 .history_max_runs_per_job = REGISTRY_DEFAULT_HISTORY_MAX_RUNS,
+                .history_prune_interval = REGISTRY_DEFAULT_HISTORY_PRUNE_INTERVAL,
         };
         r->path = strdup(path);
         /* under systemd, the unit's StateDirectory= and RuntimeDirectory= are the defaults */

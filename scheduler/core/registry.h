@@ -19,6 +19,7 @@
 #define REGISTRY_DEFAULT_SHUTDOWN_GRACE (30ULL * USEC_PER_SEC)
 #define REGISTRY_DEFAULT_HISTORY_RETENTION (30ULL * USEC_PER_DAY)
 #define REGISTRY_DEFAULT_HISTORY_MAX_RUNS 10000U
+#define REGISTRY_DEFAULT_HISTORY_PRUNE_INTERVAL USEC_PER_HOUR
 #define REGISTRY_DEFAULT_BACKOFF (1ULL * USEC_PER_SEC)
 #define REGISTRY_DEFAULT_MAX_BACKOFF (1ULL * USEC_PER_HOUR)
 
@@ -82,6 +83,7 @@ typedef struct registry {
         unsigned max_concurrent;   /* default 16 */
         usec_t shutdown_grace;     /* default 30s */
         usec_t history_retention;  /* default 30d */
+        usec_t history_prune_interval; /* default 1h; also pruned at start-up and on reload */
         unsigned history_max_runs_per_job; /* default 10000 */
         char *include;         /* glob pattern (resolved against the file's directory) or NULL */
         job_def **jobs;        /* in file order, main file first, then includes sorted by name */

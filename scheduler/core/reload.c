@@ -3,6 +3,7 @@
  * loading, and the swap on reload that carries jobs' runtime state over. */
 #include <systemd/sd-daemon.h>
 
+#include "basic/clock.h"
 #include "basic/log.h"
 #include "core/jobctx.h"
 #include "core/manager-internal.h"
@@ -67,8 +68,10 @@ void manager_log_diags(const diag_list *d) {
 
 static int apply_job_state(const char *job, const history_job_state *st, void *userdata) {
         job_rt *j = manager_find_job(userdata, job);
-        if (j)
+        if (j) {
                 j->enabled_override = st->enabled_override;
+                j->first_loaded = st->first_loaded_usec != USEC_INFINITY;
+        }
         return 0;
 }
 
@@ -105,17 +108,29 @@ int manager_swap_registry(manager *m, registry *r) {
         m->n_jobs = r->n_jobs;
         /* one scan of the job rows: a query per job was a large part of starting 100,000 */
         (void) history_foreach_job_state(m->hist, apply_job_state, m);
+        /* catch_up of a job that never fired starts from when it was first loaded */
+        usec_t now = clock_now_realtime();
+        for (size_t i = 0; i < m->n_jobs; i++)
+                if (!jobs[i]->first_loaded) {
+                        manager_history_batch(m);
+                        int q = history_set_first_loaded(m->hist, jobs[i]->def->name, now);
+                        if (q < 0)
+                                manager_history_failed(m, q, "recording when a job was first loaded");
+                        jobs[i]->first_loaded = q >= 0;
+                }
         for (size_t i = 0; i < m->n_jobs; i++) {
                 job_rt *j = jobs[i];
                 job_rt *o = job_rt_find(old_by_name, n_old, j->def->name);
+                /* an override outlives the job's removal: one that contradicts the registry of a job
+                 * loaded now (at start-up, or added back) is said, not silently applied */
+                if (!o && j->enabled_override >= 0 && j->enabled_override != (int) j->def->enabled)
+                        log_full(LOG_NOTICE, 0, j->def->name, 0, -1,
+                                 "Job \"%s\" is %s by an override (schedctl %s) although the registry says enabled: %s; "
+                                 "schedctl %s %s follows the registry again.",
+                                 j->def->name, j->enabled_override ? "enabled" : "disabled",
+                                 j->enabled_override ? "enable" : "disable", j->def->enabled ? "true" : "false",
+                                 j->enabled_override ? "disable" : "enable", j->def->name);
                 if (o) {
-                        j->n_running = o->n_running;
-                        if (timer_entry_queued(&o->retry.entry)) {
-                                j->retry_first_id = o->retry_first_id;
-                                j->retry_attempt = o->retry_attempt;
-                                j->retry_scheduled = o->retry_scheduled;
-                                (void) timer_heap_put(&m->boot_heap, &j->retry.entry, o->retry.entry.when);
-                        }
                         /* an unchanged @every keeps its cadence across reloads */
                         if (j->every && o->every && j->def->schedule.interval == o->def->schedule.interval &&
                             timer_entry_queued(&o->fire.entry))
@@ -124,6 +139,14 @@ int manager_swap_registry(manager *m, registry *r) {
                 if (!timer_entry_queued(&j->fire.entry))
                         job_rt_schedule_first(j);
         }
+        /* Runs in flight and pending retries belong to the job of their name, whatever reloads
+         * came between (removed and added back included): counted again, not carried over. */
+        for (run *x = m->runs; x; x = x->next) {
+                job_rt *j = manager_find_job(m, x->def->name);
+                if (j)
+                        j->n_running++;
+        }
+        manager_retries_recount(m);
         for (size_t k = 0; k < n_old; k++)
                 job_rt_free(old[k]);
         free(old);
@@ -161,6 +184,7 @@ int manager_reload(manager *m, diag_list *diags) {
                 else {
                         manager_launchers_retire(m);
                         manager_arm_timers(m);
+                        manager_prune_now(m);
                 }
                 if (q >= 0 && m->reloaded)
                         m->reloaded(m, m->run_waiter_data);

@@ -17,10 +17,12 @@ static void maybe_retry(manager *m, job_rt *j, const run *r) {
         if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) < 0)
                 rnd = (uint32_t) clock_now_monotonic();
         usec_t d = retry_delay(p, r->attempt + 1, rnd);
-        j->retry_first_id = r->first_id;
-        j->retry_attempt = r->attempt + 1;
-        j->retry_scheduled = r->scheduled;
-        (void) timer_heap_put(&m->boot_heap, &j->retry.entry, clock_now_boottime() + d);
+        int q = manager_retry_add(m, r->def->name, r->first_id, r->attempt + 1, r->scheduled, clock_now_boottime() + d);
+        if (q < 0) {
+                log_full(LOG_ERR, q, r->def->name, (uint64_t) r->id, (int) r->attempt, "Cannot queue retry %u: %m",
+                         r->attempt + 1);
+                return;
+        }
         char b[DURATION_MAX];
         log_full(LOG_NOTICE, 0, j->def->name, (uint64_t) r->id, (int) r->attempt, "Retry %u of %u in %s",
                  r->attempt + 1, p->attempts, duration_format(d, b, sizeof(b)));

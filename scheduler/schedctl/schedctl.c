@@ -292,7 +292,7 @@ static int verb_next(int argc, char **argv) {
         }
         z = zz;
 
-        usec_t from = clock_now_realtime();
+        usec_t now = clock_now_realtime(), from = now;
         if (from_s && timefmt_parse(from_s, z, &from, &e) < 0) {
                 fprintf(stderr, "schedctl: --from: %s\n", e.message);
                 return EXIT_USAGE;
@@ -325,10 +325,17 @@ static int verb_next(int argc, char **argv) {
                 char lb[TIMEFMT_MAX], ub[TIMEFMT_MAX], left[64];
                 timefmt_rfc3339(fire, z, false, lb, sizeof(lb));
                 timefmt_rfc3339(fire, NULL, false, ub, sizeof(ub));
-                format_left(fire - from, left, sizeof(left));
+                /* LEFT is from now, whatever --from says: it is when the fire comes, not a gap */
+                if (fire + USEC_PER_SEC > now)
+                        format_left(fire > now ? fire - now : 0, left, sizeof(left));
+                else {
+                        char ago[64];
+                        snprintf(left, sizeof(left), "%s ago", format_left(now - fire, ago, sizeof(ago)));
+                }
                 if (arg_json) {
                         json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:I}", "utc", ub, "local", lb, "zone", tz_name(z),
-                                              "usec", (json_int_t) fire, "left_usec", (json_int_t) (fire - from));
+                                              "usec", (json_int_t) fire, "left_usec",
+                                              (json_int_t) fire - (json_int_t) now);
                         if (!o || json_array_append_new(arr, o) < 0)
                                 return log_oom();
                 } else
@@ -523,6 +530,11 @@ static char *fmt_left(usec_t t, usec_t now, char *buf, size_t n) {
         return format_relative(t - now, buf, n);
 }
 
+/* ENABLED of list: "(override)" when schedctl enable/disable decides, not the registry. */
+static const char *enabled_text(bool enabled, bool override) {
+        return override ? (enabled ? "yes (override)" : "no (override)") : enabled ? "yes" : "no";
+}
+
 static char *fmt_passed(usec_t t, usec_t now, char *buf, size_t n) {
         if (t == USEC_INFINITY)
                 return NULL;
@@ -704,7 +716,8 @@ static int verb_list(int argc, char **argv) {
                     table_add(t, fmt_passed(ls, now, passed, sizeof(passed)), NULL) < 0 ||
                     table_add(t, jstr(j, FIELD_NAME), COLOR_BOLD) < 0 || table_add(t, st, status_color(st)) < 0 ||
                     table_add(t, jstr(j, FIELD_STATE), state_color(jstr(j, FIELD_STATE))) < 0 ||
-                    table_add(t, enabled ? "yes" : "no", enabled ? NULL : COLOR_GREY) < 0 ||
+                    table_add(t, enabled_text(enabled, json_is_boolean(json_object_get(j, FIELD_ENABLED_OVERRIDE))),
+                              enabled ? NULL : COLOR_GREY) < 0 ||
                     table_add(t, runs, NULL) < 0 ||
                     table_add(t, fails, jint(j, FIELD_FAILURES, 0) > 0 ? COLOR_RED : NULL) < 0 ||
                     table_add(t, fmt_duration(jusec(j, FIELD_AVERAGE_DURATION_USEC), avg, sizeof(avg)), NULL) < 0 ||
@@ -722,7 +735,8 @@ static int verb_list(int argc, char **argv) {
 /* --- status ---------------------------------------------------------------------- */
 
 static const verb_help status_help = {
-        "status JOB [--json] [--utc]",
+        "status [JOB] [--json] [--utc]",
+        "Without JOB: the daemon's jobs, runs in flight and the size of its history.\n"
         "A job's definition (schedule, zone, plugin, policies, where it is defined), its state,\n"
         "the next fires and its last runs with their messages.\n"
         "\n"
@@ -786,10 +800,24 @@ static int verb_status(int argc, char **argv) {
         int n, r = collect_operands(argc, argv, &status_help, NULL, NULL, &ops, &n);
         if (r >= 0)
                 return r;
-        if (n != 1)
-                return usage_error("status takes one JOB, e.g. schedctl status hello");
+        if (n > 1)
+                return usage_error("status takes at most one JOB, e.g. schedctl status hello");
 
         _cleanup_(json_decrefp) json_t *reply = NULL;
+        if (n == 0) {
+                r = call(json_pack("{s:s}", FIELD_COMMAND, control_command_name(CONTROL_STATUS)), CALL_TIMEOUT, &reply,
+                         NULL);
+                if (r != EXIT_SUCCESS)
+                        return r;
+                if (arg_json) {
+                        print_json(reply);
+                        return EXIT_SUCCESS;
+                }
+                printf("        Jobs: %lld\n     Running: %lld\n     History: %lld runs, %.1f MiB\n",
+                       jint(reply, FIELD_JOBS, 0), jint(reply, FIELD_RUNNING_RUNS, 0), jint(reply, FIELD_HISTORY_RUNS, 0),
+                       (double) jint(reply, FIELD_HISTORY_BYTES, 0) / (1024.0 * 1024.0));
+                return EXIT_SUCCESS;
+        }
         r = call(json_pack("{s:s, s:s}", FIELD_COMMAND, control_command_name(CONTROL_STATUS), FIELD_JOB, ops[0]), CALL_TIMEOUT, &reply, NULL);
         if (r != EXIT_SUCCESS)
                 return r;
@@ -916,17 +944,31 @@ static int verb_run(int argc, char **argv) {
                                    e.message[0] ? e.message : "must be more than zero");
 
         json_t *at = json_null();
+        char at_note[256] = "";
         if (run_at) {
                 usec_t t;
                 /* an offset-less TIME is local to the job's zone, like its schedule */
                 if (timefmt_parse(run_at, NULL, &t, &e) < 0) {
+                        tz_local_kind kind;
                         e = (parse_error) {};
                         const tz *z = zone_of_job(name);
                         if (!z && tz_load("UTC", (tz **) &z) < 0)
                                 return log_oom();
-                        if (timefmt_parse(run_at, z, &t, &e) < 0)
+                        if (timefmt_parse_local(run_at, z, &t, &kind, &e) < 0)
                                 return usage_error("run --at: \"%s\": %s; expected RFC 3339 such as 2026-03-29T07:30:00+02:00",
                                                    run_at, e.message);
+                        /* accepted as SPEC section 4 resolves it, but never silently */
+                        char b[TIMEFMT_MAX];
+                        if (kind == TZ_LOCAL_GAP)
+                                snprintf(at_note, sizeof(at_note),
+                                         "%s does not exist in %s (the clocks sprang forward over it); the run stands "
+                                         "for %s, the first instant after the gap",
+                                         run_at, tz_name(z), timefmt_rfc3339(t, z, false, b, sizeof(b)));
+                        else if (kind == TZ_LOCAL_REPEATED)
+                                snprintf(at_note, sizeof(at_note),
+                                         "%s occurs twice in %s (the clocks fell back); the run stands for the first, "
+                                         "%s",
+                                         run_at, tz_name(z), timefmt_rfc3339(t, z, false, b, sizeof(b)));
                 }
                 at = json_integer((json_int_t) t);
         }
@@ -944,6 +986,12 @@ static int verb_run(int argc, char **argv) {
         }
         if (r != EXIT_SUCCESS)
                 return r;
+        if (at_note[0]) {
+                if (arg_json)
+                        json_object_set_new(reply, "note", json_string(at_note));
+                else
+                        printf("Note: %s.\n", at_note);
+        }
 
         const char *st = jstr(reply, FIELD_STATUS);
         bool ok = !run_wait || (st && streq(st, "succeeded"));
@@ -1106,6 +1154,9 @@ static int verb_history(int argc, char **argv) {
                  CALL_TIMEOUT, &reply, NULL);
         if (r != EXIT_SUCCESS)
                 return r;
+        if (name && json_is_false(json_object_get(reply, FIELD_IN_REGISTRY)))
+                fprintf(stderr, "schedctl: job \"%s\" is no longer in the registry; these are its runs kept in history.\n",
+                        name);
         json_t *runs = json_object_get(reply, FIELD_RUNS);
         if (arg_json) {
                 print_json(runs);

@@ -52,6 +52,16 @@ static const char *const migrations[] = {
         "        last_finished_usec INTEGER,\n"
         "        last_duration_usec INTEGER\n"
         ");\n",
+        /* 1 -> 2: pending retries are state, kept across restarts (one per retry chain); and when
+         * a job was first loaded, for catch-up of the fires before its first */
+        "CREATE TABLE retries (\n"
+        "        first_id INTEGER PRIMARY KEY NOT NULL,\n"
+        "        job TEXT NOT NULL,\n"
+        "        attempt INTEGER NOT NULL CHECK (attempt > 0),\n"
+        "        scheduled_usec INTEGER NOT NULL,\n"
+        "        due_usec INTEGER NOT NULL\n"
+        ");\n"
+        "ALTER TABLE jobs ADD COLUMN first_loaded_usec INTEGER;\n",
 };
 
 _Static_assert(ELEMENTSOF(migrations) == HISTORY_SCHEMA_VERSION,
@@ -83,6 +93,11 @@ typedef enum stmt_id {
         STMT_SET_OVERRIDE,
         STMT_SET_LAST_SCHEDULED,
         STMT_LIST_RUNS,
+        STMT_PUT_RETRY,
+        STMT_DELETE_RETRY,
+        STMT_ALL_RETRIES,
+        STMT_SET_FIRST_LOADED,
+        STMT_SIZE,
         STMT_STATS,
         STMT_STATS_LAST,
         _STMT_MAX,
@@ -149,11 +164,11 @@ static const char *const stmt_sql[_STMT_MAX] = {
         [STMT_GET_JOB] =
                 "SELECT enabled_override, last_scheduled_usec, runs_total, failures_total,"
                 " skipped_total, last_run_id, last_status, last_finished_usec,"
-                " last_duration_usec FROM jobs WHERE name = ?1",
+                " last_duration_usec, first_loaded_usec FROM jobs WHERE name = ?1",
         [STMT_ALL_JOBS] =
                 "SELECT enabled_override, last_scheduled_usec, runs_total, failures_total,"
                 " skipped_total, last_run_id, last_status, last_finished_usec,"
-                " last_duration_usec, name FROM jobs",
+                " last_duration_usec, first_loaded_usec, name FROM jobs",
         [STMT_SET_OVERRIDE] =
                 "INSERT INTO jobs (name, enabled_override) VALUES (?1, ?2)"
                 " ON CONFLICT (name) DO UPDATE SET enabled_override = excluded.enabled_override",
@@ -166,6 +181,16 @@ static const char *const stmt_sql[_STMT_MAX] = {
                 " finished_usec, status, exit_code, signal, duration_usec, message, output, pid"
                 " FROM runs WHERE (?1 IS NULL OR job = ?1) AND started_usec >= ?2"
                 " AND (?3 IS NULL OR status = ?3) ORDER BY id DESC LIMIT ?4",
+        [STMT_PUT_RETRY] =
+                "INSERT OR REPLACE INTO retries (first_id, job, attempt, scheduled_usec, due_usec)"
+                " VALUES (?1, ?2, ?3, ?4, ?5)",
+        [STMT_DELETE_RETRY] = "DELETE FROM retries WHERE first_id = ?1",
+        [STMT_ALL_RETRIES] = "SELECT first_id, job, attempt, scheduled_usec, due_usec FROM retries ORDER BY due_usec",
+        [STMT_SET_FIRST_LOADED] =
+                "INSERT INTO jobs (name, first_loaded_usec) VALUES (?1, ?2)"
+                " ON CONFLICT (name) DO UPDATE SET"
+                " first_loaded_usec = IFNULL(first_loaded_usec, excluded.first_loaded_usec)",
+        [STMT_SIZE] = "SELECT (SELECT COUNT(*) FROM runs), (SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size())",
         [STMT_STATS] =
                 "SELECT IFNULL(SUM(status NOT IN ('running', 'skipped')), 0),"
                 " IFNULL(SUM(status IN " RUN_FAILURE_STATUSES "), 0),"
@@ -1053,6 +1078,7 @@ static history_job_state job_state_from_row(sqlite3_stmt *s) {
                 .last_status = column_str(s, 6) ? run_status_from_string(column_str(s, 6)) : _RUN_STATUS_INVALID,
                 .last_finished_usec = column_usec(s, 7),
                 .last_duration_usec = column_usec(s, 8),
+                .first_loaded_usec = column_usec(s, 9),
         };
 }
 
@@ -1066,7 +1092,7 @@ int history_foreach_job_state(history *h, history_job_state_fn fn, void *userdat
         if (r < 0)
                 return r;
         while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-                const char *job = column_str(s, 9);
+                const char *job = column_str(s, 10);
                 history_job_state st = job_state_from_row(s);
                 if (!job)
                         continue;
@@ -1099,6 +1125,7 @@ int history_get_job_state(history *h, const char *job, history_job_state *ret) {
                         .last_status = _RUN_STATUS_INVALID,
                         .last_finished_usec = USEC_INFINITY,
                         .last_duration_usec = USEC_INFINITY,
+                        .first_loaded_usec = USEC_INFINITY,
                 };
                 return 0;
         }
@@ -1322,5 +1349,110 @@ finish:
         if (r < 0)
                 return r;
         *ret = st;
+        return 0;
+}
+
+int history_put_retry(history *h, const history_retry *rt) {
+        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        int r;
+
+        if (!h || !rt || rt->first_run_id <= 0 || rt->attempt < 1)
+                return -EINVAL;
+        if ((r = check_job(h, rt->job)) < 0 || (r = check_usec(h, rt->scheduled_usec, false, "scheduled time")) < 0 ||
+            (r = check_usec(h, rt->due_usec, false, "retry due time")) < 0)
+                return r;
+        r = stmt_get(h, STMT_PUT_RETRY, &s);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(s, 1, rt->first_run_id);
+        sqlite3_bind_text(s, 2, rt->job, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(s, 3, rt->attempt);
+        sqlite3_bind_int64(s, 4, (sqlite3_int64) rt->scheduled_usec);
+        sqlite3_bind_int64(s, 5, (sqlite3_int64) rt->due_usec);
+        int rc = sqlite3_step(s);
+        if (rc != SQLITE_DONE)
+                return fail(h, rc, "storing a pending retry");
+        return 0;
+}
+
+int history_remove_retry(history *h, int64_t first_run_id) {
+        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        int r;
+
+        if (!h)
+                return -EINVAL;
+        r = stmt_get(h, STMT_DELETE_RETRY, &s);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(s, 1, first_run_id);
+        int rc = sqlite3_step(s);
+        if (rc != SQLITE_DONE)
+                return fail(h, rc, "removing a pending retry");
+        return 0;
+}
+
+int history_foreach_retry(history *h, history_retry_fn fn, void *userdata) {
+        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        int r, rc;
+
+        if (!h || !fn)
+                return -EINVAL;
+        r = stmt_get(h, STMT_ALL_RETRIES, &s);
+        if (r < 0)
+                return r;
+        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+                history_retry rt = {
+                        .first_run_id = sqlite3_column_int64(s, 0),
+                        .job = column_str(s, 1),
+                        .attempt = (unsigned) sqlite3_column_int64(s, 2),
+                        .scheduled_usec = column_usec(s, 3),
+                        .due_usec = column_usec(s, 4),
+                };
+                if (!rt.job)
+                        continue;
+                r = fn(&rt, userdata);
+                if (r < 0)
+                        return r;
+        }
+        if (rc != SQLITE_DONE)
+                return fail(h, rc, "reading the pending retries");
+        return 0;
+}
+
+int history_set_first_loaded(history *h, const char *job, usec_t when) {
+        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        int r;
+
+        if (!h)
+                return -EINVAL;
+        if ((r = check_job(h, job)) < 0 || (r = check_usec(h, when, false, "first load time")) < 0)
+                return r;
+        r = stmt_get(h, STMT_SET_FIRST_LOADED, &s);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(s, 1, job, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(s, 2, (sqlite3_int64) when);
+        int rc = sqlite3_step(s);
+        if (rc != SQLITE_DONE)
+                return fail(h, rc, "storing when a job was first loaded");
+        return 0;
+}
+
+int history_get_size(history *h, uint64_t *ret_runs, uint64_t *ret_bytes) {
+        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        int r;
+
+        if (!h)
+                return -EINVAL;
+        r = stmt_get(h, STMT_SIZE, &s);
+        if (r < 0)
+                return r;
+        int rc = sqlite3_step(s);
+        if (rc != SQLITE_ROW)
+                return fail(h, rc, "measuring the history");
+        if (ret_runs)
+                *ret_runs = (uint64_t) sqlite3_column_int64(s, 0);
+        if (ret_bytes)
+                *ret_bytes = (uint64_t) sqlite3_column_int64(s, 1);
         return 0;
 }

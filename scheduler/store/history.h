@@ -39,7 +39,7 @@
 #include "basic/macro.h"
 #include "basic/run-status.h"
 
-#define HISTORY_SCHEMA_VERSION 1
+#define HISTORY_SCHEMA_VERSION 2
 #define HISTORY_BUSY_TIMEOUT_MS 5000
 #define HISTORY_OUTPUT_MAX 4096         /* bytes of output tail kept per run */
 #define HISTORY_MESSAGE_MAX 1024        /* bytes of result message kept per run */
@@ -90,6 +90,7 @@ typedef struct history_job_state {
         run_status last_status;         /* _RUN_STATUS_INVALID if none */
         usec_t last_finished_usec;      /* USEC_INFINITY if none */
         usec_t last_duration_usec;      /* USEC_INFINITY if none */
+        usec_t first_loaded_usec;       /* when the daemon first had the job; USEC_INFINITY: unknown */
 } history_job_state;
 
 /* Figures over the runs still retained (since a given instant), for schedctl status. */
@@ -210,3 +211,30 @@ history_run *history_runs_free(history_run *runs, size_t n);
 /* Figures over JOB's retained runs started at or after SINCE (0: all). A job without runs
  * gets zeros and _RUN_STATUS_INVALID, not an error. */
 int history_get_job_stats(history *h, const char *job, usec_t since, history_job_stats *ret);
+
+/* A pending retry: attempt ATTEMPT of the run FIRST_RUN_ID (its attempt 0), due at DUE_USEC
+ * (wall clock). One per retry chain; kept across restarts until claimed or given up. */
+typedef struct history_retry {
+        int64_t first_run_id;
+        const char *job;
+        unsigned attempt;
+        usec_t scheduled_usec;          /* of the fire the chain stands for */
+        usec_t due_usec;
+} history_retry;
+
+/* Stores R, replacing the chain's previous pending retry. -EINVAL for a bad R. */
+int history_put_retry(history *h, const history_retry *r);
+
+/* Forgets the pending retry of chain FIRST_RUN_ID (claimed, or given up). 0 also if none. */
+int history_remove_retry(history *h, int64_t first_run_id);
+
+/* Calls FN for every pending retry, earliest due first; R's strings live for the call only.
+ * A negative return of FN stops the scan and is returned. */
+typedef int (*history_retry_fn)(const history_retry *r, void *userdata);
+int history_foreach_retry(history *h, history_retry_fn fn, void *userdata);
+
+/* Records WHEN as the instant JOB was first loaded, unless one is recorded already. */
+int history_set_first_loaded(history *h, const char *job, usec_t when);
+
+/* The number of run rows and the database file's size in bytes (each pointer may be NULL). */
+int history_get_size(history *h, uint64_t *ret_runs, uint64_t *ret_bytes);

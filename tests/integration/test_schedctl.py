@@ -161,7 +161,10 @@ class Commands(Base):
         rc, out, err = schedctl(d, "status", "nope")
         self.assertEqual(rc, 1)
         self.assertIn('no job "nope"', err)
-        rc, _, err = schedctl(d, "status")
+        rc, out, err = schedctl(d, "status")  # without JOB: the daemon's, with the history's size
+        self.assertEqual(rc, 0, err)
+        self.assertIn("History:", out)
+        rc, _, err = schedctl(d, "status", "a", "b")
         self.assertEqual(rc, 2, err)
 
     def test_run_wait_exit_codes(self):
@@ -485,7 +488,7 @@ class Robustness(Base):
     def test_malformed_and_oversized_requests(self):
         d = self.daemon()
         for line in (b"not json\n", b"[1,2]\n", b"{}\n", b"{\"command\": 7}\n", b"{\"command\":\"list\",\"command\":\"list\"}\n",
-                     b"{\"command\":\"frobnicate\"}\n", b"{\"command\":\"status\"}\n", b"{\"command\":\"history\",\"since\":-5}\n",
+                     b"{\"command\":\"frobnicate\"}\n", b"{\"command\":\"enable\"}\n", b"{\"command\":\"history\",\"since\":-5}\n",
                      b"\xff\xfe\x00garbage\n", b"{\"command\":\"run\",\"job\":\"ok\",\"at\":\"x\"}\n"):
             r = self.raw(d, line)
             self.assertIsNotNone(r, line)
