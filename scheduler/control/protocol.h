@@ -58,6 +58,7 @@ bool control_command_takes(const control_command *c, const char *field);
 #define FIELD_ERRNO "errno"
 #define FIELD_ERRORS "errors"   /* reload: the new registry's problems */
 #define FIELD_JOBS "jobs"       /* list: the job objects; reload: how many jobs */
+#define FIELD_PLUGINS_CHANGED "plugins_changed" /* reload: plugin files loaded anew */
 #define FIELD_NOW_USEC "now_usec"
 #define FIELD_MORE "more"       /* list: the limit left jobs out; ask again "after" the last one */
 #define FIELD_RUNS "runs"       /* history: run objects; in a job object: runs so far */

@@ -376,7 +376,11 @@ json_t *control_dispatch(manager *m, json_t *req, bool privileged, int64_t *ret_
                         json_object_set_new(r, FIELD_ERRORS, errs);
                         return r;
                 }
-                return json_pack("{s:b, s:I}", FIELD_OK, 1, FIELD_JOBS, (json_int_t) m->n_jobs);
+                json_t *changed = json_array();
+                for (size_t i = 0; i < m->n_reload_plugins_changed; i++)
+                        json_array_append_new(changed, json_string(m->reload_plugins_changed[i]));
+                return json_pack("{s:b, s:I, s:o}", FIELD_OK, 1, FIELD_JOBS, (json_int_t) m->n_jobs,
+                                 FIELD_PLUGINS_CHANGED, changed);
         }
         if (id == CONTROL_HISTORY) {
                 usec_t since = 0;

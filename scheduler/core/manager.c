@@ -396,6 +396,9 @@ manager *manager_free(manager *m) {
         manager_retries_free(m);
         free(m->jobs);
         free(m->by_name);
+        for (size_t i = 0; i < m->n_reload_plugins_changed; i++)
+                free(m->reload_plugins_changed[i]);
+        free(m->reload_plugins_changed);
         timer_heap_done(&m->real_heap);
         timer_heap_done(&m->boot_heap);
         sd_event_source_disable_unref(m->real_timer);

@@ -81,6 +81,9 @@ struct manager {
         registry_ref *reg;
         job_rt **jobs; /* parallel to reg->reg->jobs */
         job_rt **by_name; /* the same, sorted by name for O(log n) lookups */
+        /* the plugin files the last successful reload loaded anew (another file at the path) */
+        char **reload_plugins_changed;
+        size_t n_reload_plugins_changed;
         size_t n_jobs;
         history *hist;
         char *history_path;

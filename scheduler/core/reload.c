@@ -159,6 +159,44 @@ int manager_swap_registry(manager *m, registry *r) {
         return 0;
 }
 
+/* Which plugin paths of NEW hold another file than in OLD. glibc hands back the mapped object
+ * when a dlopen()ed file is one already loaded (same device and inode), so a different handle
+ * for the same path means the file there was replaced: the one loaded now is the new one. */
+static void note_plugins_changed(manager *m, const registry *old, const registry *new) {
+        for (size_t i = 0; i < m->n_reload_plugins_changed; i++)
+                free(m->reload_plugins_changed[i]);
+        free(m->reload_plugins_changed);
+        m->reload_plugins_changed = NULL;
+        m->n_reload_plugins_changed = 0;
+        if (!old)
+                return;
+        for (size_t i = 0; i < new->n_jobs; i++) {
+                const job_def *j = new->jobs[i];
+                if (!j->plugin)
+                        continue;
+                bool changed = false, seen = false;
+                for (size_t k = 0; k < old->n_jobs && !changed; k++) {
+                        const job_def *o = old->jobs[k];
+                        if (o->plugin && streq(o->plugin_path, j->plugin_path))
+                                changed = o->plugin->handle != j->plugin->handle;
+                }
+                for (size_t k = 0; k < m->n_reload_plugins_changed && !seen; k++)
+                        seen = streq(m->reload_plugins_changed[k], j->plugin_path);
+                if (!changed || seen)
+                        continue;
+                char *s = strdup(j->plugin_path);
+                char **a = s ? reallocarray(m->reload_plugins_changed, m->n_reload_plugins_changed + 1,
+                                            sizeof(char *)) : NULL;
+                if (!a) {
+                        free(s);
+                        return; /* only the report is incomplete */
+                }
+                m->reload_plugins_changed = a;
+                m->reload_plugins_changed[m->n_reload_plugins_changed++] = s;
+                log_info("Reload: plugin %s changed; its jobs' next runs use the new file.", j->plugin_path);
+        }
+}
+
 int manager_reload(manager *m, diag_list *diags) {
         diag_list local = {};
         registry *r = NULL;
@@ -178,6 +216,7 @@ int manager_reload(manager *m, diag_list *diags) {
                 if (!streq_ptr(r->state_dir, m->reg->reg->state_dir) ||
                     !streq_ptr(r->control_socket, m->reg->reg->control_socket))
                         log_warning("state_dir and control_socket changes take effect at the next restart.");
+                note_plugins_changed(m, m->reg ? m->reg->reg : NULL, r);
                 q = manager_swap_registry(m, r);
                 if (q < 0)
                         registry_free(r);

@@ -131,9 +131,12 @@ class Guarantees(DaemonTestCase):
     def test_reload_loads_the_replaced_plugin(self):
         d = self.daemon("")
         self.witnessed(d)
-        so = os.path.join(d.tmp, "p.so")
+        # plugins load from plugin_dir only: one of the test's own, where the file can be replaced
+        d.plugin_dir = os.path.join(d.tmp, "plugins")
+        os.mkdir(d.plugin_dir, 0o755)
+        so = os.path.join(d.plugin_dir, "p.so")
         shutil.copy(os.path.join(PLUGINS, "witness.so"), so)
-        jobs = self.wjob("p", "@yearly", plugin=so)
+        jobs = self.wjob("p", "@yearly", plugin="p.so")
         d.write_registry(jobs)
         d.start()
         d.ctl({"command": "run", "job": "p", "wait": True})
