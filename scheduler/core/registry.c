@@ -338,6 +338,7 @@ int registry_load_with(const char *path, registry_flags flags, const registry_ov
                 sort_diags(diags, n_diags);
                 if (reg->include)
                         load_includes(&l, path);
+                check_chains(&l);
         }
         source_done(&s);
         r = 0;

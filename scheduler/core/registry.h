@@ -39,6 +39,17 @@ typedef struct job_limits {
         uint64_t open_files;    /* RLIMIT_NOFILE, 16-1048576 */
 } job_limits;
 
+/* A job named by on_failure or on_success, and where (registry-chain.c). */
+typedef struct chain_ref {
+        char *name;
+        unsigned line, column;
+} chain_ref;
+
+typedef struct job_chain {
+        chain_ref *items;
+        size_t n;
+} job_chain;
+
 typedef struct job_def {
         char *name;
         char *description;   /* may be NULL */
@@ -57,6 +68,9 @@ typedef struct job_def {
         retry_policy retry;
         job_limits limits;
         params params;
+        /* jobs started (as manual runs) when a run of this one ends for good: failed, timed out,
+         * crashed (after its last retry), or succeeded; each named job exists */
+        job_chain on_failure, on_success;
         const char *file;    /* where the job was defined (in registry.interned) */
         unsigned line, column; /* of the job's first key */
         void *userdata;      /* what the plugin's init returned (set by job_init_all) */
