@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 
+#include "control/metrics-http.h"
 #include "control/server.h"
 #include "basic/log.h"
 #include "core/manager.h"
@@ -45,6 +46,7 @@ int main(int argc, char **argv) {
         manager_options o = { .config = DEFAULT_CONFIG };
         _cleanup_(manager_freep) manager *m = NULL;
         control *c = NULL;
+        metrics_http *mh = NULL;
         sigset_t ss;
         int opt, r;
 
@@ -104,7 +106,11 @@ int main(int argc, char **argv) {
         r = control_new(m, &c);
         if (r < 0)
                 return EXIT_FAILURE;
+        r = metrics_http_new(m, &mh);
+        if (r < 0)
+                return EXIT_FAILURE;
         r = manager_run(m);
+        metrics_http_free(mh);
         control_free(c);
         m = manager_free(m);
         tz_cache_clear();

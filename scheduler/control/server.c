@@ -8,6 +8,7 @@
 
 #include "basic/clock.h"
 #include "control/protocol.h"
+#include "core/metrics.h"
 #include "control/server.h"
 #include "basic/fs-util.h"
 #include "basic/log.h"
@@ -241,6 +242,17 @@ static bool req_usec(json_t *req, const char *key, usec_t *ret) {
         return true;
 }
 
+static json_t *metrics_reply(manager *m) {
+        _cleanup_free_ char *text = NULL;
+        size_t len;
+        int q = manager_metrics_text(m, &text, &len);
+        if (q == -E2BIG)
+                return error_reply(q, "the metrics exposition is larger than %u bytes", METRICS_TEXT_MAX);
+        if (q < 0)
+                return error_reply(q, "cannot render the metrics: %s", strerror(-q));
+        return json_pack("{s:b, s:s%}", FIELD_OK, 1, FIELD_TEXT, text, len);
+}
+
 json_t *control_dispatch(manager *m, json_t *req, bool privileged, int64_t *ret_wait_run_id) {
         const char *cmd = req_string(req, FIELD_COMMAND), *name = req_string(req, FIELD_JOB);
         const control_command *c = control_command_find(cmd);
@@ -301,6 +313,8 @@ json_t *control_dispatch(manager *m, json_t *req, bool privileged, int64_t *ret_
                 return json_pack("{s:b, s:o}", FIELD_OK, 1, FIELD_RUNS, arr);
         }
 
+        if (id == CONTROL_METRICS)
+                return metrics_reply(m);
         if (!name)
                 return error_reply(-EINVAL, "\"%s\" needs a \"" FIELD_JOB "\" name", cmd);
         job_rt *j = manager_find_job(m, name);

@@ -53,19 +53,82 @@ void parse_chain(loader *l, source *s, yaml_node_t *n, const char *job, const ch
         }
 }
 
-static int name_cmp(const void *a, const void *b) {
-        return strcmp(*(const char *const *) a, *(const char *const *) b);
+typedef struct by_name {
+        const char *name;
+        size_t index; /* in reg->jobs */
+} by_name;
+
+static int by_name_cmp(const void *a, const void *b) {
+        return strcmp(((const by_name *) a)->name, ((const by_name *) b)->name);
 }
 
-static void check_one(loader *l, const job_def *j, const job_chain *c, const char *what, const char **names,
+/* The job chained as item K of J's on_failure then on_success, or SIZE_MAX (unknown: reported). */
+static size_t chained(const registry *reg, const by_name *names, size_t n, size_t j, size_t k, const char **ret_key,
+                      const chain_ref **ret_ref) {
+        const job_def *d = reg->jobs[j];
+        const chain_ref *c = k < d->on_failure.n ? &d->on_failure.items[k] : &d->on_success.items[k - d->on_failure.n];
+        by_name key = { .name = c->name };
+        by_name *x = bsearch(&key, names, n, sizeof(by_name), by_name_cmp);
+        *ret_key = k < d->on_failure.n ? "on_failure" : "on_success";
+        *ret_ref = c;
+        return x ? x->index : SIZE_MAX;
+}
+
+/* A cycle of chains would start runs forever once its jobs keep failing (or succeeding): each is
+ * reported once, at the item that closes it. Depth-first, with its own stack: a chain may be as
+ * long as the registry. */
+static void check_cycles(loader *l, const by_name *names, size_t n) {
+        registry *reg = l->reg;
+        _cleanup_free_ unsigned char *color = calloc(reg->n_jobs, 1); /* 0 new, 1 on the path, 2 done */
+        _cleanup_free_ size_t *stack = calloc(reg->n_jobs, sizeof(size_t)), *edge = calloc(reg->n_jobs, sizeof(size_t));
+        if (!color || !stack || !edge)
+                return loader_oom(l);
+
+        for (size_t root = 0; root < reg->n_jobs; root++) {
+                if (color[root] != 0)
+                        continue;
+                size_t depth = 0;
+                stack[depth] = root;
+                edge[depth] = 0;
+                color[root] = 1;
+                while (true) {
+                        size_t v = stack[depth];
+                        const job_def *d = reg->jobs[v];
+                        if (edge[depth] == d->on_failure.n + d->on_success.n) {
+                                color[v] = 2;
+                                if (depth == 0)
+                                        break;
+                                depth--;
+                                continue;
+                        }
+                        const char *key;
+                        const chain_ref *ref;
+                        size_t w = chained(reg, names, n, v, edge[depth]++, &key, &ref);
+                        if (w == SIZE_MAX || color[w] == 2)
+                                continue;
+                        if (color[w] == 1) {
+                                loader_report(l, d->file, ref->line, ref->column, d->name,
+                                              "%s: job \"%s\" leads back to \"%s\" through on_failure/on_success "
+                                              "(a cycle would start runs forever); expected chains that end",
+                                              key, ref->name, d->name);
+                                continue;
+                        }
+                        color[w] = 1;
+                        stack[++depth] = w;
+                        edge[depth] = 0;
+                }
+        }
+}
+
+static void check_one(loader *l, const job_def *j, const job_chain *c, const char *what, const by_name *names,
                       size_t n) {
         for (size_t i = 0; i < c->n; i++) {
-                const char *key = c->items[i].name;
-                if (n > 0 && bsearch(&key, names, n, sizeof(char *), name_cmp))
+                by_name key = { .name = c->items[i].name };
+                if (n > 0 && bsearch(&key, names, n, sizeof(by_name), by_name_cmp))
                         continue;
                 loader_report(l, j->file, c->items[i].line, c->items[i].column, j->name,
                               "%s: no job named \"%s\" in the registry; expected the name of a job defined in it "
-                              "(any file)", what, key);
+                              "(any file)", what, key.name);
         }
 }
 
@@ -78,17 +141,18 @@ void check_chains(loader *l) {
         if (!any)
                 return;
 
-        _cleanup_free_ const char **names = calloc(reg->n_jobs, sizeof(char *));
+        _cleanup_free_ by_name *names = calloc(reg->n_jobs, sizeof(by_name));
         size_t n = 0;
         if (!names)
                 return loader_oom(l);
         for (size_t i = 0; i < reg->n_jobs; i++)
                 if (reg->jobs[i]->name)
-                        names[n++] = reg->jobs[i]->name;
-        qsort(names, n, sizeof(char *), name_cmp);
+                        names[n++] = (by_name) { .name = reg->jobs[i]->name, .index = i };
+        qsort(names, n, sizeof(by_name), by_name_cmp);
         for (size_t i = 0; i < reg->n_jobs; i++) {
                 const job_def *j = reg->jobs[i];
                 check_one(l, j, &j->on_failure, "on_failure", names, n);
                 check_one(l, j, &j->on_success, "on_success", names, n);
         }
+        check_cycles(l, names, n);
 }

@@ -89,6 +89,7 @@ typedef struct registry {
         usec_t shutdown_grace;     /* default 30s */
         usec_t history_retention;  /* default 30d */
         unsigned history_max_runs_per_job; /* default 10000 */
+        char *metrics_listen;  /* "ADDRESS:PORT" of the Prometheus endpoint, NULL: none (the default) */
         char *include;         /* glob pattern (resolved against the file's directory) or NULL */
         job_def **jobs;        /* in file order, main file first, then includes sorted by name */
         size_t n_jobs;

@@ -110,6 +110,7 @@ int manager_swap_registry(manager *m, registry *r) {
                 job_rt *o = job_rt_find(old_by_name, n_old, j->def->name);
                 if (o) {
                         j->n_running = o->n_running;
+                        j->metrics = TAKE_PTR(o->metrics);
                         if (timer_entry_queued(&o->retry.entry)) {
                                 j->retry_first_id = o->retry_first_id;
                                 j->retry_attempt = o->retry_attempt;
