@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 
+#include "control/metrics-http.h"
 #include "control/server.h"
 #include "basic/log.h"
 #include "core/manager.h"
@@ -56,6 +57,7 @@ int main(int argc, char **argv) {
         manager_options o = { .config = DEFAULT_CONFIG };
         _cleanup_(manager_freep) manager *m = NULL;
         control *c = NULL;
+        metrics_http *mh = NULL;
         sigset_t ss;
         int opt, r;
 
@@ -115,7 +117,11 @@ int main(int argc, char **argv) {
         r = control_new(m, &c);
         if (r < 0)
                 return exit_status(r);
+        r = metrics_http_new(m, &mh);
+        if (r < 0)
+                return exit_status(r);
         r = manager_run(m);
+        metrics_http_free(mh);
         control_free(c);
         m = manager_free(m);
         tz_cache_clear();

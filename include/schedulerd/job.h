@@ -118,6 +118,16 @@ typedef struct sched_job_param {
         const char *description;
 } sched_job_param;
 
+/* The run whose end started this one through the registry's on_failure or on_success. */
+typedef struct sched_job_cause_info {
+        const char *job;         /* the job whose run ended */
+        uint64_t run_id;         /* its run id in history */
+        const char *status;      /* how it ended: "succeeded", "failed", "timed_out" or "crashed" */
+        const char *message;     /* its one-line message ("" if none) */
+        sched_usec_t scheduled;  /* the instant it stood for */
+        sched_usec_t finished;   /* when it ended (wall clock) */
+} sched_job_cause_info;
+
 /* The host's functions, reached only through the context (a plugin never links against the
  * daemon). Use the inline wrappers below rather than calling these directly. */
 typedef struct sched_job_api {
@@ -140,6 +150,7 @@ typedef struct sched_job_api {
         /* Appended after ABI 1 was first released: old plugins never read it, so it needs no
          * bump; plugins that call it need a daemon that has it (every daemon since). */
         int (*metric_set)(sched_job_ctx *ctx, const char *name, const char *labels, double value);
+        int (*cause)(sched_job_ctx *ctx, const struct sched_job_cause_info **ret);
 } sched_job_api;
 
 /* The head of every context; the rest is private to the host. */
@@ -253,6 +264,12 @@ __attribute__((format(printf, 2, 3))) static inline void sched_job_set_message(s
  * (the value is kept and written with the next call). */
 static inline int sched_job_metric_set(sched_job_ctx *ctx, const char *name, const char *labels, double value) {
         return ctx->api->metric_set(ctx, name, labels, value);
+}
+
+/* The run that started this one through on_failure / on_success: 0 and *ret (valid until the
+ * callback returns), or -ENOENT when this run was started otherwise (schedule, schedctl run). */
+static inline int sched_job_cause(sched_job_ctx *ctx, const sched_job_cause_info **ret) {
+        return ctx->api->cause(ctx, ret);
 }
 
 /* What init stored in *ret_userdata, or NULL. */

@@ -19,6 +19,7 @@ const control_command control_commands[_CONTROL_COMMAND_MAX] = {
         [CONTROL_DISABLE] = { CONTROL_DISABLE, "disable", true, job_fields },
         [CONTROL_HISTORY] = { CONTROL_HISTORY, "history", false, history_fields },
         [CONTROL_RELOAD] = { CONTROL_RELOAD, "reload", true, no_fields },
+        [CONTROL_METRICS] = { CONTROL_METRICS, "metrics", false, no_fields },
 };
 
 const control_command *control_command_find(const char *name) {

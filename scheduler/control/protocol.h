@@ -17,6 +17,7 @@ typedef enum control_command_id {
         CONTROL_DISABLE,
         CONTROL_HISTORY,
         CONTROL_RELOAD,
+        CONTROL_METRICS,
         _CONTROL_COMMAND_MAX,
 } control_command_id;
 
@@ -40,7 +41,7 @@ const char *control_command_name(control_command_id id);
 bool control_command_takes(const control_command *c, const char *field);
 
 /* The commands for "expected ..." in messages, in table order. */
-#define CONTROL_COMMANDS_EXPECTED "list, status, run, enable, disable, history or reload"
+#define CONTROL_COMMANDS_EXPECTED "list, status, run, enable, disable, history, reload or metrics"
 
 /* ---- request fields ---- */
 #define FIELD_COMMAND "command"
@@ -69,6 +70,7 @@ bool control_command_takes(const control_command *c, const char *field);
 #define FIELD_HISTORY_RUNS "history_runs"
 #define FIELD_HISTORY_BYTES "history_bytes"
 #define FIELD_RUNNING_RUNS "running_runs"
+#define FIELD_TEXT "text"       /* metrics: the Prometheus text exposition */
 
 /* a job object (list, status) */
 #define FIELD_NAME "name"

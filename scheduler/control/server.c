@@ -10,6 +10,7 @@
 #include "basic/clock.h"
 #include "basic/escape.h"
 #include "control/protocol.h"
+#include "core/metrics.h"
 #include "control/server.h"
 #include "basic/fs-util.h"
 #include "basic/log.h"
@@ -341,6 +342,17 @@ static bool req_usec(json_t *req, const char *key, usec_t *ret) {
         return true;
 }
 
+static json_t *metrics_reply(manager *m) {
+        _cleanup_free_ char *text = NULL;
+        size_t len;
+        int q = manager_metrics_text(m, &text, &len);
+        if (q == -E2BIG)
+                return error_reply(q, "the metrics exposition is larger than %u bytes", METRICS_TEXT_MAX);
+        if (q < 0)
+                return error_reply(q, "cannot render the metrics: %s", strerror(-q));
+        return json_pack("{s:b, s:s%}", FIELD_OK, 1, FIELD_TEXT, text, len);
+}
+
 json_t *control_dispatch(manager *m, json_t *req, bool privileged, int64_t *ret_wait_run_id) {
         const char *cmd = req_string(req, FIELD_COMMAND), *name = req_string(req, FIELD_JOB);
         const control_command *c = control_command_find(cmd);
@@ -416,6 +428,8 @@ json_t *control_dispatch(manager *m, json_t *req, bool privileged, int64_t *ret_
                 return json_pack("{s:b, s:o, s:b}", FIELD_OK, 1, FIELD_RUNS, arr, FIELD_IN_REGISTRY, known);
         }
 
+        if (id == CONTROL_METRICS)
+                return metrics_reply(m);
         if (!name && id == CONTROL_STATUS) {
                 /* the daemon's own status: its jobs, runs in flight and the history's size */
                 uint64_t rows = 0, bytes = 0;

@@ -14,6 +14,7 @@
  *           {"command":"enable"|"disable","job":NAME}
  *           {"command":"history","job":NAME|null,"limit":1..10000,"since":USEC,"status":S|null}
  *           {"command":"reload"}
+ *           {"command":"metrics"}        -> {"ok":true,"text":"<Prometheus text exposition>"}
  * Replies:  {"ok":true,...} or {"ok":false,"error":"what went wrong and what to do","errno":"ENOENT"}
  * Replies are queued and sent as the peer reads; a list is streamed in batches, in name order,
  * with "more" saying whether "limit" left jobs out. Limits: CONTROL_LINE_MAX bytes per request

@@ -26,7 +26,9 @@ static usec_t latest_missed_fire(job_rt *j, usec_t after, usec_t now) {
 bool manager_catch_up(manager *m, job_rt *j, usec_t now) {
         history_job_state st;
 
-        if (!j->def->catch_up || j->every)
+        bool count = !isempty(m->reg->reg->metrics_listen); /* a history read per job: only when scraped */
+
+        if ((!j->def->catch_up && !count) || j->every)
                 return false;
         if (history_get_job_state(m->hist, j->def->name, &st) < 0)
                 return false;
@@ -34,9 +36,14 @@ bool manager_catch_up(manager *m, job_rt *j, usec_t now) {
         usec_t after = st.last_scheduled_usec != USEC_INFINITY ? st.last_scheduled_usec : st.first_loaded_usec;
         if (after == USEC_INFINITY)
                 return false;
+        if (!j->def->catch_up) {
+                manager_metrics_missed(j, after, now);
+                return false;
+        }
         usec_t missed = latest_missed_fire(j, after, now);
         if (missed == USEC_INFINITY)
                 return false;
+        manager_metrics_missed(j, after, missed - 1); /* the latest one runs */
         log_full(LOG_NOTICE, 0, j->def->name, 0, -1, "Catching up on fires missed since the last one handled");
         (void) manager_fire(m, j, RUN_TRIGGER_CATCH_UP, missed);
         manager_history_batch(m);

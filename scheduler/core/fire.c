@@ -122,6 +122,8 @@ void manager_run_not_started(manager *m, job_rt *j, run *r, int q) {
                 manager_history_batch(m);
                 (void) history_finish_run(m->hist, r->id, &res);
         }
+        r->status = RUN_STATUS_FAILED;
+        manager_metrics_run_ended(m, j, r);
         manager_runs_remove(m, r);
         if (j && j->n_running > 0)
                 j->n_running--;
@@ -276,6 +278,7 @@ int64_t manager_fire(manager *m, job_rt *j, run_trigger trigger, usec_t schedule
                 run_abandon(w);
                 log_full(LOG_NOTICE, 0, j->def->name, 0, -1, "Skipped %s fire: %s", run_trigger_to_string(trigger),
                          reason);
+                manager_metrics_skipped(j, j->n_running > 0 ? METRICS_SKIP_OVERLAP : METRICS_SKIP_MAX_CONCURRENT);
                 q = history_record_skipped(m->hist, j->def->name, trigger, scheduled, now, reason, NULL);
                 if (q < 0 && q != -EEXIST)
                         manager_history_failed(m, q, "recording a skipped run");
@@ -402,6 +405,8 @@ void manager_finish_fires(manager *m) {
                         manager_history_failed(m, q, "recording the last fire");
                 /* Far behind (the clock jumped forwards, or the machine stalled): the fires in
                  * between are not run one by one; catch_up runs them as one, if wanted. */
+                if (now > scheduled && now - scheduled > MISSED_FIRE_SLACK)
+                        manager_metrics_missed(j, scheduled, now);
                 job_rt_schedule_cron(j, now > scheduled && now - scheduled > MISSED_FIRE_SLACK ? now : scheduled);
         }
         m->n_due = 0;

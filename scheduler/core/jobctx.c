@@ -127,6 +127,35 @@ _printf_(2, 0) static void api_set_messagev(sched_job_ctx *c, const char *fmt, v
                         *p = ' ';
 }
 
+/* the cause set for the next forks: copies, since the run that ended is freed before they run */
+static struct {
+        bool set;
+        char job[65], status[16], message[JOBCTX_MESSAGE_MAX];
+        sched_job_cause_info info;
+} pending_cause;
+
+void jobctx_set_cause(const sched_job_cause_info *cause) {
+        if (!cause) {
+                pending_cause.set = false;
+                return;
+        }
+        snprintf(pending_cause.job, sizeof(pending_cause.job), "%s", cause->job);
+        snprintf(pending_cause.status, sizeof(pending_cause.status), "%s", cause->status);
+        snprintf(pending_cause.message, sizeof(pending_cause.message), "%s", cause->message ?: "");
+        pending_cause.info = *cause;
+        pending_cause.info.job = pending_cause.job;
+        pending_cause.info.status = pending_cause.status;
+        pending_cause.info.message = pending_cause.message;
+        pending_cause.set = true;
+}
+
+static int api_cause(sched_job_ctx *c, const sched_job_cause_info **ret) {
+        if (!JOBCTX(c)->cause)
+                return -ENOENT;
+        *ret = JOBCTX(c)->cause;
+        return 0;
+}
+
 static void *api_userdata(sched_job_ctx *c) {
         return JOBCTX(c)->job->userdata;
 }
@@ -224,6 +253,7 @@ static const sched_job_api jobctx_api = {
         .set_messagev = api_set_messagev,
         .userdata = api_userdata,
         .metric_set = api_metric_set,
+        .cause = api_cause,
 };
 
 void jobctx_setup_run(jobctx *c, const job_def *job, uint64_t run_id, usec_t scheduled, unsigned attempt,
@@ -238,6 +268,7 @@ void jobctx_setup_run(jobctx *c, const job_def *job, uint64_t run_id, usec_t sch
                 .timeout = timeout,
                 .state_dir = state_dir,
                 .log_fd = log_fd,
+                .cause = pending_cause.set ? &pending_cause.info : NULL,
         };
 }
 

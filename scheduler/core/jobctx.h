@@ -24,6 +24,7 @@ typedef struct jobctx {
         const char *state_dir;
         int log_fd;           /* where sched_job_log lines go (the run's captured stderr) */
         bool in_init;
+        const sched_job_cause_info *cause; /* NULL: not started by on_failure / on_success */
         char message[JOBCTX_MESSAGE_MAX];
 } jobctx;
 
@@ -36,6 +37,10 @@ void jobctx_setup_run(jobctx *c, const job_def *job, uint64_t run_id, usec_t sch
 
 /* 16 hex digits, random per daemon, the same in every process it forks. */
 const char *jobctx_log_tag(void);
+/* The cause of the runs forked next by this process (they inherit it: a chained run is forked
+ * right away, never ahead by a launcher), until jobctx_set_cause(NULL). JOB, STATUS and MESSAGE
+ * are copied (truncated to fit). */
+void jobctx_set_cause(const sched_job_cause_info *cause);
 
 /* Marks runs in this process as cancelled: the SIGTERM handler of a run child calls this. */
 void jobctx_cancel(void);

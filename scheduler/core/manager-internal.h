@@ -14,6 +14,7 @@
  *   history-batch.c  history writes batched into one transaction, failing soft */
 
 #include "core/manager.h"
+#include "core/metrics.h"
 
 /* Cron fires decided in one dispatch at most (the size of m->due). */
 #define FIRE_BUDGET 2048
@@ -146,6 +147,21 @@ void manager_log_diags(const diag_list *d);
 /* Makes R the registry in force (taking it over on success); runtime state of jobs that keep
  * their name carries over. -ENOMEM. */
 int manager_swap_registry(manager *m, registry *r);
+
+/* --- chain.c --- */
+
+/* R of J (NULL: gone in a reload) ended: starts its on_failure or on_success jobs when this was
+ * its last attempt. */
+void manager_chain_run_ended(manager *m, job_rt *j, const run *r);
+
+/* --- manager-metrics.c --- */
+
+/* R of J (NULL: gone in a reload) ended: its status, duration, start delay, success time. */
+void manager_metrics_run_ended(manager *m, job_rt *j, const run *r);
+/* A fire of J was skipped for REASON. */
+void manager_metrics_skipped(job_rt *j, metrics_skip_reason reason);
+/* The cron instants of J in (AFTER, UPTO] went by without a run. */
+void manager_metrics_missed(job_rt *j, usec_t after, usec_t upto);
 
 /* --- manager.c --- */
 

@@ -63,6 +63,7 @@ struct job_rt {
         size_t index;         /* in the registry's jobs (and the launcher's) */
         char *dir;            /* its state directory, once a run has made sure it exists */
         run *warm;            /* forked ahead for the fire at warm->scheduled, or NULL */
+        struct job_metrics *metrics; /* counted since the daemon started (core/metrics.h), or NULL */
         usec_t warm_tried;    /* the cron instant warming last considered */
 };
 
@@ -165,6 +166,10 @@ job_rt *manager_find_job(manager *m, const char *name);
 /* Commits the open history batch now, so what a control reply announces is visible to anyone
  * reading history.db next. */
 void manager_flush_history(manager *m);
+
+/* The Prometheus text exposition of the daemon's metrics (core/metrics.h), rendered from memory:
+ * *RET (malloc'ed, *RET_LEN bytes). -ENOMEM, or -E2BIG past METRICS_TEXT_MAX. */
+int manager_metrics_text(manager *m, char **ret, size_t *ret_len);
 
 /* The effective enabled state (override or registry). */
 bool job_rt_enabled(const job_rt *j);

@@ -17,7 +17,7 @@
 #include "core/registry.h"
 
 /* The most keys any mapping of the registry allows (a job's). */
-#define KEYS_MAX 13
+#define KEYS_MAX 18
 
 /* A plugin file looked at, and loaded (or found unloadable), once per path and shared by every
  * job naming it. */
@@ -175,6 +175,26 @@ void parse_jobs(loader *l, source *s, yaml_node_t *n);
 /* Drops the diagnostics after the first N_DIAGS and the jobs after the first N_JOBS, and forgets
  * those jobs' names. */
 void jobs_undo(loader *l, size_t n_diags, size_t n_jobs);
+
+/* ---- registry-command.c: command jobs ---------------------------------------------------- */
+
+/* The plugin `command:` stands for. */
+#define EXEC_PLUGIN "exec.so"
+
+/* `command:` COMMAND, `shell:` SHELL and `working_directory:` WD (each may be NULL) of job J
+ * turned into the params of exec.so; PLUGIN is the job's plugin key (NULL: none, then
+ * exec.so is the plugin). Reports misuse at the key. Returns 0 or -ENOMEM. */
+int parse_command(loader *l, source *s, job_def *j, yaml_node_t *command, yaml_node_t *shell, yaml_node_t *wd,
+                  yaml_node_t *plugin_key, const char *job);
+
+/* ---- registry-chain.c: on_failure / on_success --------------------------------------------- */
+
+/* Reads the list of job names N (a name alone is a list of one) of key WHAT into *RET. */
+void parse_chain(loader *l, source *s, yaml_node_t *n, const char *job, const char *what, job_chain *ret);
+/* Frees the items of C. */
+void job_chain_done(job_chain *c);
+/* After every file is read: reports chained names that name no job, at their position. */
+void check_chains(loader *l);
 
 /* ---- registry.c: the registry ---------------------------------------------------------------- */
 

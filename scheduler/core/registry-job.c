@@ -12,9 +12,11 @@
 static const char *const job_keys[] = {
         "name", "description", "plugin", "schedule", "timezone", "enabled", "singleton",
         "timeout", "retry", "run_on_startup", "catch_up", "params", "limits",
+        "command", "shell", "working_directory", "on_failure", "on_success",
 };
 enum { J_NAME, J_DESCRIPTION, J_PLUGIN, J_SCHEDULE, J_TIMEZONE, J_ENABLED, J_SINGLETON,
-       J_TIMEOUT, J_RETRY, J_RUN_ON_STARTUP, J_CATCH_UP, J_PARAMS, J_LIMITS };
+       J_TIMEOUT, J_RETRY, J_RUN_ON_STARTUP, J_CATCH_UP, J_PARAMS, J_LIMITS,
+       J_COMMAND, J_SHELL, J_WORKING_DIRECTORY, J_ON_FAILURE, J_ON_SUCCESS };
 
 static const char *const limits_keys[] = { "address_space", "cpu", "open_files" };
 enum { L_ADDRESS_SPACE, L_CPU, L_OPEN_FILES };
@@ -155,6 +157,8 @@ job_def *job_def_free(job_def *j) {
         free(j->description);
         free(j->schedule_expr);
         params_done(&j->params);
+        job_chain_done(&j->on_failure);
+        job_chain_done(&j->on_success);
         free(j);
         return NULL;
 }
@@ -342,11 +346,11 @@ static void check_required(loader *l, source *s, yaml_node_t *node, yaml_node_t 
                 const char *expected;
         } required[] = {
                 { J_NAME, "a job name matching [a-z0-9][a-z0-9-]*" },
-                { J_PLUGIN, "the job's shared object, e.g. hello.so" },
+                { J_PLUGIN, "the job's shared object, e.g. hello.so (or command: to run a program)" },
                 { J_SCHEDULE, "a cron expression, a macro like @hourly or \"@every <duration>\"" },
         };
         for (size_t i = 0; i < ELEMENTSOF(required); i++)
-                if (!v[required[i].key])
+                if (!v[required[i].key] && !(required[i].key == J_PLUGIN && v[J_COMMAND]))
                         report_at(l, s, node, job, "missing required key \"%s\"; expected %s",
                                   job_keys[required[i].key], required[i].expected);
 }
@@ -446,6 +450,10 @@ static int parse_plugin(loader *l, source *s, job_def *j, yaml_node_t *node, yam
                                 return -ENOMEM;
                         check_plugin(l, s, j, v[J_PLUGIN], job);
                 }
+        } else if (v[J_COMMAND]) {
+                if (!(j->plugin_name = loader_intern(l, EXEC_PLUGIN)))
+                        return -ENOMEM;
+                check_plugin(l, s, j, v[J_COMMAND], job);
         }
 
         if (j->plugin && j->plugin->desc->params) {
@@ -484,6 +492,12 @@ void parse_job(loader *l, source *s, yaml_node_t *node, size_t index) {
         if (parse_identity(l, s, j, v, job) < 0 || parse_when(l, s, j, v, job) < 0)
                 return loader_oom(l);
         parse_policy(l, s, j, v, job);
+        if (parse_command(l, s, j, v[J_COMMAND], v[J_SHELL], v[J_WORKING_DIRECTORY], v[J_PLUGIN], job) < 0)
+                return loader_oom(l);
+        if (v[J_ON_FAILURE])
+                parse_chain(l, s, v[J_ON_FAILURE], job, "on_failure", &j->on_failure);
+        if (v[J_ON_SUCCESS])
+                parse_chain(l, s, v[J_ON_SUCCESS], job, "on_success", &j->on_success);
         if (parse_plugin(l, s, j, node, keys, v, job) < 0)
                 return loader_oom(l);
         add_job(l, TAKE_PTR(j));

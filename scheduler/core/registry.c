@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
+#include "basic/listen-address.h"
 #include "core/registry-internal.h"
 
 #ifndef LOCALSTATEDIR
@@ -27,10 +28,10 @@ enum { TOP_SCHEDULER, TOP_JOBS };
 
 static const char *const scheduler_keys[] = {
         "state_dir", "plugin_dir", "control_socket", "admin_group", "timezone",
-        "max_concurrent", "shutdown_grace", "history", "include",
+        "max_concurrent", "shutdown_grace", "history", "include", "metrics_listen",
 };
 enum { S_STATE_DIR, S_PLUGIN_DIR, S_CONTROL_SOCKET, S_ADMIN_GROUP, S_TIMEZONE,
-       S_MAX_CONCURRENT, S_SHUTDOWN_GRACE, S_HISTORY, S_INCLUDE };
+       S_MAX_CONCURRENT, S_SHUTDOWN_GRACE, S_HISTORY, S_INCLUDE, S_METRICS_LISTEN };
 
 static const char *const history_keys[] = { "retention", "max_runs_per_job", "prune_interval" };
 enum { H_RETENTION, H_MAX_RUNS, H_PRUNE_INTERVAL };
@@ -86,6 +87,25 @@ static void parse_path(loader *l, source *s, yaml_node_t *n, const char *what, c
 }
 
 /* ---- the scheduler section --------------------------------------------------------------- */
+
+static void parse_listen(loader *l, source *s, yaml_node_t *n, const char *what, char **ret) {
+        struct sockaddr_storage ss;
+        socklen_t len;
+        const char *err;
+        const char *v = expect_string(l, s, n, NULL, what, "ADDRESS:PORT, e.g. 127.0.0.1:9163");
+        if (!v)
+                return;
+        if (listen_address_parse(v, &ss, &len, &err) < 0) {
+                report_at(l, s, n, NULL, "%s: \"%s\": %s; expected ADDRESS:PORT, e.g. 127.0.0.1:9163 or [::1]:9163",
+                          what, v, err);
+                return;
+        }
+        char *c = strdup(v);
+        if (!c)
+                return loader_oom(l);
+        free(*ret);
+        *ret = c;
+}
 
 static void parse_history(loader *l, source *s, yaml_node_t *map) {
         yaml_node_t *keys[KEYS_MAX], *v[KEYS_MAX];
@@ -152,6 +172,8 @@ static void parse_scheduler(loader *l, source *s, yaml_node_t *map) {
             expect_container(l, s, v[S_HISTORY], YAML_MAPPING_NODE, NULL, "scheduler.history",
                              "a mapping with retention, max_runs_per_job, prune_interval"))
                 parse_history(l, s, v[S_HISTORY]);
+        if (v[S_METRICS_LISTEN] && !node_is_null(v[S_METRICS_LISTEN]))
+                parse_listen(l, s, v[S_METRICS_LISTEN], "scheduler.metrics_listen", &reg->metrics_listen);
         if (v[S_INCLUDE])
                 parse_path(l, s, v[S_INCLUDE], "scheduler.include", "a glob pattern like jobs.d/*.yaml", l->base_dir,
                            &reg->include);
@@ -353,6 +375,7 @@ int registry_load_with(const char *path, registry_flags flags, const registry_ov
                 sort_diags(diags, n_diags);
                 if (reg->include)
                         load_includes(&l, path);
+                check_chains(&l);
         }
         source_done(&s);
         r = 0;
@@ -393,6 +416,7 @@ registry *registry_free(registry *r) {
         free(r->admin_group);
         free(r->timezone);
         free(r->include);
+        free(r->metrics_listen);
         for (size_t i = 0; i < r->n_interned; i++)
                 free(r->interned[i]);
         free(r->interned);

@@ -48,6 +48,17 @@ typedef struct job_limits {
         uint64_t open_files;    /* RLIMIT_NOFILE, 16-1048576 */
 } job_limits;
 
+/* A job named by on_failure or on_success, and where (registry-chain.c). */
+typedef struct chain_ref {
+        char *name;
+        unsigned line, column;
+} chain_ref;
+
+typedef struct job_chain {
+        chain_ref *items;
+        size_t n;
+} job_chain;
+
 typedef struct job_def {
         char *name;
         char *description;   /* may be NULL */
@@ -66,6 +77,9 @@ typedef struct job_def {
         retry_policy retry;
         job_limits limits;
         params params;
+        /* jobs started (as manual runs) when a run of this one ends for good: failed, timed out,
+         * crashed (after its last retry), or succeeded; each named job exists */
+        job_chain on_failure, on_success;
         const char *file;    /* where the job was defined (in registry.interned) */
         unsigned line, column; /* of the job's first key */
         void *userdata;      /* what the plugin's init returned (set by job_init_all) */
@@ -85,6 +99,7 @@ typedef struct registry {
         usec_t history_retention;  /* default 30d */
         usec_t history_prune_interval; /* default 1h; also pruned at start-up and on reload */
         unsigned history_max_runs_per_job; /* default 10000 */
+        char *metrics_listen;  /* "ADDRESS:PORT" of the Prometheus endpoint, NULL: none (the default) */
         char *include;         /* glob pattern (resolved against the file's directory) or NULL */
         job_def **jobs;        /* in file order, main file first, then includes sorted by name */
         size_t n_jobs;

@@ -131,6 +131,7 @@ int manager_swap_registry(manager *m, registry *r) {
                                  j->enabled_override ? "enable" : "disable", j->def->enabled ? "true" : "false",
                                  j->enabled_override ? "disable" : "enable", j->def->name);
                 if (o) {
+                        j->metrics = TAKE_PTR(o->metrics); /* counters outlive a reload */
                         /* an unchanged @every keeps its cadence across reloads */
                         if (j->every && o->every && j->def->schedule.interval == o->def->schedule.interval &&
                             timer_entry_queued(&o->fire.entry))

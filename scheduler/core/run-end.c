@@ -62,10 +62,12 @@ void manager_run_done(run *r, void *userdata) {
                         manager_history_failed(m, q, "recording a finished run");
         }
 
+        manager_metrics_run_ended(m, j, r);
         if (j && j->n_running > 0)
                 j->n_running--;
         m->n_running--;
         maybe_retry(m, j, r);
+        manager_chain_run_ended(m, j, r);
         if (m->run_waiter) {
                 /* whoever waits on this run may read history next: make the row visible first */
                 (void) manager_on_history_post(NULL, m);

@@ -17,6 +17,7 @@
 #include "core/state-dir.h"
 #include "basic/run-status.h"
 #include "schedctl/client.h"
+#include "schedctl/crontab-import.h"
 #include "schedctl/format.h"
 #include "basic/schedule.h"
 #include "basic/timefmt.h"
@@ -58,11 +59,13 @@ static void help(FILE *f) {
                 "  history [JOB] [-n N] [--since TIME] [--status S] [--output]\n"
                 "                                past runs, newest first\n"
                 "  reload                        re-read the registry (as SIGHUP) and say whether it was taken\n"
+                "  metrics                       the daemon's metrics, Prometheus text format\n"
                 "\n"
                 "Offline commands:\n"
                 "  check [FILE]                  validate a registry (default: --config) and load its plugins\n"
                 "  next EXPR|JOB [--tz ZONE] [--from TIME] [-n N]\n"
                 "                                show the next N (default 5) fire times\n"
+                "  import-crontab [FILE|-]       a crontab as registry YAML to review (jobs running commands)\n"
                 "\n"
                 "Options:\n"
                 "  -c, --config FILE             registry (default %s)\n"
@@ -1195,6 +1198,97 @@ static int verb_reload(int argc, char **argv) {
         return EXIT_SUCCESS;
 }
 
+/* --- metrics --------------------------------------------------------------------- */
+
+static const verb_help metrics_help = {
+        "metrics [--json]",
+        "Prints the daemon's metrics in the Prometheus text exposition format, as its\n"
+        "scheduler.metrics_listen endpoint serves them (which may be off). --json: {\"text\": ...}.\n",
+};
+
+static int verb_metrics(int argc, char **argv) {
+        char **ops;
+        int n, r = collect_operands(argc, argv, &metrics_help, NULL, NULL, &ops, &n);
+        if (r >= 0)
+                return r;
+        if (n > 0)
+                return usage_error("metrics takes no arguments, found \"%s\"", ops[0]);
+        _cleanup_(json_decrefp) json_t *reply = NULL;
+        r = call(json_pack("{s:s}", FIELD_COMMAND, control_command_name(CONTROL_METRICS)), CALL_TIMEOUT, &reply, NULL);
+        if (r != EXIT_SUCCESS)
+                return r;
+        if (arg_json)
+                print_json(reply);
+        else
+                fputs(jstr(reply, FIELD_TEXT) ?: "", stdout);
+        return EXIT_SUCCESS;
+}
+
+/* --- import-crontab ------------------------------------------------------------------ */
+
+static const verb_help import_crontab_help = {
+        "import-crontab [FILE|-] [--json]",
+        "Turns a crontab (default: standard input) into registry YAML on standard output, for you to\n"
+        "review and save as a drop-in (e.g. jobs.d/crontab.yaml), then `schedctl check`. Every line it\n"
+        "could not carry over is kept as a comment saying why; MAILTO and SHELL are noted as\n"
+        "unsupported. --json: {\"yaml\", \"jobs\", \"skipped\", \"notes\"}. Works offline.\n",
+};
+
+#define CRONTAB_MAX (4U * 1024U * 1024U)
+
+static int verb_import_crontab(int argc, char **argv) {
+        char **ops;
+        int n, r = collect_operands(argc, argv, &import_crontab_help, NULL, NULL, &ops, &n);
+        if (r >= 0)
+                return r;
+        if (n > 1)
+                return usage_error("import-crontab takes at most one FILE, found %d arguments", n);
+        const char *path = n == 1 ? ops[0] : "-";
+        bool from_stdin = streq(path, "-");
+        _cleanup_fclose_ FILE *in = from_stdin ? NULL : fopen(path, "re");
+        if (!from_stdin && !in) {
+                fprintf(stderr, "schedctl: cannot open %s: %m\n", path);
+                return EXIT_FAILURE;
+        }
+        _cleanup_free_ char *text = malloc(CRONTAB_MAX + 1);
+        if (!text)
+                return log_oom();
+        size_t len = fread(text, 1, CRONTAB_MAX + 1, from_stdin ? stdin : in);
+        if (ferror(from_stdin ? stdin : in)) {
+                fprintf(stderr, "schedctl: cannot read %s: %m\n", from_stdin ? "standard input" : path);
+                return EXIT_FAILURE;
+        }
+        if (len > CRONTAB_MAX) {
+                fprintf(stderr, "schedctl: %s is larger than %u bytes; expected a crontab\n",
+                        from_stdin ? "standard input" : path, CRONTAB_MAX);
+                return EXIT_FAILURE;
+        }
+        if (memchr(text, '\0', len)) {
+                fprintf(stderr, "schedctl: %s holds a NUL byte; expected a text crontab\n", from_stdin ? "standard input" : path);
+                return EXIT_FAILURE;
+        }
+        text[len] = '\0';
+
+        _cleanup_free_ char *yaml = NULL;
+        size_t ylen = 0;
+        crontab_import_stats st;
+        FILE *out = open_memstream(&yaml, &ylen);
+        if (!out)
+                return log_oom();
+        r = crontab_import(text, from_stdin ? "standard input" : path, out, &st);
+        if (fclose(out) != 0 || r < 0)
+                return log_oom();
+        if (arg_json) {
+                _cleanup_(json_decrefp) json_t *o = json_pack("{s:s, s:i, s:i, s:i}", "yaml", yaml, "jobs", (int) st.jobs,
+                                                             "skipped", (int) st.skipped, "notes", (int) st.notes);
+                print_json(o);
+        } else
+                fputs(yaml, stdout);
+        fprintf(stderr, "schedctl: %u job%s; %u line%s not carried over, %u noted (see the comments)\n", st.jobs,
+                st.jobs == 1 ? "" : "s", st.skipped, st.skipped == 1 ? "" : "s", st.notes);
+        return EXIT_SUCCESS;
+}
+
 /* --- main ------------------------------------------------------------------- */
 
 static const struct {
@@ -1204,6 +1298,7 @@ static const struct {
         { "check", verb_check },     { "next", verb_next },       { "list", verb_list },
         { "status", verb_status },   { "run", verb_run },         { "enable", verb_enable },
         { "disable", verb_disable }, { "history", verb_history }, { "reload", verb_reload },
+        { "metrics", verb_metrics }, { "import-crontab", verb_import_crontab },
 };
 
 int main(int argc, char **argv) {
