@@ -2,10 +2,15 @@
 /* The manager's side of metrics.h: the counters fed from runs and fires, and the exposition
  * rendered from memory for the HTTP endpoint and `schedctl metrics`. */
 #include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "basic/clock.h"
 #include "basic/log.h"
+#include "core/job-metrics.h"
+#include "core/jobctx.h"
 #include "core/manager-internal.h"
 
 /* counting missed instants costs a schedule evaluation each: past this many, the count stops
@@ -52,13 +57,106 @@ void manager_metrics_missed(job_rt *j, usec_t after, usec_t upto) {
                 job_metrics_fires_missed(jm, n);
 }
 
-/* Where a job's own metrics, written by its plugin at the end of a run as <state dir>/metrics.prom,
- * join the exposition with a job label. The parser (core/job-metrics.h) comes with the azi-3
- * metrics work; until it is merged this adds nothing. */
-static void append_job_metrics_file(FILE *f, const char *job, const char *dir) {
-        (void) f;
-        (void) job;
-        (void) dir;
+/* --- the jobs' own gauges ------------------------------------------------------------
+ * A run writes what its plugin set with sched_job_metric_set() to <state dir>/metrics.prom
+ * (core/job-metrics.h); the exposition carries them with a job label. The files are plugin
+ * output: read with the bounded parser, and a series that would clash with ours (a schedulerd_
+ * name, or a job label of its own) is left out rather than break the whole scrape. */
+
+typedef struct plugin_sample {
+        const char *job;
+        job_metric m;
+} plugin_sample;
+
+static int plugin_sample_cmp(const void *a, const void *b) {
+        const plugin_sample *x = a, *y = b;
+        int c = strcmp(x->m.name, y->m.name);
+        if (c == 0)
+                c = strcmp(x->job, y->job);
+        return c != 0 ? c : strcmp(x->m.labels, y->m.labels);
+}
+
+static bool labels_name_job(const char *labels) {
+        /* label names start the string or follow a comma outside a quoted value */
+        bool quoted = false, start = true;
+        for (const char *p = labels; *p; p++) {
+                if (start && strncmp(p, "job=", 4) == 0)
+                        return true;
+                start = false;
+                if (*p == '\\' && quoted && p[1])
+                        p++;
+                else if (*p == '"')
+                        quoted = !quoted;
+                else if (*p == ',' && !quoted)
+                        start = true;
+        }
+        return false;
+}
+
+static void write_label_value(FILE *f, const char *v) {
+        for (; *v; v++)
+                if (*v == '\\' || *v == '"')
+                        fprintf(f, "\\%c", *v);
+                else if (*v == '\n')
+                        fputs("\\n", f);
+                else
+                        fputc(*v, f);
+}
+
+static void write_value(FILE *f, double v) {
+        if (isnan(v))
+                fputs("NaN", f);
+        else if (isinf(v))
+                fputs(v > 0 ? "+Inf" : "-Inf", f);
+        else
+                fprintf(f, "%.17g", v);
+}
+
+static void append_job_metrics(manager *m, FILE *f) {
+        _cleanup_free_ plugin_sample *all = NULL;
+        size_t n_all = 0;
+
+        for (size_t i = 0; i < m->n_jobs; i++) {
+                job_rt *j = m->jobs[i];
+                _cleanup_free_ char *dir = jobctx_state_dir_path(m->reg->reg, j->def), *path = NULL;
+                _cleanup_free_ job_metric *ms = NULL;
+                size_t n = 0;
+                char err[256] = "";
+                if (!dir || asprintf(&path, "%s/%s", dir, JOB_METRICS_FILE) < 0)
+                        return;
+                int q = job_metrics_read(path, &ms, &n, err, sizeof(err));
+                if (q == -ENOENT || q == -ENOTDIR)
+                        continue;
+                if (q < 0) {
+                        log_full(LOG_WARNING, q, j->def->name, 0, -1, "Metrics file %s left out of the exposition: %s",
+                                 path, err[0] ? err : strerror(-q));
+                        continue;
+                }
+                plugin_sample *a = n > 0 ? reallocarray(all, n_all + n, sizeof(plugin_sample)) : all;
+                if (!a)
+                        return;
+                all = a;
+                for (size_t k = 0; k < n; k++) {
+                        if (strncmp(ms[k].name, "schedulerd_", 11) == 0 || labels_name_job(ms[k].labels))
+                                continue;
+                        all[n_all++] = (plugin_sample) { .job = j->def->name, .m = ms[k] };
+                }
+        }
+        if (n_all == 0)
+                return;
+        /* the exposition format wants each family in one group, under one TYPE line */
+        qsort(all, n_all, sizeof(plugin_sample), plugin_sample_cmp);
+        for (size_t i = 0; i < n_all; i++) {
+                const plugin_sample *x = &all[i];
+                if (i == 0 || !streq(all[i - 1].m.name, x->m.name))
+                        fprintf(f, "# HELP %s Set by a job's plugin (sched_job_metric_set()).\n# TYPE %s gauge\n",
+                                x->m.name, x->m.name);
+                fprintf(f, "%s{job=\"", x->m.name);
+                write_label_value(f, x->job);
+                fprintf(f, "\"%s%s} ", x->m.labels[0] ? "," : "", x->m.labels);
+                write_value(f, x->m.value);
+                fputc('\n', f);
+        }
 }
 
 int manager_metrics_text(manager *m, char **ret, size_t *ret_len) {
@@ -80,9 +178,7 @@ int manager_metrics_text(manager *m, char **ret, size_t *ret_len) {
         if (!f)
                 return -ENOMEM;
         metrics_write(f, PACKAGE_VERSION, m->n_running, jobs, m->n_jobs);
-        for (size_t i = 0; i < m->n_jobs; i++)
-                if (m->jobs[i]->dir)
-                        append_job_metrics_file(f, m->jobs[i]->def->name, m->jobs[i]->dir);
+        append_job_metrics(m, f);
         if (fclose(f) != 0) {
                 free(text);
                 return -ENOMEM;

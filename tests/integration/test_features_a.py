@@ -195,8 +195,7 @@ class Metrics(ShippedTestCase):
         port = free_port()
         d = self.daemon('  - name: ok\n    schedule: "* * * * *"\n    command: [/bin/true]\n'
                         '  - name: bad\n    schedule: "@yearly"\n    command: [/bin/false]\n'
-                        '  - name: slow\n    plugin: %s\n    schedule: "@yearly"\n    params: { duration: 3s }\n'
-                        % os.path.join(PLUGINS, "slow.so"),
+                        '  - name: slow\n    plugin: slow.so\n    schedule: "@yearly"\n    params: { duration: 3s }\n',
                         "  metrics_listen: 127.0.0.1:%d\n" % port).start()
         for name in ("ok", "bad"):
             d.ctl({"command": "run", "job": name, "wait": True})
@@ -225,6 +224,26 @@ class Metrics(ShippedTestCase):
         with self.assertRaises(urllib.error.HTTPError) as e:
             urllib.request.urlopen("http://127.0.0.1:%d/other" % port, timeout=10)
         self.assertEqual(e.exception.code, 404)
+
+    def test_job_gauges_join_the_exposition(self):
+        port = free_port()
+        d = self.daemon('  - name: g1\n    plugin: gauge.so\n    schedule: "@yearly"\n'
+                        '  - name: g2\n    plugin: gauge.so\n    schedule: "@yearly"\n    params: { value: 7 }\n',
+                        "  metrics_listen: 127.0.0.1:%d\n" % port).start()
+        for name in ("g1", "g2"):
+            self.assertEqual(d.ctl({"command": "run", "job": name, "wait": True})["status"], "succeeded")
+        text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=10).read().decode()
+        self.assertIn('test_level{job="g1",kind="a"} 42\n', text)
+        self.assertIn('test_level{job="g2",kind="a"} 7\n', text)
+        self.assertIn('test_plain{job="g1"} 1.5\n', text)
+        self.assertEqual(text.count("# TYPE test_level gauge\n"), 1)  # one family, one group
+        # a job cannot pose as the daemon's own series
+        self.assertIn("schedulerd_runs_in_flight 0\n", text)
+        self.assertNotIn("99", [line.split()[-1] for line in text.splitlines() if line.startswith("schedulerd_runs_in_flight")])
+        p = subprocess.run([shutil.which("promtool") or "promtool", "check", "metrics"], input=text,
+                           capture_output=True, text=True)
+        self.assertEqual((p.returncode, p.stdout + p.stderr), (0, ""))
+        d.stop()
 
     def test_bad_listen_address_is_a_load_error(self):
         d = self.daemon('  - name: ok\n    schedule: "@yearly"\n    command: [/bin/true]\n',
