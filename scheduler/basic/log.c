@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <stdarg.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <systemd/sd-journal.h>
 
 #include "basic/escape.h"
@@ -43,10 +44,10 @@ static const char *level_name(int level) {
         return level >= 0 && level < (int) ELEMENTSOF(names) ? names[level] : "info";
 }
 
-int log_full(int level, int error, const char *job, uint64_t run_id, int attempt, const char *fmt, ...) {
+static int log_emit(int level, int error, const char *job, uint64_t run_id, int attempt, const char *const *fields,
+                    size_t n_fields, const char *fmt, va_list ap) {
         int ret = error < 0 ? error : -error;
         char msg[4096];
-        va_list ap;
 
         if (level > log_max_level)
                 return ret;
@@ -54,9 +55,7 @@ int log_full(int level, int error, const char *job, uint64_t run_id, int attempt
         /* make %m print ERROR */
         if (error != 0)
                 errno = error < 0 ? -error : error;
-        va_start(ap, fmt);
         vsnprintf(msg, sizeof(msg), fmt, ap);
-        va_end(ap);
         /* a message is one line, and may hold what a job wrote: CR, ESC and newlines would
          * redraw a terminal or forge lines of their own */
         char line[sizeof(msg)];
@@ -72,30 +71,50 @@ int log_full(int level, int error, const char *job, uint64_t run_id, int attempt
         else if (job)
                 snprintf(prefix, sizeof(prefix), "%s: ", job);
         if (log_to_journal) {
-                char jf[300] = "", rf[64] = "", af[32] = "";
-                if (job)
-                        snprintf(jf, sizeof(jf), "JOB=%s", job);
-                if (run_id > 0)
-                        snprintf(rf, sizeof(rf), "RUN_ID=%llu", (unsigned long long) run_id);
-                if (attempt >= 0)
-                        snprintf(af, sizeof(af), "ATTEMPT=%d", attempt);
-                /* sd_journal_send() stops at the first NULL, so absent fields are skipped by
-                 * passing them last */
-                const char *f[3];
+                char m[sizeof(prefix) + sizeof(line) + 8], pr[16], id[64], jf[300] = "", rf[64] = "", af[32] = "";
+                struct iovec iov[6 + LOG_FIELDS_MAX];
                 size_t n = 0;
-                if (jf[0])
-                        f[n++] = jf;
-                if (rf[0])
-                        f[n++] = rf;
-                if (af[0])
-                        f[n++] = af;
-                while (n < ELEMENTSOF(f))
-                        f[n++] = NULL;
-                sd_journal_send("MESSAGE=%s%s", prefix, line, "PRIORITY=%d", level, "SYSLOG_IDENTIFIER=%s", log_ident,
-                                f[0], f[1], f[2], NULL);
+                snprintf(m, sizeof(m), "MESSAGE=%s%s", prefix, line);
+                snprintf(pr, sizeof(pr), "PRIORITY=%d", level);
+                snprintf(id, sizeof(id), "SYSLOG_IDENTIFIER=%s", log_ident);
+                iov[n++] = (struct iovec) { m, strlen(m) };
+                iov[n++] = (struct iovec) { pr, strlen(pr) };
+                iov[n++] = (struct iovec) { id, strlen(id) };
+                if (job) {
+                        snprintf(jf, sizeof(jf), "JOB=%s", job);
+                        iov[n++] = (struct iovec) { jf, strlen(jf) };
+                }
+                if (run_id > 0) {
+                        snprintf(rf, sizeof(rf), "RUN_ID=%llu", (unsigned long long) run_id);
+                        iov[n++] = (struct iovec) { rf, strlen(rf) };
+                }
+                if (attempt >= 0) {
+                        snprintf(af, sizeof(af), "ATTEMPT=%d", attempt);
+                        iov[n++] = (struct iovec) { af, strlen(af) };
+                }
+                for (size_t i = 0; i < n_fields && i < LOG_FIELDS_MAX; i++)
+                        iov[n++] = (struct iovec) { (void *) fields[i], strlen(fields[i]) };
+                (void) sd_journal_sendv(iov, (int) n);
                 return ret;
         }
 
         fprintf(stderr, "%s: <%s> %s%s\n", log_ident, level_name(level), prefix, line);
         return ret;
+}
+
+int log_full(int level, int error, const char *job, uint64_t run_id, int attempt, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        int r = log_emit(level, error, job, run_id, attempt, NULL, 0, fmt, ap);
+        va_end(ap);
+        return r;
+}
+
+int log_full_fields(int level, const char *job, uint64_t run_id, int attempt, const char *const *fields,
+                    size_t n_fields, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        int r = log_emit(level, 0, job, run_id, attempt, fields, n_fields, fmt, ap);
+        va_end(ap);
+        return r;
 }

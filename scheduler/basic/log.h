@@ -4,6 +4,7 @@
 /* Daemon and tool logging. To the journal with structured fields (JOB=, RUN_ID=, ATTEMPT=)
  * when stderr is connected to it ($JOURNAL_STREAM), else readable lines on stderr. */
 
+#include <stddef.h>
 #include <stdint.h>
 #include <syslog.h>
 
@@ -20,6 +21,12 @@ void log_set_max_level(int level);
  * ERROR is 0, so error paths can `return log_error_errno(r, ...)`. */
 int log_full(int level, int error, const char *job, uint64_t run_id, int attempt, const char *fmt, ...)
         _printf_(6, 7);
+
+/* Like log_full() (no errno), adding FIELDS ("KEY=value" strings, at most LOG_FIELDS_MAX) to
+ * the journal entry; on stderr they are not shown (the caller keeps them in the message). */
+#define LOG_FIELDS_MAX 8
+int log_full_fields(int level, const char *job, uint64_t run_id, int attempt, const char *const *fields,
+                    size_t n_fields, const char *fmt, ...) _printf_(7, 8);
 
 #define log_debug(...) log_full(LOG_DEBUG, 0, NULL, 0, -1, __VA_ARGS__)
 #define log_info(...) log_full(LOG_INFO, 0, NULL, 0, -1, __VA_ARGS__)

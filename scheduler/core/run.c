@@ -9,6 +9,7 @@
 #include "basic/clock.h"
 #include "basic/duration.h"
 #include "core/jobctx.h"
+#include "basic/log-fields.h"
 #include "basic/log.h"
 #include "core/run.h"
 
@@ -151,13 +152,18 @@ static void log_line(run *r, const char *s, size_t n) {
         const char *tag = jobctx_log_tag();
         size_t tl = strlen(tag);
         int level = LOG_INFO;
+        const char *start = s;
         if (n >= tl + 4 && s[0] == '<' && s[1] >= '0' && s[1] <= '7' && s[2] == '/' && memcmp(s + 3, tag, tl) == 0 &&
             s[3 + tl] == '>') {
                 level = s[1] - '0';
                 s += tl + 4;
                 n -= tl + 4;
         }
-        log_full(level, 0, r->def->name, (uint64_t) r->id, (int) r->attempt, "%.*s", (int) n, s);
+        /* only a sched_job_log() line may carry journal fields: job output is text */
+        char fbuf[LOG_FIELDS_MAX * (LOG_FIELDS_KEY_MAX + LOG_FIELDS_VALUE_MAX + 2)];
+        const char *fields[LOG_FIELDS_MAX];
+        size_t nf = s != start ? log_fields_parse(s, n, fbuf, sizeof(fbuf), fields, LOG_FIELDS_MAX) : 0;
+        log_full_fields(level, r->def->name, (uint64_t) r->id, (int) r->attempt, fields, nf, "%.*s", (int) n, s);
 }
 
 static void consume_output(run *r, const char *buf, size_t n) {

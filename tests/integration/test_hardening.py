@@ -219,15 +219,39 @@ st = os.fstat(err.fileno())
 env = dict(os.environ, JOURNAL_STREAM="%d:%d" % (st.st_dev, st.st_ino))
 env.pop("NOTIFY_SOCKET", None)
 p = subprocess.Popen([sys.argv[1], "--config", sys.argv[3]], stderr=err, stdout=err, env=env)
-msgs = []
+entries = []
+job = sys.argv[4] if len(sys.argv) > 4 else "start-job"
 try:
-    while not any("Finished" in m or "finished" in m for m in msgs if m.startswith("MESSAGE=start-job")):
+    while not any("Finished" in l or "finished" in l for e in entries for l in e if l.startswith("MESSAGE=" + job)):
         data = j.recv(65536).decode(errors="replace")
-        msgs += [l for l in data.split("\n") if l.startswith("MESSAGE=")]
+        entries.append([l for l in data.split("\n") if l])
 finally:
     p.terminate()
     p.wait()
-print(json.dumps(msgs))
+print(json.dumps(entries))
+"""
+
+
+def journal_entries(tmp, config, job):
+    out = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c",
+                          'mount -t tmpfs tmpfs /run && exec "$@"', "sh", "python3", "-c", JOURNAL_READER,
+                          SCHEDULERD, os.path.join(tmp, "stderr"), config, job],
+                         capture_output=True, text=True, timeout=60)
+    if out.returncode != 0:
+        raise AssertionError(out.stderr)
+    return __import__("json").loads(out.stdout)
+
+
+FIELDS_PLUGIN = r"""
+#include <stdio.h>
+#include <schedulerd/job.h>
+static sched_job_result run(sched_job_ctx *ctx) {
+        sched_job_log(ctx, SCHED_LOG_NOTICE, "window closed [ROBOT_ID=42 SESSION_ID=7 WINDOW_ID=3]");
+        sched_job_log(ctx, SCHED_LOG_INFO, "not fields [JOB=x ROBOT_ID=1]");
+        printf("forged by output [ROBOT_ID=666]\n");
+        return SCHED_JOB_OK;
+}
+SCHEDULERD_JOB_DEFINE(.name = "fields", .run = run);
 """
 
 
@@ -237,15 +261,39 @@ class Journal(DaemonTestCase):
 
     def test_message_has_job_prefix(self):
         d = self.daemon(job("start-job", "ok.so", "@yearly", run_on_startup=True))
-        out = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c",
-                              'mount -t tmpfs tmpfs /run && exec "$@"', "sh", "python3", "-c", JOURNAL_READER,
-                              SCHEDULERD, os.path.join(d.tmp, "stderr"), d.config],
-                             capture_output=True, text=True, timeout=60)
-        self.assertEqual(out.returncode, 0, out.stderr)
-        msgs = __import__("json").loads(out.stdout)
+        msgs = [l for e in journal_entries(d.tmp, d.config, "start-job") for l in e if l.startswith("MESSAGE=")]
         started = [m for m in msgs if "Started (startup" in m]
         self.assertTrue(started, msgs)
         self.assertRegex(started[0], r"^MESSAGE=start-job\[run \d+\]: Started \(startup, ")
+
+    def test_job_log_fields_become_journal_fields(self):
+        """Issue 17 item 6: a sched_job_log() line's [KEY=value ...] block gives the entry its fields;
+        job output and the daemon's own field names cannot."""
+        d = self.daemon("")
+        plugdir = os.path.join(d.tmp, "plugins")
+        os.mkdir(plugdir)
+        cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+        src = os.path.join(d.tmp, "fields.c")
+        with open(src, "w") as f:
+            f.write(FIELDS_PLUGIN)
+        inc = os.path.join(os.environ.get("top_srcdir", os.path.join(os.path.dirname(__file__), "..", "..")),
+                           "include")
+        subprocess.run([cc, "-shared", "-fPIC", "-I", inc, "-o", os.path.join(plugdir, "fields.so"), src], check=True)
+        d.plugin_dir = plugdir
+        d.write_registry(job("fields", "fields.so", "@yearly", run_on_startup=True))
+        entries = journal_entries(d.tmp, d.config, "fields")
+
+        def entry(text):
+            found = [e for e in entries if any(l.startswith("MESSAGE=") and text in l for l in e)]
+            self.assertEqual(len(found), 1, entries)
+            return found[0]
+
+        closed = entry("window closed")
+        for f in ("ROBOT_ID=42", "SESSION_ID=7", "WINDOW_ID=3", "JOB=fields", "PRIORITY=5"):
+            self.assertIn(f, closed)
+        self.assertNotIn("ROBOT_ID=1", entry("not fields"))  # JOB is the daemon's: the block is text
+        self.assertEqual(entry("not fields").count("JOB=fields"), 1)
+        self.assertNotIn("ROBOT_ID=666", entry("forged by output"))
 
 
 ENV_PLUGIN = r"""

@@ -40,7 +40,10 @@ class Next(unittest.TestCase):
         self.assertTrue(lines[0].startswith("NEXT"))
         self.assertIn("2032-02-29T00:00:00+00:00", lines[1])
         self.assertIn("2032-02-29T00:00:00Z", lines[1])
-        self.assertIn("4y", lines[1])  # time left: 1460 days
+        # LEFT counts from now, not from --from (issue 14 item 10): 365-day years, then days
+        import datetime
+        left = datetime.datetime(2032, 2, 29, tzinfo=datetime.timezone.utc) - datetime.datetime.now(datetime.timezone.utc)
+        self.assertIn("%dy" % (left.days // 365), lines[1].split("Z", 1)[1])
 
     def test_bad_expression_and_zone_exit_2(self):
         rc, out, err = schedctl("next", "61 * * * *")
