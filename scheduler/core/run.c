@@ -8,6 +8,7 @@
 
 #include "basic/clock.h"
 #include "basic/duration.h"
+#include "basic/shared-maps.h"
 #include "core/jobctx.h"
 #include "basic/log.h"
 #include "core/run.h"
@@ -47,12 +48,9 @@ static void child_apply_limits(const job_limits *l) {
                 (void) setrlimit(RLIMIT_NOFILE, &default_nofile);
 }
 
-/* the gate a warm child waits at, for its SIGTERM handler */
-static start_gate *child_gate;
-
 static void child_on_sigterm(int sig) {
         jobctx_cancel();
-        start_gate_interrupt(child_gate);
+        start_gate_interrupt(); /* out of a wait at the gate, if in one */
 }
 
 /* The child: never returns. Async-signal-safety is not a concern here: the daemon is
@@ -89,6 +87,16 @@ void run_child(const job_def *def, const char *dir, int64_t id, usec_t scheduled
                 _exit(RUN_EXIT_FAIL);
         /* nothing of the daemon's (sockets, database, event loop) stays open in a job */
         (void) close_range(CHILD_MESSAGE_FD + 1, ~0U, 0);
+        /* nor any shared memory of the daemon's it could write (history.db's WAL index); the start
+         * gate is read-only here already (start-gate.h) */
+        int dropped = shared_maps_drop_writable();
+        if (dropped < 0) {
+                errno = -dropped;
+                fprintf(stderr, "<3/%s>cannot drop the daemon's shared memory before running the job (reading "
+                                "/proc/self/maps: %m); not running it. Is /proc mounted?\n",
+                        jobctx_log_tag());
+                _exit(RUN_EXIT_FAIL);
+        }
         /* systemd's channel to the daemon is not the job's: a job must not report READY=1 or
          * pet the watchdog for it */
         (void) unsetenv("NOTIFY_SOCKET");
@@ -101,7 +109,6 @@ void run_child(const job_def *def, const char *dir, int64_t id, usec_t scheduled
 
         child_apply_limits(&def->limits);
         if (gate && slot >= 0) {
-                child_gate = gate;
                 int q = start_gate_wait(gate, (unsigned) slot, jobctx_cancelled, &id);
                 if (q == -EINTR) {
                         /* a SIGTERM while waiting ends it as that signal would have: never as
@@ -111,7 +118,6 @@ void run_child(const job_def *def, const char *dir, int64_t id, usec_t scheduled
                 }
                 if (q < 0)
                         _exit(RUN_EXIT_FAIL);
-                child_gate = NULL;
         }
         jobctx_setup_run(&c, def, (uint64_t) id, scheduled, attempt, def->timeout, dir, STDERR_FILENO);
         sched_job_result res = def->plugin->desc->run(&c.base);
