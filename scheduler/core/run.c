@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "basic/clock.h"
@@ -46,6 +47,32 @@ static void child_apply_limits(const job_limits *l) {
                         fprintf(stderr, "<4/%s>cannot apply limits.open_files: %m\n", jobctx_log_tag());
         } else if (default_nofile_set)
                 (void) setrlimit(RLIMIT_NOFILE, &default_nofile);
+}
+
+/* The run's working directory is its job's state directory, entered without following a link
+ * and only if it belongs to the user the run has: the daemon made it so (jobctx_make_state_dir())
+ * or refused it and said why, and a job must not write through a link or into another user's
+ * directory. A missing one is only warned about: the job may not need it. */
+static void child_enter_state_dir(const char *dir) {
+        _cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        struct stat st;
+
+        if (fd < 0 && (errno == ELOOP || errno == ENOTDIR)) {
+                fprintf(stderr, "<3/%s>state directory %s is a symbolic link or not a directory; not running the job "
+                                "(the daemon's log says what to do)\n",
+                        jobctx_log_tag(), dir);
+                _exit(RUN_EXIT_FAIL);
+        }
+        if (fd < 0 || fchdir(fd) < 0 || fstat(fd, &st) < 0) {
+                fprintf(stderr, "<4/%s>cannot enter state directory %s: %m\n", jobctx_log_tag(), dir);
+                return;
+        }
+        if (st.st_uid != geteuid()) {
+                fprintf(stderr, "<3/%s>state directory %s is owned by uid %u, not by the run's uid %u; not running the "
+                                "job (the daemon's log says what to do)\n",
+                        jobctx_log_tag(), dir, (unsigned) st.st_uid, (unsigned) geteuid());
+                _exit(RUN_EXIT_FAIL);
+        }
 }
 
 static void child_on_sigterm(int sig) {
@@ -104,8 +131,7 @@ void run_child(const job_def *def, const char *dir, int64_t id, usec_t scheduled
         (void) unsetenv("WATCHDOG_USEC");
 
         setvbuf(stdout, NULL, _IOLBF, 0);
-        if (chdir(dir) < 0)
-                fprintf(stderr, "<4/%s>cannot enter state directory %s: %m\n", jobctx_log_tag(), dir);
+        child_enter_state_dir(dir);
 
         child_apply_limits(&def->limits);
         if (gate && slot >= 0) {
