@@ -3,8 +3,8 @@
 
 /* What a job process can do to the shared memory it was forked with. For every MAP_SHARED
  * mapping in /proc/self/maps: is it mapped writable, does mprotect() make it writable, does a
- * store into it go through (tried in a forked process with an atomic add of 0, so a success
- * changes nothing), and does opening it again through /proc/self/map_files give a writable
+ * store into it go through (tried in a forked process with a compare-and-swap of the value
+ * there, so a success changes nothing), and does opening it again through /proc/self/map_files give a writable
  * mapping. Shared by the probe test plugin and tests/unit/test_start_gate.c. */
 #include <fcntl.h>
 #include <inttypes.h>
@@ -31,7 +31,11 @@ static bool shared_probe_store(void *addr) {
         if (pid == 0) {
                 (void) signal(SIGSEGV, SIG_DFL);
                 (void) signal(SIGBUS, SIG_DFL);
-                (void) __atomic_fetch_add((volatile char *) addr, 0, __ATOMIC_SEQ_CST);
+                /* a compare-and-swap of the value there: a real store (compilers turn an add
+                 * of 0 into a load), and nothing changes if it goes through */
+                char *c = addr, v = __atomic_load_n(c, __ATOMIC_SEQ_CST);
+                while (!__atomic_compare_exchange_n(c, &v, v, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+                        ;
                 _exit(0);
         }
         if (waitpid(pid, &st, 0) != pid)
