@@ -287,20 +287,145 @@ char *jobctx_state_dir_path(const registry *r, const job_def *job) {
         return s;
 }
 
-/* The common case, a directory made by an earlier run, costs one syscall. */
-static int make_state_dir(const char *dir) {
-        if (mkdir(dir, 0750) >= 0 || errno == EEXIST)
+_printf_(2, 3) static int refuse(char **ret_error, const char *fmt, ...) {
+        va_list ap;
+        char *e = NULL;
+        va_start(ap, fmt);
+        int n = vasprintf(&e, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+                return -ENOMEM;
+        free(*ret_error);
+        *ret_error = e;
+        return 0;
+}
+
+/* The parent of the jobs' directories ($state_dir/jobs), opened: made by the daemon and writable
+ * by it alone, or a job (or anyone) that could write it could swap another job's directory for a
+ * link. 0711: a job's user reaches its own directory through it without listing the others. */
+static int open_jobs_parent(const char *parent, int *ret_fd, char **ret_error) {
+        _cleanup_close_ int fd = open(parent, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        struct stat st;
+        int q;
+
+        if (fd < 0 && errno == ENOENT) {
+                q = mkdir_p(parent, 0711);
+                if (q < 0)
+                        return refuse(ret_error, "cannot create %s: %s; check scheduler.state_dir and its permissions",
+                                      parent, strerror(-q)) ?: q;
+                fd = open(parent, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        }
+        if (fd < 0) {
+                q = -errno;
+                return refuse(ret_error, "cannot open %s: %s%s", parent, strerror(-q),
+                              q == -ELOOP || q == -ENOTDIR ? "; it must be a directory, not a symbolic link or a file: "
+                                                             "move it away and the daemon makes it" : "") ?: q;
+        }
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH)))
+                return refuse(ret_error,
+                              "refusing the job state directories under %s: it is owned by uid %u with mode %04o, but "
+                              "must be owned by the daemon's user (uid %u) and writable by it alone, or a job could "
+                              "replace another job's directory with a link; chown %u %s && chmod go-w %s",
+                              parent, (unsigned) st.st_uid, (unsigned) (st.st_mode & 07777), (unsigned) geteuid(),
+                              (unsigned) geteuid(), parent, parent) ?: -EPERM;
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
+int jobctx_make_state_dir(const char *dir, uid_t uid, gid_t gid, mode_t mode, char **ret_error) {
+        _cleanup_free_ char *parent = strdup(dir);
+        _cleanup_close_ int pfd = -EBADF, fd = -EBADF;
+        struct stat st;
+        bool made = false;
+        char *slash;
+        int q;
+
+        if (!parent)
+                return -ENOMEM;
+        slash = strrchr(parent, '/');
+        if (!slash || slash == parent || !slash[1])
+                return refuse(ret_error, "%s is not a job's state directory path", dir) ?: -EINVAL;
+        *slash = '\0';
+        const char *name = slash + 1;
+
+        q = open_jobs_parent(parent, &pfd, ret_error);
+        if (q < 0)
+                return q;
+        /* every step by descriptor from here: nothing is resolved by path twice */
+        if (mkdirat(pfd, name, mode) >= 0)
+                made = true;
+        else if (errno != EEXIST) {
+                q = -errno;
+                return refuse(ret_error, "cannot create %s: %s; check scheduler.state_dir and its permissions", dir,
+                              strerror(-q)) ?: q;
+        }
+        fd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0) {
+                q = -errno;
+                /* O_DIRECTORY turns a link's ELOOP into ENOTDIR: look at what is there */
+                if ((q == -ELOOP || q == -ENOTDIR) && fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) >= 0)
+                        return refuse(ret_error,
+                                      S_ISLNK(st.st_mode)
+                                              ? "refusing %s: it is a symbolic link, and the job would write where it "
+                                                "points; remove it (the daemon makes the directory at the next run)"
+                                              : "refusing %s: it is not a directory; move it away (the daemon makes "
+                                                "the directory at the next run)",
+                                      dir) ?: q;
+                return refuse(ret_error, "cannot open %s: %s", dir, strerror(-q)) ?: q;
+        }
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (made) {
+                if ((st.st_uid != uid || st.st_gid != gid) && fchown(fd, uid, gid) < 0) {
+                        q = -errno;
+                        return refuse(ret_error, "cannot give %s to uid %u gid %u: %s", dir, (unsigned) uid,
+                                      (unsigned) gid, strerror(-q)) ?: q;
+                }
+                if (fchmod(fd, mode) < 0) /* the umask took bits off */
+                        return -errno;
                 return 0;
-        return mkdir_p(dir, 0750);
+        }
+        if (st.st_uid != uid)
+                return refuse(ret_error,
+                              "refusing %s: it is owned by uid %u, but the job's runs have uid %u, and its owner "
+                              "could change what the job reads; if it is the job's, chown -R %u:%u %s, otherwise "
+                              "move it away (the daemon makes a new one at the next run)",
+                              dir, (unsigned) st.st_uid, (unsigned) uid, (unsigned) uid, (unsigned) gid, dir) ?: -EPERM;
+        /* writable by the job's user alone, whatever it (or an older daemon, 0750) made it */
+        if ((st.st_mode & (S_IWGRP | S_IWOTH)) && fchmod(fd, st.st_mode & 07777 & ~(mode_t) (S_IWGRP | S_IWOTH)) < 0)
+                return -errno;
+        return 0;
+}
+
+/* The user and group of a job's runs, who own its state directory, and that directory's mode:
+ * the daemon's own, 0700, until jobs get `user:` and `group:` (then those, and 0750 when the job
+ * names a group). */
+static void job_dir_owner(const job_def *job, uid_t *ret_uid, gid_t *ret_gid, mode_t *ret_mode) {
+        *ret_uid = geteuid();
+        *ret_gid = getegid();
+        *ret_mode = 0700;
+}
+
+static int make_state_dir(const job_def *job, const char *dir, char **ret_error) {
+        uid_t uid;
+        gid_t gid;
+        mode_t mode;
+        job_dir_owner(job, &uid, &gid, &mode);
+        return jobctx_make_state_dir(dir, uid, gid, mode, ret_error);
 }
 
 char *jobctx_state_dir(const registry *r, const job_def *job) {
         char *s = jobctx_state_dir_path(r, job);
         if (!s)
                 return NULL;
-        int q = make_state_dir(s);
-        if (q < 0)
-                log_full(LOG_WARNING, q, job->name, 0, -1, "Cannot create state directory %s: %m", s);
+        _cleanup_free_ char *err = NULL;
+        int q = make_state_dir(job, s, &err);
+        if (q < 0) {
+                errno = -q;
+                log_full(LOG_ERR, q, job->name, 0, -1, "State directory: %s", err ? err : strerror(-q));
+        }
         return s;
 }
 
@@ -316,11 +441,11 @@ int jobctx_init_jobs(registry *r, bool create_dirs, diag_list *diags) {
                         return -ENOMEM;
                 /* Made here only for init; runs make theirs (jobctx_state_dir()): creating
                  * 100,000 directories took most of a large registry's start-up. */
-                q = create_dirs && has_init ? make_state_dir(dir) : 0;
+                _cleanup_free_ char *err = NULL;
+                q = create_dirs && has_init ? make_state_dir(j, dir, &err) : 0;
                 if (q < 0) {
-                        if (diag_add(diags, j->file, j->line, j->column, j->name,
-                                     "cannot create state directory %s: %s; check scheduler.state_dir and its permissions",
-                                     dir, strerror(-q)) < 0)
+                        if (diag_add(diags, j->file, j->line, j->column, j->name, "state directory: %s",
+                                     err ? err : strerror(-q)) < 0)
                                 return -ENOMEM;
                         bad = true;
                         continue;

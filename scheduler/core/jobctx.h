@@ -55,10 +55,20 @@ bool jobctx_cancelled(void);
  * successfully initialized jobs get fini in registry_free(). */
 int jobctx_init_jobs(registry *r, bool create_dirs, diag_list *diags);
 
-/* $state_dir/jobs/<job>, malloc'ed, or NULL on OOM; for a run about to start, so it creates
- * the directory (and parents) when missing. A directory that cannot be created is logged and
- * the path still returned: the run then says it cannot enter it, as for any other failure to. */
+/* $state_dir/jobs/<job>, malloc'ed, or NULL on OOM; for a run about to start, so it makes (or
+ * checks) the directory with jobctx_make_state_dir() for the user the job's runs have. A
+ * directory that cannot be made or is refused is logged and the path still returned: the run
+ * then says it cannot enter it, and refuses to run in a link or another user's directory. */
 char *jobctx_state_dir(const registry *r, const job_def *job);
+
+/* Makes DIR, a job's state directory ($state_dir/jobs/<job>), owned by UID:GID with MODE, or
+ * checks the one there: never by path after its parent is opened (mkdirat, then fchown/fchmod
+ * on a descriptor opened O_NOFOLLOW). The parent is made 0711 when missing and must be owned by
+ * the daemon's user and writable by it alone. Refuses a DIR that is a symbolic link or not a
+ * directory, or owned by another uid than UID; takes group and other write access off one that
+ * has it. Returns 0, or -errno with a malloc'ed sentence in *RET_ERROR (when one could be made)
+ * naming the path, the owner or mode found and what to do. */
+int jobctx_make_state_dir(const char *dir, uid_t uid, gid_t gid, mode_t mode, char **ret_error);
 
 /* The same path, without touching the file system. */
 char *jobctx_state_dir_path(const registry *r, const job_def *job);

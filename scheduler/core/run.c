@@ -4,10 +4,12 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "basic/clock.h"
 #include "basic/duration.h"
+#include "basic/shared-maps.h"
 #include "core/jobctx.h"
 #include "basic/log-fields.h"
 #include "basic/log.h"
@@ -48,12 +50,35 @@ static void child_apply_limits(const job_limits *l) {
                 (void) setrlimit(RLIMIT_NOFILE, &default_nofile);
 }
 
-/* the gate a warm child waits at, for its SIGTERM handler */
-static start_gate *child_gate;
+/* The run's working directory is its job's state directory, entered without following a link
+ * and only if it belongs to the user the run has: the daemon made it so (jobctx_make_state_dir())
+ * or refused it and said why, and a job must not write through a link or into another user's
+ * directory. A missing one is only warned about: the job may not need it. */
+static void child_enter_state_dir(const char *dir) {
+        _cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        struct stat st;
+
+        if (fd < 0 && (errno == ELOOP || errno == ENOTDIR)) {
+                fprintf(stderr, "<3/%s>state directory %s is a symbolic link or not a directory; not running the job "
+                                "(the daemon's log says what to do)\n",
+                        jobctx_log_tag(), dir);
+                _exit(RUN_EXIT_FAIL);
+        }
+        if (fd < 0 || fchdir(fd) < 0 || fstat(fd, &st) < 0) {
+                fprintf(stderr, "<4/%s>cannot enter state directory %s: %m\n", jobctx_log_tag(), dir);
+                return;
+        }
+        if (st.st_uid != geteuid()) {
+                fprintf(stderr, "<3/%s>state directory %s is owned by uid %u, not by the run's uid %u; not running the "
+                                "job (the daemon's log says what to do)\n",
+                        jobctx_log_tag(), dir, (unsigned) st.st_uid, (unsigned) geteuid());
+                _exit(RUN_EXIT_FAIL);
+        }
+}
 
 static void child_on_sigterm(int sig) {
         jobctx_cancel();
-        start_gate_interrupt(child_gate);
+        start_gate_interrupt(); /* out of a wait at the gate, if in one */
 }
 
 /* The child: never returns. Async-signal-safety is not a concern here: the daemon is
@@ -90,6 +115,16 @@ void run_child(const job_def *def, const char *dir, int64_t id, usec_t scheduled
                 _exit(RUN_EXIT_FAIL);
         /* nothing of the daemon's (sockets, database, event loop) stays open in a job */
         (void) close_range(CHILD_MESSAGE_FD + 1, ~0U, 0);
+        /* nor any shared memory of the daemon's it could write (history.db's WAL index); the start
+         * gate is read-only here already (start-gate.h) */
+        int dropped = shared_maps_drop_writable();
+        if (dropped < 0) {
+                errno = -dropped;
+                fprintf(stderr, "<3/%s>cannot drop the daemon's shared memory before running the job (reading "
+                                "/proc/self/maps: %m); not running it. Is /proc mounted?\n",
+                        jobctx_log_tag());
+                _exit(RUN_EXIT_FAIL);
+        }
         /* systemd's channel to the daemon is not the job's: a job must not report READY=1 or
          * pet the watchdog for it */
         (void) unsetenv("NOTIFY_SOCKET");
@@ -97,12 +132,10 @@ void run_child(const job_def *def, const char *dir, int64_t id, usec_t scheduled
         (void) unsetenv("WATCHDOG_USEC");
 
         setvbuf(stdout, NULL, _IOLBF, 0);
-        if (chdir(dir) < 0)
-                fprintf(stderr, "<4/%s>cannot enter state directory %s: %m\n", jobctx_log_tag(), dir);
+        child_enter_state_dir(dir);
 
         child_apply_limits(&def->limits);
         if (gate && slot >= 0) {
-                child_gate = gate;
                 int q = start_gate_wait(gate, (unsigned) slot, jobctx_cancelled, &id);
                 if (q == -EINTR) {
                         /* a SIGTERM while waiting ends it as that signal would have: never as
@@ -112,7 +145,6 @@ void run_child(const job_def *def, const char *dir, int64_t id, usec_t scheduled
                 }
                 if (q < 0)
                         _exit(RUN_EXIT_FAIL);
-                child_gate = NULL;
         }
         jobctx_setup_run(&c, def, (uint64_t) id, scheduled, attempt, def->timeout, dir, STDERR_FILENO);
         sched_job_result res = def->plugin->desc->run(&c.base);

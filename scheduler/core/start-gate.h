@@ -5,10 +5,12 @@
  * their run id. Each warm child owns a slot; the daemon writes the ids of every run it starts in
  * one timer dispatch into their slots and then wakes them all with a single futex call, so a herd
  * of a thousand runs is released at once instead of one write (and one preemption by the woken
- * child) at a time. The mapping is MAP_SHARED, made before the launcher is forked, so launcher
- * and children inherit it.
+ * child) at a time.
  *
- * Slot allocation is the daemon's alone; the children only read their slot. */
+ * Only the process that made the gate can write it: the memory is a sealed memfd mapped twice,
+ * writable in the owner and not inherited by fork, and read-only (for good: it cannot be made
+ * writable again) in every child, so no job can open, release or turn away another job's slot.
+ * Children inherit the read-only view through fork, the launcher included. */
 
 #include <stdint.h>
 
@@ -16,7 +18,8 @@
 
 typedef struct start_gate start_gate;
 
-/* Maps a gate of N_SLOTS slots. Returns 0 or -errno. */
+/* Maps a gate of N_SLOTS slots, writable by the calling process only. Returns 0 or -errno
+ * (-EINVAL from a kernel older than 5.1, which cannot seal it against jobs). */
 int start_gate_new(unsigned n_slots, start_gate **ret);
 
 /* Unmaps G (children that still wait then see nothing; they are abandoned first). NULL is fine. */
@@ -44,11 +47,12 @@ void start_gate_abandon(start_gate *g, unsigned slot);
  * opened but not released stay shut). */
 void start_gate_wake(start_gate *g);
 
-/* Async-signal-safe, for a waiting child's signal handler: makes a start_gate_wait() that is
- * about to sleep (the signal came between its check of CANCELLED and the futex call) return at
- * once and look again, so a cancellation is never slept through. */
-void start_gate_interrupt(start_gate *g);
+/* Async-signal-safe, for a waiting child's signal handler: makes a start_gate_wait() under way in
+ * this process return -EINTR at once, wherever the signal landed (before or in the futex call),
+ * so a cancellation is never slept through. Writes nothing shared. Does nothing outside a wait. */
+void start_gate_interrupt(void);
 
-/* In a warm child: waits until SLOT is released (returns 0 and the run id) or abandoned
- * (-ECANCELED), or until CANCELLED() is true after a signal (-EINTR). */
-int start_gate_wait(start_gate *g, unsigned slot, bool (*cancelled)(void), int64_t *ret_id);
+/* In a child forked after start_gate_new(): waits until SLOT is released (returns 0 and the run
+ * id) or abandoned (-ECANCELED), or until CANCELLED() is true or start_gate_interrupt() is called
+ * from a signal handler (-EINTR). Reads the gate only. */
+int start_gate_wait(const start_gate *g, unsigned slot, bool (*cancelled)(void), int64_t *ret_id);

@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 
 #include "core/start-gate.h"
+#include "../plugins/shared-probe.h"
 
 #define SLOTS 64
 
@@ -16,11 +17,10 @@ typedef struct waiter {
 } waiter;
 
 static volatile sig_atomic_t got_term;
-static start_gate *waiting_at;
 
 static void on_term(int sig) {
         got_term = 1;
-        start_gate_interrupt(waiting_at);
+        start_gate_interrupt();
 }
 
 static bool term_seen(void) {
@@ -41,7 +41,6 @@ static waiter spawn_waiter(start_gate *g, unsigned slot) {
                 struct sigaction sa = { .sa_handler = on_term }; /* no SA_RESTART: the wait sees EINTR */
                 int64_t out[2] = { 0, 0 };
                 close(p[0]);
-                waiting_at = g;
                 (void) sigaction(SIGTERM, &sa, NULL);
                 (void) sigprocmask(SIG_SETMASK, &old, NULL);
                 out[0] = start_gate_wait(g, slot, term_seen, &out[1]);
@@ -162,6 +161,72 @@ START_TEST(test_signal_cancels_wait) {
 }
 END_TEST
 
+/* A child forked from the process that owns the gate, as every run is, holds the gate only
+ * read-only and cannot make it writable in any way: a job must not release (or turn away)
+ * another job's waiting process. */
+START_TEST(test_child_cannot_write_gate) {
+        start_gate *g = NULL;
+        unsigned a;
+        int64_t out[2];
+        shared_probe sp;
+        int p[2], st;
+
+        ck_assert_int_eq(start_gate_new(SLOTS, &g), 0);
+        ck_assert_int_eq(start_gate_take(g, &a), 0);
+        waiter wa = spawn_waiter(g, a);
+        ck_assert_int_eq(pipe(p), 0);
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                close(p[0]);
+                if (shared_probe_run(&sp) < 0)
+                        _exit(1);
+                (void) !write(p[1], &sp, sizeof(sp));
+                _exit(0);
+        }
+        close(p[1]);
+        ck_assert_int_eq(read(p[0], &sp, sizeof(sp)), sizeof(sp));
+        close(p[0]);
+        ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+        ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        ck_assert_msg(sp.n_shared >= 1, "the child holds no view of the gate at all: %s", sp.names);
+        ck_assert_msg(sp.n_writable == 0, "a child can write the gate: %s (shared: %s)", sp.first, sp.names);
+
+        /* the waiter still waits, and the owner still releases it */
+        ck_assert(!waiter_result(&wa, 100, out));
+        start_gate_open(g, a, 7);
+        start_gate_release(g);
+        ck_assert(waiter_result(&wa, 10000, out));
+        ck_assert_int_eq(out[0], 0);
+        ck_assert_int_eq(out[1], 7);
+        waiter_done(&wa);
+        start_gate_free(g);
+}
+END_TEST
+
+/* A SIGTERM at any point of a child's wait ends the wait, never slept through: sent as soon as
+ * each waiter is forked, it lands before, during or after the futex call. */
+START_TEST(test_signal_anywhere_cancels_wait) {
+        start_gate *g = NULL;
+        int64_t out[2];
+
+        ck_assert_int_eq(start_gate_new(SLOTS, &g), 0);
+        for (unsigned i = 0; i < 200; i++) {
+                unsigned a;
+                ck_assert_int_eq(start_gate_take(g, &a), 0);
+                waiter wa = spawn_waiter(g, a);
+                if (i % 2)
+                        (void) waiter_result(&wa, (int) (i % 3), out); /* a little later, sometimes */
+                ck_assert_int_eq(kill(wa.pid, SIGTERM), 0);
+                ck_assert_msg(waiter_result(&wa, 10000, out), "waiter %u slept through SIGTERM", i);
+                ck_assert_int_eq(out[0], -EINTR);
+                waiter_done(&wa);
+                start_gate_put(g, a);
+        }
+        start_gate_free(g);
+}
+END_TEST
+
 static Suite *gate_suite(void) {
         Suite *s = suite_create("start_gate");
         TCase *tc = tcase_create("core");
@@ -170,6 +235,8 @@ static Suite *gate_suite(void) {
         tcase_add_test(tc, test_opened_waits_for_release);
         tcase_add_test(tc, test_one_release_for_many);
         tcase_add_test(tc, test_signal_cancels_wait);
+        tcase_add_test(tc, test_signal_anywhere_cancels_wait);
+        tcase_add_test(tc, test_child_cannot_write_gate);
         suite_add_tcase(s, tc);
         return s;
 }
