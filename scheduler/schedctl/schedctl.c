@@ -1193,8 +1193,17 @@ static int verb_reload(int argc, char **argv) {
                 return r;
         if (arg_json)
                 print_json(reply);
-        else
+        else {
                 printf("Reloaded the registry: %lld job%s.\n", jint(reply, FIELD_JOBS, 0), jint(reply, FIELD_JOBS, 0) == 1 ? "" : "s");
+                json_t *changed = json_object_get(reply, FIELD_PLUGINS_CHANGED), *v;
+                size_t i;
+                json_array_foreach(changed, i, v)
+                        if (json_is_string(v)) {
+                                fputs("Plugin changed, loaded anew: ", stdout);
+                                (void) print_escaped(stdout, json_string_value(v), "");
+                                putchar('\n');
+                        }
+        }
         return EXIT_SUCCESS;
 }
 

@@ -312,7 +312,7 @@ class Commands(Base):
         self.assertEqual(rc, 0, err)
         self.assertEqual(out, "Reloaded the registry: 4 jobs.\n")
         d.write_registry(self.JOBS + job("extra", "ok.so", "@daily"))
-        self.assertEqual(json.loads(self.ok(d, "reload", "--json")), {"jobs": 5})
+        self.assertEqual(json.loads(self.ok(d, "reload", "--json")), {"jobs": 5, "plugins_changed": []})
         self.assertIn("extra", jobs_by_name(self.ok(d, "list", "--json")))
 
         # a broken registry is refused with its errors; the running one stays
