@@ -441,7 +441,8 @@ int run_watch_child(run *r, pid_t pid) {
                 signal_group(r, SIGKILL);
         else if (r->timed_out || r->cancelled) {
                 signal_group(r, SIGTERM);
-                arm_kill(r);
+                if (r->timed_out)
+                        arm_kill(r);
         }
         return 0;
 }
@@ -475,10 +476,11 @@ int run_start(sd_event *e, const job_def *def, const char *job_state_dir, int64_
 }
 
 void run_cancel(run *r) {
+        /* a run that timed out keeps its own escalation (armed by on_timeout()); otherwise the
+         * caller's grace decides when run_kill() comes, not RUN_KILL_GRACE */
         if (!r->timed_out)
                 r->cancelled = true;
         signal_group(r, SIGTERM);
-        arm_kill(r);
 }
 
 void run_kill(run *r) {

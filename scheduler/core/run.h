@@ -130,8 +130,10 @@ void run_abandon(run *r);
  * the limit the daemon was started with (select() breaks above 1024). */
 void run_set_default_nofile(const struct rlimit *l);
 
-/* Asks the run to stop: SIGTERM to its process group now, SIGKILL after RUN_KILL_GRACE. Its
- * status becomes cancelled (shutdown) unless it had already timed out. */
+/* Asks the run to stop: SIGTERM to its process group now. SIGKILL is the caller's, with
+ * run_kill() when its own grace is over (shutdown_grace), unless the run had already timed out:
+ * then its deadline's escalation (SIGKILL RUN_KILL_GRACE after the SIGTERM) stays. Its status
+ * becomes cancelled (shutdown) unless it had already timed out. */
 void run_cancel(run *r);
 
 /* SIGKILL to the run's process group (end of shutdown grace). */
