@@ -3,14 +3,15 @@
 
 /* One run of a job: a child process forked from the daemon with the plugin already loaded, in
  * its own process group, its stdout/stderr captured line by line into the log (tagged with
- * job, run id and attempt) and the last HISTORY_OUTPUT_MAX bytes kept for history; a deadline
- * enforced with SIGTERM to the group and SIGKILL 5 s later. */
+ * job, run id and attempt; a flood is rate-limited and capped) and the last HISTORY_OUTPUT_MAX
+ * bytes kept for history; a deadline enforced with SIGTERM to the group and SIGKILL 5 s later. */
 
 #include <signal.h>
 #include <sys/resource.h>
 #include <systemd/sd-event.h>
 
 #include "store/history.h"
+#include "basic/line-budget.h"
 #include "basic/macro.h"
 #include "core/registry.h"
 #include "basic/run-status.h"
@@ -57,6 +58,8 @@ struct run {
         /* the current unfinished line */
         char line[1024];
         size_t line_len;
+        /* lines of output that may still go to the log (a flood is cut, and said so once) */
+        line_budget log_budget;
 
         bool timed_out, cancelled, killed;
 
