@@ -25,8 +25,13 @@
 void manager_history_failed(manager *m, int r, const char *what);
 /* Makes sure history writes go into the open batch transaction; commits one held too long. */
 void manager_history_batch(manager *m);
-/* The post source's handler: commits the open batch (S NULL: unconditionally). Returns 0. */
+/* The post source's handler: commits the open batch (S NULL: unconditionally; else not just
+ * before a fire, and it may take a checkpoint after). Returns 0. */
 int manager_on_history_post(sd_event_source *s, void *userdata);
+/* Commits the open batch now, because a run is about to start: the claim of its fire (and the
+ * job's last fire handled) must be durable before it runs, or a daemon killed in between would
+ * run it again after a restart, or have no record of it (write-ahead). */
+void manager_history_write_ahead(manager *m);
 
 /* --- job-rt.c --- */
 
@@ -70,8 +75,10 @@ void manager_timer_at(sd_event_source *s, usec_t when);
 usec_t manager_next_due_real(const manager *m);
 /* Sets the cron, @every and warm-up timers from the heaps (all off when shutting down). */
 void manager_arm_timers(manager *m);
-/* Releases, records and requeues the cron fires decided for m->release_at, now. */
+/* Releases and requeues the cron fires decided (and recorded) for m->release_at, now. */
 void manager_finish_fires(manager *m);
+/* Forks the runs prepared while m->deferring, back to back, their claims committed first. */
+void manager_start_deferred(manager *m);
 /* The handlers of the cron (realtime) and @every/retry (boottime) timers. */
 int manager_on_real_timer(sd_event_source *s, uint64_t usec, void *userdata);
 int manager_on_boot_timer(sd_event_source *s, uint64_t usec, void *userdata);

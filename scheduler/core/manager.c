@@ -249,13 +249,17 @@ int manager_run(manager *m) {
         usec_t now = clock_now_realtime();
         int q;
 
-        /* start-up triggers, before READY=1 so a status read right after sees them */
+        /* start-up triggers, before READY=1 so a status read right after sees them; their claims
+         * are committed in one go before they fork back to back */
+        m->deferring = true;
         for (size_t i = 0; i < m->n_jobs; i++) {
                 job_rt *j = m->jobs[i];
                 manager_catch_up(m, j, now);
                 if (j->def->run_on_startup && job_rt_enabled(j))
                         (void) manager_fire(m, j, RUN_TRIGGER_STARTUP, now);
         }
+        m->deferring = false;
+        manager_start_deferred(m);
         manager_arm_timers(m);
 
         log_info("Started with %zu job%s from %s; history in %s.", m->n_jobs, m->n_jobs == 1 ? "" : "s", m->opts.config,

@@ -77,6 +77,8 @@ struct manager {
         usec_t history_failed_at; /* CLOCK_MONOTONIC of the last failure */
         bool batch_open;
         usec_t batch_opened_at; /* CLOCK_MONOTONIC */
+        usec_t checkpointed_at; /* CLOCK_MONOTONIC of the last WAL checkpoint */
+        bool claims_uncommitted; /* the open batch claims fires: committed before they run */
 
         timer_heap real_heap, boot_heap;
         sd_event_source *real_timer, *boot_timer, *post_source, *status_timer, *prune_timer, *grace_timer;
