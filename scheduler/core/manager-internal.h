@@ -105,6 +105,19 @@ void manager_launchers_retire(manager *m);
 /* Unlinks and frees the launcher slot LS. Accepts NULL; returns NULL. */
 struct launcher_slot *manager_launcher_slot_free(manager *m, struct launcher_slot *ls);
 
+/* The launcher slot after LS in m->launchers (NULL at the end), and its process. */
+const struct launcher_slot *manager_launcher_next(const struct launcher_slot *ls);
+pid_t manager_launcher_pid(const struct launcher_slot *ls);
+
+/* --- orphans.c --- */
+
+/* Makes the daemon a child subreaper (what a run leaves behind comes to it, not to PID 1).
+ * -errno, logged: then nothing escaping a run's process group is ended. */
+int manager_setup_subreaper(manager *m);
+/* Kills and reaps the processes left behind by runs whose main process ended, R's (whose main
+ * process EXITED is not reaped yet) among them. Waits a second at most for the killed. */
+void manager_end_orphans(manager *m, const run *r, pid_t exited);
+
 /* --- clock-change.c --- */
 
 /* One coalesced catch-up run of J for the fires missed since the last one handled, if wanted. */

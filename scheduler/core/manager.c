@@ -163,6 +163,8 @@ int manager_new(const manager_options *o, manager **ret) {
                               ? (unsigned) MIN((nofile.rlim_cur > 1024 ? nofile.rlim_cur - 1024 : 0) / 8, (rlim_t) WARM_MAX)
                               : WARM_MAX;
 
+        (void) manager_setup_subreaper(m);
+
         q = sd_event_default(&m->event);
         if (q < 0)
                 return log_error_errno(q, "Cannot create the event loop: %m");

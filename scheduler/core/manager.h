@@ -113,6 +113,7 @@ struct manager {
         size_t n_deferred;
         bool deferring;
         bool shutting_down;
+        bool subreaper; /* what runs leave behind comes to the daemon (orphans.c) */
 
         /* the control server, if any (control.c) */
         void *control;

@@ -82,6 +82,9 @@ void run_child(const job_def *def, const char *dir, int64_t id, usec_t scheduled
 
         /* own process group, so the deadline can signal everything the job started */
         (void) setpgid(0, 0);
+        /* and a subreaper: what the job starts stays below this process while it lives, even
+         * after setsid() and a double fork; then it goes to the daemon, which ends it (orphans.c) */
+        (void) prctl(PR_SET_CHILD_SUBREAPER, 1);
         /* if the daemon dies with SIGKILL, orphaned runs should not live on unnoticed */
         (void) prctl(PR_SET_PDEATHSIG, SIGTERM);
         if (getppid() != parent)
@@ -341,6 +344,7 @@ static int on_child_exit(sd_event_source *s, const siginfo_t *si, void *userdata
         r->timeout_source = sd_event_source_disable_unref(r->timeout_source);
         r->kill_source = sd_event_source_disable_unref(r->kill_source);
         r->output_source = sd_event_source_disable_unref(r->output_source);
+        r->exited_pid = r->pid;
         r->pid = 0;
         r->done(r, r->userdata);
         return 0;

@@ -37,6 +37,7 @@ struct run {
         usec_t started;       /* wall clock */
         usec_t started_mono;
         pid_t pid;
+        pid_t exited_pid; /* in the done callback: the main process, not reaped until it returns */
         char *dir;        /* the job's state directory: the child's working directory */
         int out_w, msg_w; /* the child's ends of the pipes, until it is forked */
         /* A warm run is forked ahead of its fire and waits at its SLOT of the start gate for

@@ -117,5 +117,43 @@ class WriteAhead(DaemonTestCase):
         self.assertEqual(unrecorded, [], "executions without a row in history")
 
 
+class Orphans(DaemonTestCase):
+    """Issue 13 item 6: nothing a run starts outlives it, setsid() and double fork included."""
+
+    def escaped(self, d, name):
+        with open(os.path.join(d.state, "jobs", name, "escaped.pid")) as f:
+            pid = int(f.read())
+        self.addCleanup(self.kill_quietly, pid)
+        return pid
+
+    @staticmethod
+    def kill_quietly(pid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    @staticmethod
+    def alive(pid):
+        # not even a zombie: reaped
+        return os.path.exists("/proc/%d" % pid)
+
+    def test_escaped_process_is_gone_when_the_run_is_recorded(self):
+        jobs = job("quits", "escape.so", "@yearly") + job("times-out", "escape.so", "@yearly", timeout="1s",
+                                                           params={"wait": "true"})
+        d = self.daemon(jobs).start()
+        r = d.ctl({"command": "run", "job": "quits", "wait": True})
+        self.assertEqual(r["status"], "succeeded", r)
+        pid = self.escaped(d, "quits")
+        self.assertFalse(self.alive(pid), "process %d escaped a run that ended" % pid)
+
+        r = d.ctl({"command": "run", "job": "times-out", "wait": True})
+        self.assertEqual(r["status"], "timed_out", r)
+        pid = self.escaped(d, "times-out")
+        self.assertFalse(self.alive(pid), "process %d escaped the timeout kill" % pid)
+        self.assertIn("process the run left behind", d.log())
+        d.stop()
+
+
 if __name__ == "__main__":
     unittest.main()
