@@ -314,6 +314,7 @@ manager *manager_free(manager *m) {
         sd_event_source_disable_unref(m->status_timer);
         sd_event_source_disable_unref(m->prune_timer);
         sd_event_source_disable_unref(m->grace_timer);
+        sd_event_source_disable_unref(m->orphan_timer);
         sd_event_source_disable_unref(m->sigterm_source);
         sd_event_source_disable_unref(m->sigint_source);
         sd_event_source_disable_unref(m->sighup_source);

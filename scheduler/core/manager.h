@@ -114,6 +114,7 @@ struct manager {
         bool deferring;
         bool shutting_down;
         bool subreaper; /* what runs leave behind comes to the daemon (orphans.c) */
+        sd_event_source *orphan_timer; /* a sweep again, for children it could not tell */
 
         /* the control server, if any (control.c) */
         void *control;
