@@ -135,12 +135,16 @@ void manager_run_not_started(manager *m, job_rt *j, run *r, int q) {
                 (void) sd_event_exit(m->event, 0);
 }
 
-/* Forks the runs prepared during this dispatch back to back, then watches them. */
-static void flush_deferred(manager *m) {
+/* Forks the runs prepared during this dispatch back to back, then watches them. Their claims
+ * are committed first (write-ahead). */
+void manager_start_deferred(manager *m) {
         size_t n = m->n_deferred;
         int q[ELEMENTSOF(m->deferred)];
         usec_t t[ELEMENTSOF(m->deferred)];
 
+        if (n == 0)
+                return;
+        manager_history_write_ahead(m);
         m->n_deferred = 0;
         for (size_t i = 0; i < n; i++) {
                 t[i] = clock_now_realtime();
@@ -160,7 +164,7 @@ static void flush_deferred(manager *m) {
 }
 
 /* Starts a run whose history row (ID, possibly 0 when history is failing) is claimed. During a
- * timer dispatch the fork is deferred to flush_deferred(). */
+ * timer dispatch the fork is deferred to manager_start_deferred(). */
 static int start_claimed(manager *m, job_rt *j, int64_t id, int64_t first_id, run_trigger trigger, unsigned attempt,
                          usec_t scheduled, usec_t started) {
         const char *dir = job_rt_dir(m, j);
@@ -170,7 +174,7 @@ static int start_claimed(manager *m, job_rt *j, int64_t id, int64_t first_id, ru
         if (!dir)
                 return -ENOMEM;
         if (m->deferring && m->n_deferred == ELEMENTSOF(m->deferred))
-                flush_deferred(m);
+                manager_start_deferred(m);
         q = run_prepare(j->def, dir, id, first_id ?: id, trigger, attempt, scheduled, started, manager_run_done, m, &r);
         if (q < 0) {
                 log_full(LOG_ERR, q, j->def->name, (uint64_t) id, (int) attempt, "Cannot start run: %m");
@@ -185,6 +189,7 @@ static int start_claimed(manager *m, job_rt *j, int64_t id, int64_t first_id, ru
                 m->deferred[m->n_deferred++] = r;
                 return 0;
         }
+        manager_history_write_ahead(m);
         q = run_launch(r);
         if (q >= 0)
                 q = run_watch(m->event, r);
@@ -216,6 +221,7 @@ static void start_warm(manager *m, job_rt *j, run *w, int64_t id) {
  * itself may wait for one: a thousand woken children preempt it). */
 static void release_opened(manager *m) {
         usec_t started = clock_now_realtime();
+        manager_history_write_ahead(m); /* done when the fires were decided: a no-op */
         start_gate_release(m->gate);
         if (m->n_opened == 0)
                 return;
@@ -287,6 +293,8 @@ int64_t manager_fire(manager *m, job_rt *j, run_trigger trigger, usec_t schedule
         }
 
         q = history_claim_fire(m->hist, j->def->name, trigger, scheduled, now, 0, &id);
+        if (q >= 0)
+                m->claims_uncommitted = true;
         if (q == -EEXIST) {
                 run_abandon(w);
                 /* this very fire ran before: a restart or a clock set back brought it round again */
@@ -339,6 +347,8 @@ static void fire_retry(manager *m, retry_wait *rw) {
         manager_history_batch(m);
         if (first_id > 0) {
                 q = history_claim_retry(m->hist, first_id, attempt, now, 0, &id);
+                if (q >= 0)
+                        m->claims_uncommitted = true;
                 if (q == -EEXIST)
                         return;
                 if (q < 0) {
@@ -389,8 +399,8 @@ void manager_arm_timers(manager *m) {
         manager_arm_warm(m);
 }
 
-/* The second half of a dispatch of cron fires: releases the warm runs opened by it, records and
- * requeues its fires, forks the ones without a warm process. */
+/* The second half of a dispatch of cron fires: releases the warm runs opened by it, requeues
+ * its fires, forks the ones without a warm process. */
 void manager_finish_fires(manager *m) {
         usec_t now = clock_now_realtime();
         timer_entry *e;
@@ -399,10 +409,6 @@ void manager_finish_fires(manager *m) {
         for (size_t i = 0; i < m->n_due; i++) {
                 job_rt *j = m->due[i];
                 usec_t scheduled = m->due_at[i];
-                manager_history_batch(m);
-                int q = history_set_last_scheduled(m->hist, j->def->name, scheduled);
-                if (q < 0)
-                        manager_history_failed(m, q, "recording the last fire");
                 /* Far behind (the clock jumped forwards, or the machine stalled): the fires in
                  * between are not run one by one; catch_up runs them as one, if wanted. */
                 if (now > scheduled && now - scheduled > MISSED_FIRE_SLACK)
@@ -410,7 +416,7 @@ void manager_finish_fires(manager *m) {
                 job_rt_schedule_cron(j, now > scheduled && now - scheduled > MISSED_FIRE_SLACK ? now : scheduled);
         }
         m->n_due = 0;
-        flush_deferred(m);
+        manager_start_deferred(m);
         if (m->batch_open)
                 (void) sd_event_source_set_enabled(m->post_source, SD_EVENT_ONESHOT);
         /* Due fires go before the exits and output of runs already started (a herd's first runs
@@ -423,8 +429,9 @@ void manager_finish_fires(manager *m) {
 }
 
 /* The real timer wakes PREPARE_LEAD before an instant: the fires due at it are decided and
- * claimed then and their warm runs opened, and the timer is set for the instant itself, where
- * only the release is left. Woken late, or for a backlog, it does both at once. */
+ * claimed then, the claims committed and their warm runs opened, and the timer is set for the
+ * instant itself, where only the release is left. Woken late, or for a backlog, it does all at
+ * once. */
 int manager_on_real_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         manager *m = userdata;
         usec_t now = clock_now_realtime();
@@ -454,8 +461,16 @@ int manager_on_real_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 m->due[m->n_due] = j;
                 m->due_at[m->n_due++] = scheduled;
                 (void) manager_fire(m, j, RUN_TRIGGER_SCHEDULE, scheduled);
+                manager_history_batch(m);
+                int q = history_set_last_scheduled(m->hist, j->def->name, scheduled);
+                if (q < 0)
+                        manager_history_failed(m, q, "recording the last fire");
         }
         m->deferring = false;
+        /* Write-ahead: the claims and the last fire handled are durable before any of these
+         * runs starts (a daemon killed at the instant must neither run them again after a
+         * restart nor lose their record). In the lead, the commit is off the instant's path. */
+        manager_history_write_ahead(m);
         if (instant > clock_now_realtime() && !m->shutting_down) {
                 m->release_at = instant;
                 manager_arm_timers(m);
@@ -491,7 +506,7 @@ int manager_on_boot_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 job_rt_schedule_every(j, next);
         }
         m->deferring = false;
-        flush_deferred(m);
+        manager_start_deferred(m);
         manager_arm_timers(m);
         return 0;
 }

@@ -15,6 +15,13 @@
 #define BATCH_MAX_USEC (100 * USEC_PER_MSEC)
 /* no commit this close before a due cron fire */
 #define COMMIT_GUARD (20 * USEC_PER_MSEC)
+/* Commits only append to the WAL; the checkpoint (its fsyncs can take milliseconds, or seconds
+ * on a slow disk) is taken after an idle commit when no fire is due within CHECKPOINT_GUARD, at
+ * most every CHECKPOINT_INTERVAL, and when fires never leave that much room, after
+ * CHECKPOINT_MAX_WAIT regardless (the WAL must not grow for ever). */
+#define CHECKPOINT_INTERVAL (10 * USEC_PER_SEC)
+#define CHECKPOINT_GUARD (250 * USEC_PER_MSEC)
+#define CHECKPOINT_MAX_WAIT (5 * USEC_PER_MINUTE)
 
 void manager_history_failed(manager *m, int r, const char *what) {
         m->history_failed_at = clock_now_monotonic();
@@ -58,22 +65,55 @@ void manager_history_batch(manager *m) {
         }
 }
 
+/* Time until the next fire of either heap is due (0: overdue), USEC_INFINITY if none. */
+static usec_t next_fire_in(const manager *m) {
+        usec_t d = USEC_INFINITY, real = manager_next_due_real(m), now = clock_now_realtime();
+        timer_entry *e = timer_heap_peek(&m->boot_heap);
+        if (real != USEC_INFINITY)
+                d = real > now ? real - now : 0;
+        if (e) {
+                usec_t boot = clock_now_boottime();
+                d = MIN(d, e->when > boot ? e->when - boot : 0);
+        }
+        return d;
+}
+
+/* After an idle commit: the WAL copied into the database, away from instants. */
+static void maybe_checkpoint(manager *m) {
+        usec_t now = clock_now_monotonic(), since = now - m->checkpointed_at;
+        if (m->batch_open || m->n_due > 0 || since < CHECKPOINT_INTERVAL ||
+            (next_fire_in(m) < CHECKPOINT_GUARD && since < CHECKPOINT_MAX_WAIT))
+                return;
+        m->checkpointed_at = now;
+        int r = history_checkpoint(m->hist);
+        if (r < 0 && r != -EBUSY)
+                manager_history_failed(m, r, "checkpoint");
+}
+
 int manager_on_history_post(sd_event_source *s, void *userdata) {
         manager *m = userdata;
         if (!m->batch_open)
                 return 0;
         /* Idle only because it waits for an instant to release runs, or a fire is about to be
-         * due: a commit can wait on a checkpoint's fsync for milliseconds, so it comes after
-         * (manager_finish_fires() enables this again). */
+         * due: the commit comes after (manager_finish_fires() enables this again); claims are
+         * committed ahead of their runs by manager_history_write_ahead(). */
         if (s && (m->n_due > 0 || fire_imminent(m)))
                 return 0;
         m->batch_open = false;
+        m->claims_uncommitted = false; /* committed, or lost with the batch: either way not pending */
         int r = history_commit(m->hist);
         if (r < 0)
                 manager_history_failed(m, r, "commit");
         else
                 history_ok(m);
+        if (s && r >= 0)
+                maybe_checkpoint(m);
         return 0;
+}
+
+void manager_history_write_ahead(manager *m) {
+        if (m->claims_uncommitted)
+                (void) manager_on_history_post(NULL, m);
 }
 
 void manager_flush_history(manager *m) {

@@ -27,8 +27,13 @@
 void manager_history_failed(manager *m, int r, const char *what);
 /* Makes sure history writes go into the open batch transaction; commits one held too long. */
 void manager_history_batch(manager *m);
-/* The post source's handler: commits the open batch (S NULL: unconditionally). Returns 0. */
+/* The post source's handler: commits the open batch (S NULL: unconditionally; else not just
+ * before a fire, and it may take a checkpoint after). Returns 0. */
 int manager_on_history_post(sd_event_source *s, void *userdata);
+/* Commits the open batch now, because a run is about to start: the claim of its fire (and the
+ * job's last fire handled) must be durable before it runs, or a daemon killed in between would
+ * run it again after a restart, or have no record of it (write-ahead). */
+void manager_history_write_ahead(manager *m);
 
 /* --- job-rt.c --- */
 
@@ -77,8 +82,10 @@ void manager_timer_at(sd_event_source *s, usec_t when);
 usec_t manager_next_due_real(const manager *m);
 /* Sets the cron, @every and warm-up timers from the heaps (all off when shutting down). */
 void manager_arm_timers(manager *m);
-/* Releases, records and requeues the cron fires decided for m->release_at, now. */
+/* Releases and requeues the cron fires decided (and recorded) for m->release_at, now. */
 void manager_finish_fires(manager *m);
+/* Forks the runs prepared while m->deferring, back to back, their claims committed first. */
+void manager_start_deferred(manager *m);
 /* The handlers of the cron (realtime) and @every/retry (boottime) timers. */
 int manager_on_real_timer(sd_event_source *s, uint64_t usec, void *userdata);
 int manager_on_boot_timer(sd_event_source *s, uint64_t usec, void *userdata);
@@ -121,6 +128,21 @@ int manager_on_warm_timer(sd_event_source *s, uint64_t usec, void *userdata);
 void manager_launchers_retire(manager *m);
 /* Unlinks and frees the launcher slot LS. Accepts NULL; returns NULL. */
 struct launcher_slot *manager_launcher_slot_free(manager *m, struct launcher_slot *ls);
+
+/* The launcher slot after LS in m->launchers (NULL at the end), and its process. */
+const struct launcher_slot *manager_launcher_next(const struct launcher_slot *ls);
+pid_t manager_launcher_pid(const struct launcher_slot *ls);
+
+/* --- orphans.c --- */
+
+/* Makes the daemon a child subreaper (what a run leaves behind comes to it, not to PID 1).
+ * -errno, logged: then nothing escaping a run's process group is ended. */
+int manager_setup_subreaper(manager *m);
+/* Kills and reaps the processes left behind by runs whose main process ended, R's (whose main
+ * process EXITED is not reaped yet) among them; R may be NULL. Waits a second at most for the
+ * killed. A child it cannot tell from a launcher's fork still on its way is looked at again a
+ * second later. */
+void manager_end_orphans(manager *m, const run *r, pid_t exited);
 
 /* --- clock-change.c --- */
 

@@ -248,6 +248,8 @@ int manager_new(const manager_options *o, manager **ret) {
                               ? (unsigned) MIN((nofile.rlim_cur > 1024 ? nofile.rlim_cur - 1024 : 0) / 8, (rlim_t) WARM_MAX)
                               : WARM_MAX;
 
+        (void) manager_setup_subreaper(m);
+
         q = sd_event_default(&m->event);
         if (q < 0)
                 return log_error_errno(q, "Cannot create the event loop: %m");
@@ -340,6 +342,8 @@ int manager_run(manager *m) {
         /* start-up triggers, before READY=1 so a status read right after sees them */
         /* catch-up, start-up and a fire due now are one run: a catch-up run is the start-up run
          * too, and a fire due within START_FOLD is that run */
+        /* their claims are committed in one go before they fork back to back */
+        m->deferring = true;
         for (size_t i = 0; i < m->n_jobs; i++) {
                 job_rt *j = m->jobs[i];
                 bool ran = manager_catch_up(m, j, now);
@@ -348,6 +352,8 @@ int manager_run(manager *m) {
                 if (ran && manager_fire_due_soon(j, now))
                         j->folded_fire = j->next_fire;
         }
+        m->deferring = false;
+        manager_start_deferred(m);
         manager_arm_timers(m);
 
         log_info("Started with %zu job%s from %s; history in %s.", m->n_jobs, m->n_jobs == 1 ? "" : "s", m->opts.config,
@@ -355,8 +361,9 @@ int manager_run(manager *m) {
         char b[DURATION_MAX];
         log_info("History is pruned at start-up, on reload and every %s (scheduler.history.prune_interval).",
                  duration_format(m->reg->reg->history_prune_interval, b, sizeof(b)));
-        (void) sd_notify(false, "READY=1");
+        /* STATUS= first: whoever waits for READY=1 may read the status right after it */
         (void) on_status_timer(NULL, 0, m);
+        (void) sd_notify(false, "READY=1");
 
         q = sd_event_loop(m->event);
         manager_on_history_post(NULL, m);
@@ -408,6 +415,7 @@ manager *manager_free(manager *m) {
         sd_event_source_disable_unref(m->status_timer);
         sd_event_source_disable_unref(m->prune_timer);
         sd_event_source_disable_unref(m->grace_timer);
+        sd_event_source_disable_unref(m->orphan_timer);
         sd_event_source_disable_unref(m->sigterm_source);
         sd_event_source_disable_unref(m->sigint_source);
         sd_event_source_disable_unref(m->sighup_source);

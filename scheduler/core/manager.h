@@ -92,6 +92,8 @@ struct manager {
         usec_t history_failed_at; /* CLOCK_MONOTONIC of the last failure */
         bool batch_open;
         usec_t batch_opened_at; /* CLOCK_MONOTONIC */
+        usec_t checkpointed_at; /* CLOCK_MONOTONIC of the last WAL checkpoint */
+        bool claims_uncommitted; /* the open batch claims fires: committed before they run */
 
         timer_heap real_heap, boot_heap;
         sd_event_source *real_timer, *boot_timer, *post_source, *status_timer, *prune_timer, *grace_timer;
@@ -127,6 +129,8 @@ struct manager {
         size_t n_deferred;
         bool deferring;
         bool shutting_down;
+        bool subreaper; /* what runs leave behind comes to the daemon (orphans.c) */
+        sd_event_source *orphan_timer; /* a sweep again, for children it could not tell */
 
         /* the control server, if any (control.c) */
         void *control;

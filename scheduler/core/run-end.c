@@ -40,6 +40,8 @@ void manager_run_done(run *r, void *userdata) {
         size_t tail_len = run_output_tail(r, tail);
 
         manager_opened_forget(m, r);
+        /* before it is recorded: whoever reads its row finds nothing of it still running */
+        manager_end_orphans(m, r, r->exited_pid);
 
         log_full(r->status == RUN_STATUS_SUCCEEDED ? LOG_INFO : LOG_WARNING, 0, r->def->name, (uint64_t) r->id,
                  (int) r->attempt, "Finished: %s%s%s", run_status_to_string(r->status), r->message[0] ? ": " : "",

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <assert.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -18,6 +19,22 @@
 #define CHILD_MESSAGE_FD 3
 /* above the descriptors the child arranges, so moving one never overwrites another */
 #define CHILD_FD_SCRATCH 10
+/* Output read per dispatch at most: a run printing without pause must not hold the loop (its
+ * deadline, other fires, the control socket and the watchdog come between two reads). */
+#define OUTPUT_READ_MAX (64 * 1024)
+/* and per OUTPUT_RATE_INTERVAL, dispatches at most (~10 MB/s): above that the full pipe slows
+ * the job down, not the daemon, and the loop still goes idle (the history commit waits for that) */
+#define OUTPUT_RATE_INTERVAL (50 * USEC_PER_MSEC)
+#define OUTPUT_RATE_BURST 8
+/* What is read after the run's main process ended (its group killed first): an escaped process
+ * could keep the pipe full for ever. */
+#define OUTPUT_DRAIN_MAX (256 * 1024)
+/* Lines of one run's output that go to the log: a burst, then a rate (journald drops above
+ * 10,000 a 30 s by default anyway), and a cap for the whole run. The output tail in history
+ * is kept regardless. */
+#define LOG_LINES_BURST 10000
+#define LOG_LINES_PER_SEC 1000
+#define LOG_LINES_MAX 100000
 
 static struct rlimit default_nofile = { RLIM_INFINITY, RLIM_INFINITY };
 static bool default_nofile_set;
@@ -91,6 +108,9 @@ void run_child(const job_def *def, const char *dir, int64_t id, usec_t scheduled
 
         /* own process group, so the deadline can signal everything the job started */
         (void) setpgid(0, 0);
+        /* and a subreaper: what the job starts stays below this process while it lives, even
+         * after setsid() and a double fork; then it goes to the daemon, which ends it (orphans.c) */
+        (void) prctl(PR_SET_CHILD_SUBREAPER, 1);
         /* if the daemon dies with SIGKILL, orphaned runs should not live on unnoticed */
         (void) prctl(PR_SET_PDEATHSIG, SIGTERM);
         if (getppid() != parent)
@@ -198,11 +218,26 @@ static void log_line(run *r, const char *s, size_t n) {
         log_full_fields(level, r->def->name, (uint64_t) r->id, (int) r->attempt, fields, nf, "%.*s", (int) n, s);
 }
 
+/* One complete line of output, to the log while its budget lasts. */
+static void output_line(run *r, const char *s, size_t n) {
+        if (line_budget_take(&r->log_budget, clock_now_monotonic())) {
+                log_line(r, s, n);
+                return;
+        }
+        if (r->log_budget.dropped == 1)
+                log_full(LOG_WARNING, 0, r->def->name, (uint64_t) r->id, (int) r->attempt,
+                         "Output %s %u lines%s; further lines of this run are not logged (the last %zu bytes are "
+                         "kept in its history: schedctl history --output).",
+                         line_budget_capped(&r->log_budget) ? "reached" : "is faster than",
+                         line_budget_capped(&r->log_budget) ? LOG_LINES_MAX : LOG_LINES_PER_SEC,
+                         line_budget_capped(&r->log_budget) ? "" : "/s", sizeof(r->tail));
+}
+
 static void consume_output(run *r, const char *buf, size_t n) {
         tail_append(r, buf, n);
         for (size_t i = 0; i < n; i++) {
                 if (buf[i] == '\n' || r->line_len == sizeof(r->line)) {
-                        log_line(r, r->line, r->line_len);
+                        output_line(r, r->line, r->line_len);
                         r->line_len = 0;
                         if (buf[i] == '\n')
                                 continue;
@@ -211,24 +246,26 @@ static void consume_output(run *r, const char *buf, size_t n) {
         }
 }
 
-/* Reads what is available; returns false at EOF or error. */
-static bool read_output(run *r) {
+/* Reads what is available, MAX bytes at most; returns false at EOF or error. */
+static bool read_output(run *r, size_t max) {
         char buf[16384];
-        for (;;) {
-                ssize_t n = read(r->output_fd, buf, sizeof(buf));
+        for (size_t done = 0; done < max;) {
+                ssize_t n = read(r->output_fd, buf, MIN(sizeof(buf), max - done));
                 if (n > 0) {
                         consume_output(r, buf, (size_t) n);
+                        done += (size_t) n;
                         continue;
                 }
                 if (n < 0 && errno == EINTR)
                         continue;
                 return n < 0 && errno == EAGAIN;
         }
+        return true;
 }
 
 static int on_output(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         run *r = userdata;
-        if (!read_output(r))
+        if (!read_output(r, OUTPUT_READ_MAX))
                 sd_event_source_set_enabled(s, SD_EVENT_OFF);
         return 0;
 }
@@ -308,14 +345,19 @@ static int on_child_exit(sd_event_source *s, const siginfo_t *si, void *userdata
         char msg[sizeof(r->message)];
         ssize_t n;
 
-        /* the child is gone: collect what it wrote, then end anything it left behind in its
-         * group so no grandchild outlives the run (or holds the output pipe open) */
-        (void) read_output(r);
+        /* the child is gone: first end anything it left behind in its group, so no grandchild
+         * outlives the run or keeps writing, then collect what is left in the pipe (bounded:
+         * something outside the group may still hold it open) */
+        signal_group(r, SIGKILL);
+        (void) read_output(r, OUTPUT_DRAIN_MAX);
         if (r->line_len > 0) {
-                log_line(r, r->line, r->line_len);
+                output_line(r, r->line, r->line_len);
                 r->line_len = 0;
         }
-        signal_group(r, SIGKILL);
+        if (r->log_budget.dropped > 0)
+                log_full(LOG_NOTICE, 0, r->def->name, (uint64_t) r->id, (int) r->attempt,
+                         "%" PRIu64 " of %" PRIu64 " lines of output were not logged.", r->log_budget.dropped,
+                         r->log_budget.dropped + r->log_budget.passed);
 
         n = read(r->message_fd, msg, sizeof(msg) - 1);
         if (n > 0) {
@@ -348,6 +390,7 @@ static int on_child_exit(sd_event_source *s, const siginfo_t *si, void *userdata
         r->timeout_source = sd_event_source_disable_unref(r->timeout_source);
         r->kill_source = sd_event_source_disable_unref(r->kill_source);
         r->output_source = sd_event_source_disable_unref(r->output_source);
+        r->exited_pid = r->pid;
         r->pid = 0;
         r->done(r, r->userdata);
         return 0;
@@ -375,6 +418,7 @@ int run_prepare(const job_def *def, const char *job_state_dir, int64_t id, int64
                 .done = done,
                 .userdata = userdata,
         };
+        line_budget_init(&r->log_budget, LOG_LINES_BURST, LOG_LINES_PER_SEC, LOG_LINES_MAX);
         r->dir = strdup(job_state_dir);
         if (!r->dir) {
                 run_free(r);
@@ -466,6 +510,8 @@ int run_watch_io(sd_event *e, run *r) {
         (void) fcntl(r->output_fd, F_SETFL, O_NONBLOCK);
         (void) fcntl(r->message_fd, F_SETFL, O_NONBLOCK);
         q = sd_event_add_io(e, &r->output_source, r->output_fd, EPOLLIN, on_output, r);
+        if (q >= 0)
+                q = sd_event_source_set_ratelimit(r->output_source, OUTPUT_RATE_INTERVAL, OUTPUT_RATE_BURST);
         if (q >= 0 && !r->warm)
                 q = add_timeout(e, r);
         return q;
@@ -487,7 +533,8 @@ int run_watch_child(run *r, pid_t pid) {
                 signal_group(r, SIGKILL);
         else if (r->timed_out || r->cancelled) {
                 signal_group(r, SIGTERM);
-                arm_kill(r);
+                if (r->timed_out)
+                        arm_kill(r);
         }
         return 0;
 }
@@ -521,10 +568,11 @@ int run_start(sd_event *e, const job_def *def, const char *job_state_dir, int64_
 }
 
 void run_cancel(run *r) {
+        /* a run that timed out keeps its own escalation (armed by on_timeout()); otherwise the
+         * caller's grace decides when run_kill() comes, not RUN_KILL_GRACE */
         if (!r->timed_out)
                 r->cancelled = true;
         signal_group(r, SIGTERM);
-        arm_kill(r);
 }
 
 void run_kill(run *r) {

@@ -3,14 +3,15 @@
 
 /* One run of a job: a child process forked from the daemon with the plugin already loaded, in
  * its own process group, its stdout/stderr captured line by line into the log (tagged with
- * job, run id and attempt) and the last HISTORY_OUTPUT_MAX bytes kept for history; a deadline
- * enforced with SIGTERM to the group and SIGKILL 5 s later. */
+ * job, run id and attempt; a flood is rate-limited and capped) and the last HISTORY_OUTPUT_MAX
+ * bytes kept for history; a deadline enforced with SIGTERM to the group and SIGKILL 5 s later. */
 
 #include <signal.h>
 #include <sys/resource.h>
 #include <systemd/sd-event.h>
 
 #include "store/history.h"
+#include "basic/line-budget.h"
 #include "basic/macro.h"
 #include "core/registry.h"
 #include "basic/run-status.h"
@@ -36,6 +37,7 @@ struct run {
         usec_t started;       /* wall clock */
         usec_t started_mono;
         pid_t pid;
+        pid_t exited_pid; /* in the done callback: the main process, not reaped until it returns */
         char *dir;        /* the job's state directory: the child's working directory */
         int out_w, msg_w; /* the child's ends of the pipes, until it is forked */
         /* A warm run is forked ahead of its fire and waits at its SLOT of the start gate for
@@ -57,6 +59,8 @@ struct run {
         /* the current unfinished line */
         char line[1024];
         size_t line_len;
+        /* lines of output that may still go to the log (a flood is cut, and said so once) */
+        line_budget log_budget;
 
         bool timed_out, cancelled, killed;
 
@@ -130,8 +134,10 @@ void run_abandon(run *r);
  * the limit the daemon was started with (select() breaks above 1024). */
 void run_set_default_nofile(const struct rlimit *l);
 
-/* Asks the run to stop: SIGTERM to its process group now, SIGKILL after RUN_KILL_GRACE. Its
- * status becomes cancelled (shutdown) unless it had already timed out. */
+/* Asks the run to stop: SIGTERM to its process group now. SIGKILL is the caller's, with
+ * run_kill() when its own grace is over (shutdown_grace), unless the run had already timed out:
+ * then its deadline's escalation (SIGKILL RUN_KILL_GRACE after the SIGTERM) stays. Its status
+ * becomes cancelled (shutdown) unless it had already timed out. */
 void run_cancel(run *r);
 
 /* SIGKILL to the run's process group (end of shutdown grace). */

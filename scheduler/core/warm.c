@@ -407,6 +407,14 @@ int manager_on_warm_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
+const launcher_slot *manager_launcher_next(const launcher_slot *ls) {
+        return ls->next;
+}
+
+pid_t manager_launcher_pid(const launcher_slot *ls) {
+        return ls->pid;
+}
+
 void manager_warm_abandon_all(manager *m) {
         for (run *r = m->warm_runs; r; r = r->next)
                 run_abandon(r);

@@ -134,6 +134,12 @@ int history_begin(history *h);
 int history_commit(history *h);
 int history_rollback(history *h);
 
+/* Commits only append to the write-ahead log, without fsync (a crash of the process loses
+ * nothing committed; a power cut may lose the last commits): copying it into the database, with
+ * its fsyncs, is this call's, which the owner of a long-lived handle makes from time to time,
+ * when nothing is waiting on it. -EBUSY inside a batch; -errno as the other calls. */
+int history_checkpoint(history *h);
+
 /* Records that JOB's first attempt for the fire at SCHEDULED started at STARTED, as a
  * 'running' row (PID 0 if not known yet: see history_set_pid()). TRIGGER is any trigger
  * but RETRY (see history_claim_retry()). Returns -EEXIST, writing nothing, if this fire
