@@ -137,6 +137,7 @@ typedef struct sched_job_api {
         const char *(*state_dir)(sched_job_ctx *ctx);
         void (*set_messagev)(sched_job_ctx *ctx, const char *fmt, va_list ap);
         void *(*userdata)(sched_job_ctx *ctx);
+        int (*credential)(sched_job_ctx *ctx, const char *name, const char **ret_data, size_t *ret_size);
 } sched_job_api;
 
 /* The head of every context; the rest is private to the host. */
@@ -243,6 +244,16 @@ __attribute__((format(printf, 2, 3))) static inline void sched_job_set_message(s
 /* What init stored in *ret_userdata, or NULL. */
 static inline void *sched_job_userdata(sched_job_ctx *ctx) {
         return ctx->api->userdata(ctx);
+}
+
+/* A secret of the run: credential NAME, one the job lists under `credentials:` in the registry,
+ * read from the daemon's $CREDENTIALS_DIRECTORY (systemd's LoadCredential=) before the run gave
+ * up the daemon's privileges. Returns 0 with its bytes (NUL-terminated after *ret_size, which
+ * may be NULL) or -ENOENT (not listed, not readable, or in init). Secrets never pass through
+ * params, the log or history: don't log them. */
+static inline int sched_job_credential(sched_job_ctx *ctx, const char *name, const char **ret_data,
+                                       size_t *ret_size) {
+        return ctx->api->credential(ctx, name, ret_data, ret_size);
 }
 
 #ifdef __cplusplus

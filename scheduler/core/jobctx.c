@@ -4,6 +4,8 @@
 
 #include "basic/clock.h"
 #include "basic/fs-util.h"
+#include "core/job-credentials.h"
+#include "core/job-user.h"
 #include "core/jobctx.h"
 #include "basic/log.h"
 
@@ -122,6 +124,7 @@ static const sched_job_api jobctx_api = {
         .state_dir = api_state_dir,
         .set_messagev = api_set_messagev,
         .userdata = api_userdata,
+        .credential = job_credential_get,
 };
 
 void jobctx_setup_run(jobctx *c, const job_def *job, uint64_t run_id, usec_t scheduled, unsigned attempt,
@@ -168,6 +171,8 @@ char *jobctx_state_dir(const registry *r, const job_def *job) {
         int q = make_state_dir(s);
         if (q < 0)
                 log_full(LOG_WARNING, q, job->name, 0, -1, "Cannot create state directory %s: %m", s);
+        else
+                job_identity_prepare_dir(r, job, s);
         return s;
 }
 

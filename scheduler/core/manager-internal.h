@@ -70,6 +70,8 @@ void manager_timer_at(sd_event_source *s, usec_t when);
 usec_t manager_next_due_real(const manager *m);
 /* Sets the cron, @every and warm-up timers from the heaps (all off when shutting down). */
 void manager_arm_timers(manager *m);
+/* Forks the runs prepared while m->deferring was set, back to back, and watches them. */
+void manager_flush_deferred(manager *m);
 /* Releases, records and requeues the cron fires decided for m->release_at, now. */
 void manager_finish_fires(manager *m);
 /* The handlers of the cron (realtime) and @every/retry (boottime) timers. */
@@ -122,6 +124,28 @@ void manager_log_diags(const diag_list *d);
 /* Makes R the registry in force (taking it over on success); runtime state of jobs that keep
  * their name carries over. -ENOMEM. */
 int manager_swap_registry(manager *m, registry *r);
+
+/* --- overlap.c --- */
+
+/* Whether J's fire (TRIGGER at SCHEDULED) is taken care of by its overlap policy while a run
+ * of J is in flight: queued (queue), or queued after cancelling the run (replace); or, with a
+ * fire already queued, recorded as skipped. False: the fire goes on (nothing in flight, skip,
+ * allow, or a manual run). */
+bool overlap_hold(manager *m, job_rt *j, run_trigger trigger, usec_t scheduled);
+/* A run of J ended: the fire queued behind it starts if none is left in flight. */
+void overlap_run_ended(manager *m, job_rt *j);
+/* A reload: what J's predecessor O had queued carries over. */
+void overlap_carry(job_rt *j, const job_rt *o);
+
+/* --- backfill.c --- */
+
+/* Reads the pauses and backfills of the jobs in force from history (start-up, reload) and
+ * starts stepping the backfills. */
+void backfill_load(manager *m);
+/* Asks for a step of every backfill in progress (a run ended, a job resumed). */
+void backfill_kick(manager *m);
+/* Frees the step source. */
+void backfill_done(manager *m);
 
 /* --- manager.c --- */
 

@@ -17,7 +17,7 @@
 #include "core/registry.h"
 
 /* The most keys any mapping of the registry allows (a job's). */
-#define KEYS_MAX 13
+#define KEYS_MAX 32
 
 /* A plugin file looked at, and loaded (or found unloadable), once per path and shared by every
  * job naming it. */
@@ -171,6 +171,20 @@ void parse_jobs(loader *l, source *s, yaml_node_t *n);
 /* Drops the diagnostics after the first N_DIAGS and the jobs after the first N_JOBS, and forgets
  * those jobs' names. */
 void jobs_undo(loader *l, size_t n_diags, size_t n_jobs);
+
+/* ---- registry-identity.c: whom a job runs as, and with what ---------------------------------- */
+
+/* The nodes of a job's identity keys (NULL: not given) and of the job itself. */
+typedef struct job_identity_nodes {
+        yaml_node_t *job, *user, *group, *environment, *environment_file, *credentials;
+} job_identity_nodes;
+/* user/group (else scheduler.default_user) resolved, environment_file read, environment and
+ * credentials checked. */
+void parse_job_identity(loader *l, source *s, job_def *j, const job_identity_nodes *n, const char *job);
+/* Reports a plugin file or directory J's user could write, at PLUGIN_NODE. */
+void check_job_plugin_owner(loader *l, source *s, job_def *j, yaml_node_t *plugin_node, const char *job);
+/* Frees what parse_job_identity() added to J. */
+void job_def_free_identity(job_def *j);
 
 /* ---- registry.c: the registry ---------------------------------------------------------------- */
 

@@ -110,6 +110,7 @@ int manager_swap_registry(manager *m, registry *r) {
                 job_rt *o = job_rt_find(old_by_name, n_old, j->def->name);
                 if (o) {
                         j->n_running = o->n_running;
+                        overlap_carry(j, o);
                         if (timer_entry_queued(&o->retry.entry)) {
                                 j->retry_first_id = o->retry_first_id;
                                 j->retry_attempt = o->retry_attempt;
@@ -131,6 +132,7 @@ int manager_swap_registry(manager *m, registry *r) {
 
         registry_ref_unref(m->reg);
         m->reg = ref;
+        backfill_load(m);
         manager_arm_timers(m);
         manager_status_changed(m);
         return 0;

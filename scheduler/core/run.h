@@ -59,6 +59,7 @@ struct run {
         size_t line_len;
 
         bool timed_out, cancelled, killed;
+        char cancel_reason[256]; /* why it was cancelled, if not for shutdown ("" otherwise) */
 
         /* outcome, valid in the done callback */
         run_status status;
@@ -133,6 +134,10 @@ void run_set_default_nofile(const struct rlimit *l);
 /* Asks the run to stop: SIGTERM to its process group now, SIGKILL after RUN_KILL_GRACE. Its
  * status becomes cancelled (shutdown) unless it had already timed out. */
 void run_cancel(run *r);
+
+/* run_cancel() for REASON, which becomes the run's recorded message (the plugin's own message,
+ * if any, is appended in parentheses). */
+void run_cancel_because(run *r, const char *reason);
 
 /* SIGKILL to the run's process group (end of shutdown grace). */
 void run_kill(run *r);
