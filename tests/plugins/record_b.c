@@ -71,6 +71,13 @@ static sched_job_result record_run(sched_job_ctx *ctx) {
                     e ? strerrorname_np(e) : "ok");
         }
         put(line, sizeof(line), &n, "}");
+        /* its own state directory is the one place it may write */
+        char own[4096];
+        snprintf(own, sizeof(own), "%s/own-probe", sched_job_state_dir(ctx));
+        int ofd = open(own, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        put(line, sizeof(line), &n, ",\"own_dir\":\"%s\"", ofd < 0 ? strerrorname_np(errno) : "ok");
+        if (ofd >= 0)
+                close(ofd);
         if (env[0])
                 put(line, sizeof(line), &n, ",\"env\":\"%s\"", getenv(env) ?: "");
         if (cred[0]) {
