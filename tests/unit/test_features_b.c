@@ -10,6 +10,8 @@
 #include "core/job-env.h"
 #include "core/job-user.h"
 #include "core/registry.h"
+#include "store/history.h"
+#include <sqlite3.h>
 
 START_TEST(test_jitter_pure_and_bounded) {
         usec_t max = 30 * USEC_PER_MINUTE;
@@ -242,6 +244,74 @@ START_TEST(test_registry_errors) {
 }
 END_TEST
 
+static int count_pause(const char *job, usec_t until, void *userdata) {
+        usec_t *u = userdata;
+        ck_assert_str_eq(job, "p");
+        *u = until;
+        return 0;
+}
+
+static int count_backfill(const char *job, const history_backfill *b, void *userdata) {
+        history_backfill *o = userdata;
+        ck_assert_str_eq(job, "bf");
+        *o = *b;
+        return 0;
+}
+
+/* A database of schema 1 (before pauses and backfills) is migrated forward on open. */
+START_TEST(test_history_pause_backfill_and_migration) {
+        _cleanup_free_ char *path = NULL;
+        history *h = NULL;
+        sqlite3 *db;
+        usec_t until = 0;
+        history_backfill b = {};
+
+        ck_assert_int_ge(asprintf(&path, "%s/history.db", dir), 0);
+        ck_assert_int_eq(history_open(path, NULL, 0, &h), 0);
+        history_close(h);
+        ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+        ck_assert_int_eq(sqlite3_exec(db, "DROP TABLE pauses; DROP TABLE backfills; PRAGMA user_version = 1", NULL, NULL,
+                                      NULL), SQLITE_OK);
+        sqlite3_close(db);
+
+        ck_assert_int_eq(history_open(path, NULL, 0, &h), 0);
+        ck_assert_int_eq(history_set_pause(h, "p", true, USEC_INFINITY), 0);
+        ck_assert_int_eq(history_foreach_pause(h, count_pause, &until), 0);
+        ck_assert_uint_eq(until, USEC_INFINITY);
+        ck_assert_int_eq(history_set_pause(h, "p", true, 42), 0);
+        ck_assert_int_eq(history_foreach_pause(h, count_pause, &until), 0);
+        ck_assert_uint_eq(until, 42);
+        ck_assert_int_eq(history_set_pause(h, "p", false, 0), 0);
+        until = 7;
+        ck_assert_int_eq(history_foreach_pause(h, count_pause, &until), 0);
+        ck_assert_uint_eq(until, 7); /* resumed: no row */
+
+        history_backfill in = { .from_usec = 10, .to_usec = 30, .next_usec = 20 };
+        ck_assert_int_eq(history_set_backfill(h, "bf", &in), 0);
+        ck_assert_int_eq(history_foreach_backfill(h, count_backfill, &b), 0);
+        ck_assert_uint_eq(b.next_usec, 20);
+        ck_assert_int_eq(history_set_backfill(h, "bf", NULL), 0);
+
+        ck_assert_int_eq(history_fire_claimed(h, "bf", 20 * USEC_PER_SEC), 0);
+        ck_assert_int_eq(history_claim_fire(h, "bf", RUN_TRIGGER_CATCH_UP, 20 * USEC_PER_SEC, 30 * USEC_PER_SEC, 0, NULL),
+                         0);
+        ck_assert_int_eq(history_fire_claimed(h, "bf", 20 * USEC_PER_SEC), 1);
+        /* a manual run at the same instant is not a claim of the fire */
+        ck_assert_int_eq(history_claim_fire(h, "bf", RUN_TRIGGER_MANUAL, 21 * USEC_PER_SEC, 30 * USEC_PER_SEC, 0, NULL),
+                         0);
+        ck_assert_int_eq(history_fire_claimed(h, "bf", 21 * USEC_PER_SEC), 0);
+        history_close(h);
+        unlink(path);
+        char *wal, *shm;
+        ck_assert_int_ge(asprintf(&wal, "%s-wal", path), 0);
+        ck_assert_int_ge(asprintf(&shm, "%s-shm", path), 0);
+        unlink(wal);
+        unlink(shm);
+        free(wal);
+        free(shm);
+}
+END_TEST
+
 int main(void) {
         if (!mkdtemp(dir))
                 return EXIT_FAILURE;
@@ -255,6 +325,7 @@ int main(void) {
         tcase_add_test(tc, test_overlap_names);
         tcase_add_test(tc, test_registry_keys);
         tcase_add_test(tc, test_registry_errors);
+        tcase_add_test(tc, test_history_pause_backfill_and_migration);
         suite_add_tcase(s, tc);
         SRunner *sr = srunner_create(s);
         srunner_run_all(sr, CK_NORMAL);
