@@ -4,7 +4,7 @@
 /* The control socket (SPEC section 7): a Unix stream socket, one JSON request and one JSON reply
  * per line; control/protocol.h names the commands and fields. Reading commands (list, status,
  * history) are open to anyone who can reach the socket (mode 0660, group admin_group);
- * commands that change something (run, enable, disable, reload) need root or membership of
+ * commands that change something (run, enable, disable, reload, pause, resume, backfill) need root or membership of
  * admin_group, judged from the peer's credentials (SO_PEERCRED, SO_PEERGROUPS).
  *
  * Requests: {"command":"list"}
@@ -13,6 +13,8 @@
  *           {"command":"enable"|"disable","job":NAME}
  *           {"command":"history","job":NAME|null,"limit":N,"since":USEC,"status":S|null}
  *           {"command":"reload"}
+ *           {"command":"pause","job":NAME,"until":USEC|null}, {"command":"resume","job":NAME}
+ *           {"command":"backfill","job":NAME,"from":USEC,"to":USEC,"dry_run":BOOL}
  * Replies:  {"ok":true,...} or {"ok":false,"error":"what went wrong and what to do","errno":"ENOENT"}
  * Limits: CONTROL_LINE_MAX bytes per request line, CONTROL_CONNECTIONS_MAX connections, and an
  * idle connection is closed after CONTROL_IDLE_TIMEOUT (a `run --wait` waits as long as the

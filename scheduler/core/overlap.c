@@ -47,8 +47,9 @@ bool overlap_hold(manager *m, job_rt *j, run_trigger trigger, usec_t scheduled) 
                 return true;
         }
         /* one waits already: this one is skipped like an overlapping fire under skip */
-        snprintf(why, sizeof(why), "a run is still in flight and the fire at %" PRIu64 " already waits for it "
-                 "(overlap: queue holds one)", j->queued_scheduled);
+        char t[TIMEFMT_MAX];
+        snprintf(why, sizeof(why), "a run is still in flight and the fire at %s already waits for it "
+                 "(overlap: queue holds one)", timefmt_rfc3339(j->queued_scheduled, NULL, false, t, sizeof(t)));
         log_full(LOG_NOTICE, 0, j->def->name, 0, -1, "Skipped %s fire: %s", run_trigger_to_string(trigger), why);
         manager_history_batch(m);
         int q = history_record_skipped(m->hist, j->def->name, trigger, scheduled, MAX(clock_now_realtime(), scheduled),

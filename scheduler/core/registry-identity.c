@@ -2,6 +2,8 @@
 /* A job's identity and what its runs get besides params: user and group (else
  * scheduler.default_user), environment, environment_file, credentials; and the check that the
  * job's user cannot write its plugin. */
+#include <sys/stat.h>
+
 #include "core/job-credentials.h"
 #include "core/job-env.h"
 #include "core/job-user.h"
@@ -146,7 +148,10 @@ void parse_job_identity(loader *l, source *s, job_def *j, const job_identity_nod
 void check_job_plugin_owner(loader *l, source *s, job_def *j, yaml_node_t *plugin_node, const char *job) {
         _cleanup_free_ char *error = NULL;
 
-        if (!j->identity.user || !j->plugin_path || (l->flags & REGISTRY_IGNORE_PLUGINS))
+        struct stat st;
+
+        /* a plugin that cannot be found is reported by check_plugin() already */
+        if (!j->identity.user || !j->plugin_path || (l->flags & REGISTRY_IGNORE_PLUGINS) || stat(j->plugin_path, &st) < 0)
                 return;
         int q = job_identity_check_plugin(&j->identity, j->plugin_path, &error);
         if (q == -ENOMEM)

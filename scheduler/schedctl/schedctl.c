@@ -174,6 +174,12 @@ static char *format_left(usec_t d, char *buf, size_t n) {
         return buf;
 }
 
+/* A random_delay as seconds with milliseconds ("29.779s"): microseconds are noise here. */
+static char *fmt_delay(usec_t d, char *buf, size_t n) {
+        snprintf(buf, n, "%" PRIu64 ".%03us", d / USEC_PER_SEC, (unsigned) (d % USEC_PER_SEC / USEC_PER_MSEC));
+        return buf;
+}
+
 static bool looks_like_expression(const char *s) {
         return s[0] == '@' || strchr(s, ' ') || strchr(s, '*');
 }
@@ -321,7 +327,7 @@ static int verb_next(int argc, char **argv) {
                         if (!o || json_array_append_new(arr, o) < 0)
                                 return log_oom();
                 } else if (random_delay > 0)
-                        printf("%-27s %-22s %-10s %s\n", lb, ub, duration_format(delay, db, sizeof(db)), left);
+                        printf("%-27s %-22s %-10s %s\n", lb, ub, fmt_delay(delay, db, sizeof(db)), left);
                 else
                         printf("%-27s %-22s %s\n", lb, ub, left);
         }
@@ -823,7 +829,7 @@ static int verb_status(int argc, char **argv) {
         }
         if (nx != USEC_INFINITY && delay != USEC_INFINITY && delay > 0)
                 printf("        Next: %s, starting %s later by random_delay (in %s)\n", format_timestamp(nx, z, a, sizeof(a)),
-                       duration_format(delay, d, sizeof(d)), fmt_left(nx + delay, now, b, sizeof(b)));
+                       fmt_delay(delay, d, sizeof(d)), fmt_left(nx + delay, now, b, sizeof(b)));
         else if (nx != USEC_INFINITY)
                 printf("        Next: %s (in %s)\n", format_timestamp(nx, z, a, sizeof(a)),
                        fmt_left(nx, now, b, sizeof(b)));
