@@ -48,6 +48,7 @@ static bool step(manager *m, job_rt *j) {
                 usec_t t = instant_at_or_after(j->def, j->backfill_next);
                 if (t == USEC_INFINITY || t > j->backfill_to) {
                         j->backfilling = false;
+                        m->n_backfills--;
                         manager_history_batch(m);
                         backfill_persist(m, j);
                         manager_flush_history(m);
@@ -89,6 +90,8 @@ static int on_step(sd_event_source *s, void *userdata) {
 }
 
 void backfill_kick(manager *m) {
+        if (m->n_backfills == 0)
+                return;
         if (!m->backfill_source &&
             sd_event_add_defer(m->event, &m->backfill_source, on_step, m) >= 0)
                 (void) sd_event_source_set_priority(m->backfill_source, SD_EVENT_PRIORITY_NORMAL + 1);
@@ -113,8 +116,7 @@ static int apply_backfill(const char *job, const history_backfill *b, void *user
         if (!j || j->def->schedule.kind != SCHEDULE_CRON)
                 return 0; /* kept for when the job comes back as a cron job */
         if (!j->backfilling)
-                log_full(LOG_INFO, 0, job, 0, -1, "Backfill resumes at %" PRIu64 " (range %" PRIu64 "..%" PRIu64 ")",
-                         b->next_usec, b->from_usec, b->to_usec);
+                m->n_backfills++;
         j->backfilling = true;
         j->backfill_from = b->from_usec;
         j->backfill_to = b->to_usec;
@@ -123,11 +125,16 @@ static int apply_backfill(const char *job, const history_backfill *b, void *user
 }
 
 void backfill_load(manager *m) {
+        size_t before = m->n_backfills;
+        m->n_backfills = 0; /* the jobs in force are new: counted again from history */
         int q = history_foreach_pause(m->hist, apply_pause, m);
         if (q >= 0)
                 q = history_foreach_backfill(m->hist, apply_backfill, m);
         if (q < 0)
                 manager_history_failed(m, q, "reading pauses and backfills");
+        if (m->n_backfills > before)
+                log_info("%zu backfill%s in progress resume%s.", m->n_backfills, m->n_backfills == 1 ? "" : "s",
+                         m->n_backfills == 1 ? "s" : "");
         backfill_kick(m);
 }
 
@@ -181,6 +188,7 @@ int manager_backfill(manager *m, const char *name, usec_t from, usec_t to, bool 
         }
         if (!dry_run) {
                 j->backfilling = true;
+                m->n_backfills++;
                 j->backfill_from = from;
                 j->backfill_to = to;
                 j->backfill_next = from;

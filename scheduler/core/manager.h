@@ -123,6 +123,7 @@ struct manager {
 
         /* steps the backfills in progress (backfill.c) */
         sd_event_source *backfill_source;
+        size_t n_backfills; /* jobs with a backfill in progress: 0 spares run ends a scan */
 
         /* the control server, if any (control.c) */
         void *control;
