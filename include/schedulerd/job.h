@@ -45,6 +45,8 @@
  *            set_message, state_dir. The clock accessors return 0 here.
  *   run      Required. Called once per run, in a fresh child process forked for that run (so it
  *            may leak, crash or exit without harming the daemon; its stdout/stderr are captured).
+ *            With `user:` in the registry the child runs as that user (its groups, gid, uid, HOME,
+ *            PR_SET_NO_NEW_PRIVS), with the job's `environment:`; init and fini run in the daemon.
  *            Return SCHED_JOB_OK, SCHED_JOB_RETRY (transient failure: retried per the job's retry
  *            policy) or SCHED_JOB_FAIL (permanent: never retried). Long runs should poll
  *            sched_job_cancelled() and return early; at the deadline the process group gets
