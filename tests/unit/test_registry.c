@@ -526,14 +526,18 @@ START_TEST(test_example_registry) {
         int k = registry_load(out, REGISTRY_LOAD_PLUGINS, &r, &d);
         _cleanup_free_ char *all = diags_to_string(&d);
         ck_assert_msg(k == 0, "example registry: %s\n%s", strerror(-k), all);
-        ck_assert_uint_eq(r->n_jobs, 3);
+        ck_assert_uint_eq(r->n_jobs, 4);
         ck_assert_str_eq(r->jobs[0]->name, "hello");
         ck_assert_str_eq(r->jobs[0]->plugin->desc->name, "hello");
-        ck_assert_ptr_eq(r->jobs[0]->plugin, r->jobs[2]->plugin);
+        ck_assert_ptr_eq(r->jobs[0]->plugin, r->jobs[3]->plugin);
         ck_assert_str_eq(r->jobs[1]->timezone, "Europe/Amsterdam");
-        ck_assert_str_eq(r->jobs[2]->name, "hello-every-10s");
-        ck_assert_int_eq(r->jobs[2]->schedule.kind, SCHEDULE_EVERY);
-        ck_assert_uint_eq(r->jobs[2]->schedule.interval, 10 * USEC_PER_SEC);
+        /* the demo's unprivileged job (issue 18) */
+        ck_assert_str_eq(r->jobs[2]->name, "hello-unprivileged");
+        ck_assert_str_eq(r->jobs[2]->identity.user, "nobody");
+        ck_assert_uint_ne(r->jobs[2]->identity.uid, 0);
+        ck_assert_str_eq(r->jobs[3]->name, "hello-every-10s");
+        ck_assert_int_eq(r->jobs[3]->schedule.kind, SCHEDULE_EVERY);
+        ck_assert_uint_eq(r->jobs[3]->schedule.interval, 10 * USEC_PER_SEC);
         registry_free(r);
         unlink(out);
         rmdir(tmpdir);
