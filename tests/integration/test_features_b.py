@@ -175,6 +175,11 @@ class FeaturesB(DaemonTestCase):
         nx = json.loads(self.schedctl(a, "next", "jit", "-n", "3", "--json").stdout)
         for f in nx:
             self.assertEqual(f["delay_usec"], jitter("jit", f["usec"], 1500000))
+        text = self.schedctl(a, "next", "jit", "-n", "3", "--from", "2030-01-01T00:00:00Z").stdout
+        d0 = jitter("jit", usec("2030-01-01T00:00:02Z"), 1500000)
+        self.assertIn("DELAY", text.splitlines()[0])
+        self.assertIn("%d.%03ds" % (d0 // 1000000, d0 % 1000000 // 1000), text.splitlines()[1])
+        self.assertIn("later by random_delay", self.schedctl(a, "status", "jit").stdout)
         a.stop()
         b.stop()
 
