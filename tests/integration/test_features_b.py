@@ -62,6 +62,7 @@ class FeaturesB(DaemonTestCase):
 
     # --- item 2: least privilege -------------------------------------------------------
 
+    @unittest.skipUnless(os.geteuid() == 0, "only root can run a job as another user")
     def test_job_as_nobody_cannot_write_history_or_other_jobs(self):
         nobody = pwd.getpwnam("nobody")
         d = self.daemon("")
