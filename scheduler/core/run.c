@@ -93,9 +93,6 @@ void run_child(const job_def *def, const char *dir, int64_t id, usec_t scheduled
         (void) close_range(CHILD_MESSAGE_FD + 1, ~0U, 0);
 
         setvbuf(stdout, NULL, _IOLBF, 0);
-        if (chdir(dir) < 0)
-                fprintf(stderr, "<4>cannot enter state directory %s: %m\n", dir);
-
         child_apply_limits(&def->limits);
         /* secrets are read while the child still has the daemon's privileges, then dropped */
         job_credentials_load(def);
@@ -105,6 +102,10 @@ void run_child(const job_def *def, const char *dir, int64_t id, usec_t scheduled
                         strerror(-qi));
                 _exit(RUN_EXIT_FAIL);
         }
+        /* as the job's user: its directory is its own (0700), which root without
+         * CAP_DAC_OVERRIDE (the systemd unit's bounding set) could not enter */
+        if (chdir(dir) < 0)
+                fprintf(stderr, "<4>cannot enter state directory %s: %m\n", dir);
         if (gate && slot >= 0) {
                 child_gate = gate;
                 int q = start_gate_wait(gate, (unsigned) slot, jobctx_cancelled, &id);
