@@ -118,6 +118,28 @@ class FeaturesB(DaemonTestCase):
         with open(d.config, "rb") as f:
             self.assertNotIn(b"s3cret-value", f.read())
 
+    @unittest.skipUnless(os.geteuid() == 0 and shutil.which("setpriv"), "needs root and setpriv")
+    def test_job_as_nobody_with_the_capabilities_of_a_sandboxed_unit(self):
+        """Root limited to CAP_CHOWN, CAP_SETUID and CAP_SETGID (no CAP_DAC_OVERRIDE), as a systemd
+        unit's CapabilityBoundingSet= leaves it: the job still runs as nobody in its own directory."""
+        d = self.daemon("")
+        out = self.outdir(d)
+        rec = os.path.join(out, "caps.jsonl")
+        d.write_registry(job("low", "record_b.so", "@yearly", user="nobody", params={"file": rec}))
+        prefix = os.environ.get("SCHEDULERD_VALGRIND", "")
+        os.environ["SCHEDULERD_VALGRIND"] = "setpriv --bounding-set=-all,+chown,+setuid,+setgid " + prefix
+        try:
+            d.start()
+        finally:
+            os.environ["SCHEDULERD_VALGRIND"] = prefix
+        r = d.ctl({"command": "run", "job": "low", "wait": True})
+        self.assertEqual(r["status"], "succeeded", r)
+        low = records(rec)[0]
+        self.assertEqual(low["uid"], pwd.getpwnam("nobody").pw_uid)
+        self.assertEqual(low["own_dir"], "ok")
+        self.assertNotIn("cannot enter state directory", d.log())
+        d.stop()
+
     def test_plugin_writable_by_the_jobs_user_is_refused(self):
         d = self.daemon("")
         pdir = os.path.join(d.tmp, "plugins")
