@@ -128,10 +128,13 @@ void parse_job_identity(loader *l, source *s, job_def *j, const job_identity_nod
                 int q = job_identity_resolve(user, group, &j->identity, &error);
                 if (q == -ENOMEM)
                         return loader_oom(l);
-                /* a default_user that does not exist is reported once, at its key */
-                if (q < 0 && at != n->job)
-                        report_at(l, s, at, job, "%s: %s", n->group && q == -ENOENT && error && strstr(error, "group")
-                                  ? "group" : "user", error ?: strerror(-q));
+                /* where the operator must look: the group's key for a group problem; a
+                 * default_user that does not exist is reported once, at its own key */
+                bool group_error = n->group && error && strstr(error, "group \"");
+                if (q < 0 && group_error)
+                        report_at(l, s, n->group, job, "group: %s", error);
+                else if (q < 0 && at != n->job)
+                        report_at(l, s, at, job, "user: %s", error ?: strerror(-q));
         }
         if (n->environment_file && !node_is_null(n->environment_file))
                 parse_environment_file(l, s, j, n->environment_file, job);

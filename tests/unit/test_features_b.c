@@ -220,7 +220,12 @@ START_TEST(test_registry_errors) {
                               "    singleton: true\n"
                               "    overlap: allow\n"
                               "    group: daemon\n"
-                              "    credentials: [../x]\n");
+                              "    credentials: [../x]\n"
+                              "  - name: d\n"
+                              "    plugin: x.so\n"
+                              "    schedule: \"@hourly\"\n"
+                              "    user: nobody\n"
+                              "    group: no-such-group-here\n");
         registry *r = NULL;
         diag_list d = {};
         ck_assert_int_eq(registry_load(path, REGISTRY_IGNORE_PLUGINS, &r, &d), -EINVAL);
@@ -235,6 +240,7 @@ START_TEST(test_registry_errors) {
         ck_assert_msg(strstr(all, ":15:14: job c: overlap: allow contradicts singleton: true"), "%s", all);
         ck_assert_msg(strstr(all, ":16:12: job c: group \"daemon\" without a user"), "%s", all);
         ck_assert_msg(strstr(all, ":17:19: job c: credentials: \"../x\" is not a credential name"), "%s", all);
+        ck_assert_msg(strstr(all, ":22:12: job d: group: no group \"no-such-group-here\""), "%s", all);
         diag_list_clear(&d);
         free(all);
         unlink(env);
