@@ -45,6 +45,8 @@
  *            set_message, state_dir. The clock accessors return 0 here.
  *   run      Required. Called once per run, in a fresh child process forked for that run (so it
  *            may leak, crash or exit without harming the daemon; its stdout/stderr are captured).
+ *            With `user:` in the registry the child runs as that user (its groups, gid, uid, HOME,
+ *            PR_SET_NO_NEW_PRIVS), with the job's `environment:`; init and fini run in the daemon.
  *            Return SCHED_JOB_OK, SCHED_JOB_RETRY (transient failure: retried per the job's retry
  *            policy) or SCHED_JOB_FAIL (permanent: never retried). Long runs should poll
  *            sched_job_cancelled() and return early; at the deadline the process group gets
@@ -151,6 +153,7 @@ typedef struct sched_job_api {
          * bump; plugins that call it need a daemon that has it (every daemon since). */
         int (*metric_set)(sched_job_ctx *ctx, const char *name, const char *labels, double value);
         int (*cause)(sched_job_ctx *ctx, const struct sched_job_cause_info **ret);
+        int (*credential)(sched_job_ctx *ctx, const char *name, const char **ret_data, size_t *ret_size);
 } sched_job_api;
 
 /* The head of every context; the rest is private to the host. */
@@ -275,6 +278,16 @@ static inline int sched_job_cause(sched_job_ctx *ctx, const sched_job_cause_info
 /* What init stored in *ret_userdata, or NULL. */
 static inline void *sched_job_userdata(sched_job_ctx *ctx) {
         return ctx->api->userdata(ctx);
+}
+
+/* A secret of the run: credential NAME, one the job lists under `credentials:` in the registry,
+ * read from the daemon's $CREDENTIALS_DIRECTORY (systemd's LoadCredential=) before the run gave
+ * up the daemon's privileges. Returns 0 with its bytes (NUL-terminated after *ret_size, which
+ * may be NULL) or -ENOENT (not listed, not readable, or in init). Secrets never pass through
+ * params, the log or history: don't log them. */
+static inline int sched_job_credential(sched_job_ctx *ctx, const char *name, const char **ret_data,
+                                       size_t *ret_size) {
+        return ctx->api->credential(ctx, name, ret_data, ret_size);
 }
 
 #ifdef __cplusplus

@@ -8,6 +8,8 @@ static const char *const no_fields[] = { NULL };
 static const char *const job_fields[] = { FIELD_JOB, NULL };
 static const char *const run_fields[] = { FIELD_JOB, FIELD_AT, FIELD_WAIT, NULL };
 static const char *const list_fields[] = { FIELD_AFTER, FIELD_LIMIT, NULL };
+static const char *const pause_fields[] = { FIELD_JOB, FIELD_UNTIL, NULL };
+static const char *const backfill_fields[] = { FIELD_JOB, FIELD_FROM, FIELD_TO, FIELD_DRY_RUN, NULL };
 static const char *const history_fields[] = { FIELD_JOB, FIELD_LIMIT, FIELD_SINCE, FIELD_STATUS, NULL };
 
 /* In the order of CONTROL_COMMANDS_EXPECTED. */
@@ -20,6 +22,9 @@ const control_command control_commands[_CONTROL_COMMAND_MAX] = {
         [CONTROL_HISTORY] = { CONTROL_HISTORY, "history", false, history_fields },
         [CONTROL_RELOAD] = { CONTROL_RELOAD, "reload", true, no_fields },
         [CONTROL_METRICS] = { CONTROL_METRICS, "metrics", false, no_fields },
+        [CONTROL_PAUSE] = { CONTROL_PAUSE, "pause", true, pause_fields },
+        [CONTROL_RESUME] = { CONTROL_RESUME, "resume", true, job_fields },
+        [CONTROL_BACKFILL] = { CONTROL_BACKFILL, "backfill", true, backfill_fields },
 };
 
 const control_command *control_command_find(const char *name) {

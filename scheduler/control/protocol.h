@@ -18,6 +18,9 @@ typedef enum control_command_id {
         CONTROL_HISTORY,
         CONTROL_RELOAD,
         CONTROL_METRICS,
+        CONTROL_PAUSE,
+        CONTROL_RESUME,
+        CONTROL_BACKFILL,
         _CONTROL_COMMAND_MAX,
 } control_command_id;
 
@@ -41,7 +44,7 @@ const char *control_command_name(control_command_id id);
 bool control_command_takes(const control_command *c, const char *field);
 
 /* The commands for "expected ..." in messages, in table order. */
-#define CONTROL_COMMANDS_EXPECTED "list, status, run, enable, disable, history, reload or metrics"
+#define CONTROL_COMMANDS_EXPECTED "list, status, run, enable, disable, history, reload, metrics, pause, resume or backfill"
 
 /* ---- request fields ---- */
 #define FIELD_COMMAND "command"
@@ -52,6 +55,10 @@ bool control_command_takes(const control_command *c, const char *field);
 #define FIELD_AFTER "after"     /* list: only the jobs whose names sort after this one */
 #define FIELD_SINCE "since"     /* history */
 #define FIELD_STATUS "status"   /* history filter; also a run's status in replies */
+#define FIELD_UNTIL "until"     /* pause: microseconds since the epoch, or null: until resumed */
+#define FIELD_FROM "from"       /* backfill: the range's first instant, microseconds */
+#define FIELD_TO "to"           /* backfill: its last instant (included) */
+#define FIELD_DRY_RUN "dry_run" /* backfill: list the instants, run nothing */
 
 /* ---- reply fields ---- */
 #define FIELD_OK "ok"
@@ -114,6 +121,20 @@ bool control_command_takes(const control_command *c, const char *field);
 #define FIELD_MESSAGE "message"
 #define FIELD_OUTPUT "output"
 #define FIELD_PID "pid"
+
+/* features of issue 18 in a job object (list, status) */
+#define FIELD_PAUSED "paused"                       /* a pause holds back its fires now */
+#define FIELD_PAUSED_UNTIL_USEC "paused_until_usec" /* null: until resumed (when paused) */
+#define FIELD_NEXT_DELAY_USEC "next_delay_usec"     /* the random_delay of the next fire */
+#define FIELD_RANDOM_DELAY_USEC "random_delay_usec"
+#define FIELD_OVERLAP "overlap"
+#define FIELD_USER "user"                           /* null: runs as the daemon */
+#define FIELD_GROUP "group"
+#define FIELD_QUEUED_USEC "queued_usec"             /* the fire waiting (overlap queue/replace) */
+#define FIELD_BACKFILL "backfill"                   /* in progress: from, to, next_usec; else null */
+/* a backfill reply */
+#define FIELD_INSTANTS_USEC "instants_usec"
+#define FIELD_CLAIMED "claimed"                     /* of the instants, how many ran before */
 
 /* the values of a job object's "state" */
 #define CONTROL_STATE_RUNNING "running"

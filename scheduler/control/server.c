@@ -11,6 +11,7 @@
 #include "basic/escape.h"
 #include "control/protocol.h"
 #include "core/metrics.h"
+#include "control/server-jobops.h"
 #include "control/server.h"
 #include "basic/fs-util.h"
 #include "basic/log.h"
@@ -160,6 +161,8 @@ static json_t *job_json(manager *m, job_rt *j, bool detail) {
                               FIELD_AVERAGE_DURATION_USEC, usec_or_null(st.average_duration_usec), FIELD_ENABLED_OVERRIDE,
                               js.enabled_override < 0 ? json_null() : json_boolean(js.enabled_override), FIELD_RUNNING,
                               j->n_running > 0);
+        if (o)
+                control_jobops_job_fields(m, j, o, detail);
         if (!o || !detail)
                 return o;
 
@@ -464,6 +467,9 @@ json_t *control_dispatch(manager *m, json_t *req, bool privileged, int64_t *ret_
                         return error_reply(q, "could not persist the change: %s", history_last_error(m->hist));
                 return json_pack("{s:b, s:s, s:b}", FIELD_OK, 1, FIELD_JOB, name, FIELD_ENABLED, id == CONTROL_ENABLE);
         }
+        json_t *op = control_jobops_dispatch(m, id, j, req);
+        if (op)
+                return op;
         if (id == CONTROL_RUN) {
                 usec_t at = USEC_INFINITY;
                 int64_t run_id;

@@ -4,7 +4,7 @@
 /* The control socket (SPEC section 7): a Unix stream socket, one JSON request and one JSON reply
  * per line; control/protocol.h names the commands and fields. The socket is 0660, group
  * admin_group (re-applied at each reload), in a directory only root may change: only root and
- * that group can connect. Commands that change something (run, enable, disable, reload) are
+ * that group can connect. Commands that change something (run, enable, disable, reload, pause, resume, backfill) are
  * checked again against the peer's credentials (SO_PEERCRED, SO_PEERGROUPS): root, the
  * daemon's user or admin_group.
  *
@@ -15,6 +15,8 @@
  *           {"command":"history","job":NAME|null,"limit":1..10000,"since":USEC,"status":S|null}
  *           {"command":"reload"}
  *           {"command":"metrics"}        -> {"ok":true,"text":"<Prometheus text exposition>"}
+ *           {"command":"pause","job":NAME,"until":USEC|null}, {"command":"resume","job":NAME}
+ *           {"command":"backfill","job":NAME,"from":USEC,"to":USEC,"dry_run":BOOL}
  * Replies:  {"ok":true,...} or {"ok":false,"error":"what went wrong and what to do","errno":"ENOENT"}
  * Replies are queued and sent as the peer reads; a list is streamed in batches, in name order,
  * with "more" saying whether "limit" left jobs out. Limits: CONTROL_LINE_MAX bytes per request

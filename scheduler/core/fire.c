@@ -163,6 +163,7 @@ void manager_start_deferred(manager *m) {
         }
 }
 
+
 /* Starts a run whose history row (ID, possibly 0 when history is failing) is claimed. During a
  * timer dispatch the fork is deferred to manager_start_deferred(). */
 static int start_claimed(manager *m, job_rt *j, int64_t id, int64_t first_id, run_trigger trigger, unsigned attempt,
@@ -263,7 +264,12 @@ int64_t manager_fire(manager *m, job_rt *j, run_trigger trigger, usec_t schedule
         int64_t id = 0;
         int q;
 
-        if (m->shutting_down || (trigger != RUN_TRIGGER_MANUAL && !job_rt_enabled(j))) {
+        if (m->shutting_down ||
+            (trigger != RUN_TRIGGER_MANUAL && (!job_rt_enabled(j) || job_rt_paused(j, scheduled)))) {
+                run_abandon(w);
+                return 0;
+        }
+        if (overlap_hold(m, j, trigger, scheduled)) {
                 run_abandon(w);
                 return 0;
         }
@@ -411,9 +417,10 @@ void manager_finish_fires(manager *m) {
                 usec_t scheduled = m->due_at[i];
                 /* Far behind (the clock jumped forwards, or the machine stalled): the fires in
                  * between are not run one by one; catch_up runs them as one, if wanted. */
-                if (now > scheduled && now - scheduled > MISSED_FIRE_SLACK)
+                bool late = now > scheduled && now - scheduled > MISSED_FIRE_SLACK + j->fire_delay;
+                if (late)
                         manager_metrics_missed(j, scheduled, now);
-                job_rt_schedule_cron(j, now > scheduled && now - scheduled > MISSED_FIRE_SLACK ? now : scheduled);
+                job_rt_schedule_cron(j, late ? now : scheduled);
         }
         m->n_due = 0;
         manager_start_deferred(m);
@@ -452,7 +459,7 @@ int manager_on_real_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         for (unsigned cost = 0; cost < FIRE_BUDGET && (e = timer_heap_peek(&m->real_heap)) && e->when <= horizon &&
                                 !m->shutting_down;) {
                 job_rt *j = ((wake *) e)->job;
-                usec_t scheduled = e->when;
+                usec_t scheduled = e->when - j->fire_delay; /* its wake is late by its random_delay */
 
                 cost += j->warm && j->warm->scheduled == scheduled ? 1 : COLD_FIRE_WEIGHT;
                 /* off the heap now, queued again in manager_finish_fires(): until the release only what
@@ -497,7 +504,7 @@ int manager_on_boot_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                         fire_retry(m, (retry_wait *) w);
                         continue;
                 }
-                usec_t due = e->when, scheduled = manager_boot_to_real(due);
+                usec_t due = e->when - j->fire_delay, scheduled = manager_boot_to_real(due);
                 (void) manager_fire(m, j, RUN_TRIGGER_SCHEDULE, scheduled);
                 /* keep the cadence; after a suspend or a stall, skip what was missed */
                 usec_t next = due + j->def->schedule.interval;

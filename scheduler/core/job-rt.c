@@ -2,6 +2,7 @@
 /* One job's runtime state (job_rt): lookup by name, its next fire on the due-instant heaps,
  * its state directory. */
 #include "basic/clock.h"
+#include "basic/jitter.h"
 #include "basic/log.h"
 #include "core/jobctx.h"
 #include "core/manager-internal.h"
@@ -10,6 +11,10 @@
 
 bool job_rt_enabled(const job_rt *j) {
         return j->enabled_override >= 0 ? j->enabled_override > 0 : j->def->enabled;
+}
+
+bool job_rt_paused(const job_rt *j, usec_t scheduled) {
+        return j->paused_until > 0 && scheduled < j->paused_until;
 }
 
 static int job_rt_key_cmp(const void *key, const void *b) {
@@ -68,13 +73,15 @@ void job_rt_schedule_cron(job_rt *j, usec_t after) {
                 return;
         }
         j->next_fire = (usec_t) next * USEC_PER_SEC;
-        if (timer_heap_put(&j->m->real_heap, &j->fire.entry, j->next_fire) < 0)
+        j->fire_delay = jitter_delay(j->def->name, j->next_fire, j->def->random_delay);
+        if (timer_heap_put(&j->m->real_heap, &j->fire.entry, j->next_fire + j->fire_delay) < 0)
                 log_full(LOG_ERR, -ENOMEM, j->def->name, 0, -1, "Cannot queue the next fire: %m");
 }
 
 void job_rt_schedule_every(job_rt *j, usec_t due_boot) {
         j->next_fire = manager_boot_to_real(due_boot);
-        if (timer_heap_put(&j->m->boot_heap, &j->fire.entry, due_boot) < 0)
+        j->fire_delay = jitter_delay(j->def->name, j->next_fire, j->def->random_delay);
+        if (timer_heap_put(&j->m->boot_heap, &j->fire.entry, due_boot + j->fire_delay) < 0)
                 log_full(LOG_ERR, -ENOMEM, j->def->name, 0, -1, "Cannot queue the next fire: %m");
 }
 

@@ -13,6 +13,8 @@
 #include "basic/escape.h"
 #include "basic/fs-util.h"
 #include "core/job-metrics.h"
+#include "core/job-credentials.h"
+#include "core/job-user.h"
 #include "core/jobctx.h"
 #include "basic/log.h"
 
@@ -254,6 +256,7 @@ static const sched_job_api jobctx_api = {
         .userdata = api_userdata,
         .metric_set = api_metric_set,
         .cause = api_cause,
+        .credential = job_credential_get,
 };
 
 void jobctx_setup_run(jobctx *c, const job_def *job, uint64_t run_id, usec_t scheduled, unsigned attempt,
@@ -402,9 +405,10 @@ int jobctx_make_state_dir(const char *dir, uid_t uid, gid_t gid, mode_t mode, ch
 /* The user and group of a job's runs, who own its state directory, and that directory's mode:
  * the daemon's own, 0700, until jobs get `user:` and `group:` (then those, and 0750 when the job
  * names a group). */
+/* A job's directory belongs to the user its runs run as (`user:`/`group:`, else the daemon's). */
 static void job_dir_owner(const job_def *job, uid_t *ret_uid, gid_t *ret_gid, mode_t *ret_mode) {
-        *ret_uid = geteuid();
-        *ret_gid = getegid();
+        *ret_uid = job->identity.user ? job->identity.uid : geteuid();
+        *ret_gid = job->identity.user ? job->identity.gid : getegid();
         *ret_mode = 0700;
 }
 
@@ -425,7 +429,8 @@ char *jobctx_state_dir(const registry *r, const job_def *job) {
         if (q < 0) {
                 errno = -q;
                 log_full(LOG_ERR, q, job->name, 0, -1, "State directory: %s", err ? err : strerror(-q));
-        }
+        } else
+                job_identity_prepare_dir(r, job, s);
         return s;
 }
 

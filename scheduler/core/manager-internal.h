@@ -184,6 +184,27 @@ void manager_metrics_run_ended(manager *m, job_rt *j, const run *r);
 void manager_metrics_skipped(job_rt *j, metrics_skip_reason reason);
 /* The cron instants of J in (AFTER, UPTO] went by without a run. */
 void manager_metrics_missed(job_rt *j, usec_t after, usec_t upto);
+/* --- overlap.c --- */
+
+/* Whether J's fire (TRIGGER at SCHEDULED) is taken care of by its overlap policy while a run
+ * of J is in flight: queued (queue), or queued after cancelling the run (replace); or, with a
+ * fire already queued, recorded as skipped. False: the fire goes on (nothing in flight, skip,
+ * allow, or a manual run). */
+bool overlap_hold(manager *m, job_rt *j, run_trigger trigger, usec_t scheduled);
+/* A run of J ended: the fire queued behind it starts if none is left in flight. */
+void overlap_run_ended(manager *m, job_rt *j);
+/* A reload: what J's predecessor O had queued carries over. */
+void overlap_carry(job_rt *j, const job_rt *o);
+
+/* --- backfill.c --- */
+
+/* Reads the pauses and backfills of the jobs in force from history (start-up, reload) and
+ * starts stepping the backfills. */
+void backfill_load(manager *m);
+/* Asks for a step of every backfill in progress (a run ended, a job resumed). */
+void backfill_kick(manager *m);
+/* Frees the step source. */
+void backfill_done(manager *m);
 
 /* --- manager.c --- */
 

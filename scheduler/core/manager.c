@@ -408,6 +408,7 @@ manager *manager_free(manager *m) {
         free(m->reload_plugins_changed);
         timer_heap_done(&m->real_heap);
         timer_heap_done(&m->boot_heap);
+        backfill_done(m);
         sd_event_source_disable_unref(m->real_timer);
         sd_event_source_disable_unref(m->boot_timer);
         sd_event_source_disable_unref(m->warm_timer);

@@ -65,6 +65,15 @@ struct job_rt {
         run *warm;            /* forked ahead for the fire at warm->scheduled, or NULL */
         struct job_metrics *metrics; /* counted since the daemon started (core/metrics.h), or NULL */
         usec_t warm_tried;    /* the cron instant warming last considered */
+        usec_t fire_delay;    /* random_delay of the queued fire: its wake is this much after it */
+        usec_t paused_until;  /* 0: not paused; fires before it do not run (USEC_INFINITY: until resumed) */
+        /* overlap queue/replace: the one fire waiting for the run in flight to end */
+        bool queued;
+        run_trigger queued_trigger;
+        usec_t queued_scheduled;
+        /* schedctl backfill in progress (persisted in history as it goes) */
+        bool backfilling;
+        usec_t backfill_from, backfill_to, backfill_next;
 };
 
 /* Reference-counted registry snapshot: runs keep the definition they started with alive
@@ -132,6 +141,10 @@ struct manager {
         bool subreaper; /* what runs leave behind comes to the daemon (orphans.c) */
         sd_event_source *orphan_timer; /* a sweep again, for children it could not tell */
 
+        /* steps the backfills in progress (backfill.c) */
+        sd_event_source *backfill_source;
+        size_t n_backfills; /* jobs with a backfill in progress: 0 spares run ends a scan */
+
         /* the control server, if any (control.c) */
         void *control;
         /* called when a run finishes, for `schedctl run --wait` */
@@ -177,3 +190,21 @@ int manager_metrics_text(manager *m, char **ret, size_t *ret_len);
 
 /* The effective enabled state (override or registry). */
 bool job_rt_enabled(const job_rt *j);
+
+/* Whether J's fire at SCHEDULED is held back by `schedctl pause`. */
+bool job_rt_paused(const job_rt *j, usec_t scheduled);
+
+/* `schedctl pause JOB [--until UNTIL]` (USEC_INFINITY: until resumed) and `resume` (PAUSE
+ * false), persisted in history. -ENOENT (no such job), or the history error. */
+int manager_set_paused(manager *m, const char *job, bool pause, usec_t until);
+
+/* `schedctl backfill`: the instants of JOB's cron schedule in [FROM, TO] (at most
+ * BACKFILL_MAX), *RET_N of them, of which *RET_CLAIMED ran (or were skipped) before and will not
+ * run again. Unless DRY_RUN, the rest run one after the other, oldest first, each standing
+ * for its instant, and the backfill is persisted so a restart resumes it. *RET_INSTANTS
+ * (malloc'ed, may be NULL) lists them all. -ENOENT (no such job), -EINVAL (an @every job, an
+ * empty or reversed range: *RET_ERROR says so), -E2BIG (more than BACKFILL_MAX instants),
+ * -EBUSY (a backfill of JOB is in progress), -EPERM (disabled), or a history error. */
+#define BACKFILL_MAX 100000
+int manager_backfill(manager *m, const char *job, usec_t from, usec_t to, bool dry_run, usec_t **ret_instants,
+                     size_t *ret_n, size_t *ret_claimed, const char **ret_error);

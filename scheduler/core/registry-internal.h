@@ -17,7 +17,7 @@
 #include "core/registry.h"
 
 /* The most keys any mapping of the registry allows (a job's). */
-#define KEYS_MAX 18
+#define KEYS_MAX 40
 
 /* A plugin file looked at, and loaded (or found unloadable), once per path and shared by every
  * job naming it. */
@@ -195,6 +195,19 @@ void parse_chain(loader *l, source *s, yaml_node_t *n, const char *job, const ch
 void job_chain_done(job_chain *c);
 /* After every file is read: reports chained names that name no job, at their position. */
 void check_chains(loader *l);
+/* ---- registry-identity.c: whom a job runs as, and with what ---------------------------------- */
+
+/* The nodes of a job's identity keys (NULL: not given) and of the job itself. */
+typedef struct job_identity_nodes {
+        yaml_node_t *job, *user, *group, *environment, *environment_file, *credentials;
+} job_identity_nodes;
+/* user/group (else scheduler.default_user) resolved, environment_file read, environment and
+ * credentials checked. */
+void parse_job_identity(loader *l, source *s, job_def *j, const job_identity_nodes *n, const char *job);
+/* Reports a plugin file or directory J's user could write, at PLUGIN_NODE. */
+void check_job_plugin_owner(loader *l, source *s, job_def *j, yaml_node_t *plugin_node, const char *job);
+/* Frees what parse_job_identity() added to J. */
+void job_def_free_identity(job_def *j);
 
 /* ---- registry.c: the registry ---------------------------------------------------------------- */
 

@@ -13,10 +13,12 @@ static const char *const job_keys[] = {
         "name", "description", "plugin", "schedule", "timezone", "enabled", "singleton",
         "timeout", "retry", "run_on_startup", "catch_up", "params", "limits",
         "command", "shell", "working_directory", "on_failure", "on_success",
+        "user", "group", "environment", "environment_file", "credentials", "overlap", "random_delay",
 };
 enum { J_NAME, J_DESCRIPTION, J_PLUGIN, J_SCHEDULE, J_TIMEZONE, J_ENABLED, J_SINGLETON,
        J_TIMEOUT, J_RETRY, J_RUN_ON_STARTUP, J_CATCH_UP, J_PARAMS, J_LIMITS,
-       J_COMMAND, J_SHELL, J_WORKING_DIRECTORY, J_ON_FAILURE, J_ON_SUCCESS };
+       J_COMMAND, J_SHELL, J_WORKING_DIRECTORY, J_ON_FAILURE, J_ON_SUCCESS,
+       J_USER, J_GROUP, J_ENVIRONMENT, J_ENVIRONMENT_FILE, J_CREDENTIALS, J_OVERLAP, J_RANDOM_DELAY };
 
 static const char *const limits_keys[] = { "address_space", "cpu", "open_files" };
 enum { L_ADDRESS_SPACE, L_CPU, L_OPEN_FILES };
@@ -159,6 +161,7 @@ job_def *job_def_free(job_def *j) {
         params_done(&j->params);
         job_chain_done(&j->on_failure);
         job_chain_done(&j->on_success);
+        job_def_free_identity(j);
         free(j);
         return NULL;
 }
@@ -413,12 +416,55 @@ static int parse_when(loader *l, source *s, job_def *j, yaml_node_t **v, const c
         return 0;
 }
 
+static const char *const overlap_table[_JOB_OVERLAP_MAX] = {
+        [JOB_OVERLAP_SKIP] = "skip",
+        [JOB_OVERLAP_ALLOW] = "allow",
+        [JOB_OVERLAP_QUEUE] = "queue",
+        [JOB_OVERLAP_REPLACE] = "replace",
+};
+
+const char *job_overlap_to_string(job_overlap o) {
+        return o >= 0 && o < _JOB_OVERLAP_MAX ? overlap_table[o] : NULL;
+}
+
+job_overlap job_overlap_from_string(const char *s) {
+        for (int i = 0; s && i < _JOB_OVERLAP_MAX; i++)
+                if (streq(overlap_table[i], s))
+                        return (job_overlap) i;
+        return _JOB_OVERLAP_INVALID;
+}
+
+/* overlap:, and singleton: as its older spelling (true = skip, false = allow). */
+static void parse_overlap(loader *l, source *s, job_def *j, yaml_node_t *overlap, yaml_node_t *singleton,
+                          const char *job) {
+        bool single = true;
+        if (singleton) {
+                parse_bool(l, s, singleton, job, "singleton", &single);
+                j->overlap = single ? JOB_OVERLAP_SKIP : JOB_OVERLAP_ALLOW;
+        }
+        if (overlap) {
+                const char *o = expect_scalar(l, s, overlap, job, "overlap", "skip, allow, queue or replace");
+                job_overlap v = job_overlap_from_string(o);
+                if (o && v < 0)
+                        report_at(l, s, overlap, job, "overlap: found \"%s\", expected skip, allow, queue or replace", o);
+                else if (o && singleton && (v == JOB_OVERLAP_ALLOW) == single)
+                        report_at(l, s, overlap, job, "overlap: %s contradicts singleton: %s (line %u); expected one "
+                                  "of the two (singleton: true is overlap: skip, false is allow)", o,
+                                  single ? "true" : "false", (unsigned) singleton->start_mark.line + 1);
+                else if (o)
+                        j->overlap = v;
+        }
+        /* what the rest of the daemon asks: may two runs of the job overlap? */
+        j->singleton = j->overlap != JOB_OVERLAP_ALLOW;
+}
+
 /* How runs go: the flags, the timeout, and the retry, limits and params sections. */
 static void parse_policy(loader *l, source *s, job_def *j, yaml_node_t **v, const char *job) {
         if (v[J_ENABLED])
                 parse_bool(l, s, v[J_ENABLED], job, "enabled", &j->enabled);
-        if (v[J_SINGLETON])
-                parse_bool(l, s, v[J_SINGLETON], job, "singleton", &j->singleton);
+        parse_overlap(l, s, j, v[J_OVERLAP], v[J_SINGLETON], job);
+        if (v[J_RANDOM_DELAY])
+                (void) parse_duration(l, s, v[J_RANDOM_DELAY], job, "random_delay", 0, &j->random_delay);
         if (v[J_RUN_ON_STARTUP])
                 parse_bool(l, s, v[J_RUN_ON_STARTUP], job, "run_on_startup", &j->run_on_startup);
         if (v[J_CATCH_UP])
@@ -498,8 +544,13 @@ void parse_job(loader *l, source *s, yaml_node_t *node, size_t index) {
                 parse_chain(l, s, v[J_ON_FAILURE], job, "on_failure", &j->on_failure);
         if (v[J_ON_SUCCESS])
                 parse_chain(l, s, v[J_ON_SUCCESS], job, "on_success", &j->on_success);
+        parse_job_identity(l, s, j, &(job_identity_nodes) { .job = node, .user = v[J_USER], .group = v[J_GROUP],
+                           .environment = v[J_ENVIRONMENT], .environment_file = v[J_ENVIRONMENT_FILE],
+                           .credentials = v[J_CREDENTIALS] }, job);
         if (parse_plugin(l, s, j, node, keys, v, job) < 0)
                 return loader_oom(l);
+        if (v[J_PLUGIN])
+                check_job_plugin_owner(l, s, j, v[J_PLUGIN], job);
         add_job(l, TAKE_PTR(j));
 }
 

@@ -7,6 +7,7 @@
 #include <sys/un.h>
 
 #include "basic/listen-address.h"
+#include "core/job-user.h"
 #include "core/registry-internal.h"
 
 #ifndef LOCALSTATEDIR
@@ -28,10 +29,10 @@ enum { TOP_SCHEDULER, TOP_JOBS };
 
 static const char *const scheduler_keys[] = {
         "state_dir", "plugin_dir", "control_socket", "admin_group", "timezone",
-        "max_concurrent", "shutdown_grace", "history", "include", "metrics_listen",
+        "max_concurrent", "shutdown_grace", "history", "include", "metrics_listen", "default_user",
 };
 enum { S_STATE_DIR, S_PLUGIN_DIR, S_CONTROL_SOCKET, S_ADMIN_GROUP, S_TIMEZONE,
-       S_MAX_CONCURRENT, S_SHUTDOWN_GRACE, S_HISTORY, S_INCLUDE, S_METRICS_LISTEN };
+       S_MAX_CONCURRENT, S_SHUTDOWN_GRACE, S_HISTORY, S_INCLUDE, S_METRICS_LISTEN, S_DEFAULT_USER };
 
 static const char *const history_keys[] = { "retention", "max_runs_per_job", "prune_interval" };
 enum { H_RETENTION, H_MAX_RUNS, H_PRUNE_INTERVAL };
@@ -122,6 +123,23 @@ static void parse_history(loader *l, source *s, yaml_node_t *map) {
                                       &l->reg->history_prune_interval);
 }
 
+/* Checked here, once: jobs that fall back to it do not repeat an unknown user. */
+static void parse_default_user(loader *l, source *s, yaml_node_t *n) {
+        const char *u = expect_string(l, s, n, NULL, "scheduler.default_user", "a user name or uid");
+        _cleanup_free_ char *error = NULL;
+        job_identity id = {};
+        if (!u)
+                return;
+        int q = job_identity_resolve(u, NULL, &id, &error);
+        job_identity_done(&id);
+        if (q == -ENOMEM)
+                return loader_oom(l);
+        if (q < 0)
+                report_at(l, s, n, NULL, "scheduler.default_user: %s", error ?: strerror(-q));
+        else if (!(l->reg->default_user = strdup(u)))
+                loader_oom(l);
+}
+
 static void parse_scheduler(loader *l, source *s, yaml_node_t *map) {
         yaml_node_t *keys[KEYS_MAX], *v[KEYS_MAX];
         registry *reg = l->reg;
@@ -174,6 +192,8 @@ static void parse_scheduler(loader *l, source *s, yaml_node_t *map) {
                 parse_history(l, s, v[S_HISTORY]);
         if (v[S_METRICS_LISTEN] && !node_is_null(v[S_METRICS_LISTEN]))
                 parse_listen(l, s, v[S_METRICS_LISTEN], "scheduler.metrics_listen", &reg->metrics_listen);
+        if (v[S_DEFAULT_USER])
+                parse_default_user(l, s, v[S_DEFAULT_USER]);
         if (v[S_INCLUDE])
                 parse_path(l, s, v[S_INCLUDE], "scheduler.include", "a glob pattern like jobs.d/*.yaml", l->base_dir,
                            &reg->include);
@@ -415,6 +435,7 @@ registry *registry_free(registry *r) {
         free(r->control_socket);
         free(r->admin_group);
         free(r->timezone);
+        free(r->default_user);
         free(r->include);
         free(r->metrics_listen);
         for (size_t i = 0; i < r->n_interned; i++)

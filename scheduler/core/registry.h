@@ -6,6 +6,7 @@
  * it is valid, so a registry object is never modified after registry_load() returns. */
 
 #include <stdbool.h>
+#include <sys/types.h>
 
 #include "basic/diag.h"
 #include "basic/macro.h"
@@ -58,6 +59,32 @@ typedef struct job_chain {
         chain_ref *items;
         size_t n;
 } job_chain;
+/* What a fire does while a run of the same job is still in flight (`overlap:`). */
+typedef enum job_overlap {
+        JOB_OVERLAP_SKIP,    /* recorded as skipped (singleton: true) */
+        JOB_OVERLAP_ALLOW,   /* runs alongside (singleton: false) */
+        JOB_OVERLAP_QUEUE,   /* waits for the run to end; at most one fire waits */
+        JOB_OVERLAP_REPLACE, /* the run in flight is cancelled, then the fire runs */
+        _JOB_OVERLAP_MAX,
+        _JOB_OVERLAP_INVALID = -EINVAL,
+} job_overlap;
+
+const char *job_overlap_to_string(job_overlap o);
+job_overlap job_overlap_from_string(const char *s);
+
+/* Whom a job's runs run as (`user:`, `group:`, else scheduler.default_user), resolved when
+ * the registry is read: the child takes GROUPS, GID and UID in that order. USER NULL: the
+ * daemon's own identity. */
+typedef struct job_identity {
+        char *user;
+        char *group;      /* NULL: the user's primary group */
+        uid_t uid;
+        gid_t gid;
+        gid_t *groups;    /* supplementary groups of USER (with GID) */
+        size_t n_groups;
+        char *home;       /* HOME of the run */
+        char *shell;
+} job_identity;
 
 typedef struct job_def {
         char *name;
@@ -80,6 +107,13 @@ typedef struct job_def {
         /* jobs started (as manual runs) when a run of this one ends for good: failed, timed out,
          * crashed (after its last retry), or succeeded; each named job exists */
         job_chain on_failure, on_success;
+        job_overlap overlap;  /* singleton mirrors it: overlap != JOB_OVERLAP_ALLOW */
+        usec_t random_delay;  /* 0: none; fires wait jitter_delay(name, instant, this) */
+        job_identity identity;
+        char **environment;   /* "KEY=VALUE" from environment_file, then environment: */
+        size_t n_environment;
+        char **credentials;   /* names under $CREDENTIALS_DIRECTORY the run may read */
+        size_t n_credentials;
         const char *file;    /* where the job was defined (in registry.interned) */
         unsigned line, column; /* of the job's first key */
         void *userdata;      /* what the plugin's init returned (set by job_init_all) */
@@ -93,6 +127,7 @@ typedef struct registry {
         char *control_socket;  /* default RUNSTATEDIR/schedulerd/control.sock */
         char *admin_group;     /* default "schedulerd" */
         char *timezone;        /* default "UTC" */
+        char *default_user;    /* default NULL: jobs without user: run as the daemon */
         const tz *zone;
         unsigned max_concurrent;   /* default 16 */
         usec_t shutdown_grace;     /* default 30s */

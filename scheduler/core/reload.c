@@ -132,6 +132,7 @@ int manager_swap_registry(manager *m, registry *r) {
                                  j->enabled_override ? "disable" : "enable", j->def->name);
                 if (o) {
                         j->metrics = TAKE_PTR(o->metrics); /* counters outlive a reload */
+                        overlap_carry(j, o);
                         /* an unchanged @every keeps its cadence across reloads */
                         if (j->every && o->every && j->def->schedule.interval == o->def->schedule.interval &&
                             timer_entry_queued(&o->fire.entry))
@@ -155,6 +156,7 @@ int manager_swap_registry(manager *m, registry *r) {
 
         registry_ref_unref(m->reg);
         m->reg = ref;
+        backfill_load(m);
         manager_arm_timers(m);
         manager_status_changed(m);
         return 0;

@@ -80,6 +80,10 @@ void manager_run_done(run *r, void *userdata) {
         registry_ref_unref(registry_ref_of_run(r));
         run_free(r);
         manager_status_changed(m);
+        /* what waited for this run: a queued fire, a backfill's next instant */
+        if (j)
+                overlap_run_ended(m, j);
+        backfill_kick(m);
 
         if (m->shutting_down && m->n_running == 0)
                 (void) sd_event_exit(m->event, 0);

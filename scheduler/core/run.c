@@ -11,6 +11,8 @@
 #include "basic/clock.h"
 #include "basic/duration.h"
 #include "basic/shared-maps.h"
+#include "core/job-credentials.h"
+#include "core/job-user.h"
 #include "core/jobctx.h"
 #include "basic/log-fields.h"
 #include "basic/log.h"
@@ -152,9 +154,17 @@ void run_child(const job_def *def, const char *dir, int64_t id, usec_t scheduled
         (void) unsetenv("WATCHDOG_USEC");
 
         setvbuf(stdout, NULL, _IOLBF, 0);
-        child_enter_state_dir(dir);
-
         child_apply_limits(&def->limits);
+        /* secrets are read while the child still has the daemon's privileges, then dropped */
+        job_credentials_load(def);
+        int qi = job_identity_enter(def);
+        if (qi < 0) {
+                fprintf(stderr, "<3>cannot run as user %s: %s; the run did not start\n", def->identity.user ?: "(daemon)",
+                        strerror(-qi));
+                _exit(RUN_EXIT_FAIL);
+        }
+        /* as the job's user: its directory must be its own (checked, never followed) */
+        child_enter_state_dir(dir);
         if (gate && slot >= 0) {
                 int q = start_gate_wait(gate, (unsigned) slot, jobctx_cancelled, &id);
                 if (q == -EINTR) {
@@ -370,6 +380,11 @@ static int on_child_exit(sd_event_source *s, const siginfo_t *si, void *userdata
         r->finished = clock_now_realtime();
         r->duration = clock_now_monotonic() - r->started_mono;
 
+        if (r->status == RUN_STATUS_CANCELLED && r->cancel_reason[0]) {
+                char own[sizeof(r->message)];
+                snprintf(own, sizeof(own), "%s", r->message);
+                snprintf(r->message, sizeof(r->message), own[0] ? "%s (%s)" : "%s%s", r->cancel_reason, own);
+        }
         if (!r->message[0]) {
                 if (r->status == RUN_STATUS_TIMED_OUT) {
                         char d[DURATION_MAX];
@@ -573,6 +588,12 @@ void run_cancel(run *r) {
         if (!r->timed_out)
                 r->cancelled = true;
         signal_group(r, SIGTERM);
+}
+
+void run_cancel_because(run *r, const char *reason) {
+        if (!r->timed_out)
+                snprintf(r->cancel_reason, sizeof(r->cancel_reason), "%s", reason);
+        run_cancel(r);
 }
 
 void run_kill(run *r) {

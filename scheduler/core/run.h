@@ -63,6 +63,7 @@ struct run {
         line_budget log_budget;
 
         bool timed_out, cancelled, killed;
+        char cancel_reason[256]; /* why it was cancelled, if not for shutdown ("" otherwise) */
 
         /* outcome, valid in the done callback */
         run_status status;
@@ -139,6 +140,10 @@ void run_set_default_nofile(const struct rlimit *l);
  * then its deadline's escalation (SIGKILL RUN_KILL_GRACE after the SIGTERM) stays. Its status
  * becomes cancelled (shutdown) unless it had already timed out. */
 void run_cancel(run *r);
+
+/* run_cancel() for REASON, which becomes the run's recorded message (the plugin's own message,
+ * if any, is appended in parentheses). */
+void run_cancel_because(run *r, const char *reason);
 
 /* SIGKILL to the run's process group (end of shutdown grace). */
 void run_kill(run *r);

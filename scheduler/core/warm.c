@@ -363,7 +363,7 @@ int manager_on_warm_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                            ls->n_pending < LAUNCH_INFLIGHT_MAX;
              i++) {
                 job_rt *j = m->warm_scratch[i];
-                usec_t when = j->fire.entry.when;
+                usec_t when = j->fire.entry.when - j->fire_delay; /* the instant, not its delayed wake */
                 const char *dir;
                 run *r;
                 int q;
@@ -374,7 +374,7 @@ int manager_on_warm_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                         guarded = true;
                         break;
                 }
-                j->warm_tried = when;
+                j->warm_tried = j->fire.entry.when; /* as warm_collect() compares it: the wake */
                 manager_warm_abandon(j); /* for an earlier instant that never came (clock set back) */
                 if (!job_rt_enabled(j) || !(dir = job_rt_dir(m, j)))
                         continue;

@@ -20,6 +20,7 @@
 #include "schedctl/crontab-import.h"
 #include "schedctl/format.h"
 #include "basic/schedule.h"
+#include "basic/jitter.h"
 #include "basic/timefmt.h"
 #include "basic/tz.h"
 #include "control/protocol.h"
@@ -60,6 +61,10 @@ static void help(FILE *f) {
                 "                                past runs, newest first\n"
                 "  reload                        re-read the registry (as SIGHUP) and say whether it was taken\n"
                 "  metrics                       the daemon's metrics, Prometheus text format\n"
+                "  pause JOB [--until TIME], resume JOB\n"
+                "                                hold back a job's fires, or let them run again (persisted)\n"
+                "  backfill JOB --from TIME --to TIME [--dry-run]\n"
+                "                                run every fire instant of a past range, oldest first\n"
                 "\n"
                 "Offline commands:\n"
                 "  check [FILE]                  validate a registry (default: --config) and load its plugins\n"
@@ -198,6 +203,12 @@ static char *format_left(usec_t d, char *buf, size_t n) {
         return buf;
 }
 
+/* A random_delay as seconds with milliseconds ("29.779s"): microseconds are noise here. */
+static char *fmt_delay(usec_t d, char *buf, size_t n) {
+        snprintf(buf, n, "%" PRIu64 ".%03us", d / USEC_PER_SEC, (unsigned) (d % USEC_PER_SEC / USEC_PER_MSEC));
+        return buf;
+}
+
 static bool looks_like_expression(const char *s) {
         return s[0] == '@' || strchr(s, ' ') || strchr(s, '*');
 }
@@ -211,7 +222,8 @@ static int verb_next(int argc, char **argv) {
                 {},
         };
         const char *zone_name = NULL, *from_s = NULL, *what;
-        _cleanup_free_ char *expr = NULL;
+        _cleanup_free_ char *expr = NULL, *job_name = NULL;
+        usec_t random_delay = 0; /* of the job named: each fire's own delay is shown */
         unsigned count = 5;
         int c;
 
@@ -278,6 +290,9 @@ static int verb_next(int argc, char **argv) {
                         }
                         s = j->schedule;
                         expr = strdup(j->schedule_expr);
+                        random_delay = j->random_delay;
+                        if (random_delay > 0 && !(job_name = strdup(j->name)))
+                                return log_oom();
                         if (!zone_name)
                                 zone_name = j->timezone;
                 }
@@ -304,7 +319,10 @@ static int verb_next(int argc, char **argv) {
         _cleanup_(json_decrefp) json_t *arr = json_array();
         if (!arr)
                 return log_oom();
-        if (!arg_json)
+        if (!arg_json && random_delay > 0)
+                printf("%-27s %-22s %-10s %s\n", s.kind == SCHEDULE_EVERY ? "NEXT (relative to FROM)" : "NEXT (local)",
+                       "UTC", "DELAY", "LEFT");
+        else if (!arg_json)
                 printf("%-27s %-22s %s\n", s.kind == SCHEDULE_EVERY ? "NEXT (relative to FROM)" : "NEXT (local)", "UTC",
                        "LEFT");
 
@@ -325,23 +343,29 @@ static int verb_next(int argc, char **argv) {
                         t = next;
                         fire = (usec_t) next * USEC_PER_SEC;
                 }
-                char lb[TIMEFMT_MAX], ub[TIMEFMT_MAX], left[64];
+                char lb[TIMEFMT_MAX], ub[TIMEFMT_MAX], left[64], db[DURATION_MAX];
+                /* the same delay the daemon (any node) gives this fire: a function of (job, instant) */
+                usec_t delay = job_name ? jitter_delay(job_name, fire, random_delay) : 0;
                 timefmt_rfc3339(fire, z, false, lb, sizeof(lb));
                 timefmt_rfc3339(fire, NULL, false, ub, sizeof(ub));
-                /* LEFT is from now, whatever --from says: it is when the fire comes, not a gap */
-                if (fire + USEC_PER_SEC > now)
-                        format_left(fire > now ? fire - now : 0, left, sizeof(left));
+                /* LEFT is from now, whatever --from says: it is when the fire comes (after its
+                 * random_delay), not a gap */
+                usec_t at = fire + delay;
+                if (at + USEC_PER_SEC > now)
+                        format_left(at > now ? at - now : 0, left, sizeof(left));
                 else {
                         char ago[64];
-                        snprintf(left, sizeof(left), "%s ago", format_left(now - fire, ago, sizeof(ago)));
+                        snprintf(left, sizeof(left), "%s ago", format_left(now - at, ago, sizeof(ago)));
                 }
                 if (arg_json) {
-                        json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:I}", "utc", ub, "local", lb, "zone", tz_name(z),
-                                              "usec", (json_int_t) fire, "left_usec",
-                                              (json_int_t) fire - (json_int_t) now);
+                        json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I}", "utc", ub, "local", lb, "zone", tz_name(z),
+                                              "usec", (json_int_t) fire, "left_usec", (json_int_t) at - (json_int_t) now,
+                                              "delay_usec", (json_int_t) delay);
                         if (!o || json_array_append_new(arr, o) < 0)
                                 return log_oom();
-                } else
+                } else if (random_delay > 0)
+                        printf("%-27s %-22s %-10s %s\n", lb, ub, fmt_delay(delay, db, sizeof(db)), left);
+                else
                         printf("%-27s %-22s %s\n", lb, ub, left);
         }
         if (arg_json) {
@@ -577,6 +601,10 @@ enum {
         OPT_SINCE,
         OPT_STATUS,
         OPT_OUTPUT,
+        OPT_UNTIL,
+        OPT_FROM,
+        OPT_TO,
+        OPT_DRY_RUN,
 };
 
 typedef struct verb_help {
@@ -670,7 +698,8 @@ static const verb_help list_help = {
         "list [--json] [--utc]",
         "One row per job, in the style of 'systemctl list-timers': NEXT and LEFT (the next fire,\n"
         "in the job's zone), LAST and PASSED (the last start), the last run's STATUS, the job's\n"
-        "STATE (idle, running, retrying), whether it is ENABLED, RUNS, FAILED and AVG duration.\n"
+        "STATE (idle, running, retrying), whether it is ENABLED (yes, no, paused [until TIME]),\n"
+        "RUNS, FAILED and AVG duration.\n"
         "\n"
         "  --utc    times in UTC instead of each job's zone\n",
 };
@@ -709,8 +738,16 @@ static int verb_list(int argc, char **argv) {
                         passed[FORMAT_RELATIVE_MAX + 8], avg[FORMAT_RELATIVE_MAX], runs[24], fails[24];
                 const tz *z = zone_of(jstr(j, FIELD_TIMEZONE));
                 bool enabled = json_is_true(json_object_get(j, FIELD_ENABLED));
+                bool paused = json_is_true(json_object_get(j, FIELD_PAUSED));
                 usec_t nx = jusec(j, FIELD_NEXT_USEC), ls = jusec(j, FIELD_LAST_USEC);
                 const char *st = jstr(j, FIELD_LAST_STATUS);
+                char pause[FORMAT_TIMESTAMP_MAX + 16];
+                if (paused && jusec(j, FIELD_PAUSED_UNTIL_USEC) != USEC_INFINITY) {
+                        char u[FORMAT_TIMESTAMP_MAX];
+                        snprintf(pause, sizeof(pause), "paused until %s",
+                                 fmt_ts(jusec(j, FIELD_PAUSED_UNTIL_USEC), z, u, sizeof(u)));
+                } else
+                        snprintf(pause, sizeof(pause), "paused");
                 snprintf(runs, sizeof(runs), "%lld", jint(j, FIELD_RUNS, 0));
                 snprintf(fails, sizeof(fails), "%lld", jint(j, FIELD_FAILURES, 0));
                 if (table_add(t, fmt_ts(nx, z, next, sizeof(next)), NULL) < 0 ||
@@ -719,8 +756,9 @@ static int verb_list(int argc, char **argv) {
                     table_add(t, fmt_passed(ls, now, passed, sizeof(passed)), NULL) < 0 ||
                     table_add(t, jstr(j, FIELD_NAME), COLOR_BOLD) < 0 || table_add(t, st, status_color(st)) < 0 ||
                     table_add(t, jstr(j, FIELD_STATE), state_color(jstr(j, FIELD_STATE))) < 0 ||
-                    table_add(t, enabled_text(enabled, json_is_boolean(json_object_get(j, FIELD_ENABLED_OVERRIDE))),
-                              enabled ? NULL : COLOR_GREY) < 0 ||
+                    table_add(t, enabled && paused ? pause
+                                                   : enabled_text(enabled, json_is_boolean(json_object_get(j, FIELD_ENABLED_OVERRIDE))),
+                              enabled && !paused ? NULL : COLOR_GREY) < 0 ||
                     table_add(t, runs, NULL) < 0 ||
                     table_add(t, fails, jint(j, FIELD_FAILURES, 0) > 0 ? COLOR_RED : NULL) < 0 ||
                     table_add(t, fmt_duration(jusec(j, FIELD_AVERAGE_DURATION_USEC), avg, sizeof(avg)), NULL) < 0 ||
@@ -848,7 +886,16 @@ static int verb_status(int argc, char **argv) {
                json_is_boolean(ov) ? " (set with schedctl enable/disable)" : "");
         printf("       State: %s%s%s\n", color && state_color(state) ? state_color(state) : "", state ?: "-",
                color && state_color(state) ? COLOR_RESET : "");
-        if (nx != USEC_INFINITY)
+        usec_t delay = jusec(j, FIELD_NEXT_DELAY_USEC);
+        if (json_is_true(json_object_get(j, FIELD_PAUSED))) {
+                usec_t pu = jusec(j, FIELD_PAUSED_UNTIL_USEC);
+                printf("      Paused: %s%s (schedctl resume %s)\n", pu == USEC_INFINITY ? "until resumed" : "until ",
+                       pu == USEC_INFINITY ? "" : format_timestamp(pu, z, a, sizeof(a)), jstr(j, FIELD_NAME));
+        }
+        if (nx != USEC_INFINITY && delay != USEC_INFINITY && delay > 0)
+                printf("        Next: %s, starting %s later by random_delay (in %s)\n", format_timestamp(nx, z, a, sizeof(a)),
+                       fmt_delay(delay, d, sizeof(d)), fmt_left(nx + delay, now, b, sizeof(b)));
+        else if (nx != USEC_INFINITY)
                 printf("        Next: %s (in %s)\n", format_timestamp(nx, z, a, sizeof(a)),
                        fmt_left(nx, now, b, sizeof(b)));
         else
@@ -865,7 +912,21 @@ static int verb_status(int argc, char **argv) {
         printf("      Plugin: %s\n", jstr(j, FIELD_PLUGIN) ?: "-");
         usec_t to = jusec(j, FIELD_TIMEOUT_USEC);
         printf("     Timeout: %s\n", to == USEC_INFINITY || to == 0 ? "none" : duration_format(to, d, sizeof(d)));
-        printf("    Policies: %s%s%s\n", json_is_true(json_object_get(j, FIELD_SINGLETON)) ? "singleton" : "concurrent",
+        if (jstr(j, FIELD_USER))
+                printf("     Runs as: user %s%s%s\n", jstr(j, FIELD_USER), jstr(j, FIELD_GROUP) ? ", group " : "",
+                       jstr(j, FIELD_GROUP) ?: "");
+        if (jusec(j, FIELD_RANDOM_DELAY_USEC) > 0 && jusec(j, FIELD_RANDOM_DELAY_USEC) != USEC_INFINITY)
+                printf("Random delay: up to %s, the same for a fire on every node\n",
+                       duration_format(jusec(j, FIELD_RANDOM_DELAY_USEC), d, sizeof(d)));
+        json_t *bf = json_object_get(j, FIELD_BACKFILL);
+        if (json_is_object(bf))
+                printf("    Backfill: in progress, next at or after %s, up to %s\n",
+                       format_timestamp(jusec(bf, FIELD_NEXT_USEC), z, a, sizeof(a)),
+                       format_timestamp(jusec(bf, FIELD_TO), z, e, sizeof(e)));
+        if (jusec(j, FIELD_QUEUED_USEC) != USEC_INFINITY)
+                printf("      Queued: the fire at %s waits for the run in flight\n",
+                       format_timestamp(jusec(j, FIELD_QUEUED_USEC), z, a, sizeof(a)));
+        printf("    Policies: overlap %s%s%s\n", jstr(j, FIELD_OVERLAP) ?: (json_is_true(json_object_get(j, FIELD_SINGLETON)) ? "skip" : "allow"),
                json_is_true(json_object_get(j, FIELD_CATCH_UP)) ? ", catch_up" : "",
                json_is_true(json_object_get(j, FIELD_RUN_ON_STARTUP)) ? ", run_on_startup" : "");
         if (jint(retry, FIELD_ATTEMPTS, 0) > 0)
@@ -1298,6 +1359,174 @@ static int verb_import_crontab(int argc, char **argv) {
         return EXIT_SUCCESS;
 }
 
+/* --- pause, resume, backfill ------------------------------------------------------- */
+
+/* TIME as run --at takes it: RFC 3339, or without an offset local to JOB's zone. */
+static int parse_job_time(const char *job, const char *what, const char *s, usec_t *ret) {
+        parse_error e = {};
+        if (timefmt_parse(s, NULL, ret, &e) >= 0)
+                return 0;
+        e = (parse_error) {};
+        const tz *z = zone_of_job(job);
+        if (!z && tz_load("UTC", (tz **) &z) < 0)
+                return log_oom();
+        if (timefmt_parse(s, z, ret, &e) < 0)
+                return usage_error("%s: \"%s\": %s; expected RFC 3339 such as 2026-03-29T07:30:00+02:00", what, s,
+                                   e.message);
+        return 0;
+}
+
+static const verb_help pause_help = {
+        "pause JOB [--until TIME] [--json]",
+        "Holds back JOB's fires (schedule, catch-up, start-up, backfill) until TIME, or until\n"
+        "schedctl resume. Fires held back are not run later. Manual runs still go. Kept in the\n"
+        "history database: survives restarts and reloads; schedctl list shows it.\n"
+        "\n"
+        "  --until TIME   fires before TIME are held back (RFC 3339; without an offset, local to\n"
+        "                 the job's zone)\n",
+};
+
+static const verb_help resume_help = {
+        "resume JOB [--json]",
+        "Ends a pause of JOB: its next fires run again.\n",
+};
+
+static const char *pause_until = NULL;
+
+static int pause_option(int opt, const char *arg) {
+        if (opt == OPT_UNTIL) {
+                pause_until = arg;
+                return -1;
+        }
+        return usage_error("pause: unexpected option");
+}
+
+static int set_paused(int argc, char **argv, bool pause) {
+        static const struct option extra[] = { { "until", required_argument, NULL, OPT_UNTIL }, {} };
+        const verb_help *h = pause ? &pause_help : &resume_help;
+        char **ops;
+        int n, r = collect_operands(argc, argv, h, pause ? extra : NULL, pause ? pause_option : NULL, &ops, &n);
+        if (r >= 0)
+                return r;
+        if (n != 1)
+                return usage_error("%s takes one JOB, e.g. schedctl %s hello", argv[0], argv[0]);
+        json_t *until = json_null();
+        if (pause_until) {
+                usec_t t;
+                if ((r = parse_job_time(ops[0], "pause --until", pause_until, &t)) != 0)
+                        return r;
+                until = json_integer((json_int_t) t);
+        }
+        _cleanup_(json_decrefp) json_t *reply = NULL;
+        json_t *req = pause ? json_pack("{s:s, s:s, s:o}", FIELD_COMMAND, control_command_name(CONTROL_PAUSE), FIELD_JOB,
+                                        ops[0], FIELD_UNTIL, until)
+                            : json_pack("{s:s, s:s}", FIELD_COMMAND, control_command_name(CONTROL_RESUME), FIELD_JOB, ops[0]);
+        r = call(req, CALL_TIMEOUT, &reply, NULL);
+        if (r != EXIT_SUCCESS)
+                return r;
+        if (arg_json)
+                print_json(reply);
+        else if (!pause)
+                printf("Resumed %s: its next fires run.\n", ops[0]);
+        else if (pause_until) {
+                char a[FORMAT_TIMESTAMP_MAX];
+                printf("Paused %s until %s.\n", ops[0],
+                       format_timestamp(jusec(reply, FIELD_PAUSED_UNTIL_USEC), zone_of_job(ops[0]), a, sizeof(a)));
+        } else
+                printf("Paused %s until schedctl resume %s.\n", ops[0], ops[0]);
+        return EXIT_SUCCESS;
+}
+
+static int verb_pause(int argc, char **argv) {
+        return set_paused(argc, argv, true);
+}
+
+static int verb_resume(int argc, char **argv) {
+        return set_paused(argc, argv, false);
+}
+
+static const verb_help backfill_help = {
+        "backfill JOB --from TIME --to TIME [--dry-run] [--json] [--utc]",
+        "Runs every fire instant of JOB's cron schedule from --from to --to (both included), oldest\n"
+        "first, one after the other, each standing for its instant (what sched_job_scheduled()\n"
+        "returns). Each is claimed in history like any fire: an instant that ran before (or was\n"
+        "skipped) does not run again, and a backfill cut short by a restart resumes where it was.\n"
+        "It waits while the job runs, is disabled or paused. Runs have the trigger catch_up.\n"
+        "\n"
+        "  --from TIME, --to TIME   the range (RFC 3339; without an offset, local to the job's zone)\n"
+        "  --dry-run                list the instants and which of them ran before; run nothing\n",
+};
+
+static const char *bf_from = NULL, *bf_to = NULL;
+static bool bf_dry = false;
+
+static int backfill_option(int opt, const char *arg) {
+        switch (opt) {
+        case OPT_FROM:
+                bf_from = arg;
+                return -1;
+        case OPT_TO:
+                bf_to = arg;
+                return -1;
+        case OPT_DRY_RUN:
+                bf_dry = true;
+                return -1;
+        }
+        return usage_error("backfill: unexpected option");
+}
+
+static int verb_backfill(int argc, char **argv) {
+        static const struct option extra[] = {
+                { "from", required_argument, NULL, OPT_FROM },
+                { "to", required_argument, NULL, OPT_TO },
+                { "dry-run", no_argument, NULL, OPT_DRY_RUN },
+                {},
+        };
+        char **ops;
+        usec_t from, to;
+        int n, r = collect_operands(argc, argv, &backfill_help, extra, backfill_option, &ops, &n);
+        if (r >= 0)
+                return r;
+        if (n != 1)
+                return usage_error("backfill takes one JOB, e.g. schedctl backfill report --from 2026-03-01T00:00 "
+                                   "--to 2026-03-02T00:00");
+        if (!bf_from || !bf_to)
+                return usage_error("backfill needs --from TIME and --to TIME");
+        if ((r = parse_job_time(ops[0], "backfill --from", bf_from, &from)) != 0 ||
+            (r = parse_job_time(ops[0], "backfill --to", bf_to, &to)) != 0)
+                return r;
+        if (from > to)
+                return usage_error("backfill: --from %s is after --to %s; expected the older instant first", bf_from,
+                                   bf_to);
+
+        _cleanup_(json_decrefp) json_t *reply = NULL;
+        r = call(json_pack("{s:s, s:s, s:I, s:I, s:b}", FIELD_COMMAND, control_command_name(CONTROL_BACKFILL), FIELD_JOB,
+                           ops[0], FIELD_FROM, (json_int_t) from, FIELD_TO, (json_int_t) to, FIELD_DRY_RUN, bf_dry),
+                 CALL_TIMEOUT, &reply, NULL);
+        if (r != EXIT_SUCCESS)
+                return r;
+        if (arg_json) {
+                print_json(reply);
+                return EXIT_SUCCESS;
+        }
+        json_t *v = json_object_get(reply, FIELD_INSTANTS_USEC), *x;
+        size_t total = json_array_size(v), i;
+        long long claimed = jint(reply, FIELD_CLAIMED, 0);
+        if (bf_dry) {
+                const tz *z = zone_of_job(ops[0]);
+                json_array_foreach(v, i, x) {
+                        char a[FORMAT_TIMESTAMP_MAX];
+                        printf("%s\n", format_timestamp((usec_t) json_integer_value(x), z, a, sizeof(a)));
+                }
+                printf("\n%zu instant%s; %lld ran before and would be left out (dry run: nothing started).\n", total,
+                       total == 1 ? "" : "s", claimed);
+        } else
+                printf("Backfilling %s: %zu instant%s, %lld ran before and are left out; the rest run oldest first "
+                       "(schedctl status %s shows progress).\n",
+                       ops[0], total, total == 1 ? "" : "s", claimed, ops[0]);
+        return EXIT_SUCCESS;
+}
+
 /* --- main ------------------------------------------------------------------- */
 
 static const struct {
@@ -1308,6 +1537,7 @@ static const struct {
         { "status", verb_status },   { "run", verb_run },         { "enable", verb_enable },
         { "disable", verb_disable }, { "history", verb_history }, { "reload", verb_reload },
         { "metrics", verb_metrics }, { "import-crontab", verb_import_crontab },
+        { "pause", verb_pause },     { "resume", verb_resume },   { "backfill", verb_backfill },
 };
 
 int main(int argc, char **argv) {

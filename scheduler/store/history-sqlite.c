@@ -62,6 +62,17 @@ static const char *const migrations[] = {
         "        due_usec INTEGER NOT NULL\n"
         ");\n"
         "ALTER TABLE jobs ADD COLUMN first_loaded_usec INTEGER;\n",
+        /* 2 -> 3: `schedctl pause` and `schedctl backfill` (issue 18) */
+        "CREATE TABLE pauses (\n"
+        "        job TEXT PRIMARY KEY NOT NULL,\n"
+        "        until_usec INTEGER\n" /* NULL: until resumed */
+        ");\n"
+        "CREATE TABLE backfills (\n"
+        "        job TEXT PRIMARY KEY NOT NULL,\n"
+        "        from_usec INTEGER NOT NULL,\n"
+        "        to_usec INTEGER NOT NULL,\n"
+        "        next_usec INTEGER NOT NULL\n" /* the first instant not handled yet */
+        ");\n",
 };
 
 _Static_assert(ELEMENTSOF(migrations) == HISTORY_SCHEMA_VERSION,
@@ -1474,4 +1485,128 @@ int history_checkpoint(history *h) {
         if (rc != SQLITE_OK)
                 return fail(h, rc, "checkpointing the write-ahead log");
         return 0;
+}
+
+/* ---- pauses and backfills (schema 3) ------------------------------------------------------ */
+
+/* Ad-hoc statements: these run once per operator command or at start-up, not per fire. */
+static int prepare(history *h, const char *sql, sqlite3_stmt **ret) {
+        int rc = sqlite3_prepare_v2(h->db, sql, -1, ret, NULL);
+        return rc == SQLITE_OK ? 0 : fail(h, rc, "preparing a statement");
+}
+
+static int step_done(history *h, sqlite3_stmt *s, const char *what) {
+        int rc = sqlite3_step(s);
+        sqlite3_finalize(s);
+        return rc == SQLITE_DONE ? 0 : fail(h, rc, what);
+}
+
+int history_set_pause(history *h, const char *job, bool paused, usec_t until) {
+        sqlite3_stmt *s;
+        int r;
+
+        if (!h)
+                return -EINVAL;
+        if ((r = check_job(h, job)) < 0 || (paused && (r = check_usec(h, until, true, "pause end")) < 0))
+                return r;
+        r = prepare(h, paused ? "INSERT INTO pauses (job, until_usec) VALUES (?1, ?2)"
+                                " ON CONFLICT (job) DO UPDATE SET until_usec = excluded.until_usec"
+                              : "DELETE FROM pauses WHERE job = ?1", &s);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(s, 1, job, -1, SQLITE_TRANSIENT);
+        if (paused)
+                bind_usec(s, 2, until);
+        return step_done(h, s, paused ? "storing a pause" : "removing a pause");
+}
+
+int history_foreach_pause(history *h, history_pause_fn fn, void *userdata) {
+        sqlite3_stmt *s;
+        int r, rc;
+
+        if (!h || !fn)
+                return -EINVAL;
+        r = prepare(h, "SELECT job, until_usec FROM pauses", &s);
+        if (r < 0)
+                return r;
+        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+                const char *job = column_str(s, 0);
+                if (job && (r = fn(job, column_usec(s, 1), userdata)) < 0) {
+                        sqlite3_finalize(s);
+                        return r;
+                }
+        }
+        sqlite3_finalize(s);
+        return rc == SQLITE_DONE ? 0 : fail(h, rc, "reading pauses");
+}
+
+int history_set_backfill(history *h, const char *job, const history_backfill *b) {
+        sqlite3_stmt *s;
+        int r;
+
+        if (!h)
+                return -EINVAL;
+        if ((r = check_job(h, job)) < 0)
+                return r;
+        if (b && ((r = check_usec(h, b->from_usec, false, "backfill start")) < 0 ||
+                  (r = check_usec(h, b->to_usec, false, "backfill end")) < 0 ||
+                  (r = check_usec(h, b->next_usec, false, "backfill cursor")) < 0))
+                return r;
+        r = prepare(h, b ? "INSERT INTO backfills (job, from_usec, to_usec, next_usec) VALUES (?1, ?2, ?3, ?4)"
+                           " ON CONFLICT (job) DO UPDATE SET from_usec = excluded.from_usec,"
+                           " to_usec = excluded.to_usec, next_usec = excluded.next_usec"
+                         : "DELETE FROM backfills WHERE job = ?1", &s);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(s, 1, job, -1, SQLITE_TRANSIENT);
+        if (b) {
+                sqlite3_bind_int64(s, 2, (sqlite3_int64) b->from_usec);
+                sqlite3_bind_int64(s, 3, (sqlite3_int64) b->to_usec);
+                sqlite3_bind_int64(s, 4, (sqlite3_int64) b->next_usec);
+        }
+        return step_done(h, s, b ? "storing a backfill" : "removing a backfill");
+}
+
+int history_foreach_backfill(history *h, history_backfill_fn fn, void *userdata) {
+        sqlite3_stmt *s;
+        int r, rc;
+
+        if (!h || !fn)
+                return -EINVAL;
+        r = prepare(h, "SELECT job, from_usec, to_usec, next_usec FROM backfills", &s);
+        if (r < 0)
+                return r;
+        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+                const char *job = column_str(s, 0);
+                history_backfill b = {
+                        .from_usec = column_usec(s, 1), .to_usec = column_usec(s, 2), .next_usec = column_usec(s, 3),
+                };
+                if (job && (r = fn(job, &b, userdata)) < 0) {
+                        sqlite3_finalize(s);
+                        return r;
+                }
+        }
+        sqlite3_finalize(s);
+        return rc == SQLITE_DONE ? 0 : fail(h, rc, "reading backfills");
+}
+
+int history_fire_claimed(history *h, const char *job, usec_t scheduled) {
+        sqlite3_stmt *s;
+        int r, rc;
+
+        if (!h)
+                return -EINVAL;
+        if ((r = check_job(h, job)) < 0)
+                return r;
+        r = prepare(h, "SELECT 1 FROM runs WHERE job = ?1 AND scheduled_usec = ?2 AND attempt = 0"
+                       " AND claim_class = 'fire'", &s);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(s, 1, job, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(s, 2, (sqlite3_int64) scheduled);
+        rc = sqlite3_step(s);
+        sqlite3_finalize(s);
+        if (rc == SQLITE_ROW)
+                return 1;
+        return rc == SQLITE_DONE ? 0 : fail(h, rc, "looking up a claim");
 }

@@ -33,13 +33,14 @@
  * THREADS AND PROCESSES  A handle is used by one thread at a time and never across fork().
  *       Several processes may open the same file; writers wait up to HISTORY_BUSY_TIMEOUT_MS. */
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
 #include "basic/macro.h"
 #include "basic/run-status.h"
 
-#define HISTORY_SCHEMA_VERSION 2
+#define HISTORY_SCHEMA_VERSION 3
 #define HISTORY_BUSY_TIMEOUT_MS 5000
 #define HISTORY_OUTPUT_MAX 4096         /* bytes of output tail kept per run */
 #define HISTORY_MESSAGE_MAX 1024        /* bytes of result message kept per run */
@@ -244,3 +245,28 @@ int history_set_first_loaded(history *h, const char *job, usec_t when);
 
 /* The number of run rows and the database file's size in bytes (each pointer may be NULL). */
 int history_get_size(history *h, uint64_t *ret_runs, uint64_t *ret_bytes);
+/* ---- pauses and backfills ---- */
+
+/* Persists `schedctl pause` (PAUSED, fires before UNTIL do not run; USEC_INFINITY: until
+ * resumed) or `schedctl resume` (!PAUSED: the row goes). */
+int history_set_pause(history *h, const char *job, bool paused, usec_t until);
+
+/* Calls FN for every paused job with its end (USEC_INFINITY: until resumed). A negative return
+ * of FN stops the scan and is returned. */
+typedef int (*history_pause_fn)(const char *job, usec_t until, void *userdata);
+int history_foreach_pause(history *h, history_pause_fn fn, void *userdata);
+
+/* A backfill in progress: the instants of [from, to] at or after next are still to go. */
+typedef struct history_backfill {
+        usec_t from_usec, to_usec, next_usec;
+} history_backfill;
+
+/* Persists JOB's backfill B (one per job; replaces an earlier one), or removes it (B NULL). */
+int history_set_backfill(history *h, const char *job, const history_backfill *b);
+
+/* Calls FN for every backfill in progress, as history_foreach_pause() does. */
+typedef int (*history_backfill_fn)(const char *job, const history_backfill *b, void *userdata);
+int history_foreach_backfill(history *h, history_backfill_fn fn, void *userdata);
+
+/* 1 if JOB's fire at SCHEDULED was claimed (run or skipped, by any fire trigger), else 0. */
+int history_fire_claimed(history *h, const char *job, usec_t scheduled);

@@ -526,10 +526,10 @@ START_TEST(test_example_registry) {
         int k = registry_load(out, REGISTRY_LOAD_PLUGINS, &r, &d);
         _cleanup_free_ char *all = diags_to_string(&d);
         ck_assert_msg(k == 0, "example registry: %s\n%s", strerror(-k), all);
-        ck_assert_uint_eq(r->n_jobs, 5);
+        ck_assert_uint_eq(r->n_jobs, 6);
         ck_assert_str_eq(r->jobs[0]->name, "hello");
         ck_assert_str_eq(r->jobs[0]->plugin->desc->name, "hello");
-        ck_assert_ptr_eq(r->jobs[0]->plugin, r->jobs[4]->plugin);
+        ck_assert_ptr_eq(r->jobs[0]->plugin, r->jobs[5]->plugin);
         ck_assert_str_eq(r->jobs[1]->timezone, "Europe/Amsterdam");
         /* a command job: exec.so with the command as its params, chained to a webhook */
         ck_assert_str_eq(r->jobs[2]->name, "disk-usage");
@@ -539,9 +539,13 @@ START_TEST(test_example_registry) {
         ck_assert_str_eq(r->jobs[2]->on_failure.items[0].name, "notify-failure");
         ck_assert_str_eq(r->jobs[3]->plugin->desc->name, "webhook");
         ck_assert_str_eq(r->metrics_listen, "127.0.0.1:9163");
-        ck_assert_str_eq(r->jobs[4]->name, "hello-every-10s");
-        ck_assert_int_eq(r->jobs[4]->schedule.kind, SCHEDULE_EVERY);
-        ck_assert_uint_eq(r->jobs[4]->schedule.interval, 10 * USEC_PER_SEC);
+        /* the demo's unprivileged job (issue 18) */
+        ck_assert_str_eq(r->jobs[4]->name, "hello-unprivileged");
+        ck_assert_str_eq(r->jobs[4]->identity.user, "nobody");
+        ck_assert_uint_ne(r->jobs[4]->identity.uid, 0);
+        ck_assert_str_eq(r->jobs[5]->name, "hello-every-10s");
+        ck_assert_int_eq(r->jobs[5]->schedule.kind, SCHEDULE_EVERY);
+        ck_assert_uint_eq(r->jobs[5]->schedule.interval, 10 * USEC_PER_SEC);
         registry_free(r);
         unlink(out);
         rmdir(tmpdir);
