@@ -381,13 +381,15 @@ int jobctx_make_state_dir(const char *dir, uid_t uid, gid_t gid, mode_t mode, ch
         if (fstat(fd, &st) < 0)
                 return -errno;
         if (made) {
+                /* the mode first, while the directory is still ours: once given away, changing it
+                 * would need CAP_FOWNER, which the systemd unit does not keep */
+                if (fchmod(fd, mode) < 0) /* the umask took bits off */
+                        return -errno;
                 if ((st.st_uid != uid || st.st_gid != gid) && fchown(fd, uid, gid) < 0) {
                         q = -errno;
                         return refuse(ret_error, "cannot give %s to uid %u gid %u: %s", dir, (unsigned) uid,
                                       (unsigned) gid, strerror(-q)) ?: q;
                 }
-                if (fchmod(fd, mode) < 0) /* the umask took bits off */
-                        return -errno;
                 return 0;
         }
         if (st.st_uid != uid)
@@ -402,10 +404,8 @@ int jobctx_make_state_dir(const char *dir, uid_t uid, gid_t gid, mode_t mode, ch
         return 0;
 }
 
-/* The user and group of a job's runs, who own its state directory, and that directory's mode:
- * the daemon's own, 0700, until jobs get `user:` and `group:` (then those, and 0750 when the job
- * names a group). */
-/* A job's directory belongs to the user its runs run as (`user:`/`group:`, else the daemon's). */
+/* The user and group of a job's runs, who own its state directory (`user:`/`group:`, else the
+ * daemon's own), and that directory's mode. */
 static void job_dir_owner(const job_def *job, uid_t *ret_uid, gid_t *ret_gid, mode_t *ret_mode) {
         *ret_uid = job->identity.user ? job->identity.uid : geteuid();
         *ret_gid = job->identity.user ? job->identity.gid : getegid();

@@ -148,6 +148,7 @@ class FeaturesB(DaemonTestCase):
         os.chmod(os.path.join(pdir, "ok.so"), 0o755)
         os.chmod(pdir, 0o755)
         plugin = os.path.join(pdir, "ok.so")
+        d.plugin_dir = pdir  # plugins load from plugin_dir only
         d.write_registry(job("low", plugin, "@yearly", user="nobody"))
         self.assertEqual(self.schedctl(d, "check", d.config).returncode, 0)  # root's, not writable: fine
         os.chmod(pdir, 0o777)  # now nobody could swap the file the daemon loads as root

@@ -264,7 +264,7 @@ static int count_backfill(const char *job, const history_backfill *b, void *user
         return 0;
 }
 
-/* A database of schema 1 (before pauses and backfills) is migrated forward on open. */
+/* A database of schema 2 (before pauses and backfills) is migrated forward on open. */
 START_TEST(test_history_pause_backfill_and_migration) {
         _cleanup_free_ char *path = NULL;
         history *h = NULL;
@@ -276,7 +276,7 @@ START_TEST(test_history_pause_backfill_and_migration) {
         ck_assert_int_eq(history_open(path, NULL, 0, &h), 0);
         history_close(h);
         ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
-        ck_assert_int_eq(sqlite3_exec(db, "DROP TABLE pauses; DROP TABLE backfills; PRAGMA user_version = 1", NULL, NULL,
+        ck_assert_int_eq(sqlite3_exec(db, "DROP TABLE pauses; DROP TABLE backfills; PRAGMA user_version = 2", NULL, NULL,
                                       NULL), SQLITE_OK);
         sqlite3_close(db);
 
