@@ -101,7 +101,7 @@ class Lifecycle(DaemonTestCase):
 
         t_jump = time.time()
         set_offset(3600)  # the clock jumps an hour forwards
-        wait_for(lambda: d.log().count("System clock was set") == 1, what="the forward jump to be noticed")
+        wait_for(lambda: d.log().count("System clock was set") == 1, timeout=30, what="the forward jump to be noticed")
         d.wait_runs("tick", lambda rs: any(r["scheduled_usec"] > (time.time() + 3500) * 1e6 for r in rs),
                     what="fires an hour ahead")
         cu = d.wait_runs("cu", lambda rs: any(r["trigger"] == "catch_up" for r in rs), what="a catch-up run")
