@@ -15,7 +15,7 @@ CC=${CC:-clang}
 
 # FUZZ_SANITIZE: the sanitizers besides fuzzer (default address,undefined)
 san=${FUZZ_SANITIZE:-address,undefined}
-CFLAGS=(-std=gnu11 -g -O1 -fno-omit-frame-pointer -D_GNU_SOURCE
+CFLAGS=(-std=gnu11 -g -O1 -fno-omit-frame-pointer -D_GNU_SOURCE -DPACKAGE_VERSION=\"fuzz\"
         -Wall -Wextra -Wno-unused-parameter -Werror
         "-fsanitize=fuzzer,$san" -fno-sanitize-recover=undefined
         -I"$top/include" -I"$top/scheduler" -I"$top/jobs" -I"$top/tests/fuzz")
@@ -33,7 +33,8 @@ a=$top/jobs/azi3
 # the layers of scheduler/, by folder, so that files added to a layer need no change here
 TIME_SRC=("$s/basic/parse-error.c" "$s/basic/civil.c" "$s/basic/tz.c" "$s/basic/duration.c")
 BASIC_SRC=("$s"/basic/*.c)
-REGISTRY_SRC=("${BASIC_SRC[@]}" "$s"/core/plugin.c "$s"/core/params.c "$s"/core/registry*.c)
+# the registry reaches into the rest of core (job users, chains, commands): link the layer whole
+REGISTRY_SRC=("${BASIC_SRC[@]}" "$s"/store/*.c "$s"/core/*.c)
 DAEMON_SRC=("${BASIC_SRC[@]}" "$s"/store/*.c "$s"/core/*.c "$s"/control/*.c)
 pc() { pkg-config "$@" || { echo "build.sh: pkg-config $* failed; install the -dev package" >&2; exit 1; }; }
 
@@ -48,11 +49,11 @@ build() {
 build duration "" "$s/basic/parse-error.c" "$s/basic/duration.c"
 build cron "" "${TIME_SRC[@]}" "$s/basic/schedule.c"
 build timefmt "" "${TIME_SRC[@]}" "$s/basic/timefmt.c"
-build registry "$(pc --cflags --libs yaml-0.1 libsystemd) -ldl -lm" "${REGISTRY_SRC[@]}"
+build registry "$(pc --cflags --libs yaml-0.1 libsystemd sqlite3 jansson) -ldl -lm" "${REGISTRY_SRC[@]}"
 build azi3_config "$(pc --cflags --libs yaml-0.1)" "${TIME_SRC[@]}" "$a/day.c" "$a/config.c"
 build sqs_body "$(pc --cflags --libs jansson)" "$s/basic/parse-error.c" "$s/basic/civil.c" "$a/message.c"
 build megazord "$(pc --cflags --libs jansson)" "$s/basic/parse-error.c" "$s/basic/civil.c" "$a/message.c"
-build control "$(pc --cflags --libs yaml-0.1 libsystemd sqlite3 jansson) -ldl -lm" "${DAEMON_SRC[@]}"
+build control "$(pc --cflags --libs yaml-0.1 libsystemd sqlite3 jansson libmicrohttpd) -ldl -lm" "${DAEMON_SRC[@]}"
 
 # the plugin fuzz_control's registry uses (no sanitizers: it is dlopen'ed into the target)
 "$CC" -std=gnu11 -O1 -g -fPIC -shared -I"$top/include" -o "$out/plugins/ok.so" "$top/tests/plugins/ok.c"
