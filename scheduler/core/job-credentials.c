@@ -2,6 +2,7 @@
 #include <fcntl.h>
 
 #include "core/job-credentials.h"
+#include "core/jobctx.h"
 
 typedef struct credential {
         const char *name; /* the job's (in the registry) */
@@ -65,13 +66,14 @@ void job_credentials_load(const job_def *def) {
         if (def->n_credentials == 0)
                 return;
         if (!dir) {
-                fprintf(stderr, "<4>credentials: $CREDENTIALS_DIRECTORY is not set (the daemon was started without "
-                                "LoadCredential=); the run gets none of its %zu credential(s)\n", def->n_credentials);
+                fprintf(stderr, "<4/%s>credentials: $CREDENTIALS_DIRECTORY is not set (the daemon was started without "
+                                "LoadCredential=); the run gets none of its %zu credential(s)\n", jobctx_log_tag(),
+                        def->n_credentials);
                 return;
         }
         dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dir_fd < 0) {
-                fprintf(stderr, "<4>credentials: cannot open $CREDENTIALS_DIRECTORY %s: %m\n", dir);
+                fprintf(stderr, "<4/%s>credentials: cannot open $CREDENTIALS_DIRECTORY %s: %m\n", jobctx_log_tag(), dir);
                 return;
         }
         loaded = calloc(def->n_credentials, sizeof(credential));
@@ -79,8 +81,8 @@ void job_credentials_load(const job_def *def) {
                 credential *c = &loaded[n_loaded];
                 int q = read_credential(dir_fd, def->credentials[i], &c->data, &c->size);
                 if (q < 0) {
-                        fprintf(stderr, "<4>credential \"%s\": cannot read %s/%s: %s; expected LoadCredential=%s:... "
-                                        "in the daemon's unit\n", def->credentials[i], dir, def->credentials[i],
+                        fprintf(stderr, "<4/%s>credential \"%s\": cannot read %s/%s: %s; expected LoadCredential=%s:... "
+                                        "in the daemon's unit\n", jobctx_log_tag(), def->credentials[i], dir, def->credentials[i],
                                 strerror(-q), def->credentials[i]);
                         continue;
                 }

@@ -159,8 +159,8 @@ void run_child(const job_def *def, const char *dir, int64_t id, usec_t scheduled
         job_credentials_load(def);
         int qi = job_identity_enter(def);
         if (qi < 0) {
-                fprintf(stderr, "<3>cannot run as user %s: %s; the run did not start\n", def->identity.user ?: "(daemon)",
-                        strerror(-qi));
+                fprintf(stderr, "<3/%s>cannot run as user %s: %s; the run did not start\n", jobctx_log_tag(),
+                        def->identity.user ?: "(daemon)", strerror(-qi));
                 _exit(RUN_EXIT_FAIL);
         }
         /* as the job's user: its directory must be its own (checked, never followed) */
