@@ -44,8 +44,8 @@ static const char *level_name(int level) {
         return level >= 0 && level < (int) ELEMENTSOF(names) ? names[level] : "info";
 }
 
-static int log_emit(int level, int error, const char *job, uint64_t run_id, int attempt, const char *const *fields,
-                    size_t n_fields, const char *fmt, va_list ap) {
+_printf_(8, 0) static int log_emit(int level, int error, const char *job, uint64_t run_id, int attempt,
+                                  const char *const *fields, size_t n_fields, const char *fmt, va_list ap) {
         int ret = error < 0 ? error : -error;
         char msg[4096];
 
