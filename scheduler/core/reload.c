@@ -165,6 +165,30 @@ int manager_swap_registry(manager *m, registry *r) {
 /* Which plugin paths of NEW hold another file than in OLD. glibc hands back the mapped object
  * when a dlopen()ed file is one already loaded (same device and inode), so a different handle
  * for the same path means the file there was replaced: the one loaded now is the new one. */
+/* The distinct plugin objects of R's jobs (jobs share one per file), into *RET (malloc'ed). A
+ * registry uses a handful of plugins whatever its size, so the scan is O(jobs x plugins). */
+static size_t distinct_plugins(const registry *r, const plugin ***ret) {
+        const plugin **ps = NULL;
+        size_t n = 0;
+        for (size_t i = 0; i < r->n_jobs; i++) {
+                const plugin *p = r->jobs[i]->plugin;
+                if (!p || (n > 0 && ps[n - 1] == p))
+                        continue;
+                bool seen = false;
+                for (size_t k = 0; k < n && !seen; k++)
+                        seen = ps[k] == p;
+                if (seen)
+                        continue;
+                const plugin **a = reallocarray(ps, n + 1, sizeof(*ps));
+                if (!a)
+                        break; /* only the report is incomplete */
+                ps = a;
+                ps[n++] = p;
+        }
+        *ret = ps;
+        return n;
+}
+
 static void note_plugins_changed(manager *m, const registry *old, const registry *new) {
         for (size_t i = 0; i < m->n_reload_plugins_changed; i++)
                 free(m->reload_plugins_changed[i]);
@@ -173,21 +197,15 @@ static void note_plugins_changed(manager *m, const registry *old, const registry
         m->n_reload_plugins_changed = 0;
         if (!old)
                 return;
-        for (size_t i = 0; i < new->n_jobs; i++) {
-                const job_def *j = new->jobs[i];
-                if (!j->plugin)
+        _cleanup_free_ const plugin **olds = NULL, **news = NULL;
+        size_t n_old = distinct_plugins(old, &olds), n_new = distinct_plugins(new, &news);
+        for (size_t i = 0; i < n_new; i++) {
+                bool changed = false;
+                for (size_t k = 0; k < n_old && !changed; k++)
+                        changed = streq(olds[k]->path, news[i]->path) && olds[k]->handle != news[i]->handle;
+                if (!changed)
                         continue;
-                bool changed = false, seen = false;
-                for (size_t k = 0; k < old->n_jobs && !changed; k++) {
-                        const job_def *o = old->jobs[k];
-                        if (o->plugin && streq(o->plugin_path, j->plugin_path))
-                                changed = o->plugin->handle != j->plugin->handle;
-                }
-                for (size_t k = 0; k < m->n_reload_plugins_changed && !seen; k++)
-                        seen = streq(m->reload_plugins_changed[k], j->plugin_path);
-                if (!changed || seen)
-                        continue;
-                char *s = strdup(j->plugin_path);
+                char *s = strdup(news[i]->path);
                 char **a = s ? reallocarray(m->reload_plugins_changed, m->n_reload_plugins_changed + 1,
                                             sizeof(char *)) : NULL;
                 if (!a) {
@@ -196,7 +214,7 @@ static void note_plugins_changed(manager *m, const registry *old, const registry
                 }
                 m->reload_plugins_changed = a;
                 m->reload_plugins_changed[m->n_reload_plugins_changed++] = s;
-                log_info("Reload: plugin %s changed; its jobs' next runs use the new file.", j->plugin_path);
+                log_info("Reload: plugin %s changed; its jobs' next runs use the new file.", news[i]->path);
         }
 }
 
