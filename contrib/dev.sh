@@ -18,7 +18,7 @@ jobs=$(nproc 2>/dev/null || echo 2)
 # the fake Megazord), botocore (verifies SigV4 signatures), node/npm (croner, fauxqs), tzdata.
 DEB_PACKAGES=(
         build-essential autoconf automake libtool pkg-config
-        libyaml-dev libsystemd-dev libsqlite3-dev libcurl4-openssl-dev libjansson-dev libmicrohttpd-dev prometheus
+        libyaml-dev libsystemd-dev libsqlite3-dev libcurl4-openssl-dev libjansson-dev libmicrohttpd-dev prometheus libpq-dev postgresql-15
         check python3 python3-botocore tzdata ca-certificates clang libclang-rt-14-dev systemd
 )
 # npm projects with lock files, installed with `npm ci`
