@@ -22,7 +22,7 @@ DEB_PACKAGES=(
         check python3 python3-botocore tzdata ca-certificates clang libclang-rt-14-dev systemd
 )
 # npm projects with lock files, installed with `npm ci`
-NPM_DIRS=(tests/diff tests/fakes)
+NPM_DIRS=(tests/diff tests/fakes tests/bench/croner)
 
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'dev.sh: %s\n' "$*" >&2; exit 1; }
@@ -241,7 +241,7 @@ cmd_bench() {
         configure_dir "$top/build-bench" CFLAGS="-O2 -g"
         say "make in build-bench/ (-O2)"
         make -C "$top/build-bench" -j"$jobs" >/dev/null
-        make -C "$top/build-bench" -j"$jobs" tests/plugins/ok.la tests/bench/bench-nextfire tests/bench/bench-fork >/dev/null
+        make -C "$top/build-bench" -j"$jobs" tests/plugins/ok.la tests/plugins/stamp.la tests/bench/bench-nextfire tests/bench/bench-fork >/dev/null
         say "benchmarks (about 12 minutes)"
         timeout 1800 python3 "$top/tests/bench/bench.py" --builddir "$top/build-bench" "$@"
         say "wrote BENCHMARKS.md and tests/bench/results.json"

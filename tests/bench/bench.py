@@ -64,6 +64,13 @@ def proc_status(pid):
     }
 
 
+def machine_busy():
+    """CPU seconds all cores spent busy since boot (/proc/stat: everything but idle and iowait)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return (sum(v[:8]) - v[3] - v[4]) / CLK_TCK
+
+
 def daemon_children(pid):
     """The daemon's child processes (the launcher, warm children waiting for their fire, runs):
     count, how many are waiting (state S, not the launcher), and their summed Pss in MiB (what they
@@ -103,6 +110,9 @@ class Daemon:
         self.config = os.path.join(self.tmp, "registry.yaml")
         self.sock = os.path.join(self.tmp, "control.sock")
         self.log_path = os.path.join(self.tmp, "daemon.log")
+        # the stamp plugin appends "job scheduled started run_id" here, read at the top of run()
+        self.stamps = os.path.join(self.tmp, "stamps")
+        jobs_yaml = jobs_yaml.replace("{STAMPS}", self.stamps)
         with open(self.config, "w") as f:
             f.write("scheduler:\n  plugin_dir: %s\n  state_dir: %s\n  control_socket: %s\n"
                     "  timezone: UTC\n  max_concurrent: 10000\n  shutdown_grace: 5s\n%s\njobs:\n"
@@ -198,11 +208,58 @@ class Daemon:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def jobs_yaml(schedules, plugin="ok.so", extra=""):
+def jobs_yaml(schedules, plugin="stamp.so", extra=""):
+    """The bench jobs: by default the stamp plugin, whose run() reads the real clock first and
+    appends it to the daemon's stamps file, so lateness is taken where the job's code starts."""
     out = []
+    params = "    params:\n      out: {STAMPS}\n" if plugin == "stamp.so" else ""
+    if ARGS.isolation != "process":
+        extra += "    isolation: %s\n" % ARGS.isolation
     for i, s in enumerate(schedules):
-        out.append('  - name: j%06d\n    plugin: %s\n    schedule: "%s"\n%s' % (i, plugin, s, extra))
+        out.append('  - name: j%06d\n    plugin: %s\n    schedule: "%s"\n%s%s' % (i, plugin, s, params, extra))
     return "".join(out)
+
+
+def read_stamps(path):
+    """{(job, scheduled_usec): [started_usec, ...]} from a stamps file (several entries = doubles)."""
+    out = {}
+    try:
+        with open(path) as f:
+            for line in f:
+                p = line.split()
+                if len(p) != 4:
+                    continue
+                out.setdefault((p[0], int(p[1])), []).append(int(p[2]))
+    except FileNotFoundError:
+        pass
+    return out
+
+
+def job_clock(stamps, lo_usec, hi_usec):
+    """The job's own figures over the instants in [lo, hi): lateness (sorted, usec), doubles."""
+    late, doubles = [], 0
+    for (job, sched), starts in stamps.items():
+        if lo_usec <= sched < hi_usec:
+            late.append(min(starts) - sched)
+            doubles += len(starts) - 1
+    late.sort()
+    return late, doubles
+
+
+def croner(mode, n, settle, window):
+    """The same work done by croner 11 in the same bench run (tests/bench/croner)."""
+    if ARGS.no_croner:
+        return None
+    script = os.path.join(HERE, "croner", "croner-bench.mjs")
+    if not os.path.isdir(os.path.join(HERE, "croner", "node_modules", "croner")):
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--silent"], cwd=os.path.join(HERE, "croner"),
+                       check=True)
+    log("croner: %s %d jobs, %d s" % (mode, n, window))
+    out = subprocess.run(["node", "--max-old-space-size=8192", script, mode, str(n), str(settle), str(window)],
+                         check=True, capture_output=True, text=True, timeout=window + settle + 600).stdout
+    r = json.loads(out.strip().splitlines()[-1])
+    log("croner: %s" % json.dumps(r))
+    return r
 
 
 def sleep_until(t):
@@ -238,10 +295,10 @@ def window_run(name, schedules, fires_in, window, singleton=True, settle=10):
         load_sec = d.t_ready - d.t_exec
         a = int(time.time()) + settle
         sleep_until(a)
-        cpu0, st0 = d.cpu(), d.status()
+        cpu0, st0, busy0 = d.cpu(), d.status(), machine_busy()
         b = a + window
         sleep_until(b)
-        cpu1, st1 = d.cpu(), d.status()
+        cpu1, st1, busy1 = d.cpu(), d.status(), machine_busy()
         kids = daemon_children(d.pid)
         # let the daemon handle what is due at the end of the window, then stop it (which
         # waits for runs in flight and commits history)
@@ -251,10 +308,12 @@ def window_run(name, schedules, fires_in, window, singleton=True, settle=10):
         rows = d.rows("SELECT started_usec - scheduled_usec, status, duration_usec, started_usec, finished_usec "
                       "FROM runs WHERE trigger = 'schedule' AND scheduled_usec >= ? AND scheduled_usec < ?",
                       (a * 1000000, b * 1000000))
-        ran = sorted(r[0] for r in rows if r[1] != "skipped")
+        ran = sorted(r[0] for r in rows if r[1] not in ("skipped", "missed"))
+        jlate, doubles = job_clock(read_stamps(d.stamps), a * 1000000, b * 1000000)
         early = sorted(r[0] for r in d.rows("SELECT started_usec - scheduled_usec FROM runs WHERE trigger = 'schedule' "
                                             "AND status != 'skipped' AND scheduled_usec < ?", (a * 1000000,)))
         skipped = sum(1 for r in rows if r[1] == "skipped")
+        missed_rows = sum(1 for r in rows if r[1] == "missed")
         failed = sum(1 for r in rows if r[1] not in ("skipped", "succeeded"))
         durs = sorted(r[2] for r in rows if r[2] is not None and r[1] == "succeeded")
         finished = d.rows("SELECT count(*) FROM runs WHERE status = 'succeeded' AND finished_usec >= ? "
@@ -267,9 +326,20 @@ def window_run(name, schedules, fires_in, window, singleton=True, settle=10):
             "expected_fires": expected,
             "runs": len(ran),
             "skipped": skipped,
-            "missed": expected - len(rows),
-            "not_succeeded": failed,
-            "lateness_ms": {"median": ms(pct(ran, 50)), "p99": ms(pct(ran, 99)), "max": ms(ran[-1] if ran else None)},
+            "isolation": ARGS.isolation,
+            # due fires that never ran: recorded as missed, or with no row at all (lost)
+            "missed": expected - len(jlate),
+            "missed_recorded": missed_rows,
+            "lost": expected - len(rows),
+            "job_ran": len(jlate),
+            "doubles": doubles,
+            "not_succeeded": failed - missed_rows,
+            # lateness as the job saw it (its first statement read the real clock) ...
+            "lateness_ms": {"median": ms(pct(jlate, 50)), "p99": ms(pct(jlate, 99)),
+                            "max": ms(jlate[-1] if jlate else None)},
+            # ... and as history.db has it (started_usec: when the daemon let it go)
+            "history_lateness_ms": {"median": ms(pct(ran, 50)), "p99": ms(pct(ran, 99)),
+                                    "max": ms(ran[-1] if ran else None)},
             "warmup": {"sec": settle, "runs": len(early), "lateness_ms_median": ms(pct(early, 50)),
                        "lateness_ms_max": ms(early[-1] if early else None)},
             "run_duration_ms_median": ms(pct(durs, 50)),
@@ -280,6 +350,9 @@ def window_run(name, schedules, fires_in, window, singleton=True, settle=10):
             "cpu_sec": round(cpu1 - cpu0, 2),
             "cpu_pct": round(100.0 * (cpu1 - cpu0) / window, 1),
             "daemon_cpu_usec_per_run": round(1e6 * (cpu1 - cpu0) / len(ran), 1) if ran else None,
+            # every core's busy time over the window per run: daemon, launcher, the runs themselves
+            # (and whatever else the machine did: run it quiet)
+            "machine_cpu_usec_per_run": round(1e6 * (busy1 - busy0) / len(jlate), 1) if jlate else None,
             "stop_sec": stop_sec,
             "killed_after_sigterm": killed,
         }
@@ -299,7 +372,9 @@ def bench_spread():
     sched = ["%d * * * * *" % (i % 60) for i in range(n)]
     fires = lambda i, a, b: sum(1 for t in range(a, b) if t % 60 == i % 60)
     log("spread: %d jobs once a minute, seconds spread, %d s" % (n, window))
-    return window_run("spread", sched, fires, window)
+    r = window_run("spread", sched, fires, window)
+    r["croner"] = croner("spread", n, 10, window)
+    return r
 
 
 def bench_stress():
@@ -308,6 +383,8 @@ def bench_stress():
         window = 30 if not ARGS.quick else 5
         log("stress: %d jobs every second, %d s" % (n, window))
         out[str(n)] = window_run("stress%d" % n, ["* * * * * *"] * n, fires_every_second, window)
+        if n >= 1000:
+            out[str(n)]["croner"] = croner("every", n, 10, window)
     return out
 
 
@@ -342,12 +419,19 @@ def bench_herd():
         st = d.status()
         stop_sec, killed = d.stop()
         herds = []
+        stamps = read_stamps(d.stamps)
         for t in instants:
+            jl, dbl = job_clock(stamps, t * 1000000, t * 1000000 + 1)
             rows = d.rows("SELECT started_usec, finished_usec, status FROM runs WHERE trigger = 'schedule' "
                           "AND scheduled_usec = ?", (t * 1000000,))
             started = sorted(r[0] for r in rows if r[2] != "skipped")
             fin = [r[1] for r in rows if r[1] is not None and r[2] != "skipped"]
             herds.append({
+                "job_ran": len(jl),
+                "doubles": dbl,
+                "job_first_start_ms": ms(jl[0]) if jl else None,
+                "job_median_start_ms": ms(pct(jl, 50)),
+                "job_last_start_ms": ms(jl[-1]) if jl else None,
                 "runs": len(started),
                 "skipped": sum(1 for r in rows if r[2] == "skipped"),
                 "missed": n - len(rows),
@@ -355,13 +439,16 @@ def bench_herd():
                 "last_start_ms": ms(started[-1] - t * 1000000) if started else None,
                 "last_finish_ms": ms(max(fin) - t * 1000000) if fin else None,
             })
-        res = {"jobs": n, "instants": len(instants), "herds": herds,
+        res = {"jobs": n, "instants": len(instants), "herds": herds, "isolation": ARGS.isolation,
+               "worst_job_last_start_ms": max((h["job_last_start_ms"] for h in herds
+                                               if h["job_last_start_ms"] is not None), default=None),
                "worst_last_start_ms": max((h["last_start_ms"] for h in herds if h["last_start_ms"] is not None),
                                           default=None),
-               "all_ran": all(h["runs"] == n for h in herds),
+               "all_ran": all(h["job_ran"] == n for h in herds),
                "rss_peak_mib": round(st["hwm"] / MIB, 1), "children_before_herd": kids, "stop_sec": stop_sec,
                "killed_after_sigterm": killed}
         log("herd: %s" % json.dumps(res))
+        res["croner"] = croner("herd", n, 10, 0)
         return res
     finally:
         d.cleanup()
@@ -508,12 +595,87 @@ def verdict(ok):
 
 def window_row(label, r):
     l = r["lateness_ms"]
+    h = r.get("history_lateness_ms", {})
     k = r.get("children_at_end")
-    return "| %s | %d | %d | %d | %d | %d | %s | %s | %s | %s | %s | %s | %s |" % (
-        label, r["jobs"], r["expected_fires"], r["runs"], r["skipped"], r["missed"], fmt(l["median"]),
-        fmt(l["p99"]), fmt(l["max"]), fmt(r["rss_peak_mib"]), "%s (%s%%)" % (r["cpu_sec"], r["cpu_pct"]),
-        fmt(r["daemon_cpu_usec_per_run"]),
+    return "| %s | %s | %d | %d | %d | %d | %s | %s | %s / %s / %s | %s / %s | %s | %s | %s | %s |" % (
+        label, r.get("isolation", "process"), r["jobs"], r["expected_fires"], r.get("job_ran", r["runs"]),
+        r["skipped"], "%d (%d recorded, %d lost)" % (r["missed"], r.get("missed_recorded", 0), r.get("lost", r["missed"])),
+        r.get("doubles", "–"), fmt(l["median"]), fmt(l["p99"]), fmt(l["max"]), fmt(h.get("median")), fmt(h.get("p99")),
+        fmt(r["rss_peak_mib"]), "%s (%s%%)" % (r["cpu_sec"], r["cpu_pct"]), fmt(r.get("machine_cpu_usec_per_run")),
         "%d (%d waiting), %s MiB" % (k["processes"], k["waiting"], k["pss_mib"]) if k else "–")
+
+
+def croner_cell(c):
+    if not c:
+        return "not run"
+    l = c["lateness_ms"]
+    return "%d of %d ran, p99 %s ms, max %s ms, RSS %s MiB" % (c["runs"], c["expected"], fmt(l["p99"]), fmt(l["max"]),
+                                                             c["rss_peak_mib"])
+
+
+def cores():
+    return os.cpu_count() or 1
+
+
+def targets16(results):
+    """Issue 16's targets, judged on the job's own clock, croner 11 beside from the same run."""
+    o = ["## Targets (issue 16: the job's own clock, croner 11 in the same run)\n",
+         "| target | isolation | schedulerd, as the job sees it | history.db `started_usec` | croner 11, same run "
+         "| process floor | verdict |",
+         "| --- | --- | --- | --- | --- | --- | --- |"]
+
+    def floor_ms(r, runs_at_once):
+        c = r.get("machine_cpu_usec_per_run") if r else None
+        return "%s ms" % fmt(round(runs_at_once * c / cores() / 1000.0, 1)) if c else "–"
+
+    for iso in ("process", "worker"):
+        sfx = "" if iso == "process" else "_worker"
+        st = results.get("stress" + sfx, {})
+        for n, p99 in (("1000", 5), ("10000", 50)):
+            r = st.get(n)
+            if not r:
+                continue
+            c = (results.get("stress", {}).get(n) or {}).get("croner") or r.get("croner")
+            l, h = r["lateness_ms"], r.get("history_lateness_ms", {})
+            rss = r["rss_peak_mib"] + ((r.get("children_at_end") or {}).get("pss_mib") or 0)
+            ok = r["missed"] == 0 and r.get("doubles", 0) == 0 and l["p99"] is not None and l["p99"] <= p99
+            extra = ""
+            if n == "10000" and c:
+                ok = ok and rss <= c["rss_peak_mib"] / 10.0
+                extra = "; daemon + children %s MiB (≤ 1/10 of croner's %s MiB)" % (round(rss, 1), c["rss_peak_mib"])
+            o.append("| %s every-second jobs: 0 missed, p99 ≤ %d ms | %s | %d missed, p99 %s ms, max %s ms%s | p99 %s ms "
+                     "| %s | %s | %s |" % ("{:,}".format(int(n)), p99, iso, r["missed"], fmt(l["p99"]), fmt(l["max"]),
+                                            extra, fmt(h.get("p99")), croner_cell(c),
+                                            floor_ms(r, int(n)) if iso == "process" else "–", verdict(ok)))
+        sp = results.get("spread" + sfx)
+        if sp:
+            l, h = sp["lateness_ms"], sp.get("history_lateness_ms", {})
+            ok = sp["missed"] == 0 and l["p99"] is not None and l["p99"] <= 2
+            o.append("| %s jobs spread over each minute: p99 ≤ 2 ms | %s | %d missed, p99 %s ms | p99 %s ms | %s | %s | %s |"
+                     % ("{:,}".format(sp["jobs"]), iso, sp["missed"], fmt(l["p99"]), fmt(h.get("p99")),
+                        croner_cell((results.get("spread") or {}).get("croner") or sp.get("croner")),
+                        floor_ms(sp, -(-sp["jobs"] // 60)) if iso == "process" else "–", verdict(ok)))
+        hd = results.get("herd" + sfx)
+        if hd:
+            w = hd.get("worst_job_last_start_ms")
+            ok = w is not None and w <= 20 and hd.get("all_ran")
+            c = (results.get("herd") or {}).get("croner") or hd.get("croner")
+            o.append("| %s jobs due at one instant: last started ≤ 20 ms | %s | last %s ms (worst of %d instants)%s "
+                     "| last %s ms | %s | %s | %s |"
+                     % ("{:,}".format(hd["jobs"]), iso, fmt(w), hd["instants"], "" if hd.get("all_ran") else ", NOT all ran",
+                        fmt(hd.get("worst_last_start_ms")),
+                        "last %s ms" % fmt(c["lateness_ms"]["max"]) if c else "not run",
+                        floor_ms((results.get("throughput" + sfx) or {}).get("offered", {}).get("1000"), hd["jobs"])
+                        if iso == "process" else "–", verdict(ok)))
+        tp = results.get("throughput" + sfx)
+        if tp:
+            o.append("| ≥ 20,000 runs/s sustained with history (worker mode) | %s | %s runs/s (best, N=%d offered/s) | – | – | – | %s |"
+                     % (iso, tp["succeeded_per_sec"], tp["jobs"],
+                        verdict(tp["succeeded_per_sec"] >= 20000) if iso == "worker" else "– (process mode)"))
+    o.append("\n*Process floor*: the runs due together × the machine's CPU per run (every core's busy time over the "
+             "window ÷ runs the jobs saw start) ÷ %d cores: the earliest the last of them could start if nothing but "
+             "process creation stood in the way.\n" % cores())
+    return o
 
 
 def render(results):
@@ -528,20 +690,26 @@ def render(results):
                                                                  m.get("sqlite")))
     o.append("- Load average when the run started: %s (other work on the machine inflates wall-clock figures; "
              "CPU-time figures are the daemon's own)" % " ".join(m.get("loadavg_at_start", [])))
-    o.append("- Every benchmark starts its own `schedulerd` on a generated registry (plugin `tests/plugins/ok.so`, "
-             "which returns at once; `max_concurrent: 10000`; zone UTC; logging to a file), and stops it.")
-    o.append("- *Lateness* is `started_usec - scheduled_usec` of the run's row in `history.db`. A cron fire's "
-             "process is normally forked ahead by the launcher and waits at the start gate (a *warm run*); "
-             "`started` is then the instant the daemon releases it (one futex wake for every run due in that "
-             "dispatch), after which the run is runnable and the kernel decides when it gets a CPU. A fire without a "
-             "warm process (none ready yet, or more than 1,024 ahead) forks at the instant, and `started` is taken "
-             "just before that fork. *Missed* = fires due in the window with no row at all; *skipped* = rows with "
-             "status `skipped` (singleton overlap). RSS is VmHWM of the daemon (peak); CPU is `utime+stime` from "
-             "`/proc/PID/stat` of the daemon alone (children excluded), over the measured window. *Children* are the "
-             "daemon's child processes at the end of the window (launcher, warm processes waiting, runs), with their "
-             "summed Pss: what the warm processes cost beyond the daemon itself.\n")
+    o.append("- Every benchmark starts its own `schedulerd` on a generated registry (plugin `tests/plugins/stamp.so`; "
+             "`max_concurrent: 10000`; zone UTC; logging to a file), and stops it. croner 11 "
+             "(`tests/bench/croner`, pinned by its lock file) does the same work in the same run, one benchmark "
+             "after the other, never at the same time.")
+    o.append("- *Lateness, as the job sees it* (the figure every target is judged on): the stamp plugin's `run()` "
+             "reads `CLOCK_REALTIME` as its first statement and appends it with the run's scheduled instant to a "
+             "file; lateness = that reading - the instant. croner's callbacks do the same with "
+             "`performance.timeOrigin + performance.now()`. *History* lateness, beside it, is `started_usec - "
+             "scheduled_usec` of the run's row in `history.db`: when the daemon let the run go (a futex release "
+             "for a warm process, a message to a worker), which is earlier than when the job's code starts.")
+    o.append("- *Job code ran* = instants in the window whose job code started (from the stamp file); *missed* = "
+             "due instants whose code never started: *recorded* as `missed` rows, or *lost* (no row at all); "
+             "*doubles* = instants whose code started more than once. *Skipped* = rows with status `skipped` "
+             "(singleton overlap). RSS is VmHWM of the daemon (peak); daemon CPU is `utime+stime` of the daemon "
+             "alone; *machine CPU per run* is every core's busy time (`/proc/stat`) over the window ÷ runs, so it "
+             "includes the runs' own processes and anything else running: run the bench on a quiet machine. "
+             "*Children* are the daemon's child processes at the end of the window, with their summed Pss.\n")
 
-    o.append("## Targets\n")
+    o.extend(targets16(results))
+    o.append("## Targets of issue 7\n")
     o.append("| target (issue 7) | measured | verdict |")
     o.append("| --- | --- | --- |")
     sp = results.get("spread")
@@ -580,19 +748,21 @@ def render(results):
     o.append("")
 
     rows = []
-    if sp:
-        rows.append(window_row("spread (%d s)" % sp["window_sec"], sp))
     st = results.get("stress", {})
-    for k in sorted(st, key=int):
-        rows.append(window_row("stress N=%s (%d s)" % (k, st[k]["window_sec"]), st[k]))
-    for k in sorted((tp or {}).get("offered", {}), key=int):
-        rows.append(window_row("throughput N=%s, singleton off (%d s)" % (k, tp["offered"][k]["window_sec"]),
-                               tp["offered"][k]))
+    for sfx in ("", "_worker"):
+        spx, stx, tpx = results.get("spread" + sfx), results.get("stress" + sfx, {}), results.get("throughput" + sfx)
+        if spx:
+            rows.append(window_row("spread (%d s)" % spx["window_sec"], spx))
+        for k in sorted(stx, key=int):
+            rows.append(window_row("stress N=%s (%d s)" % (k, stx[k]["window_sec"]), stx[k]))
+        for k in sorted((tpx or {}).get("offered", {}), key=int):
+            rows.append(window_row("throughput N=%s, singleton off (%d s)" % (k, tpx["offered"][k]["window_sec"]),
+                                   tpx["offered"][k]))
     if rows:
         o.append("## Fire lateness\n")
-        o.append("| load | jobs | fires due | runs | skipped | missed | median ms | p99 ms | max ms | RSS peak MiB "
-                 "| daemon CPU s (%) | daemon CPU µs/run | children (Pss) |")
-        o.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        o.append("| load | isolation | jobs | fires due | job code ran | skipped | missed | doubles | job clock ms: median / p99 / max "
+                 "| history ms: median / p99 | RSS peak MiB | daemon CPU s (%) | machine CPU µs/run | children (Pss) |")
+        o.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         o.extend(rows)
         o.append("")
         slow = [(lbl, r) for lbl, r in [("spread", sp)] + [("stress N=%s" % k, st[k]) for k in st] +
@@ -698,6 +868,8 @@ def main():
     p.add_argument("--results", default=os.path.join(HERE, "results.json"))
     p.add_argument("--markdown", default=os.path.join(SRCDIR, "BENCHMARKS.md"))
     p.add_argument("--render-only", action="store_true")
+    p.add_argument("--isolation", default="process", help="process or worker: the bench jobs' isolation")
+    p.add_argument("--no-croner", action="store_true", help="skip the croner runs beside")
     ARGS = p.parse_args()
     ARGS.builddir = os.path.abspath(ARGS.builddir)
     ARGS.schedulerd = os.path.join(ARGS.builddir, "schedulerd")
@@ -713,14 +885,17 @@ def main():
         for name, fn in BENCHES:
             if only and name not in only:
                 continue
+            if ARGS.isolation != "process" and name in ("scale", "azi3", "fork"):
+                continue  # not about the runs' isolation
+            key = name if ARGS.isolation == "process" else "%s_%s" % (name, ARGS.isolation)
             t = time.monotonic()
             try:
-                results[name] = fn()
+                results[key] = fn()
             except Exception as e:  # one failing benchmark does not lose the others
-                log("%s failed: %s" % (name, e))
-                results[name + "_error"] = str(e)
+                log("%s failed: %s" % (key, e))
+                results[key + "_error"] = str(e)
                 continue
-            results.pop(name + "_error", None)
+            results.pop(key + "_error", None)
             log("%s took %.0f s" % (name, time.monotonic() - t))
         with open(ARGS.results + ".tmp", "w") as f:
             json.dump(results, f, indent=1, sort_keys=True)
