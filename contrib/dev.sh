@@ -210,7 +210,8 @@ cmd_fuzz() {
 }
 
 # Benchmarks (issue 7): an optimised build in build-bench, then tests/bench/bench.py, which writes
-# BENCHMARKS.md and tests/bench/results.json. Bounded: about 12 minutes. Extra arguments go to
+# BENCHMARKS.md and tests/bench/results.json: process isolation with croner 11 beside, then worker
+# isolation. Bounded: about 30 minutes; run it on a quiet machine. Extra arguments go to
 # bench.py (e.g. --only spread,herd).
 # valgrind: every Check unit test (CK_FORK=no, so the test body runs under memcheck) and a daemon
 # session with runs, reloads and a graceful stop. Fails on any memcheck error or definite leak.
@@ -242,8 +243,12 @@ cmd_bench() {
         say "make in build-bench/ (-O2)"
         make -C "$top/build-bench" -j"$jobs" >/dev/null
         make -C "$top/build-bench" -j"$jobs" tests/plugins/ok.la tests/plugins/stamp.la tests/bench/bench-nextfire tests/bench/bench-fork >/dev/null
-        say "benchmarks (about 12 minutes)"
-        timeout 1800 python3 "$top/tests/bench/bench.py" --builddir "$top/build-bench" "$@"
+        (cd "$top/tests/bench/croner" && npm ci --no-audit --no-fund --silent)
+        say "benchmarks, process isolation, croner 11 beside (about 20 minutes)"
+        timeout 2700 python3 "$top/tests/bench/bench.py" --builddir "$top/build-bench" "$@"
+        say "benchmarks, worker isolation (about 10 minutes)"
+        timeout 1800 python3 "$top/tests/bench/bench.py" --builddir "$top/build-bench" --isolation worker \
+                --only spread,herd,stress,throughput --no-croner "$@"
         say "wrote BENCHMARKS.md and tests/bench/results.json"
 }
 

@@ -1,0 +1,45 @@
+# SPDX-License-Identifier: MIT
+"""Issue 16 item 1: the bench's own instrument. The stamp plugin's line must name the run's job,
+its scheduled instant and run id exactly as history.db has them, one line per run, and its
+reading of the clock must fall inside the run (not before the daemon let it go, not after it
+ended): otherwise every lateness figure in BENCHMARKS.md measures something else."""
+import os
+import unittest
+
+from harness import DaemonTestCase, job
+
+
+class Stamp(DaemonTestCase):
+    def test_one_line_per_run_matching_history(self):
+        d = self.daemon("")
+        out = os.path.join(d.tmp, "stamps")
+        d.write_registry(job("tick", "stamp.so", "* * * * * *", params={"out": out}) +
+                         job("once", "stamp.so", "@yearly", params={"out": out}))
+        d.start()
+        r = d.ctl({"command": "run", "job": "once", "wait": True})
+        self.assertTrue(r["ok"], r)
+        rows = d.wait_runs("tick", lambda rs: len([x for x in rs if x["status"] == "succeeded"]) >= 3)
+        d.stop()
+        with open(out) as f:
+            lines = [l.split() for l in f]
+        by_run = {}
+        for name, sched, started, run_id in lines:
+            self.assertNotIn(int(run_id), by_run, "two lines for run %s" % run_id)
+            by_run[int(run_id)] = (name, int(sched), int(started))
+        runs = [x for x in d.runs() if x["status"] == "succeeded"]
+        self.assertGreaterEqual(len(runs), 4)
+        self.assertEqual(set(by_run), {x["id"] for x in runs})
+        for x in runs:
+            name, sched, started = by_run[x["id"]]
+            self.assertEqual(name, x["job"])
+            self.assertEqual(sched, x["scheduled_usec"])
+            # the job's reading is taken inside the run: after the daemon let it go, before it ended
+            self.assertGreaterEqual(started, x["started_usec"])
+            self.assertLessEqual(started, x["finished_usec"])
+            if x["trigger"] == "schedule":
+                self.assertEqual(sched % 1000000, 0)
+                self.assertGreaterEqual(started, sched)
+
+
+if __name__ == "__main__":
+    unittest.main()
