@@ -34,6 +34,8 @@ int misfire_scan(misfire_next_fn next, const void *userdata, usec_t first, usec_
                 }
                 if (m.count++ == 0)
                         m.first = t;
+                else
+                        m.before_last = m.last;
                 m.last = t;
                 t = n;
         }
@@ -53,6 +55,8 @@ void misfire_scan_every(usec_t interval, usec_t first, usec_t threshold, usec_t 
                 m.count = (now - limit - 1) / interval + 1;
                 m.first = first;
                 m.last = first + (m.count - 1) * interval;
+                if (m.count >= 2)
+                        m.before_last = m.last - interval;
         }
         *ret_missed = m;
         *ret_next = first + m.count * interval;

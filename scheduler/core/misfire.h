@@ -22,6 +22,7 @@
 typedef struct misfire_range {
         usec_t first, last;
         uint64_t count;
+        usec_t before_last; /* the instant before LAST, when COUNT >= 2 */
 } misfire_range;
 
 /* The deadline of the fire at T whose next instant is NEXT (USEC_INFINITY: none), with

@@ -103,8 +103,19 @@ int overload_late_cron(manager *m, job_rt *j, usec_t scheduled, usec_t now, usec
                 *ret_next = scheduled;
                 return 0;
         }
-        overload_missed(m, j, RUN_TRIGGER_SCHEDULE, &r, WHY_LATE);
-        if (r.count > 0) {
+        if (r.count > 0 && j->def->catch_up && q == 0) {
+                /* catch_up: one run stands for the latest of them (as after downtime), the
+                 * others are recorded missed */
+                usec_t latest = r.last;
+                r.count--;
+                r.last = r.before_last;
+                overload_missed(m, j, RUN_TRIGGER_SCHEDULE, &r, WHY_LATE);
+                log_full(LOG_NOTICE, 0, j->def->name, 0, -1, "Catching up on fires the daemon reached too late");
+                (void) manager_fire(m, j, RUN_TRIGGER_CATCH_UP, latest);
+                manager_history_batch(m);
+                (void) history_set_last_scheduled(m->hist, j->def->name, latest);
+        } else if (r.count > 0) {
+                overload_missed(m, j, RUN_TRIGGER_SCHEDULE, &r, WHY_LATE);
                 manager_history_batch(m);
                 (void) history_set_last_scheduled(m->hist, j->def->name, r.last);
         }

@@ -140,13 +140,15 @@ class Overload(DaemonTestCase):
 
     def test_stopped_daemon_accounts_every_instant(self):
         """Stopped (SIGSTOP) for 7 s: every instant of a per-second cron job, an @every job and
-        a singleton job busier than its period ends as exactly one of ran, skipped or missed."""
+        a singleton job busier than its period and a catch_up job ends as exactly one of ran, skipped
+        or missed."""
         d = self.daemon("")
         out = os.path.join(d.tmp, "hold")
         d.write_registry(job("tick", "hold.so", "* * * * * *", params={"file": out}) +
                          job("every", "hold.so", "@every 1s", params={"file": out}) +
                          job("busy", "hold.so", "* * * * * *", singleton=True,
-                             params={"file": out, "duration": "2500ms"}))
+                             params={"file": out, "duration": "2500ms"}) +
+                         job("cu", "hold.so", "* * * * * *", catch_up=True, params={"file": out}))
         d.start()
         d.wait_runs("tick", lambda rs: len(rs) >= 3, what="a few ticks")
         d.signal(signal.SIGSTOP)
@@ -157,12 +159,16 @@ class Overload(DaemonTestCase):
         self.assertEqual(d.stop(), 0)
         held = read_hold(out)
         report = {}
-        for name in ("tick", "every", "busy"):
+        for name in ("tick", "every", "busy", "cu"):
             report[name] = self.account(d, name, held)
         # the stop was seen: several instants of each missed, and recorded as bursts
         self.assertGreaterEqual(report["tick"][0], 4, report)
         self.assertGreaterEqual(report["every"][0], 4, report)
         self.assertGreaterEqual(d.rows("SELECT MAX(missed_count) AS n FROM runs WHERE job = 'tick'")[0]["n"], 4)
+        # catch_up: one run stands for the latest instant reached too late, the rest are missed
+        cu = d.rows("SELECT * FROM runs WHERE job = 'cu' AND trigger = 'catch_up'")
+        self.assertEqual(len(cu), 1, cu)
+        self.assertGreaterEqual(report["cu"][0], 3, report)
         skipped = d.rows("SELECT message FROM runs WHERE job = 'busy' AND status = 'skipped'")
         self.assertTrue(skipped)
         self.assertTrue(all("singleton" in s["message"] for s in skipped), skipped)

@@ -3,10 +3,15 @@
  * first) and the misfire rules (deadlines, and which instants a late daemon missed). */
 #include <check.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
+#include "basic/diag.h"
 #include "core/fire-queue.h"
 #include "core/misfire.h"
+#include "core/registry.h"
 
 #define S USEC_PER_SEC
 
@@ -112,6 +117,7 @@ START_TEST(test_scan) {
         ck_assert_uint_eq(r.count, 3);
         ck_assert_uint_eq(r.first, 20 * S);
         ck_assert_uint_eq(r.last, 40 * S);
+        ck_assert_uint_eq(r.before_last, 30 * S);
         ck_assert_uint_eq(next, 50 * S);
         /* random_delay widens the deadline */
         ck_assert_int_eq(misfire_scan(every10, NULL, 20 * S, MISFIRE_AUTO, 6 * S, 55 * S, &r, &next), 0);
@@ -189,11 +195,68 @@ START_TEST(test_scan_every) {
                                 ck_assert_uint_eq(a.first, b.first);
                                 ck_assert_uint_eq(a.last, b.last);
                         }
+                        if (a.count > 1)
+                                ck_assert_uint_eq(a.before_last, b.before_last);
                 }
         /* a week's suspend of a per-second job: counted, not walked */
         misfire_scan_every(S, 0, MISFIRE_AUTO, 0, 7 * 86400 * S, &r, &next);
         ck_assert_uint_eq(r.count, 7 * 86400 - 1);
         ck_assert_uint_eq(next, 7 * 86400 * S - S);
+}
+END_TEST
+
+static registry *load(const char *text, diag_list *d, int *ret) {
+        char path[] = "/tmp/test-misfire-XXXXXX";
+        int fd = mkstemp(path);
+        registry *r = NULL;
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t) strlen(text));
+        close(fd);
+        *ret = registry_load(path, REGISTRY_IGNORE_PLUGINS, &r, d);
+        unlink(path);
+        return r;
+}
+
+START_TEST(test_registry_key) {
+        diag_list d = {};
+        int k;
+        registry *r = load("scheduler:\n"
+                           "  misfire_threshold: 60s\n"
+                           "jobs:\n"
+                           "  - { name: a, plugin: x.so, schedule: \"@hourly\" }\n"
+                           "  - { name: b, plugin: x.so, schedule: \"@hourly\", misfire_threshold: auto }\n"
+                           "  - { name: c, plugin: x.so, schedule: \"@hourly\", misfire_threshold: 5m }\n",
+                           &d, &k);
+        ck_assert_int_eq(k, 0);
+        ck_assert_uint_eq(r->misfire_threshold, 60 * S);
+        ck_assert_uint_eq(r->jobs[0]->misfire_threshold, MISFIRE_INHERIT);
+        ck_assert_uint_eq(r->jobs[1]->misfire_threshold, MISFIRE_AUTO);
+        ck_assert_uint_eq(r->jobs[2]->misfire_threshold, 300 * S);
+        registry_free(r);
+        diag_list_clear(&d);
+
+        /* the default is auto */
+        r = load("jobs:\n  - { name: a, plugin: x.so, schedule: \"@hourly\" }\n", &d, &k);
+        ck_assert_int_eq(k, 0);
+        ck_assert_uint_eq(r->misfire_threshold, MISFIRE_AUTO);
+        registry_free(r);
+        diag_list_clear(&d);
+
+        /* zero, a word, a list: each reported with what is expected */
+        r = load("scheduler:\n"
+                 "  misfire_threshold: 0\n"
+                 "jobs:\n"
+                 "  - { name: a, plugin: x.so, schedule: \"@hourly\", misfire_threshold: soon }\n"
+                 "  - { name: b, plugin: x.so, schedule: \"@hourly\", misfire_threshold: [1s] }\n",
+                 &d, &k);
+        ck_assert_int_lt(k, 0);
+        ck_assert_ptr_null(r);
+        ck_assert_uint_eq(d.n, 3);
+        ck_assert_ptr_nonnull(strstr(d.items[0].message, "scheduler.misfire_threshold"));
+        ck_assert_ptr_nonnull(strstr(d.items[0].message, "greater than zero"));
+        ck_assert_ptr_nonnull(strstr(d.items[1].message, "misfire_threshold \"soon\""));
+        ck_assert_ptr_nonnull(strstr(d.items[2].message, "auto or a duration"));
+        diag_list_clear(&d);
 }
 END_TEST
 
@@ -209,6 +272,7 @@ int main(void) {
         tcase_add_test(tc, test_scan);
         tcase_add_test(tc, test_scan_bounded);
         tcase_add_test(tc, test_scan_every);
+        tcase_add_test(tc, test_registry_key);
         suite_add_tcase(s, tc);
         sr = srunner_create(s);
         srunner_run_all(sr, CK_NORMAL);
