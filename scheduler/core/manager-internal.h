@@ -221,7 +221,8 @@ void overload_drain(manager *m);
 void overload_arm(manager *m);
 /* Creates the queue timer. -errno. */
 int overload_setup(manager *m);
-/* Shutdown: every waiting fire is recorded missed. */
+/* Shutdown: every waiting fire, and every instant due that no dispatch reached, is recorded
+ * missed. */
 void overload_shutdown(manager *m);
 /* Frees the queue, the timer and the scratch. */
 void overload_done(manager *m);

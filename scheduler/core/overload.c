@@ -14,6 +14,7 @@
 #define WHY_LATE "the daemon reached them too late (stalled, overloaded or suspended)"
 #define WHY_WAITED "they waited for a slot under max_concurrent past their misfire_threshold"
 #define WHY_STOPPED "the daemon stopped while they waited for a slot under max_concurrent"
+#define WHY_UNREACHED "the daemon stopped before it reached them (it was behind)"
 
 usec_t overload_threshold(const manager *m, const job_rt *j) {
         return j->def->misfire_threshold != MISFIRE_INHERIT ? j->def->misfire_threshold : m->reg->reg->misfire_threshold;
@@ -235,13 +236,37 @@ void overload_arm(manager *m) {
                                                  : clock_realtime_to_kernel(f->deadline + 1));
 }
 
+/* At shutdown, the instants of J already due that no dispatch reached (the daemon was behind):
+ * recorded missed, as a late daemon would have, not left out. */
+static void unreached(manager *m, job_rt *j, usec_t now_real, usec_t now_boot) {
+        misfire_range r = {};
+        usec_t next;
+
+        if (!job_rt_enabled(j) || !timer_entry_queued(&j->fire.entry))
+                return;
+        if (j->every) {
+                usec_t due = j->fire.entry.when - j->fire_delay;
+                if (due < now_boot)
+                        misfire_scan_every(j->def->schedule.interval, due, 1, 0, now_boot, &r, &next);
+                r.first = manager_boot_to_real(r.first);
+                r.last = manager_boot_to_real(r.last);
+        } else if (j->next_fire < now_real)
+                (void) misfire_scan(cron_next, j->def, j->next_fire, 1, 0, now_real, &r, &next);
+        if (r.count > 0 && !job_rt_paused(j, r.first))
+                overload_missed(m, j, RUN_TRIGGER_SCHEDULE, &r, WHY_UNREACHED);
+}
+
 void overload_shutdown(manager *m) {
+        usec_t now_real = clock_now_realtime(), now_boot = clock_now_boottime();
         queued_fire *f;
+
         while ((f = fire_queue_oldest(&m->fire_queue))) {
                 fire_queue_take(&m->fire_queue, f);
                 missed_waiting(m, f, WHY_STOPPED);
                 queued_fire_free(f);
         }
+        for (size_t i = 0; i < m->n_jobs; i++)
+                unreached(m, m->jobs[i], now_real, now_boot);
         overload_missed_flush(m);
 }
 
