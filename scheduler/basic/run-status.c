@@ -18,6 +18,7 @@ static const char *const run_status_table[_RUN_STATUS_MAX] = {
         [RUN_STATUS_SKIPPED] = "skipped",
         [RUN_STATUS_CANCELLED] = "cancelled",
         [RUN_STATUS_INTERRUPTED] = "interrupted",
+        [RUN_STATUS_MISSED] = "missed",
 };
 
 static int table_lookup(const char *const *table, int n, const char *s) {

@@ -28,6 +28,7 @@ typedef enum run_status {
         RUN_STATUS_SKIPPED,     /* singleton overlap or concurrency limit: never started */
         RUN_STATUS_CANCELLED,   /* stopped by the daemon's shutdown */
         RUN_STATUS_INTERRUPTED, /* the daemon died during the run; found at the next start */
+        RUN_STATUS_MISSED,      /* could not start in time (misfire_threshold): never started */
         _RUN_STATUS_MAX,
         _RUN_STATUS_INVALID = -EINVAL,
 } run_status;
@@ -38,7 +39,7 @@ const char *run_trigger_to_string(run_trigger t) _pure_;
 run_trigger run_trigger_from_string(const char *s) _pure_;
 
 /* "running", "succeeded", "failed", "timed_out", "crashed", "skipped", "cancelled",
- * "interrupted"; NULL for out-of-range values. */
+ * "interrupted", "missed"; NULL for out-of-range values. */
 const char *run_status_to_string(run_status s) _pure_;
 /* The inverse, exact and case-sensitive; _RUN_STATUS_INVALID for NULL or unknown names. */
 run_status run_status_from_string(const char *s) _pure_;
@@ -47,5 +48,5 @@ run_status run_status_from_string(const char *s) _pure_;
 bool run_status_is_final(run_status s) _pure_;
 
 /* True for the outcomes counted as failures of the job (failed, timed_out, crashed,
- * interrupted). Skipped and cancelled runs are not the job's fault. */
+ * interrupted). Skipped, missed and cancelled runs are not the job's fault. */
 bool run_status_is_failure(run_status s) _pure_;

@@ -77,6 +77,7 @@ bool control_command_takes(const control_command *c, const char *field);
 #define FIELD_HISTORY_RUNS "history_runs"
 #define FIELD_HISTORY_BYTES "history_bytes"
 #define FIELD_RUNNING_RUNS "running_runs"
+#define FIELD_WAITING_FIRES "waiting_fires" /* fires held back by max_concurrent, waiting for a slot */
 #define FIELD_TEXT "text"       /* metrics: the Prometheus text exposition */
 
 /* a job object (list, status) */
@@ -88,6 +89,7 @@ bool control_command_takes(const control_command *c, const char *field);
 #define FIELD_LAST_USEC "last_usec"
 #define FIELD_LAST_STATUS "last_status"
 #define FIELD_FAILURES "failures"
+#define FIELD_MISSED "missed"   /* fire instants recorded missed, lifetime (as runs and failures) */
 #define FIELD_AVERAGE_DURATION_USEC "average_duration_usec"
 #define FIELD_ENABLED_OVERRIDE "enabled_override"
 #define FIELD_RUNNING "running"
@@ -121,6 +123,11 @@ bool control_command_takes(const control_command *c, const char *field);
 #define FIELD_MESSAGE "message"
 #define FIELD_OUTPUT "output"
 #define FIELD_PID "pid"
+/* a missed row: the instants it stands for, scheduled_usec to missed_last_usec */
+#define FIELD_MISSED_COUNT "missed_count"
+#define FIELD_MISSED_LAST_USEC "missed_last_usec"
+/* a job's misfire_threshold in force (status): null for auto */
+#define FIELD_MISFIRE_THRESHOLD_USEC "misfire_threshold_usec"
 
 /* features of issue 18 in a job object (list, status) */
 #define FIELD_PAUSED "paused"                       /* a pause holds back its fires now */

@@ -161,8 +161,10 @@ static json_t *job_json(manager *m, job_rt *j, bool detail) {
                               FIELD_AVERAGE_DURATION_USEC, usec_or_null(st.average_duration_usec), FIELD_ENABLED_OVERRIDE,
                               js.enabled_override < 0 ? json_null() : json_boolean(js.enabled_override), FIELD_RUNNING,
                               j->n_running > 0);
-        if (o)
+        if (o) {
+                json_object_set_new(o, FIELD_MISSED, json_integer((json_int_t) js.missed_total));
                 control_jobops_job_fields(m, j, o, detail);
+        }
         if (!o || !detail)
                 return o;
 
@@ -171,6 +173,8 @@ static json_t *job_json(manager *m, job_rt *j, bool detail) {
         json_object_set_new(o, FIELD_PLUGIN, json_string(d->plugin_path));
         json_object_set_new(o, FIELD_SINGLETON, json_boolean(d->singleton));
         json_object_set_new(o, FIELD_TIMEOUT_USEC, usec_or_null(d->timeout));
+        usec_t thr = d->misfire_threshold != MISFIRE_INHERIT ? d->misfire_threshold : m->reg->reg->misfire_threshold;
+        json_object_set_new(o, FIELD_MISFIRE_THRESHOLD_USEC, thr == MISFIRE_AUTO ? json_null() : usec_or_null(thr));
         json_object_set_new(o, FIELD_RETRY, json_pack("{s:i, s:I, s:I}", FIELD_ATTEMPTS, (int) d->retry.attempts, FIELD_BACKOFF_USEC,
                                                   (json_int_t) d->retry.backoff, FIELD_MAX_BACKOFF_USEC,
                                                   (json_int_t) d->retry.max_backoff));
@@ -237,6 +241,10 @@ static json_t *run_row_json(manager *m, const history_run *r) {
                          (int) r->pid);
         if (o && j)
                 json_object_set_new(o, FIELD_TIMEZONE, json_string(j->def->timezone));
+        if (o && r->status == RUN_STATUS_MISSED) {
+                json_object_set_new(o, FIELD_MISSED_COUNT, json_integer((json_int_t) r->missed_count));
+                json_object_set_new(o, FIELD_MISSED_LAST_USEC, usec_or_null(r->missed_last_usec));
+        }
         return o;
 }
 
@@ -439,8 +447,9 @@ json_t *control_dispatch(manager *m, json_t *req, bool privileged, int64_t *ret_
                 manager_flush_history(m);
                 if ((q = history_get_size(m->hist, &rows, &bytes)) < 0)
                         return error_reply(q, "reading history failed: %s", history_last_error(m->hist));
-                return json_pack("{s:b, s:I, s:I, s:I, s:I, s:I}", FIELD_OK, 1, FIELD_JOBS, (json_int_t) m->n_jobs,
-                                 FIELD_RUNNING_RUNS, (json_int_t) m->n_running, FIELD_HISTORY_RUNS, (json_int_t) rows,
+                return json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I}", FIELD_OK, 1, FIELD_JOBS, (json_int_t) m->n_jobs,
+                                 FIELD_RUNNING_RUNS, (json_int_t) m->n_running, FIELD_WAITING_FIRES,
+                                 (json_int_t) fire_queue_size(&m->fire_queue), FIELD_HISTORY_RUNS, (json_int_t) rows,
                                  FIELD_HISTORY_BYTES, (json_int_t) bytes, FIELD_NOW_USEC,
                                  (json_int_t) clock_now_realtime());
         }

@@ -16,8 +16,6 @@
  * not starve child exits, signals, the control socket, the history commit and the watchdog,
  * which run between dispatches */
 #define FIRES_PER_DISPATCH 64
-/* a cron fire this late means the wall clock jumped or the daemon stalled */
-#define MISSED_FIRE_SLACK (5 * USEC_PER_SEC)
 /* the cron timer wakes this much before an instant to decide and claim its fires */
 #define PREPARE_LEAD (3 * USEC_PER_MSEC)
 /* a fire whose process is warm costs a slot opened at the gate; one that forks weighs this much
@@ -64,7 +62,11 @@ static bool run_exited(const run *r) {
                                                                                    : si.si_pid == r->pid;
 }
 
-static const char *skip_reason(manager *m, job_rt *j, char *buf, size_t n) {
+/* Why J cannot start a run now, or NULL; *RET_LIMIT (may be NULL) tells the concurrency limit
+ * from J's own overlap. */
+static const char *skip_reason(manager *m, job_rt *j, char *buf, size_t n, bool *ret_limit) {
+        if (ret_limit)
+                *ret_limit = false;
         if (j->def->singleton && j->n_running > 0) {
                 int64_t id = 0;
                 for (run *r = m->runs; r; r = r->next)
@@ -76,6 +78,8 @@ static const char *skip_reason(manager *m, job_rt *j, char *buf, size_t n) {
                 }
         }
         if (m->n_running >= m->reg->reg->max_concurrent) {
+                if (ret_limit)
+                        *ret_limit = true;
                 snprintf(buf, n, "concurrency limit reached (max_concurrent=%u runs in flight)",
                          m->reg->reg->max_concurrent);
                 return buf;
@@ -254,13 +258,15 @@ static run *warm_take(job_rt *j, usec_t scheduled) {
 }
 
 /* A fire of JOB (any trigger but retry) standing for SCHEDULED: apply the policies, claim the
- * fire in history, start the run. Returns the run id (> 0), 0 when nothing was started
- * (disabled, skipped, already claimed), or -errno. */
-int64_t manager_fire(manager *m, job_rt *j, run_trigger trigger, usec_t scheduled) {
+ * fire in history, start the run. WAITED: it waited in the fire queue already. Returns the run
+ * id (> 0), 0 when nothing was started (disabled, skipped, held for a slot, already claimed),
+ * or -errno. */
+static int64_t fire_one(manager *m, job_rt *j, run_trigger trigger, usec_t scheduled, bool waited) {
         /* a scheduled fire may be decided just before its instant (see manager_on_real_timer()) */
         usec_t now = MAX(clock_now_realtime(), trigger == RUN_TRIGGER_SCHEDULE ? scheduled : 0);
-        run *w = trigger == RUN_TRIGGER_SCHEDULE ? warm_take(j, scheduled) : NULL;
+        run *w = trigger == RUN_TRIGGER_SCHEDULE && !waited ? warm_take(j, scheduled) : NULL;
         char why[256];
+        bool limit;
         int64_t id = 0;
         int q;
 
@@ -285,7 +291,15 @@ int64_t manager_fire(manager *m, job_rt *j, run_trigger trigger, usec_t schedule
         }
 
         manager_history_batch(m);
-        const char *reason = skip_reason(m, j, why, sizeof(why));
+        const char *reason = skip_reason(m, j, why, sizeof(why), &limit);
+        /* a scheduled fire held back by the limit, or behind older ones held back, waits for a
+         * slot (overload.c); other triggers stand for instants past already and are skipped */
+        if (trigger == RUN_TRIGGER_SCHEDULE && !waited && (limit || (!reason && overload_waiting(m))) &&
+            overload_enqueue(m, j, trigger, scheduled) >= 0) {
+                run_abandon(w);
+                manager_status_changed(m);
+                return 0;
+        }
         if (reason) {
                 run_abandon(w);
                 log_full(LOG_NOTICE, 0, j->def->name, 0, -1, "Skipped %s fire: %s", run_trigger_to_string(trigger),
@@ -323,6 +337,14 @@ int64_t manager_fire(manager *m, job_rt *j, run_trigger trigger, usec_t schedule
         return id;
 }
 
+int64_t manager_fire(manager *m, job_rt *j, run_trigger trigger, usec_t scheduled) {
+        return fire_one(m, j, trigger, scheduled, false);
+}
+
+int64_t manager_fire_waited(manager *m, job_rt *j, run_trigger trigger, usec_t scheduled) {
+        return fire_one(m, j, trigger, scheduled, true);
+}
+
 /* The retry RW is due: it starts, waits for room, or is given up (its job removed or
  * disabled: disabling a job stops its pending retries too, see README.md). */
 static void fire_retry(manager *m, retry_wait *rw) {
@@ -341,7 +363,7 @@ static void fire_retry(manager *m, retry_wait *rw) {
                 manager_retry_drop(m, rw, true);
                 return;
         }
-        if (skip_reason(m, j, why, sizeof(why))) {
+        if (skip_reason(m, j, why, sizeof(why), NULL)) {
                 /* not a new fire: it waits for room instead of being skipped */
                 (void) timer_heap_put(&m->boot_heap, &rw->w.entry, clock_now_boottime() + RETRY_POSTPONE);
                 return;
@@ -403,6 +425,7 @@ void manager_arm_timers(manager *m) {
                                                         : clock_realtime_to_kernel(next - MIN(next, PREPARE_LEAD)));
         manager_timer_at(m->boot_timer, heap_next(&m->boot_heap));
         manager_arm_warm(m);
+        overload_arm(m);
 }
 
 /* The second half of a dispatch of cron fires: releases the warm runs opened by it, requeues
@@ -412,16 +435,10 @@ void manager_finish_fires(manager *m) {
         timer_entry *e;
 
         release_opened(m);
-        for (size_t i = 0; i < m->n_due; i++) {
-                job_rt *j = m->due[i];
-                usec_t scheduled = m->due_at[i];
-                /* Far behind (the clock jumped forwards, or the machine stalled): the fires in
-                 * between are not run one by one; catch_up runs them as one, if wanted. */
-                bool late = now > scheduled && now - scheduled > MISSED_FIRE_SLACK + j->fire_delay;
-                if (late)
-                        manager_metrics_missed(j, scheduled, now);
-                job_rt_schedule_cron(j, late ? now : scheduled);
-        }
+        /* the next instant of each, even when it is due already: if the daemon is late for it,
+         * the next dispatch records it missed (overload.c), it is never passed over silently */
+        for (size_t i = 0; i < m->n_due; i++)
+                job_rt_schedule_cron(m->due[i], m->due_at[i]);
         m->n_due = 0;
         manager_start_deferred(m);
         if (m->batch_open)
@@ -461,6 +478,24 @@ int manager_on_real_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 job_rt *j = ((wake *) e)->job;
                 usec_t scheduled = e->when - j->fire_delay; /* its wake is late by its random_delay */
 
+                /* Late (the daemon stalled or was overloaded, the machine was suspended): the
+                 * instants past their misfire_threshold are recorded missed, and the first one
+                 * still in time fires, if it is due. */
+                if (now > scheduled) {
+                        usec_t next;
+                        int more = overload_late_cron(m, j, scheduled, now, &next);
+                        if (more > 0 || next > horizon) {
+                                if (next == USEC_INFINITY) {
+                                        timer_heap_remove(&m->real_heap, e);
+                                        j->next_fire = USEC_INFINITY;
+                                } else
+                                        job_rt_schedule_cron(j, next - 1); /* next itself */
+                                /* a scan cut short was a long one: the rest waits for the next dispatch */
+                                cost += more > 0 ? FIRE_BUDGET : 1;
+                                continue;
+                        }
+                        scheduled = next;
+                }
                 cost += j->warm && j->warm->scheduled == scheduled ? 1 : COLD_FIRE_WEIGHT;
                 /* off the heap now, queued again in manager_finish_fires(): until the release only what
                  * decides and claims the fire stands between the instant and its run */
@@ -474,6 +509,7 @@ int manager_on_real_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                         manager_history_failed(m, q, "recording the last fire");
         }
         m->deferring = false;
+        overload_missed_flush(m);
         /* Write-ahead: the claims and the last fire handled are durable before any of these
          * runs starts (a daemon killed at the instant must neither run them again after a
          * restart nor lose their record). In the lead, the commit is off the instant's path. */
@@ -504,15 +540,21 @@ int manager_on_boot_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                         fire_retry(m, (retry_wait *) w);
                         continue;
                 }
-                usec_t due = e->when - j->fire_delay, scheduled = manager_boot_to_real(due);
-                (void) manager_fire(m, j, RUN_TRIGGER_SCHEDULE, scheduled);
-                /* keep the cadence; after a suspend or a stall, skip what was missed */
-                usec_t next = due + j->def->schedule.interval;
-                if (next <= now)
-                        next = now + j->def->schedule.interval;
-                job_rt_schedule_every(j, next);
+                usec_t due = e->when - j->fire_delay;
+                /* late: the instants past their misfire_threshold are recorded missed */
+                if (now > due) {
+                        due = overload_late_every(m, j, due, now);
+                        if (due > now) {
+                                job_rt_schedule_every(j, due);
+                                continue;
+                        }
+                }
+                (void) manager_fire(m, j, RUN_TRIGGER_SCHEDULE, manager_boot_to_real(due));
+                /* keep the cadence: an instant already due is looked at by the next dispatch */
+                job_rt_schedule_every(j, due + j->def->schedule.interval);
         }
         m->deferring = false;
+        overload_missed_flush(m);
         manager_start_deferred(m);
         manager_arm_timers(m);
         return 0;

@@ -47,6 +47,7 @@ job_rt *job_rt_free(job_rt *j) {
         if (!j)
                 return NULL;
         manager_warm_abandon(j);
+        overload_job_gone(j->m, j);
         free(j->dir);
         job_metrics_free(j->metrics);
         timer_heap_remove(j->every ? &j->m->boot_heap : &j->m->real_heap, &j->fire.entry);

@@ -71,6 +71,9 @@ void manager_run_not_started(manager *m, job_rt *j, run *r, int q);
 /* A fire of J (any trigger but retry) standing for SCHEDULED: policies, claim, start. Returns
  * the run id (> 0), 0 when nothing was started (disabled, skipped, already claimed), or -errno. */
 int64_t manager_fire(manager *m, job_rt *j, run_trigger trigger, usec_t scheduled);
+/* manager_fire() for a fire that waited in the fire queue for a slot (overload.c): it does not
+ * queue again nor take a warm run (those are for the instants now due). */
+int64_t manager_fire_waited(manager *m, job_rt *j, run_trigger trigger, usec_t scheduled);
 /* A fire due this soon after a start-up or catch-up run at start-up is that run: one run, not
  * three. */
 #define START_FOLD (1 * USEC_PER_SEC)
@@ -184,6 +187,46 @@ void manager_metrics_run_ended(manager *m, job_rt *j, const run *r);
 void manager_metrics_skipped(job_rt *j, metrics_skip_reason reason);
 /* The cron instants of J in (AFTER, UPTO] went by without a run. */
 void manager_metrics_missed(job_rt *j, usec_t after, usec_t upto);
+/* N fires of J were recorded missed. */
+void manager_metrics_missed_count(job_rt *j, uint64_t n);
+/* --- overload.c --- */
+
+/* J's misfire_threshold in force: its own, else scheduler.misfire_threshold (MISFIRE_AUTO or a
+ * duration). */
+usec_t overload_threshold(const manager *m, const job_rt *j);
+/* Notes the fires R of J (by TRIGGER) as missed, because WHY (a static string): counted now,
+ * recorded (one row per job) by overload_missed_flush(). */
+void overload_missed(manager *m, job_rt *j, run_trigger trigger, const misfire_range *r, const char *why);
+/* Records the missed fires noted since the last call. Each handler that notes some calls it
+ * before it returns. */
+void overload_missed_flush(manager *m);
+/* J is about to be freed: what it has noted is recorded first. */
+void overload_job_gone(manager *m, job_rt *j);
+/* The cron fire of J at SCHEDULED, dispatched at NOW: the instants from SCHEDULED on that are
+ * past their deadline are noted missed; *RET_NEXT gets the first still in time (USEC_INFINITY:
+ * none). Returns 1 when the scan stopped early (*RET_NEXT is then missed too, not noted yet:
+ * the caller queues it and the next dispatch goes on), else 0. */
+int overload_late_cron(manager *m, job_rt *j, usec_t scheduled, usec_t now, usec_t *ret_next);
+/* The same for the @every fire of J due at DUE_BOOT, at NOW_BOOT (boottime); returns the first
+ * due instant still in time. */
+usec_t overload_late_every(manager *m, job_rt *j, usec_t due_boot, usec_t now_boot);
+/* Holds J's fire at SCHEDULED (by TRIGGER) for a slot, until its deadline. -ENOMEM. */
+int overload_enqueue(manager *m, job_rt *j, run_trigger trigger, usec_t scheduled);
+/* Whether fires wait for a slot: a new fire queues behind them. */
+bool overload_waiting(const manager *m);
+/* Starts waiting fires, oldest instant first, while there is room; records those past their
+ * deadline as missed. */
+void overload_drain(manager *m);
+/* Drains if there is room, and sets the queue timer for the earliest deadline of a waiting fire. */
+void overload_arm(manager *m);
+/* Creates the queue timer. -errno. */
+int overload_setup(manager *m);
+/* Shutdown: every waiting fire, and every instant due that no dispatch reached, is recorded
+ * missed. */
+void overload_shutdown(manager *m);
+/* Frees the queue, the timer and the scratch. */
+void overload_done(manager *m);
+
 /* --- overlap.c --- */
 
 /* Whether J's fire (TRIGGER at SCHEDULED) is taken care of by its overlap policy while a run

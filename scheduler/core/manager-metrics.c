@@ -41,6 +41,12 @@ void manager_metrics_skipped(job_rt *j, metrics_skip_reason reason) {
                 job_metrics_fire_skipped(jm, reason);
 }
 
+void manager_metrics_missed_count(job_rt *j, uint64_t n) {
+        job_metrics *jm = job_rt_metrics(j);
+        if (jm)
+                job_metrics_fires_missed(jm, n);
+}
+
 void manager_metrics_missed(job_rt *j, usec_t after, usec_t upto) {
         int64_t t = (int64_t) (after / USEC_PER_SEC), next;
         uint64_t n = 0;

@@ -163,6 +163,7 @@ static void manager_shutdown(manager *m) {
         if (m->n_due > 0)
                 manager_finish_fires(m); /* claimed fires start, to be cancelled with the rest */
         m->shutting_down = true;
+        overload_shutdown(m); /* fires waiting for a slot will not start: recorded missed */
         (void) sd_notify(false, "STOPPING=1\nSTATUS=Stopping");
         manager_warm_abandon_all(m);
         manager_arm_timers(m);
@@ -291,6 +292,8 @@ int manager_new(const manager_options *o, manager **ret) {
         if (q >= 0)
                 q = sd_event_add_time(m->event, &m->boot_timer, CLOCK_BOOTTIME, USEC_INFINITY, 1, manager_on_boot_timer, m);
         if (q >= 0)
+                q = overload_setup(m);
+        if (q >= 0)
                 q = sd_event_add_time(m->event, &m->warm_timer, CLOCK_REALTIME, USEC_INFINITY, 1, manager_on_warm_timer, m);
         /* below everything else: due fires, child exits and the control socket come first */
         if (q >= 0)
@@ -406,6 +409,7 @@ manager *manager_free(manager *m) {
         for (size_t i = 0; i < m->n_reload_plugins_changed; i++)
                 free(m->reload_plugins_changed[i]);
         free(m->reload_plugins_changed);
+        overload_done(m);
         timer_heap_done(&m->real_heap);
         timer_heap_done(&m->boot_heap);
         backfill_done(m);

@@ -9,6 +9,8 @@
 
 #include "store/history.h"
 #include "basic/macro.h"
+#include "core/fire-queue.h"
+#include "core/misfire.h"
 #include "core/registry.h"
 #include "core/run.h"
 #include "core/timer-heap.h"
@@ -74,6 +76,11 @@ struct job_rt {
         /* schedctl backfill in progress (persisted in history as it goes) */
         bool backfilling;
         usec_t backfill_from, backfill_to, backfill_next;
+        /* fires found missed in the handler running now, recorded as one row at its end
+         * (overload.c); missed.count 0: none */
+        misfire_range missed;
+        run_trigger missed_trigger;
+        const char *missed_why;
 };
 
 /* Reference-counted registry snapshot: runs keep the definition they started with alive
@@ -137,6 +144,11 @@ struct manager {
         run *deferred[64];
         size_t n_deferred;
         bool deferring;
+        /* fires held back by max_concurrent, waiting for a slot (overload.c) */
+        fire_queue fire_queue;
+        sd_event_source *queue_timer; /* at the earliest deadline of a waiting fire */
+        job_rt **missed_jobs;         /* jobs with missed fires not recorded yet */
+        size_t n_missed_jobs, missed_jobs_cap;
         bool shutting_down;
         bool subreaper; /* what runs leave behind comes to the daemon (orphans.c) */
         sd_event_source *orphan_timer; /* a sweep again, for children it could not tell */

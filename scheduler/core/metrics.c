@@ -142,7 +142,9 @@ void metrics_write(FILE *f, const char *version, unsigned in_flight, const metri
                         }
 
         family(f, "schedulerd_fires_missed_total", "counter",
-               "Fires that went by without a run: the clock jumped, the daemon stalled or was down.");
+               "Fires that went by without a run: they could not start within their misfire_threshold (the "
+               "daemon was late, or they waited for a slot under max_concurrent), or the clock jumped or the "
+               "daemon was down.");
         for (size_t i = 0; i < n; i++) {
                 job_label(f, "schedulerd_fires_missed_total", jobs[i].name);
                 fprintf(f, "} %llu\n", (unsigned long long) (jobs[i].m ? jobs[i].m->missed : 0));

@@ -157,6 +157,8 @@ void parse_uint(loader *l, source *s, yaml_node_t *n, const char *job, const cha
 /* A duration of at least MIN_USEC (1 rejects zero); returns whether *RET was set. */
 bool parse_duration(loader *l, source *s, yaml_node_t *n, const char *job, const char *what, usec_t min_usec,
                     usec_t *ret);
+/* misfire_threshold: "auto" (MISFIRE_AUTO) or a duration greater than zero; reports otherwise. */
+bool parse_misfire_threshold(loader *l, source *s, yaml_node_t *n, const char *job, const char *what, usec_t *ret);
 /* "512M", "1G", "65536", "64K": bytes, binary multiples, greater than zero. */
 void parse_size(loader *l, source *s, yaml_node_t *n, const char *job, const char *what, uint64_t *ret);
 /* Loads time zone NAME (the value of N) into *RET. Returns 0 or the negative errno of

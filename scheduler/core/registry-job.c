@@ -14,11 +14,13 @@ static const char *const job_keys[] = {
         "timeout", "retry", "run_on_startup", "catch_up", "params", "limits",
         "command", "shell", "working_directory", "on_failure", "on_success",
         "user", "group", "environment", "environment_file", "credentials", "overlap", "random_delay",
+        "misfire_threshold",
 };
 enum { J_NAME, J_DESCRIPTION, J_PLUGIN, J_SCHEDULE, J_TIMEZONE, J_ENABLED, J_SINGLETON,
        J_TIMEOUT, J_RETRY, J_RUN_ON_STARTUP, J_CATCH_UP, J_PARAMS, J_LIMITS,
        J_COMMAND, J_SHELL, J_WORKING_DIRECTORY, J_ON_FAILURE, J_ON_SUCCESS,
-       J_USER, J_GROUP, J_ENVIRONMENT, J_ENVIRONMENT_FILE, J_CREDENTIALS, J_OVERLAP, J_RANDOM_DELAY };
+       J_USER, J_GROUP, J_ENVIRONMENT, J_ENVIRONMENT_FILE, J_CREDENTIALS, J_OVERLAP, J_RANDOM_DELAY,
+       J_MISFIRE_THRESHOLD };
 
 static const char *const limits_keys[] = { "address_space", "cpu", "open_files" };
 enum { L_ADDRESS_SPACE, L_CPU, L_OPEN_FILES };
@@ -320,6 +322,7 @@ static job_def *job_new(loader *l, source *s, const yaml_node_t *node) {
                 .enabled = true,
                 .singleton = true,
                 .timeout = USEC_INFINITY,
+                .misfire_threshold = MISFIRE_INHERIT,
                 .retry = { .attempts = 0, .backoff = REGISTRY_DEFAULT_BACKOFF, .max_backoff = REGISTRY_DEFAULT_MAX_BACKOFF },
                 .line = (unsigned) node->start_mark.line + 1,
                 .column = (unsigned) node->start_mark.column + 1,
@@ -465,6 +468,9 @@ static void parse_policy(loader *l, source *s, job_def *j, yaml_node_t **v, cons
         parse_overlap(l, s, j, v[J_OVERLAP], v[J_SINGLETON], job);
         if (v[J_RANDOM_DELAY])
                 (void) parse_duration(l, s, v[J_RANDOM_DELAY], job, "random_delay", 0, &j->random_delay);
+        if (v[J_MISFIRE_THRESHOLD])
+                (void) parse_misfire_threshold(l, s, v[J_MISFIRE_THRESHOLD], job, "misfire_threshold",
+                                               &j->misfire_threshold);
         if (v[J_RUN_ON_STARTUP])
                 parse_bool(l, s, v[J_RUN_ON_STARTUP], job, "run_on_startup", &j->run_on_startup);
         if (v[J_CATCH_UP])

@@ -189,6 +189,17 @@ bool parse_duration(loader *l, source *s, yaml_node_t *n, const char *job, const
         return true;
 }
 
+bool parse_misfire_threshold(loader *l, source *s, yaml_node_t *n, const char *job, const char *what, usec_t *ret) {
+        const char *v = expect_scalar(l, s, n, job, what, "auto or a duration like 30s or 5m");
+        if (!v)
+                return false;
+        if (streq(v, "auto")) {
+                *ret = MISFIRE_AUTO;
+                return true;
+        }
+        return parse_duration(l, s, n, job, what, 1, ret);
+}
+
 int load_zone(loader *l, source *s, yaml_node_t *n, const char *job, const char *name, const tz **ret) {
         tz *z = NULL;
         int r = tz_load(name, &z);

@@ -30,9 +30,11 @@ enum { TOP_SCHEDULER, TOP_JOBS };
 static const char *const scheduler_keys[] = {
         "state_dir", "plugin_dir", "control_socket", "admin_group", "timezone",
         "max_concurrent", "shutdown_grace", "history", "include", "metrics_listen", "default_user",
+        "misfire_threshold",
 };
 enum { S_STATE_DIR, S_PLUGIN_DIR, S_CONTROL_SOCKET, S_ADMIN_GROUP, S_TIMEZONE,
-       S_MAX_CONCURRENT, S_SHUTDOWN_GRACE, S_HISTORY, S_INCLUDE, S_METRICS_LISTEN, S_DEFAULT_USER };
+       S_MAX_CONCURRENT, S_SHUTDOWN_GRACE, S_HISTORY, S_INCLUDE, S_METRICS_LISTEN, S_DEFAULT_USER,
+       S_MISFIRE_THRESHOLD };
 
 static const char *const history_keys[] = { "retention", "max_runs_per_job", "prune_interval" };
 enum { H_RETENTION, H_MAX_RUNS, H_PRUNE_INTERVAL };
@@ -183,6 +185,9 @@ static void parse_scheduler(loader *l, source *s, yaml_node_t *map) {
         if (v[S_MAX_CONCURRENT])
                 parse_uint(l, s, v[S_MAX_CONCURRENT], NULL, "scheduler.max_concurrent", 1, MAX_CONCURRENT_MAX,
                            &reg->max_concurrent);
+        if (v[S_MISFIRE_THRESHOLD])
+                (void) parse_misfire_threshold(l, s, v[S_MISFIRE_THRESHOLD], NULL, "scheduler.misfire_threshold",
+                                               &reg->misfire_threshold);
         if (v[S_SHUTDOWN_GRACE])
                 (void) parse_duration(l, s, v[S_SHUTDOWN_GRACE], NULL, "scheduler.shutdown_grace", 0,
                                       &reg->shutdown_grace);
@@ -300,6 +305,7 @@ static int registry_new_defaults(const char *path, registry **ret) {
                 return -ENOMEM;
         *r = (registry) {
                 .max_concurrent = REGISTRY_DEFAULT_MAX_CONCURRENT,
+                .misfire_threshold = MISFIRE_AUTO,
                 .shutdown_grace = REGISTRY_DEFAULT_SHUTDOWN_GRACE,
                 .history_retention = REGISTRY_DEFAULT_HISTORY_RETENTION,
                 .history_max_runs_per_job = REGISTRY_DEFAULT_HISTORY_MAX_RUNS,

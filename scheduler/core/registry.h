@@ -10,6 +10,7 @@
 
 #include "basic/diag.h"
 #include "basic/macro.h"
+#include "core/misfire.h"
 #include "core/params.h"
 #include "core/plugin.h"
 #include "basic/schedule.h"
@@ -109,6 +110,9 @@ typedef struct job_def {
         job_chain on_failure, on_success;
         job_overlap overlap;  /* singleton mirrors it: overlap != JOB_OVERLAP_ALLOW */
         usec_t random_delay;  /* 0: none; fires wait jitter_delay(name, instant, this) */
+        /* how late a fire may start before it is recorded missed: MISFIRE_INHERIT takes
+         * scheduler.misfire_threshold, MISFIRE_AUTO until the job's next instant */
+        usec_t misfire_threshold;
         job_identity identity;
         char **environment;   /* "KEY=VALUE" from environment_file, then environment: */
         size_t n_environment;
@@ -130,6 +134,7 @@ typedef struct registry {
         char *default_user;    /* default NULL: jobs without user: run as the daemon */
         const tz *zone;
         unsigned max_concurrent;   /* default 16 */
+        usec_t misfire_threshold;  /* default MISFIRE_AUTO; jobs without their own take it */
         usec_t shutdown_grace;     /* default 30s */
         usec_t history_retention;  /* default 30d */
         usec_t history_prune_interval; /* default 1h; also pruned at start-up and on reload */

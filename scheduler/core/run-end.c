@@ -80,7 +80,9 @@ void manager_run_done(run *r, void *userdata) {
         registry_ref_unref(registry_ref_of_run(r));
         run_free(r);
         manager_status_changed(m);
-        /* what waited for this run: a queued fire, a backfill's next instant */
+        /* what waited for this run: fires held for a slot (oldest first), a fire queued behind
+         * it by its overlap policy, a backfill's next instant */
+        overload_drain(m);
         if (j)
                 overlap_run_ended(m, j);
         backfill_kick(m);

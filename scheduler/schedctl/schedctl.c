@@ -723,7 +723,7 @@ static int verb_list(int argc, char **argv) {
 
         static const table_column cols[] = {
                 { "NEXT", false }, { "LEFT", false }, { "LAST", false }, { "PASSED", false }, { "JOB", false }, { "STATUS", false }, { "STATE", false },
-                { "ENABLED", false }, { "RUNS", true }, { "FAILED", true }, { "AVG", true }, { "SCHEDULE", false }, { "ZONE", false },
+                { "ENABLED", false }, { "RUNS", true }, { "FAILED", true }, { "MISSED", true }, { "AVG", true }, { "SCHEDULE", false }, { "ZONE", false },
         };
         _cleanup_(table_freep) table *t = table_new(cols, ELEMENTSOF(cols));
         if (!t)
@@ -735,7 +735,7 @@ static int verb_list(int argc, char **argv) {
         size_t i;
         json_array_foreach(json_object_get(reply, FIELD_JOBS), i, j) {
                 char next[FORMAT_TIMESTAMP_MAX], left[FORMAT_RELATIVE_MAX], last[FORMAT_TIMESTAMP_MAX],
-                        passed[FORMAT_RELATIVE_MAX + 8], avg[FORMAT_RELATIVE_MAX], runs[24], fails[24];
+                        passed[FORMAT_RELATIVE_MAX + 8], avg[FORMAT_RELATIVE_MAX], runs[24], fails[24], missed[24];
                 const tz *z = zone_of(jstr(j, FIELD_TIMEZONE));
                 bool enabled = json_is_true(json_object_get(j, FIELD_ENABLED));
                 bool paused = json_is_true(json_object_get(j, FIELD_PAUSED));
@@ -750,6 +750,7 @@ static int verb_list(int argc, char **argv) {
                         snprintf(pause, sizeof(pause), "paused");
                 snprintf(runs, sizeof(runs), "%lld", jint(j, FIELD_RUNS, 0));
                 snprintf(fails, sizeof(fails), "%lld", jint(j, FIELD_FAILURES, 0));
+                snprintf(missed, sizeof(missed), "%lld", jint(j, FIELD_MISSED, 0));
                 if (table_add(t, fmt_ts(nx, z, next, sizeof(next)), NULL) < 0 ||
                     table_add(t, fmt_left(nx, now, left, sizeof(left)), NULL) < 0 ||
                     table_add(t, fmt_ts(ls, z, last, sizeof(last)), NULL) < 0 ||
@@ -761,6 +762,7 @@ static int verb_list(int argc, char **argv) {
                               enabled && !paused ? NULL : COLOR_GREY) < 0 ||
                     table_add(t, runs, NULL) < 0 ||
                     table_add(t, fails, jint(j, FIELD_FAILURES, 0) > 0 ? COLOR_RED : NULL) < 0 ||
+                    table_add(t, missed, jint(j, FIELD_MISSED, 0) > 0 ? COLOR_YELLOW : NULL) < 0 ||
                     table_add(t, fmt_duration(jusec(j, FIELD_AVERAGE_DURATION_USEC), avg, sizeof(avg)), NULL) < 0 ||
                     table_add(t, jstr(j, FIELD_SCHEDULE), NULL) < 0 || table_add(t, jstr(j, FIELD_TIMEZONE), NULL) < 0)
                         return log_oom();
@@ -854,8 +856,10 @@ static int verb_status(int argc, char **argv) {
                         print_json(reply);
                         return EXIT_SUCCESS;
                 }
-                printf("        Jobs: %lld\n     Running: %lld\n     History: %lld runs, %.1f MiB\n",
-                       jint(reply, FIELD_JOBS, 0), jint(reply, FIELD_RUNNING_RUNS, 0), jint(reply, FIELD_HISTORY_RUNS, 0),
+                printf("        Jobs: %lld\n     Running: %lld\n     Waiting: %lld fires for a slot (max_concurrent)\n"
+                       "     History: %lld runs, %.1f MiB\n",
+                       jint(reply, FIELD_JOBS, 0), jint(reply, FIELD_RUNNING_RUNS, 0), jint(reply, FIELD_WAITING_FIRES, 0),
+                       jint(reply, FIELD_HISTORY_RUNS, 0),
                        (double) jint(reply, FIELD_HISTORY_BYTES, 0) / (1024.0 * 1024.0));
                 return EXIT_SUCCESS;
         }
@@ -907,8 +911,12 @@ static int verb_status(int argc, char **argv) {
         else
                 printf("        Last: never\n");
         usec_t avg = jusec(j, FIELD_AVERAGE_DURATION_USEC);
-        printf("        Runs: %lld, %lld failed%s%s\n", jint(j, FIELD_RUNS, 0), jint(j, FIELD_FAILURES, 0),
-               avg != USEC_INFINITY ? ", average " : "", avg != USEC_INFINITY ? format_relative(avg, b, sizeof(b)) : "");
+        printf("        Runs: %lld, %lld failed%s%s; %lld fire%s missed\n", jint(j, FIELD_RUNS, 0), jint(j, FIELD_FAILURES, 0),
+               avg != USEC_INFINITY ? ", average " : "", avg != USEC_INFINITY ? format_relative(avg, b, sizeof(b)) : "",
+               jint(j, FIELD_MISSED, 0), jint(j, FIELD_MISSED, 0) == 1 ? "" : "s");
+        usec_t mt = jusec(j, FIELD_MISFIRE_THRESHOLD_USEC);
+        printf("     Misfire: %s\n", mt == USEC_INFINITY ? "auto (a fire may start until the next one is due)"
+                                                         : duration_format(mt, d, sizeof(d)));
         printf("      Plugin: %s\n", jstr(j, FIELD_PLUGIN) ?: "-");
         usec_t to = jusec(j, FIELD_TIMEOUT_USEC);
         printf("     Timeout: %s\n", to == USEC_INFINITY || to == 0 ? "none" : duration_format(to, d, sizeof(d)));
@@ -1139,7 +1147,7 @@ static const verb_help history_help = {
         "  --since TIME   runs started at or after TIME: RFC 3339 (without an offset, local to\n"
         "                 JOB's zone, else UTC) or a duration back from now (2h, 7d)\n"
         "  --status S     only runs with status S: running, succeeded, failed, timed_out, crashed,\n"
-        "                 skipped, cancelled, interrupted\n"
+        "                 skipped, cancelled, interrupted, missed\n"
         "  --output       also print each run's output tail\n"
         "  --utc          times in UTC instead of each job's zone\n",
 };
@@ -1190,7 +1198,7 @@ static int verb_history(int argc, char **argv) {
         }
         if (hist_status && run_status_from_string(hist_status) < 0)
                 return usage_error("history --status: unknown status \"%s\"; expected running, succeeded, failed, "
-                                   "timed_out, crashed, skipped, cancelled or interrupted",
+                                   "timed_out, crashed, skipped, cancelled, interrupted or missed",
                                    hist_status);
         usec_t since = 0;
         if (hist_since) {

@@ -73,6 +73,43 @@ static const char *const migrations[] = {
         "        to_usec INTEGER NOT NULL,\n"
         "        next_usec INTEGER NOT NULL\n" /* the first instant not handled yet */
         ");\n",
+        /* 3 -> 4: fires missed (issue 16): status 'missed', one row per burst, standing for
+         * missed_count instants from scheduled_usec to missed_last_usec; and the job's lifetime
+         * count of them. SQLite cannot change a CHECK in place: runs is copied into a new table.
+         * Renaming the old one first moves its self-reference (retry_of) with it, so dropping it
+         * leaves the new table's rows alone. */
+        "ALTER TABLE runs RENAME TO runs_v3;\n"
+        "CREATE TABLE runs (\n"
+        "        id INTEGER PRIMARY KEY,\n"
+        "        job TEXT NOT NULL,\n"
+        "        trigger TEXT NOT NULL\n"
+        "                CHECK (trigger IN ('schedule', 'manual', 'startup', 'retry', 'catch_up')),\n"
+        "        attempt INTEGER NOT NULL CHECK ((trigger = 'retry') = (attempt > 0)),\n"
+        "        claim_class TEXT CHECK (claim_class IS NULL OR claim_class = 'fire'),\n"
+        "        retry_of INTEGER REFERENCES runs (id) ON DELETE SET NULL,\n"
+        "        scheduled_usec INTEGER NOT NULL,\n"
+        "        started_usec INTEGER NOT NULL,\n"
+        "        finished_usec INTEGER,\n"
+        "        status TEXT NOT NULL CHECK (status IN ('running', 'succeeded', 'failed',\n"
+        "                'timed_out', 'crashed', 'skipped', 'cancelled', 'interrupted', 'missed')),\n"
+        "        exit_code INTEGER,\n"
+        "        signal INTEGER,\n"
+        "        duration_usec INTEGER,\n"
+        "        message TEXT,\n"
+        "        output TEXT,\n"
+        "        pid INTEGER,\n"
+        "        missed_count INTEGER CHECK ((status = 'missed') = (missed_count IS NOT NULL)\n"
+        "                AND (missed_count IS NULL OR missed_count > 0)),\n"
+        "        missed_last_usec INTEGER CHECK ((status = 'missed') = (missed_last_usec IS NOT NULL))\n"
+        ");\n"
+        "INSERT INTO runs (id, job, trigger, attempt, claim_class, retry_of, scheduled_usec, started_usec,\n"
+        "        finished_usec, status, exit_code, signal, duration_usec, message, output, pid)\n"
+        "        SELECT id, job, trigger, attempt, claim_class, retry_of, scheduled_usec, started_usec,\n"
+        "        finished_usec, status, exit_code, signal, duration_usec, message, output, pid FROM runs_v3;\n"
+        "DROP TABLE runs_v3;\n"
+        "CREATE UNIQUE INDEX runs_claim ON runs (job, scheduled_usec, attempt, claim_class);\n"
+        "CREATE INDEX runs_retry_of ON runs (retry_of) WHERE retry_of IS NOT NULL;\n"
+        "ALTER TABLE jobs ADD COLUMN missed_total INTEGER NOT NULL DEFAULT 0;\n",
 };
 
 _Static_assert(ELEMENTSOF(migrations) == HISTORY_SCHEMA_VERSION,
@@ -95,6 +132,8 @@ typedef enum stmt_id {
         STMT_FINISH_RUN,
         STMT_COUNT_RUN,
         STMT_COUNT_SKIPPED,
+        STMT_INSERT_MISSED,
+        STMT_COUNT_MISSED,
         STMT_COUNT_INTERRUPTED,
         STMT_MARK_INTERRUPTED,
         STMT_PRUNE_AGE,
@@ -148,6 +187,13 @@ static const char *const stmt_sql[_STMT_MAX] = {
         [STMT_COUNT_SKIPPED] =
                 "INSERT INTO jobs (name, skipped_total) VALUES (?1, 1)"
                 " ON CONFLICT (name) DO UPDATE SET skipped_total = skipped_total + 1",
+        [STMT_INSERT_MISSED] =
+                "INSERT INTO runs (job, trigger, attempt, claim_class, scheduled_usec, started_usec,"
+                " finished_usec, status, message, missed_count, missed_last_usec)"
+                " VALUES (?1, ?2, 0, ?3, ?4, ?5, ?5, 'missed', ?6, ?7, ?8)",
+        [STMT_COUNT_MISSED] =
+                "INSERT INTO jobs (name, missed_total) VALUES (?1, ?2)"
+                " ON CONFLICT (name) DO UPDATE SET missed_total = missed_total + excluded.missed_total",
         [STMT_COUNT_INTERRUPTED] =
                 "INSERT INTO jobs (name, runs_total, failures_total, last_run_id, last_status)"
                 " SELECT job, COUNT(*), COUNT(*), MAX(id), 'interrupted' FROM runs"
@@ -175,11 +221,11 @@ static const char *const stmt_sql[_STMT_MAX] = {
         [STMT_GET_JOB] =
                 "SELECT enabled_override, last_scheduled_usec, runs_total, failures_total,"
                 " skipped_total, last_run_id, last_status, last_finished_usec,"
-                " last_duration_usec, first_loaded_usec FROM jobs WHERE name = ?1",
+                " last_duration_usec, first_loaded_usec, missed_total FROM jobs WHERE name = ?1",
         [STMT_ALL_JOBS] =
                 "SELECT enabled_override, last_scheduled_usec, runs_total, failures_total,"
                 " skipped_total, last_run_id, last_status, last_finished_usec,"
-                " last_duration_usec, first_loaded_usec, name FROM jobs",
+                " last_duration_usec, first_loaded_usec, missed_total, name FROM jobs",
         [STMT_SET_OVERRIDE] =
                 "INSERT INTO jobs (name, enabled_override) VALUES (?1, ?2)"
                 " ON CONFLICT (name) DO UPDATE SET enabled_override = excluded.enabled_override",
@@ -189,8 +235,8 @@ static const char *const stmt_sql[_STMT_MAX] = {
                 " last_scheduled_usec = excluded.last_scheduled_usec",
         [STMT_LIST_RUNS] =
                 "SELECT id, job, trigger, attempt, retry_of, scheduled_usec, started_usec,"
-                " finished_usec, status, exit_code, signal, duration_usec, message, output, pid"
-                " FROM runs WHERE (?1 IS NULL OR job = ?1) AND started_usec >= ?2"
+                " finished_usec, status, exit_code, signal, duration_usec, message, output, pid,"
+                " missed_count, missed_last_usec FROM runs WHERE (?1 IS NULL OR job = ?1) AND started_usec >= ?2"
                 " AND (?3 IS NULL OR status = ?3) ORDER BY id DESC LIMIT ?4",
         [STMT_PUT_RETRY] =
                 "INSERT OR REPLACE INTO retries (first_id, job, attempt, scheduled_usec, due_usec)"
@@ -203,10 +249,11 @@ static const char *const stmt_sql[_STMT_MAX] = {
                 " first_loaded_usec = IFNULL(first_loaded_usec, excluded.first_loaded_usec)",
         [STMT_SIZE] = "SELECT (SELECT COUNT(*) FROM runs), (SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size())",
         [STMT_STATS] =
-                "SELECT IFNULL(SUM(status NOT IN ('running', 'skipped')), 0),"
+                "SELECT IFNULL(SUM(status NOT IN ('running', 'skipped', 'missed')), 0),"
                 " IFNULL(SUM(status IN " RUN_FAILURE_STATUSES "), 0),"
                 " IFNULL(SUM(status = 'skipped'), 0),"
-                " AVG(CASE WHEN status NOT IN ('running', 'skipped') THEN duration_usec END)"
+                " AVG(CASE WHEN status NOT IN ('running', 'skipped', 'missed') THEN duration_usec END),"
+                " IFNULL(SUM(missed_count), 0)"
                 " FROM runs WHERE job = ?1 AND started_usec >= ?2",
         [STMT_STATS_LAST] =
                 "SELECT id, status, started_usec, finished_usec FROM runs"
@@ -860,6 +907,70 @@ int history_record_skipped(history *h, const char *job, run_trigger trigger, use
         return 0;
 }
 
+int history_record_missed(history *h, const char *job, run_trigger trigger, usec_t first, usec_t last,
+                          uint64_t count, usec_t now, const char *message, int64_t *ret_run_id) {
+        int64_t id;
+        int r;
+
+        if (!h)
+                return -EINVAL;
+        if ((r = check_job(h, job)) < 0 || (r = check_first_trigger(h, trigger)) < 0 ||
+            (r = check_usec(h, first, false, "first missed instant")) < 0 ||
+            (r = check_usec(h, last, false, "last missed instant")) < 0 ||
+            (r = check_usec(h, now, false, "current time")) < 0)
+                return r;
+        if (count == 0 || count > INT64_MAX || last < first) {
+                set_error(h, "job '%s': %" PRIu64 " fires missed from %" PRIu64 " to %" PRIu64
+                          " (expected at least one, in order)", job, count, first, last);
+                return -EINVAL;
+        }
+
+        r = op_begin(h);
+        if (r < 0)
+                return r;
+        {
+                _cleanup_stmt_ sqlite3_stmt *s = NULL;
+                size_t mlen = message ? utf8_head_length(message, strlen(message), HISTORY_MESSAGE_MAX) : 0;
+                r = stmt_get(h, STMT_INSERT_MISSED, &s);
+                if (r < 0)
+                        return op_end(h, r);
+                sqlite3_bind_text(s, 1, job, -1, SQLITE_TRANSIENT);
+                sqlite3_bind_text(s, 2, run_trigger_to_string(trigger), -1, SQLITE_STATIC);
+                bind_text(s, 3, claim_class_of(trigger));
+                sqlite3_bind_int64(s, 4, (sqlite3_int64) first);
+                sqlite3_bind_int64(s, 5, (sqlite3_int64) now);
+                if (message)
+                        sqlite3_bind_text(s, 6, message, (int) mlen, SQLITE_TRANSIENT);
+                sqlite3_bind_int64(s, 7, (sqlite3_int64) count);
+                sqlite3_bind_int64(s, 8, (sqlite3_int64) last);
+                int rc = sqlite3_step(s);
+                if (rc != SQLITE_DONE) {
+                        r = fail(h, rc, "recording missed fires");
+                        if (r == -EEXIST)
+                                set_error(h, "job '%s': the fire at %" PRIu64 " was already claimed", job, first);
+                        return op_end(h, r);
+                }
+                id = sqlite3_last_insert_rowid(h->db);
+        }
+        {
+                _cleanup_stmt_ sqlite3_stmt *s = NULL;
+                r = stmt_get(h, STMT_COUNT_MISSED, &s);
+                if (r < 0)
+                        return op_end(h, r);
+                sqlite3_bind_text(s, 1, job, -1, SQLITE_TRANSIENT);
+                sqlite3_bind_int64(s, 2, (sqlite3_int64) count);
+                int rc = sqlite3_step(s);
+                if (rc != SQLITE_DONE)
+                        return op_end(h, fail(h, rc, "counting missed fires"));
+        }
+        r = op_end(h, 0);
+        if (r < 0)
+                return r;
+        if (ret_run_id)
+                *ret_run_id = id;
+        return 0;
+}
+
 /* Why an UPDATE of a running row changed nothing: -ENOENT or -ESTALE. */
 static int explain_not_running(history *h, int64_t run_id) {
         _cleanup_stmt_ sqlite3_stmt *s = NULL;
@@ -1000,9 +1111,10 @@ int history_finish_run(history *h, int64_t run_id, const history_result *res) {
 
         if (!h || !res)
                 return -EINVAL;
-        if (!run_status_is_final(res->status) || res->status == RUN_STATUS_SKIPPED) {
+        if (!run_status_is_final(res->status) || res->status == RUN_STATUS_SKIPPED ||
+            res->status == RUN_STATUS_MISSED) {
                 set_error(h, "run %" PRId64 ": status %d cannot finish a run (expected a final "
-                          "status other than skipped)", run_id, (int) res->status);
+                          "status other than skipped or missed)", run_id, (int) res->status);
                 return -EINVAL;
         }
         if ((r = check_usec(h, res->finished_usec, false, "finish time")) < 0 ||
@@ -1096,6 +1208,7 @@ static history_job_state job_state_from_row(sqlite3_stmt *s) {
                 .last_finished_usec = column_usec(s, 7),
                 .last_duration_usec = column_usec(s, 8),
                 .first_loaded_usec = column_usec(s, 9),
+                .missed_total = (uint64_t) sqlite3_column_int64(s, 10),
         };
 }
 
@@ -1109,7 +1222,7 @@ int history_foreach_job_state(history *h, history_job_state_fn fn, void *userdat
         if (r < 0)
                 return r;
         while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-                const char *job = column_str(s, 10);
+                const char *job = column_str(s, 11);
                 history_job_state st = job_state_from_row(s);
                 if (!job)
                         continue;
@@ -1237,6 +1350,8 @@ static int read_run(sqlite3_stmt *s, history_run *ret) {
                 .signal = sqlite3_column_int(s, 10),
                 .duration_usec = column_usec(s, 11),
                 .pid = (pid_t) sqlite3_column_int64(s, 14),
+                .missed_count = (uint64_t) sqlite3_column_int64(s, 15),
+                .missed_last_usec = column_usec(s, 16),
         };
 
         run.job = column_dup(s, 1, NULL);
@@ -1341,6 +1456,7 @@ int history_get_job_stats(history *h, const char *job, usec_t since, history_job
                 st.skipped = (uint64_t) sqlite3_column_int64(s, 2);
                 if (sqlite3_column_type(s, 3) != SQLITE_NULL)
                         st.average_duration_usec = (usec_t) (sqlite3_column_double(s, 3) + 0.5);
+                st.missed = (uint64_t) sqlite3_column_int64(s, 4);
         }
         {
                 _cleanup_stmt_ sqlite3_stmt *s = NULL;

@@ -40,7 +40,7 @@
 #include "basic/macro.h"
 #include "basic/run-status.h"
 
-#define HISTORY_SCHEMA_VERSION 3
+#define HISTORY_SCHEMA_VERSION 4
 #define HISTORY_BUSY_TIMEOUT_MS 5000
 #define HISTORY_OUTPUT_MAX 4096         /* bytes of output tail kept per run */
 #define HISTORY_MESSAGE_MAX 1024        /* bytes of result message kept per run */
@@ -78,6 +78,9 @@ typedef struct history_run {
         char *output;                   /* NULL if none; NUL-terminated, output_size bytes */
         size_t output_size;
         pid_t pid;                      /* 0 if none */
+        uint64_t missed_count;          /* missed: the instants the row stands for; else 0 */
+        usec_t missed_last_usec;        /* missed: the last of them (the first is scheduled_usec);
+                                         * else USEC_INFINITY */
 } history_run;
 
 /* The persistent per-job row. Counters are lifetime totals, not affected by pruning. */
@@ -92,13 +95,15 @@ typedef struct history_job_state {
         usec_t last_finished_usec;      /* USEC_INFINITY if none */
         usec_t last_duration_usec;      /* USEC_INFINITY if none */
         usec_t first_loaded_usec;       /* when the daemon first had the job; USEC_INFINITY: unknown */
+        uint64_t missed_total;          /* fire instants recorded missed (a missed row counts its count) */
 } history_job_state;
 
 /* Figures over the runs still retained (since a given instant), for schedctl status. */
 typedef struct history_job_stats {
-        uint64_t runs;                  /* finished, non-skipped runs started at or after since */
+        uint64_t runs;                  /* finished runs (not skipped or missed) started at or after since */
         uint64_t failures;
         uint64_t skipped;
+        uint64_t missed;                /* instants of the missed rows (their counts summed) */
         usec_t average_duration_usec;   /* USEC_INFINITY if no run has a duration */
         int64_t last_run_id;            /* newest row of any status, 0 if none */
         run_status last_status;         /* _RUN_STATUS_INVALID if none */
@@ -162,6 +167,14 @@ int history_claim_retry(history *h, int64_t first_run_id, unsigned attempt, usec
 int history_record_skipped(history *h, const char *job, run_trigger trigger, usec_t scheduled,
                            usec_t now, const char *message, int64_t *ret_run_id);
 
+/* Records COUNT (>= 1) fires of JOB due from FIRST to LAST (wall clock, FIRST <= LAST) that
+ * could not start in time as one finished 'missed' row recorded at NOW, with MESSAGE saying
+ * why (NULL allowed), and adds COUNT to the job's missed_total. The row claims FIRST like
+ * history_claim_fire() (the instants after it are not claimed one by one) and fails the same
+ * way with -EEXIST. TRIGGER is any trigger but RETRY. -EINVAL for COUNT 0 or LAST < FIRST. */
+int history_record_missed(history *h, const char *job, run_trigger trigger, usec_t first, usec_t last,
+                          uint64_t count, usec_t now, const char *message, int64_t *ret_run_id);
+
 /* Sets the pid of a running run. -ENOENT if no such run, -ESTALE if it already finished. */
 int history_set_pid(history *h, int64_t run_id, pid_t pid);
 
@@ -172,7 +185,7 @@ int history_set_start(history *h, int64_t run_id, pid_t pid, usec_t started);
 
 /* Finishes a running run with R and updates the job's counters and last_* fields, in one
  * transaction. -ENOENT if no such run, -ESTALE if it already finished (nothing changes),
- * -EINVAL if R's status is RUNNING, SKIPPED or invalid. */
+ * -EINVAL if R's status is RUNNING, SKIPPED, MISSED or invalid. */
 int history_finish_run(history *h, int64_t run_id, const history_result *r);
 
 /* At start-up: every 'running' row (the daemon died during it) becomes 'interrupted' (its

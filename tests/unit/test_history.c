@@ -825,6 +825,126 @@ START_TEST(test_throughput) {
 }
 END_TEST
 
+START_TEST(test_record_missed) {
+        history *h = open_ok();
+        history_job_state st;
+        history_job_stats stats;
+        history_run *runs = NULL;
+        size_t n = 0;
+        int64_t id = 0;
+
+        /* three instants a minute apart as one row: the first claimed, the count kept */
+        ck_assert_int_eq(history_record_missed(h, "a", RUN_TRIGGER_SCHEDULE, T0, T0 + 2 * USEC_PER_MINUTE, 3,
+                                               T0 + 3 * USEC_PER_MINUTE, "too late", &id), 0);
+        ck_assert_int_gt(id, 0);
+        ck_assert_int_eq(history_claim_fire(h, "a", RUN_TRIGGER_SCHEDULE, T0, T0, 0, NULL), -EEXIST);
+        ck_assert_int_eq(history_fire_claimed(h, "a", T0), 1);
+        ck_assert_int_eq(history_record_missed(h, "a", RUN_TRIGGER_SCHEDULE, T0, T0, 1, T0, NULL, NULL), -EEXIST);
+        ck_assert_int_eq(history_record_missed(h, "a", RUN_TRIGGER_SCHEDULE, T0 + 1, T0 + 1, 2, T0 + 5, NULL, NULL), 0);
+        /* nonsense is refused, and writes nothing */
+        ck_assert_int_eq(history_record_missed(h, "a", RUN_TRIGGER_SCHEDULE, T0 + 9, T0 + 9, 0, T0, NULL, NULL), -EINVAL);
+        ck_assert_int_eq(history_record_missed(h, "a", RUN_TRIGGER_SCHEDULE, T0 + 9, T0 + 8, 1, T0, NULL, NULL), -EINVAL);
+        ck_assert_int_eq(history_record_missed(h, "a", RUN_TRIGGER_RETRY, T0 + 9, T0 + 9, 1, T0, NULL, NULL), -EINVAL);
+
+        ck_assert_int_eq(history_get_job_state(h, "a", &st), 1);
+        ck_assert_uint_eq(st.missed_total, 5);
+        ck_assert_uint_eq(st.runs_total, 0);
+        ck_assert_uint_eq(st.skipped_total, 0);
+        ck_assert_int_eq(history_get_job_stats(h, "a", 0, &stats), 0);
+        ck_assert_uint_eq(stats.missed, 5);
+        ck_assert_uint_eq(stats.runs, 0);
+        ck_assert_uint_eq(stats.average_duration_usec, USEC_INFINITY);
+
+        ck_assert_int_eq(history_list_runs(h, "a", 0, RUN_STATUS_MISSED, 0, &runs, &n), 0);
+        ck_assert_uint_eq(n, 2);
+        ck_assert_int_eq(runs[1].id, id);
+        ck_assert_int_eq(runs[1].status, RUN_STATUS_MISSED);
+        ck_assert_uint_eq(runs[1].scheduled_usec, T0);
+        ck_assert_uint_eq(runs[1].missed_last_usec, T0 + 2 * USEC_PER_MINUTE);
+        ck_assert_uint_eq(runs[1].missed_count, 3);
+        ck_assert_uint_eq(runs[1].started_usec, T0 + 3 * USEC_PER_MINUTE);
+        ck_assert_uint_eq(runs[1].finished_usec, T0 + 3 * USEC_PER_MINUTE);
+        ck_assert_str_eq(runs[1].message, "too late");
+        history_runs_free(runs, n);
+
+        /* a missed row is final: it cannot be finished, and no status but missed carries a count */
+        history_result res = { .status = RUN_STATUS_MISSED, .finished_usec = T0, .duration_usec = 0 };
+        ck_assert_int_eq(history_finish_run(h, id, &res), -EINVAL);
+        int64_t run = claim(h, "a", RUN_TRIGGER_SCHEDULE, T0 + USEC_PER_HOUR);
+        ck_assert_int_eq(history_list_runs(h, "a", 0, RUN_STATUS_RUNNING, 0, &runs, &n), 0);
+        ck_assert_uint_eq(n, 1);
+        ck_assert_int_eq(runs[0].id, run);
+        ck_assert_uint_eq(runs[0].missed_count, 0);
+        ck_assert_uint_eq(runs[0].missed_last_usec, USEC_INFINITY);
+        history_runs_free(runs, n);
+        history_close(h);
+        ck_assert_int_eq(raw_int("SELECT COUNT(*) FROM runs WHERE status != 'missed' AND missed_count IS NOT NULL"), 0);
+}
+END_TEST
+
+/* A file as schedulerd 3 wrote it (schema 3, released): migrated to 4 with its rows and links. */
+START_TEST(test_migrate_3_to_4) {
+        raw_exec("PRAGMA application_id = 1396918340;"
+                 "CREATE TABLE runs (id INTEGER PRIMARY KEY, job TEXT NOT NULL,"
+                 " trigger TEXT NOT NULL CHECK (trigger IN ('schedule', 'manual', 'startup', 'retry', 'catch_up')),"
+                 " attempt INTEGER NOT NULL CHECK ((trigger = 'retry') = (attempt > 0)),"
+                 " claim_class TEXT CHECK (claim_class IS NULL OR claim_class = 'fire'),"
+                 " retry_of INTEGER REFERENCES runs (id) ON DELETE SET NULL,"
+                 " scheduled_usec INTEGER NOT NULL, started_usec INTEGER NOT NULL, finished_usec INTEGER,"
+                 " status TEXT NOT NULL CHECK (status IN ('running', 'succeeded', 'failed',"
+                 " 'timed_out', 'crashed', 'skipped', 'cancelled', 'interrupted')),"
+                 " exit_code INTEGER, signal INTEGER, duration_usec INTEGER, message TEXT, output TEXT, pid INTEGER);"
+                 "CREATE UNIQUE INDEX runs_claim ON runs (job, scheduled_usec, attempt, claim_class);"
+                 "CREATE INDEX runs_retry_of ON runs (retry_of) WHERE retry_of IS NOT NULL;"
+                 "CREATE TABLE jobs (name TEXT PRIMARY KEY NOT NULL,"
+                 " enabled_override INTEGER CHECK (enabled_override IN (0, 1)), last_scheduled_usec INTEGER,"
+                 " runs_total INTEGER NOT NULL DEFAULT 0, failures_total INTEGER NOT NULL DEFAULT 0,"
+                 " skipped_total INTEGER NOT NULL DEFAULT 0, last_run_id INTEGER, last_status TEXT,"
+                 " last_finished_usec INTEGER, last_duration_usec INTEGER, first_loaded_usec INTEGER);"
+                 "CREATE TABLE retries (first_id INTEGER PRIMARY KEY NOT NULL, job TEXT NOT NULL,"
+                 " attempt INTEGER NOT NULL CHECK (attempt > 0), scheduled_usec INTEGER NOT NULL,"
+                 " due_usec INTEGER NOT NULL);"
+                 "CREATE TABLE pauses (job TEXT PRIMARY KEY NOT NULL, until_usec INTEGER);"
+                 "CREATE TABLE backfills (job TEXT PRIMARY KEY NOT NULL, from_usec INTEGER NOT NULL,"
+                 " to_usec INTEGER NOT NULL, next_usec INTEGER NOT NULL);"
+                 "INSERT INTO runs VALUES (1, 'a', 'schedule', 0, 'fire', NULL, 100, 101, 102, 'failed',"
+                 " 1, NULL, 1, 'boom', 'out', 7);"
+                 "INSERT INTO runs VALUES (2, 'a', 'retry', 1, 'fire', 1, 100, 110, NULL, 'running',"
+                 " NULL, NULL, NULL, NULL, NULL, 8);"
+                 "INSERT INTO jobs (name, runs_total, failures_total, skipped_total) VALUES ('a', 1, 1, 4);"
+                 "PRAGMA user_version = 3;");
+
+        history *h = open_ok();
+        history_run *runs = NULL;
+        size_t n = 0;
+        history_job_state st;
+        ck_assert_int_eq(history_list_runs(h, "a", 0, _RUN_STATUS_INVALID, 0, &runs, &n), 0);
+        ck_assert_uint_eq(n, 2);
+        ck_assert_int_eq(runs[0].id, 2);
+        ck_assert_int_eq(runs[0].retry_of, 1);
+        ck_assert_int_eq(runs[0].pid, 8);
+        ck_assert_int_eq(runs[1].status, RUN_STATUS_FAILED);
+        ck_assert_str_eq(runs[1].message, "boom");
+        ck_assert_str_eq(runs[1].output, "out");
+        ck_assert_uint_eq(runs[1].missed_count, 0);
+        history_runs_free(runs, n);
+        ck_assert_int_eq(history_get_job_state(h, "a", &st), 1);
+        ck_assert_uint_eq(st.skipped_total, 4);
+        ck_assert_uint_eq(st.missed_total, 0);
+        /* the claim key survived the copy, and the new status is accepted */
+        ck_assert_int_eq(history_claim_fire(h, "a", RUN_TRIGGER_SCHEDULE, 100, 100, 0, NULL), -EEXIST);
+        ck_assert_int_eq(history_record_missed(h, "a", RUN_TRIGGER_SCHEDULE, 200, 300, 2, 300, NULL, NULL), 0);
+        /* the retry link still follows its first attempt */
+        ck_assert_int_eq(history_prune(h, 1000, 1, 0, NULL), 0);
+        history_close(h);
+        ck_assert_int_eq(raw_int("PRAGMA user_version"), 4);
+        ck_assert_int_eq(raw_int("SELECT COUNT(*) FROM sqlite_master WHERE name = 'runs_v3'"), 0);
+        ck_assert_int_eq(raw_int("SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name LIKE 'runs_%'"), 2);
+        ck_assert_int_eq(raw_int("SELECT IFNULL(retry_of, -1) FROM runs WHERE id = 2"), -1);
+        ck_assert_int_eq(raw_int("SELECT COUNT(*) FROM pragma_foreign_key_check"), 0);
+}
+END_TEST
+
 static Suite *history_suite(void) {
         Suite *s = suite_create("history");
         TCase *tc = tcase_create("core");
@@ -848,6 +968,8 @@ static Suite *history_suite(void) {
         tcase_add_test(tc, test_disk_full);
         tcase_add_test(tc, test_two_processes);
         tcase_add_test(tc, test_throughput);
+        tcase_add_test(tc, test_record_missed);
+        tcase_add_test(tc, test_migrate_3_to_4);
         suite_add_tcase(s, tc);
         return s;
 }
