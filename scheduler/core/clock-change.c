@@ -51,7 +51,10 @@ bool manager_catch_up(manager *m, job_rt *j, usec_t now) {
         return true;
 }
 
-/* The wall clock was set: every cron fire is recomputed from the new time. */
+/* The wall clock was set: every cron fire is recomputed from the new time. A fire the jump
+ * made due stays queued: the next dispatch records the instants it passed as missed, or runs
+ * a catch_up job's catch-up (overload.c), as for a daemon that was late; doing it here as well
+ * would race with that dispatch and catch up twice. */
 static void clock_changed(manager *m) {
         usec_t now;
         if (m->n_due > 0)
@@ -61,9 +64,8 @@ static void clock_changed(manager *m) {
         log_notice("System clock was set; recomputing the next fire of every cron job.");
         for (size_t i = 0; i < m->n_jobs; i++) {
                 job_rt *j = m->jobs[i];
-                if (j->every)
+                if (j->every || (j->next_fire != USEC_INFINITY && j->next_fire <= now))
                         continue;
-                (void) manager_catch_up(m, j, now);
                 job_rt_schedule_cron(j, now);
         }
         manager_arm_timers(m);

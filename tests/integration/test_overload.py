@@ -68,6 +68,8 @@ class Overload(DaemonTestCase):
                     what="20 succeeded rows")
         self.assertEqual(d.rows("SELECT COUNT(*) AS n FROM runs WHERE status IN ('skipped', 'missed')")[0]["n"], 0)
         self.assertEqual(d.log().count("waits for a slot"), 4, d.log()[-3000:])
+        self.assertEqual(json.loads(schedctl(d, "status", "--json"))["waiting_fires"], 0)
+        self.assertIn("Waiting: 0 fires", schedctl(d, "status"))
         self.assertEqual(d.stop(), 0)
 
     def test_queued_fire_past_threshold_is_missed(self):
