@@ -376,7 +376,8 @@ int manager_on_warm_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 }
                 j->warm_tried = j->fire.entry.when; /* as warm_collect() compares it: the wake */
                 manager_warm_abandon(j); /* for an earlier instant that never came (clock set back) */
-                if (!job_rt_enabled(j) || !(dir = job_rt_dir(m, j)))
+                /* a worker's run starts without a fork: nothing to do ahead */
+                if (!job_rt_enabled(j) || j->def->isolation == JOB_ISOLATION_WORKER || !(dir = job_rt_dir(m, j)))
                         continue;
                 if (run_prepare_warm(j->def, dir, when, m->gate, manager_run_done, m, &r) < 0)
                         continue; /* the fire forks when due */
