@@ -155,6 +155,11 @@ static const char *recycle_reason(const worker *w, const worker_reply *rep, cons
                 snprintf(buf, n, "after %u runs (scheduler.max_runs_per_worker)", w->n_runs);
                 return buf;
         }
+        if (rep->flags & WORKER_REPLY_NEAR_LIMIT) {
+                snprintf(buf, n, "its address space is near limits.address_space (%llu bytes)",
+                         (unsigned long long) w->pool->proto->limits.address_space);
+                return buf;
+        }
         if ((uint64_t) rep->max_rss_kib * 1024 > reg->worker_max_rss) {
                 snprintf(buf, n, "its RSS reached %u KiB, above scheduler.worker_max_rss (%llu KiB): a leak is contained "
                                  "this way, but the job should free what it allocates",

@@ -139,6 +139,20 @@ static int run_one(const registry *reg, const worker_request *req, size_t n, cha
         return res == SCHED_JOB_OK ? RUN_EXIT_OK : res == SCHED_JOB_RETRY ? RUN_EXIT_RETRY : RUN_EXIT_FAIL;
 }
 
+/* Whether the address space is past 3/4 of LIMIT (0: none). */
+static bool near_address_space_limit(uint64_t limit) {
+        unsigned long pages = 0;
+        if (limit == 0)
+                return false;
+        FILE *f = fopen("/proc/self/statm", "re");
+        if (!f)
+                return false;
+        if (fscanf(f, "%lu", &pages) != 1)
+                pages = 0;
+        fclose(f);
+        return (uint64_t) pages * (uint64_t) sysconf(_SC_PAGESIZE) > limit / 4 * 3;
+}
+
 void worker_main(const registry *reg, const job_def *proto, int sock, int out, pid_t parent) {
         worker_setup(proto, sock, out, parent);
 
@@ -158,6 +172,8 @@ void worker_main(const registry *reg, const job_def *proto, int sock, int out, p
                 rep.exit_code = run_one(reg, &req, (size_t) n, rep.message, sizeof(rep.message));
                 (void) getrusage(RUSAGE_SELF, &u);
                 rep.max_rss_kib = (uint32_t) MIN(u.ru_maxrss, (long) UINT32_MAX);
+                if (near_address_space_limit(proto->limits.address_space))
+                        rep.flags |= WORKER_REPLY_NEAR_LIMIT;
                 size_t len = offsetof(worker_reply, message) + strnlen(rep.message, sizeof(rep.message) - 1) + 1;
                 while (send(WORKER_SOCKET_FD, &rep, len, MSG_NOSIGNAL) < 0)
                         if (errno != EINTR)

@@ -41,8 +41,13 @@ typedef struct worker_reply {
         int64_t id;          /* the request's */
         int32_t exit_code;   /* RUN_EXIT_OK, RUN_EXIT_RETRY or RUN_EXIT_FAIL */
         uint32_t max_rss_kib; /* the worker's peak RSS (getrusage) after the run */
+        uint32_t flags;      /* WORKER_REPLY_* */
         char message[JOBCTX_MESSAGE_MAX]; /* NUL-terminated; only up to the NUL is sent */
 } worker_reply;
+
+/* The worker's address space is past 3/4 of limits.address_space: allocations of the next
+ * runs would fail where a fresh process's would not, so it is replaced. */
+#define WORKER_REPLY_NEAR_LIMIT (UINT32_C(1) << 0)
 
 /* The worker's body. REG is the registry the daemon held when it forked; PROTO the first job of
  * the worker's group (its identity, environment, credentials and limits are the group's). SOCK
