@@ -534,6 +534,13 @@ int worker_pools_submit(worker_pools *ps, const registry *reg, size_t index, run
         return 0;
 }
 
+void worker_pools_prepare(worker_pools *ps, const registry *reg, size_t index) {
+        pool *p = index < reg->n_jobs ? pool_find(ps, reg, index) : NULL;
+        worker *w;
+        while (p && p->n_workers < p->size && worker_spawn(p, &w) >= 0)
+                ;
+}
+
 void worker_pools_retire(worker_pools *ps, const registry *current) {
         free(ps->by_job);
         ps->by_job = NULL;

@@ -39,6 +39,11 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(worker_pools *, worker_pools_free);
  * none is coming: R was not taken). */
 int worker_pools_submit(worker_pools *p, const registry *reg, size_t index, run *r);
 
+/* Ahead of a run of job INDEX of REG: its pool's workers are forked (all of them), so the run
+ * finds one idle, and the daemon's copy-on-write faults of the forks are behind it. Failures
+ * are left to worker_pools_submit(). */
+void worker_pools_prepare(worker_pools *p, const registry *reg, size_t index);
+
 /* The registry in force is now CURRENT: pools of other registries take no new runs, their
  * idle workers exit now and the others after their run. */
 void worker_pools_retire(worker_pools *p, const registry *current);
