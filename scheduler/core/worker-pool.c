@@ -223,6 +223,11 @@ static int on_worker_exit(sd_event_source *s, const siginfo_t *si, void *userdat
                                  "Worker %d %s %d during the run; it is replaced, the other runs go on.", (int) w->pid,
                                  si->si_code == CLD_EXITED ? "exited with status" : "was killed by signal", si->si_status);
                 w->child = sd_event_source_disable_unref(w->child);
+                /* as for a run's own process: what it left in its group ends with it, and what
+                 * escaped the group came to the daemon, whose sweep at the run's end (with the
+                 * worker as the run's main process, not reaped yet) ends it */
+                (void) kill(-w->pid, SIGKILL);
+                r->in_worker = false;
                 worker_run_ended(w, si->si_code, si->si_status);
         }
         worker_free(w);
