@@ -45,6 +45,9 @@
  *            set_message, state_dir. The clock accessors return 0 here.
  *   run      Required. Called once per run, in a fresh child process forked for that run (so it
  *            may leak, crash or exit without harming the daemon; its stdout/stderr are captured).
+ *            A plugin that sets SCHED_JOB_FLAG_WORKER_SAFE may instead be run many times, one
+ *            run after the other, in a long-lived worker process (the job's `isolation: worker`,
+ *            see below); everything else this header promises holds the same way.
  *            With `user:` in the registry the child runs as that user (its groups, gid, uid, HOME,
  *            PR_SET_NO_NEW_PRIVS), with the job's `environment:`; init and fini run in the daemon.
  *            Return SCHED_JOB_OK, SCHED_JOB_RETRY (transient failure: retried per the job's retry
@@ -53,6 +56,22 @@
  *            SIGTERM, and SIGKILL 5 s later.
  *   fini     Optional. Called in the daemon when the job is dropped (reload, shutdown), with the
  *            userdata init returned. Never called in run children.
+ *
+ * ISOLATION
+ *   A job runs as `isolation: process` (a fresh process per run, the default) or `isolation:
+ *   worker` (schedulerd.yaml(5)): a pool of long-lived worker processes per plugin, user and
+ *   limits, each with the plugin loaded, taking one run at a time. A plugin declares that it may
+ *   run there by setting `.flags = SCHED_JOB_FLAG_WORKER_SAFE`; that makes `worker` its jobs'
+ *   default. Worker-safe means: run() frees what it allocates (or leaks little: a worker is
+ *   replaced after scheduler.max_runs_per_worker runs or when its RSS passes
+ *   scheduler.worker_max_rss), leaves no global state that changes the next run, restores the
+ *   signal dispositions and the working directory it changed, and leaves no processes running
+ *   when it returns. In a worker, per run: stdout and stderr go to that run's own output
+ *   (logged and kept as its output tail), the working directory is the job's state dir, the
+ *   context accessors, logical clock, deadline and cancellation are the run's. A worker that
+ *   crashes, calls exit(), passes its run's deadline (SIGTERM, then SIGKILL, to the worker) or
+ *   a limit is killed and replaced, and its run recorded crashed / timed_out like a process
+ *   run. `limits.cpu` counts per run; `limits.address_space` bounds the worker.
  *
  * OWNERSHIP
  *   Every string and array an accessor returns is owned by the host and valid until the
@@ -82,6 +101,9 @@ extern "C" {
 
 /* Major ABI version. Bumped on any incompatible change of this header. */
 #define SCHEDULERD_JOB_ABI_VERSION 1
+/* Minor ABI version: compatible additions. 1 added the descriptor's `flags`: a plugin built
+ * against 1.0 (a shorter descriptor, see struct_size) loads as before, with no flags. */
+#define SCHEDULERD_JOB_ABI_MINOR 1
 #define SCHEDULERD_JOB_SYMBOL "schedulerd_job"
 
 typedef uint64_t sched_usec_t;
@@ -170,7 +192,13 @@ typedef struct sched_job_descriptor {
         int (*init)(sched_job_ctx *ctx, void **ret_userdata);
         sched_job_result (*run)(sched_job_ctx *ctx);
         void (*fini)(void *userdata);
+        /* ABI 1.1: SCHED_JOB_FLAG_* bits (0 when the plugin predates them). */
+        uint32_t flags;
 } sched_job_descriptor;
+
+/* The plugin may run many times in one process: its jobs default to `isolation: worker`
+ * (see ISOLATION above). */
+#define SCHED_JOB_FLAG_WORKER_SAFE (UINT32_C(1) << 0)
 
 #define SCHEDULERD_JOB_DEFINE(...)                                                      \
         __attribute__((visibility("default"))) const sched_job_descriptor schedulerd_job = { \

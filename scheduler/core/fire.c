@@ -139,6 +139,19 @@ void manager_run_not_started(manager *m, job_rt *j, run *r, int q) {
                 (void) sd_event_exit(m->event, 0);
 }
 
+/* Hands R (of J) to a worker of its pool: isolation: worker. */
+static bool in_worker(const job_rt *j) {
+        return j && j->def->isolation == JOB_ISOLATION_WORKER;
+}
+
+void manager_worker_dispatched(run *r, void *userdata) {
+        manager *m = userdata;
+        if (r->id > 0) {
+                manager_history_batch(m);
+                (void) history_set_pid(m->hist, r->id, r->pid);
+        }
+}
+
 /* Forks the runs prepared during this dispatch back to back, then watches them. Their claims
  * are committed first (write-ahead). */
 void manager_start_deferred(manager *m) {
@@ -152,13 +165,15 @@ void manager_start_deferred(manager *m) {
         m->n_deferred = 0;
         for (size_t i = 0; i < n; i++) {
                 t[i] = clock_now_realtime();
-                q[i] = run_launch(m->deferred[i]);
+                q[i] = m->deferred[i]->def->isolation == JOB_ISOLATION_WORKER ? 0 : run_launch(m->deferred[i]);
         }
         for (size_t i = 0; i < n; i++) {
                 run *r = m->deferred[i];
                 job_rt *j = job_rt_of_run(m, r);
                 r->started = t[i]; /* recorded by run_started() */
-                if (q[i] >= 0)
+                if (q[i] >= 0 && r->def->isolation == JOB_ISOLATION_WORKER)
+                        q[i] = j ? worker_pools_submit(m->workers, m->reg->reg, j->index, r) : -ESTALE;
+                else if (q[i] >= 0)
                         q[i] = run_watch(m->event, r);
                 if (q[i] < 0)
                         manager_run_not_started(m, j, r, q[i]);
@@ -180,7 +195,9 @@ static int start_claimed(manager *m, job_rt *j, int64_t id, int64_t first_id, ru
                 return -ENOMEM;
         if (m->deferring && m->n_deferred == ELEMENTSOF(m->deferred))
                 manager_start_deferred(m);
-        q = run_prepare(j->def, dir, id, first_id ?: id, trigger, attempt, scheduled, started, manager_run_done, m, &r);
+        /* a worker's run needs no pipes of its own (worker.h) */
+        q = (in_worker(j) ? run_new : run_prepare)(j->def, dir, id, first_id ?: id, trigger, attempt, scheduled, started,
+                                                   manager_run_done, m, &r);
         if (q < 0) {
                 log_full(LOG_ERR, q, j->def->name, (uint64_t) id, (int) attempt, "Cannot start run: %m");
                 return q;
@@ -195,9 +212,13 @@ static int start_claimed(manager *m, job_rt *j, int64_t id, int64_t first_id, ru
                 return 0;
         }
         manager_history_write_ahead(m);
-        q = run_launch(r);
-        if (q >= 0)
-                q = run_watch(m->event, r);
+        if (in_worker(j))
+                q = worker_pools_submit(m->workers, m->reg->reg, j->index, r);
+        else {
+                q = run_launch(r);
+                if (q >= 0)
+                        q = run_watch(m->event, r);
+        }
         if (q < 0) {
                 manager_run_not_started(m, j, r, q);
                 return q;
@@ -496,7 +517,7 @@ int manager_on_real_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                         }
                         scheduled = next;
                 }
-                cost += j->warm && j->warm->scheduled == scheduled ? 1 : COLD_FIRE_WEIGHT;
+                cost += (j->warm && j->warm->scheduled == scheduled) || in_worker(j) ? 1 : COLD_FIRE_WEIGHT;
                 /* off the heap now, queued again in manager_finish_fires(): until the release only what
                  * decides and claims the fire stands between the instant and its run */
                 timer_heap_remove(&m->real_heap, e);

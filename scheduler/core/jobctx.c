@@ -275,6 +275,17 @@ void jobctx_setup_run(jobctx *c, const job_def *job, uint64_t run_id, usec_t sch
         };
 }
 
+const sched_job_cause_info *jobctx_pending_cause(void) {
+        return pending_cause.set ? &pending_cause.info : NULL;
+}
+
+void jobctx_run_reset(void) {
+        run_cancelled = 0;
+        free(run_metrics);
+        run_metrics = NULL;
+        n_run_metrics = 0;
+}
+
 void jobctx_cancel(void) {
         run_cancelled = 1;
 }

@@ -42,6 +42,12 @@ const char *jobctx_log_tag(void);
  * are copied (truncated to fit). */
 void jobctx_set_cause(const sched_job_cause_info *cause);
 
+/* The cause jobctx_set_cause() set (the copy runs forked now inherit), or NULL. */
+const sched_job_cause_info *jobctx_pending_cause(void);
+
+/* In a worker, between two runs: not cancelled, no gauges of the previous run. */
+void jobctx_run_reset(void);
+
 /* Marks runs in this process as cancelled: the SIGTERM handler of a run child calls this. */
 void jobctx_cancel(void);
 

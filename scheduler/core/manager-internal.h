@@ -15,6 +15,7 @@
 
 #include "core/manager.h"
 #include "core/metrics.h"
+#include "core/worker-pool.h"
 
 /* Cron fires decided in one dispatch at most (the size of m->due). */
 #define FIRE_BUDGET 2048
@@ -92,6 +93,9 @@ void manager_start_deferred(manager *m);
 /* The handlers of the cron (realtime) and @every/retry (boottime) timers. */
 int manager_on_real_timer(sd_event_source *s, uint64_t usec, void *userdata);
 int manager_on_boot_timer(sd_event_source *s, uint64_t usec, void *userdata);
+
+/* A run that waited for a worker has one (worker_dispatched_fn): its pid goes to history. */
+void manager_worker_dispatched(run *r, void *userdata);
 
 /* --- run-end.c --- */
 

@@ -254,6 +254,9 @@ int manager_new(const manager_options *o, manager **ret) {
         q = sd_event_default(&m->event);
         if (q < 0)
                 return log_error_errno(q, "Cannot create the event loop: %m");
+        q = worker_pools_new(m->event, manager_worker_dispatched, m, &m->workers);
+        if (q < 0)
+                return log_error_errno(q, "Cannot set up worker pools: %m");
 
         q = manager_load_registry(m, &r, &diags);
         if (q < 0) {
@@ -386,6 +389,7 @@ manager *manager_free(manager *m) {
                 registry_ref_unref(registry_ref_of_run(r));
                 run_free(r);
         }
+        m->workers = worker_pools_free(m->workers);
         for (run *r = m->warm_runs; r; r = r->next)
                 run_abandon(r);
         start_gate_wake(m->gate);

@@ -131,6 +131,8 @@ struct manager {
         struct launcher_slot *launchers;
         bool launcher_off; /* none could be started, or it died: until the next reload */
         start_gate *gate;
+        /* the worker processes of jobs with isolation: worker (worker-pool.h) */
+        struct worker_pools *workers;
         run **opened; /* warm runs opened in this dispatch, released together */
         size_t n_opened, opened_cap;
         /* the cron fires of one dispatch, rescheduled after the release */

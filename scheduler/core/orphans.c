@@ -50,13 +50,16 @@ static int pid_cmp(const void *a, const void *b) {
 /* The daemon's own children, sorted: the main processes of its runs (warm or not, running, or
  * EXITED, which just ended) and its launchers. NULL on OOM. */
 static pid_t *own_children(manager *m, pid_t exited, size_t *ret_n) {
-        size_t n = 1, cap = 1 + m->n_running + m->n_warm;
+        size_t n_workers = worker_pools_pids(m->workers, NULL, 0);
+        size_t n = 1, cap = 1 + m->n_running + m->n_warm + n_workers;
         for (const struct launcher_slot *x = m->launchers; x; x = manager_launcher_next(x))
                 cap++;
         pid_t *v = malloc(cap * sizeof(pid_t));
         if (!v)
                 return NULL;
         v[0] = exited;
+        /* idle workers are their own group leaders in the daemon's session, like a run's main process */
+        n += worker_pools_pids(m->workers, v + n, n_workers);
         for (const run *list = m->runs;; list = m->warm_runs) {
                 for (const run *r = list; r && n < cap; r = r->next)
                         if (r->pid > 0)
@@ -134,7 +137,8 @@ static size_t list_children(pid_t *v, size_t max) {
 /* Kills the orphans of this generation and waits (bounded) for them; returns how many, or 0
  * when some did not die in time (the next generation comes up only when they do). */
 static size_t sweep_once(manager *m, const run *r, pid_t exited, bool *unsure) {
-        size_t max = 2 * (m->n_running + m->n_warm) + ORPHANS_MAX, n_own = 0, n = 0;
+        size_t max = 2 * (m->n_running + m->n_warm) + worker_pools_pids(m->workers, NULL, 0) + ORPHANS_MAX, n_own = 0,
+               n = 0;
         _cleanup_free_ pid_t *kids = malloc(max * sizeof(pid_t)), *own = own_children(m, exited, &n_own);
         struct pollfd pfd[ORPHANS_MAX];
         pid_t pid[ORPHANS_MAX];

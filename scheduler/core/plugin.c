@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <dlfcn.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <inttypes.h>
 #include <sys/stat.h>
 
@@ -71,11 +72,12 @@ int plugin_load(const char *path, plugin **ret, char **ret_error) {
                             "schedulerd's <schedulerd/job.h>",
                             path, v, SCHEDULERD_JOB_ABI_VERSION);
         }
-        if (d->struct_size < sizeof(sched_job_descriptor)) {
+        /* ABI 1.0 ended before `flags`: such a plugin is fine, and has none */
+        if (d->struct_size < offsetof(sched_job_descriptor, flags)) {
                 uint32_t sz = d->struct_size;
                 dlclose(h);
                 return fail(ret_error, -EPROTO, "plugin %s: descriptor is %" PRIu32 " bytes, expected %zu; rebuild it",
-                            path, sz, sizeof(sched_job_descriptor));
+                            path, sz, offsetof(sched_job_descriptor, flags));
         }
         if (!d->run) {
                 dlclose(h);
@@ -98,6 +100,7 @@ int plugin_load(const char *path, plugin **ret, char **ret_error) {
                 return -ENOMEM;
         }
         p->n_ref = 1;
+        p->flags = d->struct_size >= offsetof(sched_job_descriptor, flags) + sizeof(d->flags) ? d->flags : 0;
         p->fd = TAKE_FD(fd);
         p->handle = h;
         p->desc = d;

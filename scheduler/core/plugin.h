@@ -13,6 +13,7 @@ typedef struct plugin {
         int fd; /* the checked file, open while mapped: dlopen()ed as /proc/self/fd/N */
         void *handle;
         const sched_job_descriptor *desc;
+        uint32_t flags; /* desc->flags, or 0 for a descriptor of ABI 1.0 (without them) */
 } plugin;
 
 /* Loads the shared object at PATH (RTLD_NOW | RTLD_LOCAL), finds SCHEDULERD_JOB_SYMBOL and

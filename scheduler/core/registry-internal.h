@@ -182,6 +182,8 @@ void jobs_undo(loader *l, size_t n_diags, size_t n_jobs);
 
 /* The plugin `command:` stands for. */
 #define EXEC_PLUGIN "exec.so"
+/* `workers:` (scheduler and job) at most */
+#define WORKERS_MAX 1024U
 
 /* `command:` COMMAND, `shell:` SHELL and `working_directory:` WD (each may be NULL) of job J
  * turned into the params of exec.so; PLUGIN is the job's plugin key (NULL: none, then

@@ -14,13 +14,13 @@ static const char *const job_keys[] = {
         "timeout", "retry", "run_on_startup", "catch_up", "params", "limits",
         "command", "shell", "working_directory", "on_failure", "on_success",
         "user", "group", "environment", "environment_file", "credentials", "overlap", "random_delay",
-        "misfire_threshold",
+        "misfire_threshold", "isolation", "workers",
 };
 enum { J_NAME, J_DESCRIPTION, J_PLUGIN, J_SCHEDULE, J_TIMEZONE, J_ENABLED, J_SINGLETON,
        J_TIMEOUT, J_RETRY, J_RUN_ON_STARTUP, J_CATCH_UP, J_PARAMS, J_LIMITS,
        J_COMMAND, J_SHELL, J_WORKING_DIRECTORY, J_ON_FAILURE, J_ON_SUCCESS,
        J_USER, J_GROUP, J_ENVIRONMENT, J_ENVIRONMENT_FILE, J_CREDENTIALS, J_OVERLAP, J_RANDOM_DELAY,
-       J_MISFIRE_THRESHOLD };
+       J_MISFIRE_THRESHOLD, J_ISOLATION, J_WORKERS };
 
 static const char *const limits_keys[] = { "address_space", "cpu", "open_files" };
 enum { L_ADDRESS_SPACE, L_CPU, L_OPEN_FILES };
@@ -437,6 +437,40 @@ job_overlap job_overlap_from_string(const char *s) {
         return _JOB_OVERLAP_INVALID;
 }
 
+static const char *const isolation_table[_JOB_ISOLATION_MAX] = {
+        [JOB_ISOLATION_PROCESS] = "process",
+        [JOB_ISOLATION_WORKER] = "worker",
+};
+
+const char *job_isolation_to_string(job_isolation i) {
+        return i >= 0 && i < _JOB_ISOLATION_MAX ? isolation_table[i] : NULL;
+}
+
+job_isolation job_isolation_from_string(const char *s) {
+        for (int i = 0; s && i < _JOB_ISOLATION_MAX; i++)
+                if (streq(isolation_table[i], s))
+                        return (job_isolation) i;
+        return _JOB_ISOLATION_INVALID;
+}
+
+/* isolation: as written, else the plugin's default (after parse_plugin() loaded it); workers:. */
+static void parse_isolation(loader *l, source *s, job_def *j, yaml_node_t *isolation, yaml_node_t *workers,
+                            const char *job) {
+        j->isolation = j->plugin && (j->plugin->flags & SCHED_JOB_FLAG_WORKER_SAFE) ? JOB_ISOLATION_WORKER
+                                                                                     : JOB_ISOLATION_PROCESS;
+        if (isolation) {
+                const char *o = expect_scalar(l, s, isolation, job, "isolation", "process or worker");
+                job_isolation v = job_isolation_from_string(o);
+                if (o && v < 0)
+                        report_at(l, s, isolation, job, "isolation: found \"%s\", expected process (a fresh process per "
+                                  "run) or worker (runs one after the other in long-lived worker processes)", o);
+                else if (o)
+                        j->isolation = v;
+        }
+        if (workers)
+                parse_uint(l, s, workers, job, "workers", 1, WORKERS_MAX, &j->workers);
+}
+
 /* overlap:, and singleton: as its older spelling (true = skip, false = allow). */
 static void parse_overlap(loader *l, source *s, job_def *j, yaml_node_t *overlap, yaml_node_t *singleton,
                           const char *job) {
@@ -557,6 +591,7 @@ void parse_job(loader *l, source *s, yaml_node_t *node, size_t index) {
                 return loader_oom(l);
         if (v[J_PLUGIN])
                 check_job_plugin_owner(l, s, j, v[J_PLUGIN], job);
+        parse_isolation(l, s, j, v[J_ISOLATION], v[J_WORKERS], job);
         add_job(l, TAKE_PTR(j));
 }
 

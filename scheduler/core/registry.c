@@ -3,6 +3,7 @@
  * file and its drop-ins read in order; the public API of registry.h. Reading YAML is in
  * registry-yaml.c, values in registry-value.c, jobs in registry-job.c. */
 #include <glob.h>
+#include <limits.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 
@@ -30,11 +31,11 @@ enum { TOP_SCHEDULER, TOP_JOBS };
 static const char *const scheduler_keys[] = {
         "state_dir", "plugin_dir", "control_socket", "admin_group", "timezone",
         "max_concurrent", "shutdown_grace", "history", "include", "metrics_listen", "default_user",
-        "misfire_threshold",
+        "misfire_threshold", "workers", "max_runs_per_worker", "worker_max_rss",
 };
 enum { S_STATE_DIR, S_PLUGIN_DIR, S_CONTROL_SOCKET, S_ADMIN_GROUP, S_TIMEZONE,
        S_MAX_CONCURRENT, S_SHUTDOWN_GRACE, S_HISTORY, S_INCLUDE, S_METRICS_LISTEN, S_DEFAULT_USER,
-       S_MISFIRE_THRESHOLD };
+       S_MISFIRE_THRESHOLD, S_WORKERS, S_MAX_RUNS_PER_WORKER, S_WORKER_MAX_RSS };
 
 static const char *const history_keys[] = { "retention", "max_runs_per_job", "prune_interval" };
 enum { H_RETENTION, H_MAX_RUNS, H_PRUNE_INTERVAL };
@@ -191,6 +192,13 @@ static void parse_scheduler(loader *l, source *s, yaml_node_t *map) {
         if (v[S_SHUTDOWN_GRACE])
                 (void) parse_duration(l, s, v[S_SHUTDOWN_GRACE], NULL, "scheduler.shutdown_grace", 0,
                                       &reg->shutdown_grace);
+        if (v[S_WORKERS])
+                parse_uint(l, s, v[S_WORKERS], NULL, "scheduler.workers", 1, WORKERS_MAX, &reg->workers);
+        if (v[S_MAX_RUNS_PER_WORKER])
+                parse_uint(l, s, v[S_MAX_RUNS_PER_WORKER], NULL, "scheduler.max_runs_per_worker", 1, UINT_MAX,
+                           &reg->max_runs_per_worker);
+        if (v[S_WORKER_MAX_RSS])
+                parse_size(l, s, v[S_WORKER_MAX_RSS], NULL, "scheduler.worker_max_rss", &reg->worker_max_rss);
         if (v[S_HISTORY] && !node_is_null(v[S_HISTORY]) &&
             expect_container(l, s, v[S_HISTORY], YAML_MAPPING_NODE, NULL, "scheduler.history",
                              "a mapping with retention, max_runs_per_job, prune_interval"))
@@ -310,6 +318,8 @@ static int registry_new_defaults(const char *path, registry **ret) {
                 .history_retention = REGISTRY_DEFAULT_HISTORY_RETENTION,
                 .history_max_runs_per_job = REGISTRY_DEFAULT_HISTORY_MAX_RUNS,
                 .history_prune_interval = REGISTRY_DEFAULT_HISTORY_PRUNE_INTERVAL,
+                .max_runs_per_worker = REGISTRY_DEFAULT_MAX_RUNS_PER_WORKER,
+                .worker_max_rss = REGISTRY_DEFAULT_WORKER_MAX_RSS,
         };
         r->path = strdup(path);
         /* under systemd, the unit's StateDirectory= and RuntimeDirectory= are the defaults */

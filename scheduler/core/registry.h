@@ -24,6 +24,10 @@
 #define REGISTRY_DEFAULT_HISTORY_PRUNE_INTERVAL USEC_PER_HOUR
 #define REGISTRY_DEFAULT_BACKOFF (1ULL * USEC_PER_SEC)
 #define REGISTRY_DEFAULT_MAX_BACKOFF (1ULL * USEC_PER_HOUR)
+/* Worker processes (isolation: worker): runs before a worker is replaced, and the RSS past
+ * which it is replaced after its run. The pool size defaults to the number of CPUs. */
+#define REGISTRY_DEFAULT_MAX_RUNS_PER_WORKER 10000U
+#define REGISTRY_DEFAULT_WORKER_MAX_RSS (256ULL * 1024 * 1024)
 
 /* Bounds on what a registry file may make its readers walk. Every walk of the nodes recurses,
  * so nesting is capped, counted as the readers see it: an alias is as deep as its anchor.
@@ -73,6 +77,18 @@ typedef enum job_overlap {
 const char *job_overlap_to_string(job_overlap o);
 job_overlap job_overlap_from_string(const char *s);
 
+/* Where a job's runs run (`isolation:`): a fresh process each, or one after the other in a
+ * long-lived worker process of a pool (core/worker-pool.h). */
+typedef enum job_isolation {
+        JOB_ISOLATION_PROCESS,
+        JOB_ISOLATION_WORKER,
+        _JOB_ISOLATION_MAX,
+        _JOB_ISOLATION_INVALID = -EINVAL,
+} job_isolation;
+
+const char *job_isolation_to_string(job_isolation i);
+job_isolation job_isolation_from_string(const char *s);
+
 /* Whom a job's runs run as (`user:`, `group:`, else scheduler.default_user), resolved when
  * the registry is read: the child takes GROUPS, GID and UID in that order. USER NULL: the
  * daemon's own identity. */
@@ -113,6 +129,10 @@ typedef struct job_def {
         /* how late a fire may start before it is recorded missed: MISFIRE_INHERIT takes
          * scheduler.misfire_threshold, MISFIRE_AUTO until the job's next instant */
         usec_t misfire_threshold;
+        /* `isolation:`, else the plugin's default: worker when it is SCHED_JOB_FLAG_WORKER_SAFE
+         * (known only with REGISTRY_LOAD_PLUGINS), process otherwise */
+        job_isolation isolation;
+        unsigned workers;     /* `workers:` of its worker pool; 0: scheduler.workers */
         job_identity identity;
         char **environment;   /* "KEY=VALUE" from environment_file, then environment: */
         size_t n_environment;
@@ -139,6 +159,9 @@ typedef struct registry {
         usec_t history_retention;  /* default 30d */
         usec_t history_prune_interval; /* default 1h; also pruned at start-up and on reload */
         unsigned history_max_runs_per_job; /* default 10000 */
+        unsigned workers;          /* worker processes per pool; 0 (the default): the number of CPUs */
+        unsigned max_runs_per_worker; /* default 10000 */
+        uint64_t worker_max_rss;   /* bytes; default 256 MiB */
         char *metrics_listen;  /* "ADDRESS:PORT" of the Prometheus endpoint, NULL: none (the default) */
         char *include;         /* glob pattern (resolved against the file's directory) or NULL */
         job_def **jobs;        /* in file order, main file first, then includes sorted by name */

@@ -243,6 +243,7 @@ int manager_reload(manager *m, diag_list *diags) {
                         registry_free(r);
                 else {
                         manager_launchers_retire(m);
+                        worker_pools_retire(m->workers, m->reg->reg);
                         manager_arm_timers(m);
                         manager_prune_now(m);
                 }

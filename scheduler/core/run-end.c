@@ -41,7 +41,8 @@ void manager_run_done(run *r, void *userdata) {
 
         manager_opened_forget(m, r);
         /* before it is recorded: whoever reads its row finds nothing of it still running */
-        manager_end_orphans(m, r, r->exited_pid);
+        if (!r->in_worker) /* a worker's run leaves nothing to the daemon: its worker is a subreaper and lives on */
+                manager_end_orphans(m, r, r->exited_pid);
 
         log_full(r->status == RUN_STATUS_SUCCEEDED ? LOG_INFO : LOG_WARNING, 0, r->def->name, (uint64_t) r->id,
                  (int) r->attempt, "Finished: %s%s%s", run_status_to_string(r->status), r->message[0] ? ": " : "",

@@ -46,8 +46,7 @@ void run_set_default_nofile(const struct rlimit *l) {
         default_nofile_set = true;
 }
 
-/* The job's `limits:`, so a leaking or runaway job stops at its own bound, not the machine's. */
-static void child_apply_limits(const job_limits *l) {
+void run_child_apply_limits(const job_limits *l) {
         struct rlimit r;
         if (l->address_space > 0) {
                 r = (struct rlimit) { .rlim_cur = l->address_space, .rlim_max = l->address_space };
@@ -73,7 +72,7 @@ static void child_apply_limits(const job_limits *l) {
  * and only if it belongs to the user the run has: the daemon made it so (jobctx_make_state_dir())
  * or refused it and said why, and a job must not write through a link or into another user's
  * directory. A missing one is only warned about: the job may not need it. */
-static void child_enter_state_dir(const char *dir) {
+int run_child_enter_state_dir(const char *dir) {
         _cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         struct stat st;
 
@@ -81,18 +80,19 @@ static void child_enter_state_dir(const char *dir) {
                 fprintf(stderr, "<3/%s>state directory %s is a symbolic link or not a directory; not running the job "
                                 "(the daemon's log says what to do)\n",
                         jobctx_log_tag(), dir);
-                _exit(RUN_EXIT_FAIL);
+                return -ELOOP;
         }
         if (fd < 0 || fchdir(fd) < 0 || fstat(fd, &st) < 0) {
                 fprintf(stderr, "<4/%s>cannot enter state directory %s: %m\n", jobctx_log_tag(), dir);
-                return;
+                return 0;
         }
         if (st.st_uid != geteuid()) {
                 fprintf(stderr, "<3/%s>state directory %s is owned by uid %u, not by the run's uid %u; not running the "
                                 "job (the daemon's log says what to do)\n",
                         jobctx_log_tag(), dir, (unsigned) st.st_uid, (unsigned) geteuid());
-                _exit(RUN_EXIT_FAIL);
+                return -EPERM;
         }
+        return 0;
 }
 
 static void child_on_sigterm(int sig) {
@@ -154,7 +154,7 @@ void run_child(const job_def *def, const char *dir, int64_t id, usec_t scheduled
         (void) unsetenv("WATCHDOG_USEC");
 
         setvbuf(stdout, NULL, _IOLBF, 0);
-        child_apply_limits(&def->limits);
+        run_child_apply_limits(&def->limits);
         /* secrets are read while the child still has the daemon's privileges, then dropped */
         job_credentials_load(def);
         int qi = job_identity_enter(def);
@@ -164,7 +164,8 @@ void run_child(const job_def *def, const char *dir, int64_t id, usec_t scheduled
                 _exit(RUN_EXIT_FAIL);
         }
         /* as the job's user: its directory must be its own (checked, never followed) */
-        child_enter_state_dir(dir);
+        if (run_child_enter_state_dir(dir) < 0)
+                _exit(RUN_EXIT_FAIL);
         if (gate && slot >= 0) {
                 int q = start_gate_wait(gate, (unsigned) slot, jobctx_cancelled, &id);
                 if (q == -EINTR) {
@@ -243,7 +244,7 @@ static void output_line(run *r, const char *s, size_t n) {
                          line_budget_capped(&r->log_budget) ? "" : "/s", sizeof(r->tail));
 }
 
-static void consume_output(run *r, const char *buf, size_t n) {
+void run_consume_output(run *r, const char *buf, size_t n) {
         tail_append(r, buf, n);
         for (size_t i = 0; i < n; i++) {
                 if (buf[i] == '\n' || r->line_len == sizeof(r->line)) {
@@ -259,10 +260,12 @@ static void consume_output(run *r, const char *buf, size_t n) {
 /* Reads what is available, MAX bytes at most; returns false at EOF or error. */
 static bool read_output(run *r, size_t max) {
         char buf[16384];
+        if (r->output_fd < 0)
+                return false; /* a worker's run: its worker's output is read by the pool */
         for (size_t done = 0; done < max;) {
                 ssize_t n = read(r->output_fd, buf, MIN(sizeof(buf), max - done));
                 if (n > 0) {
-                        consume_output(r, buf, (size_t) n);
+                        run_consume_output(r, buf, (size_t) n);
                         done += (size_t) n;
                         continue;
                 }
@@ -283,6 +286,8 @@ static int on_output(sd_event_source *s, int fd, uint32_t revents, void *userdat
 static void signal_group(run *r, int sig) {
         if (r->pid > 0)
                 (void) kill(-r->pid, sig);
+        else if (r->in_worker && r->cancel_queued)
+                r->cancel_queued(r); /* still waiting for a worker: it never starts */
 }
 
 static int on_kill(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -352,13 +357,19 @@ run_status run_classify(int code, int status, bool timed_out, bool cancelled, in
 
 static int on_child_exit(sd_event_source *s, const siginfo_t *si, void *userdata) {
         run *r = userdata;
-        char msg[sizeof(r->message)];
-        ssize_t n;
 
         /* the child is gone: first end anything it left behind in its group, so no grandchild
          * outlives the run or keeps writing, then collect what is left in the pipe (bounded:
          * something outside the group may still hold it open) */
         signal_group(r, SIGKILL);
+        run_ended(r, si->si_code, si->si_status);
+        return 0;
+}
+
+void run_ended(run *r, int code, int status) {
+        char msg[sizeof(r->message)];
+        ssize_t n = -1;
+
         (void) read_output(r, OUTPUT_DRAIN_MAX);
         if (r->line_len > 0) {
                 output_line(r, r->line, r->line_len);
@@ -369,13 +380,14 @@ static int on_child_exit(sd_event_source *s, const siginfo_t *si, void *userdata
                          "%" PRIu64 " of %" PRIu64 " lines of output were not logged.", r->log_budget.dropped,
                          r->log_budget.dropped + r->log_budget.passed);
 
-        n = read(r->message_fd, msg, sizeof(msg) - 1);
+        if (r->message_fd >= 0)
+                n = read(r->message_fd, msg, sizeof(msg) - 1);
         if (n > 0) {
                 msg[n] = '\0';
                 snprintf(r->message, sizeof(r->message), "%s", msg);
         }
 
-        r->status = run_classify(si->si_code, si->si_status, r->timed_out, r->cancelled, &r->exit_code, &r->signal,
+        r->status = run_classify(code, status, r->timed_out, r->cancelled, &r->exit_code, &r->signal,
                                  &r->wants_retry);
         r->finished = clock_now_realtime();
         r->duration = clock_now_monotonic() - r->started_mono;
@@ -405,14 +417,13 @@ static int on_child_exit(sd_event_source *s, const siginfo_t *si, void *userdata
         r->timeout_source = sd_event_source_disable_unref(r->timeout_source);
         r->kill_source = sd_event_source_disable_unref(r->kill_source);
         r->output_source = sd_event_source_disable_unref(r->output_source);
-        r->exited_pid = r->pid;
+        r->exited_pid = r->in_worker ? 0 : r->pid; /* a worker lives on */
         r->pid = 0;
         r->done(r, r->userdata);
-        return 0;
 }
 
-int run_prepare(const job_def *def, const char *job_state_dir, int64_t id, int64_t first_id, run_trigger trigger,
-                unsigned attempt, usec_t scheduled, usec_t started, run_done_fn done, void *userdata, run **ret) {
+int run_new(const job_def *def, const char *job_state_dir, int64_t id, int64_t first_id, run_trigger trigger,
+            unsigned attempt, usec_t scheduled, usec_t started, run_done_fn done, void *userdata, run **ret) {
         run *r = calloc(1, sizeof(run));
         if (!r)
                 return -ENOMEM;
@@ -439,16 +450,26 @@ int run_prepare(const job_def *def, const char *job_state_dir, int64_t id, int64
                 run_free(r);
                 return -ENOMEM;
         }
+        *ret = r;
+        return 0;
+}
+
+int run_prepare(const job_def *def, const char *job_state_dir, int64_t id, int64_t first_id, run_trigger trigger,
+                unsigned attempt, usec_t scheduled, usec_t started, run_done_fn done, void *userdata, run **ret) {
+        run *r;
+        int q = run_new(def, job_state_dir, id, first_id, trigger, attempt, scheduled, started, done, userdata, &r);
+        if (q < 0)
+                return q;
         int out[2], msg[2];
         if (pipe2(out, O_CLOEXEC) < 0) {
-                int q = -errno;
+                q = -errno;
                 run_free(r);
                 return q;
         }
         r->output_fd = out[0];
         r->out_w = out[1];
         if (pipe2(msg, O_CLOEXEC) < 0) {
-                int q = -errno;
+                q = -errno;
                 run_free(r);
                 return q;
         }
@@ -530,6 +551,13 @@ int run_watch_io(sd_event *e, run *r) {
         if (q >= 0 && !r->warm)
                 q = add_timeout(e, r);
         return q;
+}
+
+int run_dispatched(sd_event *e, run *r, pid_t worker) {
+        r->event = e;
+        r->pid = worker;
+        r->started_mono = clock_now_monotonic();
+        return add_timeout(e, r);
 }
 
 int run_watch_child(run *r, pid_t pid) {

@@ -48,6 +48,11 @@ struct run {
         /* forked by a launcher: the pid is on its way (launching) from this launcher */
         bool launching;
         void *launcher;
+        /* runs in a worker process (core/worker-pool.h): pid is the worker's while it runs there,
+         * 0 while it waits for one; cancel_queued ends it then (called by run_cancel/run_kill) */
+        bool in_worker;
+        void (*cancel_queued)(run *r);
+        void *queue_owner;
         sd_event *event;
 
         sd_event_source *child_source, *output_source, *timeout_source, *kill_source;
@@ -86,6 +91,33 @@ struct run {
 int run_start(sd_event *e, const job_def *def, const char *job_state_dir, int64_t id, int64_t first_id,
               run_trigger trigger, unsigned attempt, usec_t scheduled, usec_t started, run_done_fn done,
               void *userdata, run **ret);
+
+/* A run without a process or pipes yet (what run_prepare() starts from; a worker's run stays
+ * so: its worker's output is read by the pool and handed over with run_consume_output()). */
+int run_new(const job_def *def, const char *job_state_dir, int64_t id, int64_t first_id, run_trigger trigger,
+            unsigned attempt, usec_t scheduled, usec_t started, run_done_fn done, void *userdata, run **ret);
+
+/* A worker's run was handed to the worker WORKER (its process group leader): the deadline is
+ * armed from now on E, and signals for the run go to that group. Returns 0 or -errno (the
+ * deadline could not be armed). */
+int run_dispatched(sd_event *e, run *r, pid_t worker);
+
+/* Output of the run: appended to its tail, complete lines logged (tagged with its job and id). */
+void run_consume_output(run *r, const char *buf, size_t n);
+
+/* The run's process (or its worker's run) ended as siginfo's CODE/STATUS say: what is left of
+ * its output and message is read, the outcome classified, the done callback called. */
+void run_ended(run *r, int code, int status);
+
+/* In a run child or worker: the job's `limits:` applied with setrlimit() (a failure is
+ * reported on stderr), so a leaking or runaway job stops at its own bound, not the machine's. */
+void run_child_apply_limits(const job_limits *l);
+
+/* In a run child or worker, as the job's user: enters DIR, the job's state directory, without
+ * following a link and only if it belongs to that user. Returns 0 (also when it is missing:
+ * only warned about, the job may not need it) or -ELOOP/-EPERM when the run must not start
+ * (said on stderr). */
+int run_child_enter_state_dir(const char *dir);
 
 /* run_start() in three steps, so a batch of due runs can be forked back to back: every page the
  * daemon writes between two forks is a copy-on-write fault while the children share it, so

@@ -378,6 +378,12 @@ int manager_on_warm_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 manager_warm_abandon(j); /* for an earlier instant that never came (clock set back) */
                 if (!job_rt_enabled(j) || !(dir = job_rt_dir(m, j)))
                         continue;
+                /* a worker's run starts without a fork: ahead of it, only its directory (above) and
+                 * its pool's workers, so the instant costs neither a mkdir nor a fork */
+                if (j->def->isolation == JOB_ISOLATION_WORKER) {
+                        worker_pools_prepare(m->workers, m->reg->reg, j->index);
+                        continue;
+                }
                 if (run_prepare_warm(j->def, dir, when, m->gate, manager_run_done, m, &r) < 0)
                         continue; /* the fire forks when due */
                 q = launcher_request(ls->l, (uint64_t) (uintptr_t) r, j->index, when, r->slot, r->out_w, r->msg_w);

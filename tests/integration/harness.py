@@ -21,6 +21,9 @@ SRCDIR = os.environ.get("top_srcdir", os.path.join(os.path.dirname(__file__), ".
 PLUGINS = os.environ.get("TEST_PLUGIN_DIR", os.path.join(BUILDDIR, "tests", "plugins", ".libs"))
 SCHEDULERD = os.path.join(BUILDDIR, "schedulerd")
 SCHEDCTL = os.path.join(BUILDDIR, "schedctl")
+# SCHEDULERD_TEST_ISOLATION=worker: every job() of a test is `isolation: worker` unless it says
+# otherwise, so the policy and fault tests run in both isolation modes (Makefile.am runs them so)
+ISOLATION = os.environ.get("SCHEDULERD_TEST_ISOLATION", "")
 
 
 def wait_for(pred, timeout=10.0, step=0.02, what="condition"):
@@ -196,6 +199,8 @@ def job(name, plugin, schedule, **kw):
     lines = ["  - name: %s" % name, "    plugin: %s" % plugin, '    schedule: "%s"' % schedule]
     params = kw.pop("params", None)
     retry = kw.pop("retry", None)
+    if ISOLATION and "isolation" not in kw and "command" not in kw:
+        kw["isolation"] = ISOLATION
     for k, v in kw.items():
         if isinstance(v, bool):
             v = "true" if v else "false"

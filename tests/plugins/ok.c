@@ -2,6 +2,8 @@
 /* Test plugin: a well-formed job with a param table; succeeds. */
 #include <schedulerd/job.h>
 
+#include "test-flags.h"
+
 static const sched_job_param ok_params[] = {
         { "greeting", SCHED_PARAM_STRING, "hi", "what to print" },
         { "count", SCHED_PARAM_INT, "1", "how many times" },
@@ -21,4 +23,5 @@ SCHEDULERD_JOB_DEFINE(
         .description = "always succeeds",
         .params = ok_params,
         .run = ok_run,
+        .flags = TEST_PLUGIN_FLAGS,
 );

@@ -11,6 +11,8 @@
 
 #include <schedulerd/job.h>
 
+#include "test-flags.h"
+
 static const sched_job_param trace_params[] = {
         { "file", SCHED_PARAM_STRING, NULL, "the file to append to" },
         {}
@@ -37,4 +39,4 @@ static sched_job_result trace_run(sched_job_ctx *ctx) {
 }
 
 SCHEDULERD_JOB_DEFINE(.name = "trace", .description = "records each execution in a file", .params = trace_params,
-                      .run = trace_run);
+                      .run = trace_run, .flags = TEST_PLUGIN_FLAGS);

@@ -30,6 +30,24 @@ START_TEST(test_good) {
 }
 END_TEST
 
+/* Job ABI 1.1 added the descriptor's flags: a 1.0 plugin (shorter descriptor) loads with none,
+ * a worker-safe one has its flag. */
+START_TEST(test_abi_minor_flags) {
+        _cleanup_free_ char *old = test_plugin("abi10.so"), *safe = test_plugin("worker-probe.so"), *plain = test_plugin("ok.so");
+        plugin *p = NULL;
+        ck_assert_int_eq(plugin_load(old, &p, NULL), 0);
+        ck_assert_str_eq(p->desc->name, "abi10");
+        ck_assert_uint_eq(p->flags, 0);
+        ck_assert_ptr_null(plugin_unref(p));
+        ck_assert_int_eq(plugin_load(safe, &p, NULL), 0);
+        ck_assert_uint_eq(p->flags, SCHED_JOB_FLAG_WORKER_SAFE);
+        ck_assert_ptr_null(plugin_unref(p));
+        ck_assert_int_eq(plugin_load(plain, &p, NULL), 0);
+        ck_assert_uint_eq(p->flags, 0);
+        ck_assert_ptr_null(plugin_unref(p));
+}
+END_TEST
+
 static void expect_reject(const char *file, int code, const char *needle) {
         _cleanup_free_ char *path = test_plugin(file), *err = NULL;
         plugin *p = (plugin *) 0x1;
@@ -206,6 +224,7 @@ int main(void) {
         TCase *tc = tcase_create("load");
         tcase_add_test(tc, test_good);
         tcase_add_test(tc, test_bad_abi);
+        tcase_add_test(tc, test_abi_minor_flags);
         tcase_add_test(tc, test_no_run);
         tcase_add_test(tc, test_missing_file);
         tcase_add_test(tc, test_not_a_plugin);

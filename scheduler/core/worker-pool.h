@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* The daemon's side of isolation: worker. Jobs of one registry that share their plugin, user,
+ * group, environment, credentials and limits form a group; each group gets a pool of worker
+ * processes (worker.h), `workers:` of them (the largest any of its jobs asks for, else
+ * scheduler.workers, else the number of CPUs), forked when first needed. A run goes to an idle
+ * worker, or waits in the pool's queue (oldest first) for one; it counts as in flight either
+ * way, so max_concurrent, singleton and overlap see it as a process run.
+ *
+ * Containment: a worker that dies (crash, exit(), SIGKILL at the end of a deadline's grace,
+ * a limit) ends its run as its process would have (crashed, failed, timed_out) and is replaced
+ * at the next run; one that was asked to stop (deadline, cancellation) answers and exits. A
+ * worker is retired (its socket closed: it exits) after scheduler.max_runs_per_worker runs, when
+ * its RSS passed scheduler.worker_max_rss, or when its registry is no longer in force. */
+
+#include <systemd/sd-event.h>
+
+#include "basic/macro.h"
+#include "core/registry.h"
+#include "core/run.h"
+
+typedef struct worker_pools worker_pools;
+
+/* Called when a run that waited for a worker has one: its pid is R->pid from now on. */
+typedef void (*worker_dispatched_fn)(run *r, void *userdata);
+
+/* The pools of a daemon, none yet, on E. Returns 0 or -ENOMEM. */
+int worker_pools_new(sd_event *e, worker_dispatched_fn dispatched, void *userdata, worker_pools **ret);
+
+/* Closes every worker's socket, kills and reaps the workers, frees P (runs still in a worker
+ * are the caller's: end them first). NULL is fine. */
+worker_pools *worker_pools_free(worker_pools *p);
+DEFINE_TRIVIAL_CLEANUP_FUNC(worker_pools *, worker_pools_free);
+
+/* Runs R, job number INDEX of REG (R->def is REG's), in a worker of its group: at once on an
+ * idle worker (R->pid is then the worker's), or when one is free. R's done callback comes
+ * when it ended, as for a process run. Returns 0, or -errno (no worker could be forked and
+ * none is coming: R was not taken). */
+int worker_pools_submit(worker_pools *p, const registry *reg, size_t index, run *r);
+
+/* Ahead of a run of job INDEX of REG: its pool's workers are forked (all of them), so the run
+ * finds one idle, and the daemon's copy-on-write faults of the forks are behind it. Failures
+ * are left to worker_pools_submit(). */
+void worker_pools_prepare(worker_pools *p, const registry *reg, size_t index);
+
+/* The registry in force is now CURRENT: pools of other registries take no new runs, their
+ * idle workers exit now and the others after their run. */
+void worker_pools_retire(worker_pools *p, const registry *current);
+
+/* The worker processes alive (children of the daemon that are no run's main process), up to
+ * MAX into V; returns how many there are (may be more than MAX). */
+size_t worker_pools_pids(const worker_pools *p, pid_t *v, size_t max);
+
+/* Pure: whether jobs A and B may share a worker: same plugin, identity, environment,
+ * credentials and limits. */
+bool worker_group_same(const job_def *a, const job_def *b);

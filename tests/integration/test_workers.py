@@ -1,0 +1,162 @@
+# SPDX-License-Identifier: MIT
+"""Issue 16: isolation: worker through the real daemon: the plugin's default and the key, a
+worker that crashes, times out, leaks or reaches its run count is replaced while the daemon and
+the other runs go on, output and log lines stay per run, cancellation reaches a worker's run."""
+import os
+import re
+import signal
+import time
+import unittest
+
+from harness import DaemonTestCase, job, wait_for
+
+
+def probe(name, mode="ok", **kw):
+    params = dict(kw.pop("params", {}), mode=mode)
+    return job(name, "worker-probe.so", "@yearly", params=params, **kw)
+
+
+def alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().split(")")[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+class Workers(DaemonTestCase):
+    def run_job(self, d, name, timeout=30):
+        r = d.ctl({"command": "run", "job": name, "wait": True}, timeout=timeout)
+        self.assertTrue(r.get("ok", True), r)
+        return [x for x in d.runs(name) if x["id"] == r["run_id"]][0] if "run_id" in r else d.runs(name)[-1]
+
+    def test_plugin_flag_is_the_default_and_the_key_overrides_it(self):
+        d = self.daemon(job("w", "ok-worker.so", "@yearly") + job("p", "ok.so", "@yearly") +
+                        job("forced", "ok-worker.so", "@yearly", isolation="process") +
+                        job("asked", "ok.so", "@yearly", isolation="worker"),
+                        "  workers: 1\n").start()
+        pids = {}
+        for name in ("w", "p", "forced", "asked"):
+            pids[name] = [self.run_job(d, name)["pid"] for _ in range(3)]
+            self.assertEqual([x["status"] for x in d.runs(name)], ["succeeded"] * 3)
+        # one worker ran all three runs of each worker job; process runs each had their own
+        self.assertEqual(len(set(pids["w"])), 1, pids)
+        self.assertEqual(len(set(pids["asked"])), 1, pids)
+        self.assertEqual(len(set(pids["p"])), 3, pids)
+        self.assertEqual(len(set(pids["forced"])), 3, pids)
+        self.assertTrue(alive(pids["w"][0]), "an idle worker stays for the next run")
+        self.assertNotEqual(pids["w"][0], d.proc.pid)
+        d.stop()
+        self.assertFalse(alive(pids["w"][0]), "workers end with the daemon")
+
+    def test_bad_isolation_rejected_with_position(self):
+        d = self.daemon(job("x", "ok.so", "@yearly", isolation="thread", workers=0))
+        d.start(wait_ready=False)
+        self.assertEqual(d.proc.wait(10), 78)
+        log = d.log()
+        self.assertRegex(log, r"registry.yaml:\d+:\d+: job x: isolation: found \"thread\", expected process")
+        self.assertRegex(log, r"registry.yaml:\d+:\d+: job x: workers")
+
+    def test_crash_is_contained_and_the_worker_replaced(self):
+        d = self.daemon(probe("good") + probe("bad", "crash") + probe("quits", "exit"), "  workers: 1\n").start()
+        first = self.run_job(d, "good")
+        bad = self.run_job(d, "bad")
+        self.assertEqual(bad["status"], "crashed")
+        self.assertEqual(bad["signal"], signal.SIGSEGV)
+        self.assertEqual(bad["pid"], first["pid"], "the same worker took the crashing run")
+        self.assertIn("output of run %d in pid %d" % (bad["id"], bad["pid"]), bad["output"])
+        self.assertIn("killed by signal SEGV", bad["message"])
+        wait_for(lambda: not alive(first["pid"]), 5, what="the crashed worker to be reaped")
+        quits = self.run_job(d, "quits")
+        self.assertEqual((quits["status"], quits["exit_code"]), ("failed", 3))
+        again = self.run_job(d, "good")
+        self.assertEqual(again["status"], "succeeded")
+        self.assertNotIn(again["pid"], (first["pid"], quits["pid"]), "a new worker")
+        self.assertRegex(d.log(), r"Worker %d was killed by signal 11 during the run; it is replaced" % bad["pid"])
+        self.assertIsNone(d.proc.poll())
+        d.stop()
+
+    def test_timeout_kills_the_worker_and_replaces_it(self):
+        d = self.daemon(probe("good") + probe("hang", "hang", timeout="1s") +
+                        probe("polite", "sleep", timeout="1s"), "  workers: 1\n").start()
+        first = self.run_job(d, "good")
+        # ignores SIGTERM: SIGKILL to the worker 5 s later
+        hang = self.run_job(d, "hang")
+        self.assertEqual((hang["status"], hang["signal"]), ("timed_out", signal.SIGKILL))
+        self.assertEqual(hang["pid"], first["pid"])
+        self.assertFalse(alive(hang["pid"]))
+        # polls sched_job_cancelled(): ends at the SIGTERM, and its worker is replaced all the same
+        polite = self.run_job(d, "polite")
+        self.assertEqual(polite["status"], "timed_out")
+        self.assertEqual(polite["message"], "cancelled in pid %d" % polite["pid"])
+        self.assertNotEqual(polite["pid"], hang["pid"])
+        wait_for(lambda: not alive(polite["pid"]), 5, what="the timed-out worker to exit")
+        again = self.run_job(d, "good")
+        self.assertEqual(again["status"], "succeeded")
+        self.assertNotIn(again["pid"], (hang["pid"], polite["pid"]))
+        d.stop()
+
+    def test_recycled_after_max_runs_per_worker(self):
+        d = self.daemon(probe("good"), "  workers: 1\n  max_runs_per_worker: 3\n").start()
+        pids = [self.run_job(d, "good")["pid"] for _ in range(7)]
+        self.assertEqual(len(set(pids[0:3])), 1, pids)
+        self.assertEqual(len(set(pids[3:6])), 1, pids)
+        self.assertEqual(len({pids[0], pids[3], pids[6]}), 3, pids)
+        self.assertIn("Replacing worker %d after 3 runs (scheduler.max_runs_per_worker)" % pids[0], d.log())
+        self.assertEqual([x["status"] for x in d.runs("good")], ["succeeded"] * 7)
+        d.stop()
+
+    @unittest.skipIf(os.environ.get("SCHEDULERD_SANITIZERS"), "ASan's shadow memory makes RSS meaningless")
+    def test_leaking_job_recycled_by_rss(self):
+        d = self.daemon(probe("leak", "leak", params={"megabytes": 80}) + probe("good"),
+                        "  workers: 1\n  worker_max_rss: 64M\n").start()
+        first = self.run_job(d, "good")
+        leak = self.run_job(d, "leak")
+        self.assertEqual(leak["status"], "succeeded")
+        self.assertEqual(leak["pid"], first["pid"])
+        self.assertIn("Replacing worker %d its RSS reached" % leak["pid"], d.log())
+        self.assertIn("scheduler.worker_max_rss", d.log())
+        wait_for(lambda: not alive(leak["pid"]), 5, what="the leaking worker to exit")
+        again = self.run_job(d, "good")
+        self.assertNotEqual(again["pid"], leak["pid"])
+        d.stop()
+
+    def test_output_and_log_lines_are_per_run(self):
+        d = self.daemon(probe("a") + probe("b"), "  workers: 1\n").start()
+        rows = [self.run_job(d, n) for n in ("a", "b", "a")]
+        self.assertEqual(len({r["pid"] for r in rows}), 1)
+        log = d.log()
+        for r in rows:
+            own = "output of run %d in pid %d" % (r["id"], r["pid"])
+            # its own lines (output and sched_job_log's, as for a process run), no other run's
+            self.assertTrue(r["output"].startswith(own + "\n"), r["output"])
+            self.assertEqual(set(re.findall(r"run (\d+)", r["output"])), {str(r["id"])}, r["output"])
+            self.assertIn("%s[run %d]: %s" % (r["job"], r["id"], own), log)
+            self.assertIn("%s[run %d]: logged by run %d" % (r["job"], r["id"], r["id"]), log)
+        d.stop()
+
+    def test_cancellation_reaches_running_and_waiting_runs(self):
+        d = self.daemon(probe("long", "sleep") + probe("next", "sleep"), "  workers: 1\n").start()
+        self.assertTrue(d.ctl({"command": "run", "job": "long"})["ok"])
+        wait_for(lambda: d.runs("long") and d.runs("long")[0]["pid"], 10, what="the first run to start")
+        self.assertTrue(d.ctl({"command": "run", "job": "next"})["ok"])  # waits: the one worker is busy
+        pid = d.runs("long")[0]["pid"]
+        self.assertEqual(d.stop(), 0)
+        long, nxt = d.runs("long")[0], d.runs("next")[0]
+        self.assertEqual(long["status"], "cancelled")
+        self.assertIn("cancelled in pid %d" % pid, long["message"])
+        self.assertEqual(nxt["status"], "cancelled")
+        self.assertFalse(alive(pid))
+
+    def test_a_worker_holds_no_writable_shared_memory_of_the_daemon(self):
+        d = self.daemon(job("probe", "probe.so", "@yearly", isolation="worker")).start()
+        for _ in range(2):
+            r = self.run_job(d, "probe")
+            self.assertEqual(r["status"], "succeeded", r["message"])
+            self.assertRegex(r["message"], r"writable 0\b")
+        self.assertTrue(os.path.exists(os.path.join(d.state, "jobs", "probe", "probe.ran")))
+        d.stop()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
