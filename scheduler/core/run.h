@@ -49,6 +49,8 @@ struct run {
         bool launching;
         void *launcher;
         sd_event *event;
+        /* its cgroup (core/cgroup.h), or NULL: none was delegated to the daemon */
+        struct run_cgroup *cgroup;
 
         sd_event_source *child_source, *output_source, *timeout_source, *kill_source;
         int output_fd, message_fd;
