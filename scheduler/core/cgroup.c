@@ -373,8 +373,8 @@ int cgroup_setup(void) {
                 return not_delegated("cannot open %s: %s", cg.path, strerror(errno));
         if (faccessat(root, "cgroup.procs", W_OK, AT_EACCESS) < 0 ||
             faccessat(root, "cgroup.subtree_control", W_OK, AT_EACCESS) < 0 || faccessat(root, ".", W_OK, AT_EACCESS) < 0)
-                return not_delegated("%s is not writable by the daemon (%s; systemd: Delegate=yes, and no "
-                                     "ProtectControlGroups=)",
+                return not_delegated("%s is not writable by the daemon (%s; systemd: Delegate=yes, and with "
+                                     "ProtectControlGroups=yes a ReadWritePaths= of it, as the shipped unit has)",
                                      cg.path, strerror(errno));
         /* D and D/supervisor hold no process but this one: not a login session's cgroup, nor
          * another daemon's whose runs would be taken for leftovers */
