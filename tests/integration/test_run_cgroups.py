@@ -139,7 +139,22 @@ class RunCgroups(DaemonTestCase):
         runs = os.path.join(self.cg, "runs")
         self.assertEqual([e for e in os.listdir(runs) if os.path.isdir(os.path.join(runs, e))], [])
         self.assertEqual(d.stop(), 0)
-        sys.stderr.write(d.log())
+
+    def test_scheduled_fires_from_warm_processes_get_their_cgroup(self):
+        # cron fires start in a process forked ahead by the launcher, moved into the run's cgroup
+        # by the daemon as its gate opens
+        d = self.start(job("tick", "escape.so", "*/2 * * * * *"))
+        rows = d.wait_runs("tick", lambda rs: sum(r["status"] == "succeeded" for r in rs) >= 3, timeout=20)
+        self.assertEqual(d.stop(), 0)
+        rel = self.cg[len(cgroup2_mount()):]
+        last = max((r for r in d.runs("tick") if r["pid"]), key=lambda r: r["id"])
+        self.assertEqual(last["trigger"], "schedule")
+        with open(os.path.join(d.state, "jobs", "tick", "cgroup.txt")) as f:
+            self.assertIn("0::%s/runs/tick.%d\n" % (rel, last["id"]), f.read())
+        self.assertFalse(os.path.exists("/proc/%d" % self.escaped(d, "tick")))
+        self.assertNotIn("Cannot move the run into its cgroup", d.log())
+        runs = os.path.join(self.cg, "runs")
+        self.assertEqual([e for e in os.listdir(runs) if os.path.isdir(os.path.join(runs, e))], [])
 
     def test_leftovers_of_a_killed_daemon_are_removed_at_start(self):
         jobs = job("stays", "escape.so", "@yearly", timeout="1h", params={"wait": "true"})
