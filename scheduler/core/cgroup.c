@@ -107,8 +107,9 @@ int cgroup_parse_mountinfo(const char *text, char **ret_mount) {
         return -ENOENT;
 }
 
-int cgroup_run_name(const char *job, int64_t id, char *buf, size_t size) {
-        int n = snprintf(buf, size, "%s.%" PRId64, job, id);
+int cgroup_run_name(const char *job, int64_t id, pid_t warm_pid, char *buf, size_t size) {
+        int n = warm_pid > 0 ? snprintf(buf, size, "%s.warm-%d", job, (int) warm_pid)
+                             : snprintf(buf, size, "%s.%" PRId64, job, id);
         return n < 0 || (size_t) n >= size ? -ENAMETOOLONG : 0;
 }
 
@@ -475,7 +476,7 @@ void cgroup_warn_tasks_limits(const registry *reg) {
         }
 }
 
-int run_cgroup_new(const char *job, int64_t id, uint64_t tasks, run_cgroup **ret) {
+int run_cgroup_new(const char *job, int64_t id, pid_t warm_pid, uint64_t tasks, run_cgroup **ret) {
         if (!cg.enabled) {
                 *ret = NULL;
                 return 0;
@@ -483,7 +484,7 @@ int run_cgroup_new(const char *job, int64_t id, uint64_t tasks, run_cgroup **ret
         _cleanup_free_ run_cgroup *c = calloc(1, sizeof(run_cgroup));
         if (!c)
                 return -ENOMEM;
-        int q = cgroup_run_name(job, id, c->name, sizeof(c->name));
+        int q = cgroup_run_name(job, id, warm_pid, c->name, sizeof(c->name));
         if (q < 0)
                 return q;
         if (mkdirat(cg.runs_fd, c->name, 0755) < 0) {

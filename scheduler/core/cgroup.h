@@ -8,6 +8,9 @@
  *     D/supervisor         the daemon and its launchers (D itself holds no process, so that
  *                          controllers can be enabled in D's subtree: the no-internal-process rule)
  *     D/runs/<job>.<id>    one per run: its main process and everything it starts
+ *     D/runs/<job>.warm-<pid>  the same for a run started from a warm process (run_prepare_warm()):
+ *                          made and entered when that process is, ahead of the fire, as moving a
+ *                          process costs ~0.5-0.9 ms that a herd of fires must not wait for
  *
  * At the end of a run (and at a timeout's or shutdown's SIGKILL) the run's cgroup is killed as one
  * (cgroup.kill), so setsid() and double forks escape nothing, and removed. Where there is no such
@@ -34,8 +37,10 @@ int cgroup_parse_self(const char *text, char **ret_path);
  * hybrid host). -ENOENT when none, -ENOMEM. */
 int cgroup_parse_mountinfo(const char *text, char **ret_mount);
 
-/* Pure: the name of run ID of JOB's cgroup into BUF. -ENAMETOOLONG if SIZE is too small. */
-int cgroup_run_name(const char *job, int64_t id, char *buf, size_t size);
+/* Pure: the name of the cgroup of run ID of JOB ("<job>.<id>") into BUF; for a warm run, whose
+ * process is made before its fire has a run id, of WARM_PID (> 0) instead: "<job>.warm-<pid>".
+ * -ENAMETOOLONG if SIZE is too small. */
+int cgroup_run_name(const char *job, int64_t id, pid_t warm_pid, char *buf, size_t size);
 
 /* At start, before anything forks: finds the daemon's cgroup, checks it is delegated (not the
  * root cgroup, writable, holding no process but the daemon's, or the daemon started in its
@@ -59,17 +64,18 @@ void cgroup_warn_tasks_limits(const registry *reg);
 
 typedef struct run_cgroup run_cgroup;
 
-/* The cgroup of run ID of JOB, created empty under D/runs with pids.max TASKS (0: none); *RET
- * stays NULL (and 0 is returned) when runs get no cgroups. A stale cgroup of the same name is
- * killed and replaced. -errno on failure (logged by the caller). */
-int run_cgroup_new(const char *job, int64_t id, uint64_t tasks, run_cgroup **ret);
+/* The cgroup of run ID of JOB (of the warm process WARM_PID when > 0, see cgroup_run_name()),
+ * created empty under D/runs with pids.max TASKS (0: none); *RET stays NULL (and 0 is returned)
+ * when runs get no cgroups. A stale cgroup of the same name is killed and replaced. -errno on
+ * failure (logged by the caller). */
+int run_cgroup_new(const char *job, int64_t id, pid_t warm_pid, uint64_t tasks, run_cgroup **ret);
 
 /* In the run's child, first thing: moves the calling process into C (with the descriptor
  * run_cgroup_new() opened, so it works whatever the child's credentials become). 0 or -errno. */
 int run_cgroup_enter(const run_cgroup *c);
 
-/* From the daemon: moves PID (a warm run's child, still waiting at the start gate, so it has
- * started nothing yet) into C. 0 or -errno. */
+/* From the daemon: moves PID (a warm run's child, which starts nothing before its gate opens)
+ * into C. 0 or -errno. */
 int run_cgroup_attach(const run_cgroup *c, pid_t pid);
 
 /* SIGKILL to every process in C, at once (cgroup.kill; on kernels before 5.14 every pid of

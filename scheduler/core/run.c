@@ -423,10 +423,11 @@ static int on_child_exit(sd_event_source *s, const siginfo_t *si, void *userdata
         return 0;
 }
 
-/* The run's own cgroup, where the daemon has one to divide; without it the run still goes (the
- * subreaper sweep ends what it leaves behind), and the operator is told. */
-static void run_make_cgroup(run *r) {
-        int q = run_cgroup_new(r->def->name, r->id, r->def->limits.tasks, &r->cgroup);
+/* The run's own cgroup, where the daemon has one to divide (named for WARM_PID, a warm run's
+ * process, when > 0); without it the run still goes (the subreaper sweep ends what it leaves
+ * behind), and the operator is told. */
+static void run_make_cgroup(run *r, pid_t warm_pid) {
+        int q = run_cgroup_new(r->def->name, r->id, warm_pid, r->def->limits.tasks, &r->cgroup);
         if (q < 0)
                 log_full(LOG_WARNING, -q, r->def->name, (uint64_t) r->id, (int) r->attempt,
                          "Cannot create the run's cgroup (%m); it runs in the daemon's%s.",
@@ -477,7 +478,7 @@ int run_prepare(const job_def *def, const char *job_state_dir, int64_t id, int64
         r->message_fd = msg[0];
         r->msg_w = msg[1];
         if (id > 0)
-                run_make_cgroup(r);
+                run_make_cgroup(r, 0);
         *ret = r;
         return 0;
 }
@@ -533,17 +534,6 @@ void run_go(run *r, int64_t id, int64_t first_id, run_trigger trigger) {
         r->id = id;
         r->first_id = first_id;
         r->trigger = trigger;
-        /* the child waits at the gate and has started nothing: moved now, all of it is in there */
-        if (r->pid > 0 && id > 0) {
-                run_make_cgroup(r);
-                int q = r->cgroup ? run_cgroup_attach(r->cgroup, r->pid) : 0;
-                if (q < 0) {
-                        log_full(LOG_WARNING, -q, r->def->name, (uint64_t) r->id, (int) r->attempt,
-                                 "Cannot move the run into its cgroup (%m); it runs in the daemon's%s.",
-                                 r->def->limits.tasks > 0 ? ", without limits.tasks" : "");
-                        r->cgroup = run_cgroup_end(r->cgroup, r->def->name, r->id, (int) r->attempt);
-                }
-        }
         start_gate_open(r->gate, (unsigned) r->slot, id);
 }
 
@@ -580,12 +570,18 @@ int run_watch_child(run *r, pid_t pid) {
         int q;
         r->pid = pid;
         (void) setpgid(pid, pid);
-        /* a warm run whose pid came after its gate opened (run_go() could not move it): late,
-         * but what it starts from now on is in there, and its end kills them all */
-        if (!r->warm && r->id > 0 && !r->cgroup && cgroup_enabled()) {
-                run_make_cgroup(r);
-                if (r->cgroup && run_cgroup_attach(r->cgroup, pid) < 0)
+        /* a launcher's child: into its cgroup now, ahead of its fire, while it has started nothing
+         * (warm, at the gate); one whose pid came after its gate opened goes in late, but what
+         * it starts from then on is in there, and its end kills them all */
+        if (r->gate && !r->cgroup && cgroup_enabled()) {
+                run_make_cgroup(r, pid);
+                q = r->cgroup ? run_cgroup_attach(r->cgroup, pid) : 0;
+                if (q < 0) {
+                        log_full(LOG_WARNING, -q, r->def->name, (uint64_t) r->id, (int) r->attempt,
+                                 "Cannot move the run's process %d into its cgroup (%m); it runs in the daemon's%s.",
+                                 (int) pid, r->def->limits.tasks > 0 ? ", without limits.tasks" : "");
                         r->cgroup = run_cgroup_end(r->cgroup, r->def->name, r->id, (int) r->attempt);
+                }
         }
         q = sd_event_add_child(r->event, &r->child_source, pid, WEXITED, on_child_exit, r);
         if (q < 0) {

@@ -141,8 +141,8 @@ class RunCgroups(DaemonTestCase):
         self.assertEqual(d.stop(), 0)
 
     def test_scheduled_fires_from_warm_processes_get_their_cgroup(self):
-        # cron fires start in a process forked ahead by the launcher, moved into the run's cgroup
-        # by the daemon as its gate opens
+        # cron fires start in a process forked ahead by the launcher, moved by the daemon into a
+        # cgroup named for that process (the run id does not exist yet) as soon as it is made
         d = self.start(job("tick", "escape.so", "*/2 * * * * *"))
         rows = d.wait_runs("tick", lambda rs: sum(r["status"] == "succeeded" for r in rs) >= 3, timeout=20)
         self.assertEqual(d.stop(), 0)
@@ -150,9 +150,9 @@ class RunCgroups(DaemonTestCase):
         last = max((r for r in d.runs("tick") if r["pid"]), key=lambda r: r["id"])
         self.assertEqual(last["trigger"], "schedule")
         with open(os.path.join(d.state, "jobs", "tick", "cgroup.txt")) as f:
-            self.assertIn("0::%s/runs/tick.%d\n" % (rel, last["id"]), f.read())
+            self.assertIn("0::%s/runs/tick.warm-%d\n" % (rel, last["pid"]), f.read())
         self.assertFalse(os.path.exists("/proc/%d" % self.escaped(d, "tick")))
-        self.assertNotIn("Cannot move the run into its cgroup", d.log())
+        self.assertNotIn("into its cgroup", d.log())
         runs = os.path.join(self.cg, "runs")
         self.assertEqual([e for e in os.listdir(runs) if os.path.isdir(os.path.join(runs, e))], [])
 

@@ -70,9 +70,11 @@ END_TEST
 
 START_TEST(test_run_name) {
         char buf[CGROUP_RUN_NAME_MAX];
-        ck_assert_int_eq(cgroup_run_name("backup", 42, buf, sizeof(buf)), 0);
+        ck_assert_int_eq(cgroup_run_name("backup", 42, 0, buf, sizeof(buf)), 0);
         ck_assert_str_eq(buf, "backup.42");
-        ck_assert_int_eq(cgroup_run_name("backup", 42, buf, 9), -ENAMETOOLONG);
+        ck_assert_int_eq(cgroup_run_name("backup", 42, 0, buf, 9), -ENAMETOOLONG);
+        ck_assert_int_eq(cgroup_run_name("backup", 0, 4321, buf, sizeof(buf)), 0);
+        ck_assert_str_eq(buf, "backup.warm-4321");
 }
 END_TEST
 
