@@ -8,6 +8,7 @@
 #include "control/metrics-http.h"
 #include "control/server.h"
 #include "basic/log.h"
+#include "core/cgroup.h"
 #include "core/manager.h"
 #include "basic/tz.h"
 
@@ -110,6 +111,9 @@ int main(int argc, char **argv) {
                 nofile.rlim_cur = nofile.rlim_max;
                 (void) setrlimit(RLIMIT_NOFILE, &nofile);
         }
+
+        /* before anything forks: every run then gets a cgroup of its own, where one is delegated */
+        (void) cgroup_setup();
 
         r = manager_new(&o, &m);
         if (r < 0)

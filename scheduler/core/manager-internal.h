@@ -146,10 +146,12 @@ pid_t manager_launcher_pid(const struct launcher_slot *ls);
  * -errno, logged: then nothing escaping a run's process group is ended. */
 int manager_setup_subreaper(manager *m);
 /* Kills and reaps the processes left behind by runs whose main process ended, R's (whose main
- * process EXITED is not reaped yet) among them; R may be NULL. Waits a second at most for the
- * killed. A child it cannot tell from a launcher's fork still on its way is looked at again a
- * second later. */
-void manager_end_orphans(manager *m, const run *r, pid_t exited);
+ * process EXITED is not reaped yet) among them; R may be NULL. R's cgroup, if it has one, is
+ * killed and removed first (core/cgroup.h); the sweep of the daemon's children then reaps what
+ * that killed and ends, as their subreaper, what runs without a cgroup left. Waits a second at
+ * most for the killed. A child it cannot tell from a launcher's fork still on its way is looked
+ * at again a second later. */
+void manager_end_orphans(manager *m, run *r, pid_t exited);
 
 /* --- clock-change.c --- */
 

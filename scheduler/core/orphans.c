@@ -4,7 +4,8 @@
  * setsid() and a double fork), and when the main process ends, whatever is left becomes a
  * child of the daemon instead of PID 1. Those are the children of the daemon that are none of
  * its runs, warm runs or launchers; they are killed and reaped when a run ends, so nothing a
- * run started outlives it. */
+ * run started outlives it. Where runs have cgroups (core/cgroup.h), a run's cgroup is killed
+ * first, as one, and the sweep only reaps what that killed. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -14,6 +15,7 @@
 
 #include "basic/clock.h"
 #include "basic/log.h"
+#include "core/cgroup.h"
 #include "core/manager-internal.h"
 
 /* orphans looked at per sweep at most (the rest at the next one) */
@@ -74,9 +76,10 @@ static pid_t *own_children(manager *m, pid_t exited, size_t *ret_n) {
         return v;
 }
 
-/* What PID, a child of the daemon that is none of its known ones, is. Plugins' init callbacks
- * run in the daemon: what they fork shares its process group and is left alone. */
-static child_kind classify_child(pid_t pid) {
+/* What PID, a child of the daemon that is none of its known ones, is (*ZOMBIE: dead already,
+ * only to be reaped). Plugins' init callbacks run in the daemon: what they fork shares its
+ * process group and is left alone. */
+static child_kind classify_child(pid_t pid, bool *zombie) {
         char path[64], buf[512];
         snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
         int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -94,6 +97,7 @@ static child_kind classify_child(pid_t pid) {
         if (!p || sscanf(p + 1, " %c %d %d %d", &state, &ppid, &pgrp, &sid) != 4 || ppid != getpid() ||
             pgrp == getpgrp())
                 return CHILD_OTHER;
+        *zombie = state == 'Z';
         return pgrp == pid && sid == getsid(0) ? CHILD_UNSURE : CHILD_ORPHAN;
 }
 
@@ -144,29 +148,40 @@ static size_t sweep_once(manager *m, const run *r, pid_t exited, bool *unsure) {
         pid_t pid[ORPHANS_MAX];
         size_t n_kids = kids && own ? list_children(kids, max) : 0;
         bool pending = launches_pending(m);
+        size_t n_live = 0;
+        /* tests prove the cgroup path alone ends a run's processes: the sweep only reaps */
+        static int reap_only = -1;
+        if (reap_only < 0)
+                reap_only = !!getenv("SCHEDULERD_TEST_ORPHANS_REAP_ONLY");
 
         for (size_t i = 0; i < n_kids && n < ORPHANS_MAX; i++) {
                 if (bsearch(&kids[i], own, n_own, sizeof(pid_t), pid_cmp))
                         continue;
-                child_kind k = classify_child(kids[i]);
+                bool zombie = false;
+                child_kind k = classify_child(kids[i], &zombie);
                 if (k == CHILD_UNSURE && pending) {
                         *unsure = true; /* looked at again once the launcher's answers are in */
                         continue;
                 }
-                if (k == CHILD_OTHER)
+                if (k == CHILD_OTHER || (reap_only && !zombie))
                         continue;
                 int fd = (int) syscall(SYS_pidfd_open, kids[i], 0);
                 if (fd < 0)
                         continue;
-                (void) syscall(SYS_pidfd_send_signal, fd, SIGKILL, NULL, 0);
+                if (!zombie) {
+                        (void) syscall(SYS_pidfd_send_signal, fd, SIGKILL, NULL, 0);
+                        n_live++;
+                }
                 pfd[n] = (struct pollfd) { .fd = fd, .events = POLLIN };
                 pid[n++] = kids[i];
         }
         if (n == 0)
                 return 0;
-        log_full(LOG_NOTICE, 0, r ? r->def->name : NULL, r ? (uint64_t) r->id : 0, r ? (int) r->attempt : -1,
-                 "Killed %zu process%s the run left behind (pid %d%s): nothing a run starts outlives it.", n,
-                 n == 1 ? "" : "es", (int) pid[0], n > 1 ? ", ..." : "");
+        /* the dead ones were killed with the run's cgroup, and said so there */
+        if (n_live > 0)
+                log_full(LOG_NOTICE, 0, r ? r->def->name : NULL, r ? (uint64_t) r->id : 0, r ? (int) r->attempt : -1,
+                         "Killed %zu process%s the run left behind (pid %d%s): nothing a run starts outlives it.",
+                         n_live, n_live == 1 ? "" : "es", (int) pid[0], n > 1 ? ", ..." : "");
         usec_t deadline = clock_now_monotonic() + ORPHAN_WAIT_MS * USEC_PER_MSEC;
         for (size_t left = n;;) {
                 for (size_t i = 0; i < n; i++) {
@@ -201,8 +216,10 @@ static int on_recheck(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-void manager_end_orphans(manager *m, const run *r, pid_t exited) {
+void manager_end_orphans(manager *m, run *r, pid_t exited) {
         bool unsure = false;
+        if (r)
+                r->cgroup = run_cgroup_end(r->cgroup, r->def->name, r->id, (int) r->attempt);
         if (!m->subreaper)
                 return;
         for (unsigned i = 0; i < SWEEPS_MAX && sweep_once(m, r, exited, &unsure) > 0; i++)

@@ -22,8 +22,8 @@ enum { J_NAME, J_DESCRIPTION, J_PLUGIN, J_SCHEDULE, J_TIMEZONE, J_ENABLED, J_SIN
        J_USER, J_GROUP, J_ENVIRONMENT, J_ENVIRONMENT_FILE, J_CREDENTIALS, J_OVERLAP, J_RANDOM_DELAY,
        J_MISFIRE_THRESHOLD, J_ISOLATION, J_WORKERS };
 
-static const char *const limits_keys[] = { "address_space", "cpu", "open_files" };
-enum { L_ADDRESS_SPACE, L_CPU, L_OPEN_FILES };
+static const char *const limits_keys[] = { "address_space", "cpu", "open_files", "tasks" };
+enum { L_ADDRESS_SPACE, L_CPU, L_OPEN_FILES, L_TASKS };
 
 static const char *const retry_keys[] = { "attempts", "backoff", "max_backoff" };
 enum { R_ATTEMPTS, R_BACKOFF, R_MAX_BACKOFF };
@@ -264,7 +264,7 @@ static void parse_params(loader *l, source *s, job_def *j, yaml_node_t *map, con
 
 static void parse_limits(loader *l, source *s, job_def *j, yaml_node_t *map, const char *job) {
         yaml_node_t *keys[KEYS_MAX], *v[KEYS_MAX];
-        unsigned files = 0;
+        unsigned files = 0, tasks = 0;
 
         mapping_collect(l, s, map, limits_keys, ELEMENTSOF(limits_keys), "limits: ", NULL, job, keys, v);
         if (v[L_ADDRESS_SPACE])
@@ -274,6 +274,12 @@ static void parse_limits(loader *l, source *s, job_def *j, yaml_node_t *map, con
         if (v[L_OPEN_FILES]) {
                 parse_uint(l, s, v[L_OPEN_FILES], job, "limits.open_files", 16, 1048576, &files);
                 j->limits.open_files = files;
+        }
+        if (v[L_TASKS]) {
+                /* the run's main process counts: 1 is a run that may not fork; the top is the
+                 * kernel's PID_MAX_LIMIT */
+                parse_uint(l, s, v[L_TASKS], job, "limits.tasks", 1, 4194304, &tasks);
+                j->limits.tasks = tasks;
         }
 }
 
@@ -517,7 +523,7 @@ static void parse_policy(loader *l, source *s, job_def *j, yaml_node_t **v, cons
                 parse_retry(l, s, j, v[J_RETRY], job);
         if (v[J_LIMITS] && !node_is_null(v[J_LIMITS]) &&
             expect_container(l, s, v[J_LIMITS], YAML_MAPPING_NODE, job, "limits",
-                             "a mapping of address_space, cpu, open_files"))
+                             "a mapping of address_space, cpu, open_files, tasks"))
                 parse_limits(l, s, j, v[J_LIMITS], job);
         if (v[J_PARAMS] && !node_is_null(v[J_PARAMS]) &&
             expect_container(l, s, v[J_PARAMS], YAML_MAPPING_NODE, job, "params", "a mapping of the plugin's params"))

@@ -52,6 +52,8 @@ typedef struct job_limits {
         uint64_t address_space; /* bytes (RLIMIT_AS) */
         usec_t cpu;             /* CPU time, whole seconds (RLIMIT_CPU: SIGXCPU, then SIGKILL) */
         uint64_t open_files;    /* RLIMIT_NOFILE, 16-1048576 */
+        uint64_t tasks;         /* processes and threads of a run, 1-4194304: pids.max of its cgroup
+                                 * (core/cgroup.h), else RLIMIT_NPROC of a non-root job user */
 } job_limits;
 
 /* A job named by on_failure or on_success, and where (registry-chain.c). */

@@ -6,6 +6,7 @@
 #include "basic/clock.h"
 #include "basic/log.h"
 #include "core/jobctx.h"
+#include "core/cgroup.h"
 #include "core/manager-internal.h"
 
 /* --- registry references ------------------------------------------------------ */
@@ -55,6 +56,7 @@ int manager_load_registry(manager *m, registry **ret, diag_list *diags) {
         q = jobctx_init_jobs(r, true, diags);
         if (q < 0)
                 return q;
+        cgroup_warn_tasks_limits(r);
         *ret = TAKE_PTR(r);
         return 0;
 }

@@ -11,6 +11,7 @@
 #include "basic/clock.h"
 #include "basic/duration.h"
 #include "basic/shared-maps.h"
+#include "core/cgroup.h"
 #include "core/job-credentials.h"
 #include "core/job-user.h"
 #include "core/jobctx.h"
@@ -46,8 +47,17 @@ void run_set_default_nofile(const struct rlimit *l) {
         default_nofile_set = true;
 }
 
+/* The job's `limits:`, so a leaking or runaway job stops at its own bound, not the machine's.
+ * limits.tasks is the pids.max of the run's cgroup where the pids controller is the daemon's;
+ * otherwise RLIMIT_NPROC (per user, and not binding root: the daemon warned at load,
+ * cgroup_warn_tasks_limits()). */
 void run_child_apply_limits(const job_limits *l) {
         struct rlimit r;
+        if (l->tasks > 0 && cgroup_tasks_unavailable()) {
+                r = (struct rlimit) { .rlim_cur = l->tasks, .rlim_max = l->tasks };
+                if (setrlimit(RLIMIT_NPROC, &r) < 0)
+                        fprintf(stderr, "<4/%s>cannot apply limits.tasks as RLIMIT_NPROC: %m\n", jobctx_log_tag());
+        }
         if (l->address_space > 0) {
                 r = (struct rlimit) { .rlim_cur = l->address_space, .rlim_max = l->address_space };
                 if (setrlimit(RLIMIT_AS, &r) < 0)
@@ -288,6 +298,9 @@ static void signal_group(run *r, int sig) {
                 (void) kill(-r->pid, sig);
         else if (r->in_worker && r->cancel_queued)
                 r->cancel_queued(r); /* still waiting for a worker: it never starts */
+        /* a SIGKILL ends the run's cgroup too: what left the group (setsid) is still in there */
+        if (sig == SIGKILL)
+                run_cgroup_kill(r->cgroup);
 }
 
 static int on_kill(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -422,6 +435,17 @@ void run_ended(run *r, int code, int status) {
         r->done(r, r->userdata);
 }
 
+/* The run's own cgroup, where the daemon has one to divide (named for WARM_PID, a warm run's
+ * process, when > 0); without it the run still goes (the subreaper sweep ends what it leaves
+ * behind), and the operator is told. */
+static void run_make_cgroup(run *r, pid_t warm_pid) {
+        int q = run_cgroup_new(r->def->name, r->id, warm_pid, r->def->limits.tasks, &r->cgroup);
+        if (q < 0)
+                log_full(LOG_WARNING, -q, r->def->name, (uint64_t) r->id, (int) r->attempt,
+                         "Cannot create the run's cgroup (%m); it runs in the daemon's%s.",
+                         r->def->limits.tasks > 0 ? ", without limits.tasks" : "");
+}
+
 int run_new(const job_def *def, const char *job_state_dir, int64_t id, int64_t first_id, run_trigger trigger,
             unsigned attempt, usec_t scheduled, usec_t started, run_done_fn done, void *userdata, run **ret) {
         run *r = calloc(1, sizeof(run));
@@ -475,6 +499,8 @@ int run_prepare(const job_def *def, const char *job_state_dir, int64_t id, int64
         }
         r->message_fd = msg[0];
         r->msg_w = msg[1];
+        if (id > 0)
+                run_make_cgroup(r, 0);
         *ret = r;
         return 0;
 }
@@ -503,8 +529,17 @@ int run_launch(run *r) {
         pid_t pid = fork();
         if (pid < 0)
                 return -errno;
-        if (pid == 0)
+        if (pid == 0) {
+                /* into the run's cgroup before anything else: whatever it starts is in there */
+                if (r->cgroup) {
+                        int q = run_cgroup_enter(r->cgroup);
+                        if (q < 0)
+                                dprintf(r->out_w, "<4/%s>cannot enter the run's cgroup (%s); it runs in the daemon's, "
+                                                  "without limits.tasks as pids.max\n",
+                                        jobctx_log_tag(), strerror(-q));
+                }
                 run_child(r->def, r->dir, r->id, r->scheduled, r->attempt, r->out_w, r->msg_w, NULL, -1, self);
+        }
         r->pid = pid;
         return 0;
 }
@@ -517,11 +552,11 @@ static int add_timeout(sd_event *e, run *r) {
 
 void run_go(run *r, int64_t id, int64_t first_id, run_trigger trigger) {
         assert(r->warm && r->slot >= 0);
-        start_gate_open(r->gate, (unsigned) r->slot, id);
         r->warm = false;
         r->id = id;
         r->first_id = first_id;
         r->trigger = trigger;
+        start_gate_open(r->gate, (unsigned) r->slot, id);
 }
 
 int run_released(run *r, usec_t started) {
@@ -564,6 +599,19 @@ int run_watch_child(run *r, pid_t pid) {
         int q;
         r->pid = pid;
         (void) setpgid(pid, pid);
+        /* a launcher's child: into its cgroup now, ahead of its fire, while it has started nothing
+         * (warm, at the gate); one whose pid came after its gate opened goes in late, but what
+         * it starts from then on is in there, and its end kills them all */
+        if (r->gate && !r->cgroup && cgroup_enabled()) {
+                run_make_cgroup(r, pid);
+                q = r->cgroup ? run_cgroup_attach(r->cgroup, pid) : 0;
+                if (q < 0) {
+                        log_full(LOG_WARNING, -q, r->def->name, (uint64_t) r->id, (int) r->attempt,
+                                 "Cannot move the run's process %d into its cgroup (%m); it runs in the daemon's%s.",
+                                 (int) pid, r->def->limits.tasks > 0 ? ", without limits.tasks" : "");
+                        r->cgroup = run_cgroup_end(r->cgroup, r->def->name, r->id, (int) r->attempt);
+                }
+        }
         q = sd_event_add_child(r->event, &r->child_source, pid, WEXITED, on_child_exit, r);
         if (q < 0) {
                 (void) kill(-pid, SIGKILL);
@@ -646,6 +694,7 @@ run *run_free(run *r) {
                 close(r->msg_w);
         if (r->slot >= 0)
                 start_gate_put(r->gate, (unsigned) r->slot);
+        run_cgroup_end(r->cgroup, r->def->name, r->id, (int) r->attempt);
         free(r->dir);
         free(r);
         return NULL;

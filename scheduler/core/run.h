@@ -54,6 +54,8 @@ struct run {
         void (*cancel_queued)(run *r);
         void *queue_owner;
         sd_event *event;
+        /* its cgroup (core/cgroup.h), or NULL: none was delegated to the daemon */
+        struct run_cgroup *cgroup;
 
         sd_event_source *child_source, *output_source, *timeout_source, *kill_source;
         int output_fd, message_fd;

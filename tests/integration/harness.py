@@ -80,6 +80,9 @@ class Daemon:
         self.logf = open(self.log_path, "ab")
         # SCHEDULERD_VALGRIND="valgrind --flags...": run the daemon under a checker
         prefix = os.environ.get("SCHEDULERD_VALGRIND", "").split()
+        # self.cgroup: a cgroup v2 directory the daemon starts in (test_run_cgroups.py)
+        if getattr(self, "cgroup", None):
+            prefix = ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', self.cgroup] + prefix
         self.proc = subprocess.Popen(prefix + [SCHEDULERD, "--config", self.config], stdout=self.logf,
                                      stderr=subprocess.STDOUT, env=env)
         if wait_ready:

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Test plugin: starts a process that escapes its run as a daemon would (a double fork and
  * setsid(), SIGTERM ignored), writes its pid to "escaped.pid" in the job's state directory, then
- * returns at once (`wait: false`) or works until cancelled (`wait: true`, for timeouts). */
+ * returns at once (`wait: false`) or works until cancelled (`wait: true`, for timeouts). It
+ * first copies the run's /proc/self/cgroup to "cgroup.txt" there (which cgroup the run is in). */
 #include <signal.h>
 #include <stdio.h>
 #include <sys/wait.h>
@@ -19,6 +20,13 @@ static sched_job_result escape_run(sched_job_ctx *ctx) {
         bool wait = false;
         int p[2];
         (void) sched_job_param_bool(ctx, "wait", &wait);
+        FILE *in = fopen("/proc/self/cgroup", "re"), *out = fopen("cgroup.txt", "we");
+        for (int c; in && out && (c = fgetc(in)) != EOF;)
+                fputc(c, out);
+        if (in)
+                fclose(in);
+        if (out)
+                fclose(out);
         if (pipe(p) < 0)
                 return SCHED_JOB_FAIL;
         pid_t a = fork();

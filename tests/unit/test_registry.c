@@ -100,6 +100,9 @@ static const struct {
         { "err-params.yaml", 3, 0, 8, 11, "nested", { "params: db", "found a mapping", "expected a scalar or a list" } },
         { "err-params.yaml", 3, 1, 9, 17, "nested", { "params: list", "item 2", "expected a scalar" } },
         { "err-params.yaml", 3, 2, 11, 7, "nested", { "params: duplicate key \"fine\"", "line 10" } },
+        { "err-tasks.yaml", 3, 0, 7, 22, "none", { "limits.tasks", "0 is out of range", "1-4194304" } },
+        { "err-tasks.yaml", 3, 1, 12, 14, "word", { "limits.tasks", "found \"many\"", "integer from 1 to 4194304" } },
+        { "err-tasks.yaml", 3, 2, 16, 22, "huge", { "limits.tasks", "4194305 is out of range", "1-4194304" } },
 };
 
 START_TEST(test_error_fixture) {
