@@ -79,6 +79,7 @@ class State:
         self.faults = []
         self.subscriptions = {}
         self.incomings = []
+        self.incomings_by_robot = {}  # the same, per robot: a replay reads only its robot's
         self.next_subscription_id = 100
         self.next_incoming_id = 9100
         self.in_flight = 0
@@ -243,9 +244,8 @@ class Handler(BaseHTTPRequestHandler):
         if since is None or not re.fullmatch(r"\d+", since):
             raise BadRequest("query parameter created_since must be unix seconds")
         with STATE.lock:
-            out = [i for i in STATE.incomings
-                   if i["robotId"] == robot and i["eventName"] == name
-                   and parse_rfc3339(i["createdAt"]) >= int(since)]
+            out = [i for i in STATE.incomings_by_robot.get(robot, ())
+                   if i["eventName"] == name and parse_rfc3339(i["createdAt"]) >= int(since)]
         out.sort(key=lambda i: (parse_rfc3339(i["createdAt"]), i["id"]))
         self.send(200, out)
 
@@ -266,6 +266,7 @@ class Handler(BaseHTTPRequestHandler):
                    "providerName": req["providerName"], "level": req["level"],
                    "referenceId": req["referenceId"], "createdAt": now_rfc3339()}
             STATE.incomings.append(inc)
+            STATE.incomings_by_robot.setdefault(robot, []).append(inc)
         self.send(201, inc)
 
     def control(self, method, path, body):
@@ -294,6 +295,8 @@ class Handler(BaseHTTPRequestHandler):
                     parse_rfc3339(i["createdAt"])
                 with STATE.lock:
                     STATE.incomings.extend(items)
+                    for i in items:
+                        STATE.incomings_by_robot.setdefault(i["robotId"], []).append(i)
                 return self.send(204)
             if method == "POST" and path == "/_fake/fault":
                 f = json.loads(body)
