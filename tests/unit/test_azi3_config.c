@@ -190,7 +190,7 @@ START_TEST(test_max_parallel) {
                 { "many", 48, "megazord.max_parallel: invalid value \"many\"; expected an integer between 1 and 256" },
                 { "'8'", 48, "megazord.max_parallel: got the quoted string \"8\"; expected an integer between 1 "
                              "and 256, without quotes" },
-                { "[4]", 48, "megazord.max_parallel: expected an integer between 1 and 256, got a sequence" },
+                { "[4]", 48, "megazord.max_parallel: expected an integer between 1 and 256, got a list" },
         };
         _cleanup_(azi3_config_freep) azi3_config *c = NULL;
         azi3_config_errors errs = {};
