@@ -355,8 +355,8 @@ static char *join_path(const char *parent, const char *key) {
         return s;
 }
 
-enum { MZ_BASE_URL, MZ_TIMEOUT, _MZ_MAX };
-static const char *const megazord_keys[] = { "base_url", "timeout", NULL };
+enum { MZ_BASE_URL, MZ_TIMEOUT, MZ_MAX_PARALLEL, _MZ_MAX };
+static const char *const megazord_keys[] = { "base_url", "timeout", "max_parallel", NULL };
 
 static void parse_megazord(parser *p, const yaml_node_t *n, azi3_config *c) {
         yaml_node_t *seen[_MZ_MAX] = {};
@@ -369,6 +369,12 @@ static void parse_megazord(parser *p, const yaml_node_t *n, azi3_config *c) {
                 get_url(p, seen[MZ_BASE_URL], "megazord.base_url", &c->megazord_base_url);
         if (seen[MZ_TIMEOUT])
                 get_positive_duration(p, seen[MZ_TIMEOUT], "megazord.timeout", &c->megazord_timeout);
+        if (seen[MZ_MAX_PARALLEL]) {
+                int64_t v = c->megazord_max_parallel;
+
+                get_int(p, seen[MZ_MAX_PARALLEL], "megazord.max_parallel", 1, AZI3_MEGAZORD_MAX_PARALLEL_MAX, &v);
+                c->megazord_max_parallel = (unsigned) v;
+        }
 }
 
 enum { SQS_ENDPOINT, SQS_REGION, SQS_QUEUE_URL, SQS_WAIT_TIME, SQS_VISIBILITY_TIMEOUT, _SQS_MAX };
@@ -627,6 +633,7 @@ int azi3_config_parse(const char *text, size_t size, const char *name, azi3_conf
         if (!c->path)
                 return -ENOMEM;
         c->megazord_timeout = AZI3_DEFAULT_MEGAZORD_TIMEOUT;
+        c->megazord_max_parallel = AZI3_DEFAULT_MEGAZORD_MAX_PARALLEL;
         c->sqs_wait_time = AZI3_DEFAULT_SQS_WAIT_TIME;
         c->sqs_visibility_timeout = AZI3_DEFAULT_SQS_VISIBILITY_TIMEOUT;
         c->retention = AZI3_DEFAULT_RETENTION;

@@ -9,6 +9,8 @@
  *   store                      required; a path, relative ones resolve against the file's directory
  *   megazord.base_url          required; http:// or https:// URL
  *   megazord.timeout           default 5s; > 0
+ *   megazord.max_parallel      default 16; 1..256: how many Megazord calls of one run may be in
+ *                              flight at once (calls for one robot still go one at a time)
  *   sqs.endpoint               required; http(s) URL
  *   sqs.region                 required
  *   sqs.queue_url              required; http(s) URL
@@ -46,6 +48,8 @@
 #define AZI3_DEFAULT_ALARM_LEVEL 10
 #define AZI3_DEFAULT_RETENTION (24 * USEC_PER_HOUR)
 #define AZI3_DEFAULT_MEGAZORD_TIMEOUT (5 * USEC_PER_SEC)
+#define AZI3_DEFAULT_MEGAZORD_MAX_PARALLEL 16u
+#define AZI3_MEGAZORD_MAX_PARALLEL_MAX 256
 #define AZI3_DEFAULT_SQS_WAIT_TIME (10 * USEC_PER_SEC)
 #define AZI3_DEFAULT_SQS_VISIBILITY_TIMEOUT (30 * USEC_PER_SEC)
 #define AZI3_DEFAULT_SETTLE (30 * USEC_PER_SEC)
@@ -73,6 +77,7 @@ typedef struct azi3_config {
         char *store;
         char *megazord_base_url;
         usec_t megazord_timeout;
+        unsigned megazord_max_parallel;
         char *sqs_endpoint;
         char *sqs_region;
         char *sqs_queue_url;

@@ -49,28 +49,22 @@ int azi3_call_fail(azi3_call *call, int r, const char *body, size_t size, const 
         return r;
 }
 
-typedef struct sink {
-        char *buf;
-        size_t size;
-        bool too_big;
-} sink;
-
 static size_t sink_write(char *data, size_t size, size_t nmemb, void *userdata) {
-        sink *s = userdata;
+        azi3_http_transfer *t = userdata;
         size_t n = size * nmemb;
         char *p;
 
-        if (n > AZI3_HTTP_RESPONSE_MAX - s->size) {
-                s->too_big = true;
+        if (n > AZI3_HTTP_RESPONSE_MAX - t->size) {
+                t->too_big = true;
                 return 0; /* makes curl fail with CURLE_WRITE_ERROR */
         }
-        p = realloc(s->buf, s->size + n + 1);
+        p = realloc(t->buf, t->size + n + 1);
         if (!p)
                 return 0;
-        memcpy(p + s->size, data, n);
-        s->buf = p;
-        s->size += n;
-        s->buf[s->size] = '\0';
+        memcpy(p + t->size, data, n);
+        t->buf = p;
+        t->size += n;
+        t->buf[t->size] = '\0';
         return n;
 }
 
@@ -94,22 +88,31 @@ static bool curl_code_is_transient(CURLcode c) {
         }
 }
 
-int azi3_http_perform(CURL *curl, const azi3_http_request *req, const char *what,
-                      azi3_call *call, azi3_http_response *ret) {
-        sink s = {};
-        char errbuf[CURL_ERROR_SIZE] = "";
-        long status = 0;
+void azi3_http_transfer_done(azi3_http_transfer *t) {
+        if (!t)
+                return;
+        free(t->buf);
+        t->buf = NULL;
+        t->size = 0;
+        t->too_big = false;
+        t->errbuf[0] = '\0';
+}
+
+int azi3_http_transfer_setup(azi3_http_transfer *t, const azi3_http_request *req, const char *what,
+                             azi3_call *call) {
+        CURL *curl = t ? t->curl : NULL;
         CURLcode c;
 
         if (!curl || !req || !req->method || !req->url || req->timeout == 0)
                 return -EINVAL;
 
+        azi3_http_transfer_done(t);
         curl_easy_reset(curl);
         c = curl_easy_setopt(curl, CURLOPT_URL, req->url);
         if (c != CURLE_OK)
                 return azi3_call_fail(call, c == CURLE_OUT_OF_MEMORY ? -ENOMEM : AZI3_PERMANENT, NULL, 0,
                                       "%s: bad URL '%s': %s", what, req->url, curl_easy_strerror(c));
-        curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
+        curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, t->errbuf);
         curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
 #if LIBCURL_VERSION_NUM >= 0x075500
         curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -120,7 +123,7 @@ int azi3_http_perform(CURL *curl, const azi3_http_request *req, const char *what
         curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, (long) MAX(req->timeout / USEC_PER_MSEC, 1));
         curl_easy_setopt(curl, CURLOPT_USERAGENT, "schedulerd-azi3/" PACKAGE_VERSION);
         curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, sink_write);
-        curl_easy_setopt(curl, CURLOPT_WRITEDATA, &s);
+        curl_easy_setopt(curl, CURLOPT_WRITEDATA, t);
         curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, req->method);
         if (req->body) {
                 curl_easy_setopt(curl, CURLOPT_POSTFIELDS, req->body);
@@ -138,17 +141,22 @@ int azi3_http_perform(CURL *curl, const azi3_http_request *req, const char *what
         }
         if (req->userpwd)
                 curl_easy_setopt(curl, CURLOPT_USERPWD, req->userpwd);
+        return 0;
+}
 
-        c = curl_easy_perform(curl);
-        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+int azi3_http_transfer_finish(azi3_http_transfer *t, const azi3_http_request *req, CURLcode c, const char *what,
+                              azi3_call *call, azi3_http_response *ret) {
+        long status = 0;
+
+        curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &status);
         /* Credentials must not linger in the handle between calls. */
-        curl_easy_setopt(curl, CURLOPT_USERPWD, NULL);
+        curl_easy_setopt(t->curl, CURLOPT_USERPWD, NULL);
         if (call)
                 call->status = status;
 
         if (c != CURLE_OK) {
                 int r;
-                if (s.too_big)
+                if (t->too_big)
                         r = azi3_call_fail(call, AZI3_PERMANENT, NULL, 0,
                                            "%s %s %s: response larger than %u bytes", what, req->method,
                                            req->url, AZI3_HTTP_RESPONSE_MAX);
@@ -158,11 +166,25 @@ int azi3_http_perform(CURL *curl, const azi3_http_request *req, const char *what
                 else
                         r = azi3_call_fail(call, curl_code_is_transient(c) ? AZI3_TRANSIENT : AZI3_PERMANENT,
                                            NULL, 0, "%s %s %s failed: %s", what, req->method, req->url,
-                                           errbuf[0] ? errbuf : curl_easy_strerror(c));
-                free(s.buf);
+                                           t->errbuf[0] ? t->errbuf : curl_easy_strerror(c));
+                azi3_http_transfer_done(t);
                 return r;
         }
 
-        *ret = (azi3_http_response) { .status = status, .body = s.buf, .size = s.size };
+        *ret = (azi3_http_response) { .status = status, .body = TAKE_PTR(t->buf), .size = t->size };
+        azi3_http_transfer_done(t);
         return 0;
+}
+
+int azi3_http_perform(CURL *curl, const azi3_http_request *req, const char *what,
+                      azi3_call *call, azi3_http_response *ret) {
+        azi3_http_transfer t = { .curl = curl };
+        int r;
+
+        r = azi3_http_transfer_setup(&t, req, what, call);
+        if (r < 0) {
+                azi3_http_transfer_done(&t);
+                return r;
+        }
+        return azi3_http_transfer_finish(&t, req, curl_easy_perform(curl), what, call, ret);
 }

@@ -56,6 +56,30 @@ void azi3_http_response_done(azi3_http_response *r);
 /* Returns true for the HTTP statuses worth retrying (5xx, 408 Request Timeout, 429). */
 bool azi3_http_status_is_transient(long status);
 
+/* One request on an easy handle, in two halves, so the Megazord client can run many through a
+ * multi handle (megazord-multi.c) and one at a time through curl_easy_perform() alike. The
+ * response body collects in BUF (bounded by AZI3_HTTP_RESPONSE_MAX). */
+typedef struct azi3_http_transfer {
+        CURL *curl;                    /* owned by the caller */
+        char errbuf[CURL_ERROR_SIZE];
+        char *buf;
+        size_t size;
+        bool too_big;
+} azi3_http_transfer;
+
+/* Resets T's handle and sets it up for REQ (which, with its strings and headers, must outlive
+ * the transfer). Returns 0, -EINVAL, or a classified error in CALL naming WHAT. */
+int azi3_http_transfer_setup(azi3_http_transfer *t, const azi3_http_request *req, const char *what,
+                             azi3_call *call);
+
+/* Classifies the transfer's end, curl's code C, as azi3_http_perform() does, moving the body
+ * into *RET on 0. T is ready for its next setup either way. */
+int azi3_http_transfer_finish(azi3_http_transfer *t, const azi3_http_request *req, CURLcode c, const char *what,
+                              azi3_call *call, azi3_http_response *ret);
+
+/* Frees the body collected so far (T may be NULL); the handle stays. */
+void azi3_http_transfer_done(azi3_http_transfer *t);
+
 /* Performs REQ on the easy handle CURL (reset first, so connections are reused across calls
  * but no option leaks from one call to the next). Returns 0 once any HTTP response arrived,
  * whatever its status, with *RET holding it (free with azi3_http_response_done()); else a

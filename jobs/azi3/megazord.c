@@ -48,26 +48,54 @@ megazord *megazord_free(megazord *m) {
         return NULL;
 }
 
-/* Sends one request with a fresh Call-Ref. BODY is a JSON document or NULL. On 0, *RET holds
- * the response (any status); *RET_URL the full URL, for messages. */
-static int request(megazord *m, const char *what, const char *method, const char *path, const char *body,
-                   azi3_call *call, azi3_http_response *ret, char **ret_url) {
-        _cleanup_(curl_slist_free_allp) struct curl_slist *headers = NULL;
-        _cleanup_free_ char *url = NULL;
+usec_t megazord_timeout(const megazord *m) {
+        return m->timeout;
+}
+
+static const char *const op_what[_MEGAZORD_OP_MAX] = {
+        [MEGAZORD_SUBSCRIBE] = "subscribe",
+        [MEGAZORD_UNSUBSCRIBE] = "unsubscribe",
+        [MEGAZORD_REPLAY] = "replay",
+        [MEGAZORD_POST_ALARM] = "post alarm",
+};
+
+void megazord_request_done(megazord_request *req) {
+        if (!req)
+                return;
+        free(req->url);
+        free(req->body);
+        curl_slist_free_all(req->headers);
+        *req = (megazord_request) {};
+}
+
+void megazord_reply_done(megazord_reply *reply) {
+        if (!reply)
+                return;
+        azi3_incomings_free(reply->incomings, reply->n_incomings);
+        *reply = (megazord_reply) {};
+}
+
+/* Fills REQ for METHOD on PATH with BODY (a JSON document, taken; or NULL) and a fresh
+ * Call-Ref. */
+static int prepare(megazord *m, megazord_op op, int64_t robot_id, const char *method, const char *path, char *body,
+                   megazord_request *req) {
         char header[64];
         struct curl_slist *h;
         int r;
 
-        r = azi3_uuid_random(call->call_ref);
+        req->op = op;
+        req->robot_id = robot_id;
+        req->body = body;
+        r = azi3_uuid_random(req->call.call_ref);
         if (r < 0)
-                return azi3_call_fail(call, r, NULL, 0, "Megazord %s: cannot make a Call-Ref UUID: %s",
-                                      what, strerror(-r));
-        if (asprintf(&url, "%s%s", m->base_url, path) < 0) {
-                url = NULL;
+                return azi3_call_fail(&req->call, r, NULL, 0, "Megazord %s: cannot make a Call-Ref UUID: %s",
+                                      op_what[op], strerror(-r));
+        if (asprintf(&req->url, "%s%s", m->base_url, path) < 0) {
+                req->url = NULL;
                 return -ENOMEM;
         }
 
-        snprintf(header, sizeof(header), "Call-Ref: %s", call->call_ref);
+        snprintf(header, sizeof(header), "Call-Ref: %s", req->call.call_ref);
         const char *lines[] = {
                 header,
                 "Accept: application/json",
@@ -77,26 +105,20 @@ static int request(megazord *m, const char *what, const char *method, const char
         for (size_t i = 0; i < ELEMENTSOF(lines); i++) {
                 if (!lines[i])
                         continue;
-                h = curl_slist_append(headers, lines[i]);
+                h = curl_slist_append(req->headers, lines[i]);
                 if (!h)
                         return -ENOMEM;
-                headers = h;
+                req->headers = h;
         }
-
-        azi3_http_request req = {
+        snprintf(req->label, sizeof(req->label), "Megazord %s (Call-Ref %s)", op_what[op], req->call.call_ref);
+        req->http = (azi3_http_request) {
                 .method = method,
-                .url = url,
-                .body = body,
-                .body_size = body ? strlen(body) : 0,
-                .headers = headers,
+                .url = req->url,
+                .body = req->body,
+                .body_size = req->body ? strlen(req->body) : 0,
+                .headers = req->headers,
                 .timeout = m->timeout,
         };
-        char label[96];
-        snprintf(label, sizeof(label), "Megazord %s (Call-Ref %s)", what, call->call_ref);
-        r = azi3_http_perform(m->curl, &req, label, call, ret);
-        if (r < 0)
-                return r;
-        *ret_url = TAKE_PTR(url);
         return 0;
 }
 
@@ -129,73 +151,40 @@ static int dump_json(json_t *j, char **ret) {
         return 0;
 }
 
-int megazord_subscribe(megazord *m, int64_t robot_id, const char *event_name, usec_t until,
-                       azi3_call *call, int64_t *ret_subscription_id) {
-        _cleanup_(azi3_http_response_done) azi3_http_response resp = {};
-        _cleanup_free_ char *body = NULL, *url = NULL;
-        char path[128], until_s[32];
-        parse_error e;
-        int64_t id;
+int megazord_prepare_subscribe(megazord *m, int64_t robot_id, const char *event_name, usec_t until,
+                               megazord_request *ret) {
+        char path[128], until_s[32], *body = NULL;
         int r;
 
-        azi3_call_reset(call);
-        if (!m || !call || robot_id < 0 || isempty(event_name))
+        if (!m || !ret || robot_id < 0 || isempty(event_name))
                 return -EINVAL;
         if (azi3_format_timestamp(until, until_s) < 0)
-                return azi3_call_fail(call, -ERANGE, NULL, 0, "Megazord subscribe: until is out of range");
-
+                return azi3_call_fail(&ret->call, -ERANGE, NULL, 0, "Megazord subscribe: until is out of range");
         r = dump_json(json_pack("{s:[s],s:s}", "eventNames", event_name, "until", until_s), &body);
         if (r < 0)
                 return r;
         snprintf(path, sizeof(path), "/internal/v1/events/robots/%" PRId64 "/subscriptions", robot_id);
-        r = request(m, "subscribe", "POST", path, body, call, &resp, &url);
-        if (r < 0)
-                return r;
-        if (resp.status != 201)
-                return status_error(call, "subscribe", "POST", url, &resp, 201);
-        if (azi3_parse_subscription(resp.body, resp.size, &id, &e) < 0)
-                return malformed(call, "subscribe", "POST", url, &resp, &e);
-
-        *ret_subscription_id = id;
-        return 0;
+        return prepare(m, MEGAZORD_SUBSCRIBE, robot_id, "POST", path, body, ret);
 }
 
-int megazord_unsubscribe(megazord *m, int64_t robot_id, int64_t subscription_id, azi3_call *call) {
-        _cleanup_(azi3_http_response_done) azi3_http_response resp = {};
-        _cleanup_free_ char *url = NULL;
+int megazord_prepare_unsubscribe(megazord *m, int64_t robot_id, int64_t subscription_id, megazord_request *ret) {
         char path[160];
-        int r;
 
-        azi3_call_reset(call);
-        if (!m || !call || robot_id < 0 || subscription_id < 0)
+        if (!m || !ret || robot_id < 0 || subscription_id < 0)
                 return -EINVAL;
-
         snprintf(path, sizeof(path), "/internal/v1/events/robots/%" PRId64 "/subscriptions/%" PRId64,
                  robot_id, subscription_id);
-        r = request(m, "unsubscribe", "DELETE", path, NULL, call, &resp, &url);
-        if (r < 0)
-                return r;
-        if (resp.status == 204)
-                return 0;
-        if (resp.status == 404) /* already gone: what we wanted */
-                return 1;
-        return status_error(call, "unsubscribe", "DELETE", url, &resp, 204);
+        return prepare(m, MEGAZORD_UNSUBSCRIBE, robot_id, "DELETE", path, NULL, ret);
 }
 
-int megazord_replay(megazord *m, int64_t robot_id, const char *event_name, usec_t created_since,
-                    azi3_call *call, azi3_incoming **ret, size_t *ret_n) {
-        _cleanup_(azi3_http_response_done) azi3_http_response resp = {};
-        _cleanup_free_ char *url = NULL, *path = NULL;
-        azi3_incoming *v;
-        parse_error e;
-        size_t n;
+int megazord_prepare_replay(megazord *m, int64_t robot_id, const char *event_name, usec_t created_since,
+                            megazord_request *ret) {
+        _cleanup_free_ char *path = NULL;
         char *escaped;
         int r;
 
-        azi3_call_reset(call);
-        if (!m || !call || robot_id < 0 || isempty(event_name))
+        if (!m || !ret || robot_id < 0 || isempty(event_name))
                 return -EINVAL;
-
         escaped = curl_easy_escape(m->curl, event_name, 0);
         if (!escaped)
                 return -ENOMEM;
@@ -206,51 +195,154 @@ int megazord_replay(megazord *m, int64_t robot_id, const char *event_name, usec_
                 path = NULL;
                 return -ENOMEM;
         }
-
-        r = request(m, "replay", "GET", path, NULL, call, &resp, &url);
-        if (r < 0)
-                return r;
-        if (resp.status != 200)
-                return status_error(call, "replay", "GET", url, &resp, 200);
-        r = azi3_parse_incomings(resp.body, resp.size, &v, &n, &e);
-        if (r == -ENOMEM)
-                return r;
-        if (r < 0)
-                return malformed(call, "replay", "GET", url, &resp, &e);
-
-        *ret = v;
-        *ret_n = n;
-        return 0;
+        return prepare(m, MEGAZORD_REPLAY, robot_id, "GET", path, NULL, ret);
 }
 
-int megazord_post_alarm(megazord *m, int64_t robot_id, const char *event_name, int level,
-                        const char *reference_id, azi3_call *call, int64_t *ret_incoming_id) {
-        _cleanup_(azi3_http_response_done) azi3_http_response resp = {};
-        _cleanup_free_ char *body = NULL, *url = NULL;
-        char path[128];
-        parse_error e;
-        int64_t id;
+int megazord_prepare_post_alarm(megazord *m, int64_t robot_id, const char *event_name, int level,
+                                const char *reference_id, megazord_request *ret) {
+        char path[128], *body = NULL;
         int r;
 
-        azi3_call_reset(call);
-        if (!m || !call || robot_id < 0 || isempty(event_name) || isempty(reference_id))
+        if (!m || !ret || robot_id < 0 || isempty(event_name) || isempty(reference_id))
                 return -EINVAL;
-
         r = dump_json(json_pack("{s:s,s:s,s:i,s:s}", "providerName", MEGAZORD_ALARM_PROVIDER,
                                 "eventName", event_name, "level", level, "referenceId", reference_id),
                       &body);
         if (r < 0)
                 return r;
         snprintf(path, sizeof(path), "/internal/v1/events/robots/%" PRId64 "/incomings", robot_id);
-        r = request(m, "post alarm", "POST", path, body, call, &resp, &url);
-        if (r < 0)
-                return r;
-        if (resp.status != 201)
-                return status_error(call, "post alarm", "POST", url, &resp, 201);
-        if (azi3_parse_created_incoming(resp.body, resp.size, &id, &e) < 0)
-                return malformed(call, "post alarm", "POST", url, &resp, &e);
+        return prepare(m, MEGAZORD_POST_ALARM, robot_id, "POST", path, body, ret);
+}
 
-        if (ret_incoming_id)
-                *ret_incoming_id = id;
+/* The status each call expects on success. */
+static long expected_status(megazord_op op) {
+        switch (op) {
+        case MEGAZORD_UNSUBSCRIBE:
+                return 204;
+        case MEGAZORD_REPLAY:
+                return 200;
+        default:
+                return 201;
+        }
+}
+
+static int reply_interpret(const megazord_request *req, const azi3_http_response *resp, megazord_reply *ret) {
+        const char *what = op_what[req->op], *method = req->http.method, *url = req->url;
+        azi3_call *call = &ret->call;
+        parse_error e;
+        int r;
+
+        if (req->op == MEGAZORD_UNSUBSCRIBE && resp->status == 404)
+                return 1; /* already gone: what we wanted */
+        if (resp->status != expected_status(req->op))
+                return status_error(call, what, method, url, resp, expected_status(req->op));
+        switch (req->op) {
+        case MEGAZORD_SUBSCRIBE:
+                if (azi3_parse_subscription(resp->body, resp->size, &ret->id, &e) < 0)
+                        return malformed(call, what, method, url, resp, &e);
+                return 0;
+        case MEGAZORD_POST_ALARM:
+                if (azi3_parse_created_incoming(resp->body, resp->size, &ret->id, &e) < 0)
+                        return malformed(call, what, method, url, resp, &e);
+                return 0;
+        case MEGAZORD_REPLAY:
+                r = azi3_parse_incomings(resp->body, resp->size, &ret->incomings, &ret->n_incomings, &e);
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0)
+                        return malformed(call, what, method, url, resp, &e);
+                return 0;
+        default:
+                return 0;
+        }
+}
+
+int megazord_reply_make(const megazord_request *req, int r, const azi3_http_response *resp, megazord_reply *ret) {
+        *ret = (megazord_reply) {
+                .op = req->op,
+                .robot_id = req->robot_id,
+                .call = req->call,
+        };
+        if (r >= 0)
+                r = reply_interpret(req, resp, ret);
+        ret->r = r;
+        return r;
+}
+
+/* Prepared by the caller (PREP is the preparation's result): sends REQ on M's own handle and
+ * interprets the answer into *RET. */
+static int perform(megazord *m, megazord_request *req, int prep, azi3_call *call, megazord_reply *ret) {
+        _cleanup_(azi3_http_response_done) azi3_http_response resp = {};
+        int r = prep;
+
+        if (r >= 0)
+                r = azi3_http_perform(m->curl, &req->http, req->label, &req->call, &resp);
+        if (r == -EINVAL && !req->url) {
+                megazord_request_done(req);
+                return r; /* bad arguments: nothing was sent */
+        }
+        r = megazord_reply_make(req, r, &resp, ret);
+        *call = ret->call;
+        megazord_request_done(req);
+        return r;
+}
+
+int megazord_subscribe(megazord *m, int64_t robot_id, const char *event_name, usec_t until,
+                       azi3_call *call, int64_t *ret_subscription_id) {
+        megazord_request req = {};
+        megazord_reply reply = {};
+        int r;
+
+        azi3_call_reset(call);
+        if (!call)
+                return -EINVAL;
+        r = perform(m, &req, megazord_prepare_subscribe(m, robot_id, event_name, until, &req), call, &reply);
+        if (r >= 0)
+                *ret_subscription_id = reply.id;
+        return r;
+}
+
+int megazord_unsubscribe(megazord *m, int64_t robot_id, int64_t subscription_id, azi3_call *call) {
+        megazord_request req = {};
+        megazord_reply reply = {};
+
+        azi3_call_reset(call);
+        if (!call)
+                return -EINVAL;
+        return perform(m, &req, megazord_prepare_unsubscribe(m, robot_id, subscription_id, &req), call, &reply);
+}
+
+int megazord_replay(megazord *m, int64_t robot_id, const char *event_name, usec_t created_since,
+                    azi3_call *call, azi3_incoming **ret, size_t *ret_n) {
+        megazord_request req = {};
+        megazord_reply reply = {};
+        int r;
+
+        azi3_call_reset(call);
+        if (!call)
+                return -EINVAL;
+        r = perform(m, &req, megazord_prepare_replay(m, robot_id, event_name, created_since, &req), call, &reply);
+        if (r < 0) {
+                megazord_reply_done(&reply);
+                return r;
+        }
+        *ret = TAKE_PTR(reply.incomings);
+        *ret_n = reply.n_incomings;
         return 0;
+}
+
+int megazord_post_alarm(megazord *m, int64_t robot_id, const char *event_name, int level,
+                        const char *reference_id, azi3_call *call, int64_t *ret_incoming_id) {
+        megazord_request req = {};
+        megazord_reply reply = {};
+        int r;
+
+        azi3_call_reset(call);
+        if (!call)
+                return -EINVAL;
+        r = perform(m, &req, megazord_prepare_post_alarm(m, robot_id, event_name, level, reference_id, &req), call,
+                    &reply);
+        if (r >= 0 && ret_incoming_id)
+                *ret_incoming_id = reply.id;
+        return r;
 }

@@ -10,6 +10,7 @@
 #include "basic/duration.h"
 #include "day.h"
 #include "megazord.h"
+#include "megazord-multi.h"
 #include "message.h"
 #include "service.h"
 #include "sqs.h"
@@ -19,6 +20,7 @@ struct azi3_service {
         const azi3_config *config;
         azi3_store *store;
         megazord *mz;
+        megazord_multi *mm; /* the run's concurrent calls (issue 16) */
         sqs_client *sqs;
         azi3_log_func log;
         azi3_metric_func metric;
@@ -27,6 +29,9 @@ struct azi3_service {
 };
 
 #define SESSION_NAME_MAX 256
+
+_Static_assert(AZI3_MEGAZORD_MAX_PARALLEL_MAX <= MEGAZORD_MULTI_MAX_PARALLEL,
+               "megazord.max_parallel must fit the driver");
 
 /* How a run went: the worst result so far, the first failure's text, and how many more. */
 typedef struct run_state {
@@ -209,6 +214,13 @@ int azi3_service_new(const azi3_config *config, azi3_log_func log, void *userdat
                                  config->megazord_base_url, strerror(-r));
                 return r;
         }
+        r = megazord_multi_new(s->mz, config->megazord_max_parallel, &s->mm);
+        if (r < 0) {
+                if (msg)
+                        snprintf(msg, msglen, "%s: cannot set up %u parallel Megazord calls (megazord.max_parallel): %s",
+                                 config->path, config->megazord_max_parallel, strerror(-r));
+                return r;
+        }
         *ret = TAKE_PTR(s);
         return 0;
 }
@@ -231,6 +243,7 @@ azi3_service *azi3_service_free(azi3_service *s) {
         if (!s)
                 return NULL;
         sqs_client_free(s->sqs);
+        megazord_multi_free(s->mm);
         megazord_free(s->mz);
         azi3_store_close(s->store);
         free(s);
@@ -261,58 +274,128 @@ static usec_t unsub_backoff(unsigned attempts) {
         return MIN(d, AZI3_UNSUB_BACKOFF_MAX);
 }
 
-/* Tries to delete a queued subscription now. Returns 0 when it is gone (and unqueued), or the
- * Megazord error (recorded in the queue entry, for the next try). */
-static int unsubscribe_queued(azi3_service *s, int64_t robot_id, int64_t subscription_id, unsigned attempts,
-                              usec_t now, run_state *rs) {
-        azi3_call call = {};
-        int r, q;
+/* A queued subscription deletion in flight. */
+typedef struct unsub_call {
+        azi3_service *s;
+        run_state *rs;
+        int64_t robot_id, subscription_id;
+        unsigned attempts;
+        usec_t now;
+        size_t *n_done; /* counts the deletions that worked; may be NULL */
+} unsub_call;
 
-        r = megazord_unsubscribe(s->mz, robot_id, subscription_id, &call);
-        if (r >= 0) {
+static void unsubscribe_done(megazord_multi *mm, megazord_reply *reply, void *userdata) {
+        _cleanup_free_ unsub_call *u = userdata;
+        azi3_service *s = u->s;
+        int q;
+
+        (void) mm;
+        if (reply->r >= 0) {
                 svc_log(s, LOG_INFO, "deleted subscription %" PRId64 " of robot %" PRId64 "%s (Call-Ref %s)",
-                        subscription_id, robot_id, r == 1 ? " (it was already gone)" : "", call.call_ref);
-                q = azi3_store_unsubscription_remove(s->store, robot_id, subscription_id);
+                        u->subscription_id, u->robot_id, reply->r == 1 ? " (it was already gone)" : "",
+                        reply->call.call_ref);
+                q = azi3_store_unsubscription_remove(s->store, u->robot_id, u->subscription_id);
                 if (q < 0 && q != -ENOENT)
-                        run_fail(s, rs, q, "subscription %" PRId64 " of robot %" PRId64
+                        run_fail(s, u->rs, q, "subscription %" PRId64 " of robot %" PRId64
                                  " is deleted but stays queued (it will be deleted again, harmlessly): %s",
-                                 subscription_id, robot_id, store_error(s));
-                return 0;
-        }
-        q = azi3_store_unsubscription_failed(s->store, robot_id, subscription_id, call.message,
-                                             now + unsub_backoff(attempts + 1));
-        if (q < 0)
-                svc_log(s, LOG_ERR, "cannot record the failed deletion of subscription %" PRId64 ": %s",
-                        subscription_id, store_error(s));
-        run_fail(s, rs, r, "deleting subscription %" PRId64 " of robot %" PRId64 " failed (session-cleanup retries it): %s",
-                 subscription_id, robot_id, call.message);
-        return r;
-}
-
-/* Undoes a subscription that no session holds: deletes it, or queues the deletion. */
-static void subscription_undo(azi3_service *s, int64_t robot_id, int64_t subscription_id, usec_t now) {
-        azi3_call call = {};
-        int r;
-
-        r = megazord_unsubscribe(s->mz, robot_id, subscription_id, &call);
-        if (r >= 0) {
-                svc_log(s, LOG_INFO, "undid subscription %" PRId64 " of robot %" PRId64 " (Call-Ref %s)", subscription_id,
-                        robot_id, call.call_ref);
+                                 u->subscription_id, u->robot_id, store_error(s));
+                if (u->n_done)
+                        (*u->n_done)++;
                 return;
         }
-        (void) azi3_store_rollback(s->store);
-        r = azi3_store_unsubscription_add(s->store, robot_id, subscription_id, now);
+        q = azi3_store_unsubscription_failed(s->store, u->robot_id, u->subscription_id, reply->call.message,
+                                             u->now + unsub_backoff(u->attempts + 1));
+        if (q < 0)
+                svc_log(s, LOG_ERR, "cannot record the failed deletion of subscription %" PRId64 ": %s",
+                        u->subscription_id, store_error(s));
+        run_fail(s, u->rs, reply->r, "deleting subscription %" PRId64 " of robot %" PRId64
+                 " failed (session-cleanup retries it): %s", u->subscription_id, u->robot_id, reply->call.message);
+}
+
+/* Queues the deletion of a queued subscription on the run's driver: when it is gone it is
+ * unqueued (and *N_DONE counted), else the failure is recorded in the queue entry for the next
+ * try. The outcome is known once megazord_multi_run() returned. */
+static void unsubscribe_queued(azi3_service *s, int64_t robot_id, int64_t subscription_id, unsigned attempts,
+                               usec_t now, run_state *rs, size_t *n_done) {
+        unsub_call *u;
+        int r = -ENOMEM;
+
+        u = malloc(sizeof(*u));
+        if (u) {
+                *u = (unsub_call) { .s = s, .rs = rs, .robot_id = robot_id, .subscription_id = subscription_id,
+                                    .attempts = attempts, .now = now, .n_done = n_done };
+                r = megazord_multi_unsubscribe(s->mm, robot_id, subscription_id, unsubscribe_done, u);
+                if (r < 0)
+                        free(u);
+        }
+        if (r < 0)
+                run_fail(s, rs, r, "deleting subscription %" PRId64 " of robot %" PRId64
+                         " not tried (session-cleanup retries it): %s", subscription_id, robot_id, strerror(-r));
+}
+
+/* Sends what the run queued on its driver; a driver failure fails every call left. */
+static void run_calls(azi3_service *s, run_state *rs) {
+        int r = megazord_multi_run(s->mm);
+
+        if (r < 0)
+                run_fail(s, rs, r, "Megazord calls of this run stopped: libcurl's multi interface failed: %s",
+                         strerror(-r));
+}
+
+typedef struct undo_call {
+        azi3_service *s;
+        int64_t robot_id, subscription_id;
+        usec_t now;
+} undo_call;
+
+static void subscription_undo_done(megazord_multi *mm, megazord_reply *reply, void *userdata) {
+        _cleanup_free_ undo_call *u = userdata;
+        azi3_service *s = u->s;
+        int r;
+
+        (void) mm;
+        if (reply->r >= 0) {
+                svc_log(s, LOG_INFO, "undid subscription %" PRId64 " of robot %" PRId64 " (Call-Ref %s)",
+                        u->subscription_id, u->robot_id, reply->call.call_ref);
+                return;
+        }
+        r = azi3_store_unsubscription_add(s->store, u->robot_id, u->subscription_id, u->now);
         if (r >= 0)
-                r = azi3_store_unsubscription_failed(s->store, robot_id, subscription_id, call.message,
-                                                     now + unsub_backoff(1));
+                r = azi3_store_unsubscription_failed(s->store, u->robot_id, u->subscription_id, reply->call.message,
+                                                     u->now + unsub_backoff(1));
         if (r < 0)
                 svc_log(s, LOG_ERR,
                         "subscription %" PRId64 " of robot %" PRId64 " could neither be deleted (%s) nor queued for "
                         "deletion (%s); it lapses at its 'until' by itself",
-                        subscription_id, robot_id, call.message, store_error(s));
+                        u->subscription_id, u->robot_id, reply->call.message, store_error(s));
         else
                 svc_log(s, LOG_WARNING, "subscription %" PRId64 " of robot %" PRId64
-                        " could not be deleted, queued for session-cleanup: %s", subscription_id, robot_id, call.message);
+                        " could not be deleted, queued for session-cleanup: %s", u->subscription_id, u->robot_id,
+                        reply->call.message);
+}
+
+/* Undoes a subscription that no session holds: queues its deletion on the run's driver; if
+ * that fails, the deletion is queued in the store for session-cleanup. */
+static void subscription_undo(azi3_service *s, int64_t robot_id, int64_t subscription_id, usec_t now) {
+        undo_call *u;
+        int r = -ENOMEM;
+
+        (void) azi3_store_rollback(s->store);
+        u = malloc(sizeof(*u));
+        if (u) {
+                *u = (undo_call) { .s = s, .robot_id = robot_id, .subscription_id = subscription_id, .now = now };
+                r = megazord_multi_unsubscribe(s->mm, robot_id, subscription_id, subscription_undo_done, u);
+                if (r >= 0)
+                        return;
+        }
+        if (!u) {
+                svc_log(s, LOG_ERR, "subscription %" PRId64 " of robot %" PRId64 " could not be undone (out of "
+                        "memory); it lapses at its 'until' by itself", subscription_id, robot_id);
+                return;
+        }
+        megazord_reply reply = { .r = r };
+        snprintf(reply.call.message, sizeof(reply.call.message), "not sent: %s", strerror(-r));
+        subscription_undo_done(s->mm, &reply, u);
 }
 
 /* 8.1 step 2 for one event, inside the caller's transaction. */
@@ -446,20 +529,132 @@ static bool monitor_cache_find(azi3_service *s, monitor_cache *mc, int64_t robot
         return false;
 }
 
-static void monitor_rule(azi3_service *s, monitor_cache *mc, const azi3_rule *rule, usec_t now, monitor_counts *c,
-                         run_state *rs) {
-        day_rule dr = azi3_rule_day(rule);
-        char day[DAY_DATE_STRING_MAX], until[32] = "?";
-        azi3_incoming *inc = NULL;
-        size_t n_inc = 0;
+/* The run of monitoring-scheduler, for the calls its sessions' creation makes. */
+typedef struct monitor_run {
+        azi3_service *s;
+        usec_t now;
+        monitor_counts c;
+        run_state rs;
+} monitor_run;
+
+/* A session being created: subscribe, then replay, then the transaction (see service.h). */
+typedef struct monitor_item {
+        monitor_run *run;
+        const azi3_rule *rule;
+        char day[DAY_DATE_STRING_MAX];
+        window_params p;
+        int64_t sub;
+} monitor_item;
+
+static void monitor_replay_done(megazord_multi *mm, megazord_reply *reply, void *userdata) {
+        _cleanup_free_ monitor_item *it = userdata;
+        azi3_service *s = it->run->s;
+        const azi3_rule *rule = it->rule;
+        monitor_counts *c = &it->run->c;
+        run_state *rs = &it->run->rs;
+        usec_t now = it->run->now;
+        azi3_incoming *inc = TAKE_PTR(reply->incomings);
+        size_t n_inc = reply->n_incomings;
         event_counts ec = {};
         azi3_session se;
         azi3_window first;
         window_span span;
+        int r;
+
+        (void) mm;
+        reply->n_incomings = 0;
+        if (reply->r < 0) {
+                run_fail(s, rs, reply->r, "robot %" PRId64 " rule %s, day %s not started (subscription undone): %s",
+                         rule->robot_id, rule->rule_id, it->day, reply->call.message);
+                subscription_undo(s, rule->robot_id, it->sub, now);
+                return;
+        }
+        if (n_inc > 1)
+                qsort(inc, n_inc, sizeof(inc[0]), incoming_compare);
+
+        r = azi3_store_begin(s->store);
+        if (r >= 0) {
+                _cleanup_(azi3_store_rollbackp) _unused_ azi3_store *tx = s->store;
+
+                r = azi3_store_session_create(s->store, rule->robot_id, rule->rule_id, it->day, &it->p, now, &se);
+                if (r == 0) {
+                        /* another run created it meanwhile: ours is not needed */
+                        (void) azi3_store_rollback(s->store);
+                        inc = azi3_incomings_free(inc, n_inc);
+                        subscription_undo(s, rule->robot_id, it->sub, now);
+                        c->open++;
+                        return;
+                }
+                if (r > 0)
+                        r = azi3_store_session_set_subscription(s->store, se.id, it->sub);
+                if (r >= 0)
+                        r = window_first(&it->p, &span);
+                if (r >= 0)
+                        r = azi3_store_window_open(s->store, se.id, &span, &first);
+                for (size_t i = 0; r >= 0 && i < n_inc; i++) {
+                        window_event_outcome o;
+
+                        if (inc[i].robot_id != rule->robot_id || !streq_ptr(inc[i].event_name, rule->event))
+                                continue;
+                        r = session_apply_event(s, &se, inc[i].id, inc[i].created_at, now, &o);
+                        if (r >= 0)
+                                event_count(&ec, o);
+                }
+                if (r >= 0)
+                        r = azi3_store_commit(s->store);
+        }
+        inc = azi3_incomings_free(inc, n_inc);
+        if (r < 0) {
+                run_fail(s, rs, r, "robot %" PRId64 " rule %s, day %s not started (subscription undone): %s",
+                         rule->robot_id, rule->rule_id, it->day, store_error(s));
+                subscription_undo(s, rule->robot_id, it->sub, now);
+                return;
+        }
+        svc_log(s, LOG_INFO,
+                "session %" PRId64 " created for robot %" PRId64 " rule %s, day %s, subscription %" PRId64
+                "; replay: %zu applied, %zu late, %zu stale, %zu duplicate",
+                se.id, rule->robot_id, rule->rule_id, it->day, it->sub, ec.applied, ec.late, ec.stale, ec.duplicate);
+        c->created++;
+        c->open++;
+        c->replayed += n_inc;
+}
+
+static void monitor_subscribe_done(megazord_multi *mm, megazord_reply *reply, void *userdata) {
+        monitor_item *it = userdata;
+        azi3_service *s = it->run->s;
+        const azi3_rule *rule = it->rule;
+        char until[32] = "?";
+        int r;
+
+        if (reply->r < 0) {
+                run_fail(s, &it->run->rs, reply->r, "robot %" PRId64 " rule %s, day %s not started: %s", rule->robot_id,
+                         rule->rule_id, it->day, reply->call.message);
+                free(it);
+                return;
+        }
+        it->sub = reply->id;
+        (void) azi3_format_timestamp(it->p.b, until);
+        svc_log(s, LOG_INFO, "subscribed robot %" PRId64 " to %s until %s: subscription %" PRId64 " (Call-Ref %s)",
+                rule->robot_id, rule->event, until, it->sub, reply->call.call_ref);
+        r = megazord_multi_replay(mm, rule->robot_id, rule->event, it->p.a, monitor_replay_done, it);
+        if (r < 0) {
+                megazord_reply failed = { .r = r };
+                snprintf(failed.call.message, sizeof(failed.call.message), "replay not sent: %s", strerror(-r));
+                monitor_replay_done(mm, &failed, it);
+        }
+}
+
+static void monitor_rule(monitor_run *run, monitor_cache *mc, const azi3_rule *rule) {
+        azi3_service *s = run->s;
+        usec_t now = run->now;
+        monitor_counts *c = &run->c;
+        run_state *rs = &run->rs;
+        day_rule dr = azi3_rule_day(rule);
+        char day[DAY_DATE_STRING_MAX];
+        monitor_item *it;
+        azi3_session se;
         day_date date;
         usec_t a, b;
-        int64_t sub;
-        azi3_call call = {};
         int r;
 
         r = day_find(&dr, now, &date, &a, &b);
@@ -490,71 +685,20 @@ static void monitor_rule(azi3_service *s, monitor_cache *mc, const azi3_rule *ru
                 return;
         }
 
-        (void) azi3_format_timestamp(b, until);
-        r = megazord_subscribe(s->mz, rule->robot_id, rule->event, b, &call, &sub);
-        if (r < 0) {
-                run_fail(s, rs, r, "robot %" PRId64 " rule %s, day %s not started: %s", rule->robot_id, rule->rule_id, day,
-                         call.message);
+        it = malloc(sizeof(*it));
+        if (!it) {
+                run_fail(s, rs, -ENOMEM, "robot %" PRId64 " rule %s, day %s not started: out of memory", rule->robot_id,
+                         rule->rule_id, day);
                 return;
         }
-        svc_log(s, LOG_INFO, "subscribed robot %" PRId64 " to %s until %s: subscription %" PRId64 " (Call-Ref %s)",
-                rule->robot_id, rule->event, until, sub, call.call_ref);
-
-        r = megazord_replay(s->mz, rule->robot_id, rule->event, a, &call, &inc, &n_inc);
+        *it = (monitor_item) { .run = run, .rule = rule, .p = p };
+        snprintf(it->day, sizeof(it->day), "%s", day);
+        r = megazord_multi_subscribe(s->mm, rule->robot_id, rule->event, b, monitor_subscribe_done, it);
         if (r < 0) {
-                run_fail(s, rs, r, "robot %" PRId64 " rule %s, day %s not started (subscription undone): %s",
-                         rule->robot_id, rule->rule_id, day, call.message);
-                subscription_undo(s, rule->robot_id, sub, now);
-                return;
+                free(it);
+                run_fail(s, rs, r, "robot %" PRId64 " rule %s, day %s not started: %s", rule->robot_id, rule->rule_id,
+                         day, strerror(-r));
         }
-        if (n_inc > 1)
-                qsort(inc, n_inc, sizeof(inc[0]), incoming_compare);
-
-        r = azi3_store_begin(s->store);
-        if (r >= 0) {
-                _cleanup_(azi3_store_rollbackp) _unused_ azi3_store *tx = s->store;
-
-                r = azi3_store_session_create(s->store, rule->robot_id, rule->rule_id, day, &p, now, &se);
-                if (r == 0) {
-                        /* another run created it meanwhile: ours is not needed */
-                        (void) azi3_store_rollback(s->store);
-                        inc = azi3_incomings_free(inc, n_inc);
-                        subscription_undo(s, rule->robot_id, sub, now);
-                        c->open++;
-                        return;
-                }
-                if (r > 0)
-                        r = azi3_store_session_set_subscription(s->store, se.id, sub);
-                if (r >= 0)
-                        r = window_first(&p, &span);
-                if (r >= 0)
-                        r = azi3_store_window_open(s->store, se.id, &span, &first);
-                for (size_t i = 0; r >= 0 && i < n_inc; i++) {
-                        window_event_outcome o;
-
-                        if (inc[i].robot_id != rule->robot_id || !streq_ptr(inc[i].event_name, rule->event))
-                                continue;
-                        r = session_apply_event(s, &se, inc[i].id, inc[i].created_at, now, &o);
-                        if (r >= 0)
-                                event_count(&ec, o);
-                }
-                if (r >= 0)
-                        r = azi3_store_commit(s->store);
-        }
-        inc = azi3_incomings_free(inc, n_inc);
-        if (r < 0) {
-                run_fail(s, rs, r, "robot %" PRId64 " rule %s, day %s not started (subscription undone): %s",
-                         rule->robot_id, rule->rule_id, day, store_error(s));
-                subscription_undo(s, rule->robot_id, sub, now);
-                return;
-        }
-        svc_log(s, LOG_INFO,
-                "session %" PRId64 " created for robot %" PRId64 " rule %s, day %s, subscription %" PRId64
-                "; replay: %zu applied, %zu late, %zu stale, %zu duplicate",
-                se.id, rule->robot_id, rule->rule_id, day, sub, ec.applied, ec.late, ec.stale, ec.duplicate);
-        c->created++;
-        c->open++;
-        c->replayed += n_inc;
 }
 
 /* Why the open sessions must be replayed from Megazord now (issue 17), or NULL: the first run
@@ -648,6 +792,8 @@ static void monitor_open_sessions(azi3_service *s, usec_t now, monitor_counts *c
                         c->removed++;
                         open[i].completed = true;
                 }
+        /* their deletions go out before any replay below, as a robot's calls are ordered */
+        run_calls(s, rs);
 
         why = replay_reason(s, now, &new_instance, buf, sizeof(buf));
         if (!why)
@@ -665,15 +811,19 @@ static void monitor_open_sessions(azi3_service *s, usec_t now, monitor_counts *c
 }
 
 azi3_result azi3_monitoring_scheduler(azi3_service *s, usec_t now, char *msg, size_t msglen) {
-        run_state rs = {};
-        monitor_counts c = {};
+        monitor_run run = { .s = s, .now = now };
+        run_state *rs = &run.rs;
+        monitor_counts *cp = &run.c;
         monitor_cache mc = {};
         char summary[320] = "";
 
-        monitor_open_sessions(s, now, &c, &rs);
+        monitor_open_sessions(s, now, cp, rs);
+        /* the sessions are created concurrently, each one's calls in order (issue 16) */
         for (size_t i = 0; i < s->config->n_rules; i++)
-                monitor_rule(s, &mc, &s->config->rules[i], now, &c, &rs);
+                monitor_rule(&run, &mc, &s->config->rules[i]);
+        run_calls(s, rs);
         monitor_cache_done(&mc);
+        monitor_counts c = run.c;
 
         summary_add(summary, sizeof(summary), c.created, "session created", "sessions created", false);
         if (c.created > 0) {
@@ -691,7 +841,7 @@ azi3_result azi3_monitoring_scheduler(azi3_service *s, usec_t now, char *msg, si
                          c.replay_applied == 1 ? "" : "s");
         }
         publish_metrics(s, now, true);
-        return run_finish(&rs, summary, msg, msglen);
+        return run_finish(rs, summary, msg, msglen);
 }
 
 /* --- window-expiration and completion -------------------------------------------------------- */
@@ -706,20 +856,17 @@ static const char *rule_event(azi3_service *s, const azi3_session *se) {
         return rule ? rule->event : AZI3_DEFAULT_EVENT;
 }
 
-/* Megazord's history of the session's activity events created since SINCE, as the replay call
- * gives it, keeping only the session's robot and event and nothing after NOW (an event cannot
+/* Megazord's history of the session's activity events from the replay REPLY (whose incomings
+ * it takes), keeping only the session's robot and event and nothing after NOW (an event cannot
  * have happened after the run's own clock; a later one is read again by a later run). Sorted
- * by time, then id. */
-static int session_history(azi3_service *s, const azi3_session *se, usec_t since, usec_t now, azi3_call *call,
-                           azi3_incoming **ret, size_t *ret_n) {
+ * by time, then id; returns how many are kept (first in *RET). */
+static int session_history_take(azi3_service *s, const azi3_session *se, usec_t now, megazord_reply *reply,
+                                azi3_incoming **ret, size_t *ret_n) {
         const char *event = rule_event(s, se);
-        azi3_incoming *inc = NULL;
-        size_t n = 0, k = 0;
-        int r;
+        azi3_incoming *inc = TAKE_PTR(reply->incomings);
+        size_t n = reply->n_incomings, k = 0;
 
-        r = megazord_replay(s->mz, se->robot_id, event, since, call, &inc, &n);
-        if (r < 0)
-                return r;
+        reply->n_incomings = 0;
         for (size_t i = 0; i < n; i++) {
                 if (inc[i].robot_id == se->robot_id && streq_ptr(inc[i].event_name, event) && inc[i].created_at <= now) {
                         if (k != i) {
@@ -736,6 +883,18 @@ static int session_history(azi3_service *s, const azi3_session *se, usec_t since
         *ret = inc;
         *ret_n = n;
         return (int) MIN(k, (size_t) INT32_MAX);
+}
+
+/* As session_history_take() for a replay made here and now. */
+static int session_history(azi3_service *s, const azi3_session *se, usec_t since, usec_t now, azi3_call *call,
+                           azi3_incoming **ret, size_t *ret_n) {
+        megazord_reply reply = {};
+        int r;
+
+        r = megazord_replay(s->mz, se->robot_id, rule_event(s, se), since, call, &reply.incomings, &reply.n_incomings);
+        if (r < 0)
+                return r;
+        return session_history_take(s, se, now, &reply, ret, ret_n);
 }
 
 /* Applies history INC (K entries, sorted) to the session through 8.1 step 2, inside the
@@ -876,29 +1035,41 @@ static int session_drop_too_late(azi3_service *s, const azi3_session *se, usec_t
         return 0;
 }
 
-/* 8.1 step 3.1 on complete evidence, in one transaction: alarms owed too long are recorded as
- * too late; if the current window is due, or an owed alarm is not yet confirmed, the robot's
- * history since the earliest such window is read from Megazord and applied first (judging an
- * expired window again when it shows activity inside); then the expiration step runs. A history
- * that cannot be read does not stop the step: the window closes as the model says and its alarm
- * stays owed, unconfirmed, until a later run can read the history. Returns 0, or a negative
- * errno with the failure reported. */
-static int session_judge(azi3_service *s, const azi3_session *se, usec_t now, expire_counts *c, run_state *rs) {
+/* One due session of a window-expiration run, carried through its Megazord calls: the history
+ * read, the judgement, the alarms in time order, the completion. */
+typedef struct expire_item {
+        struct expire_run *run;
+        azi3_session se;
+        bool history;          /* a history read is needed ... */
+        usec_t since;          /* ... since this instant */
+        azi3_window *owed;     /* the owed alarms being posted, in time order */
+        size_t n_owed, next;
+        const char *event;
+        int level;
+} expire_item;
+
+typedef struct expire_run {
+        azi3_service *s;
+        usec_t now;
+        expire_counts c;
+        run_state rs;
+} expire_run;
+
+/* 8.1 step 3.1 on complete evidence, first half: alarms owed too long are recorded as too late
+ * later, in the judgement; here the session's current window and owed alarms decide whether the
+ * robot's history must be read first, and since when (the earliest window due or unconfirmed).
+ * Returns 0, or a negative errno with the failure reported. */
+static int session_judge_prepare(expire_item *it) {
+        azi3_service *s = it->run->s;
+        const azi3_session *se = &it->se;
         _cleanup_free_ azi3_window *owed = NULL;
-        azi3_incoming *inc = NULL;
-        size_t n_owed = 0, n_inc = 0;
-        int k_inc = 0;
-        char name[SESSION_NAME_MAX], f[256];
+        size_t n_owed = 0;
+        char name[SESSION_NAME_MAX];
         azi3_window cur;
-        bool has_cur, history = false, history_ok = false;
-        usec_t since = USEC_INFINITY;
-        azi3_call call = {};
-        event_counts ec = {};
-        int64_t rejudged = 0;
-        window_transition t = {};
+        bool has_cur;
         int r;
 
-        session_name(se, name, sizeof(name));
+        it->since = USEC_INFINITY;
         r = azi3_store_window_current(s->store, se->id, &cur);
         if (r < 0 && r != -ENOENT)
                 goto store_fail;
@@ -906,25 +1077,57 @@ static int session_judge(azi3_service *s, const azi3_session *se, usec_t now, ex
         r = azi3_store_alarms_owed(s->store, se->id, &owed, &n_owed);
         if (r < 0)
                 goto store_fail;
-        if (has_cur && window_due(&se->params, &cur.span, s->config->settle, now) &&
+        if (has_cur && window_due(&se->params, &cur.span, s->config->settle, it->run->now) &&
             cur.span.until - cur.span.since == se->params.w) {
-                history = true;
-                since = cur.span.since;
+                it->history = true;
+                it->since = cur.span.since;
         }
         for (size_t i = 0; i < n_owed; i++)
                 if (owed[i].alarm_verified_usec == 0 &&
-                    !window_alarm_too_late(&owed[i].span, s->config->max_alarm_age, now)) {
-                        history = true;
-                        since = MIN(since, owed[i].span.since);
+                    !window_alarm_too_late(&owed[i].span, s->config->max_alarm_age, it->run->now)) {
+                        it->history = true;
+                        it->since = MIN(it->since, owed[i].span.since);
                 }
+        return 0;
 
-        if (history) {
-                k_inc = session_history(s, se, since, now, &call, &inc, &n_inc);
+store_fail:
+        session_name(se, name, sizeof(name));
+        run_fail(s, &it->run->rs, r, "%s: expiration step failed: %s", name, store_error(s));
+        return r;
+}
+
+/* 8.1 step 3.1, second half, in one transaction: the history REPLY (NULL: none was needed) is
+ * applied first (judging an expired window again when it shows activity inside), then the
+ * expiration step runs. A history that cannot be read does not stop the step: the window closes
+ * as the model says and its alarm stays owed, unconfirmed, until a later run can read the
+ * history. Returns 0, or a negative errno with the failure reported. */
+static int session_judge_finish(expire_item *it, megazord_reply *reply) {
+        azi3_service *s = it->run->s;
+        const azi3_session *se = &it->se;
+        expire_counts *c = &it->run->c;
+        usec_t now = it->run->now;
+        azi3_incoming *inc = NULL;
+        size_t n_inc = 0;
+        int k_inc = 0;
+        char name[SESSION_NAME_MAX], f[256];
+        azi3_window cur;
+        bool has_cur, history_ok = false;
+        event_counts ec = {};
+        int64_t rejudged = 0;
+        window_transition t = {};
+        int r;
+
+        session_name(se, name, sizeof(name));
+        if (reply) {
+                k_inc = reply->r;
+                if (k_inc >= 0)
+                        k_inc = session_history_take(s, se, now, reply, &inc, &n_inc);
                 history_ok = k_inc >= 0;
                 if (!history_ok) {
                         c->held++;
-                        run_fail(s, rs, k_inc, "%s: Megazord's history cannot be read, so no alarm is posted unverified "
-                                 "(alarms stay owed, the next run checks again): %s", name, call.message);
+                        run_fail(s, &it->run->rs, k_inc, "%s: Megazord's history cannot be read, so no alarm is posted "
+                                 "unverified (alarms stay owed, the next run checks again): %s", name,
+                                 reply->call.message);
                 }
         }
 
@@ -949,7 +1152,7 @@ static int session_judge(azi3_service *s, const azi3_session *se, usec_t now, ex
                                 r = azi3_store_apply_transition(s->store, se->id, cur.id, &t, now, 0, NULL);
                 }
                 if (r >= 0 && history_ok)
-                        r = session_mark_verified(s, se, since, now);
+                        r = session_mark_verified(s, se, it->since, now);
                 /* last: a window this run closed may already be too late (the daemon was down) */
                 if (r >= 0)
                         r = session_drop_too_late(s, se, now, c);
@@ -985,7 +1188,7 @@ static int session_judge(azi3_service *s, const azi3_session *se, usec_t now, ex
 
 store_fail:
         inc = azi3_incomings_free(inc, n_inc);
-        run_fail(s, rs, r, "%s: expiration step failed: %s", name, store_error(s));
+        run_fail(s, &it->run->rs, r, "%s: expiration step failed: %s", name, store_error(s));
         return r;
 }
 
@@ -1026,59 +1229,137 @@ static int session_expire(azi3_service *s, const azi3_session *se, usec_t now, e
         return 1;
 }
 
-/* 8.1 step 3.2: posts the session's owed alarms in time order, each only once Megazord's
- * history confirmed it; stops at the first that cannot be posted. */
-static void session_post_alarms(azi3_service *s, const azi3_session *se, usec_t now, expire_counts *c,
-                                run_state *rs) {
-        _cleanup_free_ azi3_window *owed = NULL;
-        const char *event;
+static void expire_item_step_complete(expire_item *it);
+static void expire_item_post_next(expire_item *it);
+
+/* The answer to the alarm of IT->owed[IT->next]: marked posted only now, after Megazord's 201,
+ * so an alarm that failed (or whose answer never came) stays owed and is posted by a later
+ * run with the same reference id; a later alarm of the session is never posted before it. */
+static void alarm_done(megazord_multi *mm, megazord_reply *reply, void *userdata) {
+        expire_item *it = userdata;
+        azi3_service *s = it->run->s;
+        const azi3_window *w = &it->owed[it->next];
         char name[SESSION_NAME_MAX], f[256];
-        size_t n = 0;
-        int level, r;
+        int r;
 
-        session_name(se, name, sizeof(name));
-        r = azi3_store_alarms_owed(s->store, se->id, &owed, &n);
+        (void) mm;
+        session_name(&it->se, name, sizeof(name));
+        if (reply->r < 0) {
+                it->run->c.owed += it->n_owed - it->next;
+                run_fail(s, &it->run->rs, reply->r, "%s: alarm for window %" PRId64 " stays owed (next run retries): %s",
+                         name, w->id, reply->call.message);
+                expire_item_step_complete(it);
+                return;
+        }
+        r = azi3_store_alarm_mark_posted(s->store, w->id, it->run->now, reply->id);
         if (r < 0) {
-                run_fail(s, rs, r, "%s: cannot read its owed alarms: %s", name, store_error(s));
+                /* Posted but not recorded: the next run posts it again with the same
+                 * reference id, which is all an at-least-once peer can be given. */
+                it->run->c.owed += it->n_owed - it->next;
+                run_fail(s, &it->run->rs, r, "%s: alarm %s posted as Megazord event %" PRId64
+                         " but not recorded (it may be posted again with the same reference id): %s",
+                         name, w->alarm_reference_id, reply->id, store_error(s));
+                expire_item_step_complete(it);
                 return;
         }
-        if (n == 0)
-                return;
-        rule_alarm(s, se, &event, &level);
-        for (size_t i = 0; i < n; i++) {
-                azi3_call call = {};
-                int64_t id = 0;
+        it->run->c.posted++;
+        window_fields(&it->se, w->id, &w->span, f, sizeof(f));
+        svc_log(s, LOG_NOTICE, "%s: %s posted for window %" PRId64 " as Megazord event %" PRId64
+                " (reference %s, Call-Ref %s)%s", name, it->event, w->id, reply->id, w->alarm_reference_id,
+                reply->call.call_ref, f);
+        it->next++;
+        expire_item_post_next(it);
+}
 
-                window_fields(se, owed[i].id, &owed[i].span, f, sizeof(f));
-                if (owed[i].alarm_verified_usec == 0) {
-                        /* the failed history read was reported by session_judge() */
-                        c->owed += n - i;
-                        svc_log(s, LOG_WARNING, "%s: alarm for window %" PRId64 " held: not confirmed against "
-                                "Megazord's history yet%s", name, owed[i].id, f);
-                        return;
-                }
-                r = megazord_post_alarm(s->mz, se->robot_id, event, level, owed[i].alarm_reference_id, &call, &id);
-                if (r < 0) {
-                        c->owed += n - i;
-                        run_fail(s, rs, r, "%s: alarm for window %" PRId64 " stays owed (next run retries): %s", name,
-                                 owed[i].id, call.message);
-                        return;
-                }
-                r = azi3_store_alarm_mark_posted(s->store, owed[i].id, now, id);
-                if (r < 0) {
-                        /* Posted but not recorded: the next run posts it again with the same
-                         * reference id, which is all an at-least-once peer can be given. */
-                        c->owed += n - i;
-                        run_fail(s, rs, r, "%s: alarm %s posted as Megazord event %" PRId64
-                                 " but not recorded (it may be posted again with the same reference id): %s",
-                                 name, owed[i].alarm_reference_id, id, store_error(s));
-                        return;
-                }
-                c->posted++;
-                svc_log(s, LOG_NOTICE, "%s: %s posted for window %" PRId64 " as Megazord event %" PRId64
-                        " (reference %s, Call-Ref %s)%s", name, event, owed[i].id, id, owed[i].alarm_reference_id,
-                        call.call_ref, f);
+/* 8.1 step 3.2: posts the session's next owed alarm, each only once Megazord's history
+ * confirmed it; after the last, or at the first that cannot be posted, the session moves on to
+ * its completion. */
+static void expire_item_post_next(expire_item *it) {
+        azi3_service *s = it->run->s;
+        const azi3_window *w;
+        char name[SESSION_NAME_MAX], f[256];
+        int r;
+
+        if (it->next >= it->n_owed) {
+                expire_item_step_complete(it);
+                return;
         }
+        w = &it->owed[it->next];
+        session_name(&it->se, name, sizeof(name));
+        if (w->alarm_verified_usec == 0) {
+                /* the failed history read was reported by session_judge_finish() */
+                it->run->c.owed += it->n_owed - it->next;
+                window_fields(&it->se, w->id, &w->span, f, sizeof(f));
+                svc_log(s, LOG_WARNING, "%s: alarm for window %" PRId64 " held: not confirmed against "
+                        "Megazord's history yet%s", name, w->id, f);
+                expire_item_step_complete(it);
+                return;
+        }
+        r = megazord_multi_post_alarm(s->mm, it->se.robot_id, it->event, it->level, w->alarm_reference_id, alarm_done, it);
+        if (r < 0) {
+                it->run->c.owed += it->n_owed - it->next;
+                run_fail(s, &it->run->rs, r, "%s: alarm for window %" PRId64 " stays owed (next run retries): %s", name,
+                         w->id, strerror(-r));
+                expire_item_step_complete(it);
+        }
+}
+
+static void expire_item_step_alarms(expire_item *it) {
+        azi3_service *s = it->run->s;
+        char name[SESSION_NAME_MAX];
+        int r;
+
+        r = azi3_store_alarms_owed(s->store, it->se.id, &it->owed, &it->n_owed);
+        if (r < 0) {
+                session_name(&it->se, name, sizeof(name));
+                run_fail(s, &it->run->rs, r, "%s: cannot read its owed alarms: %s", name, store_error(s));
+                expire_item_step_complete(it);
+                return;
+        }
+        if (it->n_owed > 0)
+                rule_alarm(s, &it->se, &it->event, &it->level);
+        it->next = 0;
+        expire_item_post_next(it);
+}
+
+static void history_done(megazord_multi *mm, megazord_reply *reply, void *userdata) {
+        expire_item *it = userdata;
+
+        (void) mm;
+        if (session_judge_finish(it, reply) < 0) {
+                it->run->c.open++;
+                return;
+        }
+        expire_item_step_alarms(it);
+}
+
+/* Starts one due session: its history read is queued, or, when none is needed, it is judged
+ * and its alarms queued at once. */
+static void expire_item_start(expire_item *it) {
+        azi3_service *s = it->run->s;
+        char name[SESSION_NAME_MAX];
+        int r;
+
+        if (session_judge_prepare(it) < 0) {
+                it->run->c.open++;
+                return;
+        }
+        if (it->history) {
+                r = megazord_multi_replay(s->mm, it->se.robot_id, rule_event(s, &it->se), it->since, history_done, it);
+                if (r >= 0)
+                        return;
+                megazord_reply reply = { .r = r };
+                session_name(&it->se, name, sizeof(name));
+                snprintf(reply.call.message, sizeof(reply.call.message), "%s: history read not queued: %s", name,
+                         strerror(-r));
+                history_done(s->mm, &reply, it);
+                return;
+        }
+        if (session_judge_finish(it, NULL) < 0) {
+                it->run->c.open++;
+                return;
+        }
+        expire_item_step_alarms(it);
 }
 
 /* 8.1 step 4: completes the session if it is done, queuing its unsubscription in the same
@@ -1126,7 +1407,7 @@ static int session_try_complete(azi3_service *s, const azi3_session *se, usec_t 
                 svc_log(s, LOG_INFO, "%s completed: %s [ROBOT_ID=%" PRId64 " SESSION_ID=%" PRId64 "]", name,
                         session_result_to_string(res), se->robot_id, se->id);
         if (se->subscription_id > 0)
-                (void) unsubscribe_queued(s, se->robot_id, se->subscription_id, 0, now, rs);
+                unsubscribe_queued(s, se->robot_id, se->subscription_id, 0, now, rs, NULL);
         return 1;
 }
 
@@ -1160,14 +1441,22 @@ static int session_complete_if_removed(azi3_service *s, const azi3_session *se, 
                 name, s->config->path, session_result_to_string(res),
                 dropped > 0 ? ", its owed alarms dropped unposted" : "", se->robot_id, se->id);
         if (se->subscription_id > 0)
-                (void) unsubscribe_queued(s, se->robot_id, se->subscription_id, 0, now, rs);
+                unsubscribe_queued(s, se->robot_id, se->subscription_id, 0, now, rs, NULL);
         return 1;
+}
+
+static void expire_item_step_complete(expire_item *it) {
+        if (session_try_complete(it->run->s, &it->se, it->run->now, &it->run->rs) > 0)
+                it->run->c.completed++;
+        else
+                it->run->c.open++;
 }
 
 azi3_result azi3_window_expiration(azi3_service *s, usec_t now, char *msg, size_t msglen) {
         _cleanup_free_ azi3_session *open = NULL;
-        run_state rs = {};
-        expire_counts c = {};
+        _cleanup_free_ expire_item *items = NULL;
+        expire_run run = { .s = s, .now = now };
+        expire_counts *c = &run.c;
         char summary[320] = "";
         size_t n = 0, n_open = 0;
         int r;
@@ -1176,41 +1465,44 @@ azi3_result azi3_window_expiration(azi3_service *s, usec_t now, char *msg, size_
          * a transaction of its own, and leave them as they are */
         r = azi3_store_sessions_list_due(s->store, now, &open, &n, &n_open);
         if (r < 0) {
-                run_fail(s, &rs, r, "cannot list the open sessions of %s: %s", s->config->store, store_error(s));
+                run_fail(s, &run.rs, r, "cannot list the open sessions of %s: %s", s->config->store, store_error(s));
                 publish_metrics(s, now, true);
-                return run_finish(&rs, "nothing done", msg, msglen);
+                return run_finish(&run.rs, "nothing done", msg, msglen);
         }
-        c.open = n_open - n;
+        c->open = n_open - n;
+        items = calloc(MAX(n, (size_t) 1), sizeof(*items));
+        if (!items) {
+                run_fail(s, &run.rs, -ENOMEM, "out of memory for %zu due sessions", n);
+                return run_finish(&run.rs, "nothing done", msg, msglen);
+        }
+        /* Each session's steps run in order (history, judgement, alarms, completion), its calls
+         * chained on the run's driver; the sessions overlap, up to megazord.max_parallel calls. */
         for (size_t i = 0; i < n; i++) {
-                if (session_complete_if_removed(s, &open[i], now, &rs) > 0) {
-                        c.removed++;
+                if (session_complete_if_removed(s, &open[i], now, &run.rs) > 0) {
+                        c->removed++;
                         continue;
                 }
-                if (session_judge(s, &open[i], now, &c, &rs) < 0) {
-                        c.open++;
-                        continue;
-                }
-                session_post_alarms(s, &open[i], now, &c, &rs);
-                if (session_try_complete(s, &open[i], now, &rs) > 0)
-                        c.completed++;
-                else
-                        c.open++;
+                items[i] = (expire_item) { .run = &run, .se = open[i] };
+                expire_item_start(&items[i]);
         }
+        run_calls(s, &run.rs);
+        for (size_t i = 0; i < n; i++)
+                free(items[i].owed);
 
-        summary_add(summary, sizeof(summary), c.open, "session open", "sessions open", true);
-        summary_add(summary, sizeof(summary), c.rejudged, "window judged again on history",
+        summary_add(summary, sizeof(summary), c->open, "session open", "sessions open", true);
+        summary_add(summary, sizeof(summary), c->rejudged, "window judged again on history",
                     "windows judged again on history", false);
-        summary_add(summary, sizeof(summary), c.expired, "window expired", "windows expired", false);
-        summary_add(summary, sizeof(summary), c.ended, "window ended", "windows ended", false);
-        summary_add(summary, sizeof(summary), c.posted, "alarm posted", "alarms posted", false);
-        summary_add(summary, sizeof(summary), c.owed, "alarm still owed", "alarms still owed", false);
-        summary_add(summary, sizeof(summary), c.too_late, "alarm too late (not posted)", "alarms too late (not posted)",
+        summary_add(summary, sizeof(summary), c->expired, "window expired", "windows expired", false);
+        summary_add(summary, sizeof(summary), c->ended, "window ended", "windows ended", false);
+        summary_add(summary, sizeof(summary), c->posted, "alarm posted", "alarms posted", false);
+        summary_add(summary, sizeof(summary), c->owed, "alarm still owed", "alarms still owed", false);
+        summary_add(summary, sizeof(summary), c->too_late, "alarm too late (not posted)", "alarms too late (not posted)",
                     false);
-        summary_add(summary, sizeof(summary), c.completed, "session completed", "sessions completed", false);
-        summary_add(summary, sizeof(summary), c.removed, "session of a removed rule completed",
+        summary_add(summary, sizeof(summary), c->completed, "session completed", "sessions completed", false);
+        summary_add(summary, sizeof(summary), c->removed, "session of a removed rule completed",
                     "sessions of removed rules completed", false);
         publish_metrics(s, now, true);
-        return run_finish(&rs, summary, msg, msglen);
+        return run_finish(&run.rs, summary, msg, msglen);
 }
 
 /* --- session-cleanup ------------------------------------------------------------------------ */
@@ -1259,14 +1551,15 @@ azi3_result azi3_session_cleanup(azi3_service *s, usec_t now, char *msg, size_t 
                 }
         }
 
-        /* Deletions queued by the completions above were tried there already; they are not due
-         * again until their backoff passed. */
+        /* Deletions queued by the completions above are tried now, before the due ones are
+         * listed; a failed one is not due again until its backoff passed. */
+        run_calls(s, &rs);
         r = azi3_store_unsubscriptions_due(s->store, now, &due, &n_due);
         if (r < 0)
                 run_fail(s, &rs, r, "cannot list the pending unsubscriptions of %s: %s", s->config->store, store_error(s));
         for (size_t i = 0; i < n_due; i++)
-                if (unsubscribe_queued(s, due[i].robot_id, due[i].subscription_id, due[i].attempts, now, &rs) >= 0)
-                        n_unsub++;
+                unsubscribe_queued(s, due[i].robot_id, due[i].subscription_id, due[i].attempts, now, &rs, &n_unsub);
+        run_calls(s, &rs);
 
         summary_add(summary, sizeof(summary), n_deleted, "old session deleted", "old sessions deleted", true);
         summary_add(summary, sizeof(summary), c.stale_completed, "stale session completed", "stale sessions completed",

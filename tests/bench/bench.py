@@ -865,6 +865,8 @@ def main():
     p.add_argument("--keep", action="store_true", help="keep the temporary directories")
     p.add_argument("--spread-window", type=int, default=0)
     p.add_argument("--idle-window", type=int, default=0)
+    p.add_argument("--azi3-skip-sqs", action="store_true",
+                   help="leave out the sqs-consumer drain of the azi3 benchmark (the other runs then see no events)")
     p.add_argument("--results", default=os.path.join(HERE, "results.json"))
     p.add_argument("--markdown", default=os.path.join(SRCDIR, "BENCHMARKS.md"))
     p.add_argument("--render-only", action="store_true")

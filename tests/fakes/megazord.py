@@ -13,9 +13,14 @@ The API of SPEC 8.3:
     POST   /internal/v1/events/robots/{robotId}/incomings              -> 201 {id, ...}
 Requests that break the contract get 400 {"message": "..."} saying what is wrong.
 
+Every connection is served by a thread of its own with HTTP/1.1 keep-alive, so a client sending
+many requests at once (the azi-3 jobs do, issue 16) is served concurrently.
+
 Control endpoints (never recorded):
     GET  /_fake/requests       every API request so far: [{method, path, query, headers, body, route}]
     GET  /_fake/subscriptions  live subscriptions: [{id, robotId, eventNames, until}]
+    GET  /_fake/concurrency    API requests in progress at once: {"max": N, "max_per_robot": M}
+                               (the most overall, and the most for any one robot)
     POST /_fake/reset          forget requests, faults, subscriptions and incomings
     POST /_fake/incomings      seed incomings for replay: a JSON array of
                                {id, robotId, eventName, providerName, createdAt}
@@ -66,7 +71,7 @@ def now_rfc3339():
 
 class State:
     def __init__(self):
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()  # send() takes it, and some answers are sent holding it
         self.reset()
 
     def reset(self):
@@ -74,8 +79,13 @@ class State:
         self.faults = []
         self.subscriptions = {}
         self.incomings = []
+        self.incomings_by_robot = {}  # the same, per robot: a replay reads only its robot's
         self.next_subscription_id = 100
         self.next_incoming_id = 9100
+        self.in_flight = 0
+        self.in_flight_robot = {}
+        self.max_in_flight = 0
+        self.max_in_flight_robot = 0
 
     def take_fault(self, route):
         for f in self.faults:
@@ -108,6 +118,7 @@ class Handler(BaseHTTPRequestHandler):
             data = raw if isinstance(raw, bytes) else raw.encode()
         elif payload is not None:
             data = json.dumps(payload).encode()
+        self.uncount()
         self.send_response(status)
         if data:
             self.send_header("Content-Type", "application/json")
@@ -161,7 +172,29 @@ class Handler(BaseHTTPRequestHandler):
             fault = STATE.take_fault(route) if route else None
         if route is None:
             return self.send(404, {"message": f"no route for {method} {url.path}"})
+        robot = int(match.group(1))
+        with STATE.lock:
+            STATE.in_flight += 1
+            STATE.max_in_flight = max(STATE.max_in_flight, STATE.in_flight)
+            n = STATE.in_flight_robot.get(robot, 0) + 1
+            STATE.in_flight_robot[robot] = n
+            STATE.max_in_flight_robot = max(STATE.max_in_flight_robot, n)
+        self._robot = robot
+        try:
+            self.api(route, match, url, body, fault)
+        finally:
+            self.uncount()
 
+    def uncount(self):
+        """The request no longer counts as in progress: called before its answer is written,
+        so a client that sends the robot's next call on reading it is not seen overlapping."""
+        robot, self._robot = getattr(self, "_robot", None), None
+        if robot is not None:
+            with STATE.lock:
+                STATE.in_flight -= 1
+                STATE.in_flight_robot[robot] -= 1
+
+    def api(self, route, match, url, body, fault):
         if fault:
             if fault.get("delay"):
                 time.sleep(float(fault["delay"]))
@@ -211,9 +244,8 @@ class Handler(BaseHTTPRequestHandler):
         if since is None or not re.fullmatch(r"\d+", since):
             raise BadRequest("query parameter created_since must be unix seconds")
         with STATE.lock:
-            out = [i for i in STATE.incomings
-                   if i["robotId"] == robot and i["eventName"] == name
-                   and parse_rfc3339(i["createdAt"]) >= int(since)]
+            out = [i for i in STATE.incomings_by_robot.get(robot, ())
+                   if i["eventName"] == name and parse_rfc3339(i["createdAt"]) >= int(since)]
         out.sort(key=lambda i: (parse_rfc3339(i["createdAt"]), i["id"]))
         self.send(200, out)
 
@@ -234,6 +266,7 @@ class Handler(BaseHTTPRequestHandler):
                    "providerName": req["providerName"], "level": req["level"],
                    "referenceId": req["referenceId"], "createdAt": now_rfc3339()}
             STATE.incomings.append(inc)
+            STATE.incomings_by_robot.setdefault(robot, []).append(inc)
         self.send(201, inc)
 
     def control(self, method, path, body):
@@ -241,6 +274,9 @@ class Handler(BaseHTTPRequestHandler):
             if method == "GET" and path == "/_fake/requests":
                 with STATE.lock:
                     return self.send(200, list(STATE.requests))
+            if method == "GET" and path == "/_fake/concurrency":
+                with STATE.lock:
+                    return self.send(200, {"max": STATE.max_in_flight, "max_per_robot": STATE.max_in_flight_robot})
             if method == "GET" and path == "/_fake/subscriptions":
                 with STATE.lock:
                     return self.send(200, list(STATE.subscriptions.values()))
@@ -259,6 +295,8 @@ class Handler(BaseHTTPRequestHandler):
                     parse_rfc3339(i["createdAt"])
                 with STATE.lock:
                     STATE.incomings.extend(items)
+                    for i in items:
+                        STATE.incomings_by_robot.setdefault(i["robotId"], []).append(i)
                 return self.send(204)
             if method == "POST" and path == "/_fake/fault":
                 f = json.loads(body)

@@ -158,6 +158,181 @@ START_TEST(test_alarm_retried_once_posted) {
 }
 END_TEST
 
+/* A GET on the fake's control API, parsed. */
+static json_t *fake_get(const char *path) {
+        char url[300];
+        _cleanup_free_ char *resp = NULL;
+        long status;
+        json_t *j;
+
+        snprintf(url, sizeof(url), "%s%s", base, path);
+        ck_assert_int_eq(peer_http("GET", url, NULL, &status, &resp), 0);
+        ck_assert_int_eq(status, 200);
+        j = json_loads(resp, 0, NULL);
+        ck_assert_ptr_nonnull(j);
+        return j;
+}
+
+/* A configuration of N_ROBOTS robots (1001, 1002, ...) with one 07:00-22:00 rule each, plus
+ * EXTRA rules (YAML flow mappings, one per line), MAX_PARALLEL calls at once and TIMEOUT. */
+static azi3_config *make_config_many(unsigned n_robots, const char *extra, unsigned max_parallel, const char *timeout) {
+        _cleanup_free_ char *text = NULL;
+        azi3_config *c = NULL;
+        azi3_config_errors errors = {};
+        size_t size = 0;
+        FILE *f;
+
+        snprintf(store_path, sizeof(store_path), "%s/azi3-%d.db", dir, (int) getpid());
+        f = open_memstream(&text, &size);
+        ck_assert_ptr_nonnull(f);
+        fprintf(f, "store: %s\nmegazord: { base_url: %s, timeout: %s, max_parallel: %u }\n"
+                "sqs: { endpoint: http://127.0.0.1:1, region: eu-west-1, queue_url: http://127.0.0.1:1/0/q }\n"
+                "rules:\n", store_path, base, timeout, max_parallel);
+        for (unsigned i = 0; i < n_robots; i++)
+                fprintf(f, "  - { robot_id: %u, rule_id: r, timezone: Europe/Amsterdam, start: \"07:00\", end: \"22:00\" }\n",
+                        1001 + i);
+        fputs(extra ?: "", f);
+        ck_assert_int_eq(fclose(f), 0);
+        if (azi3_config_parse(text, size, "test.yaml", &c, &errors) < 0) {
+                for (size_t i = 0; i < errors.n; i++) {
+                        _cleanup_free_ char *line = azi3_config_error_format(&errors, i);
+                        fprintf(stderr, "%s\n", line);
+                }
+                ck_abort_msg("config does not parse");
+        }
+        azi3_config_errors_clear(&errors);
+        return c;
+}
+
+/* How many recorded requests of ROUTE there were, and how many distinct referenceIds the alarms
+ * among them carried. */
+static size_t count_route(const char *route, size_t *ret_distinct_refs) {
+        json_auto_t *reqs = fake_get("/_fake/requests");
+        json_auto_t *refs = json_object();
+        json_t *v;
+        size_t i, n = 0;
+
+        json_array_foreach(reqs, i, v) {
+                if (!streq(json_string_value(json_object_get(v, "route")), route))
+                        continue;
+                n++;
+                json_auto_t *body = json_loads(json_string_value(json_object_get(v, "body")), 0, NULL);
+                const char *ref = json_string_value(json_object_get(body, "referenceId"));
+                if (ref)
+                        json_object_set_new(refs, ref, json_true());
+        }
+        if (ret_distinct_refs)
+                *ret_distinct_refs = json_object_size(refs);
+        return n;
+}
+
+/* The first window [A, A+2h) of every session runs out; one window-expiration after the settle
+ * judges them all (history read) and posts every alarm, no more than max_parallel at once. */
+START_TEST(test_alarms_in_parallel_bounded) {
+        _cleanup_(azi3_config_freep) azi3_config *c = make_config_many(12, NULL, 4, "5s");
+        _cleanup_(azi3_service_freep) azi3_service *s = NULL;
+        char msg[AZI3_MESSAGE_MAX];
+        size_t refs = 0;
+
+        ck_assert_int_eq(azi3_service_new(c, quiet_log, NULL, msg, sizeof(msg), &s), 0);
+        ck_assert_int_eq(azi3_monitoring_scheduler(s, A_2026, msg, sizeof(msg)), AZI3_RESULT_OK);
+        ck_assert_str_eq(msg, "12 sessions created (0 events replayed), 12 sessions open");
+        /* every alarm takes a while to answer, so the calls pile up at the fake if they may */
+        control("/_fake/fault", "{\"route\": \"alarm\", \"count\": -1, \"delay\": 0.2}");
+        ck_assert_int_eq(azi3_window_expiration(s, A_2026 + 2 * USEC_PER_HOUR + AZI3_DEFAULT_SETTLE, msg, sizeof(msg)),
+                         AZI3_RESULT_OK);
+        ck_assert_str_eq(msg, "12 sessions open, 12 windows expired, 12 alarms posted");
+        ck_assert_uint_eq(count_route("alarm", &refs), 12);
+        ck_assert_uint_eq(refs, 12);
+
+        json_auto_t *conc = fake_get("/_fake/concurrency");
+        json_int_t max = json_integer_value(json_object_get(conc, "max"));
+        ck_assert_msg(max <= 4, "the fake saw %lld requests at once, max_parallel is 4", (long long) max);
+        ck_assert_msg(max >= 2, "the fake never saw two requests at once: the calls were not concurrent");
+        ck_assert_int_eq(json_integer_value(json_object_get(conc, "max_per_robot")), 1);
+
+        /* a second run owes nothing and posts nothing */
+        ck_assert_int_eq(azi3_window_expiration(s, A_2026 + 2 * USEC_PER_HOUR + 2 * AZI3_DEFAULT_SETTLE, msg,
+                                                sizeof(msg)), AZI3_RESULT_OK);
+        ck_assert_str_eq(msg, "12 sessions open");
+        ck_assert_uint_eq(count_route("alarm", NULL), 12);
+}
+END_TEST
+
+/* Robot 42 has two rules: "short" (07:00-09:00, its one full window ends at B) and "long". At
+ * 09:00 + settle one run reads both histories, posts both alarms, completes "short" and deletes
+ * its subscription; every call for robot 42 goes out alone and in order, while the other
+ * robots' calls overlap. */
+START_TEST(test_robot_calls_in_order) {
+        _cleanup_(azi3_config_freep) azi3_config *c = make_config_many(8,
+                "  - { robot_id: 42, rule_id: short, timezone: Europe/Amsterdam, start: \"07:00\", end: \"09:00\" }\n"
+                "  - { robot_id: 42, rule_id: long, timezone: Europe/Amsterdam, start: \"07:00\", end: \"22:00\" }\n",
+                4, "5s");
+        _cleanup_(azi3_service_freep) azi3_service *s = NULL;
+        char msg[AZI3_MESSAGE_MAX], seq[256] = "";
+        size_t i, used = 0;
+        json_t *v;
+
+        ck_assert_int_eq(azi3_service_new(c, quiet_log, NULL, msg, sizeof(msg), &s), 0);
+        ck_assert_int_eq(azi3_monitoring_scheduler(s, A_2026, msg, sizeof(msg)), AZI3_RESULT_OK);
+        ck_assert_str_eq(msg, "10 sessions created (0 events replayed), 10 sessions open");
+        control("/_fake/reset", NULL);
+        /* slow answers, so a second call for robot 42 would overlap the first if it were let out */
+        control("/_fake/fault", "{\"route\": \"any\", \"count\": -1, \"delay\": 0.1}");
+        ck_assert_int_eq(azi3_window_expiration(s, A_2026 + 2 * USEC_PER_HOUR + AZI3_DEFAULT_SETTLE, msg, sizeof(msg)),
+                         AZI3_RESULT_OK);
+        ck_assert_str_eq(msg, "9 sessions open, 10 windows expired, 10 alarms posted, 1 session completed");
+
+        json_auto_t *conc = fake_get("/_fake/concurrency");
+        ck_assert_int_eq(json_integer_value(json_object_get(conc, "max_per_robot")), 1);
+        ck_assert_int_ge(json_integer_value(json_object_get(conc, "max")), 2);
+
+        /* robot 42's calls in the order they reached Megazord: each session's history before its
+         * alarm, the short session's deletion after its alarm */
+        json_auto_t *reqs = fake_get("/_fake/requests");
+        json_array_foreach(reqs, i, v) {
+                if (!strstr(json_string_value(json_object_get(v, "path")), "/robots/42/"))
+                        continue;
+                used += (size_t) snprintf(seq + used, sizeof(seq) - used, "%s%s", used ? "," : "",
+                                          json_string_value(json_object_get(v, "route")));
+        }
+        ck_assert_str_eq(seq, "replay,replay,alarm,alarm,unsubscribe");
+}
+END_TEST
+
+/* One alarm gets a 503, another no answer within the timeout: both stay owed, the others are
+ * posted; the next run posts the two, once each. */
+START_TEST(test_failed_alarm_stays_owed_others_posted) {
+        _cleanup_(azi3_config_freep) azi3_config *c = make_config_many(6, NULL, 4, "1s");
+        _cleanup_(azi3_service_freep) azi3_service *s = NULL;
+        char msg[AZI3_MESSAGE_MAX];
+        size_t refs = 0;
+
+        ck_assert_int_eq(azi3_service_new(c, quiet_log, NULL, msg, sizeof(msg), &s), 0);
+        ck_assert_int_eq(azi3_monitoring_scheduler(s, A_2026, msg, sizeof(msg)), AZI3_RESULT_OK);
+        control("/_fake/reset", NULL);
+        control("/_fake/fault", "{\"route\": \"alarm\", \"status\": 503}");
+        control("/_fake/fault", "{\"route\": \"alarm\", \"delay\": 2.5, \"status\": 500}");
+        ck_assert_int_eq(azi3_window_expiration(s, A_2026 + 2 * USEC_PER_HOUR + AZI3_DEFAULT_SETTLE, msg, sizeof(msg)),
+                         AZI3_RESULT_RETRY);
+        ck_assert_msg(strstr(msg, "6 sessions open, 6 windows expired, 4 alarms posted, 2 alarms still owed"), "%s", msg);
+        ck_assert_msg(strstr(msg, "(and 1 more errors, see the log)"), "%s", msg);
+        ck_assert_uint_eq(count_route("alarm", &refs), 6);
+        ck_assert_uint_eq(refs, 6);
+
+        ck_assert_int_eq(azi3_window_expiration(s, A_2026 + 2 * USEC_PER_HOUR + 2 * AZI3_DEFAULT_SETTLE, msg,
+                                                sizeof(msg)), AZI3_RESULT_OK);
+        ck_assert_str_eq(msg, "6 sessions open, 2 alarms posted");
+        ck_assert_uint_eq(count_route("alarm", &refs), 8);
+        ck_assert_uint_eq(refs, 6);
+        /* and none is owed any more */
+        ck_assert_int_eq(azi3_window_expiration(s, A_2026 + 2 * USEC_PER_HOUR + 3 * AZI3_DEFAULT_SETTLE, msg,
+                                                sizeof(msg)), AZI3_RESULT_OK);
+        ck_assert_str_eq(msg, "6 sessions open");
+        ck_assert_uint_eq(count_route("alarm", NULL), 8);
+}
+END_TEST
+
 START_TEST(test_bad_config_is_fail) {
         char path[600], msg[AZI3_MESSAGE_MAX];
         FILE *f;
@@ -202,6 +377,9 @@ int main(void) {
         tcase_add_test(tc, test_store_failure_after_subscribe_undoes_it);
         tcase_add_test(tc, test_alarm_retried_once_posted);
         tcase_add_test(tc, test_bad_config_is_fail);
+        tcase_add_test(tc, test_alarms_in_parallel_bounded);
+        tcase_add_test(tc, test_robot_calls_in_order);
+        tcase_add_test(tc, test_failed_alarm_stays_owed_others_posted);
         suite_add_tcase(s, tc);
 
         SRunner *sr = srunner_create(s);

@@ -169,6 +169,60 @@ START_TEST(test_evidence_keys) {
 }
 END_TEST
 
+/* Issue 16: megazord.max_parallel, its default, and each way it can be wrong, with where. */
+START_TEST(test_max_parallel) {
+        static const char good[] = "store: /s.db\n"
+                                   "megazord: {base_url: 'http://m', max_parallel: 4}\n"
+                                   "sqs: {endpoint: 'http://q', region: r, queue_url: 'http://q/1/x'}\n"
+                                   "rules: []\n";
+        static const char dflt[] = "store: /s.db\n"
+                                   "megazord: {base_url: 'http://m'}\n"
+                                   "sqs: {endpoint: 'http://q', region: r, queue_url: 'http://q/1/x'}\n"
+                                   "rules: []\n";
+        static const struct {
+                const char *value;
+                unsigned column;
+                const char *text;
+        } bad[] = {
+                { "0", 48, "megazord.max_parallel: invalid value \"0\"; expected an integer between 1 and 256" },
+                { "257", 48, "megazord.max_parallel: invalid value \"257\"; expected an integer between 1 and 256" },
+                { "-3", 48, "megazord.max_parallel: invalid value \"-3\"; expected an integer between 1 and 256" },
+                { "many", 48, "megazord.max_parallel: invalid value \"many\"; expected an integer between 1 and 256" },
+                { "'8'", 48, "megazord.max_parallel: got the quoted string \"8\"; expected an integer between 1 "
+                             "and 256, without quotes" },
+                { "[4]", 48, "megazord.max_parallel: expected an integer between 1 and 256, got a list" },
+        };
+        _cleanup_(azi3_config_freep) azi3_config *c = NULL;
+        azi3_config_errors errs = {};
+
+        ck_assert_int_eq(azi3_config_parse(good, sizeof(good) - 1, "inline", &c, &errs), 0);
+        azi3_config_errors_clear(&errs);
+        ck_assert_uint_eq(c->megazord_max_parallel, 4);
+        c = azi3_config_free(c);
+        ck_assert_int_eq(azi3_config_parse(dflt, sizeof(dflt) - 1, "inline", &c, &errs), 0);
+        azi3_config_errors_clear(&errs);
+        ck_assert_uint_eq(c->megazord_max_parallel, 16);
+        c = azi3_config_free(c);
+
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                _cleanup_free_ char *text = NULL;
+
+                ck_assert_int_ge(asprintf(&text, "store: /s.db\n"
+                                          "megazord: {base_url: 'http://m', max_parallel: %s}\n"
+                                          "sqs: {endpoint: 'http://q', region: r, queue_url: 'http://q/1/x'}\n"
+                                          "rules: []\n", bad[i].value), 0);
+                ck_assert_int_eq(azi3_config_parse(text, strlen(text), "inline", &c, &errs), -EINVAL);
+                ck_assert_ptr_null(c);
+                ck_assert_uint_eq(errs.n, 1);
+                ck_assert_uint_eq(errs.items[0].line, 2);
+                ck_assert_uint_eq(errs.items[0].column, bad[i].column);
+                ck_assert_msg(strstr(errs.items[0].message, bad[i].text), "%s: \"%s\" lacks \"%s\"", bad[i].value,
+                              errs.items[0].message, bad[i].text);
+                azi3_config_errors_clear(&errs);
+        }
+}
+END_TEST
+
 START_TEST(test_empty_document) {
         azi3_config *c = NULL;
         azi3_config_errors errs = {};
@@ -334,6 +388,7 @@ static Suite *config_suite(void) {
         tcase_add_test(tc, test_syntax_error);
         tcase_add_test(tc, test_duplicate_key);
         tcase_add_test(tc, test_bad_values_all_reported);
+        tcase_add_test(tc, test_max_parallel);
         suite_add_tcase(s, tc);
         return s;
 }
