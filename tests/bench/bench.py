@@ -213,8 +213,7 @@ def jobs_yaml(schedules, plugin="stamp.so", extra=""):
     appends it to the daemon's stamps file, so lateness is taken where the job's code starts."""
     out = []
     params = "    params:\n      out: {STAMPS}\n" if plugin == "stamp.so" else ""
-    if ARGS.isolation != "process":
-        extra += "    isolation: %s\n" % ARGS.isolation
+    extra += "    isolation: %s\n" % ARGS.isolation
     for i, s in enumerate(schedules):
         out.append('  - name: j%06d\n    plugin: %s\n    schedule: "%s"\n%s%s' % (i, plugin, s, params, extra))
     return "".join(out)

@@ -11,10 +11,15 @@ from harness import DaemonTestCase, job
 
 class Stamp(DaemonTestCase):
     def test_one_line_per_run_matching_history(self):
+        for isolation in ("process", "worker"):
+            with self.subTest(isolation=isolation):
+                self.one_line_per_run(isolation)
+
+    def one_line_per_run(self, isolation):
         d = self.daemon("")
         out = os.path.join(d.tmp, "stamps")
-        d.write_registry(job("tick", "stamp.so", "* * * * * *", params={"out": out}) +
-                         job("once", "stamp.so", "@yearly", params={"out": out}))
+        d.write_registry(job("tick", "stamp.so", "* * * * * *", isolation=isolation, params={"out": out}) +
+                         job("once", "stamp.so", "@yearly", isolation=isolation, params={"out": out}))
         d.start()
         r = d.ctl({"command": "run", "job": "once", "wait": True})
         self.assertTrue(r["ok"], r)

@@ -46,4 +46,6 @@ SCHEDULERD_JOB_DEFINE(
         .description = "records when its code starts (real clock) against its scheduled instant",
         .params = stamp_params,
         .run = stamp_run,
+        /* nothing but its stack between runs: the bench runs it in both isolation modes */
+        .flags = SCHED_JOB_FLAG_WORKER_SAFE,
 );
