@@ -20,6 +20,19 @@
 #define RECONNECT_FIRST_MS 1000U
 #define PARAMS_MAX 12
 
+/* The statements of every fire and run end, prepared once per connection: planning a
+ * data-modifying CTE costs more than running it. */
+typedef enum prep_id {
+        PREP_NONE = -1,
+        PREP_CLAIM,
+        PREP_FINISH,
+        PREP_SKIP,
+        PREP_SET_PID,
+        PREP_SET_START,
+        PREP_SET_LAST_SCHEDULED,
+        _PREP_MAX,
+} prep_id;
+
 typedef struct pg_history {
         history base;
         char *conninfo;                 /* as configured: validated, without a password */
@@ -29,6 +42,7 @@ typedef struct pg_history {
         usec_t next_connect;            /* CLOCK_MONOTONIC: no attempt before this */
         unsigned backoff_ms;            /* 0 while connected */
         uint64_t connections;
+        uint32_t prepared;              /* bit i: PREP_i is prepared on this connection */
         history_pg_connect_fn connect_hook;
         void *connect_userdata;
 } pg_history;
@@ -272,6 +286,7 @@ static int connect_now(pg_history *h) {
                 return -ENOTCONN;
         }
         h->conn = c;
+        h->prepared = 0;
 
         char sql[96];
         snprintf(sql, sizeof sql, "SET statement_timeout = %d; SET client_min_messages = warning",
@@ -352,14 +367,30 @@ uint64_t history_pg_connections(history *base) {
 
 /* Runs SQL on the current connection as it is (inside whatever transaction is open). A result
  * that is not OK is turned into the errno. */
-static int exec_raw(pg_history *h, const char *sql, const pg_params *p, const char *what, PGresult **ret) {
+static int exec_prep(pg_history *h, prep_id prep, const char *sql, const pg_params *p, const char *what,
+                     PGresult **ret) {
         PGresult *res;
+        char name[16];
 
         if (!h->conn) {
                 set_error(h, "%s: not connected", what);
                 return -ENOTCONN;
         }
-        if (p)
+        if (prep != PREP_NONE) {
+                snprintf(name, sizeof name, "history_%d", (int) prep);
+                if (!(h->prepared & (UINT32_C(1) << prep))) {
+                        res = PQprepare(h->conn, name, sql, p ? p->n : 0, NULL);
+                        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+                                int r = fail(h, res, what);
+                                PQclear(res);
+                                return r;
+                        }
+                        PQclear(res);
+                        h->prepared |= UINT32_C(1) << prep;
+                }
+                res = PQexecPrepared(h->conn, name, p ? p->n : 0, p ? p->values : NULL, p ? p->lengths : NULL,
+                                     p ? p->formats : NULL, 0);
+        } else if (p)
                 res = PQexecParams(h->conn, sql, p->n, NULL, p->values, p->lengths, p->formats, 0);
         else
                 res = PQexec(h->conn, sql);
@@ -374,6 +405,10 @@ static int exec_raw(pg_history *h, const char *sql, const pg_params *p, const ch
         else
                 PQclear(res);
         return 0;
+}
+
+static int exec_raw(pg_history *h, const char *sql, const pg_params *p, const char *what, PGresult **ret) {
+        return exec_prep(h, PREP_NONE, sql, p, what, ret);
 }
 
 /* For clean-up paths: must not overwrite the error being reported. */
@@ -416,20 +451,21 @@ static int op_end(pg_history *h, int r) {
 
 /* One statement, one call of the interface: connected first; inside a batch, in a savepoint
  * of its own (a failure must not end the batch). */
-static int query(pg_history *h, const char *sql, const pg_params *p, const char *what, PGresult **ret) {
+static int query_prep(pg_history *h, prep_id prep, const char *sql, const pg_params *p, const char *what,
+                      PGresult **ret) {
         int r;
 
         if (!h->in_batch) {
                 r = ensure_conn(h);
                 if (r < 0)
                         return r;
-                return exec_raw(h, sql, p, what, ret);
+                return exec_prep(h, prep, sql, p, what, ret);
         }
         r = op_begin(h);
         if (r < 0)
                 return r;
         PGresult *res = NULL;
-        r = op_end(h, exec_raw(h, sql, p, what, &res));
+        r = op_end(h, exec_prep(h, prep, sql, p, what, &res));
         if (r < 0) {
                 if (res)
                         PQclear(res);
@@ -440,6 +476,10 @@ static int query(pg_history *h, const char *sql, const pg_params *p, const char 
         else
                 PQclear(res);
         return 0;
+}
+
+static int query(pg_history *h, const char *sql, const pg_params *p, const char *what, PGresult **ret) {
+        return query_prep(h, PREP_NONE, sql, p, what, ret);
 }
 
 static int64_t affected(const PGresult *res) {
@@ -778,7 +818,7 @@ static int pg_claim_fire(history *base, const char *job, run_trigger trigger, us
         else
                 param_null(&p);
         /* One statement: the unique index does the claiming, cluster-wide. */
-        r = query(h,
+        r = query_prep(h, PREP_CLAIM,
                   INSERT_RUN_COLUMNS " VALUES ($1, $2, 0, $3, NULL, $4, $5, NULL, 'running', NULL, $6)"
                   " ON CONFLICT (job, scheduled_usec, attempt, claim_class) DO NOTHING RETURNING id",
                   &p, "recording a run", &res);
@@ -868,7 +908,7 @@ static int pg_record_skipped(history *base, const char *job, run_trigger trigger
         param_i64(&p, (int64_t) now);
         param_text(&p, m);
         /* the claim and the count, one statement: both or neither */
-        r = query(h,
+        r = query_prep(h, PREP_SKIP,
                   "WITH i AS (" INSERT_RUN_COLUMNS " VALUES ($1, $2, 0, $3, NULL, $4, $5, $5, 'skipped', $6, NULL)"
                   "  ON CONFLICT (job, scheduled_usec, attempt, claim_class) DO NOTHING RETURNING id, job),"
                   " c AS (INSERT INTO jobs (name, skipped_total) SELECT job, 1 FROM i"
@@ -912,7 +952,7 @@ static int update_running(pg_history *h, int64_t run_id, pid_t pid, usec_t start
         param_i64(&p, pid);
         if (started != USEC_INFINITY)
                 param_i64(&p, (int64_t) started);
-        int r = query(h,
+        int r = query_prep(h, started == USEC_INFINITY ? PREP_SET_PID : PREP_SET_START,
                       started == USEC_INFINITY
                               ? "UPDATE runs SET pid = $2 WHERE id = $1 AND status = 'running'"
                               : "UPDATE runs SET pid = CASE WHEN $2 > 0 THEN $2 ELSE pid END, started_usec = $3"
@@ -980,7 +1020,7 @@ static int pg_finish_run(history *base, int64_t run_id, const history_result *re
         param_i64(&p, run_status_is_failure(res->status));
         /* The result and the job's counters in one statement: atomic without a transaction of
          * its own, and one round trip. */
-        r = query(h,
+        r = query_prep(h, PREP_FINISH,
                   "WITH f AS (UPDATE runs SET finished_usec = $2, status = $3, exit_code = $4, signal = $5,"
                   "  duration_usec = COALESCE($6::bigint, GREATEST($2::bigint - started_usec, 0)),"
                   "  message = $7, output = $8"
@@ -1172,7 +1212,7 @@ static int pg_set_last_scheduled(history *base, const char *job, usec_t schedule
                 return r;
         param_text(&p, job);
         param_usec(&p, scheduled);
-        return query(h, "INSERT INTO jobs (name, last_scheduled_usec) VALUES ($1, $2::bigint)"
+        return query_prep(h, PREP_SET_LAST_SCHEDULED, "INSERT INTO jobs (name, last_scheduled_usec) VALUES ($1, $2::bigint)"
                                " ON CONFLICT (name) DO UPDATE SET last_scheduled_usec = excluded.last_scheduled_usec", &p, "storing a job's last scheduled time", NULL);
 }
 
