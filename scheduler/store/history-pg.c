@@ -1155,17 +1155,21 @@ static void pending_flush(pg_history *h) {
         size_t i = 0;
         char saved[sizeof h->base.error];
 
+        if (h->pending.n == 0)
+                return;
         memcpy(saved, h->base.error, sizeof saved);
         for (; i < h->pending.n && h->conn; i++) {
                 int r = finish_write(h, h->pending.items[i].run_id, &h->pending.items[i].r);
                 if (r == -ENOTCONN)
                         break;
         }
+        memcpy(h->base.error, saved, sizeof saved);
+        if (i == 0)
+                return;
         for (size_t k = 0; k < i; k++)
                 pending_result_done(&h->pending.items[k]);
         memmove(h->pending.items, h->pending.items + i, (h->pending.n - i) * sizeof *h->pending.items);
         h->pending.n -= i;
-        memcpy(h->base.error, saved, sizeof saved);
 }
 
 static int pg_mark_interrupted(history *base, unsigned *ret_count) {
