@@ -272,14 +272,14 @@ int manager_new(const manager_options *o, manager **ret) {
                 registry_free(r);
                 return q;
         }
-        if (asprintf(&m->history_path, "%s/history.db", r->state_dir) < 0) {
-                registry_free(r);
-                return -ENOMEM;
-        }
-        q = history_open(m->history_path, err, sizeof(err), &m->hist);
+        q = history_open_store(r->store, r->state_dir, err, sizeof(err), &m->hist);
         if (q < 0) {
                 registry_free(r);
                 return log_error_errno(q, "%s", err);
+        }
+        if (!(m->history_path = strdup(history_where(m->hist)))) {
+                registry_free(r);
+                return -ENOMEM;
         }
         end_orphans(m);
         q = history_mark_interrupted(m->hist, &n_int);

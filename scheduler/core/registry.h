@@ -165,6 +165,8 @@ typedef struct registry {
         unsigned max_runs_per_worker; /* default 10000 */
         uint64_t worker_max_rss;   /* bytes; default 256 MiB */
         char *metrics_listen;  /* "ADDRESS:PORT" of the Prometheus endpoint, NULL: none (the default) */
+        char *store;           /* scheduler.store: NULL (default) or "sqlite": state_dir/history.db;
+                                * else a libpq connection string or URI (checked, no password) */
         char *include;         /* glob pattern (resolved against the file's directory) or NULL */
         job_def **jobs;        /* in file order, main file first, then includes sorted by name */
         size_t n_jobs;
