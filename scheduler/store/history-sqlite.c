@@ -863,17 +863,18 @@ static int sqlite_record_skipped(history *base, const char *job, run_trigger tri
         return 0;
 }
 
-int history_record_missed(history *h, const char *job, run_trigger trigger, usec_t first, usec_t last,
-                          uint64_t count, usec_t now, const char *message, int64_t *ret_run_id) {
+static int sqlite_record_missed(history *base, const char *job, run_trigger trigger, usec_t first, usec_t last,
+                                uint64_t count, usec_t now, const char *message, int64_t *ret_run_id) {
+        sqlite_history *h = (sqlite_history *) base;
         int64_t id;
         int r;
 
         if (!h)
                 return -EINVAL;
-        if ((r = check_job(h, job)) < 0 || (r = check_first_trigger(h, trigger)) < 0 ||
-            (r = check_usec(h, first, false, "first missed instant")) < 0 ||
-            (r = check_usec(h, last, false, "last missed instant")) < 0 ||
-            (r = check_usec(h, now, false, "current time")) < 0)
+        if ((r = history_check_job(&h->base, job)) < 0 || (r = history_check_first_trigger(&h->base, trigger)) < 0 ||
+            (r = history_check_usec(&h->base, first, false, "first missed instant")) < 0 ||
+            (r = history_check_usec(&h->base, last, false, "last missed instant")) < 0 ||
+            (r = history_check_usec(&h->base, now, false, "current time")) < 0)
                 return r;
         if (count == 0 || count > INT64_MAX || last < first) {
                 set_error(h, "job '%s': %" PRIu64 " fires missed from %" PRIu64 " to %" PRIu64
@@ -886,13 +887,13 @@ int history_record_missed(history *h, const char *job, run_trigger trigger, usec
                 return r;
         {
                 _cleanup_stmt_ sqlite3_stmt *s = NULL;
-                size_t mlen = message ? utf8_head_length(message, strlen(message), HISTORY_MESSAGE_MAX) : 0;
+                size_t mlen = message ? history_utf8_head_length(message, strlen(message), HISTORY_MESSAGE_MAX) : 0;
                 r = stmt_get(h, STMT_INSERT_MISSED, &s);
                 if (r < 0)
                         return op_end(h, r);
                 sqlite3_bind_text(s, 1, job, -1, SQLITE_TRANSIENT);
                 sqlite3_bind_text(s, 2, run_trigger_to_string(trigger), -1, SQLITE_STATIC);
-                bind_text(s, 3, claim_class_of(trigger));
+                bind_text(s, 3, history_claim_class_of(trigger));
                 sqlite3_bind_int64(s, 4, (sqlite3_int64) first);
                 sqlite3_bind_int64(s, 5, (sqlite3_int64) now);
                 if (message)
@@ -1705,6 +1706,7 @@ static const history_ops sqlite_ops = {
         .claim_fire = sqlite_claim_fire,
         .claim_retry = sqlite_claim_retry,
         .record_skipped = sqlite_record_skipped,
+        .record_missed = sqlite_record_missed,
         .set_pid = sqlite_set_pid,
         .set_start = sqlite_set_start,
         .finish_run = sqlite_finish_run,

@@ -171,6 +171,13 @@ int history_record_skipped(history *h, const char *job, run_trigger trigger, use
         DISPATCH(record_skipped, h, job, trigger, scheduled, now, message, ret_run_id);
 }
 
+int history_record_missed(history *h, const char *job, run_trigger trigger, usec_t first, usec_t last, uint64_t count,
+                          usec_t now, const char *message, int64_t *ret_run_id) {
+        if (h && !h->ops->record_missed)
+                return -EOPNOTSUPP;
+        DISPATCH(record_missed, h, job, trigger, first, last, count, now, message, ret_run_id);
+}
+
 int history_set_pid(history *h, int64_t run_id, pid_t pid) { DISPATCH(set_pid, h, run_id, pid); }
 int history_set_start(history *h, int64_t run_id, pid_t pid, usec_t started) {
         DISPATCH(set_start, h, run_id, pid, started);
