@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <unistd.h>
 
 #include "basic/duration.h"
 #include "day.h"
@@ -1028,11 +1029,18 @@ static int session_expire(azi3_service *s, const azi3_session *se, usec_t now, e
 
 /* 8.1 step 3.2: posts the session's owed alarms in time order, each only once Megazord's
  * history confirmed it; stops at the first that cannot be posted. */
+/* Who holds an alarm claim: this run's process of the daemon instance. Unique per run, since
+ * a claim taken again by its own holder succeeds. */
+static const char *claim_owner(azi3_service *s, char *buf, size_t size) {
+        snprintf(buf, size, "%.80s%spid %d", s->instance, s->instance[0] ? " " : "", (int) getpid());
+        return buf;
+}
+
 static void session_post_alarms(azi3_service *s, const azi3_session *se, usec_t now, expire_counts *c,
                                 run_state *rs) {
         _cleanup_free_ azi3_window *owed = NULL;
         const char *event;
-        char name[SESSION_NAME_MAX], f[256];
+        char name[SESSION_NAME_MAX], f[256], owner[128];
         size_t n = 0;
         int level, r;
 
@@ -1057,8 +1065,22 @@ static void session_post_alarms(azi3_service *s, const azi3_session *se, usec_t 
                                 "Megazord's history yet%s", name, owed[i].id, f);
                         return;
                 }
+                /* Issue 15: window-expiration may run on several nodes at once; the claim,
+                 * committed before the post, lets exactly one of them post this alarm. */
+                r = azi3_store_alarm_claim(s->store, owed[i].id, claim_owner(s, owner, sizeof(owner)), now,
+                                           now + 2 * s->config->megazord_timeout + USEC_PER_MINUTE);
+                if (r <= 0) {
+                        c->owed += n - i;
+                        if (r == 0)
+                                svc_log(s, LOG_INFO, "%s: %s", name, store_error(s));
+                        else if (r != -EALREADY)
+                                run_fail(s, rs, r, "%s: cannot claim the alarm for window %" PRId64 ": %s", name,
+                                         owed[i].id, store_error(s));
+                        return;
+                }
                 r = megazord_post_alarm(s->mz, se->robot_id, event, level, owed[i].alarm_reference_id, &call, &id);
                 if (r < 0) {
+                        (void) azi3_store_alarm_release(s->store, owed[i].id, owner);
                         c->owed += n - i;
                         run_fail(s, rs, r, "%s: alarm for window %" PRId64 " stays owed (next run retries): %s", name,
                                  owed[i].id, call.message);
