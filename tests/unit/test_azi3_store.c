@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include "azi3/store.h"
 #include "azi3/uuid.h"
@@ -1315,9 +1316,10 @@ static int race_alarms(azi3_store *s, int k, int out) {
                         return r;
                 if (r <= 0)
                         continue; /* another node posts it, or has */
-                /* the post: Megazord would now receive it */
+                /* the post: Megazord would now receive it; an HTTP call takes a while */
                 snprintf(line, sizeof(line), "posted %" PRId64 "\n", owed[i].id);
                 (void) write(out, line, strlen(line));
+                (void) nanosleep(&(struct timespec) { .tv_nsec = 5 * 1000 * 1000 }, NULL);
                 r = azi3_store_alarm_mark_posted(s, owed[i].id, now, 9100 + owed[i].id);
                 if (r < 0)
                         return r;
