@@ -80,6 +80,9 @@ int store_pg_set_busy_timeout(azi3_store *s, unsigned msec);
 void store_pg_close(azi3_store *s);
 int store_pg_step(azi3_store *s, store_stmt *st, const char *what);
 void store_pg_stmt_free(store_stmt *st);
+bool store_pg_col_null(store_stmt *st, int i);
+int64_t store_pg_col_int64(store_stmt *st, int i);
+const char *store_pg_col_text(store_stmt *st, int i);
 
 /* The statement object both drivers fill: one of the two halves is used. */
 struct store_stmt {

@@ -261,6 +261,18 @@ int store_pg_step(azi3_store *s, store_stmt *st, const char *what) {
         return 1;
 }
 
+bool store_pg_col_null(store_stmt *st, int i) {
+        return PQgetisnull(st->result, st->row, i);
+}
+
+int64_t store_pg_col_int64(store_stmt *st, int i) {
+        return PQgetisnull(st->result, st->row, i) ? 0 : strtoll(PQgetvalue(st->result, st->row, i), NULL, 10);
+}
+
+const char *store_pg_col_text(store_stmt *st, int i) {
+        return PQgetisnull(st->result, st->row, i) ? NULL : PQgetvalue(st->result, st->row, i);
+}
+
 /* --- transactions -------------------------------------------------------------------------- */
 
 bool store_pg_in_transaction(azi3_store *s) {
@@ -374,6 +386,32 @@ static int pg_migrate(azi3_store *s) {
                 (void) store_pg_exec(s, "ROLLBACK", "rolling back the migration");
                 memcpy(s->error, saved, sizeof(saved));
         }
+        return r;
+}
+
+int azi3_store_conninfo_check(const char *conninfo, char *errbuf, size_t errlen) {
+        PQconninfoOption *opts;
+        char *err = NULL;
+        int r = 0;
+
+        opts = PQconninfoParse(conninfo, &err);
+        if (!opts) {
+                if (errbuf && errlen > 0)
+                        snprintf(errbuf, errlen, "not a valid PostgreSQL connection string: %.*s",
+                                 err ? (int) strcspn(err, "\n") : 13, err ? err : "out of memory");
+                PQfreemem(err);
+                return err ? -EINVAL : -ENOMEM;
+        }
+        for (PQconninfoOption *o = opts; o->keyword; o++)
+                if (streq(o->keyword, "password") && !isempty(o->val)) {
+                        if (errbuf && errlen > 0)
+                                snprintf(errbuf, errlen,
+                                         "the PostgreSQL connection string holds a password; remove it and give it "
+                                         "through a password file (PGPASSFILE or ~/.pgpass) or a service file "
+                                         "(PGSERVICEFILE), as libpq reads them");
+                        r = -EPERM;
+                }
+        PQconninfoFree(opts);
         return r;
 }
 

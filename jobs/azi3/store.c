@@ -2,7 +2,6 @@
 /* The azi3 store's queries, written once over store-db.h; the backend is chosen at open. */
 #include <ctype.h>
 #include <inttypes.h>
-#include <libpq-fe.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <time.h>
@@ -83,32 +82,6 @@ bool azi3_store_is_conninfo(const char *store) {
         return *p == '=';
 }
 
-int azi3_store_conninfo_check(const char *conninfo, char *errbuf, size_t errlen) {
-        PQconninfoOption *opts;
-        char *err = NULL;
-        int r = 0;
-
-        opts = PQconninfoParse(conninfo, &err);
-        if (!opts) {
-                if (errbuf && errlen > 0)
-                        snprintf(errbuf, errlen, "not a valid PostgreSQL connection string: %.*s",
-                                 err ? (int) strcspn(err, "\n") : 13, err ? err : "out of memory");
-                PQfreemem(err);
-                return err ? -EINVAL : -ENOMEM;
-        }
-        for (PQconninfoOption *o = opts; o->keyword; o++)
-                if (streq(o->keyword, "password") && !isempty(o->val)) {
-                        if (errbuf && errlen > 0)
-                                snprintf(errbuf, errlen,
-                                         "the PostgreSQL connection string holds a password; remove it and give it "
-                                         "through a password file (PGPASSFILE or ~/.pgpass) or a service file "
-                                         "(PGSERVICEFILE), as libpq reads them");
-                        r = -EPERM;
-                }
-        PQconninfoFree(opts);
-        return r;
-}
-
 int store_prepare(azi3_store *s, store_stmt **ret, const char *sql, const char *fmt, ...) {
         va_list ap;
         int r;
@@ -143,21 +116,15 @@ int store_run(azi3_store *s, store_stmt *st, const char *what) {
 }
 
 bool store_col_null(store_stmt *st, int i) {
-        if (st->backend == STORE_BACKEND_PG)
-                return PQgetisnull(st->result, st->row, i);
-        return store_sqlite_col_null(st, i);
+        return st->backend == STORE_BACKEND_PG ? store_pg_col_null(st, i) : store_sqlite_col_null(st, i);
 }
 
 int64_t store_col_int64(store_stmt *st, int i) {
-        if (st->backend == STORE_BACKEND_PG)
-                return PQgetisnull(st->result, st->row, i) ? 0 : strtoll(PQgetvalue(st->result, st->row, i), NULL, 10);
-        return store_sqlite_col_int64(st, i);
+        return st->backend == STORE_BACKEND_PG ? store_pg_col_int64(st, i) : store_sqlite_col_int64(st, i);
 }
 
 const char *store_col_text(store_stmt *st, int i) {
-        if (st->backend == STORE_BACKEND_PG)
-                return PQgetisnull(st->result, st->row, i) ? NULL : PQgetvalue(st->result, st->row, i);
-        return store_sqlite_col_text(st, i);
+        return st->backend == STORE_BACKEND_PG ? store_pg_col_text(st, i) : store_sqlite_col_text(st, i);
 }
 
 int store_exec(azi3_store *s, const char *sql, const char *what) {
