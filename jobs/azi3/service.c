@@ -1027,14 +1027,15 @@ static int session_expire(azi3_service *s, const azi3_session *se, usec_t now, e
         return 1;
 }
 
-/* 8.1 step 3.2: posts the session's owed alarms in time order, each only once Megazord's
- * history confirmed it; stops at the first that cannot be posted. */
 /* Who holds an alarm claim: this run's process of the daemon instance. Unique per run, since
  * a claim taken again by its own holder succeeds. */
 static const char *claim_owner(azi3_service *s, char *buf, size_t size) {
         snprintf(buf, size, "%.80s%spid %d", s->instance, s->instance[0] ? " " : "", (int) getpid());
         return buf;
 }
+
+/* 8.1 step 3.2: posts the session's owed alarms in time order, each only once Megazord's
+ * history confirmed it; stops at the first that cannot be posted. */
 
 static void session_post_alarms(azi3_service *s, const azi3_session *se, usec_t now, expire_counts *c,
                                 run_state *rs) {
@@ -1069,11 +1070,13 @@ static void session_post_alarms(azi3_service *s, const azi3_session *se, usec_t 
                  * committed before the post, lets exactly one of them post this alarm. */
                 r = azi3_store_alarm_claim(s->store, owed[i].id, claim_owner(s, owner, sizeof(owner)), now,
                                            now + 2 * s->config->megazord_timeout + USEC_PER_MINUTE);
+                if (r == -EALREADY)
+                        continue; /* another node posted it since we read the list */
                 if (r <= 0) {
                         c->owed += n - i;
                         if (r == 0)
                                 svc_log(s, LOG_INFO, "%s: %s", name, store_error(s));
-                        else if (r != -EALREADY)
+                        else
                                 run_fail(s, rs, r, "%s: cannot claim the alarm for window %" PRId64 ": %s", name,
                                          owed[i].id, store_error(s));
                         return;

@@ -140,8 +140,7 @@ static const char *const migrations[] = {
         ") WITHOUT ROWID;",
         /* 2 -> 3 (issue 15): the claim on an owed alarm, so two processes or nodes running
          * window-expiration at once never both post it (azi3_store_alarm_claim()). */
-        "ALTER TABLE windows ADD COLUMN alarm_claim_owner TEXT;"
-        "ALTER TABLE windows ADD COLUMN alarm_claim_until INTEGER;",
+        "ALTER TABLE windows ADD COLUMN alarm_claim_owner TEXT; ALTER TABLE windows ADD COLUMN alarm_claim_until INTEGER;",
 };
 
 static int errno_from_sqlite(sqlite3 *db, int rc) {
