@@ -109,10 +109,35 @@ int store_step(azi3_store *s, store_stmt *st, const char *what) {
 }
 
 int store_run(azi3_store *s, store_stmt *st, const char *what) {
-        int r = store_step(s, st, what);
-        if (r < 0)
-                return r;
-        return st->backend == STORE_BACKEND_PG ? st->changes : store_sqlite_changes(s);
+        /* A write outside the caller's transaction takes the write lock too, as SQLite's
+         * implicit transaction does: otherwise another node's single UPDATE (an alarm marked
+         * posted) could land between the reads and writes of a locked transaction. */
+        bool own = st->backend == STORE_BACKEND_PG && !azi3_store_in_transaction(s);
+        int r;
+
+        if (own) {
+                r = azi3_store_begin(s);
+                if (r < 0)
+                        return r;
+        }
+        r = store_step(s, st, what);
+        if (r >= 0)
+                r = st->backend == STORE_BACKEND_PG ? st->changes : store_sqlite_changes(s);
+        if (own) {
+                char saved[sizeof(s->error)];
+                int k;
+
+                if (r < 0) {
+                        memcpy(saved, s->error, sizeof(saved));
+                        (void) azi3_store_rollback(s);
+                        memcpy(s->error, saved, sizeof(saved));
+                        return r;
+                }
+                k = azi3_store_commit(s);
+                if (k < 0)
+                        return k;
+        }
+        return r;
 }
 
 bool store_col_null(store_stmt *st, int i) {
