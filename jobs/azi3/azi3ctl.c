@@ -31,7 +31,8 @@ static const char usage_text[] =
         "       azi3ctl [--config FILE | --store DB] windows SESSION [--json]\n"
         "Reports the azi-3 monitoring sessions and their window history (read-only).\n"
         "  --config FILE  the azi-3 configuration naming the store (default " DEFAULT_CONFIG ")\n"
-        "  --store DB     the store itself (times are then shown in UTC)\n";
+        "  --store DB     the store itself, a file or a PostgreSQL connection string\n"
+        "                 (times are then shown in UTC)\n";
 
 _printf_(1, 2) static int usage(const char *fmt, ...) {
         va_list ap;
@@ -315,8 +316,9 @@ int main(int argc, char **argv) {
                 }
                 store_path = config->store;
         }
-        /* a report must not create a store where there was none */
-        if (access(store_path, F_OK) < 0) {
+        /* a report must not create a store where there was none (a PostgreSQL store is a
+         * database the operator made; its schema azi3 is created by whoever opens it first) */
+        if (!azi3_store_is_conninfo(store_path) && access(store_path, F_OK) < 0) {
                 fprintf(stderr, "azi3ctl: no azi-3 store at %s (%m); the jobs create it on their first run\n",
                         store_path);
                 return 1;

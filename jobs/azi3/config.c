@@ -5,6 +5,7 @@
 #include <yaml.h>
 
 #include "config.h"
+#include "store.h"
 #include "basic/duration.h"
 
 /* The file is read into memory whole; the cap catches mistakes such as pointing params.config
@@ -569,8 +570,24 @@ enum { K_STORE, K_MEGAZORD, K_SQS, K_RETENTION, K_SETTLE, K_MAX_ALARM_AGE, K_REP
 static const char *const root_keys[] = { "store", "megazord", "sqs", "retention", "settle", "max_alarm_age",
                                          "replay_after", "rules", NULL };
 
+/* `store:` is a file path or a libpq connection string (issue 15); a password never sits in
+ * a file that is read by every job and shown in logs. */
+static void get_store(parser *p, const yaml_node_t *n, azi3_config *c) {
+        char err[512];
+        int r;
+
+        get_string(p, n, "store", &c->store);
+        if (!c->store || !azi3_store_is_conninfo(c->store))
+                return;
+        r = azi3_store_conninfo_check(c->store, err, sizeof(err));
+        if (r == -ENOMEM)
+                p->oom = r;
+        else if (r < 0)
+                error_node(p, n, AT_NODE, "store: %s", err);
+}
+
 static int resolve_store(parser *p, azi3_config *c) {
-        if (!c->store || c->store[0] == '/')
+        if (!c->store || c->store[0] == '/' || azi3_store_is_conninfo(c->store))
                 return 0;
         const char *slash = strrchr(p->name, '/');
         if (!slash)
@@ -593,7 +610,7 @@ static void parse_root(parser *p, const yaml_node_t *root, azi3_config *c) {
                 return;
         require(p, root, "configuration", root_keys, seen, required);
         if (seen[K_STORE])
-                get_string(p, seen[K_STORE], "store", &c->store);
+                get_store(p, seen[K_STORE], c);
         if (seen[K_MEGAZORD])
                 parse_megazord(p, seen[K_MEGAZORD], c);
         if (seen[K_SQS])

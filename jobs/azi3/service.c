@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <unistd.h>
 
 #include "basic/duration.h"
 #include "day.h"
@@ -1232,6 +1233,13 @@ static int session_expire(azi3_service *s, const azi3_session *se, usec_t now, e
 static void expire_item_step_complete(expire_item *it);
 static void expire_item_post_next(expire_item *it);
 
+/* Who holds an alarm claim: this run's process of the daemon instance. Unique per run, since
+ * a claim taken again by its own holder succeeds. */
+static const char *claim_owner(azi3_service *s, char *buf, size_t size) {
+        snprintf(buf, size, "%.80s%spid %d", s->instance, s->instance[0] ? " " : "", (int) getpid());
+        return buf;
+}
+
 /* The answer to the alarm of IT->owed[IT->next]: marked posted only now, after Megazord's 201,
  * so an alarm that failed (or whose answer never came) stays owed and is posted by a later
  * run with the same reference id; a later alarm of the session is never posted before it. */
@@ -1245,6 +1253,8 @@ static void alarm_done(megazord_multi *mm, megazord_reply *reply, void *userdata
         (void) mm;
         session_name(&it->se, name, sizeof(name));
         if (reply->r < 0) {
+                char owner[128];
+                (void) azi3_store_alarm_release(s->store, w->id, claim_owner(s, owner, sizeof(owner)));
                 it->run->c.owed += it->n_owed - it->next;
                 run_fail(s, &it->run->rs, reply->r, "%s: alarm for window %" PRId64 " stays owed (next run retries): %s",
                          name, w->id, reply->call.message);
@@ -1295,8 +1305,30 @@ static void expire_item_post_next(expire_item *it) {
                 expire_item_step_complete(it);
                 return;
         }
+        /* Issue 15: window-expiration may run on several nodes at once; the claim, committed
+         * before the post, lets exactly one of them post this alarm. */
+        char owner[128];
+        claim_owner(s, owner, sizeof(owner));
+        r = azi3_store_alarm_claim(s->store, w->id, owner, it->run->now,
+                                   it->run->now + 2 * s->config->megazord_timeout + USEC_PER_MINUTE);
+        if (r == -EALREADY) {
+                it->next++; /* another node posted it since we read the list */
+                expire_item_post_next(it);
+                return;
+        }
+        if (r <= 0) {
+                it->run->c.owed += it->n_owed - it->next;
+                if (r == 0)
+                        svc_log(s, LOG_INFO, "%s: %s", name, store_error(s));
+                else
+                        run_fail(s, &it->run->rs, r, "%s: cannot claim the alarm for window %" PRId64 ": %s", name,
+                                 w->id, store_error(s));
+                expire_item_step_complete(it);
+                return;
+        }
         r = megazord_multi_post_alarm(s->mm, it->se.robot_id, it->event, it->level, w->alarm_reference_id, alarm_done, it);
         if (r < 0) {
+                (void) azi3_store_alarm_release(s->store, w->id, owner);
                 it->run->c.owed += it->n_owed - it->next;
                 run_fail(s, &it->run->rs, r, "%s: alarm for window %" PRId64 " stays owed (next run retries): %s", name,
                          w->id, strerror(-r));

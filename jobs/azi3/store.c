@@ -1,152 +1,13 @@
 /* SPDX-License-Identifier: MIT */
+/* The azi3 store's queries, written once over store-db.h; the backend is chosen at open. */
+#include <ctype.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <sqlite3.h>
 #include <stdarg.h>
-#include <strings.h>
 #include <time.h>
 
-#include "store.h"
+#include "store-db.h"
 #include "uuid.h"
-
-/* 'azi3': marks the file as ours, so a wrong `store:` path pointing at some other SQLite file
- * is refused instead of being "migrated". */
-#define AZI3_STORE_APPLICATION_ID 0x617a6933
-
-struct azi3_store {
-        sqlite3 *db;
-        char *path;
-        usec_t busy_timeout;
-        usec_t busy_waited;
-        char error[1024];
-};
-
-DEFINE_TRIVIAL_CLEANUP_FUNC(sqlite3_stmt *, sqlite3_finalize);
-
-/* Migration N brings the schema from version N to N+1. Append only: a released migration is
- * never edited, since files in the field already ran it. */
-static const char *const migrations[] = {
-        /* 0 -> 1 */
-        "CREATE TABLE sessions ("
-        "  id INTEGER PRIMARY KEY,"
-        "  robot_id INTEGER NOT NULL CHECK (robot_id >= 0),"
-        "  rule_id TEXT NOT NULL CHECK (length(rule_id) > 0),"
-        "  local_day TEXT NOT NULL CHECK (length(local_day) = 10),"
-        "  start_usec INTEGER NOT NULL,"
-        "  end_usec INTEGER NOT NULL CHECK (end_usec > start_usec),"
-        "  window_usec INTEGER NOT NULL CHECK (window_usec > 0),"
-        "  subscription_id INTEGER CHECK (subscription_id > 0),"
-        "  state TEXT NOT NULL DEFAULT 'open' CHECK (state IN ('open', 'completed')),"
-        "  result TEXT CHECK (result IN ('alarms_raised', 'no_alarms')),"
-        "  created_usec INTEGER NOT NULL,"
-        "  completed_usec INTEGER,"
-        "  UNIQUE (robot_id, rule_id, local_day),"
-        "  CHECK ((state = 'completed') = (result IS NOT NULL)),"
-        "  CHECK ((state = 'completed') = (completed_usec IS NOT NULL))"
-        ");"
-        "CREATE UNIQUE INDEX sessions_subscription ON sessions (robot_id, subscription_id)"
-        "  WHERE subscription_id IS NOT NULL;"
-        "CREATE INDEX sessions_open ON sessions (state, end_usec);"
-        "CREATE INDEX sessions_day ON sessions (local_day, robot_id);"
-        "CREATE TABLE windows ("
-        "  id INTEGER PRIMARY KEY,"
-        "  session_id INTEGER NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,"
-        "  since_usec INTEGER NOT NULL,"
-        "  until_usec INTEGER NOT NULL CHECK (until_usec > since_usec),"
-        "  closed_usec INTEGER,"
-        "  reason TEXT CHECK (reason IN ('activity', 'expired', 'ended')),"
-        "  closing_event_id INTEGER CHECK (closing_event_id > 0),"
-        "  alarm_state TEXT CHECK (alarm_state IN ('owed', 'alarmed')),"
-        "  alarm_reference_id TEXT NOT NULL UNIQUE,"
-        "  alarm_posted_usec INTEGER,"
-        "  alarm_event_id INTEGER,"
-        "  CHECK ((closed_usec IS NULL) = (reason IS NULL)),"
-        "  CHECK ((coalesce(reason, '') = 'expired') = (alarm_state IS NOT NULL)),"
-        "  CHECK ((coalesce(alarm_state, '') = 'alarmed') = (alarm_posted_usec IS NOT NULL)),"
-        "  CHECK ((coalesce(alarm_state, '') = 'alarmed') = (alarm_event_id IS NOT NULL))"
-        ");"
-        /* The one-current-window invariant, enforced by the file itself. */
-        "CREATE UNIQUE INDEX windows_current ON windows (session_id) WHERE closed_usec IS NULL;"
-        "CREATE INDEX windows_session ON windows (session_id, since_usec);"
-        "CREATE INDEX windows_owed ON windows (since_usec) WHERE alarm_state = 'owed';"
-        "CREATE TABLE events ("
-        "  session_id INTEGER NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,"
-        "  source_event_id INTEGER NOT NULL CHECK (source_event_id > 0),"
-        "  created_usec INTEGER NOT NULL,"
-        "  applied_usec INTEGER NOT NULL,"
-        "  outcome TEXT NOT NULL CHECK (outcome IN ('applied', 'stale')),"
-        "  PRIMARY KEY (session_id, source_event_id)"
-        ") WITHOUT ROWID;"
-        /* Outlives its session on purpose: a deletion that keeps failing must survive the
-         * retention of the session it belonged to. */
-        "CREATE TABLE pending_unsubscriptions ("
-        "  robot_id INTEGER NOT NULL,"
-        "  subscription_id INTEGER NOT NULL CHECK (subscription_id > 0),"
-        "  attempts INTEGER NOT NULL DEFAULT 0,"
-        "  last_error TEXT,"
-        "  next_attempt_usec INTEGER NOT NULL,"
-        "  PRIMARY KEY (robot_id, subscription_id)"
-        ");",
-        /* 1 -> 2 (issue 17): new session results and alarm states, when an owed alarm was
-         * confirmed against Megazord's history, and a small key/value table. SQLite cannot
-         * change a CHECK in place: the two tables are rebuilt (foreign keys are off meanwhile,
-         * see store_migrate()). */
-        "CREATE TABLE sessions_v2 ("
-        "  id INTEGER PRIMARY KEY,"
-        "  robot_id INTEGER NOT NULL CHECK (robot_id >= 0),"
-        "  rule_id TEXT NOT NULL CHECK (length(rule_id) > 0),"
-        "  local_day TEXT NOT NULL CHECK (length(local_day) = 10),"
-        "  start_usec INTEGER NOT NULL,"
-        "  end_usec INTEGER NOT NULL CHECK (end_usec > start_usec),"
-        "  window_usec INTEGER NOT NULL CHECK (window_usec > 0),"
-        "  subscription_id INTEGER CHECK (subscription_id > 0),"
-        "  state TEXT NOT NULL DEFAULT 'open' CHECK (state IN ('open', 'completed')),"
-        "  result TEXT CHECK (result IN ('alarms_raised', 'no_alarms', 'rule_removed', 'no_events',"
-        "                                'alarms_too_late')),"
-        "  created_usec INTEGER NOT NULL,"
-        "  completed_usec INTEGER,"
-        "  UNIQUE (robot_id, rule_id, local_day),"
-        "  CHECK ((state = 'completed') = (result IS NOT NULL)),"
-        "  CHECK ((state = 'completed') = (completed_usec IS NOT NULL))"
-        ");"
-        "INSERT INTO sessions_v2 SELECT id, robot_id, rule_id, local_day, start_usec, end_usec, window_usec,"
-        "  subscription_id, state, result, created_usec, completed_usec FROM sessions;"
-        "DROP TABLE sessions;"
-        "ALTER TABLE sessions_v2 RENAME TO sessions;"
-        "CREATE UNIQUE INDEX sessions_subscription ON sessions (robot_id, subscription_id)"
-        "  WHERE subscription_id IS NOT NULL;"
-        "CREATE INDEX sessions_open ON sessions (state, end_usec);"
-        "CREATE INDEX sessions_day ON sessions (local_day, robot_id);"
-        "CREATE TABLE windows_v2 ("
-        "  id INTEGER PRIMARY KEY,"
-        "  session_id INTEGER NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,"
-        "  since_usec INTEGER NOT NULL,"
-        "  until_usec INTEGER NOT NULL CHECK (until_usec > since_usec),"
-        "  closed_usec INTEGER,"
-        "  reason TEXT CHECK (reason IN ('activity', 'expired', 'ended')),"
-        "  closing_event_id INTEGER CHECK (closing_event_id > 0),"
-        "  alarm_state TEXT CHECK (alarm_state IN ('owed', 'alarmed', 'too_late', 'dropped')),"
-        "  alarm_reference_id TEXT NOT NULL UNIQUE,"
-        "  alarm_posted_usec INTEGER,"
-        "  alarm_event_id INTEGER,"
-        "  alarm_verified_usec INTEGER,"
-        "  CHECK ((closed_usec IS NULL) = (reason IS NULL)),"
-        "  CHECK ((coalesce(reason, '') = 'expired') = (alarm_state IS NOT NULL)),"
-        "  CHECK ((coalesce(alarm_state, '') = 'alarmed') = (alarm_posted_usec IS NOT NULL)),"
-        "  CHECK ((coalesce(alarm_state, '') = 'alarmed') = (alarm_event_id IS NOT NULL))"
-        ");"
-        "INSERT INTO windows_v2 SELECT id, session_id, since_usec, until_usec, closed_usec, reason,"
-        "  closing_event_id, alarm_state, alarm_reference_id, alarm_posted_usec, alarm_event_id, NULL FROM windows;"
-        "DROP TABLE windows;"
-        "ALTER TABLE windows_v2 RENAME TO windows;"
-        "CREATE UNIQUE INDEX windows_current ON windows (session_id) WHERE closed_usec IS NULL;"
-        "CREATE INDEX windows_session ON windows (session_id, since_usec);"
-        "CREATE INDEX windows_owed ON windows (since_usec) WHERE alarm_state = 'owed';"
-        "CREATE TABLE meta ("
-        "  key TEXT PRIMARY KEY,"
-        "  value TEXT NOT NULL"
-        ") WITHOUT ROWID;",
-};
 
 /* The persisted names are part of the file format, so they are spelled here rather than
  * borrowed from the model's log names. */
@@ -182,7 +43,7 @@ static int name_lookup(const char *const *names, size_t n, const char *s) {
 
 /* --- errors -------------------------------------------------------------------------------- */
 
-_printf_(3, 4) static int store_fail(azi3_store *s, int r, const char *fmt, ...) {
+int store_fail(azi3_store *s, int r, const char *fmt, ...) {
         va_list ap;
         int n = snprintf(s->error, sizeof(s->error), "azi3 store %s: ", s->path);
 
@@ -194,166 +55,122 @@ _printf_(3, 4) static int store_fail(azi3_store *s, int r, const char *fmt, ...)
         return r;
 }
 
-static int errno_from_sqlite(sqlite3 *db, int rc) {
-        int sys;
-
-        switch (rc) {
-        case SQLITE_CONSTRAINT_UNIQUE:
-        case SQLITE_CONSTRAINT_PRIMARYKEY:
-                return -EEXIST;
-        case SQLITE_CONSTRAINT_FOREIGNKEY:
-                return -ENOENT;
-        }
-
-        switch (rc & 0xff) {
-        case SQLITE_BUSY:
-        case SQLITE_LOCKED:
-                return -EBUSY;
-        case SQLITE_NOMEM:
-                return -ENOMEM;
-        case SQLITE_READONLY:
-                return -EROFS;
-        case SQLITE_PERM:
-        case SQLITE_AUTH:
-                return -EACCES;
-        case SQLITE_FULL:
-                return -ENOSPC;
-        case SQLITE_CORRUPT:
-        case SQLITE_NOTADB:
-                return -EBADMSG;
-        case SQLITE_CONSTRAINT:
-        case SQLITE_MISUSE:
-                return -EINVAL;
-        case SQLITE_TOOBIG:
-                return -E2BIG;
-        case SQLITE_MISMATCH:
-        case SQLITE_RANGE:
-                return -ERANGE;
-        case SQLITE_INTERRUPT:
-                return -EINTR;
-        case SQLITE_CANTOPEN:
-        case SQLITE_IOERR:
-                /* The OS error says more than SQLite's class: EACCES, ENOENT, EISDIR, EIO... */
-                sys = db ? sqlite3_system_errno(db) : 0;
-                if (sys > 0)
-                        return -sys;
-                return (rc & 0xff) == SQLITE_CANTOPEN ? -ENOENT : -EIO;
-        default:
-                return -EIO;
-        }
-}
-
-static int store_sqlite_fail(azi3_store *s, int rc, const char *what) {
-        return store_fail(s, errno_from_sqlite(s->db, rc), "%s failed: %s (SQLite code %d)", what,
-                          s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc), rc);
-}
-
 const char *azi3_store_last_error(const azi3_store *s) {
         return s ? s->error : "";
 }
 
-/* --- statements ---------------------------------------------------------------------------- */
+/* --- backend dispatch ---------------------------------------------------------------------- */
 
-static int store_exec(azi3_store *s, const char *sql, const char *what) {
-        int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
-        if (rc != SQLITE_OK)
-                return store_sqlite_fail(s, rc, what);
-        return 0;
+bool azi3_store_is_conninfo(const char *store) {
+        const char *p;
+
+        if (!store)
+                return false;
+        if (strncmp(store, "postgresql://", 13) == 0 || strncmp(store, "postgres://", 11) == 0)
+                return true;
+        /* key=value form: the first word is followed by '=' (a file path never starts so in
+         * practice; a path with '=' in it can be written as ./name=x) */
+        p = store;
+        while (*p == ' ' || *p == '\t')
+                p++;
+        if (!isalpha((unsigned char) *p))
+                return false;
+        while (isalnum((unsigned char) *p) || *p == '_')
+                p++;
+        while (*p == ' ' || *p == '\t')
+                p++;
+        return *p == '=';
 }
 
-static int usec_to_i64(usec_t u, int64_t *ret) {
-        if (u > (usec_t) INT64_MAX)
-                return -ERANGE;
-        *ret = (int64_t) u;
-        return 0;
-}
-
-/* Prepares SQL and binds parameters described by FMT, one character each:
- *   'i' int64_t       'z' int64_t, NULL when 0
- *   'u' usec_t        'Z' usec_t, NULL when 0
- *   't' const char *  (NULL binds NULL) */
-static int store_prepare(azi3_store *s, sqlite3_stmt **ret, const char *sql, const char *fmt, ...) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+int store_prepare(azi3_store *s, store_stmt **ret, const char *sql, const char *fmt, ...) {
         va_list ap;
-        int rc, r = 0, idx = 1;
-
-        rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
-        if (rc != SQLITE_OK)
-                return store_sqlite_fail(s, rc, "preparing a statement");
+        int r;
 
         va_start(ap, fmt);
-        for (const char *f = fmt; *f && r >= 0; f++, idx++) {
-                int64_t v;
-                usec_t u;
-                const char *t;
-
-                switch (*f) {
-                case 'i':
-                case 'z':
-                        v = va_arg(ap, int64_t);
-                        rc = *f == 'z' && v == 0 ? sqlite3_bind_null(st, idx) : sqlite3_bind_int64(st, idx, v);
-                        break;
-                case 'u':
-                case 'Z':
-                        u = va_arg(ap, usec_t);
-                        if (usec_to_i64(u, &v) < 0) {
-                                r = store_fail(s, -ERANGE, "time %" PRIu64 " is out of range, expected at most %" PRId64 " us",
-                                               u, INT64_MAX);
-                                continue;
-                        }
-                        rc = *f == 'Z' && u == 0 ? sqlite3_bind_null(st, idx) : sqlite3_bind_int64(st, idx, v);
-                        break;
-                case 't':
-                        t = va_arg(ap, const char *);
-                        rc = t ? sqlite3_bind_text(st, idx, t, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st, idx);
-                        break;
-                default:
-                        rc = SQLITE_MISUSE;
-                }
-                if (rc != SQLITE_OK)
-                        r = store_sqlite_fail(s, rc, "binding a parameter");
-        }
+        r = s->backend == STORE_BACKEND_PG ? store_pg_prepare(s, ret, sql, fmt, ap)
+                                           : store_sqlite_prepare(s, ret, sql, fmt, ap);
         va_end(ap);
-        if (r < 0)
-                return r;
+        return r;
+}
 
-        *ret = TAKE_PTR(st);
+store_stmt *store_stmt_free(store_stmt *st) {
+        if (!st)
+                return NULL;
+        if (st->backend == STORE_BACKEND_PG)
+                store_pg_stmt_free(st);
+        else
+                store_sqlite_stmt_free(st);
+        free(st);
+        return NULL;
+}
+
+int store_step(azi3_store *s, store_stmt *st, const char *what) {
+        return st->backend == STORE_BACKEND_PG ? store_pg_step(s, st, what) : store_sqlite_step(s, st, what);
+}
+
+int store_run(azi3_store *s, store_stmt *st, const char *what) {
+        /* A write outside the caller's transaction takes the write lock too, as SQLite's
+         * implicit transaction does: otherwise another node's single UPDATE (an alarm marked
+         * posted) could land between the reads and writes of a locked transaction. */
+        bool own = st->backend == STORE_BACKEND_PG && !azi3_store_in_transaction(s);
+        int r;
+
+        if (own) {
+                r = azi3_store_begin(s);
+                if (r < 0)
+                        return r;
+        }
+        r = store_step(s, st, what);
+        if (r >= 0)
+                r = st->backend == STORE_BACKEND_PG ? st->changes : store_sqlite_changes(s);
+        if (own) {
+                char saved[sizeof(s->error)];
+                int k;
+
+                if (r < 0) {
+                        memcpy(saved, s->error, sizeof(saved));
+                        (void) azi3_store_rollback(s);
+                        memcpy(s->error, saved, sizeof(saved));
+                        return r;
+                }
+                k = azi3_store_commit(s);
+                if (k < 0)
+                        return k;
+        }
+        return r;
+}
+
+bool store_col_null(store_stmt *st, int i) {
+        return st->backend == STORE_BACKEND_PG ? store_pg_col_null(st, i) : store_sqlite_col_null(st, i);
+}
+
+int64_t store_col_int64(store_stmt *st, int i) {
+        return st->backend == STORE_BACKEND_PG ? store_pg_col_int64(st, i) : store_sqlite_col_int64(st, i);
+}
+
+const char *store_col_text(store_stmt *st, int i) {
+        return st->backend == STORE_BACKEND_PG ? store_pg_col_text(st, i) : store_sqlite_col_text(st, i);
+}
+
+int store_exec(azi3_store *s, const char *sql, const char *what) {
+        return s->backend == STORE_BACKEND_PG ? store_pg_exec(s, sql, what) : store_sqlite_exec(s, sql, what);
+}
+
+static int col_i64(store_stmt *st, int i, int64_t *ret) {
+        *ret = store_col_null(st, i) ? 0 : store_col_int64(st, i);
         return 0;
 }
 
-/* Returns 1 with a row, 0 when done. */
-static int store_step(azi3_store *s, sqlite3_stmt *st, const char *what) {
-        int rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW)
-                return 1;
-        if (rc == SQLITE_DONE)
-                return 0;
-        return store_sqlite_fail(s, rc, what);
-}
-
-/* Runs a statement that returns no rows; returns the number of rows changed. */
-static int store_run(azi3_store *s, sqlite3_stmt *st, const char *what) {
-        int r = store_step(s, st, what);
-        if (r < 0)
-                return r;
-        return sqlite3_changes(s->db);
-}
-
-static int col_i64(sqlite3_stmt *st, int i, int64_t *ret) {
-        *ret = sqlite3_column_type(st, i) == SQLITE_NULL ? 0 : sqlite3_column_int64(st, i);
-        return 0;
-}
-
-static int col_usec(sqlite3_stmt *st, int i, usec_t *ret) {
-        int64_t v = sqlite3_column_int64(st, i);
+static int col_usec(store_stmt *st, int i, usec_t *ret) {
+        int64_t v = store_col_int64(st, i);
         if (v < 0)
                 return -EBADMSG;
         *ret = (usec_t) v;
         return 0;
 }
 
-static int col_text(sqlite3_stmt *st, int i, char *buf, size_t size) {
-        const char *t = (const char *) sqlite3_column_text(st, i);
+static int col_text(store_stmt *st, int i, char *buf, size_t size) {
+        const char *t = store_col_text(st, i);
         size_t n = t ? strlen(t) : 0;
 
         if (n >= size)
@@ -366,13 +183,15 @@ static int col_text(sqlite3_stmt *st, int i, char *buf, size_t size) {
 /* --- transactions -------------------------------------------------------------------------- */
 
 bool azi3_store_in_transaction(azi3_store *s) {
-        return s && s->db && !sqlite3_get_autocommit(s->db);
+        if (!s || !s->db)
+                return false;
+        return s->backend == STORE_BACKEND_PG ? store_pg_in_transaction(s) : store_sqlite_in_transaction(s);
 }
 
 int azi3_store_begin(azi3_store *s) {
         if (azi3_store_in_transaction(s))
                 return store_fail(s, -EALREADY, "a transaction is already open");
-        return store_exec(s, "BEGIN IMMEDIATE", "taking the write lock (BEGIN IMMEDIATE)");
+        return s->backend == STORE_BACKEND_PG ? store_pg_begin(s) : store_sqlite_begin(s);
 }
 
 int azi3_store_commit(azi3_store *s) {
@@ -382,7 +201,7 @@ int azi3_store_commit(azi3_store *s) {
                 return store_fail(s, -ENOTCONN, "commit without an open transaction");
         r = store_exec(s, "COMMIT", "committing");
         if (r < 0 && azi3_store_in_transaction(s))
-                (void) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+                (void) store_exec(s, "ROLLBACK", "rolling back a failed commit");
         return r;
 }
 
@@ -414,19 +233,22 @@ static int tx_enter(azi3_store *s, tx_kind *ret) {
 }
 
 static int tx_leave(azi3_store *s, tx_kind kind, int r) {
+        char saved[sizeof(s->error)];
         int k;
 
+        if (r < 0) {
+                /* keep the message of the failure, not of the rollback */
+                memcpy(saved, s->error, sizeof(saved));
+                if (kind == TX_OWN)
+                        (void) store_exec(s, "ROLLBACK", "rolling back");
+                else
+                        (void) store_exec(s, "ROLLBACK TO azi3_step; RELEASE azi3_step", "rolling back a savepoint");
+                memcpy(s->error, saved, sizeof(saved));
+                return r;
+        }
         if (kind == TX_OWN) {
-                if (r < 0) {
-                        (void) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-                        return r;
-                }
                 k = azi3_store_commit(s);
                 return k < 0 ? k : r;
-        }
-        if (r < 0) {
-                (void) sqlite3_exec(s->db, "ROLLBACK TO azi3_step; RELEASE azi3_step", NULL, NULL, NULL);
-                return r;
         }
         k = store_exec(s, "RELEASE azi3_step", "releasing a savepoint");
         return k < 0 ? k : r;
@@ -434,187 +256,14 @@ static int tx_leave(azi3_store *s, tx_kind kind, int r) {
 
 /* --- opening ------------------------------------------------------------------------------- */
 
-static int pragma_int(azi3_store *s, const char *sql, int *ret) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
-        int r;
-
-        r = store_prepare(s, &st, sql, "");
-        if (r < 0)
-                return r;
-        r = store_step(s, st, sql);
-        if (r < 0)
-                return r;
-        *ret = r > 0 ? sqlite3_column_int(st, 0) : 0;
-        return 0;
-}
-
-static int store_read_version(azi3_store *s, int *ret_version, int *ret_app, int *ret_objects) {
-        int r;
-
-        r = pragma_int(s, "PRAGMA user_version", ret_version);
-        if (r < 0)
-                return r;
-        r = pragma_int(s, "PRAGMA application_id", ret_app);
-        if (r < 0)
-                return r;
-        return pragma_int(s, "SELECT count(*) FROM sqlite_master", ret_objects);
-}
-
-static int store_check_version(azi3_store *s, int version, int app, int objects) {
-        if (version > AZI3_STORE_SCHEMA_VERSION)
-                return store_fail(s, -EPROTONOSUPPORT,
-                                  "schema version %d is newer than version %d this build knows; "
-                                  "run a newer schedulerd or point `store:` at another file",
-                                  version, AZI3_STORE_SCHEMA_VERSION);
-        if (app != 0 && app != AZI3_STORE_APPLICATION_ID)
-                return store_fail(s, -EBADMSG,
-                                  "is a SQLite file of another application (application_id 0x%08x), "
-                                  "expected an azi3 store (0x%08x) or an empty file",
-                                  (unsigned) app, (unsigned) AZI3_STORE_APPLICATION_ID);
-        if (version == 0 && objects > 0)
-                return store_fail(s, -EBADMSG,
-                                  "holds %d tables or indexes but no schema version; "
-                                  "expected an azi3 store or an empty file",
-                                  objects);
-        return 0;
-}
-
-static int store_migrate(azi3_store *s) {
-        int version, app, objects, r, k;
-        tx_kind kind;
-
-        r = store_read_version(s, &version, &app, &objects);
-        if (r < 0)
-                return r;
-        r = store_check_version(s, version, app, objects);
-        if (r < 0 || version == AZI3_STORE_SCHEMA_VERSION)
-                return r;
-
-        /* Rebuilding a table (migration 1 -> 2) must not cascade its DROP to the rows that
-         * refer to it; the pragma only works outside a transaction. */
-        r = store_exec(s, "PRAGMA foreign_keys = OFF", "disabling foreign keys for a migration");
-        if (r < 0)
-                return r;
-
-        /* Another process may be migrating the same file right now: look again under the
-         * write lock, and only then change anything. */
-        r = tx_enter(s, &kind);
-        if (r < 0)
-                return r;
-        r = store_read_version(s, &version, &app, &objects);
-        if (r >= 0)
-                r = store_check_version(s, version, app, objects);
-        for (int v = version; r >= 0 && v < AZI3_STORE_SCHEMA_VERSION; v++) {
-                char what[64];
-                snprintf(what, sizeof(what), "migrating the schema from version %d to %d", v, v + 1);
-                r = store_exec(s, migrations[v], what);
-        }
-        if (r >= 0 && version < AZI3_STORE_SCHEMA_VERSION) {
-                char sql[128];
-                snprintf(sql, sizeof(sql), "PRAGMA user_version = %d; PRAGMA application_id = %d",
-                         AZI3_STORE_SCHEMA_VERSION, AZI3_STORE_APPLICATION_ID);
-                r = store_exec(s, sql, "writing the schema version");
-        }
-        if (r >= 0) {
-                int bad = 0;
-                r = pragma_int(s, "SELECT count(*) FROM pragma_foreign_key_check", &bad);
-                if (r >= 0 && bad > 0)
-                        r = store_fail(s, -EBADMSG, "the migration left %d rows that refer to missing rows", bad);
-        }
-        r = tx_leave(s, kind, r);
-        k = store_exec(s, "PRAGMA foreign_keys = ON", "enabling foreign keys");
-        return r < 0 ? r : k;
-}
-
-/* SQLite's own busy_timeout polls ever more slowly, up to every 100 ms; a process doing
- * steady short transactions then frees the lock only between polls and can starve the other
- * for the whole timeout. Polling every few milliseconds gives the waiter a fair chance. */
-static int store_busy_handler(void *userdata, int count) {
-        azi3_store *s = userdata;
-        usec_t delay;
-
-        if (count == 0)
-                s->busy_waited = 0;
-        if (s->busy_waited >= s->busy_timeout)
-                return 0;
-        delay = MIN((usec_t) (1 + count / 16) * USEC_PER_MSEC, 5 * USEC_PER_MSEC);
-        delay = MIN(delay, s->busy_timeout - s->busy_waited);
-        (void) nanosleep(&(struct timespec) { .tv_sec = 0, .tv_nsec = (long) (delay * 1000) }, NULL);
-        s->busy_waited += delay;
-        return 1;
-}
-
-int azi3_store_set_busy_timeout(azi3_store *s, unsigned msec) {
-        int rc;
-
-        s->busy_timeout = (usec_t) msec * USEC_PER_MSEC;
-        rc = sqlite3_busy_handler(s->db, store_busy_handler, s);
-        if (rc != SQLITE_OK)
-                return store_sqlite_fail(s, rc, "setting the busy handler");
-        return 0;
-}
-
-#define WAL_RETRY_DELAY_USEC (2 * USEC_PER_MSEC)
-
-static int store_configure(azi3_store *s) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
-        char mode[16] = "unknown";
-        int r;
-
-        (void) sqlite3_extended_result_codes(s->db, 1);
-        r = azi3_store_set_busy_timeout(s, AZI3_STORE_BUSY_TIMEOUT_MSEC);
-        if (r < 0)
-                return r;
-
-        r = store_exec(s, "PRAGMA foreign_keys = ON", "enabling foreign keys");
-        if (r < 0)
-                return r;
-
-        /* Changing the journal mode needs an exclusive lock that SQLite takes without calling
-         * the busy handler: while another process opens the same file (or holds a read lock
-         * for a moment) the pragma fails with SQLITE_BUSY at once. Retry it, bounded by the
-         * busy timeout, as the busy handler would have. */
-        for (unsigned attempt = 0;; attempt++) {
-                int rc;
-
-                r = store_prepare(s, &st, "PRAGMA journal_mode = WAL", "");
-                if (r < 0)
-                        return r;
-                rc = sqlite3_step(st);
-                if (rc == SQLITE_ROW) {
-                        r = 1;
-                        break;
-                }
-                if (rc == SQLITE_DONE) {
-                        r = 0;
-                        break;
-                }
-                if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED)
-                        return store_sqlite_fail(s, rc, "switching to WAL mode");
-                (void) sqlite3_finalize(TAKE_PTR(st));
-                if ((usec_t) attempt * WAL_RETRY_DELAY_USEC >= s->busy_timeout)
-                        return store_sqlite_fail(s, rc, "switching to WAL mode (another process kept the file locked)");
-                (void) nanosleep(&(struct timespec) { .tv_nsec = (long) (WAL_RETRY_DELAY_USEC * 1000) }, NULL);
-        }
-        if (r > 0 && sqlite3_column_text(st, 0))
-                snprintf(mode, sizeof(mode), "%s", (const char *) sqlite3_column_text(st, 0));
-        (void) sqlite3_finalize(TAKE_PTR(st)); /* its read must end before the next pragma */
-        if (strcasecmp(mode, "wal") != 0)
-                return store_fail(s, -EOPNOTSUPP,
-                                  "cannot use WAL mode (journal mode is %s); expected a file on a local file system",
-                                  mode);
-
-        /* Safe in WAL mode: a power loss may drop the last commits, never corrupt the file. */
-        return store_exec(s, "PRAGMA synchronous = NORMAL", "setting synchronous=NORMAL");
-}
-
 int azi3_store_open(const char *path, char *errbuf, size_t errlen, azi3_store **ret) {
         _cleanup_(azi3_store_closep) azi3_store *s = NULL;
-        int rc, r;
+        int r;
 
         if (isempty(path)) {
                 if (errbuf && errlen > 0)
-                        snprintf(errbuf, errlen, "azi3 store: no path given; expected the `store:` file path");
+                        snprintf(errbuf, errlen, "azi3 store: no path given; expected the `store:` file path or a "
+                                 "PostgreSQL connection string");
                 return -EINVAL;
         }
 
@@ -624,14 +273,20 @@ int azi3_store_open(const char *path, char *errbuf, size_t errlen, azi3_store **
         s->path = strdup(path);
         if (!s->path)
                 return -ENOMEM;
+        s->backend = azi3_store_is_conninfo(path) ? STORE_BACKEND_PG : STORE_BACKEND_SQLITE;
 
-        rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
-        if (rc != SQLITE_OK)
-                r = store_sqlite_fail(s, rc, "opening");
-        else
-                r = store_configure(s);
-        if (r >= 0)
-                r = store_migrate(s);
+        if (s->backend == STORE_BACKEND_PG) {
+                char err[512];
+                r = azi3_store_conninfo_check(path, err, sizeof(err));
+                if (r < 0) {
+                        /* never echo a string that may hold a password */
+                        if (errbuf && errlen > 0)
+                                snprintf(errbuf, errlen, "azi3 store: %s", err);
+                        return r;
+                }
+                r = store_pg_open(s);
+        } else
+                r = store_sqlite_open(s);
         if (r < 0) {
                 if (errbuf && errlen > 0)
                         snprintf(errbuf, errlen, "%s", s->error);
@@ -646,37 +301,45 @@ int azi3_store_open(const char *path, char *errbuf, size_t errlen, azi3_store **
 azi3_store *azi3_store_close(azi3_store *s) {
         if (!s)
                 return NULL;
-        if (s->db) {
-                (void) azi3_store_rollback(s);
-                (void) sqlite3_close_v2(s->db);
-        }
+        if (s->backend == STORE_BACKEND_PG)
+                store_pg_close(s);
+        else
+                store_sqlite_close(s);
         free(s->path);
         free(s);
         return NULL;
 }
 
+int azi3_store_set_busy_timeout(azi3_store *s, unsigned msec) {
+        return s->backend == STORE_BACKEND_PG ? store_pg_set_busy_timeout(s, msec) : store_sqlite_set_busy_timeout(s, msec);
+}
+
 int azi3_store_schema_version(azi3_store *s, int *ret) {
         int v, r;
 
-        r = pragma_int(s, "PRAGMA user_version", &v);
+        r = s->backend == STORE_BACKEND_PG ? store_pg_schema_version(s, &v) : store_sqlite_schema_version(s, &v);
         if (r < 0)
                 return r;
         *ret = v;
         return 0;
 }
 
+bool azi3_store_is_pg(const azi3_store *s) {
+        return s && s->backend == STORE_BACKEND_PG;
+}
+
 /* --- row readers --------------------------------------------------------------------------- */
 
-typedef int (*row_reader)(azi3_store *s, sqlite3_stmt *st, void *ret);
+typedef int (*row_reader)(azi3_store *s, store_stmt *st, void *ret);
 
 #define SESSION_COLUMNS                                                                            \
         "id, robot_id, rule_id, local_day, start_usec, end_usec, window_usec, subscription_id, "  \
         "state, result, created_usec, completed_usec"
 
-static int read_session(azi3_store *s, sqlite3_stmt *st, void *ret) {
+static int read_session(azi3_store *s, store_stmt *st, void *ret) {
         azi3_session x = {};
-        const char *state = (const char *) sqlite3_column_text(st, 8);
-        const char *result = (const char *) sqlite3_column_text(st, 9);
+        const char *state = store_col_text(st, 8);
+        const char *result = store_col_text(st, 9);
         int r = 0;
 
         r |= col_i64(st, 0, &x.id);
@@ -708,10 +371,10 @@ static int read_session(azi3_store *s, sqlite3_stmt *st, void *ret) {
         "id, session_id, since_usec, until_usec, closed_usec, reason, closing_event_id, "         \
         "alarm_state, alarm_reference_id, alarm_posted_usec, alarm_event_id, alarm_verified_usec"
 
-static int read_window(azi3_store *s, sqlite3_stmt *st, void *ret) {
+static int read_window(azi3_store *s, store_stmt *st, void *ret) {
         azi3_window x = {};
-        const char *reason = (const char *) sqlite3_column_text(st, 5);
-        const char *alarm = (const char *) sqlite3_column_text(st, 7);
+        const char *reason = store_col_text(st, 5);
+        const char *alarm = store_col_text(st, 7);
         int r = 0;
 
         r |= col_i64(st, 0, &x.id);
@@ -719,7 +382,7 @@ static int read_window(azi3_store *s, sqlite3_stmt *st, void *ret) {
         r |= col_usec(st, 2, &x.span.since);
         r |= col_usec(st, 3, &x.span.until);
         r |= col_usec(st, 4, &x.closed_usec);
-        x.current = sqlite3_column_type(st, 4) == SQLITE_NULL;
+        x.current = store_col_null(st, 4);
         r |= col_i64(st, 6, &x.closing_event_id);
         r |= col_text(st, 8, x.alarm_reference_id, sizeof(x.alarm_reference_id));
         r |= col_usec(st, 9, &x.alarm_posted_usec);
@@ -748,9 +411,9 @@ static int read_window(azi3_store *s, sqlite3_stmt *st, void *ret) {
         return 0;
 }
 
-static int read_event(azi3_store *s, sqlite3_stmt *st, void *ret) {
+static int read_event(azi3_store *s, store_stmt *st, void *ret) {
         azi3_event x = {};
-        const char *outcome = (const char *) sqlite3_column_text(st, 4);
+        const char *outcome = store_col_text(st, 4);
         int r = 0;
 
         r |= col_i64(st, 0, &x.session_id);
@@ -765,10 +428,10 @@ static int read_event(azi3_store *s, sqlite3_stmt *st, void *ret) {
         return 0;
 }
 
-static int read_unsubscription(azi3_store *s, sqlite3_stmt *st, void *ret) {
+static int read_unsubscription(azi3_store *s, store_stmt *st, void *ret) {
         azi3_unsubscription x = {};
         int64_t attempts;
-        const char *err = (const char *) sqlite3_column_text(st, 3);
+        const char *err = store_col_text(st, 3);
         int r = 0;
 
         r |= col_i64(st, 0, &x.robot_id);
@@ -785,7 +448,7 @@ static int read_unsubscription(azi3_store *s, sqlite3_stmt *st, void *ret) {
 }
 
 /* Reads exactly one row. -ENOENT (with NOTFOUND as the message) if there is none. */
-static int store_get_one(azi3_store *s, sqlite3_stmt *st, row_reader reader, void *ret, const char *notfound) {
+static int store_get_one(azi3_store *s, store_stmt *st, row_reader reader, void *ret, const char *notfound) {
         int r = store_step(s, st, notfound);
         if (r < 0)
                 return r;
@@ -794,7 +457,7 @@ static int store_get_one(azi3_store *s, sqlite3_stmt *st, row_reader reader, voi
         return reader(s, st, ret);
 }
 
-static int store_collect(azi3_store *s, sqlite3_stmt *st, size_t size, row_reader reader, const char *what,
+static int store_collect(azi3_store *s, store_stmt *st, size_t size, row_reader reader, const char *what,
                          void **ret, size_t *ret_n) {
         _cleanup_free_ void *a = NULL;
         size_t n = 0, allocated = 0;
@@ -852,7 +515,7 @@ static int check_session_key(azi3_store *s, int64_t robot_id, const char *rule_i
 
 int azi3_store_session_find(azi3_store *s, int64_t robot_id, const char *rule_id, const char *local_day,
                             azi3_session *ret) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        _cleanup_(store_stmt_freep) store_stmt *st = NULL;
         char notfound[256];
         int r;
 
@@ -871,7 +534,7 @@ int azi3_store_session_find(azi3_store *s, int64_t robot_id, const char *rule_id
 
 int azi3_store_session_create(azi3_store *s, int64_t robot_id, const char *rule_id, const char *local_day,
                               const window_params *p, usec_t created_usec, azi3_session *ret) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        _cleanup_(store_stmt_freep) store_stmt *st = NULL;
         azi3_session x = {};
         tx_kind kind;
         int r, created;
@@ -904,7 +567,7 @@ int azi3_store_session_create(azi3_store *s, int64_t robot_id, const char *rule_
 }
 
 int azi3_store_session_get(azi3_store *s, int64_t session_id, azi3_session *ret) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        _cleanup_(store_stmt_freep) store_stmt *st = NULL;
         char notfound[64];
         int r;
 
@@ -917,7 +580,7 @@ int azi3_store_session_get(azi3_store *s, int64_t session_id, azi3_session *ret)
 
 int azi3_store_session_find_by_subscription(azi3_store *s, int64_t subscription_id, int64_t robot_id,
                                             azi3_session *ret) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        _cleanup_(store_stmt_freep) store_stmt *st = NULL;
         char notfound[128];
         int r;
 
@@ -931,7 +594,7 @@ int azi3_store_session_find_by_subscription(azi3_store *s, int64_t subscription_
 }
 
 int azi3_store_session_set_subscription(azi3_store *s, int64_t session_id, int64_t subscription_id) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        _cleanup_(store_stmt_freep) store_stmt *st = NULL;
         azi3_session x;
         tx_kind kind;
         int r;
@@ -959,7 +622,7 @@ int azi3_store_session_set_subscription(azi3_store *s, int64_t session_id, int64
 }
 
 static int count_windows(azi3_store *s, int64_t session_id, const char *where, int64_t *ret) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        _cleanup_(store_stmt_freep) store_stmt *st = NULL;
         char sql[256];
         int r;
 
@@ -970,12 +633,12 @@ static int count_windows(azi3_store *s, int64_t session_id, const char *where, i
         r = store_step(s, st, "counting windows");
         if (r < 0)
                 return r;
-        *ret = sqlite3_column_int64(st, 0);
+        *ret = store_col_int64(st, 0);
         return 0;
 }
 
 static int count_rows_where(azi3_store *s, const char *sql, int64_t id, int64_t *ret) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        _cleanup_(store_stmt_freep) store_stmt *st = NULL;
         int r;
 
         r = store_prepare(s, &st, sql, "i", id);
@@ -984,13 +647,13 @@ static int count_rows_where(azi3_store *s, const char *sql, int64_t id, int64_t 
         r = store_step(s, st, "counting rows");
         if (r < 0)
                 return r;
-        *ret = r > 0 ? sqlite3_column_int64(st, 0) : 0;
+        *ret = r > 0 ? store_col_int64(st, 0) : 0;
         return 0;
 }
 
 static int session_complete(azi3_store *s, int64_t session_id, usec_t completed_usec, bool rule_removed,
                             session_result *ret) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        _cleanup_(store_stmt_freep) store_stmt *st = NULL;
         azi3_session x;
         int64_t n_current = 0, n_owed = 0, n_alarmed = 0, n_too_late = 0, n_applied = 0;
         session_result result = SESSION_RESULT_NO_ALARMS;
@@ -1045,7 +708,7 @@ int azi3_store_session_complete(azi3_store *s, int64_t session_id, usec_t comple
 
 int azi3_store_session_complete_rule_removed(azi3_store *s, int64_t session_id, usec_t completed_usec,
                                              size_t *ret_dropped, session_result *ret) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *close = NULL, *drop = NULL;
+        _cleanup_(store_stmt_freep) store_stmt *close = NULL, *drop = NULL;
         session_result result;
         tx_kind kind;
         int r, n = 0;
@@ -1076,7 +739,7 @@ int azi3_store_session_complete_rule_removed(azi3_store *s, int64_t session_id, 
 }
 
 int azi3_store_session_rewind(azi3_store *s, int64_t session_id, int64_t window_id) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *del = NULL, *reopen = NULL, *events = NULL;
+        _cleanup_(store_stmt_freep) store_stmt *del = NULL, *reopen = NULL, *events = NULL;
         azi3_window w;
         int64_t n_posted = 0;
         tx_kind kind;
@@ -1105,7 +768,8 @@ int azi3_store_session_rewind(azi3_store *s, int64_t session_id, int64_t window_
         if (r >= 0)
                 r = store_prepare(s, &reopen,
                                   "UPDATE windows SET closed_usec = NULL, reason = NULL, closing_event_id = NULL, "
-                                  "alarm_state = NULL, alarm_verified_usec = NULL WHERE id = ?",
+                                  "alarm_state = NULL, alarm_verified_usec = NULL, alarm_claim_owner = NULL, alarm_claim_until = NULL "
+                                  "WHERE id = ?",
                                   "i", window_id);
         if (r >= 0)
                 r = store_run(s, reopen, "reopening a window judged again");
@@ -1118,7 +782,7 @@ int azi3_store_session_rewind(azi3_store *s, int64_t session_id, int64_t window_
 }
 
 int azi3_store_sessions_list_open(azi3_store *s, azi3_session **ret, size_t *ret_n) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        _cleanup_(store_stmt_freep) store_stmt *st = NULL;
         int r;
 
         r = store_prepare(s, &st, "SELECT " SESSION_COLUMNS " FROM sessions WHERE state = 'open' ORDER BY end_usec, id",
@@ -1129,7 +793,7 @@ int azi3_store_sessions_list_open(azi3_store *s, azi3_session **ret, size_t *ret
 }
 
 int azi3_store_sessions_list_due(azi3_store *s, usec_t now, azi3_session **ret, size_t *ret_n, size_t *ret_n_open) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *count = NULL, *st = NULL;
+        _cleanup_(store_stmt_freep) store_stmt *count = NULL, *st = NULL;
         int64_t n_open;
         int r;
 
@@ -1160,7 +824,7 @@ int azi3_store_sessions_list_due(azi3_store *s, usec_t now, azi3_session **ret, 
 
 int azi3_store_sessions_list(azi3_store *s, const char *local_day, int64_t robot_id, azi3_session **ret,
                              size_t *ret_n) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        _cleanup_(store_stmt_freep) store_stmt *st = NULL;
         int r;
 
         r = store_prepare(s, &st,
@@ -1174,7 +838,7 @@ int azi3_store_sessions_list(azi3_store *s, const char *local_day, int64_t robot
 }
 
 int azi3_store_sessions_delete_completed(azi3_store *s, usec_t cutoff, size_t *ret_n) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        _cleanup_(store_stmt_freep) store_stmt *st = NULL;
         int r;
 
         /* Windows and events go with their session: ON DELETE CASCADE. */
@@ -1193,7 +857,7 @@ int azi3_store_sessions_delete_completed(azi3_store *s, usec_t cutoff, size_t *r
 /* --- windows ------------------------------------------------------------------------------- */
 
 int azi3_store_window_get(azi3_store *s, int64_t window_id, azi3_window *ret) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        _cleanup_(store_stmt_freep) store_stmt *st = NULL;
         char notfound[64];
         int r;
 
@@ -1205,7 +869,7 @@ int azi3_store_window_get(azi3_store *s, int64_t window_id, azi3_window *ret) {
 }
 
 int azi3_store_window_current(azi3_store *s, int64_t session_id, azi3_window *ret) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        _cleanup_(store_stmt_freep) store_stmt *st = NULL;
         char notfound[64];
         int r;
 
@@ -1246,7 +910,7 @@ static int make_reference_id(const window_span *span, char *buf, size_t size) {
 }
 
 int azi3_store_window_open(azi3_store *s, int64_t session_id, const window_span *span, azi3_window *ret) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        _cleanup_(store_stmt_freep) store_stmt *st = NULL;
         char ref[AZI3_REFERENCE_ID_MAX];
         azi3_session x;
         azi3_window w;
@@ -1275,11 +939,11 @@ int azi3_store_window_open(azi3_store *s, int64_t session_id, const window_span 
         if (r >= 0) {
                 r = store_run(s, st, "opening a window");
                 if (r == -EEXIST)
-                        r = store_fail(s, -EEXIST, "session %" PRId64 " already has a current window: %s", session_id,
-                                       sqlite3_errmsg(s->db));
+                        r = store_fail(s, -EEXIST, "session %" PRId64 " already has a current window", session_id);
         }
         if (r >= 0 && ret)
-                r = azi3_store_window_get(s, sqlite3_last_insert_rowid(s->db), &w);
+                /* the window just opened is the current one: one current window per session */
+                r = azi3_store_window_current(s, session_id, &w);
         r = tx_leave(s, kind, r);
         if (r < 0)
                 return r;
@@ -1290,7 +954,7 @@ int azi3_store_window_open(azi3_store *s, int64_t session_id, const window_span 
 
 int azi3_store_window_close(azi3_store *s, int64_t window_id, usec_t closed_usec, window_close_reason reason,
                             int64_t closing_event_id) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        _cleanup_(store_stmt_freep) store_stmt *st = NULL;
         azi3_window w;
         int r;
 
@@ -1353,7 +1017,7 @@ int azi3_store_apply_transition(azi3_store *s, int64_t session_id, int64_t curre
 }
 
 int azi3_store_windows_list(azi3_store *s, int64_t session_id, azi3_window **ret, size_t *ret_n) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        _cleanup_(store_stmt_freep) store_stmt *st = NULL;
         int r;
 
         r = store_prepare(s, &st, "SELECT " WINDOW_COLUMNS " FROM windows WHERE session_id = ? ORDER BY since_usec, id",
@@ -1364,7 +1028,7 @@ int azi3_store_windows_list(azi3_store *s, int64_t session_id, azi3_window **ret
 }
 
 int azi3_store_alarms_owed(azi3_store *s, int64_t session_id, azi3_window **ret, size_t *ret_n) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        _cleanup_(store_stmt_freep) store_stmt *st = NULL;
         int r;
 
         r = store_prepare(s, &st,
@@ -1377,7 +1041,7 @@ int azi3_store_alarms_owed(azi3_store *s, int64_t session_id, azi3_window **ret,
 }
 
 int azi3_store_alarm_mark_posted(azi3_store *s, int64_t window_id, usec_t posted_usec, int64_t alarm_event_id) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        _cleanup_(store_stmt_freep) store_stmt *st = NULL;
         azi3_window w;
         int r;
 
@@ -1386,7 +1050,8 @@ int azi3_store_alarm_mark_posted(azi3_store *s, int64_t window_id, usec_t posted
                                   alarm_event_id);
 
         r = store_prepare(s, &st,
-                          "UPDATE windows SET alarm_state = 'alarmed', alarm_posted_usec = ?, alarm_event_id = ? "
+                          "UPDATE windows SET alarm_state = 'alarmed', alarm_posted_usec = ?, alarm_event_id = ?, "
+                          "alarm_claim_owner = NULL, alarm_claim_until = NULL "
                           "WHERE id = ? AND alarm_state = 'owed'",
                           "uii", posted_usec, alarm_event_id, window_id);
         if (r < 0)
@@ -1405,8 +1070,64 @@ int azi3_store_alarm_mark_posted(azi3_store *s, int64_t window_id, usec_t posted
                           w.current ? "current" : reason_names[w.reason]);
 }
 
+int azi3_store_alarm_claim(azi3_store *s, int64_t window_id, const char *owner, usec_t now_usec, usec_t until_usec) {
+        _cleanup_(store_stmt_freep) store_stmt *st = NULL, *holder = NULL;
+        azi3_window w;
+        int r;
+
+        if (isempty(owner))
+                return store_fail(s, -EINVAL, "window %" PRId64 ": an alarm claim needs an owner", window_id);
+
+        /* One conditional UPDATE: on PostgreSQL a second claimer blocks on the row until the
+         * first commits and then finds the claim taken; on SQLite the write lock orders them. */
+        r = store_prepare(s, &st,
+                          "UPDATE windows SET alarm_claim_owner = ?1, alarm_claim_until = ?2 "
+                          "WHERE id = ?3 AND alarm_state = 'owed' "
+                          "AND (alarm_claim_until IS NULL OR alarm_claim_until <= ?4 OR alarm_claim_owner = ?1)",
+                          "tuiu", owner, until_usec, window_id, now_usec);
+        if (r < 0)
+                return r;
+        r = store_run(s, st, "claiming an owed alarm");
+        if (r != 0)
+                return r < 0 ? r : 1;
+
+        r = azi3_store_window_get(s, window_id, &w);
+        if (r < 0)
+                return r;
+        if (w.alarm == WINDOW_ALARM_ALARMED)
+                return store_fail(s, -EALREADY, "the alarm of window %" PRId64 " was already posted as event %" PRId64,
+                                  window_id, w.alarm_event_id);
+        if (w.alarm != WINDOW_ALARM_OWED)
+                return store_fail(s, -EINVAL, "window %" PRId64 " owes no alarm", window_id);
+        r = store_prepare(s, &holder, "SELECT alarm_claim_owner, alarm_claim_until FROM windows WHERE id = ?", "i",
+                          window_id);
+        if (r >= 0)
+                r = store_step(s, holder, "reading the claim on an owed alarm");
+        if (r < 0)
+                return r;
+        return store_fail(s, 0, "the alarm of window %" PRId64 " is being posted by %s (claimed until %" PRId64
+                          " us, %" PRId64 " s from now)", window_id, r > 0 ? store_col_text(holder, 0) ?: "?" : "?",
+                          r > 0 ? store_col_int64(holder, 1) : 0,
+                          r > 0 ? (store_col_int64(holder, 1) - (int64_t) MIN(now_usec, (usec_t) INT64_MAX)) /
+                                  (int64_t) USEC_PER_SEC : 0);
+}
+
+int azi3_store_alarm_release(azi3_store *s, int64_t window_id, const char *owner) {
+        _cleanup_(store_stmt_freep) store_stmt *st = NULL;
+        int r;
+
+        r = store_prepare(s, &st,
+                          "UPDATE windows SET alarm_claim_owner = NULL, alarm_claim_until = NULL "
+                          "WHERE id = ? AND alarm_claim_owner = ?",
+                          "it", window_id, owner);
+        if (r < 0)
+                return r;
+        r = store_run(s, st, "releasing the claim on an owed alarm");
+        return r < 0 ? r : 0;
+}
+
 int azi3_store_alarm_mark_verified(azi3_store *s, int64_t window_id, usec_t verified_usec) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        _cleanup_(store_stmt_freep) store_stmt *st = NULL;
         int r;
 
         r = store_prepare(s, &st, "UPDATE windows SET alarm_verified_usec = ? WHERE id = ? AND alarm_state = 'owed'",
@@ -1420,7 +1141,7 @@ int azi3_store_alarm_mark_verified(azi3_store *s, int64_t window_id, usec_t veri
 }
 
 int azi3_store_alarm_mark_too_late(azi3_store *s, int64_t window_id) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        _cleanup_(store_stmt_freep) store_stmt *st = NULL;
         int r;
 
         r = store_prepare(s, &st, "UPDATE windows SET alarm_state = 'too_late' WHERE id = ? AND alarm_state = 'owed'",
@@ -1436,7 +1157,7 @@ int azi3_store_alarm_mark_too_late(azi3_store *s, int64_t window_id) {
 /* --- meta ---------------------------------------------------------------------------------- */
 
 int azi3_store_stats_get(azi3_store *s, azi3_store_stats *ret) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *open = NULL, *reasons = NULL, *alarms = NULL, *oldest = NULL;
+        _cleanup_(store_stmt_freep) store_stmt *open = NULL, *reasons = NULL, *alarms = NULL, *oldest = NULL;
         azi3_store_stats x = {};
         int r;
 
@@ -1444,30 +1165,30 @@ int azi3_store_stats_get(azi3_store *s, azi3_store_stats *ret) {
         if (r >= 0)
                 r = store_step(s, open, "counting open sessions");
         if (r > 0)
-                x.sessions_open = (size_t) sqlite3_column_int64(open, 0);
+                x.sessions_open = (size_t) store_col_int64(open, 0);
         if (r >= 0)
                 r = store_prepare(s, &reasons, "SELECT reason, count(*) FROM windows WHERE reason IS NOT NULL GROUP BY reason",
                                   "");
         while (r >= 0 && (r = store_step(s, reasons, "counting windows by reason")) > 0) {
-                int v = name_lookup(reason_names, ELEMENTSOF(reason_names), (const char *) sqlite3_column_text(reasons, 0));
+                int v = name_lookup(reason_names, ELEMENTSOF(reason_names), store_col_text(reasons, 0));
                 if (v >= 0)
-                        x.windows_closed[v] = (size_t) sqlite3_column_int64(reasons, 1);
+                        x.windows_closed[v] = (size_t) store_col_int64(reasons, 1);
         }
         if (r >= 0)
                 r = store_prepare(s, &alarms,
                                   "SELECT alarm_state, count(*) FROM windows WHERE alarm_state IS NOT NULL GROUP BY alarm_state",
                                   "");
         while (r >= 0 && (r = store_step(s, alarms, "counting alarms by state")) > 0) {
-                int v = name_lookup(alarm_names, ELEMENTSOF(alarm_names), (const char *) sqlite3_column_text(alarms, 0));
+                int v = name_lookup(alarm_names, ELEMENTSOF(alarm_names), store_col_text(alarms, 0));
                 if (v >= 0)
-                        x.alarms[v] = (size_t) sqlite3_column_int64(alarms, 1);
+                        x.alarms[v] = (size_t) store_col_int64(alarms, 1);
         }
         if (r >= 0)
                 r = store_prepare(s, &oldest, "SELECT min(until_usec) FROM windows WHERE alarm_state = 'owed'", "");
         if (r >= 0)
                 r = store_step(s, oldest, "finding the oldest owed alarm");
-        if (r > 0 && sqlite3_column_type(oldest, 0) != SQLITE_NULL)
-                x.oldest_owed_until = (usec_t) MAX(sqlite3_column_int64(oldest, 0), (int64_t) 0);
+        if (r > 0 && !store_col_null(oldest, 0))
+                x.oldest_owed_until = (usec_t) MAX(store_col_int64(oldest, 0), (int64_t) 0);
         if (r < 0)
                 return r;
         *ret = x;
@@ -1475,7 +1196,7 @@ int azi3_store_stats_get(azi3_store *s, azi3_store_stats *ret) {
 }
 
 int azi3_store_meta_get(azi3_store *s, const char *key, char *buf, size_t size) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        _cleanup_(store_stmt_freep) store_stmt *st = NULL;
         int r;
 
         r = store_prepare(s, &st, "SELECT value FROM meta WHERE key = ?", "t", key);
@@ -1486,12 +1207,12 @@ int azi3_store_meta_get(azi3_store *s, const char *key, char *buf, size_t size) 
                 return r;
         if (r == 0)
                 return -ENOENT;
-        snprintf(buf, size, "%s", (const char *) sqlite3_column_text(st, 0) ?: "");
+        snprintf(buf, size, "%s", store_col_text(st, 0) ?: "");
         return 0;
 }
 
 int azi3_store_meta_set(azi3_store *s, const char *key, const char *value) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        _cleanup_(store_stmt_freep) store_stmt *st = NULL;
         int r;
 
         r = store_prepare(s, &st, "INSERT INTO meta (key, value) VALUES (?, ?) "
@@ -1506,7 +1227,7 @@ int azi3_store_meta_set(azi3_store *s, const char *key, const char *value) {
 
 int azi3_store_event_record(azi3_store *s, int64_t session_id, int64_t source_event_id, usec_t created_usec,
                             usec_t applied_usec, window_event_outcome outcome) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        _cleanup_(store_stmt_freep) store_stmt *st = NULL;
         const char *o;
         int r;
 
@@ -1540,7 +1261,7 @@ int azi3_store_event_record(azi3_store *s, int64_t session_id, int64_t source_ev
 }
 
 int azi3_store_event_seen(azi3_store *s, int64_t session_id, int64_t source_event_id) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        _cleanup_(store_stmt_freep) store_stmt *st = NULL;
         int r;
 
         r = store_prepare(s, &st, "SELECT 1 FROM events WHERE session_id = ? AND source_event_id = ?", "ii", session_id,
@@ -1551,7 +1272,7 @@ int azi3_store_event_seen(azi3_store *s, int64_t session_id, int64_t source_even
 }
 
 int azi3_store_events_list(azi3_store *s, int64_t session_id, azi3_event **ret, size_t *ret_n) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        _cleanup_(store_stmt_freep) store_stmt *st = NULL;
         int r;
 
         r = store_prepare(s, &st,
@@ -1567,7 +1288,7 @@ int azi3_store_events_list(azi3_store *s, int64_t session_id, azi3_event **ret, 
 
 int azi3_store_unsubscription_add(azi3_store *s, int64_t robot_id, int64_t subscription_id,
                                   usec_t next_attempt_usec) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        _cleanup_(store_stmt_freep) store_stmt *st = NULL;
         int r;
 
         if (subscription_id <= 0)
@@ -1587,7 +1308,7 @@ int azi3_store_unsubscription_add(azi3_store *s, int64_t robot_id, int64_t subsc
 
 int azi3_store_unsubscription_failed(azi3_store *s, int64_t robot_id, int64_t subscription_id, const char *error,
                                      usec_t next_attempt_usec) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        _cleanup_(store_stmt_freep) store_stmt *st = NULL;
         int r;
 
         r = store_prepare(s, &st,
@@ -1606,7 +1327,7 @@ int azi3_store_unsubscription_failed(azi3_store *s, int64_t robot_id, int64_t su
 }
 
 int azi3_store_unsubscriptions_due(azi3_store *s, usec_t now, azi3_unsubscription **ret, size_t *ret_n) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        _cleanup_(store_stmt_freep) store_stmt *st = NULL;
         int r;
 
         r = store_prepare(s, &st,
@@ -1621,7 +1342,7 @@ int azi3_store_unsubscriptions_due(azi3_store *s, usec_t now, azi3_unsubscriptio
 }
 
 int azi3_store_unsubscription_remove(azi3_store *s, int64_t robot_id, int64_t subscription_id) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        _cleanup_(store_stmt_freep) store_stmt *st = NULL;
         int r;
 
         r = store_prepare(s, &st, "DELETE FROM pending_unsubscriptions WHERE robot_id = ? AND subscription_id = ?", "ii",

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
-/* The azi-3 store (SPEC section 8): every piece of monitoring state lives in one SQLite file,
- * nothing in memory between runs. Sessions (one per robot, rule and local day), the full
+/* The azi-3 store (SPEC section 8): every piece of monitoring state lives in one SQLite file
+ * or one PostgreSQL database (issue 15: several daemons sharing it), nothing in memory
+ * between runs. Sessions (one per robot, rule and local day), the full
  * history of their windows with closing reasons and alarm status, the events applied (keyed
  * by source event id, the de-duplication key), and pending subscription deletions.
  *
@@ -21,13 +22,25 @@
  * Functions that write several rows run in the caller's transaction if there is one, or in
  * their own otherwise, so a single call is always atomic.
  *
+ * On PostgreSQL (`store:` a libpq connection string) azi3_store_begin() is BEGIN plus a
+ * transaction-scoped advisory lock on the azi3 store, the exact counterpart of SQLite's write
+ * lock: write transactions of all nodes run one after another, so the read-decide-write
+ * pattern above cannot interleave between two nodes (an event applied twice, a session
+ * created twice). The rows keep their own guards under it (unique keys with ON CONFLICT, a
+ * conditional UPDATE for every state change), and an owed alarm is claimed in a committed
+ * row before it is posted (azi3_store_alarm_claim()), since the post is an HTTP call that
+ * must not run under the lock. Tables live in the schema `azi3`. A statement that fails
+ * inside the caller's transaction leaves it aborted on PostgreSQL: roll back.
+ *
  * Errors: every function returns 0 (or a documented positive value) or a negative errno;
  * the store does not log. azi3_store_last_error() gives a message for the last failure
  * (SQLite's own text included) for the caller to log. Mapping: -EBUSY lock not obtained
  * within the busy timeout, -ENOENT no such row, -EEXIST a uniqueness rule would break,
  * -EALREADY the row is already in the requested state, -EINVAL bad argument or a check
  * constraint, -ENOSPC disk full, -EROFS read-only file, -EBADMSG not an azi3 store or
- * corrupt, -EPROTONOSUPPORT schema newer than this build, -EIO other failures.
+ * corrupt, -EPROTONOSUPPORT schema newer than this build, -ECONNREFUSED PostgreSQL could not
+ * be reached or the connection was lost, -EPERM a password in the connection string, -EIO
+ * other failures.
  *
  * Ids: sessions and windows have row ids > 0. Robot ids are >= 0; Megazord's subscription
  * and event ids are > 0, and 0 in a struct field below means "none". Times are usec_t
@@ -40,7 +53,7 @@
 #include "basic/macro.h"
 #include "window.h"
 
-#define AZI3_STORE_SCHEMA_VERSION 2
+#define AZI3_STORE_SCHEMA_VERSION 3
 #define AZI3_STORE_BUSY_TIMEOUT_MSEC 5000
 #define AZI3_STORE_RULE_ID_MAX 127          /* longest rule id the store accepts, bytes */
 #define AZI3_LOCAL_DAY_LEN 10         /* "YYYY-MM-DD" */
@@ -103,9 +116,23 @@ static inline window_record azi3_window_record(const azi3_window *w) {
 /* Opens (creating if needed) the store at PATH, sets WAL, synchronous=NORMAL, foreign keys
  * and the busy timeout, and migrates the schema forward to AZI3_STORE_SCHEMA_VERSION.
  * Refuses a file whose schema is newer (-EPROTONOSUPPORT) or that is not an azi3 store
- * (-EBADMSG). On failure, if ERRBUF is not NULL, a message naming PATH is written to it
- * (ERRLEN bytes, truncated). */
+ * (-EBADMSG). If PATH is a PostgreSQL connection string (azi3_store_is_conninfo()) it
+ * connects instead, refuses a password in it (-EPERM), and migrates the schema `azi3` under
+ * an advisory lock, so processes starting at once migrate it once. On failure, if ERRBUF is
+ * not NULL, a message naming PATH is written to it (ERRLEN bytes, truncated). */
 int azi3_store_open(const char *path, char *errbuf, size_t errlen, azi3_store **ret);
+
+/* True if STORE (a `store:` value) is a libpq connection string, "postgresql://..." or
+ * "postgres://..." or "key=value ...", rather than a file path. */
+bool azi3_store_is_conninfo(const char *store);
+
+/* Checks a connection string for azi3_store_open(): -EINVAL if libpq cannot parse it, -EPERM
+ * if it holds a password (passwords come from PGPASSFILE, ~/.pgpass or a service file). The
+ * message goes to ERRBUF (may be NULL) and never repeats the string. */
+int azi3_store_conninfo_check(const char *conninfo, char *errbuf, size_t errlen);
+
+/* True if S is on PostgreSQL. */
+bool azi3_store_is_pg(const azi3_store *s);
 
 /* Closes the store, rolling back an open transaction. Accepts NULL; returns NULL. */
 azi3_store *azi3_store_close(azi3_store *s);
@@ -245,6 +272,18 @@ int azi3_store_alarms_owed(azi3_store *s, int64_t session_id, azi3_window **ret,
  * -EALREADY if it was already marked (an alarm is never posted twice), -EINVAL if the window
  * owes no alarm, -ENOENT if there is no such window. */
 int azi3_store_alarm_mark_posted(azi3_store *s, int64_t window_id, usec_t posted_usec, int64_t alarm_event_id);
+
+/* Claims the owed alarm of WINDOW_ID for OWNER (a name for the logs: the daemon instance)
+ * until UNTIL_USEC, before it is posted, so no other process or node posts it meanwhile.
+ * Meant outside a transaction: the claim is committed at once. Returns 1 if claimed (also
+ * when OWNER held it already), 0 if another owner's claim is live at NOW_USEC (the message
+ * of azi3_store_last_error() names it), -EALREADY if it was posted, -EINVAL if the window
+ * owes no alarm. A claim whose holder died lapses at its UNTIL_USEC. */
+int azi3_store_alarm_claim(azi3_store *s, int64_t window_id, const char *owner, usec_t now_usec, usec_t until_usec);
+
+/* Gives up OWNER's claim on the alarm of WINDOW_ID (its post failed): the next run may post
+ * it at once. Nothing happens if OWNER does not hold it. */
+int azi3_store_alarm_release(azi3_store *s, int64_t window_id, const char *owner);
 
 /* Records that Megazord's history was read at VERIFIED_USEC and shows no activity inside the
  * owed alarm's window: the alarm may be posted. -EINVAL if the window owes no alarm. */

@@ -135,6 +135,44 @@ START_TEST(test_defaults_from_string) {
 }
 END_TEST
 
+/* Issue 15: `store:` may be a PostgreSQL connection string, never with a password in it. */
+START_TEST(test_store_conninfo) {
+        static const char uri[] = "store: postgresql://azi3@db1,db2/azi3?target_session_attrs=read-write\n"
+                                  "megazord: {base_url: 'http://m'}\n"
+                                  "sqs: {endpoint: 'http://q', region: r, queue_url: 'http://q/1/x'}\n"
+                                  "rules: []\n";
+        static const char kv[] = "store: host=/run/postgresql dbname=azi3\n"
+                                 "megazord: {base_url: 'http://m'}\n"
+                                 "sqs: {endpoint: 'http://q', region: r, queue_url: 'http://q/1/x'}\n"
+                                 "rules: []\n";
+        static const char secret[] = "megazord: {base_url: 'http://m'}\n"
+                                     "store: 'host=db dbname=azi3 password=hunter2'\n"
+                                     "sqs: {endpoint: 'http://q', region: r, queue_url: 'http://q/1/x'}\n"
+                                     "rules: []\n";
+        _cleanup_(azi3_config_freep) azi3_config *c = NULL;
+        azi3_config_errors errs = {};
+
+        /* not resolved against the file's directory like a relative path */
+        ck_assert_int_eq(azi3_config_parse(uri, sizeof(uri) - 1, "dir/inline", &c, &errs), 0);
+        azi3_config_errors_clear(&errs);
+        ck_assert_str_eq(c->store, "postgresql://azi3@db1,db2/azi3?target_session_attrs=read-write");
+        c = azi3_config_free(c);
+        ck_assert_int_eq(azi3_config_parse(kv, sizeof(kv) - 1, "dir/inline", &c, &errs), 0);
+        azi3_config_errors_clear(&errs);
+        ck_assert_str_eq(c->store, "host=/run/postgresql dbname=azi3");
+        c = azi3_config_free(c);
+
+        ck_assert_int_eq(azi3_config_parse(secret, sizeof(secret) - 1, "inline", &c, &errs), -EINVAL);
+        ck_assert_uint_eq(errs.n, 1);
+        ck_assert_uint_eq(errs.items[0].line, 2);
+        ck_assert_uint_eq(errs.items[0].column, 8);
+        ck_assert_msg(strstr(errs.items[0].message, "holds a password") && strstr(errs.items[0].message, "PGPASSFILE") &&
+                              !strstr(errs.items[0].message, "hunter2"),
+                      "%s", errs.items[0].message);
+        azi3_config_errors_clear(&errs);
+}
+END_TEST
+
 /* Issue 17's keys: given, and out of their bounds. */
 START_TEST(test_evidence_keys) {
         static const char good[] = "store: /s.db\n"
@@ -371,6 +409,7 @@ static Suite *config_suite(void) {
         tcase_add_test(tc, test_valid_full);
         tcase_add_test(tc, test_example_config);
         tcase_add_test(tc, test_defaults_from_string);
+        tcase_add_test(tc, test_store_conninfo);
         tcase_add_test(tc, test_evidence_keys);
         tcase_add_test(tc, test_local_time_parser);
         suite_add_tcase(s, tc);

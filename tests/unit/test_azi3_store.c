@@ -2,10 +2,12 @@
 #include <check.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <libpq-fe.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include "azi3/store.h"
 #include "azi3/uuid.h"
@@ -15,13 +17,44 @@
 #define W0 (2 * USEC_PER_HOUR)
 #define B0 (A0 + 15 * USEC_PER_HOUR)
 
+/* Every test runs on SQLite; with AZI3_TEST_PG set to a connection string (tests/pg/with-pg-
+ * azi3.sh starts a private server) the shared ones run again on PostgreSQL, each on an empty
+ * schema azi3. */
+static const char *pg;
 static char dir[64];
-static char path[128];
+static char path[512];
+
+static PGconn *pg_connect(void) {
+        PGconn *c = PQconnectdb(pg);
+        ck_assert_msg(PQstatus(c) == CONNECTION_OK, "connect %s: %s", pg, PQerrorMessage(c));
+        PQclear(PQexec(c, "SET client_min_messages = warning"));
+        PQclear(PQexec(c, "SET search_path TO azi3"));
+        return c;
+}
+
+/* Runs SQL on PostgreSQL; returns SQLite's code for the outcome, so a test reads the same on
+ * both backends. */
+static int pg_exec(const char *sql) {
+        PGconn *c = pg_connect();
+        PGresult *res = PQexec(c, sql);
+        ExecStatusType st = PQresultStatus(res);
+        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        int rc = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? SQLITE_OK
+                 : state && strncmp(state, "23", 2) == 0        ? SQLITE_CONSTRAINT
+                                                                 : SQLITE_ERROR;
+        PQclear(res);
+        PQfinish(c);
+        return rc;
+}
 
 static void setup(void) {
         snprintf(dir, sizeof(dir), "/tmp/test-azi3-store-XXXXXX");
         ck_assert_ptr_nonnull(mkdtemp(dir));
-        snprintf(path, sizeof(path), "%s/azi3.db", dir);
+        if (pg) {
+                snprintf(path, sizeof(path), "%s", pg);
+                ck_assert_int_eq(pg_exec("DROP SCHEMA IF EXISTS azi3 CASCADE"), SQLITE_OK);
+        } else
+                snprintf(path, sizeof(path), "%s/azi3.db", dir);
 }
 
 static void teardown(void) {
@@ -99,6 +132,16 @@ static int64_t count_rows(const char *sql) {
         sqlite3_stmt *st;
         int64_t n;
 
+        if (pg) {
+                PGconn *c = pg_connect();
+                PGresult *res = PQexec(c, sql);
+                ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1, "%s: %s", sql,
+                              PQresultErrorMessage(res));
+                n = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+                PQclear(res);
+                PQfinish(c);
+                return n;
+        }
         ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
         ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
         ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
@@ -112,6 +155,8 @@ static void assert_integrity(void) {
         sqlite3 *db;
         sqlite3_stmt *st;
 
+        if (pg)
+                return; /* PostgreSQL checks its constraints on every statement */
         ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
         ck_assert_int_eq(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL), SQLITE_OK);
         ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
@@ -123,6 +168,9 @@ static void assert_integrity(void) {
 static int raw_exec(const char *sql) {
         sqlite3 *db;
         int rc;
+
+        if (pg)
+                return pg_exec(sql);
         ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
         rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
         sqlite3_close(db);
@@ -513,6 +561,24 @@ END_TEST
 START_TEST(test_busy_maps_to_ebusy) {
         _cleanup_(azi3_store_closep) azi3_store *s = open_ok();
         sqlite3 *db;
+
+        if (pg) {
+                /* Another node holds the azi3 write lock for longer than the busy timeout. */
+                PGconn *c = pg_connect();
+                PQclear(PQexec(c, "BEGIN"));
+                PQclear(PQexec(c, "SELECT pg_advisory_xact_lock(1635412275, 2)"));
+                ck_assert_int_eq(azi3_store_set_busy_timeout(s, 50), 0);
+                ck_assert_int_eq(azi3_store_begin(s), -EBUSY);
+                ck_assert_msg(strstr(azi3_store_last_error(s), "write lock") &&
+                                      strstr(azi3_store_last_error(s), "55P03"),
+                              "%s", azi3_store_last_error(s));
+                ck_assert(!azi3_store_in_transaction(s));
+                PQclear(PQexec(c, "ROLLBACK"));
+                PQfinish(c);
+                ck_assert_int_eq(azi3_store_begin(s), 0);
+                ck_assert_int_eq(azi3_store_commit(s), 0);
+                return;
+        }
 
         /* Another connection holds the write lock for longer than the busy timeout. */
         ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
@@ -1003,7 +1069,7 @@ START_TEST(test_migrate_v1_keeps_rows) {
 
         s = open_ok();
         ck_assert_int_eq(azi3_store_schema_version(s, &v), 0);
-        ck_assert_int_eq(v, 2);
+        ck_assert_int_eq(v, AZI3_STORE_SCHEMA_VERSION);
         ck_assert_int_eq(count_rows("SELECT count(*) FROM sessions"), 2);
         ck_assert_int_eq(count_rows("SELECT count(*) FROM windows"), 3);
         ck_assert_int_eq(count_rows("SELECT count(*) FROM events"), 1);
@@ -1068,18 +1134,350 @@ START_TEST(test_rewind) {
 }
 END_TEST
 
+/* --- races between processes (issue 15: several nodes on one store) ---------------------- */
+
+#define N_RACERS 6
+
+/* Starts N_RACERS children running FN(store, k, out_fd) at once, each on its own connection;
+ * what they write to OUT_FD (lines) is returned, malloc'ed. */
+static char *race(int (*fn)(azi3_store *s, int k, int out)) {
+        pid_t pids[N_RACERS];
+        int go[2], out[2];
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *f;
+
+        ck_assert_int_eq(pipe(go), 0);
+        ck_assert_int_eq(pipe(out), 0);
+        for (int k = 0; k < N_RACERS; k++) {
+                pids[k] = fork();
+                ck_assert_int_ge(pids[k], 0);
+                if (pids[k] == 0) {
+                        azi3_store *s = NULL;
+                        char err[512] = "", c;
+                        int r;
+
+                        close(go[1]);
+                        close(out[0]);
+                        r = azi3_store_open(path, err, sizeof(err), &s);
+                        if (r < 0) {
+                                fprintf(stderr, "racer %d: open: %s\n", k, err);
+                                _exit(10);
+                        }
+                        (void) read(go[0], &c, 1); /* all connected: now race */
+                        r = fn(s, k, out[1]);
+                        if (r < 0)
+                                fprintf(stderr, "racer %d: %d %s\n", k, r, azi3_store_last_error(s));
+                        azi3_store_close(s);
+                        _exit(r < 0 ? 11 : 0);
+                }
+        }
+        close(go[0]);
+        close(out[1]);
+        close(go[1]); /* go */
+        f = fdopen(out[0], "r");
+        ck_assert_ptr_nonnull(f);
+        {
+                FILE *m = open_memstream(&buf, &len);
+                int c;
+                while ((c = fgetc(f)) != EOF)
+                        fputc(c, m);
+                fclose(m);
+        }
+        fclose(f);
+        for (int k = 0; k < N_RACERS; k++) {
+                int status;
+                ck_assert_int_eq(waitpid(pids[k], &status, 0), pids[k]);
+                ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "racer %d failed: status 0x%x", k, status);
+        }
+        return buf;
+}
+
+static size_t count_lines(const char *buf, const char *line) {
+        size_t n = 0, l = strlen(line);
+        for (const char *p = buf; (p = strstr(p, line)); p += l)
+                if ((p == buf || p[-1] == '\n') && p[l] == '\n')
+                        n++;
+        return n;
+}
+
+#define RACE_ROUNDS 20
+
+/* monitoring-scheduler on every node: each creates the day's sessions with their first window */
+static int race_create(azi3_store *s, int k, int out) {
+        for (int i = 0; i < RACE_ROUNDS; i++) {
+                azi3_session x;
+                window_span first;
+                char line[64];
+                int r, created;
+
+                r = azi3_store_begin(s);
+                if (r < 0)
+                        return r;
+                created = r = azi3_store_session_create(s, 100 + i, "toilet", "2026-03-29", &P0, A0 + (usec_t) k, &x);
+                if (r == 1 && window_first(&x.params, &first) == 0)
+                        r = azi3_store_window_open(s, x.id, &first, NULL);
+                if (r >= 0)
+                        r = azi3_store_commit(s);
+                if (r < 0) {
+                        (void) azi3_store_rollback(s);
+                        return r;
+                }
+                if (created == 1) {
+                        snprintf(line, sizeof(line), "created %d\n", i);
+                        (void) write(out, line, strlen(line));
+                }
+        }
+        return 0;
+}
+
+START_TEST(test_race_session_create) {
+        _cleanup_free_ char *out = race(race_create);
+        char line[64];
+
+        for (int i = 0; i < RACE_ROUNDS; i++) {
+                snprintf(line, sizeof(line), "created %d", i);
+                ck_assert_msg(count_lines(out, line) == 1, "session %d created %zu times:\n%s", i, count_lines(out, line), out);
+        }
+        ck_assert_int_eq(count_rows("SELECT count(*) FROM sessions"), RACE_ROUNDS);
+        ck_assert_int_eq(count_rows("SELECT count(*) FROM windows"), RACE_ROUNDS); /* one first window each */
+}
+END_TEST
+
+/* sqs-consumer on every node, SQS delivering each message to all: each event is applied by
+ * exactly one of them, the others see a duplicate */
+static int race_events(azi3_store *s, int k, int out) {
+        azi3_session x;
+        int r;
+
+        (void) k;
+        r = azi3_store_session_find(s, 42, "toilet", "2026-03-29", &x);
+        if (r < 0)
+                return r;
+        for (int i = 1; i <= RACE_ROUNDS; i++) {
+                char line[64];
+
+                r = apply_event(s, x.id, 9000 + i, A0 + (usec_t) i * MIN_, A0 + (usec_t) i * MIN_);
+                if (r < 0)
+                        return r;
+                if (r != WINDOW_EVENT_DUPLICATE) {
+                        snprintf(line, sizeof(line), "applied %d\n", 9000 + i);
+                        (void) write(out, line, strlen(line));
+                }
+        }
+        return 0;
+}
+
+START_TEST(test_race_event_apply) {
+        _cleanup_(azi3_store_closep) azi3_store *s = open_ok();
+        _cleanup_free_ azi3_window *l = NULL;
+        _cleanup_free_ char *out = NULL;
+        azi3_session x = make_session(s, 42, "toilet", "2026-03-29");
+        char line[64];
+        size_t n = 0;
+
+        s = azi3_store_close(s);
+        out = race(race_events);
+        for (int i = 1; i <= RACE_ROUNDS; i++) {
+                snprintf(line, sizeof(line), "applied %d", 9000 + i);
+                ck_assert_msg(count_lines(out, line) == 1, "event %d applied %zu times:\n%s", 9000 + i,
+                              count_lines(out, line), out);
+        }
+        s = open_ok();
+        ck_assert_int_eq(azi3_store_windows_list(s, x.id, &l, &n), 0);
+        ck_assert_uint_eq(n, RACE_ROUNDS + 1); /* the first, then one per event */
+        for (int i = 0; i < RACE_ROUNDS; i++) {
+                ck_assert_int_eq(l[i].reason, WINDOW_CLOSE_ACTIVITY);
+                ck_assert_int_eq(l[i].closing_event_id, 9000 + i + 1);
+        }
+        ck_assert(l[RACE_ROUNDS].current);
+        ck_assert_int_eq(count_rows("SELECT count(*) FROM events"), RACE_ROUNDS);
+}
+END_TEST
+
+/* window-expiration on every node at the same instant: each owed alarm is posted by exactly
+ * one, the way session_post_alarms() does it (claim, post, mark posted) */
+static int race_alarms(azi3_store *s, int k, int out) {
+        _cleanup_free_ azi3_window *owed = NULL;
+        char owner[32];
+        size_t n = 0;
+        int r;
+
+        snprintf(owner, sizeof(owner), "node-%d", k);
+        r = azi3_store_alarms_owed(s, 0, &owed, &n);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                char line[64];
+                usec_t now = owed[i].span.until + MIN_;
+
+                r = azi3_store_alarm_claim(s, owed[i].id, owner, now, now + 10 * MIN_);
+                if (r < 0 && r != -EALREADY)
+                        return r;
+                if (r <= 0)
+                        continue; /* another node posts it, or has */
+                /* the post: Megazord would now receive it; an HTTP call takes a while */
+                snprintf(line, sizeof(line), "posted %" PRId64 "\n", owed[i].id);
+                (void) write(out, line, strlen(line));
+                (void) nanosleep(&(struct timespec) { .tv_nsec = 5 * 1000 * 1000 }, NULL);
+                r = azi3_store_alarm_mark_posted(s, owed[i].id, now, 9100 + owed[i].id);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+START_TEST(test_race_alarm_post) {
+        _cleanup_(azi3_store_closep) azi3_store *s = open_ok();
+        _cleanup_free_ azi3_window *owed = NULL;
+        _cleanup_free_ char *out = NULL;
+        char line[64];
+        size_t n = 0;
+
+        /* RACE_ROUNDS sessions, each with one expired window whose alarm is owed */
+        for (int i = 0; i < RACE_ROUNDS; i++) {
+                azi3_session x = make_session(s, 200 + i, "toilet", "2026-03-29");
+                azi3_window cur;
+                window_transition t;
+
+                ck_assert_int_eq(azi3_store_window_current(s, x.id, &cur), 0);
+                ck_assert_int_eq(window_expire(&P0, &cur.span, A0 + W0, &t), 1);
+                ck_assert_int_eq(azi3_store_apply_transition(s, x.id, cur.id, &t, A0 + W0, 0, NULL), 1);
+        }
+        ck_assert_int_eq(azi3_store_alarms_owed(s, 0, &owed, &n), 0);
+        ck_assert_uint_eq(n, RACE_ROUNDS);
+        s = azi3_store_close(s);
+
+        out = race(race_alarms);
+        for (size_t i = 0; i < n; i++) {
+                snprintf(line, sizeof(line), "posted %" PRId64, owed[i].id);
+                ck_assert_msg(count_lines(out, line) == 1, "alarm of window %" PRId64 " posted %zu times:\n%s",
+                              owed[i].id, count_lines(out, line), out);
+        }
+        ck_assert_int_eq(count_rows("SELECT count(*) FROM windows WHERE alarm_state = 'alarmed' "
+                                    "AND alarm_claim_owner IS NULL"), RACE_ROUNDS);
+}
+END_TEST
+
+START_TEST(test_alarm_claim) {
+        _cleanup_(azi3_store_closep) azi3_store *s = open_ok();
+        azi3_session x = make_session(s, 42, "toilet", "2026-03-29");
+        azi3_window cur;
+        window_transition t;
+        usec_t now = A0 + W0 + MIN_;
+
+        ck_assert_int_eq(azi3_store_window_current(s, x.id, &cur), 0);
+        ck_assert_int_eq(azi3_store_alarm_claim(s, cur.id, "a", now, now + MIN_), -EINVAL); /* owes nothing yet */
+        ck_assert_int_eq(window_expire(&P0, &cur.span, A0 + W0, &t), 1);
+        ck_assert_int_eq(azi3_store_apply_transition(s, x.id, cur.id, &t, A0 + W0, 0, NULL), 1);
+
+        ck_assert_int_eq(azi3_store_alarm_claim(s, cur.id, "", now, now + MIN_), -EINVAL);
+        ck_assert_int_eq(azi3_store_alarm_claim(s, cur.id, "a", now, now + MIN_), 1);
+        ck_assert_int_eq(azi3_store_alarm_claim(s, cur.id, "a", now, now + MIN_), 1);  /* its own again */
+        ck_assert_int_eq(azi3_store_alarm_claim(s, cur.id, "b", now, now + MIN_), 0);  /* a's is live */
+        ck_assert_msg(strstr(azi3_store_last_error(s), "being posted by a"), "%s", azi3_store_last_error(s));
+        /* a failed post gives it up: b may post at once */
+        ck_assert_int_eq(azi3_store_alarm_release(s, cur.id, "b"), 0); /* not b's: nothing happens */
+        ck_assert_int_eq(azi3_store_alarm_claim(s, cur.id, "b", now, now + MIN_), 0);
+        ck_assert_int_eq(azi3_store_alarm_release(s, cur.id, "a"), 0);
+        ck_assert_int_eq(azi3_store_alarm_claim(s, cur.id, "b", now, now + MIN_), 1);
+        /* b dies holding it: the claim lapses at its until */
+        ck_assert_int_eq(azi3_store_alarm_claim(s, cur.id, "c", now + MIN_ - 1, now + 2 * MIN_), 0);
+        ck_assert_int_eq(azi3_store_alarm_claim(s, cur.id, "c", now + MIN_, now + 2 * MIN_), 1);
+        ck_assert_int_eq(azi3_store_alarm_mark_posted(s, cur.id, now + MIN_, 9100), 0);
+        ck_assert_int_eq(azi3_store_alarm_claim(s, cur.id, "d", now + 9 * MIN_, now + 10 * MIN_), -EALREADY);
+}
+END_TEST
+
+/* --- PostgreSQL only ------------------------------------------------------------------------ */
+
+START_TEST(test_pg_migrate_and_reopen) {
+        _cleanup_(azi3_store_closep) azi3_store *s = open_ok();
+        azi3_session x, y;
+        int v = 0;
+
+        ck_assert(azi3_store_is_pg(s));
+        ck_assert_int_eq(azi3_store_schema_version(s, &v), 0);
+        ck_assert_int_eq(v, AZI3_STORE_SCHEMA_VERSION);
+        ck_assert_int_eq(count_rows("SELECT version FROM azi3.schema_version"), AZI3_STORE_SCHEMA_VERSION);
+        x = make_session(s, 42, "toilet-activity", "2026-03-29");
+        s = azi3_store_close(s);
+        s = open_ok();
+        ck_assert_int_eq(azi3_store_session_find(s, 42, "toilet-activity", "2026-03-29", &y), 0);
+        ck_assert_int_eq(y.id, x.id);
+        ck_assert_int_eq(count_rows("SELECT count(*) FROM azi3.schema_version"), 1);
+}
+END_TEST
+
+START_TEST(test_pg_refusals) {
+        azi3_store *s = NULL;
+        char err[512] = "", conn[600];
+
+        s = open_ok();
+        s = azi3_store_close(s);
+        ck_assert_int_eq(raw_exec("UPDATE schema_version SET version = 99"), SQLITE_OK);
+        ck_assert_int_eq(azi3_store_open(path, err, sizeof(err), &s), -EPROTONOSUPPORT);
+        ck_assert_msg(strstr(err, "99") && strstr(err, "newer"), "message: %s", err);
+        ck_assert_int_eq(count_rows("SELECT version FROM schema_version"), 99); /* untouched */
+
+        /* a schema azi3 that is not ours */
+        ck_assert_int_eq(raw_exec("DROP SCHEMA azi3 CASCADE; CREATE SCHEMA azi3; CREATE TABLE azi3.history (x int)"),
+                         SQLITE_OK);
+        ck_assert_int_eq(azi3_store_open(path, err, sizeof(err), &s), -EBADMSG);
+        ck_assert_msg(strstr(err, "no schema version"), "message: %s", err);
+
+        /* a password in the string: refused, and never repeated */
+        snprintf(conn, sizeof(conn), "%s password=sekrit", pg);
+        ck_assert_int_eq(azi3_store_open(conn, err, sizeof(err), &s), -EPERM);
+        ck_assert_msg(strstr(err, "password") && strstr(err, "PGPASSFILE") && !strstr(err, "sekrit"), "message: %s", err);
+        ck_assert_int_eq(azi3_store_open("postgresql://u:sekrit@127.0.0.1:1/db", err, sizeof(err), &s), -EPERM);
+        ck_assert_msg(!strstr(err, "sekrit"), "message: %s", err);
+        ck_assert_int_eq(azi3_store_open("host= port=x =", err, sizeof(err), &s), -EINVAL);
+
+        /* nobody listening */
+        ck_assert_int_eq(azi3_store_open("host=127.0.0.1 port=1 dbname=x connect_timeout=2", err, sizeof(err), &s),
+                         -ECONNREFUSED);
+        ck_assert_msg(strstr(err, "cannot connect to PostgreSQL"), "message: %s", err);
+        ck_assert_ptr_null(s);
+}
+END_TEST
+
+START_TEST(test_store_kind) {
+        ck_assert(azi3_store_is_conninfo("postgresql://db.example/azi3"));
+        ck_assert(azi3_store_is_conninfo("postgres:///azi3?host=/run/postgresql"));
+        ck_assert(azi3_store_is_conninfo("host=db1,db2 dbname=azi3 target_session_attrs=read-write"));
+        ck_assert(azi3_store_is_conninfo(" service = azi3"));
+        ck_assert(!azi3_store_is_conninfo("/var/lib/schedulerd/azi3.db"));
+        ck_assert(!azi3_store_is_conninfo("azi3.db"));
+        ck_assert(!azi3_store_is_conninfo("./a=b.db"));
+        ck_assert(!azi3_store_is_conninfo(NULL));
+        ck_assert_int_eq(azi3_store_conninfo_check("dbname=azi3", NULL, 0), 0);
+        ck_assert_int_eq(azi3_store_conninfo_check("dbname=azi3 password=x", NULL, 0), -EPERM);
+        ck_assert_int_eq(azi3_store_conninfo_check("dbname=azi3 password=''", NULL, 0), 0);
+}
+END_TEST
+
 static Suite *store_suite(void) {
         Suite *s = suite_create("azi3_store");
         TCase *tc = tcase_create("store");
+        TCase *only = tcase_create(pg ? "postgresql" : "sqlite");
 
         tcase_add_checked_fixture(tc, setup, teardown);
-        tcase_set_timeout(tc, 60);
-        tcase_add_test(tc, test_migrate_empty_and_reopen);
-        tcase_add_test(tc, test_migrate_v1_keeps_rows);
+        tcase_set_timeout(tc, 120);
+        tcase_add_checked_fixture(only, setup, teardown);
+        tcase_set_timeout(only, 60);
+        if (pg) {
+                tcase_add_test(only, test_pg_migrate_and_reopen);
+                tcase_add_test(only, test_pg_refusals);
+        } else {
+                tcase_add_test(only, test_migrate_empty_and_reopen);
+                tcase_add_test(only, test_migrate_v1_keeps_rows);
+                tcase_add_test(only, test_newer_version_refused);
+                tcase_add_test(only, test_foreign_file_refused);
+                tcase_add_test(only, test_open_errors);
+                tcase_add_test(only, test_store_kind);
+        }
         tcase_add_test(tc, test_rewind);
-        tcase_add_test(tc, test_newer_version_refused);
-        tcase_add_test(tc, test_foreign_file_refused);
-        tcase_add_test(tc, test_open_errors);
         tcase_add_test(tc, test_session_idempotent);
         tcase_add_test(tc, test_subscription);
         tcase_add_test(tc, test_sessions_list);
@@ -1095,13 +1493,23 @@ static Suite *store_suite(void) {
         tcase_add_test(tc, test_pending_unsubscriptions);
         tcase_add_test(tc, test_retention_cascades);
         tcase_add_test(tc, test_two_processes);
+        tcase_add_test(tc, test_alarm_claim);
+        tcase_add_test(tc, test_race_session_create);
+        tcase_add_test(tc, test_race_event_apply);
+        tcase_add_test(tc, test_race_alarm_post);
         suite_add_tcase(s, tc);
+        suite_add_tcase(s, only);
         return s;
 }
 
 int main(void) {
-        SRunner *sr = srunner_create(store_suite());
+        SRunner *sr;
         int failed;
+
+        pg = getenv("AZI3_TEST_PG");
+        if (isempty(pg))
+                pg = NULL;
+        sr = srunner_create(store_suite());
 
         srunner_run_all(sr, CK_NORMAL);
         failed = srunner_ntests_failed(sr);
