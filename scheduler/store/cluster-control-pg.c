@@ -307,8 +307,9 @@ int cluster_ctl_singleton_acquire(PGconn *c, const char *job, const char *node, 
                  "INSERT INTO cluster_singleton AS s (job, node, scheduled_usec) VALUES ($1, $2, $3::bigint) "
                  "ON CONFLICT (job) DO UPDATE SET node = EXCLUDED.node, scheduled_usec = EXCLUDED.scheduled_usec, "
                  "run_id = NULL, taken_at = now() WHERE "
-                 "(s.run_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.id = s.run_id AND r.status = 'running')) "
-                 "OR (s.run_id IS NULL AND s.taken_at < now() - interval '" STRINGIFY(CLUSTER_SINGLETON_PENDING_SEC) " seconds') "
+                 "EXISTS (SELECT 1 FROM runs r WHERE r.id = s.run_id AND r.status <> 'running') "
+                 "OR (s.taken_at < now() - interval '" STRINGIFY(CLUSTER_SINGLETON_PENDING_SEC) " seconds' "
+                 "AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.id = s.run_id AND r.status = 'running')) "
                  "RETURNING 1",
                  3, p, PGRES_TUPLES_OK, &res);
         if (q < 0)

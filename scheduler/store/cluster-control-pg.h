@@ -23,9 +23,11 @@
  *       claimed): the node and the fire it stands for, and the run's id once claimed. A row
  *       is taken with INSERT ... ON CONFLICT DO UPDATE ... WHERE <the holder is stale>, which
  *       locks the conflicting row, so of two nodes racing exactly one gets it. Stale: its run
- *       is no longer 'running' in runs (it finished, or a surviving node marked it
- *       interrupted when its node's lease expired), or it was never bound to a run within
- *       CLUSTER_SINGLETON_PENDING_SEC (the node died between taking it and claiming).
+ *       is in runs and no longer 'running' (it finished, or a surviving node marked it
+ *       interrupted when its node's lease expired); or no running run of it is to be seen
+ *       CLUSTER_SINGLETON_PENDING_SEC after it was taken (the node died between taking it
+ *       and claiming, or its claim was rolled back). A run row not committed yet (the claim's
+ *       batch commits just after the bind) is not taken for a finished run.
  *
  * CATCH-UP  cluster_high_water holds, per job, the last fire instant catch-up has handled;
  *       it advances by compare-and-set, so after a cluster-wide outage N nodes starting at

@@ -215,6 +215,10 @@ START_TEST(test_singleton_slot) {
         ck_assert_uint_eq(sched, 100);
         ck_assert_int_eq(run, 0);
         free(node);
+        /* bound to a run whose row is not committed yet: held */
+        ck_assert_int_eq(cluster_ctl_singleton_bind(a, "solo", "node-a", 5), 0);
+        ck_assert_int_eq(cluster_ctl_singleton_acquire(b, "solo", "node-b", 100, NULL, NULL, &run), 0);
+        ck_assert_int_eq(run, 5);
         psql(a, "INSERT INTO runs (id, job, status) VALUES (5, 'solo', 'running')");
         ck_assert_int_eq(cluster_ctl_singleton_bind(a, "solo", "node-a", 5), 0);
         ck_assert_int_eq(cluster_ctl_singleton_bind(b, "solo", "node-b", 5), -ESTALE);
