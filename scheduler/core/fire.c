@@ -8,6 +8,7 @@
 
 #include "basic/clock.h"
 #include "basic/log.h"
+#include "core/cluster-control.h"
 #include "core/manager-internal.h"
 
 /* A retry that cannot start yet (singleton or concurrency limit) waits this long. */
@@ -286,6 +287,14 @@ int64_t manager_fire(manager *m, job_rt *j, run_trigger trigger, usec_t schedule
 
         manager_history_batch(m);
         const char *reason = skip_reason(m, j, why, sizeof(why));
+        int slot = !reason && j->def->singleton && m->cluster_control
+                           ? cluster_control_singleton_take(m->cluster_control, j, scheduled, why, sizeof(why)) : 0;
+        if (slot == -EBUSY)
+                reason = why;
+        else if (slot < 0) {
+                run_abandon(w); /* this fire is another node's (-EALREADY), or no slot: fail closed */
+                return trigger == RUN_TRIGGER_MANUAL ? (slot == -EALREADY ? -EBUSY : slot) : 0;
+        }
         if (reason) {
                 run_abandon(w);
                 log_full(LOG_NOTICE, 0, j->def->name, 0, -1, "Skipped %s fire: %s", run_trigger_to_string(trigger),
@@ -301,6 +310,8 @@ int64_t manager_fire(manager *m, job_rt *j, run_trigger trigger, usec_t schedule
         q = history_claim_fire(m->hist, j->def->name, trigger, scheduled, now, 0, &id);
         if (q >= 0)
                 m->claims_uncommitted = true;
+        if (slot == 1)
+                cluster_control_singleton_bind(m->cluster_control, j->def->name, q >= 0 ? id : 0);
         if (q == -EEXIST) {
                 run_abandon(w);
                 /* this very fire ran before: a restart or a clock set back brought it round again */
@@ -341,7 +352,10 @@ static void fire_retry(manager *m, retry_wait *rw) {
                 manager_retry_drop(m, rw, true);
                 return;
         }
-        if (skip_reason(m, j, why, sizeof(why))) {
+        int slot = j->def->singleton && m->cluster_control ? cluster_control_singleton_take(m->cluster_control, j, rw->scheduled, why, sizeof(why)) : 0;
+        if (slot < 0 || skip_reason(m, j, why, sizeof(why))) {
+                if (slot == 1)
+                        cluster_control_singleton_release(m->cluster_control, j->def->name);
                 /* not a new fire: it waits for room instead of being skipped */
                 (void) timer_heap_put(&m->boot_heap, &rw->w.entry, clock_now_boottime() + RETRY_POSTPONE);
                 return;
@@ -355,6 +369,8 @@ static void fire_retry(manager *m, retry_wait *rw) {
                 q = history_claim_retry(m->hist, first_id, attempt, now, 0, &id);
                 if (q >= 0)
                         m->claims_uncommitted = true;
+                if (slot == 1)
+                        cluster_control_singleton_bind(m->cluster_control, j->def->name, q >= 0 ? id : 0);
                 if (q == -EEXIST)
                         return;
                 if (q < 0) {
@@ -400,7 +416,8 @@ void manager_arm_timers(manager *m) {
         /* the cron timer is early by PREPARE_LEAD, or set for the release of fires decided */
         manager_timer_at(m->real_timer, m->n_due > 0            ? clock_realtime_to_kernel(m->release_at)
                                 : next == USEC_INFINITY ? USEC_INFINITY
-                                                        : clock_realtime_to_kernel(next - MIN(next, PREPARE_LEAD)));
+                                                        : clock_realtime_to_kernel(next - MIN(next, PREPARE_LEAD) +
+                                                           cluster_control_claim_delay(m)));
         manager_timer_at(m->boot_timer, heap_next(&m->boot_heap));
         manager_arm_warm(m);
 }

@@ -9,6 +9,7 @@
 #include "basic/duration.h"
 #include "basic/fs-util.h"
 #include "basic/log.h"
+#include "core/cluster-control.h"
 #include "core/manager-internal.h"
 #include "core/state-dir.h"
 
@@ -209,7 +210,10 @@ int manager_set_enabled(manager *m, const char *name, int enabled) {
         job_rt *j = manager_find_job(m, name);
         if (!j)
                 return -ENOENT;
-        int q = history_set_enabled_override(m->hist, name, enabled);
+        /* cluster mode: the cluster's row first, the truth every node follows */
+        int q = m->cluster_control ? cluster_control_set_enabled(m->cluster_control, name, enabled) : 0;
+        if (q >= 0)
+                q = history_set_enabled_override(m->hist, name, enabled);
         if (q < 0)
                 return q;
         j->enabled_override = enabled;
@@ -392,6 +396,7 @@ manager *manager_free(manager *m) {
                 registry_ref_unref(registry_ref_of_run(r));
                 run_free(r);
         }
+        m->cluster_control = cluster_control_free(m->cluster_control);
         free(m->opened);
         free(m->due);
         free(m->due_at);

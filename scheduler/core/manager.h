@@ -145,6 +145,10 @@ struct manager {
         sd_event_source *backfill_source;
         size_t n_backfills; /* jobs with a backfill in progress: 0 spares run ends a scan */
 
+        /* cluster mode (PostgreSQL store): enable/disable, run requests and policies across the
+         * nodes (core/cluster-control.h); NULL with SQLite */
+        struct cluster_control *cluster_control;
+
         /* the control server, if any (control.c) */
         void *control;
         /* called when a run finishes, for `schedctl run --wait` */

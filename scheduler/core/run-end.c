@@ -5,6 +5,7 @@
 #include "basic/clock.h"
 #include "basic/duration.h"
 #include "basic/log.h"
+#include "core/cluster-control.h"
 #include "core/manager-internal.h"
 #include "core/retry.h"
 
@@ -68,6 +69,11 @@ void manager_run_done(run *r, void *userdata) {
         if (j && j->n_running > 0)
                 j->n_running--;
         m->n_running--;
+        if (m->cluster_control) {
+                if (r->def->singleton)
+                        cluster_control_singleton_release(m->cluster_control, r->def->name);
+                cluster_control_take_requests(m->cluster_control); /* room for a queued run request */
+        }
         maybe_retry(m, j, r);
         manager_chain_run_ended(m, j, r);
         if (m->run_waiter) {

@@ -407,3 +407,40 @@ int cluster_ctl_catch_up_get(PGconn *c, const char *job, usec_t *ret) {
         PQclear(res);
         return 0;
 }
+
+int cluster_ctl_run_nodes(PGconn *c, const int64_t *ids, size_t n, char **nodes) {
+        PGresult *res = NULL;
+        int q;
+
+        for (size_t i = 0; i < n; i++)
+                nodes[i] = NULL;
+        if (n == 0)
+                return 0;
+        /* the ids as a bigint[] literal: {1,2,3} */
+        _cleanup_free_ char *arr = malloc(n * 21 + 3);
+        if (!arr)
+                return -ENOMEM;
+        size_t o = 0;
+        arr[o++] = '{';
+        for (size_t i = 0; i < n; i++)
+                o += (size_t) snprintf(arr + o, 22, "%s%" PRId64, i ? "," : "", ids[i]);
+        arr[o++] = '}';
+        arr[o] = 0;
+        const char *p[] = { arr };
+        q = exec(c, "SELECT id, node FROM runs WHERE id = ANY ($1::bigint[]) AND node IS NOT NULL", 1, p,
+                 PGRES_TUPLES_OK, &res);
+        if (q < 0)
+                return q;
+        for (int r = 0; r < PQntuples(res); r++) {
+                int64_t id = value_i64(res, r, 0);
+                for (size_t i = 0; i < n; i++)
+                        if (ids[i] == id && !nodes[i] && !(nodes[i] = strdup(PQgetvalue(res, r, 1)))) {
+                                PQclear(res);
+                                for (size_t k = 0; k < n; k++)
+                                        { free(nodes[k]); nodes[k] = NULL; }
+                                return -ENOMEM;
+                        }
+        }
+        PQclear(res);
+        return 0;
+}

@@ -111,3 +111,7 @@ int cluster_ctl_catch_up_advance(PGconn *c, const char *job, usec_t expected, us
 
 /* JOB's catch-up high-water mark in *ret (USEC_INFINITY: none). */
 int cluster_ctl_catch_up_get(PGconn *c, const char *job, usec_t *ret);
+
+/* The node that claimed each of the N runs IDS (runs.node), into NODES[i] (malloc'ed, NULL when
+ * unknown or gone); NODES has N entries. On failure every entry is NULL. */
+int cluster_ctl_run_nodes(PGconn *c, const int64_t *ids, size_t n, char **nodes);
