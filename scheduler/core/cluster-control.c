@@ -11,6 +11,7 @@
 #include "core/cluster-control.h"
 #include "core/manager-internal.h"
 #include "store/cluster-control-pg.h"
+#include "store/cluster.h"
 
 #define RECONNECT_MIN_USEC (100 * USEC_PER_MSEC)
 #define RECONNECT_MAX_USEC (5 * USEC_PER_SEC)
@@ -324,5 +325,14 @@ int cluster_control_run_nodes(cluster_control *cc, const int64_t *ids, size_t n,
         int q = cluster_ctl_run_nodes(cc->conn, ids, n, nodes);
         if (q < 0)
                 return failed(cc, q, "reading the nodes of runs");
+        return 0;
+}
+
+int cluster_control_list_nodes(cluster_control *cc, cluster_node_row **ret_rows, size_t *ret_n) {
+        if (!cluster_control_connected(cc))
+                return -ENOTCONN;
+        int q = cluster_pg_list_nodes(cc->conn, ret_rows, ret_n);
+        if (q < 0)
+                return failed(cc, q, "listing the nodes");
         return 0;
 }

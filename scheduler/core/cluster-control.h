@@ -88,5 +88,9 @@ bool cluster_control_catch_up_once(cluster_control *cc, const char *job, usec_t 
 /* How much later than its instant this node should wake to claim fires, by its load. */
 usec_t cluster_control_claim_delay(const struct manager *m);
 
+/* The cluster's nodes (store/cluster.h rows; free with cluster_node_rows_free()). -ENOTCONN. */
+struct cluster_node_row;
+int cluster_control_list_nodes(cluster_control *cc, struct cluster_node_row **ret_rows, size_t *ret_n);
+
 /* The node that ran each of the N runs IDS into NODES[i] (malloc'ed; NULL if unknown). -errno. */
 int cluster_control_run_nodes(cluster_control *cc, const int64_t *ids, size_t n, char **nodes);
