@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <unistd.h>
 
 #include "basic/clock.h"
 #include "basic/log.h"
@@ -154,7 +155,14 @@ int cluster_control_new(manager *m, const char *conninfo, const char *node, clus
         cc->m = m;
         cc->backoff = RECONNECT_MIN_USEC;
         cc->conninfo = strdup(conninfo);
-        cc->node = strdup(node);
+        if (node)
+                cc->node = strdup(node);
+        else {
+                char host[256] = "localhost";
+                (void) gethostname(host, sizeof(host) - 1);
+                if (asprintf(&cc->node, "%s:%d", host, (int) getpid()) < 0)
+                        cc->node = NULL;
+        }
         if (!cc->conninfo || !cc->node) {
                 cluster_control_free(cc);
                 return -ENOMEM;

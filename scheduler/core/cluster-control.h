@@ -47,8 +47,8 @@ typedef struct cluster_control cluster_control;
 #define CLUSTER_RESYNC_USEC (5 * USEC_PER_SEC)
 #define CLUSTER_SPREAD_USEC (20 * USEC_PER_MSEC)
 
-/* Starts the control connection to CONNINFO for node NODE (its name in the runs and slots it
- * takes) on M's event loop: LISTEN, a full resync, the resync timer. A failed first connect is
+/* Starts the control connection to CONNINFO for node NODE (its name in the slots and requests
+ * it takes; NULL: HOSTNAME:PID, unique per incarnation on a machine) on M's event loop: LISTEN, a full resync, the resync timer. A failed first connect is
  * logged and retried with backoff, not an error. -ENOMEM. */
 int cluster_control_new(struct manager *m, const char *conninfo, const char *node, cluster_control **ret);
 

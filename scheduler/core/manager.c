@@ -272,14 +272,14 @@ int manager_new(const manager_options *o, manager **ret) {
                 registry_free(r);
                 return q;
         }
-        if (asprintf(&m->history_path, "%s/history.db", r->state_dir) < 0) {
-                registry_free(r);
-                return -ENOMEM;
-        }
-        q = history_open(m->history_path, err, sizeof(err), &m->hist);
+        q = history_open_store(r->store, r->state_dir, err, sizeof(err), &m->hist);
         if (q < 0) {
                 registry_free(r);
                 return log_error_errno(q, "%s", err);
+        }
+        if (!(m->history_path = strdup(history_where(m->hist)))) {
+                registry_free(r);
+                return -ENOMEM;
         }
         end_orphans(m);
         q = history_mark_interrupted(m->hist, &n_int);
@@ -333,6 +333,11 @@ int manager_new(const manager_options *o, manager **ret) {
                 return log_error_errno(q, "Cannot set up jobs: %m");
         }
         (void) manager_retries_resume(m);
+        if (history_get_backend(m->hist) == HISTORY_BACKEND_POSTGRESQL) {
+                q = cluster_control_new(m, m->reg->reg->store, NULL, &m->cluster_control);
+                if (q < 0)
+                        return log_error_errno(q, "Cannot set up control across the cluster: %m");
+        }
         manager_arm_timers(m);
 
         *ret = TAKE_PTR(m);

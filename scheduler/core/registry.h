@@ -135,6 +135,8 @@ typedef struct registry {
         usec_t history_prune_interval; /* default 1h; also pruned at start-up and on reload */
         unsigned history_max_runs_per_job; /* default 10000 */
         char *metrics_listen;  /* "ADDRESS:PORT" of the Prometheus endpoint, NULL: none (the default) */
+        char *store;           /* scheduler.store: NULL (default) or "sqlite": state_dir/history.db;
+                                * else a libpq connection string or URI (checked, no password) */
         char *include;         /* glob pattern (resolved against the file's directory) or NULL */
         job_def **jobs;        /* in file order, main file first, then includes sorted by name */
         size_t n_jobs;
