@@ -8,6 +8,7 @@
 
 #include "basic/clock.h"
 #include "basic/log.h"
+#include "core/cluster.h"
 #include "core/manager-internal.h"
 
 /* A retry that cannot start yet (singleton or concurrency limit) waits this long. */
@@ -284,6 +285,11 @@ int64_t manager_fire(manager *m, job_rt *j, run_trigger trigger, usec_t schedule
                 }
         }
 
+        /* in a cluster, a fire is run (or recorded skipped) only under a claim this node may make */
+        if (!cluster_may_claim(m->cluster)) {
+                run_abandon(w);
+                return trigger == RUN_TRIGGER_MANUAL ? -EAGAIN : 0;
+        }
         manager_history_batch(m);
         const char *reason = skip_reason(m, j, why, sizeof(why));
         if (reason) {
@@ -310,6 +316,10 @@ int64_t manager_fire(manager *m, job_rt *j, run_trigger trigger, usec_t schedule
         }
         if (q < 0) {
                 manager_history_failed(m, q, "claiming a fire");
+                if (m->cluster) {
+                        run_abandon(w); /* unclaimed, another node may run it: never here too */
+                        return 0;
+                }
                 id = 0;
         }
 
@@ -341,8 +351,8 @@ static void fire_retry(manager *m, retry_wait *rw) {
                 manager_retry_drop(m, rw, true);
                 return;
         }
-        if (skip_reason(m, j, why, sizeof(why))) {
-                /* not a new fire: it waits for room instead of being skipped */
+        if (skip_reason(m, j, why, sizeof(why)) || !cluster_may_claim(m->cluster)) {
+                /* not a new fire: it waits for room (or for a claim this node may make) */
                 (void) timer_heap_put(&m->boot_heap, &rw->w.entry, clock_now_boottime() + RETRY_POSTPONE);
                 return;
         }
@@ -359,6 +369,8 @@ static void fire_retry(manager *m, retry_wait *rw) {
                         return;
                 if (q < 0) {
                         manager_history_failed(m, q, "claiming a retry");
+                        if (m->cluster)
+                                return;
                         id = 0;
                 }
         }
@@ -505,11 +517,16 @@ int manager_on_boot_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                         continue;
                 }
                 usec_t due = e->when - j->fire_delay, scheduled = manager_boot_to_real(due);
+                usec_t iv = j->def->schedule.interval;
+                if (m->clustered)
+                        scheduled = (scheduled + iv / 2) / iv * iv; /* the grid instant it was queued for */
                 (void) manager_fire(m, j, RUN_TRIGGER_SCHEDULE, scheduled);
                 /* keep the cadence; after a suspend or a stall, skip what was missed */
-                usec_t next = due + j->def->schedule.interval;
+                usec_t next = due + iv;
                 if (next <= now)
-                        next = now + j->def->schedule.interval;
+                        next = now + iv;
+                if (m->clustered)
+                        next = job_rt_every_aligned(j, next);
                 job_rt_schedule_every(j, next);
         }
         m->deferring = false;

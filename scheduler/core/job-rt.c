@@ -85,8 +85,16 @@ void job_rt_schedule_every(job_rt *j, usec_t due_boot) {
                 log_full(LOG_ERR, -ENOMEM, j->def->name, 0, -1, "Cannot queue the next fire: %m");
 }
 
+usec_t job_rt_every_aligned(const job_rt *j, usec_t due_boot) {
+        usec_t iv = j->def->schedule.interval, real = manager_boot_to_real(due_boot);
+        usec_t grid = (real + iv - 1) / iv * iv;
+        return due_boot + (grid - real);
+}
+
 void job_rt_schedule_first(job_rt *j) {
-        if (j->every)
+        if (j->every && j->m->clustered)
+                job_rt_schedule_every(j, job_rt_every_aligned(j, clock_now_boottime() + 1));
+        else if (j->every)
                 job_rt_schedule_every(j, clock_now_boottime() + j->def->schedule.interval);
         else
                 job_rt_schedule_cron(j, clock_now_realtime());

@@ -9,6 +9,7 @@
 #include "basic/duration.h"
 #include "basic/fs-util.h"
 #include "basic/log.h"
+#include "core/cluster.h"
 #include "core/manager-internal.h"
 #include "core/state-dir.h"
 
@@ -32,9 +33,10 @@ static int on_status_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         if (next)
                 duration_format(next->next_fire > now ? (next->next_fire - now) / USEC_PER_SEC * USEC_PER_SEC : 0,
                                 left, sizeof(left));
-        (void) sd_notifyf(false, "STATUS=%s%zu job%s, %u running%s%s%s%s", m->shutting_down ? "Stopping: " : "",
+        const char *cs = cluster_status(m->cluster);
+        (void) sd_notifyf(false, "STATUS=%s%zu job%s, %u running%s%s%s%s%s%s", m->shutting_down ? "Stopping: " : "",
                           m->n_jobs, m->n_jobs == 1 ? "" : "s", m->n_running, next ? ", next: " : "",
-                          next ? next->def->name : "", next ? " in " : "", next ? left : "");
+                          next ? next->def->name : "", next ? " in " : "", next ? left : "", cs[0] ? "; " : "", cs);
         return 0;
 }
 
