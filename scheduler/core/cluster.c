@@ -16,6 +16,11 @@
 #include "core/retry.h"
 #include "store/cluster.h"
 
+/* The timer beats this often at most: renewals every third of the lease, but a lost node is
+ * looked for every beat, so its runs are taken over within a beat of its lease's end. */
+#define BEAT_MAX (1 * USEC_PER_SEC)
+/* a renewal due this soon is made now rather than a beat late */
+#define BEAT_SLACK (50 * USEC_PER_MSEC)
 /* a result that keeps failing for another reason than the connection is given up after this */
 #define FINISH_TRIES_MAX 20
 
@@ -49,6 +54,7 @@ struct cluster {
         sd_event_source *timer;
 
         usec_t valid_until;     /* CLOCK_MONOTONIC: the lease as this node can be sure of it */
+        usec_t renewed_at;      /* CLOCK_MONOTONIC of the last renewal sent */
         usec_t connected_since; /* CLOCK_MONOTONIC; USEC_INFINITY while unreachable */
         int64_t offset;         /* this node's realtime clock minus the database's */
         bool offset_known;
@@ -415,6 +421,8 @@ static usec_t beat(cluster *c) {
                 goto backoff;
 
         m0 = clock_now_monotonic();
+        if (!was_out && c->renewed_at != 0 && m0 + BEAT_SLACK < c->renewed_at + c->lease / 3)
+                goto renewed;
         t0 = clock_now_realtime();
         r = cluster_pg_now(c->conn, &db_now);
         t1 = clock_now_realtime();
@@ -442,8 +450,10 @@ static usec_t beat(cluster *c) {
                 goto backoff;
         }
         c->valid_until = m0 + c->lease;
+        c->renewed_at = m0;
         outage_end(c);
 
+renewed:
         /* results first: a run that finished here during an outage is not taken for lost */
         flush_results(c);
         if (c->connected_since != USEC_INFINITY && clock_now_monotonic() - c->connected_since >= c->lease) {
@@ -458,7 +468,7 @@ static usec_t beat(cluster *c) {
         update_status(c);
         if ((was_out || !could_claim) && c->refusing == REFUSE_NONE)
                 catch_up_all(c);
-        return c->lease / 3;
+        return MIN(c->lease / 3, BEAT_MAX);
 
 backoff:
         update_status(c);
