@@ -15,6 +15,7 @@
 #include "core/manager-internal.h"
 #include "core/retry.h"
 #include "store/cluster.h"
+#include "store/history-pg.h"
 
 /* The timer beats this often at most: renewals every third of the lease, but a lost node is
  * looked for every beat, so its runs are taken over within a beat of its lease's end. */
@@ -363,6 +364,25 @@ const char *cluster_status(const cluster *c) {
         return c ? c->status : "";
 }
 
+/* The history's connection claims for this incarnation (runs.node, runs.fence defaults). While it
+ * is down, the connect hook binds it when it is back, before any claim goes through it. */
+static void bind_history(cluster *c) {
+        PGconn *hc = history_pg_conn(c->m->hist);
+        if (hc && c->registered) {
+                int r = cluster_pg_bind_session(hc, c->node_id, c->id.fence);
+                if (r < 0)
+                        log_warning_errno(r, "Cannot bind the history connection to node %s: %s", c->node_id,
+                                          PQerrorMessage(hc));
+        }
+}
+
+static int on_history_connect(history *h, PGconn *conn, void *userdata) {
+        cluster *c = userdata;
+        if (!c->registered)
+                return 0;
+        return cluster_pg_bind_session(conn, c->node_id, c->id.fence);
+}
+
 static int do_register(cluster *c) {
         cluster_lost_run *lost = NULL;
         size_t n = 0;
@@ -380,7 +400,7 @@ static int do_register(cluster *c) {
         c->valid_until = clock_now_monotonic(); /* granted from the database's now(): renewed next */
         c->registered = true;
         set_node_id(c);
-        history_set_claim_owner(c->m->hist, c->node_id, c->id.fence);
+        bind_history(c);
         log_info("Joined the cluster as node %s (fencing token %" PRIu64 ").", c->node_id, c->id.fence);
 
         /* this node died or was killed before: what its earlier incarnations left running ends */
@@ -509,6 +529,7 @@ int cluster_start(manager *m, const char *conninfo, const char *name, usec_t lea
                 return r;
         }
         set_node_id(c);
+        history_pg_set_connect_hook(m->hist, on_history_connect, c);
         /* the first beat now, before any fire: registration and the previous incarnation's runs */
         usec_t next = beat(c);
         r = sd_event_add_time_relative(m->event, &c->timer, CLOCK_MONOTONIC, next, 1, on_beat, c);
@@ -538,6 +559,7 @@ cluster *cluster_free(cluster *c) {
         }
         free(c->queue);
         sd_event_source_disable_unref(c->timer);
+        history_pg_set_connect_hook(c->m->hist, NULL, NULL);
         PQfinish(c->conn);
         free(c->conninfo);
         free(c);
