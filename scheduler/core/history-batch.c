@@ -27,8 +27,10 @@ void manager_history_failed(manager *m, int r, const char *what) {
         m->history_failed_at = clock_now_monotonic();
         if (!m->history_failing)
                 log_error_errno(r, "History database %s: %s failed: %s (%m). Runs continue but are not recorded until "
-                                   "this is fixed (disk space? permissions?).",
-                                m->history_path, what, history_last_error(m->hist));
+                                   "this is fixed (%s).",
+                                m->history_path, what, history_last_error(m->hist),
+                                r == -ENOTCONN ? "is the PostgreSQL server up and reachable? the daemon reconnects by "
+                                                 "itself" : "disk space? permissions?");
         m->history_failing = true;
 }
 

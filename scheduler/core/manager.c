@@ -270,17 +270,20 @@ int manager_new(const manager_options *o, manager **ret) {
                 registry_free(r);
                 return q;
         }
-        if (asprintf(&m->history_path, "%s/history.db", r->state_dir) < 0) {
-                registry_free(r);
-                return -ENOMEM;
-        }
-        q = history_open(m->history_path, err, sizeof(err), &m->hist);
+        q = history_open_store(r->store, r->state_dir, err, sizeof(err), &m->hist);
         if (q < 0) {
                 registry_free(r);
                 return log_error_errno(q, "%s", err);
         }
+        if (!(m->history_path = strdup(history_where(m->hist)))) {
+                registry_free(r);
+                return -ENOMEM;
+        }
         end_orphans(m);
-        q = history_mark_interrupted(m->hist, &n_int);
+        m->clustered = history_get_backend(m->hist) == HISTORY_BACKEND_POSTGRESQL;
+        /* in a cluster the runs in flight are other nodes' too: this node closes only its own
+         * earlier incarnations' (cluster_start()) */
+        q = m->clustered ? 0 : history_mark_interrupted(m->hist, &n_int);
         if (q < 0)
                 log_warning_errno(q, "Cannot mark unfinished runs as interrupted: %s", history_last_error(m->hist));
         else if (n_int > 0)
@@ -331,6 +334,12 @@ int manager_new(const manager_options *o, manager **ret) {
                 return log_error_errno(q, "Cannot set up jobs: %m");
         }
         (void) manager_retries_resume(m);
+        if (m->clustered) {
+                const registry *g = m->reg->reg;
+                q = cluster_start(m, g->store, g->cluster_node, g->cluster_lease, g->cluster_max_clock_skew, &m->cluster);
+                if (q < 0)
+                        return log_error_errno(q, "Cannot join the cluster: %m");
+        }
         manager_arm_timers(m);
 
         *ret = TAKE_PTR(m);
@@ -430,6 +439,7 @@ manager *manager_free(manager *m) {
                 close(m->clock_test_fd);
         if (m->batch_open)
                 (void) history_commit(m->hist);
+        m->cluster = cluster_free(m->cluster); /* leaves the cluster; writes what results it can */
         history_close(m->hist);
         free(m->history_path);
         registry_ref_unref(m->reg);

@@ -9,6 +9,7 @@
 #include "basic/listen-address.h"
 #include "core/job-user.h"
 #include "core/registry-internal.h"
+#include "store/history.h"
 
 #ifndef LOCALSTATEDIR
 #define LOCALSTATEDIR "/var"
@@ -29,11 +30,11 @@ enum { TOP_SCHEDULER, TOP_JOBS };
 
 static const char *const scheduler_keys[] = {
         "state_dir", "plugin_dir", "control_socket", "admin_group", "timezone",
-        "max_concurrent", "shutdown_grace", "history", "include", "metrics_listen", "default_user",
+        "max_concurrent", "shutdown_grace", "history", "include", "metrics_listen", "default_user", "store",
         "cluster",
 };
 enum { S_STATE_DIR, S_PLUGIN_DIR, S_CONTROL_SOCKET, S_ADMIN_GROUP, S_TIMEZONE,
-       S_MAX_CONCURRENT, S_SHUTDOWN_GRACE, S_HISTORY, S_INCLUDE, S_METRICS_LISTEN, S_DEFAULT_USER,
+       S_MAX_CONCURRENT, S_SHUTDOWN_GRACE, S_HISTORY, S_INCLUDE, S_METRICS_LISTEN, S_DEFAULT_USER, S_STORE,
        S_CLUSTER };
 
 static const char *const cluster_keys[] = { "node", "lease", "max_clock_skew" };
@@ -157,6 +158,26 @@ static void parse_cluster(loader *l, source *s, yaml_node_t *map) {
                 report_at(l, s, map, NULL, "scheduler.cluster: max_clock_skew must be shorter than the lease");
 }
 
+/* "sqlite" or a libpq connection string or URI, checked here (a typo is a registry error with
+ * its line, not a failed start); NULL stays the default, the SQLite file. */
+static void parse_store(loader *l, source *s, yaml_node_t *n) {
+        char why[512];
+        const char *v = expect_string(l, s, n, NULL, "scheduler.store",
+                                      "sqlite, or a libpq connection string such as \"host=db1 dbname=schedulerd\"");
+        if (!v)
+                return;
+        int q = history_store_check(v, why, sizeof(why));
+        if (q == -ENOMEM)
+                return loader_oom(l);
+        if (q < 0) {
+                report_at(l, s, n, NULL, "%s", why);
+                return;
+        }
+        free(l->reg->store);
+        if (!(l->reg->store = strdup(v)))
+                loader_oom(l);
+}
+
 /* Checked here, once: jobs that fall back to it do not repeat an unknown user. */
 static void parse_default_user(loader *l, source *s, yaml_node_t *n) {
         const char *u = expect_string(l, s, n, NULL, "scheduler.default_user", "a user name or uid");
@@ -232,6 +253,8 @@ static void parse_scheduler(loader *l, source *s, yaml_node_t *map) {
             expect_container(l, s, v[S_CLUSTER], YAML_MAPPING_NODE, NULL, "scheduler.cluster",
                              "a mapping with node, lease, max_clock_skew"))
                 parse_cluster(l, s, v[S_CLUSTER]);
+        if (v[S_STORE])
+                parse_store(l, s, v[S_STORE]);
         if (v[S_INCLUDE])
                 parse_path(l, s, v[S_INCLUDE], "scheduler.include", "a glob pattern like jobs.d/*.yaml", l->base_dir,
                            &reg->include);
@@ -479,6 +502,7 @@ registry *registry_free(registry *r) {
         free(r->include);
         free(r->metrics_listen);
         free(r->cluster_node);
+        free(r->store);
         for (size_t i = 0; i < r->n_interned; i++)
                 free(r->interned[i]);
         free(r->interned);

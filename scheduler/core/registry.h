@@ -139,6 +139,8 @@ typedef struct registry {
         char *cluster_node;    /* default NULL: the machine-id */
         usec_t cluster_lease;  /* default 10s, at least 1s */
         usec_t cluster_max_clock_skew; /* default 2s, shorter than the lease */
+        char *store;           /* scheduler.store: NULL (default) or "sqlite": state_dir/history.db;
+                                * else a libpq connection string or URI (checked, no password) */
         char *include;         /* glob pattern (resolved against the file's directory) or NULL */
         job_def **jobs;        /* in file order, main file first, then includes sorted by name */
         size_t n_jobs;

@@ -235,8 +235,9 @@ int manager_reload(manager *m, diag_list *diags) {
                           m->n_jobs == 1 ? "" : "s");
         } else {
                 if (!streq_ptr(r->state_dir, m->reg->reg->state_dir) ||
-                    !streq_ptr(r->control_socket, m->reg->reg->control_socket))
-                        log_warning("state_dir and control_socket changes take effect at the next restart.");
+                    !streq_ptr(r->control_socket, m->reg->reg->control_socket) ||
+                    !streq_ptr(r->store, m->reg->reg->store))
+                        log_warning("state_dir, store and control_socket changes take effect at the next restart.");
                 note_plugins_changed(m, m->reg ? m->reg->reg : NULL, r);
                 q = manager_swap_registry(m, r);
                 if (q < 0)

@@ -5,7 +5,7 @@
 #include <stdarg.h>
 #include <sys/stat.h>
 
-#include "store/history.h"
+#include "store/history-backend.h"
 
 /* 'SCHD': lets us tell our own file from some other SQLite database put at the same path. */
 #define HISTORY_APPLICATION_ID 0x53434844
@@ -213,14 +213,13 @@ static const char *const stmt_sql[_STMT_MAX] = {
                 " WHERE job = ?1 AND started_usec >= ?2 ORDER BY id DESC LIMIT 1",
 };
 
-struct history {
+typedef struct sqlite_history {
+        history base;
         sqlite3 *db;
-        char *path;
         sqlite3_stmt *stmts[_STMT_MAX];
         bool in_batch;
         int batch_lost;         /* why SQLite ended the open batch by itself, or 0 */
-        char error[HISTORY_ERROR_MAX];
-};
+} sqlite_history;
 
 static int sqlite_to_errno(sqlite3 *db, int rc) {
         switch (rc) {
@@ -271,21 +270,11 @@ static int sqlite_to_errno(sqlite3 *db, int rc) {
         }
 }
 
-static void set_error(history *h, const char *fmt, ...) _printf_(2, 3);
-static void set_error(history *h, const char *fmt, ...) {
-        va_list ap;
-        int n = snprintf(h->error, sizeof h->error, "%s: ", h->path);
-
-        if (n < 0 || (size_t) n >= sizeof h->error)
-                return;
-        va_start(ap, fmt);
-        (void) vsnprintf(h->error + n, sizeof h->error - n, fmt, ap);
-        va_end(ap);
-}
+#define set_error(h, ...) history_set_error(&(h)->base, __VA_ARGS__)
 
 /* Records what failed with SQLite's message and returns the errno for RC. Also notices
  * when SQLite rolled back an open batch by itself (it does so on FULL, IOERR, NOMEM, ...). */
-static int fail(history *h, int rc, const char *what) {
+static int fail(sqlite_history *h, int rc, const char *what) {
         set_error(h, "%s: %s", what, sqlite3_errmsg(h->db));
         int r = sqlite_to_errno(h->db, rc);
         if (r == 0)
@@ -306,7 +295,7 @@ static void stmt_resetp(sqlite3_stmt **s) {
 }
 #define _cleanup_stmt_ _cleanup_(stmt_resetp)
 
-static int stmt_get(history *h, stmt_id id, sqlite3_stmt **ret) {
+static int stmt_get(sqlite_history *h, stmt_id id, sqlite3_stmt **ret) {
         if (!h->stmts[id]) {
                 int rc = sqlite3_prepare_v3(h->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
                                             &h->stmts[id], NULL);
@@ -318,7 +307,7 @@ static int stmt_get(history *h, stmt_id id, sqlite3_stmt **ret) {
 }
 
 /* Runs a statement without parameters or rows. */
-static int stmt_exec(history *h, stmt_id id, const char *what) {
+static int stmt_exec(sqlite_history *h, stmt_id id, const char *what) {
         _cleanup_stmt_ sqlite3_stmt *s = NULL;
         int r = stmt_get(h, id, &s);
         if (r < 0)
@@ -330,25 +319,25 @@ static int stmt_exec(history *h, stmt_id id, const char *what) {
 }
 
 /* For clean-up paths: must not overwrite the error being reported. */
-static void stmt_exec_quiet(history *h, stmt_id id) {
-        char saved[sizeof h->error];
+static void stmt_exec_quiet(sqlite_history *h, stmt_id id) {
+        char saved[sizeof h->base.error];
         bool in_batch = h->in_batch;
         int lost = h->batch_lost;
 
-        memcpy(saved, h->error, sizeof saved);
+        memcpy(saved, h->base.error, sizeof saved);
         (void) stmt_exec(h, id, "cleaning up");
-        memcpy(h->error, saved, sizeof saved);
+        memcpy(h->base.error, saved, sizeof saved);
         h->in_batch = in_batch;
         h->batch_lost = lost;
 }
 
 /* Operations of several statements run atomically: in their own write transaction, or as
  * a savepoint inside the caller's batch. */
-static int op_begin(history *h) {
+static int op_begin(sqlite_history *h) {
         return stmt_exec(h, h->in_batch ? STMT_SAVEPOINT : STMT_BEGIN, "starting a transaction");
 }
 
-static int op_end(history *h, int r) {
+static int op_end(sqlite_history *h, int r) {
         if (r >= 0) {
                 int q = stmt_exec(h, h->in_batch ? STMT_RELEASE : STMT_COMMIT,
                                   "committing a transaction");
@@ -365,23 +354,7 @@ static int op_end(history *h, int r) {
         return r;
 }
 
-static int check_usec(history *h, usec_t u, bool allow_infinity, const char *what) {
-        if (u == USEC_INFINITY && allow_infinity)
-                return 0;
-        if (u > (usec_t) INT64_MAX) {
-                set_error(h, "%s %" PRIu64 " is out of range (expected below 2^63 us)", what, u);
-                return -ERANGE;
-        }
-        return 0;
-}
 
-static int check_job(history *h, const char *job) {
-        if (isempty(job)) {
-                set_error(h, "empty job name (expected the job's registry name)");
-                return -EINVAL;
-        }
-        return 0;
-}
 
 static int bind_usec(sqlite3_stmt *s, int i, usec_t u) {
         if (u == USEC_INFINITY)
@@ -406,26 +379,9 @@ static int bind_text(sqlite3_stmt *s, int i, const char *t) {
         return sqlite3_bind_text(s, i, t, -1, SQLITE_TRANSIENT);
 }
 
-static size_t utf8_head_length(const char *s, size_t n, size_t max) {
-        if (n <= max)
-                return n;
-        /* don't end inside a multi-byte sequence */
-        while (max > 0 && ((unsigned char) s[max] & 0xc0) == 0x80)
-                max--;
-        return max;
-}
 
-static size_t utf8_tail_offset(const char *s, size_t n, size_t max) {
-        if (n <= max)
-                return 0;
-        size_t off = n - max;
-        /* don't start inside a multi-byte sequence (at most 3 continuation bytes) */
-        for (unsigned i = 0; i < 3 && off < n && ((unsigned char) s[off] & 0xc0) == 0x80; i++)
-                off++;
-        return off;
-}
 
-static int read_int(history *h, const char *pragma, int *ret) {
+static int read_int(sqlite_history *h, const char *pragma, int *ret) {
         sqlite3_stmt *s = NULL;
         int rc = sqlite3_prepare_v2(h->db, pragma, -1, &s, NULL);
         if (rc != SQLITE_OK)
@@ -441,14 +397,14 @@ static int read_int(history *h, const char *pragma, int *ret) {
         return 0;
 }
 
-static int exec_sql(history *h, const char *sql, const char *what) {
+static int exec_sql(sqlite_history *h, const char *sql, const char *what) {
         int rc = sqlite3_exec(h->db, sql, NULL, NULL, NULL);
         if (rc != SQLITE_OK)
                 return fail(h, rc, what);
         return 0;
 }
 
-static int set_wal(history *h) {
+static int set_wal(sqlite_history *h) {
         sqlite3_stmt *s = NULL;
         int rc = sqlite3_prepare_v2(h->db, "PRAGMA journal_mode = WAL", -1, &s, NULL);
         if (rc != SQLITE_OK)
@@ -469,11 +425,11 @@ static int set_wal(history *h) {
         return 0;
 }
 
-static int count_tables(history *h, int *ret) {
+static int count_tables(sqlite_history *h, int *ret) {
         return read_int(h, "SELECT COUNT(*) FROM sqlite_master", ret);
 }
 
-static int migrate(history *h) {
+static int migrate(sqlite_history *h) {
         int version, app_id, r;
 
         r = read_int(h, "PRAGMA user_version", &version);
@@ -547,7 +503,8 @@ rollback:
         return r;
 }
 
-history *history_close(history *h) {
+static history *sqlite_close(history *base) {
+        sqlite_history *h = (sqlite_history *) base;
         if (!h)
                 return NULL;
         if (h->db && !sqlite3_get_autocommit(h->db))
@@ -555,13 +512,20 @@ history *history_close(history *h) {
         for (size_t i = 0; i < _STMT_MAX; i++)
                 sqlite3_finalize(h->stmts[i]);
         sqlite3_close(h->db);
-        free(h->path);
+        history_base_done(&h->base);
         free(h);
         return NULL;
 }
 
-int history_open(const char *path, char *error, size_t error_size, history **ret) {
-        _cleanup_(history_closep) history *h = NULL;
+static const history_ops sqlite_ops;
+
+static void sqlite_history_freep(sqlite_history **p) {
+        if (*p)
+                (void) sqlite_close(&(*p)->base);
+}
+
+int history_sqlite_open(const char *path, char *error, size_t error_size, history **ret) {
+        _cleanup_(sqlite_history_freep) sqlite_history *h = NULL;
         int r, rc;
 
         if (isempty(path) || !ret)
@@ -570,8 +534,7 @@ int history_open(const char *path, char *error, size_t error_size, history **ret
         h = calloc(1, sizeof *h);
         if (!h)
                 return -ENOMEM;
-        h->path = strdup(path);
-        if (!h->path)
+        if (history_base_init(&h->base, &sqlite_ops, path) < 0)
                 return -ENOMEM;
 
         /* Created 0640 (the admin group may read runs; jobs and others may not), never through
@@ -580,7 +543,7 @@ int history_open(const char *path, char *error, size_t error_size, history **ret
         int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0640);
         if (fd < 0 && errno != EACCES && errno != EROFS) {
                 r = -errno;
-                snprintf(h->error, sizeof(h->error), "cannot open %s: %s%s", path, strerror(-r),
+                snprintf(h->base.error, sizeof(h->base.error), "cannot open %s: %s%s", path, strerror(-r),
                          r == -ELOOP ? "; it is a symbolic link: remove it (the daemon creates the file)" : "");
                 goto error;
         }
@@ -620,23 +583,21 @@ int history_open(const char *path, char *error, size_t error_size, history **ret
         if (r < 0)
                 goto error;
 
-        h->error[0] = '\0';
-        *ret = TAKE_PTR(h);
+        h->base.error[0] = '\0';
+        *ret = &TAKE_PTR(h)->base;
         return 0;
 
 error:
         if (error && error_size > 0)
-                snprintf(error, error_size, "%s%s", h->error,
+                snprintf(error, error_size, "%s%s", h->base.error,
                          (r == -EROFS || r == -EACCES) ? " (expected the file and its directory to be writable "
                                             "by schedulerd)" : "");
         return r;
 }
 
-const char *history_last_error(history *h) {
-        return h ? h->error : "";
-}
 
-int history_set_size_limit(history *h, uint64_t max_bytes) {
+static int sqlite_set_size_limit(history *base, uint64_t max_bytes) {
+        sqlite_history *h = (sqlite_history *) base;
         int page_size, r;
         char sql[80];
 
@@ -652,7 +613,8 @@ int history_set_size_limit(history *h, uint64_t max_bytes) {
         return exec_sql(h, sql, "setting the size limit");
 }
 
-int history_begin(history *h) {
+static int sqlite_begin(history *base) {
+        sqlite_history *h = (sqlite_history *) base;
         if (!h)
                 return -EINVAL;
         if (h->in_batch) {
@@ -667,14 +629,15 @@ int history_begin(history *h) {
         return 0;
 }
 
-int history_commit(history *h) {
+static int sqlite_commit(history *base) {
+        sqlite_history *h = (sqlite_history *) base;
         if (!h)
                 return -EINVAL;
         if (!h->in_batch) {
                 int lost = h->batch_lost;
                 h->batch_lost = 0;
                 if (lost < 0)
-                        return lost;    /* h->error still says why */
+                        return lost;    /* h->base.error still says why */
                 set_error(h, "no batch is open (expected history_begin() first)");
                 return -ENOTCONN;
         }
@@ -685,7 +648,8 @@ int history_commit(history *h) {
         return r;
 }
 
-int history_rollback(history *h) {
+static int sqlite_rollback(history *base) {
+        sqlite_history *h = (sqlite_history *) base;
         if (!h)
                 return -EINVAL;
         if (!h->in_batch) {
@@ -700,7 +664,7 @@ int history_rollback(history *h) {
         return stmt_exec(h, STMT_ROLLBACK, "rolling back a batch");
 }
 
-static int insert_run(history *h, const char *job, run_trigger trigger, unsigned attempt,
+static int insert_run(sqlite_history *h, const char *job, run_trigger trigger, unsigned attempt,
                       const char *claim_class, int64_t retry_of, usec_t scheduled,
                       usec_t started, usec_t finished, run_status status, const char *message,
                       pid_t pid, int64_t *ret_run_id) {
@@ -709,7 +673,7 @@ static int insert_run(history *h, const char *job, run_trigger trigger, unsigned
         if (r < 0)
                 return r;
 
-        size_t mlen = message ? utf8_head_length(message, strlen(message), HISTORY_MESSAGE_MAX) : 0;
+        size_t mlen = message ? history_utf8_head_length(message, strlen(message), HISTORY_MESSAGE_MAX) : 0;
 
         sqlite3_bind_text(s, 1, job, -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(s, 2, run_trigger_to_string(trigger), -1, SQLITE_STATIC);
@@ -739,37 +703,28 @@ static int insert_run(history *h, const char *job, run_trigger trigger, unsigned
         return 0;
 }
 
-static const char *claim_class_of(run_trigger t) {
-        return t == RUN_TRIGGER_MANUAL ? NULL : "fire";
-}
 
-static int check_first_trigger(history *h, run_trigger t) {
-        if (t < 0 || t >= _RUN_TRIGGER_MAX || t == RUN_TRIGGER_RETRY) {
-                set_error(h, "trigger %d is not valid here (expected schedule, manual, startup "
-                          "or catch_up)", (int) t);
-                return -EINVAL;
-        }
-        return 0;
-}
 
-int history_claim_fire(history *h, const char *job, run_trigger trigger, usec_t scheduled,
+static int sqlite_claim_fire(history *base, const char *job, run_trigger trigger, usec_t scheduled,
                        usec_t started, pid_t pid, int64_t *ret_run_id) {
+        sqlite_history *h = (sqlite_history *) base;
         int r;
 
         if (!h)
                 return -EINVAL;
-        if ((r = check_job(h, job)) < 0 || (r = check_first_trigger(h, trigger)) < 0 ||
-            (r = check_usec(h, scheduled, false, "scheduled time")) < 0 ||
-            (r = check_usec(h, started, false, "start time")) < 0)
+        if ((r = history_check_job(&h->base, job)) < 0 || (r = history_check_first_trigger(&h->base, trigger)) < 0 ||
+            (r = history_check_usec(&h->base, scheduled, false, "scheduled time")) < 0 ||
+            (r = history_check_usec(&h->base, started, false, "start time")) < 0)
                 return r;
 
         /* One INSERT: atomic by itself, and the UNIQUE index does the claiming. */
-        return insert_run(h, job, trigger, 0, claim_class_of(trigger), 0, scheduled, started,
+        return insert_run(h, job, trigger, 0, history_claim_class_of(trigger), 0, scheduled, started,
                           USEC_INFINITY, RUN_STATUS_RUNNING, NULL, pid, ret_run_id);
 }
 
-int history_claim_retry(history *h, int64_t first_run_id, unsigned attempt, usec_t started,
+static int sqlite_claim_retry(history *base, int64_t first_run_id, unsigned attempt, usec_t started,
                         pid_t pid, int64_t *ret_run_id) {
+        sqlite_history *h = (sqlite_history *) base;
         _cleanup_free_ char *job = NULL, *claim_class = NULL;
         usec_t scheduled;
         int64_t id;
@@ -781,7 +736,7 @@ int history_claim_retry(history *h, int64_t first_run_id, unsigned attempt, usec
                 set_error(h, "retry attempt 0 (expected 1 or more)");
                 return -EINVAL;
         }
-        if ((r = check_usec(h, started, false, "start time")) < 0)
+        if ((r = history_check_usec(&h->base, started, false, "start time")) < 0)
                 return r;
 
         r = op_begin(h);
@@ -821,7 +776,7 @@ int history_claim_retry(history *h, int64_t first_run_id, unsigned attempt, usec
         return 0;
 }
 
-static int count_skipped(history *h, const char *job) {
+static int count_skipped(sqlite_history *h, const char *job) {
         _cleanup_stmt_ sqlite3_stmt *s = NULL;
         int r = stmt_get(h, STMT_COUNT_SKIPPED, &s);
         if (r < 0)
@@ -833,22 +788,23 @@ static int count_skipped(history *h, const char *job) {
         return 0;
 }
 
-int history_record_skipped(history *h, const char *job, run_trigger trigger, usec_t scheduled,
+static int sqlite_record_skipped(history *base, const char *job, run_trigger trigger, usec_t scheduled,
                            usec_t now, const char *message, int64_t *ret_run_id) {
+        sqlite_history *h = (sqlite_history *) base;
         int64_t id;
         int r;
 
         if (!h)
                 return -EINVAL;
-        if ((r = check_job(h, job)) < 0 || (r = check_first_trigger(h, trigger)) < 0 ||
-            (r = check_usec(h, scheduled, false, "scheduled time")) < 0 ||
-            (r = check_usec(h, now, false, "current time")) < 0)
+        if ((r = history_check_job(&h->base, job)) < 0 || (r = history_check_first_trigger(&h->base, trigger)) < 0 ||
+            (r = history_check_usec(&h->base, scheduled, false, "scheduled time")) < 0 ||
+            (r = history_check_usec(&h->base, now, false, "current time")) < 0)
                 return r;
 
         r = op_begin(h);
         if (r < 0)
                 return r;
-        r = insert_run(h, job, trigger, 0, claim_class_of(trigger), 0, scheduled, now, now,
+        r = insert_run(h, job, trigger, 0, history_claim_class_of(trigger), 0, scheduled, now, now,
                        RUN_STATUS_SKIPPED, message, 0, &id);
         if (r >= 0)
                 r = count_skipped(h, job);
@@ -861,7 +817,7 @@ int history_record_skipped(history *h, const char *job, run_trigger trigger, use
 }
 
 /* Why an UPDATE of a running row changed nothing: -ENOENT or -ESTALE. */
-static int explain_not_running(history *h, int64_t run_id) {
+static int explain_not_running(sqlite_history *h, int64_t run_id) {
         _cleanup_stmt_ sqlite3_stmt *s = NULL;
         int r = stmt_get(h, STMT_GET_RUN_STATE, &s);
         if (r < 0)
@@ -879,7 +835,8 @@ static int explain_not_running(history *h, int64_t run_id) {
         return -ESTALE;
 }
 
-int history_set_pid(history *h, int64_t run_id, pid_t pid) {
+static int sqlite_set_pid(history *base, int64_t run_id, pid_t pid) {
+        sqlite_history *h = (sqlite_history *) base;
         _cleanup_stmt_ sqlite3_stmt *s = NULL;
         int r;
 
@@ -898,7 +855,8 @@ int history_set_pid(history *h, int64_t run_id, pid_t pid) {
         return 0;
 }
 
-int history_set_start(history *h, int64_t run_id, pid_t pid, usec_t started) {
+static int sqlite_set_start(history *base, int64_t run_id, pid_t pid, usec_t started) {
+        sqlite_history *h = (sqlite_history *) base;
         _cleanup_stmt_ sqlite3_stmt *s = NULL;
         int r;
 
@@ -918,7 +876,7 @@ int history_set_start(history *h, int64_t run_id, pid_t pid, usec_t started) {
         return 0;
 }
 
-static int finish_in_tx(history *h, int64_t run_id, const history_result *res) {
+static int finish_in_tx(sqlite_history *h, int64_t run_id, const history_result *res) {
         _cleanup_free_ char *job = NULL;
         usec_t started = 0, duration;
         bool running;
@@ -964,11 +922,11 @@ static int finish_in_tx(history *h, int64_t run_id, const history_result *res) {
                 sqlite3_bind_int64(s, 6, (sqlite3_int64) duration);
                 if (res->message)
                         sqlite3_bind_text(s, 7, res->message,
-                                          (int) utf8_head_length(res->message, strlen(res->message),
+                                          (int) history_utf8_head_length(res->message, strlen(res->message),
                                                                  HISTORY_MESSAGE_MAX),
                                           SQLITE_TRANSIENT);
                 if (res->output) {
-                        size_t off = utf8_tail_offset(res->output, res->output_size, HISTORY_OUTPUT_MAX);
+                        size_t off = history_utf8_tail_offset(res->output, res->output_size, HISTORY_OUTPUT_MAX);
                         sqlite3_bind_text(s, 8, res->output + off, (int) (res->output_size - off),
                                           SQLITE_TRANSIENT);
                 }
@@ -995,7 +953,8 @@ static int finish_in_tx(history *h, int64_t run_id, const history_result *res) {
         return 0;
 }
 
-int history_finish_run(history *h, int64_t run_id, const history_result *res) {
+static int sqlite_finish_run(history *base, int64_t run_id, const history_result *res) {
+        sqlite_history *h = (sqlite_history *) base;
         int r;
 
         if (!h || !res)
@@ -1005,8 +964,8 @@ int history_finish_run(history *h, int64_t run_id, const history_result *res) {
                           "status other than skipped)", run_id, (int) res->status);
                 return -EINVAL;
         }
-        if ((r = check_usec(h, res->finished_usec, false, "finish time")) < 0 ||
-            (r = check_usec(h, res->duration_usec, true, "duration")) < 0)
+        if ((r = history_check_usec(&h->base, res->finished_usec, false, "finish time")) < 0 ||
+            (r = history_check_usec(&h->base, res->duration_usec, true, "duration")) < 0)
                 return r;
         if (res->output_size > 0 && !res->output)
                 return -EINVAL;
@@ -1017,7 +976,8 @@ int history_finish_run(history *h, int64_t run_id, const history_result *res) {
         return op_end(h, finish_in_tx(h, run_id, res));
 }
 
-int history_mark_interrupted(history *h, unsigned *ret_count) {
+static int sqlite_mark_interrupted(history *base, unsigned *ret_count) {
+        sqlite_history *h = (sqlite_history *) base;
         unsigned n = 0;
         int r;
 
@@ -1040,14 +1000,15 @@ int history_mark_interrupted(history *h, unsigned *ret_count) {
         return 0;
 }
 
-int history_prune(history *h, usec_t now, usec_t max_age, unsigned max_runs_per_job,
+static int sqlite_prune(history *base, usec_t now, usec_t max_age, unsigned max_runs_per_job,
                   unsigned *ret_deleted) {
+        sqlite_history *h = (sqlite_history *) base;
         unsigned n = 0;
         int r, rc;
 
         if (!h)
                 return -EINVAL;
-        if ((r = check_usec(h, now, false, "current time")) < 0)
+        if ((r = history_check_usec(&h->base, now, false, "current time")) < 0)
                 return r;
 
         r = op_begin(h);
@@ -1099,7 +1060,8 @@ static history_job_state job_state_from_row(sqlite3_stmt *s) {
         };
 }
 
-int history_foreach_job_state(history *h, history_job_state_fn fn, void *userdata) {
+static int sqlite_foreach_job_state(history *base, history_job_state_fn fn, void *userdata) {
+        sqlite_history *h = (sqlite_history *) base;
         _cleanup_stmt_ sqlite3_stmt *s = NULL;
         int r, rc;
 
@@ -1122,13 +1084,14 @@ int history_foreach_job_state(history *h, history_job_state_fn fn, void *userdat
         return 0;
 }
 
-int history_get_job_state(history *h, const char *job, history_job_state *ret) {
+static int sqlite_get_job_state(history *base, const char *job, history_job_state *ret) {
+        sqlite_history *h = (sqlite_history *) base;
         _cleanup_stmt_ sqlite3_stmt *s = NULL;
         int r;
 
         if (!h || !ret)
                 return -EINVAL;
-        if ((r = check_job(h, job)) < 0)
+        if ((r = history_check_job(&h->base, job)) < 0)
                 return r;
         r = stmt_get(h, STMT_GET_JOB, &s);
         if (r < 0)
@@ -1152,13 +1115,14 @@ int history_get_job_state(history *h, const char *job, history_job_state *ret) {
         return 1;
 }
 
-int history_set_enabled_override(history *h, const char *job, int override) {
+static int sqlite_set_enabled_override(history *base, const char *job, int override) {
+        sqlite_history *h = (sqlite_history *) base;
         _cleanup_stmt_ sqlite3_stmt *s = NULL;
         int r;
 
         if (!h)
                 return -EINVAL;
-        if ((r = check_job(h, job)) < 0)
+        if ((r = history_check_job(&h->base, job)) < 0)
                 return r;
         if (override < -1 || override > 1) {
                 set_error(h, "job '%s': enable override %d (expected -1, 0 or 1)", job, override);
@@ -1176,14 +1140,15 @@ int history_set_enabled_override(history *h, const char *job, int override) {
         return 0;
 }
 
-int history_set_last_scheduled(history *h, const char *job, usec_t scheduled) {
+static int sqlite_set_last_scheduled(history *base, const char *job, usec_t scheduled) {
+        sqlite_history *h = (sqlite_history *) base;
         _cleanup_stmt_ sqlite3_stmt *s = NULL;
         int r;
 
         if (!h)
                 return -EINVAL;
-        if ((r = check_job(h, job)) < 0 ||
-            (r = check_usec(h, scheduled, true, "last scheduled time")) < 0)
+        if ((r = history_check_job(&h->base, job)) < 0 ||
+            (r = history_check_usec(&h->base, scheduled, true, "last scheduled time")) < 0)
                 return r;
         r = stmt_get(h, STMT_SET_LAST_SCHEDULED, &s);
         if (r < 0)
@@ -1196,17 +1161,6 @@ int history_set_last_scheduled(history *h, const char *job, usec_t scheduled) {
         return 0;
 }
 
-history_run *history_runs_free(history_run *runs, size_t n) {
-        if (!runs)
-                return NULL;
-        for (size_t i = 0; i < n; i++) {
-                free(runs[i].job);
-                free(runs[i].message);
-                free(runs[i].output);
-        }
-        free(runs);
-        return NULL;
-}
 
 static char *column_dup(sqlite3_stmt *s, int i, size_t *ret_size) {
         const void *t = sqlite3_column_text(s, i);
@@ -1256,8 +1210,9 @@ oom:
         return -ENOMEM;
 }
 
-int history_list_runs(history *h, const char *job, usec_t since, run_status status,
+static int sqlite_list_runs(history *base, const char *job, usec_t since, run_status status,
                       unsigned limit, history_run **ret_runs, size_t *ret_n) {
+        sqlite_history *h = (sqlite_history *) base;
         _cleanup_stmt_ sqlite3_stmt *s = NULL;
         history_run *runs = NULL;
         size_t n = 0, allocated = 0;
@@ -1265,7 +1220,7 @@ int history_list_runs(history *h, const char *job, usec_t since, run_status stat
 
         if (!h || !ret_runs || !ret_n)
                 return -EINVAL;
-        if ((r = check_usec(h, since, false, "since")) < 0)
+        if ((r = history_check_usec(&h->base, since, false, "since")) < 0)
                 return r;
         if (status != _RUN_STATUS_INVALID && !run_status_to_string(status))
                 return -EINVAL;
@@ -1306,7 +1261,8 @@ int history_list_runs(history *h, const char *job, usec_t since, run_status stat
         return 0;
 }
 
-int history_get_job_stats(history *h, const char *job, usec_t since, history_job_stats *ret) {
+static int sqlite_get_job_stats(history *base, const char *job, usec_t since, history_job_stats *ret) {
+        sqlite_history *h = (sqlite_history *) base;
         history_job_stats st = {
                 .average_duration_usec = USEC_INFINITY,
                 .last_status = _RUN_STATUS_INVALID,
@@ -1317,7 +1273,7 @@ int history_get_job_stats(history *h, const char *job, usec_t since, history_job
 
         if (!h || !ret)
                 return -EINVAL;
-        if ((r = check_job(h, job)) < 0 || (r = check_usec(h, since, false, "since")) < 0)
+        if ((r = history_check_job(&h->base, job)) < 0 || (r = history_check_usec(&h->base, since, false, "since")) < 0)
                 return r;
 
         /* Both reads must see the same snapshot. */
@@ -1369,14 +1325,15 @@ finish:
         return 0;
 }
 
-int history_put_retry(history *h, const history_retry *rt) {
+static int sqlite_put_retry(history *base, const history_retry *rt) {
+        sqlite_history *h = (sqlite_history *) base;
         _cleanup_stmt_ sqlite3_stmt *s = NULL;
         int r;
 
         if (!h || !rt || rt->first_run_id <= 0 || rt->attempt < 1)
                 return -EINVAL;
-        if ((r = check_job(h, rt->job)) < 0 || (r = check_usec(h, rt->scheduled_usec, false, "scheduled time")) < 0 ||
-            (r = check_usec(h, rt->due_usec, false, "retry due time")) < 0)
+        if ((r = history_check_job(&h->base, rt->job)) < 0 || (r = history_check_usec(&h->base, rt->scheduled_usec, false, "scheduled time")) < 0 ||
+            (r = history_check_usec(&h->base, rt->due_usec, false, "retry due time")) < 0)
                 return r;
         r = stmt_get(h, STMT_PUT_RETRY, &s);
         if (r < 0)
@@ -1392,7 +1349,8 @@ int history_put_retry(history *h, const history_retry *rt) {
         return 0;
 }
 
-int history_remove_retry(history *h, int64_t first_run_id) {
+static int sqlite_remove_retry(history *base, int64_t first_run_id) {
+        sqlite_history *h = (sqlite_history *) base;
         _cleanup_stmt_ sqlite3_stmt *s = NULL;
         int r;
 
@@ -1408,7 +1366,8 @@ int history_remove_retry(history *h, int64_t first_run_id) {
         return 0;
 }
 
-int history_foreach_retry(history *h, history_retry_fn fn, void *userdata) {
+static int sqlite_foreach_retry(history *base, history_retry_fn fn, void *userdata) {
+        sqlite_history *h = (sqlite_history *) base;
         _cleanup_stmt_ sqlite3_stmt *s = NULL;
         int r, rc;
 
@@ -1436,13 +1395,14 @@ int history_foreach_retry(history *h, history_retry_fn fn, void *userdata) {
         return 0;
 }
 
-int history_set_first_loaded(history *h, const char *job, usec_t when) {
+static int sqlite_set_first_loaded(history *base, const char *job, usec_t when) {
+        sqlite_history *h = (sqlite_history *) base;
         _cleanup_stmt_ sqlite3_stmt *s = NULL;
         int r;
 
         if (!h)
                 return -EINVAL;
-        if ((r = check_job(h, job)) < 0 || (r = check_usec(h, when, false, "first load time")) < 0)
+        if ((r = history_check_job(&h->base, job)) < 0 || (r = history_check_usec(&h->base, when, false, "first load time")) < 0)
                 return r;
         r = stmt_get(h, STMT_SET_FIRST_LOADED, &s);
         if (r < 0)
@@ -1455,7 +1415,8 @@ int history_set_first_loaded(history *h, const char *job, usec_t when) {
         return 0;
 }
 
-int history_get_size(history *h, uint64_t *ret_runs, uint64_t *ret_bytes) {
+static int sqlite_get_size(history *base, uint64_t *ret_runs, uint64_t *ret_bytes) {
+        sqlite_history *h = (sqlite_history *) base;
         _cleanup_stmt_ sqlite3_stmt *s = NULL;
         int r;
 
@@ -1474,7 +1435,8 @@ int history_get_size(history *h, uint64_t *ret_runs, uint64_t *ret_bytes) {
         return 0;
 }
 
-int history_checkpoint(history *h) {
+static int sqlite_checkpoint(history *base) {
+        sqlite_history *h = (sqlite_history *) base;
         if (!h)
                 return -EINVAL;
         if (h->in_batch) {
@@ -1490,24 +1452,25 @@ int history_checkpoint(history *h) {
 /* ---- pauses and backfills (schema 3) ------------------------------------------------------ */
 
 /* Ad-hoc statements: these run once per operator command or at start-up, not per fire. */
-static int prepare(history *h, const char *sql, sqlite3_stmt **ret) {
+static int prepare(sqlite_history *h, const char *sql, sqlite3_stmt **ret) {
         int rc = sqlite3_prepare_v2(h->db, sql, -1, ret, NULL);
         return rc == SQLITE_OK ? 0 : fail(h, rc, "preparing a statement");
 }
 
-static int step_done(history *h, sqlite3_stmt *s, const char *what) {
+static int step_done(sqlite_history *h, sqlite3_stmt *s, const char *what) {
         int rc = sqlite3_step(s);
         sqlite3_finalize(s);
         return rc == SQLITE_DONE ? 0 : fail(h, rc, what);
 }
 
-int history_set_pause(history *h, const char *job, bool paused, usec_t until) {
+static int sqlite_set_pause(history *base, const char *job, bool paused, usec_t until) {
+        sqlite_history *h = (sqlite_history *) base;
         sqlite3_stmt *s;
         int r;
 
         if (!h)
                 return -EINVAL;
-        if ((r = check_job(h, job)) < 0 || (paused && (r = check_usec(h, until, true, "pause end")) < 0))
+        if ((r = history_check_job(&h->base, job)) < 0 || (paused && (r = history_check_usec(&h->base, until, true, "pause end")) < 0))
                 return r;
         r = prepare(h, paused ? "INSERT INTO pauses (job, until_usec) VALUES (?1, ?2)"
                                 " ON CONFLICT (job) DO UPDATE SET until_usec = excluded.until_usec"
@@ -1520,7 +1483,8 @@ int history_set_pause(history *h, const char *job, bool paused, usec_t until) {
         return step_done(h, s, paused ? "storing a pause" : "removing a pause");
 }
 
-int history_foreach_pause(history *h, history_pause_fn fn, void *userdata) {
+static int sqlite_foreach_pause(history *base, history_pause_fn fn, void *userdata) {
+        sqlite_history *h = (sqlite_history *) base;
         sqlite3_stmt *s;
         int r, rc;
 
@@ -1540,17 +1504,18 @@ int history_foreach_pause(history *h, history_pause_fn fn, void *userdata) {
         return rc == SQLITE_DONE ? 0 : fail(h, rc, "reading pauses");
 }
 
-int history_set_backfill(history *h, const char *job, const history_backfill *b) {
+static int sqlite_set_backfill(history *base, const char *job, const history_backfill *b) {
+        sqlite_history *h = (sqlite_history *) base;
         sqlite3_stmt *s;
         int r;
 
         if (!h)
                 return -EINVAL;
-        if ((r = check_job(h, job)) < 0)
+        if ((r = history_check_job(&h->base, job)) < 0)
                 return r;
-        if (b && ((r = check_usec(h, b->from_usec, false, "backfill start")) < 0 ||
-                  (r = check_usec(h, b->to_usec, false, "backfill end")) < 0 ||
-                  (r = check_usec(h, b->next_usec, false, "backfill cursor")) < 0))
+        if (b && ((r = history_check_usec(&h->base, b->from_usec, false, "backfill start")) < 0 ||
+                  (r = history_check_usec(&h->base, b->to_usec, false, "backfill end")) < 0 ||
+                  (r = history_check_usec(&h->base, b->next_usec, false, "backfill cursor")) < 0))
                 return r;
         r = prepare(h, b ? "INSERT INTO backfills (job, from_usec, to_usec, next_usec) VALUES (?1, ?2, ?3, ?4)"
                            " ON CONFLICT (job) DO UPDATE SET from_usec = excluded.from_usec,"
@@ -1567,7 +1532,8 @@ int history_set_backfill(history *h, const char *job, const history_backfill *b)
         return step_done(h, s, b ? "storing a backfill" : "removing a backfill");
 }
 
-int history_foreach_backfill(history *h, history_backfill_fn fn, void *userdata) {
+static int sqlite_foreach_backfill(history *base, history_backfill_fn fn, void *userdata) {
+        sqlite_history *h = (sqlite_history *) base;
         sqlite3_stmt *s;
         int r, rc;
 
@@ -1590,13 +1556,14 @@ int history_foreach_backfill(history *h, history_backfill_fn fn, void *userdata)
         return rc == SQLITE_DONE ? 0 : fail(h, rc, "reading backfills");
 }
 
-int history_fire_claimed(history *h, const char *job, usec_t scheduled) {
+static int sqlite_fire_claimed(history *base, const char *job, usec_t scheduled) {
+        sqlite_history *h = (sqlite_history *) base;
         sqlite3_stmt *s;
         int r, rc;
 
         if (!h)
                 return -EINVAL;
-        if ((r = check_job(h, job)) < 0)
+        if ((r = history_check_job(&h->base, job)) < 0)
                 return r;
         r = prepare(h, "SELECT 1 FROM runs WHERE job = ?1 AND scheduled_usec = ?2 AND attempt = 0"
                        " AND claim_class = 'fire'", &s);
@@ -1610,3 +1577,37 @@ int history_fire_claimed(history *h, const char *job, usec_t scheduled) {
                 return 1;
         return rc == SQLITE_DONE ? 0 : fail(h, rc, "looking up a claim");
 }
+
+static const history_ops sqlite_ops = {
+        .backend = HISTORY_BACKEND_SQLITE,
+        .close = sqlite_close,
+        .set_size_limit = sqlite_set_size_limit,
+        .begin = sqlite_begin,
+        .commit = sqlite_commit,
+        .rollback = sqlite_rollback,
+        .checkpoint = sqlite_checkpoint,
+        .claim_fire = sqlite_claim_fire,
+        .claim_retry = sqlite_claim_retry,
+        .record_skipped = sqlite_record_skipped,
+        .set_pid = sqlite_set_pid,
+        .set_start = sqlite_set_start,
+        .finish_run = sqlite_finish_run,
+        .mark_interrupted = sqlite_mark_interrupted,
+        .prune = sqlite_prune,
+        .get_job_state = sqlite_get_job_state,
+        .foreach_job_state = sqlite_foreach_job_state,
+        .set_enabled_override = sqlite_set_enabled_override,
+        .set_last_scheduled = sqlite_set_last_scheduled,
+        .list_runs = sqlite_list_runs,
+        .get_job_stats = sqlite_get_job_stats,
+        .put_retry = sqlite_put_retry,
+        .remove_retry = sqlite_remove_retry,
+        .foreach_retry = sqlite_foreach_retry,
+        .set_first_loaded = sqlite_set_first_loaded,
+        .get_size = sqlite_get_size,
+        .set_pause = sqlite_set_pause,
+        .foreach_pause = sqlite_foreach_pause,
+        .set_backfill = sqlite_set_backfill,
+        .foreach_backfill = sqlite_foreach_backfill,
+        .fire_claimed = sqlite_fire_claimed,
+};

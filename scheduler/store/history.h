@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
-/* The run history: $state_dir/history.db, SQLite in WAL mode. One row per run and one row
- * per job of persistent state (enable override, last scheduled fire, counters).
+/* The run history: one row per run and one row per job of persistent state (enable override,
+ * last scheduled fire, counters), with the fire claims. Two backends behind this one interface
+ * (scheduler.store): $state_dir/history.db, SQLite in WAL mode, the default for one machine; or
+ * a PostgreSQL database reached through libpq, which several daemons can share (the cluster).
+ * Both keep the same contract below; where they differ it says so.
  *
  * TIME  Every instant is usec_t, microseconds since the epoch (UTC), stored as INTEGER.
  *       USEC_INFINITY in or out means "none" (not finished, never scheduled, ...). Values
@@ -12,7 +15,7 @@
  *       runs has UNIQUE (job, scheduled_usec, attempt, claim_class). claim_class is 'fire' for
  *       the triggers that stand for a fire of the job's schedule (schedule, catch_up,
  *       startup) and for retries of such a run, and NULL for manual runs and their retries.
- *       SQLite treats NULLs as distinct in a UNIQUE index, so:
+ *       SQLite and PostgreSQL treat NULLs as distinct in a UNIQUE index, so:
  *         - a scheduled instant is claimed at most once per attempt, whichever of schedule,
  *           catch_up or startup gets there first, across crashes, restarts and clocks set
  *           back: the second claim gets -EEXIST and must not run;
@@ -29,6 +32,10 @@
  *       (disk or size limit full), -EROFS (read-only file), -EACCES, -EBUSY (locked longer
  *       than the busy timeout), -EEXIST (claim key taken), -EBADMSG (not a database, corrupt),
  *       -ENOMEM, -EIO. history_last_error() has SQLite's text for the log.
+ *       PostgreSQL adds -ENOTCONN: the server cannot be reached or the connection was lost
+ *       (nothing of the failed call, nor of an open batch, was written; the next call
+ *       reconnects, see history_open_store()), and -EROFS for a read-only server (a standby).
+ *       Its history_last_error() has the server's message and SQLSTATE.
  *
  * THREADS AND PROCESSES  A handle is used by one thread at a time and never across fork().
  *       Several processes may open the same file; writers wait up to HISTORY_BUSY_TIMEOUT_MS. */
@@ -47,6 +54,12 @@
 #define HISTORY_ERROR_MAX 512
 
 typedef struct history history;
+
+/* Which backend a handle uses. */
+typedef enum history_backend {
+        HISTORY_BACKEND_SQLITE,
+        HISTORY_BACKEND_POSTGRESQL,
+} history_backend;
 
 /* What a finished run produced, for history_finish_run(). */
 typedef struct history_result {
@@ -114,15 +127,49 @@ typedef struct history_job_stats {
  * naming PATH (at most ERROR_SIZE bytes, NUL-terminated); ERROR is untouched on success. */
 int history_open(const char *path, char *error, size_t error_size, history **ret);
 
+/* Opens the store scheduler.store names: STORE NULL, "" or "sqlite" is the SQLite file
+ * STATE_DIR/history.db (history_open()); anything else is a libpq connection string
+ * ("host=db1,db2 dbname=sched target_session_attrs=read-write") or URI
+ * ("postgresql://db1,db2/sched?target_session_attrs=read-write"), with libpq's environment
+ * (PGHOST, PGPASSFILE, PGSERVICE, ...) filling what it leaves out. A password in it is refused
+ * (-EINVAL): the password comes from ~/.pgpass, PGPASSFILE or a service file, as libpq reads
+ * them. The schema is created or migrated under an advisory lock (N daemons starting at once
+ * migrate once). -EPROTO for a schema newer than this build, -ENOTCONN if the server cannot be
+ * reached now; ERROR as history_open().
+ *
+ * A PostgreSQL handle reconnects by itself: a call on a lost connection fails with -ENOTCONN,
+ * and the calls after it try to connect again, at most once per backoff interval (1 s doubling
+ * to HISTORY_PG_RECONNECT_MAX_MS; in between they fail at once with -ENOTCONN). A connection
+ * attempt blocks the caller for at most connect_timeout per host (HISTORY_PG_CONNECT_TIMEOUT_S
+ * unless the string sets it); a statement on a live connection is bounded by the server's
+ * statement_timeout (HISTORY_PG_STATEMENT_TIMEOUT_MS) and TCP keepalives notice a dead peer. */
+#define HISTORY_PG_CONNECT_TIMEOUT_S 2
+#define HISTORY_PG_STATEMENT_TIMEOUT_MS 5000
+#define HISTORY_PG_RECONNECT_MAX_MS 30000
+int history_open_store(const char *store, const char *state_dir, char *error, size_t error_size, history **ret);
+
+/* Checks a scheduler.store value without connecting: 0 if STORE is "sqlite" or a libpq string
+ * or URI without a password; else -EINVAL with a one-line reason (what to write instead) in
+ * ERROR (ERROR_SIZE bytes). -ENOMEM. */
+int history_store_check(const char *store, char *error, size_t error_size);
+
+/* H's backend. */
+history_backend history_get_backend(history *h);
+
+/* Where H keeps the history, for messages: the file's path, or "PostgreSQL HOST:PORT/DB"
+ * (no password: none is ever in it). "" for NULL. */
+const char *history_where(history *h);
+
 /* Finalizes cached statements, rolls back an open batch and closes. Accepts NULL; returns NULL. */
 history *history_close(history *h);
 DEFINE_TRIVIAL_CLEANUP_FUNC(history *, history_close);
 
-/* SQLite's message (with what was being done) for the last failed call on H; "" if none. */
+/* The backend's message (with what was being done) for the last failed call on H; "" if none. */
 const char *history_last_error(history *h);
 
 /* Caps the database file at about MAX_BYTES (rounded down to whole pages; 0 removes the
- * cap). Writes that would grow beyond it fail with -ENOSPC. Per handle, not persistent. */
+ * cap). Writes that would grow beyond it fail with -ENOSPC. Per handle, not persistent.
+ * PostgreSQL: -EOPNOTSUPP (the server's administrator sizes the database). */
 int history_set_size_limit(history *h, uint64_t max_bytes);
 
 /* Batching: everything between begin and commit is one transaction (taken with the write
@@ -140,6 +187,7 @@ int history_rollback(history *h);
  * its fsyncs, is this call's, which the owner of a long-lived handle makes from time to time,
  * when nothing is waiting on it. -EBUSY inside a batch; -errno as the other calls. */
 int history_checkpoint(history *h);
+/* (PostgreSQL: 0, nothing to do: the server checkpoints by itself.) */
 
 /* Records that JOB's first attempt for the fire at SCHEDULED started at STARTED, as a
  * 'running' row (PID 0 if not known yet: see history_set_pid()). TRIGGER is any trigger
@@ -243,7 +291,8 @@ int history_foreach_retry(history *h, history_retry_fn fn, void *userdata);
 /* Records WHEN as the instant JOB was first loaded, unless one is recorded already. */
 int history_set_first_loaded(history *h, const char *job, usec_t when);
 
-/* The number of run rows and the database file's size in bytes (each pointer may be NULL). */
+/* The number of run rows and the database file's size in bytes (each pointer may be NULL).
+ * PostgreSQL: the bytes of the history's tables and their indexes. */
 int history_get_size(history *h, uint64_t *ret_runs, uint64_t *ret_bytes);
 /* ---- pauses and backfills ---- */
 

@@ -2,17 +2,47 @@
 #include <check.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <libpq-fe.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 
+#include "store/history-pg.h"
 #include "store/history.h"
+
+/* Every backend-neutral case runs on SQLite, and on PostgreSQL too when SCHEDULERD_TEST_PG holds
+ * a libpq connection string (tests/pg/with-pg.sh starts a private server and sets it): each case
+ * then gets an empty database (the public schema dropped and made again). */
+static const char *pg_conninfo;
+static bool on_pg;
 
 #define T0 ((usec_t) 1774000000 * USEC_PER_SEC)   /* an instant in 2026 */
 
 static char test_dir[256];
 static char test_path[300];
+
+static PGconn *pg_admin(void) {
+        PGconn *c = PQconnectdb(pg_conninfo);
+        ck_assert_msg(PQstatus(c) == CONNECTION_OK, "connecting to %s: %s", pg_conninfo, PQerrorMessage(c));
+        return c;
+}
+
+static void pg_exec(const char *sql) {
+        PGconn *c = pg_admin();
+        PGresult *res = PQexec(c, sql);
+        ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK,
+                      "%s: %s", sql, PQresultErrorMessage(res));
+        PQclear(res);
+        PQfinish(c);
+}
+
+static void setup(void);
+static void setup_pg(void) {
+        setup();
+        on_pg = true;
+        pg_exec("SET client_min_messages = warning; DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public");
+}
 
 static void setup(void) {
         snprintf(test_dir, sizeof test_dir, "%s/test-history.XXXXXX", getenv("TMPDIR") ?: "/tmp");
@@ -32,10 +62,17 @@ static void teardown(void) {
         (void) rmdir(test_dir);
 }
 
+/* Opens the case's store: the file, or the PostgreSQL database. */
+static int open_store(char *err, size_t size, history **ret) {
+        if (on_pg)
+                return history_open_store(pg_conninfo, NULL, err, size, ret);
+        return history_open(test_path, err, size, ret);
+}
+
 static history *open_ok(void) {
         char err[HISTORY_ERROR_MAX] = "";
         history *h = NULL;
-        int r = history_open(test_path, err, sizeof err, &h);
+        int r = open_store(err, sizeof err, &h);
         ck_assert_msg(r == 0, "history_open: %s (%s)", strerror(-r), err);
         ck_assert_ptr_nonnull(h);
         return h;
@@ -43,6 +80,16 @@ static history *open_ok(void) {
 
 /* Reads an integer with a raw connection, to check what history.c wrote. */
 static int64_t raw_int(const char *sql) {
+        if (on_pg) {
+                PGconn *c = pg_admin();
+                PGresult *res = PQexec(c, sql);
+                ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1, "%s: %s", sql,
+                              PQresultErrorMessage(res));
+                int64_t v = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+                PQclear(res);
+                PQfinish(c);
+                return v;
+        }
         sqlite3 *db = NULL;
         sqlite3_stmt *s = NULL;
         int64_t v;
@@ -57,6 +104,8 @@ static int64_t raw_int(const char *sql) {
 }
 
 static void raw_exec(const char *sql) {
+        if (on_pg)
+                return pg_exec(sql);
         sqlite3 *db = NULL;
         ck_assert_int_eq(sqlite3_open_v2(test_path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
                                          NULL), SQLITE_OK);
@@ -724,7 +773,7 @@ static int concurrent_child(unsigned k, int fd) {
         unsigned shared_won = 0;
 
         snprintf(job, sizeof job, "own-%u", k);
-        if (history_open(test_path, err, sizeof err, &h) < 0)
+        if (open_store(err, sizeof err, &h) < 0)
                 return 1;
         for (unsigned i = 0; i < CONCURRENT_N; i++) {
                 int64_t id;
@@ -813,14 +862,234 @@ START_TEST(test_throughput) {
         double single = measure(h, "single", n, 0);
         double batched = measure(h, "batched", n, 100);
 
-        printf("history throughput (claim+finish, WAL, synchronous=NORMAL): "
+        printf("history throughput (claim+finish, %s): "
                "%.0f runs/s one transaction each, %.0f runs/s in batches of 100\n",
-               single, batched);
+               on_pg ? "PostgreSQL over a Unix socket" : "SQLite WAL, synchronous=NORMAL", single, batched);
         history_job_state st;
         ck_assert_int_eq(history_get_job_state(h, "single", &st), 1);
         ck_assert_uint_eq(st.runs_total, n);
         ck_assert_int_eq(history_get_job_state(h, "batched", &st), 1);
         ck_assert_uint_eq(st.runs_total, n);
+        history_close(h);
+}
+END_TEST
+
+
+/* ---- PostgreSQL only ------------------------------------------------------------------------ */
+
+START_TEST(test_pg_open_creates_schema) {
+        history *h = open_ok();
+        ck_assert_int_eq(history_get_backend(h), HISTORY_BACKEND_POSTGRESQL);
+        ck_assert_ptr_nonnull(strstr(history_where(h), "PostgreSQL "));
+        ck_assert_ptr_nonnull(history_pg_conn(h));
+        ck_assert_uint_eq(history_pg_connections(h), 1);
+        int64_t id = claim(h, "a", RUN_TRIGGER_SCHEDULE, T0);
+        ck_assert_int_eq(history_checkpoint(h), 0);
+        ck_assert_int_eq(history_set_size_limit(h, 1 << 20), -EOPNOTSUPP);
+        uint64_t rows = 0, bytes = 0;
+        ck_assert_int_eq(history_get_size(h, &rows, &bytes), 0);
+        ck_assert_uint_eq(rows, 1);
+        ck_assert_uint_gt(bytes, 0);
+        history_close(h);
+
+        ck_assert_int_eq(raw_int("SELECT max(version) FROM schedulerd_schema"), (int64_t) history_pg_schema_steps);
+        ck_assert_int_eq(raw_int("SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename IN "
+                                 "('runs', 'jobs', 'retries', 'pauses', 'backfills')"), 5);
+        ck_assert_int_eq(raw_int("SELECT id FROM runs WHERE job = 'a'"), id);
+
+        /* re-open: no migration, data kept */
+        h = open_ok();
+        history_run *runs = NULL;
+        size_t n = 0;
+        ck_assert_int_eq(history_list_runs(h, NULL, 0, _RUN_STATUS_INVALID, 0, &runs, &n), 0);
+        ck_assert_uint_eq(n, 1);
+        ck_assert_str_eq(runs[0].job, "a");
+        ck_assert_int_eq(runs[0].status, RUN_STATUS_RUNNING);
+        ck_assert_uint_eq(runs[0].scheduled_usec, T0);
+        ck_assert_uint_eq(runs[0].finished_usec, USEC_INFINITY);
+        ck_assert_int_eq(runs[0].pid, 1234);
+        history_runs_free(runs, n);
+        ck_assert_str_eq(history_last_error(h), "");
+        history_close(h);
+        ck_assert_int_eq(raw_int("SELECT count(*) FROM schedulerd_schema"), (int64_t) history_pg_schema_steps);
+}
+END_TEST
+
+START_TEST(test_pg_newer_version_refused) {
+        char err[HISTORY_ERROR_MAX] = "";
+        history *h = NULL;
+
+        history_close(open_ok());
+        raw_exec("INSERT INTO schedulerd_schema (version, description) VALUES (99, 'from the future')");
+        ck_assert_int_eq(open_store(err, sizeof err, &h), -EPROTO);
+        ck_assert_ptr_null(h);
+        ck_assert_msg(strstr(err, "version 99") && strstr(err, "PostgreSQL"), "must name the version and server: %s",
+                      err);
+}
+END_TEST
+
+START_TEST(test_pg_foreign_database_refused) {
+        char err[HISTORY_ERROR_MAX] = "";
+        history *h = NULL;
+
+        raw_exec("CREATE TABLE runs (x integer)");
+        ck_assert_int_eq(open_store(err, sizeof err, &h), -EBADMSG);
+        ck_assert_ptr_null(h);
+        ck_assert_ptr_nonnull(strstr(err, "not a schedulerd history database"));
+}
+END_TEST
+
+START_TEST(test_pg_store_strings) {
+        char err[HISTORY_ERROR_MAX] = "";
+        history *h = NULL;
+
+        ck_assert_int_eq(history_store_check(NULL, err, sizeof err), 0);
+        ck_assert_int_eq(history_store_check("sqlite", err, sizeof err), 0);
+        ck_assert_int_eq(history_store_check("host=db1,db2 dbname=s target_session_attrs=read-write", err, sizeof err), 0);
+        ck_assert_int_eq(history_store_check("postgresql://db1,db2/s?target_session_attrs=read-write", err, sizeof err), 0);
+        /* a password never sits in the registry */
+        ck_assert_int_eq(history_store_check("host=db1 password=secret", err, sizeof err), -EINVAL);
+        ck_assert_msg(strstr(err, "password") && strstr(err, ".pgpass") && !strstr(err, "secret"), "%s", err);
+        ck_assert_int_eq(history_store_check("postgresql://u:secret@db1/s", err, sizeof err), -EINVAL);
+        ck_assert_ptr_nonnull(strstr(err, "PGPASSFILE"));
+        ck_assert_int_eq(history_open_store("host=db1 password=secret", NULL, err, sizeof err, &h), -EINVAL);
+        ck_assert_ptr_null(h);
+        /* not a connection string at all */
+        ck_assert_int_eq(history_store_check("sqlite3", err, sizeof err), -EINVAL);
+        ck_assert_ptr_nonnull(strstr(err, "not a libpq connection string"));
+        ck_assert_int_eq(history_store_check("host=db1 colour=blue", err, sizeof err), -EINVAL);
+        ck_assert_ptr_nonnull(strstr(err, "colour"));
+        /* a server that is not there: -ENOTCONN, saying so */
+        snprintf(err, sizeof err, "x");
+        ck_assert_int_eq(history_open_store("host=/nonexistent-schedulerd-test port=1 dbname=x", NULL, err,
+                                            sizeof err, &h), -ENOTCONN);
+        ck_assert_ptr_null(h);
+        ck_assert_msg(strstr(err, "cannot connect") && strstr(err, "/nonexistent-schedulerd-test"), "%s", err);
+}
+END_TEST
+
+static void pg_kill_sessions(void) {
+        raw_exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'schedulerd'");
+}
+
+START_TEST(test_pg_reconnect) {
+        history *h = open_ok();
+        int64_t id;
+
+        claim(h, "a", RUN_TRIGGER_SCHEDULE, T0);
+        /* the connection is lost between two calls: the next call says so, the one after reconnects */
+        pg_kill_sessions();
+        int r = history_claim_fire(h, "a", RUN_TRIGGER_SCHEDULE, T0 + 1, T0 + 1, 0, &id);
+        ck_assert_msg(r == -ENOTCONN, "expected -ENOTCONN, got %d (%s)", r, history_last_error(h));
+        ck_assert_ptr_null(history_pg_conn(h));
+        claim(h, "a", RUN_TRIGGER_SCHEDULE, T0 + 1);
+        ck_assert_uint_eq(history_pg_connections(h), 2);
+        /* the claim key held across the reconnection */
+        ck_assert_int_eq(history_claim_fire(h, "a", RUN_TRIGGER_SCHEDULE, T0, T0, 0, &id), -EEXIST);
+
+        /* lost inside a batch: the batch is gone, commit says so, the next batch works */
+        ck_assert_int_eq(history_begin(h), 0);
+        claim(h, "a", RUN_TRIGGER_SCHEDULE, T0 + 2);
+        pg_kill_sessions();
+        ck_assert_int_eq(history_claim_fire(h, "a", RUN_TRIGGER_SCHEDULE, T0 + 3, T0 + 3, 0, &id), -ENOTCONN);
+        ck_assert_int_eq(history_commit(h), -ENOTCONN);
+        ck_assert_int_eq(history_begin(h), 0);
+        claim(h, "a", RUN_TRIGGER_SCHEDULE, T0 + 4);
+        ck_assert_int_eq(history_commit(h), 0);
+        history_close(h);
+        ck_assert_int_eq(raw_int("SELECT count(*) FROM runs WHERE scheduled_usec IN (1774000000000002, 1774000000000003)"),
+                         0);
+        ck_assert_int_eq(raw_int("SELECT count(*) FROM runs"), 3);
+}
+END_TEST
+
+/* libpq's multi-host: the first host is down, the second takes the session. */
+START_TEST(test_pg_multi_host) {
+        PQconninfoOption *opts = PQconninfoParse(pg_conninfo, NULL);
+        const char *host = NULL, *port = NULL;
+        char conninfo[1024], err[HISTORY_ERROR_MAX] = "";
+        history *h = NULL;
+
+        ck_assert_ptr_nonnull(opts);
+        for (PQconninfoOption *o = opts; o->keyword; o++) {
+                if (streq(o->keyword, "host"))
+                        host = o->val;
+                else if (streq(o->keyword, "port"))
+                        port = o->val;
+        }
+        ck_assert_ptr_nonnull(host);
+        ck_assert_ptr_nonnull(port);
+        snprintf(conninfo, sizeof conninfo,
+                 "host=/nonexistent-schedulerd-test,%s port=%s,%s dbname=postgres user=postgres "
+                 "target_session_attrs=read-write", host, port, port);
+        PQconninfoFree(opts);
+
+        int r = history_open_store(conninfo, NULL, err, sizeof err, &h);
+        ck_assert_msg(r == 0, "%s: %s", conninfo, err);
+        claim(h, "a", RUN_TRIGGER_SCHEDULE, T0);
+        pg_kill_sessions();
+        int64_t id;
+        ck_assert_int_eq(history_claim_fire(h, "a", RUN_TRIGGER_SCHEDULE, T0 + 1, T0 + 1, 0, &id), -ENOTCONN);
+        claim(h, "a", RUN_TRIGGER_SCHEDULE, T0 + 1);
+        history_close(h);
+        ck_assert_int_eq(raw_int("SELECT count(*) FROM runs"), 2);
+}
+END_TEST
+
+/* N daemons starting on an empty database at once: every one opens, the schema is made once. */
+START_TEST(test_pg_concurrent_migration) {
+        enum { N = 6 };
+        pid_t pids[N];
+
+        for (unsigned k = 0; k < N; k++) {
+                pids[k] = fork();
+                ck_assert_int_ge(pids[k], 0);
+                if (pids[k] == 0) {
+                        char err[HISTORY_ERROR_MAX];
+                        history *h = NULL;
+                        int64_t id;
+                        if (open_store(err, sizeof err, &h) < 0) {
+                                fprintf(stderr, "child %u: %s\n", k, err);
+                                _exit(1);
+                        }
+                        int r = history_claim_fire(h, "a", RUN_TRIGGER_SCHEDULE, T0, T0, 0, &id);
+                        history_close(h);
+                        _exit(r == 0 ? 10 : r == -EEXIST ? 11 : 2);
+                }
+        }
+        unsigned won = 0;
+        for (unsigned k = 0; k < N; k++) {
+                int status;
+                ck_assert_int_eq(waitpid(pids[k], &status, 0), pids[k]);
+                ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) >= 10, "child %u: status 0x%x", k, status);
+                won += WEXITSTATUS(status) == 10;
+        }
+        ck_assert_uint_eq(won, 1);
+        ck_assert_int_eq(raw_int("SELECT count(*) FROM schedulerd_schema"), (int64_t) history_pg_schema_steps);
+        ck_assert_int_eq(raw_int("SELECT count(*) FROM runs"), 1);
+}
+END_TEST
+
+/* Output is bytes (NULs, a cut UTF-8 sequence); a message with bad UTF-8 is kept, repaired. */
+START_TEST(test_pg_output_bytes) {
+        history *h = open_ok();
+        static const char out[] = "ok\0bin\xe2\x82";
+        int64_t id = claim(h, "a", RUN_TRIGGER_SCHEDULE, T0);
+        int r = history_finish_run(h, id, &(history_result) {
+                .status = RUN_STATUS_FAILED, .exit_code = 3, .finished_usec = T0 + 50,
+                .duration_usec = USEC_INFINITY, .message = "bad \xff byte", .output = out, .output_size = sizeof out - 1 });
+        ck_assert_msg(r == 0, "%s", history_last_error(h));
+
+        history_run *runs = NULL;
+        size_t n = 0;
+        ck_assert_int_eq(history_list_runs(h, "a", 0, _RUN_STATUS_INVALID, 0, &runs, &n), 0);
+        ck_assert_uint_eq(n, 1);
+        ck_assert_uint_eq(runs[0].output_size, sizeof out - 1);
+        ck_assert(memcmp(runs[0].output, out, sizeof out - 1) == 0);
+        ck_assert_str_eq(runs[0].message, "bad ? byte");
+        ck_assert_uint_eq(runs[0].duration_usec, 40); /* finished - started */
+        ck_assert_int_eq(runs[0].exit_code, 3);
+        history_runs_free(runs, n);
         history_close(h);
 }
 END_TEST
@@ -849,10 +1118,40 @@ static Suite *history_suite(void) {
         tcase_add_test(tc, test_two_processes);
         tcase_add_test(tc, test_throughput);
         suite_add_tcase(s, tc);
+
+        if (pg_conninfo) {
+                /* the same cases on PostgreSQL, and its own */
+                tc = tcase_create("postgresql");
+                tcase_add_checked_fixture(tc, setup_pg, teardown);
+                tcase_set_timeout(tc, 120);
+                tcase_add_test(tc, test_pg_open_creates_schema);
+                tcase_add_test(tc, test_pg_newer_version_refused);
+                tcase_add_test(tc, test_pg_foreign_database_refused);
+                tcase_add_test(tc, test_pg_store_strings);
+                tcase_add_test(tc, test_pg_reconnect);
+                tcase_add_test(tc, test_pg_multi_host);
+                tcase_add_test(tc, test_pg_concurrent_migration);
+                tcase_add_test(tc, test_pg_output_bytes);
+                tcase_add_test(tc, test_claim_once);
+                tcase_add_test(tc, test_claim_retry);
+                tcase_add_test(tc, test_finish_updates_counters);
+                tcase_add_test(tc, test_mark_interrupted);
+                tcase_add_test(tc, test_prune);
+                tcase_add_test(tc, test_list_filters);
+                tcase_add_test(tc, test_job_state_persists);
+                tcase_add_test(tc, test_foreach_job_state);
+                tcase_add_test(tc, test_batch);
+                tcase_add_test(tc, test_two_processes);
+                tcase_add_test(tc, test_throughput);
+                suite_add_tcase(s, tc);
+        }
         return s;
 }
 
 int main(void) {
+        pg_conninfo = getenv("SCHEDULERD_TEST_PG");
+        if (isempty(pg_conninfo))
+                pg_conninfo = NULL;
         SRunner *sr = srunner_create(history_suite());
         srunner_run_all(sr, CK_NORMAL);
         int failed = srunner_ntests_failed(sr);
