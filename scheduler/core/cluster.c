@@ -100,7 +100,9 @@ static void outage_end(cluster *c) {
         c->backoff = 0;
         log_notice("PostgreSQL reachable again after %s; node %s resumes claiming (%zu result%s to write, missed "
                    "fires follow each job's catch_up).",
-                   duration_format(now > c->outage_since ? now - c->outage_since : 0, b, sizeof(b)), c->node_id,
+                   duration_format(now > c->outage_since ? (now - c->outage_since) / USEC_PER_MSEC * USEC_PER_MSEC : 0, b,
+                                   sizeof(b)),
+                   c->node_id,
                    c->n_queue, c->n_queue == 1 ? "" : "s");
         manager_status_changed(c->m);
 }
@@ -216,9 +218,10 @@ static void log_discarded(cluster *c, const char *job, int64_t run_id, unsigned 
                           int r) {
         c->discarded++;
         log_full(LOG_WARNING, 0, job, (uint64_t) run_id, (int) attempt,
-                 "Result of run %" PRId64 " (%s) discarded by the fence: the run is no longer this node's (%s, "
-                 "fencing token %" PRIu64 "; its lease ran out and a surviving node took the run over) [%s]",
-                 run_id, run_status_to_string(res->status), c->node_id, cluster_fence(c), strerror(-r));
+                 "Result of run %" PRId64 " (%s) discarded by the fence: the run is no longer this node's (the "
+                 "incarnation that claimed it lost its lease and a surviving node took the run over; this node is "
+                 "now %s) [%s]",
+                 run_id, run_status_to_string(res->status), c->node_id, strerror(-r));
 }
 
 /* Writes one result. Returns 1 when done with it (written or discarded), 0 to keep it queued. */

@@ -309,8 +309,9 @@ int64_t manager_fire(manager *m, job_rt *j, run_trigger trigger, usec_t schedule
                 m->claims_uncommitted = true;
         if (q == -EEXIST) {
                 run_abandon(w);
-                /* this very fire ran before: a restart or a clock set back brought it round again */
-                log_full(LOG_INFO, 0, j->def->name, 0, -1, "Fire at %" PRIu64 " was already claimed; not running it twice",
+                /* this very fire ran before: a restart or a clock set back brought it round again; in
+                 * a cluster, another node claimed it first, as it does for most fires */
+                log_full(m->clustered ? LOG_DEBUG : LOG_INFO, 0, j->def->name, 0, -1, "Fire at %" PRIu64 " was already claimed; not running it twice",
                          scheduled);
                 return 0;
         }

@@ -72,7 +72,8 @@ class ClusterCase(DaemonTestCase):
         return [line.split("|") for line in out.splitlines()] if out else []
 
     def node(self, name, jobs, skew="2s", env=None, start=True):
-        sched = '  store: "%s"\n  cluster: { node: %s, lease: %ds, max_clock_skew: %s }\n' % (
+        # max_concurrent well above the load: a node at its limit records a fire skipped (item 4)
+        sched = '  store: "%s"\n  max_concurrent: 1000\n  cluster: { node: %s, lease: %ds, max_clock_skew: %s }\n' % (
             self.conninfo, name, LEASE, skew)
         d = self.daemon(jobs, sched)
         d.name = name
