@@ -241,7 +241,8 @@ cmd_bench() {
         configure_dir "$top/build-bench" CFLAGS="-O2 -g"
         say "make in build-bench/ (-O2)"
         make -C "$top/build-bench" -j"$jobs" >/dev/null
-        make -C "$top/build-bench" -j"$jobs" tests/plugins/ok.la tests/bench/bench-nextfire tests/bench/bench-fork >/dev/null
+        make -C "$top/build-bench" -j"$jobs" tests/plugins/ok.la tests/plugins/slow.la tests/bench/bench-nextfire tests/bench/bench-fork \
+                tests/bench/bench-claim >/dev/null
         say "benchmarks (about 12 minutes)"
         timeout 1800 python3 "$top/tests/bench/bench.py" --builddir "$top/build-bench" "$@"
         say "wrote BENCHMARKS.md and tests/bench/results.json"

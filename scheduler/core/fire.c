@@ -9,6 +9,7 @@
 #include "basic/clock.h"
 #include "basic/log.h"
 #include "core/cluster-control.h"
+#include "core/cluster.h"
 #include "core/manager-internal.h"
 
 /* A retry that cannot start yet (singleton or concurrency limit) waits this long. */
@@ -285,6 +286,11 @@ int64_t manager_fire(manager *m, job_rt *j, run_trigger trigger, usec_t schedule
                 }
         }
 
+        /* in a cluster, a fire is run (or recorded skipped) only under a claim this node may make */
+        if (!cluster_may_claim(m->cluster)) {
+                run_abandon(w);
+                return trigger == RUN_TRIGGER_MANUAL ? -EAGAIN : 0;
+        }
         manager_history_batch(m);
         const char *reason = skip_reason(m, j, why, sizeof(why));
         int slot = !reason && j->def->singleton && m->cluster_control
@@ -314,13 +320,18 @@ int64_t manager_fire(manager *m, job_rt *j, run_trigger trigger, usec_t schedule
                 cluster_control_singleton_bind(m->cluster_control, j->def->name, q >= 0 ? id : 0);
         if (q == -EEXIST) {
                 run_abandon(w);
-                /* this very fire ran before: a restart or a clock set back brought it round again */
-                log_full(LOG_INFO, 0, j->def->name, 0, -1, "Fire at %" PRIu64 " was already claimed; not running it twice",
+                /* this very fire ran before: a restart or a clock set back brought it round again; in
+                 * a cluster, another node claimed it first, as it does for most fires */
+                log_full(m->clustered ? LOG_DEBUG : LOG_INFO, 0, j->def->name, 0, -1, "Fire at %" PRIu64 " was already claimed; not running it twice",
                          scheduled);
                 return 0;
         }
         if (q < 0) {
                 manager_history_failed(m, q, "claiming a fire");
+                if (m->cluster) {
+                        run_abandon(w); /* unclaimed, another node may run it: never here too */
+                        return 0;
+                }
                 id = 0;
         }
 
@@ -352,11 +363,12 @@ static void fire_retry(manager *m, retry_wait *rw) {
                 manager_retry_drop(m, rw, true);
                 return;
         }
-        int slot = j->def->singleton && m->cluster_control ? cluster_control_singleton_take(m->cluster_control, j, rw->scheduled, why, sizeof(why)) : 0;
-        if (slot < 0 || skip_reason(m, j, why, sizeof(why))) {
+        int slot = j->def->singleton && m->cluster_control && cluster_may_claim(m->cluster)
+                           ? cluster_control_singleton_take(m->cluster_control, j, rw->scheduled, why, sizeof(why)) : 0;
+        if (slot < 0 || skip_reason(m, j, why, sizeof(why)) || !cluster_may_claim(m->cluster)) {
                 if (slot == 1)
                         cluster_control_singleton_release(m->cluster_control, j->def->name);
-                /* not a new fire: it waits for room instead of being skipped */
+                /* not a new fire: it waits for room (or for a claim this node may make) */
                 (void) timer_heap_put(&m->boot_heap, &rw->w.entry, clock_now_boottime() + RETRY_POSTPONE);
                 return;
         }
@@ -375,6 +387,8 @@ static void fire_retry(manager *m, retry_wait *rw) {
                         return;
                 if (q < 0) {
                         manager_history_failed(m, q, "claiming a retry");
+                        if (m->cluster)
+                                return;
                         id = 0;
                 }
         }
@@ -522,11 +536,16 @@ int manager_on_boot_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                         continue;
                 }
                 usec_t due = e->when - j->fire_delay, scheduled = manager_boot_to_real(due);
+                usec_t iv = j->def->schedule.interval;
+                if (m->clustered)
+                        scheduled = (scheduled + iv / 2) / iv * iv; /* the grid instant it was queued for */
                 (void) manager_fire(m, j, RUN_TRIGGER_SCHEDULE, scheduled);
                 /* keep the cadence; after a suspend or a stall, skip what was missed */
-                usec_t next = due + j->def->schedule.interval;
+                usec_t next = due + iv;
                 if (next <= now)
-                        next = now + j->def->schedule.interval;
+                        next = now + iv;
+                if (m->clustered)
+                        next = job_rt_every_aligned(j, next);
                 job_rt_schedule_every(j, next);
         }
         m->deferring = false;

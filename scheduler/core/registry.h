@@ -135,6 +135,10 @@ typedef struct registry {
         usec_t history_prune_interval; /* default 1h; also pruned at start-up and on reload */
         unsigned history_max_runs_per_job; /* default 10000 */
         char *metrics_listen;  /* "ADDRESS:PORT" of the Prometheus endpoint, NULL: none (the default) */
+        /* scheduler.cluster (with a PostgreSQL store; core/cluster.h) */
+        char *cluster_node;    /* default NULL: the machine-id */
+        usec_t cluster_lease;  /* default 10s, at least 1s */
+        usec_t cluster_max_clock_skew; /* default 2s, shorter than the lease */
         char *store;           /* scheduler.store: NULL (default) or "sqlite": state_dir/history.db;
                                 * else a libpq connection string or URI (checked, no password) */
         char *include;         /* glob pattern (resolved against the file's directory) or NULL */

@@ -6,6 +6,7 @@
 #include "basic/duration.h"
 #include "basic/log.h"
 #include "core/cluster-control.h"
+#include "core/cluster.h"
 #include "core/manager-internal.h"
 #include "core/retry.h"
 
@@ -60,8 +61,9 @@ void manager_run_done(run *r, void *userdata) {
                         .output_size = tail_len,
                 };
                 manager_history_batch(m);
-                int q = history_finish_run(m->hist, r->id, &res);
-                if (q < 0)
+                int q = m->cluster ? cluster_finish_run(m->cluster, m->hist, r->def->name, r->id, r->attempt, &res)
+                                   : history_finish_run(m->hist, r->id, &res);
+                if (q < 0 && !m->cluster)
                         manager_history_failed(m, q, "recording a finished run");
         }
 

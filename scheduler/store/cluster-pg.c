@@ -25,8 +25,11 @@ const char cluster_pg_schema[] =
         "        ended_by bigint,\n"
         "        UNIQUE (name, incarnation));\n"
         "CREATE INDEX IF NOT EXISTS cluster_nodes_alive ON cluster_nodes (lease_expires) WHERE state = 'alive';\n"
-        "ALTER TABLE runs ADD COLUMN IF NOT EXISTS node text;\n"
-        "ALTER TABLE runs ADD COLUMN IF NOT EXISTS fence bigint;\n"
+        /* a claim carries its node: the history connection's session says which (bind_session) */
+        "ALTER TABLE runs ADD COLUMN IF NOT EXISTS node text\n"
+        "        DEFAULT NULLIF(current_setting('schedulerd.node', true), '');\n"
+        "ALTER TABLE runs ADD COLUMN IF NOT EXISTS fence bigint\n"
+        "        DEFAULT NULLIF(current_setting('schedulerd.fence', true), '')::bigint;\n"
         "CREATE INDEX IF NOT EXISTS runs_running_fence ON runs (fence) WHERE status = 'running';\n"
         /* The fence. A run of an incarnation that is no longer alive ends only as interrupted
          * (by the survivor that took it over): its own node's late result matches no row. And
@@ -130,6 +133,17 @@ int cluster_pg_renew(PGconn *c, uint64_t fence, usec_t lease_usec, int64_t offse
         if (!res)
                 return r;
         r = streq(PQcmdTuples(res), "1") ? 0 : -ESTALE;
+        PQclear(res);
+        return r;
+}
+
+int cluster_pg_bind_session(PGconn *c, const char *node, uint64_t fence) {
+        char f[32];
+        snprintf(f, sizeof(f), "%" PRIu64, fence);
+        const char *p[] = { node, f };
+        int r = 0;
+        PGresult *res = exec(c, "SELECT set_config('schedulerd.node', $1, false), set_config('schedulerd.fence', $2, false)",
+                             2, p, &r);
         PQclear(res);
         return r;
 }

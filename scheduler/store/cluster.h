@@ -52,6 +52,11 @@ int cluster_pg_register(PGconn *c, const char *name, usec_t lease_usec, const ch
  * alive (it was declared lost): it must not claim or complete anything more. */
 int cluster_pg_renew(PGconn *c, uint64_t fence, usec_t lease_usec, int64_t offset_usec, const char *digest);
 
+/* Makes the runs this session inserts (claims) carry NODE ("name#incarnation") and FENCE, as
+ * the defaults of runs.node and runs.fence: on the history's connection, after each
+ * (re)connection and registration. Session state: gone with the connection. */
+int cluster_pg_bind_session(PGconn *c, const char *node, uint64_t fence);
+
 /* The database's clock (clock_timestamp()), microseconds since the epoch. */
 int cluster_pg_now(PGconn *c, usec_t *ret);
 

@@ -4,6 +4,7 @@
  * the same answers; where a type differs it says why. Append new steps at the end; never edit a
  * step once released. */
 #include "store/cluster-control-pg.h"
+#include "store/cluster.h"
 #include "store/history-pg.h"
 
 const history_pg_step history_pg_schema[] = {
@@ -68,7 +69,9 @@ const history_pg_step history_pg_schema[] = {
                 ");\n",
         },
         /* Cluster steps (nodes, leases, generations) are appended here. */
-        /* -> 2: control and policies across the cluster (store/cluster-control-pg.h) */
+        /* -> 2: nodes, their leases and the fencing of their runs (store/cluster.h) */
+        { "cluster nodes, leases, fencing", cluster_pg_schema },
+        /* -> 3: control and policies across the cluster (store/cluster-control-pg.h) */
         { "cluster control: generations, run requests, singleton slots, catch-up marks", cluster_control_pg_schema },
 };
 

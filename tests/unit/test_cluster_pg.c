@@ -87,6 +87,10 @@ START_TEST(test_incarnations_and_renew) {
         ck_assert_uint_gt(a2.fence, b1.fence);
         ck_assert_uint_gt(b1.fence, a1.fence);
         ck_assert_int_eq(cluster_pg_renew(c, a2.fence, 10 * USEC_PER_SEC, -1500, "d2"), 0);
+        /* a bound session's claims carry the node and its token */
+        ck_assert_int_eq(cluster_pg_bind_session(c, "a#2", a2.fence), 0);
+        sql(c, "INSERT INTO runs (job, status) VALUES ('bound', 'running')");
+        ck_assert_int_eq(scalar(c, "SELECT fence FROM runs WHERE job = 'bound' AND node = 'a#2'"), (long long) a2.fence);
         ck_assert_int_eq(cluster_pg_now(c, &t), 0);
         ck_assert_uint_gt(t, 1700000000ULL * USEC_PER_SEC);
 
