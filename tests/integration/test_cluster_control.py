@@ -49,7 +49,8 @@ class ClusterControl(DaemonTestCase):
         self.witness = os.path.join(self.dir, "witness.jsonl")
 
     def node(self, jobs):
-        d = Daemon(jobs, "  store: \"%s\"\n" % self.pg.conninfo)
+        # several daemons on one machine: each its own node name (the default is the machine-id)
+        d = Daemon(jobs, "  store: \"%s\"\n  cluster: { node: n%d }\n" % (self.pg.conninfo, len(self.daemons)))
         self.daemons.append(d)
         return d
 
