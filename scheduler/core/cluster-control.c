@@ -10,6 +10,7 @@
 #include "basic/clock.h"
 #include "basic/log.h"
 #include "core/cluster-control.h"
+#include "core/cluster.h"
 #include "core/manager-internal.h"
 #include "store/cluster-control-pg.h"
 #include "store/cluster.h"
@@ -29,7 +30,48 @@ struct cluster_control {
         usec_t backoff;         /* the next reconnect waits this long */
         usec_t reconnect_at;    /* CLOCK_MONOTONIC; 0: now */
         bool down_logged;       /* the outage is logged once, its end once */
+        const void *digested;   /* the registry whose digest was recorded (NULL: none yet) */
+        uint64_t digest_fence;  /* for the incarnation with this fencing token */
 };
+
+static int failed(cluster_control *cc, int q, const char *what);
+
+/* A digest of what makes the registry's jobs fire: each job's name, schedule, zone, plugin and
+ * enabled, in name order (FNV-1a, 64 bits): two nodes with the same digest fire the same jobs
+ * at the same instants. */
+static void registry_digest(const manager *m, char buf[static 17]) {
+        uint64_t h = UINT64_C(0xcbf29ce484222325);
+        for (size_t i = 0; i < m->n_jobs; i++) {
+                const job_def *d = m->by_name[i]->def;
+                const char *parts[] = { d->name, d->schedule_expr, d->timezone, d->plugin_path, d->enabled ? "1" : "0" };
+                for (size_t k = 0; k < ELEMENTSOF(parts); k++) {
+                        for (const char *c = parts[k] ?: ""; ; c++) {
+                                h = (h ^ (unsigned char) *c) * UINT64_C(0x100000001b3);
+                                if (!*c)
+                                        break;
+                        }
+                }
+        }
+        snprintf(buf, 17, "%016" PRIx64, h);
+}
+
+/* Records this node's registry digest when the registry in force or the incarnation changed. */
+static void record_digest(cluster_control *cc) {
+        manager *m = cc->m;
+        uint64_t fence = cluster_fence(m->cluster);
+        char d[17];
+
+        if (!cluster_control_connected(cc) || fence == 0 || !m->reg || (cc->digested == m->reg && cc->digest_fence == fence))
+                return;
+        registry_digest(m, d);
+        int q = cluster_ctl_set_digest(cc->conn, fence, d);
+        if (q < 0) {
+                (void) failed(cc, q, "recording the registry digest");
+                return;
+        }
+        cc->digested = m->reg;
+        cc->digest_fence = fence;
+}
 
 const char *cluster_control_node(const cluster_control *cc) {
         return cc->node;
@@ -141,6 +183,7 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 }
         } else if (resync(cc, false) < 0)
                 return 0;
+        record_digest(cc);
         cluster_control_take_requests(cc);
         manager_timer_at(cc->timer, clock_now_monotonic() + CLUSTER_RESYNC_USEC);
         return 0;
@@ -175,8 +218,10 @@ int cluster_control_new(manager *m, const char *conninfo, const char *node, clus
         q = connect_now(cc);
         if (q < 0)
                 (void) failed(cc, q, "connecting");
-        else
+        else {
+                record_digest(cc);
                 manager_timer_at(cc->timer, clock_now_monotonic() + CLUSTER_RESYNC_USEC);
+        }
         *ret = cc;
         return 0;
 }

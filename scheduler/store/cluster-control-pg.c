@@ -444,3 +444,11 @@ int cluster_ctl_run_nodes(PGconn *c, const int64_t *ids, size_t n, char **nodes)
         PQclear(res);
         return 0;
 }
+
+int cluster_ctl_set_digest(PGconn *c, uint64_t fence, const char *digest) {
+        char f[24];
+        snprintf(f, sizeof(f), "%" PRIu64, fence);
+        const char *p[] = { f, digest };
+        return exec(c, "UPDATE cluster_nodes SET registry_digest = $2 WHERE fence = $1::bigint AND registry_digest <> $2",
+                    2, p, PGRES_COMMAND_OK, NULL);
+}

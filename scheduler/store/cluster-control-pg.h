@@ -115,3 +115,7 @@ int cluster_ctl_catch_up_get(PGconn *c, const char *job, usec_t *ret);
 /* The node that claimed each of the N runs IDS (runs.node), into NODES[i] (malloc'ed, NULL when
  * unknown or gone); NODES has N entries. On failure every entry is NULL. */
 int cluster_ctl_run_nodes(PGconn *c, const int64_t *ids, size_t n, char **nodes);
+
+/* Records DIGEST as the registry of incarnation FENCE (cluster_nodes.registry_digest), for
+ * `schedctl nodes` to show nodes whose registries differ. */
+int cluster_ctl_set_digest(PGconn *c, uint64_t fence, const char *digest);

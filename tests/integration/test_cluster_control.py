@@ -10,6 +10,7 @@ runs (the witness plugin appends a line per execution), not only from the runs t
 """
 import json
 import os
+import subprocess
 import sys
 import time
 import unittest
@@ -116,6 +117,43 @@ class ClusterControl(DaemonTestCase):
         r = b.ctl({"command": "run", "job": "nosuchjob"})
         self.assertFalse(r["ok"], r)
         self.assertEqual(r["errno"], "ENOENT")
+
+    def test_nodes_lists_the_cluster_and_flags_a_different_registry(self):
+        a = self.node(self.jobs()).start()
+        b = self.node(self.jobs()).start()
+        c = self.node(self.jobs("newjob")).start()  # a rollout reached C only
+
+        def listing():
+            r = a.ctl({"command": "nodes"})
+            alive = [n for n in r["nodes"] if n["state"] == "alive"]
+            return r if len(alive) == 3 and all(n["registry_digest"] for n in alive) else None
+        r = wait_for(listing, timeout=15, what="three alive nodes with their registry digests")
+        by = {n["name"]: n for n in r["nodes"]}
+        self.assertEqual(sorted(by), ["n0", "n1", "n2"])
+        self.assertTrue(by["n0"]["self"])
+        self.assertFalse(by["n1"]["self"])
+        self.assertEqual([by[n]["registry_differs"] for n in ("n0", "n1", "n2")], [False, False, True])
+        for n in by.values():
+            self.assertFalse(n["lease_expired"])
+            self.assertGreater(n["lease_expires_usec"], 0)
+            self.assertIn("clock_offset_usec", n)
+            self.assertEqual(n["runs_in_flight"], 0)
+        # schedctl prints them, the node answering marked, the different registry said
+        out = subprocess.run([SCHEDCTL, "--socket", b.sock, "nodes"], check=True, stdout=subprocess.PIPE,
+                             text=True).stdout
+        self.assertRegex(out, r"n1#\d+ \*")
+        self.assertIn("(differs)", out)
+        self.assertIn("3 nodes listed; 1 with another registry", out)
+        # history and list carry the node of each run
+        a.ctl({"command": "run", "job": "tick", "wait": True})
+        h = subprocess.run([SCHEDCTL, "--socket", c.sock, "--json", "history", "tick"], check=True,
+                           stdout=subprocess.PIPE, text=True).stdout
+        self.assertRegex(json.loads(h)[0]["node"], r"^n0#\d+$")
+        lst = c.ctl({"command": "list"})
+        self.assertRegex([j for j in lst["jobs"] if j["name"] == "tick"][0]["node"], r"^n0#\d+$")
+        out = subprocess.run([SCHEDCTL, "--socket", c.sock, "history"], check=True, stdout=subprocess.PIPE,
+                             text=True).stdout
+        self.assertIn("NODE", out)
 
     def test_singleton_one_run_in_flight_in_the_cluster(self):
         ds = [self.node(self.jobs(singleton_duration="2500ms")).start() for _ in range(3)]
