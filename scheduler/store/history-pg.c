@@ -20,6 +20,30 @@
 #define RECONNECT_FIRST_MS 1000U
 #define PARAMS_MAX 12
 
+/* The statements of every fire and run end, prepared once per connection: planning a
+ * data-modifying CTE costs more than running it. */
+typedef enum prep_id {
+        PREP_NONE = -1,
+        PREP_CLAIM,
+        PREP_FINISH,
+        PREP_SKIP,
+        PREP_SET_PID,
+        PREP_SET_START,
+        PREP_SET_LAST_SCHEDULED,
+        _PREP_MAX,
+} prep_id;
+
+/* A run's result not yet durable on the server: kept to be written again (see pending_*). */
+typedef struct pending_result {
+        int64_t run_id;
+        history_result r;               /* message and output owned */
+} pending_result;
+
+typedef struct pending_list {
+        pending_result *items;
+        size_t n, allocated;
+} pending_list;
+
 typedef struct pg_history {
         history base;
         char *conninfo;                 /* as configured: validated, without a password */
@@ -29,8 +53,12 @@ typedef struct pg_history {
         usec_t next_connect;            /* CLOCK_MONOTONIC: no attempt before this */
         unsigned backoff_ms;            /* 0 while connected */
         uint64_t connections;
+        uint32_t prepared;              /* bit i: PREP_i is prepared on this connection */
         history_pg_connect_fn connect_hook;
         void *connect_userdata;
+        pending_list batch_results;     /* results written in the open batch, not committed */
+        pending_list pending;           /* results lost with the connection: written on reconnection */
+        uint64_t pending_dropped;
 } pg_history;
 
 static const history_ops pg_ops;
@@ -46,6 +74,68 @@ static void pqclearp(PGresult **r) {
                 PQclear(*r);
 }
 #define _cleanup_pgresult_ _cleanup_(pqclearp)
+
+/* ---- results kept across an outage ------------------------------------------------------
+ * A run that ends while the server is unreachable (or whose batch is lost with the connection)
+ * must not lose its result: the handle keeps it and writes it first thing on reconnection. Its
+ * UPDATE only touches a row still 'running', so writing it twice changes nothing. */
+
+static void pending_result_done(pending_result *p) {
+        free((char *) p->r.message);
+        free((char *) p->r.output);
+}
+
+static void pending_clear(pending_list *l) {
+        for (size_t i = 0; i < l->n; i++)
+                pending_result_done(&l->items[i]);
+        free(l->items);
+        *l = (pending_list) {};
+}
+
+static int pending_add(pg_history *h, pending_list *l, int64_t run_id, const history_result *r) {
+        pending_result p = { .run_id = run_id, .r = *r };
+
+        if (l->n >= HISTORY_PG_PENDING_MAX) {
+                /* the oldest goes: bounded memory over an outage of days */
+                pending_result_done(&l->items[0]);
+                memmove(l->items, l->items + 1, (l->n - 1) * sizeof *l->items);
+                l->n--;
+                h->pending_dropped++;
+        }
+        if (l->n == l->allocated) {
+                size_t a = l->allocated ? l->allocated * 2 : 16;
+                pending_result *t = realloc(l->items, a * sizeof *t);
+                if (!t)
+                        return -ENOMEM;
+                l->items = t;
+                l->allocated = a;
+        }
+        p.r.message = r->message ? strdup(r->message) : NULL;
+        p.r.output = NULL;
+        if (r->output) {
+                size_t off = history_utf8_tail_offset(r->output, r->output_size, HISTORY_OUTPUT_MAX);
+                char *o = malloc(r->output_size - off + 1);
+                if (o) {
+                        memcpy(o, r->output + off, r->output_size - off);
+                        o[r->output_size - off] = '\0';
+                }
+                p.r.output = o;
+                p.r.output_size = r->output_size - off;
+        }
+        if ((r->message && !p.r.message) || (r->output && !p.r.output)) {
+                pending_result_done(&p);
+                return -ENOMEM;
+        }
+        l->items[l->n++] = p;
+        return 0;
+}
+
+/* The open batch is gone: what it wrote of results is to be written again. */
+static void batch_results_lost(pg_history *h) {
+        for (size_t i = 0; i < h->batch_results.n; i++)
+                (void) pending_add(h, &h->pending, h->batch_results.items[i].run_id, &h->batch_results.items[i].r);
+        pending_clear(&h->batch_results);
+}
 
 /* ---- parameters --------------------------------------------------------------------------- */
 
@@ -149,6 +239,7 @@ static void drop_conn(pg_history *h) {
         if (h->in_batch) {
                 h->in_batch = false;
                 h->batch_lost = -ENOTCONN;
+                batch_results_lost(h);
         }
 }
 
@@ -188,6 +279,7 @@ static int fail(pg_history *h, const PGresult *res, const char *what) {
                 (void) PQclear(PQexec(h->conn, "ROLLBACK"));
                 h->in_batch = false;
                 h->batch_lost = r;
+                batch_results_lost(h);
         }
         return r;
 }
@@ -202,6 +294,7 @@ int history_pg_fail(history *base, const PGresult *res, const char *what) {
 /* ---- the connection ----------------------------------------------------------------------- */
 
 static int migrate(pg_history *h);
+static void pending_flush(pg_history *h);
 
 /* The server as "PostgreSQL HOST:PORT/DB" for messages, from the parsed string (a list of
  * hosts stays a list). */
@@ -272,6 +365,7 @@ static int connect_now(pg_history *h) {
                 return -ENOTCONN;
         }
         h->conn = c;
+        h->prepared = 0;
 
         char sql[96];
         snprintf(sql, sizeof sql, "SET statement_timeout = %d; SET client_min_messages = warning",
@@ -289,6 +383,7 @@ static int connect_now(pg_history *h) {
         }
         h->connections++;
         h->backoff_ms = 0;
+        pending_flush(h);
         if (h->connect_hook) {
                 r = h->connect_hook(&h->base, c, h->connect_userdata);
                 if (r < 0) {
@@ -343,6 +438,13 @@ void history_pg_set_connect_hook(history *base, history_pg_connect_fn fn, void *
         h->connect_userdata = userdata;
 }
 
+size_t history_pg_pending_results(history *base, uint64_t *ret_dropped) {
+        pg_history *h = pg_of(base);
+        if (ret_dropped)
+                *ret_dropped = h ? h->pending_dropped : 0;
+        return h ? h->pending.n : 0;
+}
+
 uint64_t history_pg_connections(history *base) {
         pg_history *h = pg_of(base);
         return h ? h->connections : 0;
@@ -352,14 +454,30 @@ uint64_t history_pg_connections(history *base) {
 
 /* Runs SQL on the current connection as it is (inside whatever transaction is open). A result
  * that is not OK is turned into the errno. */
-static int exec_raw(pg_history *h, const char *sql, const pg_params *p, const char *what, PGresult **ret) {
+static int exec_prep(pg_history *h, prep_id prep, const char *sql, const pg_params *p, const char *what,
+                     PGresult **ret) {
         PGresult *res;
+        char name[16];
 
         if (!h->conn) {
                 set_error(h, "%s: not connected", what);
                 return -ENOTCONN;
         }
-        if (p)
+        if (prep != PREP_NONE) {
+                snprintf(name, sizeof name, "history_%d", (int) prep);
+                if (!(h->prepared & (UINT32_C(1) << prep))) {
+                        res = PQprepare(h->conn, name, sql, p ? p->n : 0, NULL);
+                        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+                                int r = fail(h, res, what);
+                                PQclear(res);
+                                return r;
+                        }
+                        PQclear(res);
+                        h->prepared |= UINT32_C(1) << prep;
+                }
+                res = PQexecPrepared(h->conn, name, p ? p->n : 0, p ? p->values : NULL, p ? p->lengths : NULL,
+                                     p ? p->formats : NULL, 0);
+        } else if (p)
                 res = PQexecParams(h->conn, sql, p->n, NULL, p->values, p->lengths, p->formats, 0);
         else
                 res = PQexec(h->conn, sql);
@@ -374,6 +492,10 @@ static int exec_raw(pg_history *h, const char *sql, const pg_params *p, const ch
         else
                 PQclear(res);
         return 0;
+}
+
+static int exec_raw(pg_history *h, const char *sql, const pg_params *p, const char *what, PGresult **ret) {
+        return exec_prep(h, PREP_NONE, sql, p, what, ret);
 }
 
 /* For clean-up paths: must not overwrite the error being reported. */
@@ -416,20 +538,21 @@ static int op_end(pg_history *h, int r) {
 
 /* One statement, one call of the interface: connected first; inside a batch, in a savepoint
  * of its own (a failure must not end the batch). */
-static int query(pg_history *h, const char *sql, const pg_params *p, const char *what, PGresult **ret) {
+static int query_prep(pg_history *h, prep_id prep, const char *sql, const pg_params *p, const char *what,
+                      PGresult **ret) {
         int r;
 
         if (!h->in_batch) {
                 r = ensure_conn(h);
                 if (r < 0)
                         return r;
-                return exec_raw(h, sql, p, what, ret);
+                return exec_prep(h, prep, sql, p, what, ret);
         }
         r = op_begin(h);
         if (r < 0)
                 return r;
         PGresult *res = NULL;
-        r = op_end(h, exec_raw(h, sql, p, what, &res));
+        r = op_end(h, exec_prep(h, prep, sql, p, what, &res));
         if (r < 0) {
                 if (res)
                         PQclear(res);
@@ -440,6 +563,10 @@ static int query(pg_history *h, const char *sql, const pg_params *p, const char 
         else
                 PQclear(res);
         return 0;
+}
+
+static int query(pg_history *h, const char *sql, const pg_params *p, const char *what, PGresult **ret) {
+        return query_prep(h, PREP_NONE, sql, p, what, ret);
 }
 
 static int64_t affected(const PGresult *res) {
@@ -574,6 +701,8 @@ static history *pg_close(history *base) {
                 PQfinish(h->conn);
         }
         free(h->conninfo);
+        pending_clear(&h->batch_results);
+        pending_clear(&h->pending);
         history_base_done(&h->base);
         free(h);
         return NULL;
@@ -699,6 +828,10 @@ static int pg_commit(history *base) {
         int r = exec_raw(h, "COMMIT", NULL, "committing a batch", NULL);
         if (r < 0 && h->conn && PQtransactionStatus(h->conn) != PQTRANS_IDLE)
                 exec_quiet(h, "ROLLBACK");
+        if (r < 0)
+                batch_results_lost(h);
+        else
+                pending_clear(&h->batch_results);
         return r;
 }
 
@@ -713,6 +846,7 @@ static int pg_rollback(history *base) {
                 return -ENOTCONN;
         }
         h->in_batch = false;
+        pending_clear(&h->batch_results); /* the caller's choice: not written again */
         return exec_raw(h, "ROLLBACK", NULL, "rolling back a batch", NULL);
 }
 
@@ -778,7 +912,7 @@ static int pg_claim_fire(history *base, const char *job, run_trigger trigger, us
         else
                 param_null(&p);
         /* One statement: the unique index does the claiming, cluster-wide. */
-        r = query(h,
+        r = query_prep(h, PREP_CLAIM,
                   INSERT_RUN_COLUMNS " VALUES ($1, $2, 0, $3, NULL, $4, $5, NULL, 'running', NULL, $6)"
                   " ON CONFLICT (job, scheduled_usec, attempt, claim_class) DO NOTHING RETURNING id",
                   &p, "recording a run", &res);
@@ -868,7 +1002,7 @@ static int pg_record_skipped(history *base, const char *job, run_trigger trigger
         param_i64(&p, (int64_t) now);
         param_text(&p, m);
         /* the claim and the count, one statement: both or neither */
-        r = query(h,
+        r = query_prep(h, PREP_SKIP,
                   "WITH i AS (" INSERT_RUN_COLUMNS " VALUES ($1, $2, 0, $3, NULL, $4, $5, $5, 'skipped', $6, NULL)"
                   "  ON CONFLICT (job, scheduled_usec, attempt, claim_class) DO NOTHING RETURNING id, job),"
                   " c AS (INSERT INTO jobs (name, skipped_total) SELECT job, 1 FROM i"
@@ -912,7 +1046,7 @@ static int update_running(pg_history *h, int64_t run_id, pid_t pid, usec_t start
         param_i64(&p, pid);
         if (started != USEC_INFINITY)
                 param_i64(&p, (int64_t) started);
-        int r = query(h,
+        int r = query_prep(h, started == USEC_INFINITY ? PREP_SET_PID : PREP_SET_START,
                       started == USEC_INFINITY
                               ? "UPDATE runs SET pid = $2 WHERE id = $1 AND status = 'running'"
                               : "UPDATE runs SET pid = CASE WHEN $2 > 0 THEN $2 ELSE pid END, started_usec = $3"
@@ -937,25 +1071,12 @@ static int pg_set_start(history *base, int64_t run_id, pid_t pid, usec_t started
         return update_running((pg_history *) base, run_id, pid, started, "setting a run's start");
 }
 
-static int pg_finish_run(history *base, int64_t run_id, const history_result *res) {
-        pg_history *h = (pg_history *) base;
+static int finish_write(pg_history *h, int64_t run_id, const history_result *res) {
         _cleanup_pgresult_ PGresult *out = NULL;
         _cleanup_free_ char *m = NULL;
         pg_params p = {};
         int r;
 
-        if (!res)
-                return -EINVAL;
-        if (!run_status_is_final(res->status) || res->status == RUN_STATUS_SKIPPED) {
-                set_error(h, "run %" PRId64 ": status %d cannot finish a run (expected a final status other than "
-                          "skipped)", run_id, (int) res->status);
-                return -EINVAL;
-        }
-        if ((r = history_check_usec(base, res->finished_usec, false, "finish time")) < 0 ||
-            (r = history_check_usec(base, res->duration_usec, true, "duration")) < 0)
-                return r;
-        if (res->output_size > 0 && !res->output)
-                return -EINVAL;
         if (res->message && !(m = message_dup(res->message)))
                 return -ENOMEM;
 
@@ -980,7 +1101,7 @@ static int pg_finish_run(history *base, int64_t run_id, const history_result *re
         param_i64(&p, run_status_is_failure(res->status));
         /* The result and the job's counters in one statement: atomic without a transaction of
          * its own, and one round trip. */
-        r = query(h,
+        r = query_prep(h, PREP_FINISH,
                   "WITH f AS (UPDATE runs SET finished_usec = $2, status = $3, exit_code = $4, signal = $5,"
                   "  duration_usec = COALESCE($6::bigint, GREATEST($2::bigint - started_usec, 0)),"
                   "  message = $7, output = $8"
@@ -1000,6 +1121,51 @@ static int pg_finish_run(history *base, int64_t run_id, const history_result *re
         if (PQntuples(out) == 0)
                 return explain_not_running(h, run_id);
         return 0;
+}
+
+static int pg_finish_run(history *base, int64_t run_id, const history_result *res) {
+        pg_history *h = (pg_history *) base;
+        int r;
+
+        if (!res)
+                return -EINVAL;
+        if (!run_status_is_final(res->status) || res->status == RUN_STATUS_SKIPPED) {
+                set_error(h, "run %" PRId64 ": status %d cannot finish a run (expected a final status other than "
+                          "skipped)", run_id, (int) res->status);
+                return -EINVAL;
+        }
+        if ((r = history_check_usec(base, res->finished_usec, false, "finish time")) < 0 ||
+            (r = history_check_usec(base, res->duration_usec, true, "duration")) < 0)
+                return r;
+        if (res->output_size > 0 && !res->output)
+                return -EINVAL;
+
+        bool in_batch = h->in_batch;
+        r = finish_write(h, run_id, res);
+        if (r == -ENOTCONN)
+                /* not written, not lost: written on reconnection */
+                (void) pending_add(h, &h->pending, run_id, res);
+        else if (r >= 0 && in_batch && h->in_batch)
+                (void) pending_add(h, &h->batch_results, run_id, res);
+        return r;
+}
+
+/* Right after a (re)connection, before anything else: the results kept over the outage. */
+static void pending_flush(pg_history *h) {
+        size_t i = 0;
+        char saved[sizeof h->base.error];
+
+        memcpy(saved, h->base.error, sizeof saved);
+        for (; i < h->pending.n && h->conn; i++) {
+                int r = finish_write(h, h->pending.items[i].run_id, &h->pending.items[i].r);
+                if (r == -ENOTCONN)
+                        break;
+        }
+        for (size_t k = 0; k < i; k++)
+                pending_result_done(&h->pending.items[k]);
+        memmove(h->pending.items, h->pending.items + i, (h->pending.n - i) * sizeof *h->pending.items);
+        h->pending.n -= i;
+        memcpy(h->base.error, saved, sizeof saved);
 }
 
 static int pg_mark_interrupted(history *base, unsigned *ret_count) {
@@ -1172,7 +1338,7 @@ static int pg_set_last_scheduled(history *base, const char *job, usec_t schedule
                 return r;
         param_text(&p, job);
         param_usec(&p, scheduled);
-        return query(h, "INSERT INTO jobs (name, last_scheduled_usec) VALUES ($1, $2::bigint)"
+        return query_prep(h, PREP_SET_LAST_SCHEDULED, "INSERT INTO jobs (name, last_scheduled_usec) VALUES ($1, $2::bigint)"
                                " ON CONFLICT (name) DO UPDATE SET last_scheduled_usec = excluded.last_scheduled_usec", &p, "storing a job's last scheduled time", NULL);
 }
 
