@@ -229,7 +229,8 @@ static void log_discarded(cluster *c, const char *job, int64_t run_id, unsigned 
 static int write_result(cluster *c, history *h, const char *job, int64_t run_id, unsigned attempt,
                         const history_result *res) {
         int r = history_finish_run(h, run_id, res);
-        if (r >= 0)
+        /* -ENOTCONN: the PostgreSQL handle keeps it and writes it first on reconnection */
+        if (r >= 0 || r == -ENOTCONN)
                 return 1;
         if (r == -ESTALE || r == -ENOENT) {
                 log_discarded(c, job, run_id, attempt, res, r);
