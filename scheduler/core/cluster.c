@@ -20,8 +20,9 @@
 /* The timer beats this often at most: renewals every third of the lease, but a lost node is
  * looked for every beat, so its runs are taken over within a beat of its lease's end. */
 #define BEAT_MAX (1 * USEC_PER_SEC)
-/* a renewal due this soon is made now rather than a beat late */
-#define BEAT_SLACK (50 * USEC_PER_MSEC)
+/* a renewal due within a sixth of the lease is made now rather than a beat late (a busy loop
+ * wakes late, and a renewal put off twice would cost the lease) */
+#define BEAT_SLACK(c) ((c)->lease / 6)
 /* a result that keeps failing for another reason than the connection is given up after this */
 #define FINISH_TRIES_MAX 20
 
@@ -228,7 +229,8 @@ static void log_discarded(cluster *c, const char *job, int64_t run_id, unsigned 
 static int write_result(cluster *c, history *h, const char *job, int64_t run_id, unsigned attempt,
                         const history_result *res) {
         int r = history_finish_run(h, run_id, res);
-        if (r >= 0)
+        /* -ENOTCONN: the PostgreSQL handle keeps it and writes it first on reconnection */
+        if (r >= 0 || r == -ENOTCONN)
                 return 1;
         if (r == -ESTALE || r == -ENOENT) {
                 log_discarded(c, job, run_id, attempt, res, r);
@@ -444,7 +446,7 @@ static usec_t beat(cluster *c) {
                 goto backoff;
 
         m0 = clock_now_monotonic();
-        if (!was_out && c->renewed_at != 0 && m0 + BEAT_SLACK < c->renewed_at + c->lease / 3)
+        if (!was_out && c->renewed_at != 0 && m0 + BEAT_SLACK(c) < c->renewed_at + c->lease / 3)
                 goto renewed;
         t0 = clock_now_realtime();
         r = cluster_pg_now(c->conn, &db_now);

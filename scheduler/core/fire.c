@@ -542,7 +542,9 @@ int manager_on_boot_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 (void) manager_fire(m, j, RUN_TRIGGER_SCHEDULE, scheduled);
                 /* keep the cadence; after a suspend or a stall, skip what was missed */
                 usec_t next = due + iv;
-                if (next <= now)
+                /* in a cluster the instants are shared: one a busy node is late for may be
+                 * nobody else's either, so only a stall beyond MISSED_FIRE_SLACK skips them */
+                if (next + (m->clustered ? MISSED_FIRE_SLACK : 0) <= now)
                         next = now + iv;
                 if (m->clustered)
                         next = job_rt_every_aligned(j, next);

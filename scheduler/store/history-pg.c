@@ -33,6 +33,17 @@ typedef enum prep_id {
         _PREP_MAX,
 } prep_id;
 
+/* A run's result not yet durable on the server: kept to be written again (see pending_*). */
+typedef struct pending_result {
+        int64_t run_id;
+        history_result r;               /* message and output owned */
+} pending_result;
+
+typedef struct pending_list {
+        pending_result *items;
+        size_t n, allocated;
+} pending_list;
+
 typedef struct pg_history {
         history base;
         char *conninfo;                 /* as configured: validated, without a password */
@@ -45,6 +56,9 @@ typedef struct pg_history {
         uint32_t prepared;              /* bit i: PREP_i is prepared on this connection */
         history_pg_connect_fn connect_hook;
         void *connect_userdata;
+        pending_list batch_results;     /* results written in the open batch, not committed */
+        pending_list pending;           /* results lost with the connection: written on reconnection */
+        uint64_t pending_dropped;
 } pg_history;
 
 static const history_ops pg_ops;
@@ -60,6 +74,68 @@ static void pqclearp(PGresult **r) {
                 PQclear(*r);
 }
 #define _cleanup_pgresult_ _cleanup_(pqclearp)
+
+/* ---- results kept across an outage ------------------------------------------------------
+ * A run that ends while the server is unreachable (or whose batch is lost with the connection)
+ * must not lose its result: the handle keeps it and writes it first thing on reconnection. Its
+ * UPDATE only touches a row still 'running', so writing it twice changes nothing. */
+
+static void pending_result_done(pending_result *p) {
+        free((char *) p->r.message);
+        free((char *) p->r.output);
+}
+
+static void pending_clear(pending_list *l) {
+        for (size_t i = 0; i < l->n; i++)
+                pending_result_done(&l->items[i]);
+        free(l->items);
+        *l = (pending_list) {};
+}
+
+static int pending_add(pg_history *h, pending_list *l, int64_t run_id, const history_result *r) {
+        pending_result p = { .run_id = run_id, .r = *r };
+
+        if (l->n >= HISTORY_PG_PENDING_MAX) {
+                /* the oldest goes: bounded memory over an outage of days */
+                pending_result_done(&l->items[0]);
+                memmove(l->items, l->items + 1, (l->n - 1) * sizeof *l->items);
+                l->n--;
+                h->pending_dropped++;
+        }
+        if (l->n == l->allocated) {
+                size_t a = l->allocated ? l->allocated * 2 : 16;
+                pending_result *t = realloc(l->items, a * sizeof *t);
+                if (!t)
+                        return -ENOMEM;
+                l->items = t;
+                l->allocated = a;
+        }
+        p.r.message = r->message ? strdup(r->message) : NULL;
+        p.r.output = NULL;
+        if (r->output) {
+                size_t off = history_utf8_tail_offset(r->output, r->output_size, HISTORY_OUTPUT_MAX);
+                char *o = malloc(r->output_size - off + 1);
+                if (o) {
+                        memcpy(o, r->output + off, r->output_size - off);
+                        o[r->output_size - off] = '\0';
+                }
+                p.r.output = o;
+                p.r.output_size = r->output_size - off;
+        }
+        if ((r->message && !p.r.message) || (r->output && !p.r.output)) {
+                pending_result_done(&p);
+                return -ENOMEM;
+        }
+        l->items[l->n++] = p;
+        return 0;
+}
+
+/* The open batch is gone: what it wrote of results is to be written again. */
+static void batch_results_lost(pg_history *h) {
+        for (size_t i = 0; i < h->batch_results.n; i++)
+                (void) pending_add(h, &h->pending, h->batch_results.items[i].run_id, &h->batch_results.items[i].r);
+        pending_clear(&h->batch_results);
+}
 
 /* ---- parameters --------------------------------------------------------------------------- */
 
@@ -163,6 +239,7 @@ static void drop_conn(pg_history *h) {
         if (h->in_batch) {
                 h->in_batch = false;
                 h->batch_lost = -ENOTCONN;
+                batch_results_lost(h);
         }
 }
 
@@ -202,6 +279,7 @@ static int fail(pg_history *h, const PGresult *res, const char *what) {
                 (void) PQclear(PQexec(h->conn, "ROLLBACK"));
                 h->in_batch = false;
                 h->batch_lost = r;
+                batch_results_lost(h);
         }
         return r;
 }
@@ -216,6 +294,7 @@ int history_pg_fail(history *base, const PGresult *res, const char *what) {
 /* ---- the connection ----------------------------------------------------------------------- */
 
 static int migrate(pg_history *h);
+static void pending_flush(pg_history *h);
 
 /* The server as "PostgreSQL HOST:PORT/DB" for messages, from the parsed string (a list of
  * hosts stays a list). */
@@ -304,6 +383,7 @@ static int connect_now(pg_history *h) {
         }
         h->connections++;
         h->backoff_ms = 0;
+        pending_flush(h);
         if (h->connect_hook) {
                 r = h->connect_hook(&h->base, c, h->connect_userdata);
                 if (r < 0) {
@@ -356,6 +436,13 @@ void history_pg_set_connect_hook(history *base, history_pg_connect_fn fn, void *
                 return;
         h->connect_hook = fn;
         h->connect_userdata = userdata;
+}
+
+size_t history_pg_pending_results(history *base, uint64_t *ret_dropped) {
+        pg_history *h = pg_of(base);
+        if (ret_dropped)
+                *ret_dropped = h ? h->pending_dropped : 0;
+        return h ? h->pending.n : 0;
 }
 
 uint64_t history_pg_connections(history *base) {
@@ -614,6 +701,8 @@ static history *pg_close(history *base) {
                 PQfinish(h->conn);
         }
         free(h->conninfo);
+        pending_clear(&h->batch_results);
+        pending_clear(&h->pending);
         history_base_done(&h->base);
         free(h);
         return NULL;
@@ -739,6 +828,10 @@ static int pg_commit(history *base) {
         int r = exec_raw(h, "COMMIT", NULL, "committing a batch", NULL);
         if (r < 0 && h->conn && PQtransactionStatus(h->conn) != PQTRANS_IDLE)
                 exec_quiet(h, "ROLLBACK");
+        if (r < 0)
+                batch_results_lost(h);
+        else
+                pending_clear(&h->batch_results);
         return r;
 }
 
@@ -753,6 +846,7 @@ static int pg_rollback(history *base) {
                 return -ENOTCONN;
         }
         h->in_batch = false;
+        pending_clear(&h->batch_results); /* the caller's choice: not written again */
         return exec_raw(h, "ROLLBACK", NULL, "rolling back a batch", NULL);
 }
 
@@ -977,25 +1071,12 @@ static int pg_set_start(history *base, int64_t run_id, pid_t pid, usec_t started
         return update_running((pg_history *) base, run_id, pid, started, "setting a run's start");
 }
 
-static int pg_finish_run(history *base, int64_t run_id, const history_result *res) {
-        pg_history *h = (pg_history *) base;
+static int finish_write(pg_history *h, int64_t run_id, const history_result *res) {
         _cleanup_pgresult_ PGresult *out = NULL;
         _cleanup_free_ char *m = NULL;
         pg_params p = {};
         int r;
 
-        if (!res)
-                return -EINVAL;
-        if (!run_status_is_final(res->status) || res->status == RUN_STATUS_SKIPPED) {
-                set_error(h, "run %" PRId64 ": status %d cannot finish a run (expected a final status other than "
-                          "skipped)", run_id, (int) res->status);
-                return -EINVAL;
-        }
-        if ((r = history_check_usec(base, res->finished_usec, false, "finish time")) < 0 ||
-            (r = history_check_usec(base, res->duration_usec, true, "duration")) < 0)
-                return r;
-        if (res->output_size > 0 && !res->output)
-                return -EINVAL;
         if (res->message && !(m = message_dup(res->message)))
                 return -ENOMEM;
 
@@ -1040,6 +1121,51 @@ static int pg_finish_run(history *base, int64_t run_id, const history_result *re
         if (PQntuples(out) == 0)
                 return explain_not_running(h, run_id);
         return 0;
+}
+
+static int pg_finish_run(history *base, int64_t run_id, const history_result *res) {
+        pg_history *h = (pg_history *) base;
+        int r;
+
+        if (!res)
+                return -EINVAL;
+        if (!run_status_is_final(res->status) || res->status == RUN_STATUS_SKIPPED) {
+                set_error(h, "run %" PRId64 ": status %d cannot finish a run (expected a final status other than "
+                          "skipped)", run_id, (int) res->status);
+                return -EINVAL;
+        }
+        if ((r = history_check_usec(base, res->finished_usec, false, "finish time")) < 0 ||
+            (r = history_check_usec(base, res->duration_usec, true, "duration")) < 0)
+                return r;
+        if (res->output_size > 0 && !res->output)
+                return -EINVAL;
+
+        bool in_batch = h->in_batch;
+        r = finish_write(h, run_id, res);
+        if (r == -ENOTCONN)
+                /* not written, not lost: written on reconnection */
+                (void) pending_add(h, &h->pending, run_id, res);
+        else if (r >= 0 && in_batch && h->in_batch)
+                (void) pending_add(h, &h->batch_results, run_id, res);
+        return r;
+}
+
+/* Right after a (re)connection, before anything else: the results kept over the outage. */
+static void pending_flush(pg_history *h) {
+        size_t i = 0;
+        char saved[sizeof h->base.error];
+
+        memcpy(saved, h->base.error, sizeof saved);
+        for (; i < h->pending.n && h->conn; i++) {
+                int r = finish_write(h, h->pending.items[i].run_id, &h->pending.items[i].r);
+                if (r == -ENOTCONN)
+                        break;
+        }
+        for (size_t k = 0; k < i; k++)
+                pending_result_done(&h->pending.items[k]);
+        memmove(h->pending.items, h->pending.items + i, (h->pending.n - i) * sizeof *h->pending.items);
+        h->pending.n -= i;
+        memcpy(h->base.error, saved, sizeof saved);
 }
 
 static int pg_mark_interrupted(history *base, unsigned *ret_count) {

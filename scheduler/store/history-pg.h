@@ -30,6 +30,10 @@ void history_pg_set_connect_hook(history *h, history_pg_connect_fn fn, void *use
  * locks) is gone. 0 for a handle that is not PostgreSQL. */
 uint64_t history_pg_connections(history *h);
 
+/* How many run results H keeps to write on reconnection (see history_finish_run()), and in
+ * *RET_DROPPED (may be NULL) how many it had to drop over its life for want of room. */
+size_t history_pg_pending_results(history *h, uint64_t *ret_dropped);
+
 /* Fails a PostgreSQL result the way every history call does: maps RES's SQLSTATE (or the lost
  * connection) to -errno, puts WHAT and the server's message into history_last_error(), and
  * drops a lost connection (the next call reconnects). For code that runs its own statements on

@@ -220,7 +220,13 @@ int history_set_start(history *h, int64_t run_id, pid_t pid, usec_t started);
 
 /* Finishes a running run with R and updates the job's counters and last_* fields, in one
  * transaction. -ENOENT if no such run, -ESTALE if it already finished (nothing changes),
- * -EINVAL if R's status is RUNNING, SKIPPED or invalid. */
+ * -EINVAL if R's status is RUNNING, SKIPPED or invalid.
+ * PostgreSQL: a result that cannot be written because the server is unreachable (-ENOTCONN),
+ * or that was written in a batch lost with the connection, is kept by the handle (at most
+ * HISTORY_PG_PENDING_MAX, the oldest dropped first) and written on reconnection, before any
+ * other statement; if the process ends first it is lost, and the run stays 'running' until
+ * history_mark_interrupted(). */
+#define HISTORY_PG_PENDING_MAX 10000
 int history_finish_run(history *h, int64_t run_id, const history_result *r);
 
 /* At start-up: every 'running' row (the daemon died during it) becomes 'interrupted' (its

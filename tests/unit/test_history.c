@@ -1003,6 +1003,36 @@ START_TEST(test_pg_reconnect) {
 }
 END_TEST
 
+/* A result that meets a lost connection, alone or in a batch, is written on reconnection. */
+START_TEST(test_pg_result_kept_over_outage) {
+        history *h = open_ok();
+        int64_t a = claim(h, "a", RUN_TRIGGER_SCHEDULE, T0), b = claim(h, "a", RUN_TRIGGER_SCHEDULE, T0 + 1);
+        history_result res = { .status = RUN_STATUS_SUCCEEDED, .exit_code = 0, .finished_usec = T0 + 100,
+                               .duration_usec = USEC_INFINITY, .message = "done" };
+
+        pg_kill_sessions();
+        ck_assert_int_eq(history_finish_run(h, a, &res), -ENOTCONN);
+        ck_assert_uint_eq(history_pg_pending_results(h, NULL), 1);
+
+        /* in a batch that the connection takes with it */
+        ck_assert_int_eq(history_begin(h), 0); /* reconnects: a is written first */
+        ck_assert_uint_eq(history_pg_pending_results(h, NULL), 0);
+        finish(h, b, RUN_STATUS_FAILED, T0 + 200, 7);
+        pg_kill_sessions();
+        ck_assert_int_eq(history_commit(h), -ENOTCONN);
+        ck_assert_uint_eq(history_pg_pending_results(h, NULL), 1);
+
+        history_job_state st;
+        ck_assert_int_eq(history_get_job_state(h, "a", &st), 1); /* reconnects: b is written first */
+        ck_assert_uint_eq(st.runs_total, 2);
+        ck_assert_uint_eq(st.failures_total, 1);
+        ck_assert_uint_eq(history_pg_pending_results(h, NULL), 0);
+        history_close(h);
+        ck_assert_int_eq(raw_int("SELECT count(*) FROM runs WHERE status = 'running'"), 0);
+        ck_assert_int_eq(raw_int("SELECT duration_usec FROM runs WHERE status = 'failed'"), 7);
+}
+END_TEST
+
 /* libpq's multi-host: the first host is down, the second takes the session. */
 START_TEST(test_pg_multi_host) {
         PQconninfoOption *opts = PQconninfoParse(pg_conninfo, NULL);
@@ -1129,6 +1159,7 @@ static Suite *history_suite(void) {
                 tcase_add_test(tc, test_pg_foreign_database_refused);
                 tcase_add_test(tc, test_pg_store_strings);
                 tcase_add_test(tc, test_pg_reconnect);
+                tcase_add_test(tc, test_pg_result_kept_over_outage);
                 tcase_add_test(tc, test_pg_multi_host);
                 tcase_add_test(tc, test_pg_concurrent_migration);
                 tcase_add_test(tc, test_pg_output_bytes);

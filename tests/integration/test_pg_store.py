@@ -1,0 +1,139 @@
+# SPDX-License-Identifier: MIT
+"""Issue 15, item 1 (and a small part of item 6): the daemon with scheduler.store on a private
+PostgreSQL server, through the real binaries: runs recorded there, read back by schedctl; the
+server stopped and started under a running daemon, which survives it and records again."""
+import json
+import os
+import subprocess
+import sys
+import time
+import unittest
+
+from harness import SCHEDCTL, DaemonTestCase, job, wait_for
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pg"))
+import pgserver  # noqa: E402
+
+if not pgserver.available():
+    print("test_pg_store: initdb/pg_ctl not installed (contrib/dev.sh deps installs postgresql-15); skipping",
+          file=sys.stderr)
+    sys.exit(77)
+
+
+def schedctl(d, *args):
+    p = subprocess.run([SCHEDCTL, "--config", d.config, "--socket", d.sock] + list(args), capture_output=True,
+                       text=True, timeout=60)
+    return p.returncode, p.stdout, p.stderr
+
+
+def store_yaml(conninfo):
+    return '  store: "%s"\n' % conninfo
+
+
+class PgStore(DaemonTestCase):
+    def setUp(self):
+        super().setUp()
+        self.pg = pgserver.PgServer()
+        self.pg.start()
+
+    def tearDown(self):
+        super().tearDown()
+        self.pg.__exit__(None, None, None)
+
+    def count(self, sql):
+        return int(self.pg.psql(sql).strip() or 0)
+
+    def test_runs_recorded_and_read_back(self):
+        d = self.daemon(job("tick", "slow.so", "* * * * * *", params={"duration": "10ms"}) +
+                        job("once", "ok.so", "@yearly"), store_yaml(self.pg.conninfo)).start()
+        wait_for(lambda: self.count("SELECT count(*) FROM runs WHERE job = 'tick' AND status = 'succeeded'") >= 2,
+                 timeout=20, what="two runs of tick recorded in PostgreSQL")
+        self.assertFalse(os.path.exists(d.db_path()), "no SQLite file when the store is PostgreSQL")
+        self.assertIn("PostgreSQL", d.log())
+
+        rc, out, err = schedctl(d, "history", "tick", "--json")
+        self.assertEqual(rc, 0, err)
+        runs = json.loads(out)
+        self.assertGreaterEqual(len([r for r in runs if r["status"] == "succeeded"]), 2)
+        ids = {r["id"] for r in runs}
+        in_pg = {int(x) for x in self.pg.psql("SELECT id FROM runs WHERE job = 'tick'").split()}
+        self.assertTrue(ids <= in_pg, "schedctl history shows the PostgreSQL rows")
+
+        rc, out, err = schedctl(d, "run", "once", "--wait")
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(self.count("SELECT count(*) FROM runs WHERE job = 'once' AND trigger = 'manual' "
+                                    "AND status = 'succeeded'"), 1)
+        rc, out, err = schedctl(d, "status", "tick")
+        self.assertEqual(rc, 0, err)
+        rc, out, err = schedctl(d, "list")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("tick", out)
+
+        # enable/disable is stored there, and outlives the daemon
+        rc, out, err = schedctl(d, "disable", "tick")
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(self.count("SELECT enabled_override FROM jobs WHERE name = 'tick'"), 0)
+        self.assertEqual(d.stop(), 0)
+        d.start()
+        rc, out, err = schedctl(d, "list", "--json")
+        self.assertEqual(rc, 0, err)
+        tick = [j for j in json.loads(out)["jobs"] if j["name"] == "tick"][0]
+        self.assertFalse(tick["enabled"], tick)
+        self.assertEqual(d.stop(), 0)
+
+    def test_server_stopped_and_started_under_the_daemon(self):
+        # 'long' is in flight across the outage: its result is written once the server is back
+        d = self.daemon(job("tick", "slow.so", "* * * * * *", params={"duration": "10ms"}) +
+                        job("long", "slow.so", "@yearly", params={"duration": "6s"}),
+                        store_yaml(self.pg.conninfo)).start()
+        wait_for(lambda: self.count("SELECT count(*) FROM runs WHERE job = 'tick' AND status = 'succeeded'") >= 2,
+                 timeout=20, what="tick recorded before the outage")
+        rc, out, err = schedctl(d, "run", "long")
+        self.assertEqual(rc, 0, err)
+        wait_for(lambda: self.count("SELECT count(*) FROM runs WHERE job = 'long' AND status = 'running'") == 1,
+                 timeout=20, what="the long run claimed")
+
+        self.pg.stop()
+        time.sleep(3)  # fires due now cannot be recorded; the daemon must keep going
+        self.assertIsNone(d.proc.poll(), "the daemon survives its store going away:\n" + d.log())
+        self.pg.start()
+        back = self.count("SELECT (extract(epoch from now()) * 1000000)::bigint")
+
+        # after the server is back: new fires recorded, and the run in flight finished there
+        wait_for(lambda: self.count("SELECT count(*) FROM runs WHERE job = 'tick' AND status = 'succeeded' "
+                                    "AND started_usec > %d" % back) >= 2,
+                 timeout=30, what="tick recorded again after the server came back")
+        wait_for(lambda: self.count("SELECT count(*) FROM runs WHERE job = 'long' AND status = 'succeeded'") == 1,
+                 timeout=30, what="the run in flight during the outage recorded as succeeded")
+        self.assertIsNone(d.proc.poll())
+        log = d.log()
+        self.assertIn("is the PostgreSQL server up and reachable", log)
+        self.assertEqual(log.count("is the PostgreSQL server up and reachable"), 1, "the outage is logged once")
+        # nothing claimed twice
+        self.assertEqual(self.count("SELECT count(*) FROM (SELECT job, scheduled_usec, attempt FROM runs "
+                                    "WHERE claim_class = 'fire' GROUP BY 1, 2, 3 HAVING count(*) > 1) AS d"), 0)
+        self.assertEqual(d.stop(), 0)
+
+    def test_unreachable_at_start_and_bad_strings(self):
+        d = self.daemon(job("tick", "ok.so", "@yearly"),
+                        store_yaml("host=/nonexistent-schedulerd-test port=1 dbname=x"))
+        d.start(wait_ready=False)
+        self.assertNotEqual(d.proc.wait(30), 0)
+        self.assertIn("cannot connect", d.log())
+
+        # a password in the registry is refused where it is written, by schedctl check too
+        d.write_registry(job("tick", "ok.so", "@yearly"), store_yaml("host=db1 dbname=x password=hunter2"))
+        p = subprocess.run([SCHEDCTL, "check", d.config], capture_output=True, text=True, timeout=30)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn(".pgpass", p.stdout + p.stderr)
+        self.assertIn("registry.yaml:", p.stdout + p.stderr)
+        self.assertNotIn("hunter2", p.stdout + p.stderr)
+
+        d.write_registry(job("tick", "ok.so", "@yearly"), store_yaml("sqlite"))
+        d.start()
+        self.assertTrue(os.path.exists(d.db_path()))
+        self.assertEqual(d.stop(), 0)
+
+
+if __name__ == "__main__":
+    unittest.main()
