@@ -648,6 +648,53 @@ START_TEST(test_jobs_aliases_across_items) {
 }
 END_TEST
 
+/* scheduler.store: sqlite or a libpq string, checked where it is written; never a password. */
+START_TEST(test_scheduler_store) {
+        static const char *const good[] = { "sqlite", "host=db1,db2 dbname=s target_session_attrs=read-write",
+                                            "postgresql://db1/s?sslmode=require" };
+        static const struct {
+                const char *value, *needle;
+        } bad[] = {
+                { "host=db1 password=hunter2", ".pgpass" },
+                { "postgresql://u:hunter2@db1/s", "PGPASSFILE" },
+                { "sqlite3", "not a libpq connection string" },
+                { "[a, b]", "scheduler.store" },
+        };
+        _cleanup_free_ char *dir = make_tmpdir();
+
+        for (size_t i = 0; i < ELEMENTSOF(good); i++) {
+                _cleanup_free_ char *text = NULL;
+                ck_assert_int_ge(asprintf(&text, "scheduler:\n  store: \"%s\"\njobs: []\n", good[i]), 0);
+                _cleanup_free_ char *path = write_in(dir, "r.yaml", text);
+                registry *r = NULL;
+                diag_list d = {};
+                int k = registry_load(path, REGISTRY_IGNORE_PLUGINS, &r, &d);
+                _cleanup_free_ char *all = diags_to_string(&d);
+                ck_assert_msg(k == 0, "%s: %s", good[i], all);
+                ck_assert_str_eq(r->store, good[i]);
+                registry_free(r);
+                unlink(path);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                _cleanup_free_ char *text = NULL;
+                bool flow = bad[i].value[0] == '[';
+                ck_assert_int_ge(asprintf(&text, flow ? "scheduler:\n  store: %s\njobs: []\n"
+                                                      : "scheduler:\n  store: \"%s\"\njobs: []\n", bad[i].value), 0);
+                _cleanup_free_ char *path = write_in(dir, "r.yaml", text);
+                registry *r = NULL;
+                diag_list d = {};
+                ck_assert_int_eq(registry_load(path, REGISTRY_IGNORE_PLUGINS, &r, &d), -EINVAL);
+                _cleanup_free_ char *all = diags_to_string(&d);
+                ck_assert_msg(d.n == 1, "%s: %s", bad[i].value, all);
+                assert_diag(&d, 0, path, 2, 10, NULL, NEEDLES(bad[i].needle));
+                ck_assert_msg(!strstr(all, "hunter2"), "the password is not repeated: %s", all);
+                diag_list_clear(&d);
+                unlink(path);
+        }
+        rmdir(dir);
+}
+END_TEST
+
 /* Loads TEXT as a registry and asserts the one diagnostic: invalid YAML at LINE:COLUMN naming
  * NEEDLE, and no registry. */
 static void assert_yaml_refused(const char *text, unsigned line, unsigned column, const char *needle) {
@@ -839,6 +886,7 @@ static Suite *registry_suite(void) {
         tc = tcase_create("valid");
         tcase_add_test(tc, test_valid_full);
         tcase_add_test(tc, test_scheduler_defaults);
+        tcase_add_test(tc, test_scheduler_store);
         tcase_add_test(tc, test_empty_file);
         tcase_add_test(tc, test_overrides);
         suite_add_tcase(s, tc);
