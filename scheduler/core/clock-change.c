@@ -41,7 +41,7 @@ bool manager_catch_up(manager *m, job_rt *j, usec_t now) {
                 manager_metrics_missed(j, after, now);
                 return false;
         }
-        usec_t missed = latest_missed_fire(j, after, now);
+        usec_t missed = latest_missed_fire(j, after, m->cluster_control ? now - MIN(now, CLUSTER_CATCH_UP_SETTLE_USEC) : now);
         if (missed == USEC_INFINITY)
                 return false;
         /* cluster: N nodes back from one outage compute the same missed fire; one runs it */

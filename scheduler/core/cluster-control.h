@@ -46,6 +46,9 @@ typedef struct cluster_control cluster_control;
 
 #define CLUSTER_RESYNC_USEC (5 * USEC_PER_SEC)
 #define CLUSTER_SPREAD_USEC (20 * USEC_PER_MSEC)
+/* In a cluster a fire this recent is not missed: a live node is firing it (a node joining a
+ * running cluster must not take the fire of the current instant for a catch-up). */
+#define CLUSTER_CATCH_UP_SETTLE_USEC (2 * USEC_PER_SEC)
 
 /* Starts the control connection to CONNINFO for node NODE (its name in the slots and requests
  * it takes; NULL: HOSTNAME:PID, unique per incarnation on a machine) on M's event loop: LISTEN, a full resync, the resync timer. A failed first connect is
