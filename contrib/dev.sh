@@ -4,6 +4,7 @@
 #   contrib/dev.sh build     configure (--enable-werror) and build in ./build
 #   contrib/dev.sh check     deps + build + every test (also under ASan/UBSan) + make distcheck
 #   contrib/dev.sh demo      deps + build, then run the daemon in the foreground on etc/ with ./state
+#   contrib/dev.sh demo-cluster  deps + build, a private PostgreSQL and three daemons on etc/, schedctl nodes
 #   contrib/dev.sh quick     build + the tests, without deps, sanitizers or distcheck
 #   contrib/dev.sh fuzz [S]  run every libFuzzer target for S seconds (default 30)
 #   contrib/dev.sh valgrind  unit tests and a daemon session under valgrind memcheck
@@ -204,6 +205,59 @@ PY
                 --state-dir "$state" --plugin-dir "$top/build/.libs" --socket "$state/control.sock" || true
 }
 
+# demo-cluster: a private PostgreSQL (tests/pg/pg-server.sh, in ./state-cluster/pg) and three daemons,
+# nodes n1..n3, on the example registry (etc/schedulerd.yaml and etc/jobs.d/*.yaml, without the
+# metrics endpoint, whose port they would share), each with its state dir and control socket in
+# ./state-cluster/nN; then `schedctl nodes` and `list` of the cluster. Ctrl-C stops the daemons and
+# PostgreSQL (DEMO_CLUSTER_SECONDS=N: after N seconds instead).
+cmd_demo_cluster() {
+        cmd_deps
+        cmd_build
+        local n conninfo
+        demo_dir="$top/state-cluster" demo_pids=()
+        local dir=$demo_dir
+        "$top/tests/pg/pg-server.sh" available || die "PostgreSQL is not installed (contrib/dev.sh deps installs postgresql-15)"
+        mkdir -p "$dir"
+        say "starting a private PostgreSQL in $dir/pg"
+        conninfo=$("$top/tests/pg/pg-server.sh" start "$dir/pg") || die "PostgreSQL did not start (see $dir/pg/server.log)"
+        stop_all() {
+                local p
+                for p in "${demo_pids[@]}"; do kill "$p" 2>/dev/null || true; done
+                for p in "${demo_pids[@]}"; do wait "$p" 2>/dev/null || true; done
+                "$top/tests/pg/pg-server.sh" stop "$demo_dir/pg" || true
+        }
+        trap stop_all EXIT
+        for n in 1 2 3; do
+                mkdir -p "$dir/n$n/jobs.d"
+                sed -e '/^  metrics_listen:/d' \
+                    -e "s|^scheduler:\$|scheduler:\n  store: \"$conninfo\"\n  cluster: { node: n$n }|" \
+                        "$top/etc/schedulerd.yaml" >"$dir/n$n/schedulerd.yaml"
+                cp "$top"/etc/jobs.d/*.yaml "$dir/n$n/jobs.d/"
+                "$top/build/schedulerd" --config "$dir/n$n/schedulerd.yaml" --state-dir "$dir/n$n" \
+                        --plugin-dir "$top/build/.libs" --socket "$dir/n$n/control.sock" >"$dir/n$n/daemon.log" 2>&1 &
+                demo_pids+=($!)
+        done
+        local i
+        for i in $(seq 100); do
+                [ -S "$dir/n1/control.sock" ] && [ -S "$dir/n2/control.sock" ] && [ -S "$dir/n3/control.sock" ] && break
+                sleep 0.1
+        done
+        sleep 2 # each node records its registry digest with its first resync
+        say "three nodes on $conninfo; logs in $dir/nN/daemon.log"
+        "$top/build/schedctl" --socket "$dir/n1/control.sock" nodes || die "schedctl nodes failed (see $dir/n1/daemon.log)"
+        echo
+        "$top/build/schedctl" --socket "$dir/n2/control.sock" list || true
+        say "try: build/schedctl --socket $dir/n3/control.sock disable hello   (then list on n1: disabled there too)"
+        say "     build/schedctl --socket $dir/n2/control.sock history          (the NODE column: who ran what)"
+        if [ -n "${DEMO_CLUSTER_SECONDS:-}" ]; then
+                sleep "$DEMO_CLUSTER_SECONDS"
+                "$top/build/schedctl" --socket "$dir/n1/control.sock" history -n 6 || true
+        else
+                say "Ctrl-C stops the three daemons and PostgreSQL"
+                wait "${demo_pids[0]}" || true
+        fi
+}
+
 # fuzz [SECONDS]: every libFuzzer target of tests/fuzz for SECONDS each (default 30), in build-fuzz/
 cmd_fuzz() {
         FUZZ_OUT=${FUZZ_OUT:-$top/build-fuzz} "$top/tests/fuzz/run.sh" "${1:-30}"
@@ -242,7 +296,8 @@ cmd_bench() {
         configure_dir "$top/build-bench" CFLAGS="-O2 -g"
         say "make in build-bench/ (-O2)"
         make -C "$top/build-bench" -j"$jobs" >/dev/null
-        make -C "$top/build-bench" -j"$jobs" tests/plugins/ok.la tests/plugins/stamp.la tests/bench/bench-nextfire tests/bench/bench-fork >/dev/null
+        make -C "$top/build-bench" -j"$jobs" tests/plugins/ok.la tests/plugins/slow.la tests/plugins/stamp.la \
+                tests/bench/bench-nextfire tests/bench/bench-fork tests/bench/bench-claim >/dev/null
         (cd "$top/tests/bench/croner" && npm ci --no-audit --no-fund --silent)
         say "benchmarks, process isolation, croner 11 beside (about 20 minutes)"
         timeout 2700 python3 "$top/tests/bench/bench.py" --builddir "$top/build-bench" "$@"
@@ -258,8 +313,9 @@ case "${1:-}" in
         check) cmd_check ;;
         quick) cmd_quick ;;
         demo) cmd_demo ;;
+        demo-cluster) cmd_demo_cluster ;;
         bench) shift; cmd_bench "$@" ;;
         fuzz) cmd_fuzz "${2:-30}" ;;
         valgrind) cmd_valgrind ;;
-        *) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+        *) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -25,6 +25,7 @@ const control_command control_commands[_CONTROL_COMMAND_MAX] = {
         [CONTROL_PAUSE] = { CONTROL_PAUSE, "pause", true, pause_fields },
         [CONTROL_RESUME] = { CONTROL_RESUME, "resume", true, job_fields },
         [CONTROL_BACKFILL] = { CONTROL_BACKFILL, "backfill", true, backfill_fields },
+        [CONTROL_NODES] = { CONTROL_NODES, "nodes", false, no_fields },
 };
 
 const control_command *control_command_find(const char *name) {

@@ -21,6 +21,7 @@ typedef enum control_command_id {
         CONTROL_PAUSE,
         CONTROL_RESUME,
         CONTROL_BACKFILL,
+        CONTROL_NODES,
         _CONTROL_COMMAND_MAX,
 } control_command_id;
 
@@ -44,7 +45,7 @@ const char *control_command_name(control_command_id id);
 bool control_command_takes(const control_command *c, const char *field);
 
 /* The commands for "expected ..." in messages, in table order. */
-#define CONTROL_COMMANDS_EXPECTED "list, status, run, enable, disable, history, reload, metrics, pause, resume or backfill"
+#define CONTROL_COMMANDS_EXPECTED "list, status, run, enable, disable, history, reload, metrics, pause, resume, backfill or nodes"
 
 /* ---- request fields ---- */
 #define FIELD_COMMAND "command"
@@ -142,6 +143,19 @@ bool control_command_takes(const control_command *c, const char *field);
 /* a backfill reply */
 #define FIELD_INSTANTS_USEC "instants_usec"
 #define FIELD_CLAIMED "claimed"                     /* of the instants, how many ran before */
+
+/* cluster mode (issue 15) */
+#define FIELD_NODE "node"             /* a run's node; a job's: of its last run; status: this daemon's ("" with SQLite) */
+#define FIELD_NODES "nodes"           /* nodes: the node objects */
+#define FIELD_INCARNATION "incarnation"
+#define FIELD_LEASE_EXPIRES_USEC "lease_expires_usec" /* by the database's clock */
+#define FIELD_LEASE_EXPIRED "lease_expired"           /* alive, but its lease ended: about to be taken over */
+#define FIELD_CLOCK_OFFSET_USEC "clock_offset_usec"   /* the node's clock minus the database's */
+#define FIELD_REGISTRY_DIGEST "registry_digest"
+#define FIELD_REGISTRY_DIFFERS "registry_differs"     /* its registry is not the one most alive nodes run */
+#define FIELD_RUNS_IN_FLIGHT "runs_in_flight"
+#define FIELD_SELF "self"                             /* the node answering */
+#define FIELD_REQUEST_ID "request_id"                 /* run: queued for a node that defines the job */
 
 /* the values of a job object's "state" */
 #define CONTROL_STATE_RUNNING "running"

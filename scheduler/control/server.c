@@ -11,6 +11,8 @@
 #include "basic/escape.h"
 #include "control/protocol.h"
 #include "core/metrics.h"
+#include "control/server-cluster.h"
+#include "core/cluster-control.h"
 #include "control/server-jobops.h"
 #include "control/server.h"
 #include "basic/fs-util.h"
@@ -164,6 +166,7 @@ static json_t *job_json(manager *m, job_rt *j, bool detail) {
         if (o) {
                 json_object_set_new(o, FIELD_MISSED, json_integer((json_int_t) js.missed_total));
                 control_jobops_job_fields(m, j, o, detail);
+                control_cluster_job_node(m, st.last_run_id, o);
         }
         if (!o || !detail)
                 return o;
@@ -227,7 +230,7 @@ static json_t *json_string_lossy(const char *s, size_t n) {
 
 /* A run row; with the zone of its job, if the job is still in the registry, for showing its
  * times (so that a client needs no list of every job for that). */
-static json_t *run_row_json(manager *m, const history_run *r) {
+static json_t *run_row_json(manager *m, const history_run *r, const char *node) {
         job_rt *j = manager_find_job(m, r->job);
         json_t *o = json_pack("{s:I, s:s, s:s, s:i, s:o, s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:i}", FIELD_ID,
                          (json_int_t) r->id, FIELD_JOB, r->job, FIELD_TRIGGER, run_trigger_to_string(r->trigger), FIELD_ATTEMPT,
@@ -245,6 +248,8 @@ static json_t *run_row_json(manager *m, const history_run *r) {
                 json_object_set_new(o, FIELD_MISSED_COUNT, json_integer((json_int_t) r->missed_count));
                 json_object_set_new(o, FIELD_MISSED_LAST_USEC, usec_or_null(r->missed_last_usec));
         }
+        if (o)
+                json_object_set_new(o, FIELD_NODE, json_string(node ?: ""));
         return o;
 }
 
@@ -433,29 +438,52 @@ json_t *control_dispatch(manager *m, json_t *req, bool privileged, int64_t *ret_
                 if (q < 0)
                         return error_reply(q, "reading history failed: %s", history_last_error(m->hist));
                 json_t *arr = json_array();
+                char **nodes = n ? calloc(n, sizeof(char *)) : NULL;
+                if (nodes)
+                        control_cluster_run_nodes(m, runs, n, nodes);
                 for (size_t i = 0; i < n; i++)
-                        json_array_append_new(arr, run_row_json(m, &runs[i]));
+                        json_array_append_new(arr, run_row_json(m, &runs[i], nodes ? nodes[i] : NULL));
+                if (nodes)
+                        control_cluster_nodes_free(nodes, n);
+                free(nodes);
                 history_runs_free(runs, n);
                 return json_pack("{s:b, s:o, s:b}", FIELD_OK, 1, FIELD_RUNS, arr, FIELD_IN_REGISTRY, known);
         }
 
         if (id == CONTROL_METRICS)
                 return metrics_reply(m);
+        if (id == CONTROL_NODES)
+                return control_cluster_nodes_reply(m);
         if (!name && id == CONTROL_STATUS) {
                 /* the daemon's own status: its jobs, runs in flight and the history's size */
                 uint64_t rows = 0, bytes = 0;
                 manager_flush_history(m);
                 if ((q = history_get_size(m->hist, &rows, &bytes)) < 0)
                         return error_reply(q, "reading history failed: %s", history_last_error(m->hist));
-                return json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I}", FIELD_OK, 1, FIELD_JOBS, (json_int_t) m->n_jobs,
+                return json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:s}", FIELD_OK, 1, FIELD_JOBS, (json_int_t) m->n_jobs,
                                  FIELD_RUNNING_RUNS, (json_int_t) m->n_running, FIELD_WAITING_FIRES,
                                  (json_int_t) fire_queue_size(&m->fire_queue), FIELD_HISTORY_RUNS, (json_int_t) rows,
                                  FIELD_HISTORY_BYTES, (json_int_t) bytes, FIELD_NOW_USEC,
-                                 (json_int_t) clock_now_realtime());
+                                 (json_int_t) clock_now_realtime(), FIELD_NODE,
+                                 m->cluster_control ? cluster_control_node(m->cluster_control) : "");
         }
         if (!name)
                 return error_reply(-EINVAL, "\"%s\" needs a \"" FIELD_JOB "\" name", cmd);
         job_rt *j = manager_find_job(m, name);
+        if (!j && id == CONTROL_RUN && m->cluster_control) {
+                /* a job of the cluster (it has a row in the shared jobs table) that this node's
+                 * registry lacks, during a rollout: a node that defines it runs it */
+                history_job_state js;
+                usec_t at = USEC_INFINITY;
+                if (!req_usec(req, FIELD_AT, &at))
+                        return error_reply(-EINVAL, "\"" FIELD_AT "\" must be microseconds since the epoch");
+                if (history_get_job_state(m->hist, name, &js) > 0) {
+                        if (json_is_true(json_object_get(req, FIELD_WAIT)))
+                                return error_reply(-EOPNOTSUPP, "job \"%s\" is not in this node's registry; run it "
+                                                                "without --wait, or from a node that defines it", name);
+                        return control_cluster_run_elsewhere(m, name, at);
+                }
+        }
         if (!j)
                 return error_reply(-ENOENT, "no job \"%s\" in the registry; schedctl list shows the jobs", name);
 
@@ -463,9 +491,13 @@ json_t *control_dispatch(manager *m, json_t *req, bool privileged, int64_t *ret_
                 history_run *runs = NULL;
                 size_t n = 0;
                 json_t *o = job_json(m, j, true), *arr = json_array();
-                if (history_list_runs(m->hist, name, 0, _RUN_STATUS_INVALID, 10, &runs, &n) >= 0)
+                if (history_list_runs(m->hist, name, 0, _RUN_STATUS_INVALID, 10, &runs, &n) >= 0) {
+                        char *nodes[10];
+                        control_cluster_run_nodes(m, runs, n, nodes);
                         for (size_t i = 0; i < n; i++)
-                                json_array_append_new(arr, run_row_json(m, &runs[i]));
+                                json_array_append_new(arr, run_row_json(m, &runs[i], nodes[i]));
+                        control_cluster_nodes_free(nodes, n);
+                }
                 history_runs_free(runs, n);
                 json_object_set_new(o, FIELD_LAST_RUNS, arr);
                 return json_pack("{s:b, s:o}", FIELD_OK, 1, FIELD_JOB, o);

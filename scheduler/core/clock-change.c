@@ -6,6 +6,7 @@
 
 #include "basic/clock.h"
 #include "basic/log.h"
+#include "core/cluster-control.h"
 #include "core/manager-internal.h"
 
 /* catch-up looks at most this many missed fires back to find the latest one */
@@ -40,9 +41,12 @@ bool manager_catch_up(manager *m, job_rt *j, usec_t now) {
                 manager_metrics_missed(j, after, now);
                 return false;
         }
-        usec_t missed = latest_missed_fire(j, after, now);
+        usec_t missed = latest_missed_fire(j, after, m->cluster_control ? now - MIN(now, CLUSTER_CATCH_UP_SETTLE_USEC) : now);
         if (missed == USEC_INFINITY)
                 return false;
+        /* cluster: N nodes back from one outage compute the same missed fire; one runs it */
+        if (m->cluster_control && !cluster_control_catch_up_once(m->cluster_control, j->def->name, missed))
+                return true;
         manager_metrics_missed(j, after, missed - 1); /* the latest one runs */
         log_full(LOG_NOTICE, 0, j->def->name, 0, -1, "Catching up on fires missed since the last one handled");
         (void) manager_fire(m, j, RUN_TRIGGER_CATCH_UP, missed);

@@ -8,7 +8,13 @@
 
 #include "basic/clock.h"
 #include "basic/log.h"
+#include "core/cluster-control.h"
+#include "core/cluster.h"
 #include "core/manager-internal.h"
+
+/* In a cluster an @every instant up to this late is still claimed (another node may not have
+ * taken it either); a longer stall skips to the next grid instant. */
+#define MISSED_FIRE_SLACK (5 * USEC_PER_SEC)
 
 /* A retry that cannot start yet (singleton or concurrency limit) waits this long. */
 #define RETRY_POSTPONE (1 * USEC_PER_SEC)
@@ -311,6 +317,11 @@ static int64_t fire_one(manager *m, job_rt *j, run_trigger trigger, usec_t sched
                 }
         }
 
+        /* in a cluster, a fire is run (or recorded skipped) only under a claim this node may make */
+        if (!cluster_may_claim(m->cluster)) {
+                run_abandon(w);
+                return trigger == RUN_TRIGGER_MANUAL ? -EAGAIN : 0;
+        }
         manager_history_batch(m);
         const char *reason = skip_reason(m, j, why, sizeof(why), &limit);
         /* a scheduled fire held back by the limit, or behind older ones held back, waits for a
@@ -320,6 +331,14 @@ static int64_t fire_one(manager *m, job_rt *j, run_trigger trigger, usec_t sched
                 run_abandon(w);
                 manager_status_changed(m);
                 return 0;
+        }
+        int slot = !reason && j->def->singleton && m->cluster_control
+                           ? cluster_control_singleton_take(m->cluster_control, j, scheduled, why, sizeof(why)) : 0;
+        if (slot == -EBUSY)
+                reason = why;
+        else if (slot < 0) {
+                run_abandon(w); /* this fire is another node's (-EALREADY), or no slot: fail closed */
+                return trigger == RUN_TRIGGER_MANUAL ? (slot == -EALREADY ? -EBUSY : slot) : 0;
         }
         if (reason) {
                 run_abandon(w);
@@ -336,15 +355,22 @@ static int64_t fire_one(manager *m, job_rt *j, run_trigger trigger, usec_t sched
         q = history_claim_fire(m->hist, j->def->name, trigger, scheduled, now, 0, &id);
         if (q >= 0)
                 m->claims_uncommitted = true;
+        if (slot == 1)
+                cluster_control_singleton_bind(m->cluster_control, j->def->name, q >= 0 ? id : 0);
         if (q == -EEXIST) {
                 run_abandon(w);
-                /* this very fire ran before: a restart or a clock set back brought it round again */
-                log_full(LOG_INFO, 0, j->def->name, 0, -1, "Fire at %" PRIu64 " was already claimed; not running it twice",
+                /* this very fire ran before: a restart or a clock set back brought it round again; in
+                 * a cluster, another node claimed it first, as it does for most fires */
+                log_full(m->clustered ? LOG_DEBUG : LOG_INFO, 0, j->def->name, 0, -1, "Fire at %" PRIu64 " was already claimed; not running it twice",
                          scheduled);
                 return 0;
         }
         if (q < 0) {
                 manager_history_failed(m, q, "claiming a fire");
+                if (m->cluster) {
+                        run_abandon(w); /* unclaimed, another node may run it: never here too */
+                        return 0;
+                }
                 id = 0;
         }
 
@@ -384,8 +410,12 @@ static void fire_retry(manager *m, retry_wait *rw) {
                 manager_retry_drop(m, rw, true);
                 return;
         }
-        if (skip_reason(m, j, why, sizeof(why), NULL)) {
-                /* not a new fire: it waits for room instead of being skipped */
+        int slot = j->def->singleton && m->cluster_control && cluster_may_claim(m->cluster)
+                           ? cluster_control_singleton_take(m->cluster_control, j, rw->scheduled, why, sizeof(why)) : 0;
+        if (slot < 0 || skip_reason(m, j, why, sizeof(why), NULL) || !cluster_may_claim(m->cluster)) {
+                if (slot == 1)
+                        cluster_control_singleton_release(m->cluster_control, j->def->name);
+                /* not a new fire: it waits for room (or for a claim this node may make) */
                 (void) timer_heap_put(&m->boot_heap, &rw->w.entry, clock_now_boottime() + RETRY_POSTPONE);
                 return;
         }
@@ -398,10 +428,14 @@ static void fire_retry(manager *m, retry_wait *rw) {
                 q = history_claim_retry(m->hist, first_id, attempt, now, 0, &id);
                 if (q >= 0)
                         m->claims_uncommitted = true;
+                if (slot == 1)
+                        cluster_control_singleton_bind(m->cluster_control, j->def->name, q >= 0 ? id : 0);
                 if (q == -EEXIST)
                         return;
                 if (q < 0) {
                         manager_history_failed(m, q, "claiming a retry");
+                        if (m->cluster)
+                                return;
                         id = 0;
                 }
         }
@@ -443,7 +477,8 @@ void manager_arm_timers(manager *m) {
         /* the cron timer is early by PREPARE_LEAD, or set for the release of fires decided */
         manager_timer_at(m->real_timer, m->n_due > 0            ? clock_realtime_to_kernel(m->release_at)
                                 : next == USEC_INFINITY ? USEC_INFINITY
-                                                        : clock_realtime_to_kernel(next - MIN(next, PREPARE_LEAD)));
+                                                        : clock_realtime_to_kernel(next - MIN(next, PREPARE_LEAD) +
+                                                           cluster_control_claim_delay(m)));
         manager_timer_at(m->boot_timer, heap_next(&m->boot_heap));
         manager_arm_warm(m);
         overload_arm(m);
@@ -559,6 +594,23 @@ int manager_on_boot_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 if (w->kind == WAKE_RETRY) {
                         timer_heap_remove(&m->boot_heap, e);
                         fire_retry(m, (retry_wait *) w);
+                        continue;
+                }
+                if (m->clustered) {
+                        usec_t due = e->when - j->fire_delay, scheduled = manager_boot_to_real(due);
+                        usec_t iv = j->def->schedule.interval;
+                        if (m->clustered)
+                                scheduled = (scheduled + iv / 2) / iv * iv; /* the grid instant it was queued for */
+                        (void) manager_fire(m, j, RUN_TRIGGER_SCHEDULE, scheduled);
+                        /* keep the cadence; after a suspend or a stall, skip what was missed */
+                        usec_t next = due + iv;
+                        /* in a cluster the instants are shared: one a busy node is late for may be
+                         * nobody else's either, so only a stall beyond MISSED_FIRE_SLACK skips them */
+                        if (next + (m->clustered ? MISSED_FIRE_SLACK : 0) <= now)
+                                next = now + iv;
+                        if (m->clustered)
+                                next = job_rt_every_aligned(j, next);
+                        job_rt_schedule_every(j, next);
                         continue;
                 }
                 usec_t due = e->when - j->fire_delay;

@@ -58,7 +58,10 @@ void manager_history_batch(manager *m) {
             !fire_imminent(m) &&
             clock_now_monotonic() - m->batch_opened_at > BATCH_MAX_USEC)
                 (void) manager_on_history_post(NULL, m);
-        if (m->batch_open || !m->hist)
+        /* In a cluster every write commits alone: a batch holding claims of one instant would wait
+         * on another node's batch holding others (a deadlock PostgreSQL breaks by rolling one
+         * back, claims already acted on included). */
+        if (m->batch_open || !m->hist || m->clustered)
                 return;
         if (history_begin(m->hist) >= 0) {
                 m->batch_open = true;

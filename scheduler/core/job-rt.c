@@ -86,8 +86,19 @@ void job_rt_schedule_every(job_rt *j, usec_t due_boot) {
                 log_full(LOG_ERR, -ENOMEM, j->def->name, 0, -1, "Cannot queue the next fire: %m");
 }
 
+/* The nearest grid instant, not the next: DUE_BOOT is already on the grid but for the
+ * microseconds the conversion between the two clocks adds (rounding up would skip a fire). */
+usec_t job_rt_every_aligned(const job_rt *j, usec_t due_boot) {
+        usec_t iv = j->def->schedule.interval, real = manager_boot_to_real(due_boot);
+        usec_t grid = (real + iv / 2) / iv * iv;
+        return grid >= real ? due_boot + (grid - real) : due_boot - MIN(due_boot, real - grid);
+}
+
 void job_rt_schedule_first(job_rt *j) {
-        if (j->every)
+        usec_t iv = j->def->schedule.interval, now_b = clock_now_boottime(), now_r = clock_now_realtime();
+        if (j->every && j->m->clustered) /* the first grid instant after now */
+                job_rt_schedule_every(j, now_b + ((now_r / iv + 1) * iv - now_r));
+        else if (j->every)
                 job_rt_schedule_every(j, clock_now_boottime() + j->def->schedule.interval);
         else
                 job_rt_schedule_cron(j, clock_now_realtime());

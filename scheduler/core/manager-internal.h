@@ -56,6 +56,9 @@ void job_rt_schedule_cron(job_rt *j, usec_t after);
 void job_rt_schedule_every(job_rt *j, usec_t due_boot);
 /* Queues the job's first fire after now. */
 void job_rt_schedule_first(job_rt *j);
+/* In a cluster: the boottime instant nearest DUE_BOOT whose wall-clock time is a multiple of the
+ * interval of J's @every (the same instants on every node). */
+usec_t job_rt_every_aligned(const job_rt *j, usec_t due_boot);
 
 /* --- fire.c --- */
 

@@ -9,6 +9,7 @@
 
 #include "basic/clock.h"
 #include "basic/log.h"
+#include "core/cluster.h"
 #include "core/job-metrics.h"
 #include "core/jobctx.h"
 #include "core/manager-internal.h"
@@ -185,6 +186,7 @@ int manager_metrics_text(manager *m, char **ret, size_t *ret_len) {
                 return -ENOMEM;
         metrics_write(f, PACKAGE_VERSION, m->n_running, jobs, m->n_jobs);
         append_job_metrics(m, f);
+        cluster_metrics_write(m->cluster, f);
         if (fclose(f) != 0) {
                 free(text);
                 return -ENOMEM;

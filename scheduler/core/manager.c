@@ -9,6 +9,8 @@
 #include "basic/duration.h"
 #include "basic/fs-util.h"
 #include "basic/log.h"
+#include "core/cluster-control.h"
+#include "core/cluster.h"
 #include "core/manager-internal.h"
 #include "core/state-dir.h"
 
@@ -32,9 +34,10 @@ static int on_status_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         if (next)
                 duration_format(next->next_fire > now ? (next->next_fire - now) / USEC_PER_SEC * USEC_PER_SEC : 0,
                                 left, sizeof(left));
-        (void) sd_notifyf(false, "STATUS=%s%zu job%s, %u running%s%s%s%s", m->shutting_down ? "Stopping: " : "",
+        const char *cs = cluster_status(m->cluster);
+        (void) sd_notifyf(false, "STATUS=%s%zu job%s, %u running%s%s%s%s%s%s", m->shutting_down ? "Stopping: " : "",
                           m->n_jobs, m->n_jobs == 1 ? "" : "s", m->n_running, next ? ", next: " : "",
-                          next ? next->def->name : "", next ? " in " : "", next ? left : "");
+                          next ? next->def->name : "", next ? " in " : "", next ? left : "", cs[0] ? "; " : "", cs);
         return 0;
 }
 
@@ -210,7 +213,10 @@ int manager_set_enabled(manager *m, const char *name, int enabled) {
         job_rt *j = manager_find_job(m, name);
         if (!j)
                 return -ENOENT;
-        int q = history_set_enabled_override(m->hist, name, enabled);
+        /* cluster mode: the cluster's row first, the truth every node follows */
+        int q = m->cluster_control ? cluster_control_set_enabled(m->cluster_control, name, enabled) : 0;
+        if (q >= 0)
+                q = history_set_enabled_override(m->hist, name, enabled);
         if (q < 0)
                 return q;
         j->enabled_override = enabled;
@@ -282,7 +288,10 @@ int manager_new(const manager_options *o, manager **ret) {
                 return -ENOMEM;
         }
         end_orphans(m);
-        q = history_mark_interrupted(m->hist, &n_int);
+        m->clustered = history_get_backend(m->hist) == HISTORY_BACKEND_POSTGRESQL;
+        /* in a cluster the runs in flight are other nodes' too: this node closes only its own
+         * earlier incarnations' (cluster_start()) */
+        q = m->clustered ? 0 : history_mark_interrupted(m->hist, &n_int);
         if (q < 0)
                 log_warning_errno(q, "Cannot mark unfinished runs as interrupted: %s", history_last_error(m->hist));
         else if (n_int > 0)
@@ -335,6 +344,21 @@ int manager_new(const manager_options *o, manager **ret) {
                 return log_error_errno(q, "Cannot set up jobs: %m");
         }
         (void) manager_retries_resume(m);
+        if (m->clustered) {
+                const registry *g = m->reg->reg;
+                q = cluster_start(m, g->store, g->cluster_node, g->cluster_lease, g->cluster_max_clock_skew, &m->cluster);
+                if (q < 0)
+                        return log_error_errno(q, "Cannot join the cluster: %m");
+        }
+        if (m->clustered) {
+                /* the node's name in slots and requests: its incarnation, once registered */
+                const char *id = m->cluster ? cluster_node_id(m->cluster) : NULL;
+                size_t l = id ? strlen(id) : 0;
+                q = cluster_control_new(m, m->reg->reg->store, l > 2 && !streq(id + l - 2, "#?") ? id : NULL,
+                                        &m->cluster_control);
+                if (q < 0)
+                        return log_error_errno(q, "Cannot set up control across the cluster: %m");
+        }
         manager_arm_timers(m);
 
         *ret = TAKE_PTR(m);
@@ -399,6 +423,7 @@ manager *manager_free(manager *m) {
                 registry_ref_unref(registry_ref_of_run(r));
                 run_free(r);
         }
+        m->cluster_control = cluster_control_free(m->cluster_control);
         free(m->opened);
         free(m->due);
         free(m->due_at);
@@ -436,6 +461,7 @@ manager *manager_free(manager *m) {
                 close(m->clock_test_fd);
         if (m->batch_open)
                 (void) history_commit(m->hist);
+        m->cluster = cluster_free(m->cluster); /* leaves the cluster; writes what results it can */
         history_close(m->hist);
         free(m->history_path);
         registry_ref_unref(m->reg);

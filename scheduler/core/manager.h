@@ -110,6 +110,12 @@ struct manager {
         usec_t batch_opened_at; /* CLOCK_MONOTONIC */
         usec_t checkpointed_at; /* CLOCK_MONOTONIC of the last WAL checkpoint */
         bool claims_uncommitted; /* the open batch claims fires: committed before they run */
+        /* this node in a cluster (a PostgreSQL store; core/cluster.h), else NULL */
+        struct cluster *cluster;
+        /* the store is PostgreSQL, shared by a cluster: @every instants on the wall clock's grid
+         * (multiples of the interval since the epoch, the same on every node), and every history
+         * write commits alone (see manager_history_batch()) */
+        bool clustered;
 
         timer_heap real_heap, boot_heap;
         sd_event_source *real_timer, *boot_timer, *post_source, *status_timer, *prune_timer, *grace_timer;
@@ -158,6 +164,10 @@ struct manager {
         /* steps the backfills in progress (backfill.c) */
         sd_event_source *backfill_source;
         size_t n_backfills; /* jobs with a backfill in progress: 0 spares run ends a scan */
+
+        /* cluster mode (PostgreSQL store): enable/disable, run requests and policies across the
+         * nodes (core/cluster-control.h); NULL with SQLite */
+        struct cluster_control *cluster_control;
 
         /* the control server, if any (control.c) */
         void *control;

@@ -32,11 +32,14 @@ enum { TOP_SCHEDULER, TOP_JOBS };
 static const char *const scheduler_keys[] = {
         "state_dir", "plugin_dir", "control_socket", "admin_group", "timezone",
         "max_concurrent", "shutdown_grace", "history", "include", "metrics_listen", "default_user",
-        "misfire_threshold", "workers", "max_runs_per_worker", "worker_max_rss", "store",
+        "misfire_threshold", "workers", "max_runs_per_worker", "worker_max_rss", "store", "cluster",
 };
 enum { S_STATE_DIR, S_PLUGIN_DIR, S_CONTROL_SOCKET, S_ADMIN_GROUP, S_TIMEZONE,
        S_MAX_CONCURRENT, S_SHUTDOWN_GRACE, S_HISTORY, S_INCLUDE, S_METRICS_LISTEN, S_DEFAULT_USER,
-       S_MISFIRE_THRESHOLD, S_WORKERS, S_MAX_RUNS_PER_WORKER, S_WORKER_MAX_RSS, S_STORE };
+       S_MISFIRE_THRESHOLD, S_WORKERS, S_MAX_RUNS_PER_WORKER, S_WORKER_MAX_RSS, S_STORE, S_CLUSTER };
+
+static const char *const cluster_keys[] = { "node", "lease", "max_clock_skew" };
+enum { C_NODE, C_LEASE, C_MAX_CLOCK_SKEW };
 
 static const char *const history_keys[] = { "retention", "max_runs_per_job", "prune_interval" };
 enum { H_RETENTION, H_MAX_RUNS, H_PRUNE_INTERVAL };
@@ -125,6 +128,35 @@ static void parse_history(loader *l, source *s, yaml_node_t *map) {
         if (v[H_PRUNE_INTERVAL])
                 (void) parse_duration(l, s, v[H_PRUNE_INTERVAL], NULL, "scheduler.history.prune_interval", USEC_PER_SEC,
                                       &l->reg->history_prune_interval);
+}
+
+/* scheduler.cluster: used when scheduler.store is PostgreSQL (core/cluster.h). */
+static void parse_cluster(loader *l, source *s, yaml_node_t *map) {
+        yaml_node_t *keys[KEYS_MAX], *v[KEYS_MAX];
+        registry *reg = l->reg;
+
+        mapping_collect(l, s, map, cluster_keys, ELEMENTSOF(cluster_keys), "scheduler.cluster: ", NULL, NULL, keys, v);
+        if (v[C_NODE]) {
+                const char *n = expect_string(l, s, v[C_NODE], NULL, "scheduler.cluster.node",
+                                              "a node name like host-a");
+                if (n && (isempty(n) || strlen(n) > 64 || n[strspn(n, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                                                   "0123456789._-")] != 0))
+                        report_at(l, s, v[C_NODE], NULL, "scheduler.cluster.node: \"%s\" is not a node name; expected "
+                                  "1-64 characters of letters, digits, '.', '_' and '-'", n);
+                else if (n) {
+                        free(reg->cluster_node);
+                        if (!(reg->cluster_node = strdup(n)))
+                                return loader_oom(l);
+                }
+        }
+        if (v[C_LEASE])
+                (void) parse_duration(l, s, v[C_LEASE], NULL, "scheduler.cluster.lease", USEC_PER_SEC,
+                                      &reg->cluster_lease);
+        if (v[C_MAX_CLOCK_SKEW])
+                (void) parse_duration(l, s, v[C_MAX_CLOCK_SKEW], NULL, "scheduler.cluster.max_clock_skew", 0,
+                                      &reg->cluster_max_clock_skew);
+        if (reg->cluster_max_clock_skew >= reg->cluster_lease)
+                report_at(l, s, map, NULL, "scheduler.cluster: max_clock_skew must be shorter than the lease");
 }
 
 /* "sqlite" or a libpq connection string or URI, checked here (a typo is a registry error with
@@ -228,6 +260,10 @@ static void parse_scheduler(loader *l, source *s, yaml_node_t *map) {
                 parse_listen(l, s, v[S_METRICS_LISTEN], "scheduler.metrics_listen", &reg->metrics_listen);
         if (v[S_DEFAULT_USER])
                 parse_default_user(l, s, v[S_DEFAULT_USER]);
+        if (v[S_CLUSTER] && !node_is_null(v[S_CLUSTER]) &&
+            expect_container(l, s, v[S_CLUSTER], YAML_MAPPING_NODE, NULL, "scheduler.cluster",
+                             "a mapping with node, lease, max_clock_skew"))
+                parse_cluster(l, s, v[S_CLUSTER]);
         if (v[S_STORE])
                 parse_store(l, s, v[S_STORE]);
         if (v[S_INCLUDE])
@@ -343,6 +379,8 @@ static int registry_new_defaults(const char *path, registry **ret) {
                 .history_prune_interval = REGISTRY_DEFAULT_HISTORY_PRUNE_INTERVAL,
                 .max_runs_per_worker = REGISTRY_DEFAULT_MAX_RUNS_PER_WORKER,
                 .worker_max_rss = REGISTRY_DEFAULT_WORKER_MAX_RSS,
+                .cluster_lease = 10 * USEC_PER_SEC,
+                .cluster_max_clock_skew = 2 * USEC_PER_SEC,
         };
         r->path = strdup(path);
         /* under systemd, the unit's StateDirectory= and RuntimeDirectory= are the defaults */
@@ -477,6 +515,7 @@ registry *registry_free(registry *r) {
         free(r->default_user);
         free(r->include);
         free(r->metrics_listen);
+        free(r->cluster_node);
         free(r->store);
         for (size_t i = 0; i < r->n_interned; i++)
                 free(r->interned[i]);

@@ -165,6 +165,10 @@ typedef struct registry {
         unsigned max_runs_per_worker; /* default 10000 */
         uint64_t worker_max_rss;   /* bytes; default 256 MiB */
         char *metrics_listen;  /* "ADDRESS:PORT" of the Prometheus endpoint, NULL: none (the default) */
+        /* scheduler.cluster (with a PostgreSQL store; core/cluster.h) */
+        char *cluster_node;    /* default NULL: the machine-id */
+        usec_t cluster_lease;  /* default 10s, at least 1s */
+        usec_t cluster_max_clock_skew; /* default 2s, shorter than the lease */
         char *store;           /* scheduler.store: NULL (default) or "sqlite": state_dir/history.db;
                                 * else a libpq connection string or URI (checked, no password) */
         char *include;         /* glob pattern (resolved against the file's directory) or NULL */

@@ -5,6 +5,8 @@
 #include "basic/clock.h"
 #include "basic/duration.h"
 #include "basic/log.h"
+#include "core/cluster-control.h"
+#include "core/cluster.h"
 #include "core/manager-internal.h"
 #include "core/retry.h"
 
@@ -60,8 +62,9 @@ void manager_run_done(run *r, void *userdata) {
                         .output_size = tail_len,
                 };
                 manager_history_batch(m);
-                int q = history_finish_run(m->hist, r->id, &res);
-                if (q < 0)
+                int q = m->cluster ? cluster_finish_run(m->cluster, m->hist, r->def->name, r->id, r->attempt, &res)
+                                   : history_finish_run(m->hist, r->id, &res);
+                if (q < 0 && !m->cluster)
                         manager_history_failed(m, q, "recording a finished run");
         }
 
@@ -69,6 +72,11 @@ void manager_run_done(run *r, void *userdata) {
         if (j && j->n_running > 0)
                 j->n_running--;
         m->n_running--;
+        if (m->cluster_control) {
+                if (r->def->singleton)
+                        cluster_control_singleton_release(m->cluster_control, r->def->name);
+                cluster_control_take_requests(m->cluster_control); /* room for a queued run request */
+        }
         maybe_retry(m, j, r);
         manager_chain_run_ended(m, j, r);
         if (m->run_waiter) {

@@ -65,6 +65,7 @@ static void help(FILE *f) {
                 "                                hold back a job's fires, or let them run again (persisted)\n"
                 "  backfill JOB --from TIME --to TIME [--dry-run]\n"
                 "                                run every fire instant of a past range, oldest first\n"
+                "  nodes                         the cluster's nodes: lease, clock offset, registry, runs\n"
                 "\n"
                 "Offline commands:\n"
                 "  check [FILE]                  validate a registry (default: --config) and load its plugins\n"
@@ -542,6 +543,19 @@ static const char *state_color(const char *s) {
         return NULL;
 }
 
+/* Whether any object of ARR names a node: a cluster (with SQLite "node" is ""), where list,
+ * status and history show a NODE column. */
+static bool any_node(json_t *arr) {
+        json_t *o;
+        size_t i;
+        json_array_foreach(arr, i, o) {
+                const char *n = jstr(o, FIELD_NODE);
+                if (n && *n)
+                        return true;
+        }
+        return false;
+}
+
 static char *fmt_ts(usec_t t, const tz *z, char *buf, size_t n) {
         if (t == USEC_INFINITY)
                 return NULL;
@@ -724,8 +738,10 @@ static int verb_list(int argc, char **argv) {
         static const table_column cols[] = {
                 { "NEXT", false }, { "LEFT", false }, { "LAST", false }, { "PASSED", false }, { "JOB", false }, { "STATUS", false }, { "STATE", false },
                 { "ENABLED", false }, { "RUNS", true }, { "FAILED", true }, { "MISSED", true }, { "AVG", true }, { "SCHEDULE", false }, { "ZONE", false },
+                { "NODE", false },
         };
-        _cleanup_(table_freep) table *t = table_new(cols, ELEMENTSOF(cols));
+        bool cluster = any_node(json_object_get(reply, FIELD_JOBS));
+        _cleanup_(table_freep) table *t = table_new(cols, ELEMENTSOF(cols) - !cluster);
         if (!t)
                 return log_oom();
         usec_t now = jusec(reply, FIELD_NOW_USEC);
@@ -764,7 +780,8 @@ static int verb_list(int argc, char **argv) {
                     table_add(t, fails, jint(j, FIELD_FAILURES, 0) > 0 ? COLOR_RED : NULL) < 0 ||
                     table_add(t, missed, jint(j, FIELD_MISSED, 0) > 0 ? COLOR_YELLOW : NULL) < 0 ||
                     table_add(t, fmt_duration(jusec(j, FIELD_AVERAGE_DURATION_USEC), avg, sizeof(avg)), NULL) < 0 ||
-                    table_add(t, jstr(j, FIELD_SCHEDULE), NULL) < 0 || table_add(t, jstr(j, FIELD_TIMEZONE), NULL) < 0)
+                    table_add(t, jstr(j, FIELD_SCHEDULE), NULL) < 0 || table_add(t, jstr(j, FIELD_TIMEZONE), NULL) < 0 ||
+                    (cluster && table_add(t, jstr(j, FIELD_NODE), NULL) < 0))
                         return log_oom();
         }
         bool color = colors_enabled(stdout);
@@ -790,12 +807,15 @@ static const verb_help status_help = {
 static int print_runs_table(json_t *runs, bool with_job, bool with_output, const tz *zone) {
         static const table_column cols_job[] = {
                 { "ID", true }, { "STARTED", false }, { "JOB", false }, { "TRIGGER", false }, { "STATUS", false }, { "DURATION", true }, { "MESSAGE", false },
+                { "NODE", false },
         };
         static const table_column cols[] = {
                 { "ID", true }, { "STARTED", false }, { "TRIGGER", false }, { "STATUS", false }, { "DURATION", true }, { "MESSAGE", false },
+                { "NODE", false },
         };
-        _cleanup_(table_freep) table *t = with_job ? table_new(cols_job, ELEMENTSOF(cols_job))
-                                                   : table_new(cols, ELEMENTSOF(cols));
+        bool cluster = any_node(runs);
+        _cleanup_(table_freep) table *t = with_job ? table_new(cols_job, ELEMENTSOF(cols_job) - !cluster)
+                                                   : table_new(cols, ELEMENTSOF(cols) - !cluster);
         if (!t)
                 return log_oom();
         bool color = colors_enabled(stdout);
@@ -815,7 +835,8 @@ static int print_runs_table(json_t *runs, bool with_job, bool with_output, const
                     (with_job && table_add(t, jstr(r, FIELD_JOB), COLOR_BOLD) < 0) || table_add(t, trig, NULL) < 0 ||
                     table_add(t, st, status_color(st)) < 0 ||
                     table_add(t, fmt_duration(jusec(r, FIELD_DURATION_USEC), dur, sizeof(dur)), NULL) < 0 ||
-                    table_add(t, msg && *msg ? msg : NULL, NULL) < 0)
+                    table_add(t, msg && *msg ? msg : NULL, NULL) < 0 ||
+                    (cluster && table_add(t, jstr(r, FIELD_NODE), NULL) < 0))
                         return log_oom();
         }
         if (!with_output)
@@ -1302,6 +1323,80 @@ static int verb_metrics(int argc, char **argv) {
         return EXIT_SUCCESS;
 }
 
+/* --- nodes ------------------------------------------------------------------------ */
+
+static const verb_help nodes_help = {
+        "nodes [--json]",
+        "The nodes of the cluster (scheduler.store is PostgreSQL): each incarnation alive or ended\n"
+        "within the hour, its STATE, when its LEASE expires (by the database's clock), its clock\n"
+        "OFFSET to the database, its REGISTRY digest (\"differs\" when it is not the registry most\n"
+        "alive nodes run: a rollout in progress, or a node left behind) and its RUNS in flight.\n"
+        "The node answering is marked with *. A daemon on SQLite is not a cluster: exit status 1.\n",
+};
+
+static int verb_nodes(int argc, char **argv) {
+        char **ops;
+        int n, r = collect_operands(argc, argv, &nodes_help, NULL, NULL, &ops, &n);
+        if (r >= 0)
+                return r;
+        if (n > 0)
+                return usage_error("nodes takes no arguments, found \"%s\"", ops[0]);
+        _cleanup_(json_decrefp) json_t *reply = NULL;
+        r = call(json_pack("{s:s}", FIELD_COMMAND, control_command_name(CONTROL_NODES)), CALL_TIMEOUT, &reply, NULL);
+        if (r != EXIT_SUCCESS)
+                return r;
+        if (arg_json) {
+                print_json(reply);
+                return EXIT_SUCCESS;
+        }
+        static const table_column cols[] = {
+                { "NODE", false }, { "STATE", false }, { "LEASE", false }, { "OFFSET", true }, { "REGISTRY", false }, { "RUNS", true },
+        };
+        _cleanup_(table_freep) table *t = table_new(cols, ELEMENTSOF(cols));
+        if (!t)
+                return log_oom();
+        usec_t now = jusec(reply, FIELD_NOW_USEC);
+        json_t *o;
+        size_t i;
+        unsigned differ = 0;
+        json_array_foreach(json_object_get(reply, FIELD_NODES), i, o) {
+                char node[300], lease[FORMAT_RELATIVE_MAX + 16], offset[40], reg[80], runs[24];
+                const char *state = jstr(o, FIELD_STATE) ?: "?";
+                bool alive = streq(state, "alive"), differs = json_is_true(json_object_get(o, FIELD_REGISTRY_DIFFERS));
+                usec_t exp = jusec(o, FIELD_LEASE_EXPIRES_USEC);
+                long long off = jint(o, FIELD_CLOCK_OFFSET_USEC, 0);
+                snprintf(node, sizeof(node), "%s%s", jstr(o, FIELD_NODE) ?: "?",
+                         json_is_true(json_object_get(o, FIELD_SELF)) ? " *" : "");
+                if (!alive || exp == USEC_INFINITY)
+                        snprintf(lease, sizeof(lease), "-");
+                else if (json_is_true(json_object_get(o, FIELD_LEASE_EXPIRED)))
+                        snprintf(lease, sizeof(lease), "expired");
+                else {
+                        char rel[FORMAT_RELATIVE_MAX];
+                        /* the lease is on the database's clock: this node's offset makes it local */
+                        snprintf(lease, sizeof(lease), "in %s", exp > now ? format_relative(exp - now, rel, sizeof(rel)) : "0");
+                }
+                snprintf(offset, sizeof(offset), "%+.3fs", (double) off / 1e6);
+                const char *dg = jstr(o, FIELD_REGISTRY_DIGEST) ?: "";
+                snprintf(reg, sizeof(reg), "%.12s%s", *dg ? dg : "-", differs ? " (differs)" : "");
+                snprintf(runs, sizeof(runs), "%lld", jint(o, FIELD_RUNS_IN_FLIGHT, 0));
+                differ += differs;
+                if (table_add(t, node, alive ? COLOR_BOLD : COLOR_GREY) < 0 || table_add(t, state, alive ? NULL : COLOR_GREY) < 0 ||
+                    table_add(t, lease, NULL) < 0 || table_add(t, offset, NULL) < 0 ||
+                    table_add(t, reg, differs ? COLOR_YELLOW : NULL) < 0 || table_add(t, runs, NULL) < 0)
+                        return log_oom();
+        }
+        if (table_print(t, stdout, colors_enabled(stdout)) < 0)
+                return EXIT_FAILURE;
+        size_t k = table_rows(t);
+        printf("\n%zu node%s listed", k, k == 1 ? "" : "s");
+        if (differ)
+                printf("; %u with another registry than most alive nodes: a job fires only from the nodes that "
+                       "define it", differ);
+        puts(".");
+        return EXIT_SUCCESS;
+}
+
 /* --- import-crontab ------------------------------------------------------------------ */
 
 static const verb_help import_crontab_help = {
@@ -1546,6 +1641,7 @@ static const struct {
         { "disable", verb_disable }, { "history", verb_history }, { "reload", verb_reload },
         { "metrics", verb_metrics }, { "import-crontab", verb_import_crontab },
         { "pause", verb_pause },     { "resume", verb_resume },   { "backfill", verb_backfill },
+        { "nodes", verb_nodes },
 };
 
 int main(int argc, char **argv) {

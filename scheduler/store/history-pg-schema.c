@@ -3,6 +3,8 @@
  * mirror the SQLite ones (history-sqlite.c) column for column, so that the same questions have
  * the same answers; where a type differs it says why. Append new steps at the end; never edit a
  * step once released. */
+#include "store/cluster-control-pg.h"
+#include "store/cluster.h"
 #include "store/history-pg.h"
 
 const history_pg_step history_pg_schema[] = {
@@ -67,6 +69,10 @@ const history_pg_step history_pg_schema[] = {
                 ");\n",
         },
         /* Cluster steps (nodes, leases, generations) are appended here. */
+        /* -> 2: nodes, their leases and the fencing of their runs (store/cluster.h) */
+        { "cluster nodes, leases, fencing", cluster_pg_schema },
+        /* -> 3: control and policies across the cluster (store/cluster-control-pg.h) */
+        { "cluster control: generations, run requests, singleton slots, catch-up marks", cluster_control_pg_schema },
 };
 
 const size_t history_pg_schema_steps = ELEMENTSOF(history_pg_schema);

@@ -535,6 +535,12 @@ def bench_azi3():
     return bench_azi3.run(ARGS, log)
 
 
+def bench_cluster():
+    """Issue 15: claim latency and take-over time on PostgreSQL; see tests/bench/bench_cluster.py."""
+    import bench_cluster
+    return bench_cluster.run(ARGS, log)
+
+
 BENCHES = [
     ("spread", bench_spread),
     ("herd", bench_herd),
@@ -543,6 +549,7 @@ BENCHES = [
     ("scale", bench_scale),
     ("azi3", bench_azi3),
     ("fork", bench_fork),
+    ("cluster", bench_cluster),
 ]
 
 
@@ -836,6 +843,11 @@ def render(results):
         import bench_azi3
         o.append("## azi-3\n")
         o.extend(bench_azi3.render(az))
+    cl = results.get("cluster")
+    if cl:
+        import bench_cluster
+        o.append("## Cluster on PostgreSQL (issue 15)\n")
+        o.extend(bench_cluster.render(cl))
     fk = results.get("fork")
     if fk:
         o.append("## Fork cost (SPEC section 10, re-measured)\n")

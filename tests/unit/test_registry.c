@@ -575,6 +575,41 @@ static char *make_tmpdir(void) {
         return d;
 }
 
+/* scheduler.cluster: defaults, values, and the errors that name the key. */
+START_TEST(test_scheduler_cluster) {
+        _cleanup_free_ char *dir = make_tmpdir();
+        _cleanup_free_ char *ok = write_in(dir, "ok.yaml",
+                                           "scheduler:\n  cluster: { node: host-a.1, lease: 6s, max_clock_skew: 500ms }\njobs: []\n");
+        _cleanup_free_ char *dflt = write_in(dir, "dflt.yaml", "jobs: []\n");
+        _cleanup_free_ char *bad = write_in(dir, "bad.yaml",
+                                            "scheduler:\n  cluster: { node: \"a b\", lease: 2s, max_clock_skew: 3s, x: 1 }\n"
+                                            "jobs: []\n");
+        registry *r = NULL;
+        diag_list d = {};
+
+        ck_assert_int_eq(registry_load(dflt, REGISTRY_IGNORE_PLUGINS, &r, &d), 0);
+        ck_assert_ptr_null(r->cluster_node);
+        ck_assert_uint_eq(r->cluster_lease, 10 * USEC_PER_SEC);
+        ck_assert_uint_eq(r->cluster_max_clock_skew, 2 * USEC_PER_SEC);
+        r = registry_free(r);
+        ck_assert_int_eq(registry_load(ok, REGISTRY_IGNORE_PLUGINS, &r, &d), 0);
+        ck_assert_str_eq(r->cluster_node, "host-a.1");
+        ck_assert_uint_eq(r->cluster_lease, 6 * USEC_PER_SEC);
+        ck_assert_uint_eq(r->cluster_max_clock_skew, 500 * USEC_PER_MSEC);
+        r = registry_free(r);
+        ck_assert_int_eq(registry_load(bad, REGISTRY_IGNORE_PLUGINS, &r, &d), -EINVAL);
+        _cleanup_free_ char *all = diags_to_string(&d);
+        ck_assert_ptr_nonnull(strstr(all, "scheduler.cluster.node: \"a b\" is not a node name"));
+        ck_assert_ptr_nonnull(strstr(all, "max_clock_skew must be shorter than the lease"));
+        ck_assert_ptr_nonnull(strstr(all, "x"));
+        diag_list_clear(&d);
+        unlink(ok);
+        unlink(dflt);
+        unlink(bad);
+        rmdir(dir);
+}
+END_TEST
+
 /* Anchors in one job used by later ones: the earlier job's nodes must outlive its check. */
 START_TEST(test_jobs_aliases_across_items) {
         _cleanup_free_ char *dir = make_tmpdir();
@@ -861,6 +896,7 @@ static Suite *registry_suite(void) {
 
         tc = tcase_create("streamed");
         tcase_add_test(tc, test_jobs_aliases_across_items);
+        tcase_add_test(tc, test_scheduler_cluster);
         tcase_add_test(tc, test_jobs_then_yaml_error);
         tcase_add_test(tc, test_yaml_depth_limit);
         tcase_add_test(tc, test_yaml_alias_limits);

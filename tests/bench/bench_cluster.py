@@ -1,0 +1,125 @@
+# SPDX-License-Identifier: MIT
+"""Issue 15 figures: claim latency on loopback PostgreSQL (p50/p99, through history_claim_fire()
+as the daemon makes it, won and lost claims), and take-over time (a node killed with a run in
+flight -> that run's retry started on a survivor), with the default 10 s lease.
+
+Run by bench.py (--only cluster) or alone: python3 bench_cluster.py --builddir build-bench"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SRCDIR = os.path.abspath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, os.path.join(SRCDIR, "tests", "pg"))
+import pgserver  # noqa: E402
+
+LEASE = 10
+
+
+def psql(conninfo, q):
+    return subprocess.run(["psql", "-X", "-q", "-A", "-t", conninfo, "-c", q], check=True,
+                          stdout=subprocess.PIPE, text=True).stdout.strip()
+
+
+def start_node(builddir, tmp, name, conninfo, jobs):
+    d = os.path.join(tmp, name)
+    os.makedirs(d, exist_ok=True)
+    reg = os.path.join(d, "registry.yaml")
+    with open(reg, "w") as f:
+        f.write('scheduler:\n  plugin_dir: %s\n  state_dir: %s/state\n  control_socket: %s/control.sock\n'
+                '  store: "%s"\n  cluster: { node: %s }\n  shutdown_grace: 2s\njobs:\n%s'
+                % (os.path.join(builddir, "tests", "plugins", ".libs"), d, d, conninfo, name, jobs))
+    log = open(os.path.join(d, "daemon.log"), "ab")
+    return subprocess.Popen([os.path.join(builddir, "schedulerd"), "--config", reg], stdout=log,
+                            stderr=subprocess.STDOUT)
+
+
+def takeover_once(builddir, tmp, conninfo, trial):
+    db = "takeover%d" % trial
+    psql(conninfo, "CREATE DATABASE %s" % db)
+    ci = conninfo.replace("dbname=postgres", "dbname=" + db)
+    jobs = ('  - name: long\n    plugin: slow.so\n    schedule: "0 0 1 1 *"\n'
+            '    retry: { attempts: 1, backoff: 100ms, max_backoff: 100ms }\n    params: { duration: 120s }\n')
+    a = start_node(builddir, tmp, "a%d" % trial, ci, jobs)
+    b = start_node(builddir, tmp, "b%d" % trial, ci, jobs)
+    try:
+        deadline = time.time() + 20
+        while psql(ci, "SELECT count(*) FROM cluster_nodes WHERE state = 'alive'") != "2":
+            if time.time() > deadline:
+                raise RuntimeError("nodes did not register")
+            time.sleep(0.1)
+        subprocess.run([os.path.join(builddir, "schedctl"), "--socket",
+                        os.path.join(tmp, "b%d" % trial, "control.sock"), "run", "long"],
+                       check=True, stdout=subprocess.DEVNULL)
+        while psql(ci, "SELECT count(*) FROM runs WHERE status = 'running' AND pid > 0") != "1":
+            time.sleep(0.05)
+        pid = int(psql(ci, "SELECT pid FROM runs WHERE status = 'running'"))
+        killed = time.time()
+        b.send_signal(signal.SIGKILL)
+        b.wait()
+        os.killpg(pid, signal.SIGKILL)
+        while True:
+            s = psql(ci, "SELECT started_usec FROM runs WHERE attempt = 1")
+            if s:
+                return int(s) / 1e6 - killed
+            if time.time() > killed + 3 * LEASE:
+                raise RuntimeError("no take-over within %d s" % (3 * LEASE))
+            time.sleep(0.05)
+    finally:
+        for p in (a, b):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                p.wait()
+        for pid in psql(ci, "SELECT pid FROM runs WHERE pid > 0").split():
+            try:
+                os.killpg(int(pid), signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+def run(args, log):
+    tmp = tempfile.mkdtemp(prefix="schedulerd-bench-cluster-")
+    with pgserver.PgServer(os.path.join(tmp, "pg")) as pg:
+        out = subprocess.run([os.path.join(args.builddir, "tests", "bench", "bench-claim"), pg.conninfo, "2000"],
+                             check=True, stdout=subprocess.PIPE, text=True).stdout
+        claim = json.loads(out)
+        log("cluster claim latency: %s" % out.strip())
+        tcp = pg.conninfo.replace("host=%s/sock" % pg.dir, "host=127.0.0.1")
+        out = subprocess.run([os.path.join(args.builddir, "tests", "bench", "bench-claim"), tcp, "2000"],
+                             check=True, stdout=subprocess.PIPE, text=True).stdout
+        claim_tcp = json.loads(out)
+        log("cluster claim latency over TCP loopback: %s" % out.strip())
+        takeovers = [round(takeover_once(args.builddir, tmp, pg.conninfo, i), 2) for i in range(3)]
+        log("cluster take-over times (s): %s" % takeovers)
+    return {"claim_unix": claim, "claim_tcp": claim_tcp, "lease_sec": LEASE, "takeover_sec": takeovers}
+
+
+def render(r):
+    c, t = r["claim_unix"], r["claim_tcp"]
+    return [
+        "| figure | value | target |",
+        "| --- | --- | --- |",
+        "| claim latency, Unix socket (won) p50 / p99 | %.0f / %.0f us | p99 <= 2 ms |" % (c["won_p50_us"], c["won_p99_us"]),
+        "| claim latency, Unix socket (lost: already claimed) p50 / p99 | %.0f / %.0f us | |"
+        % (c["lost_p50_us"], c["lost_p99_us"]),
+        "| claim latency, TCP 127.0.0.1 (won) p50 / p99 | %.0f / %.0f us | p99 <= 2 ms |" % (t["won_p50_us"], t["won_p99_us"]),
+        "| take-over (node killed -> its run's retry started elsewhere), lease %d s | %s s | <= lease + 2 s |"
+        % (r["lease_sec"], " / ".join("%.2f" % x for x in r["takeover_sec"])),
+        "",
+        "Claims are single INSERT ... ON CONFLICT DO NOTHING statements, each committed alone, %d of each kind. "
+        "The take-over includes the retry's backoff (100 ms)." % c["n"],
+        "",
+    ]
+
+
+if __name__ == "__main__":
+    import argparse
+    p = argparse.ArgumentParser()
+    p.add_argument("--builddir", required=True)
+    a = p.parse_args()
+    res = run(a, lambda m: print(m, file=sys.stderr))
+    print("\n".join(render(res)))
