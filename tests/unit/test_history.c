@@ -991,6 +991,8 @@ START_TEST(test_migrate_3_to_4) {
         ck_assert_int_eq(raw_int("SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name LIKE 'runs_%'"), 2);
         ck_assert_int_eq(raw_int("SELECT IFNULL(retry_of, -1) FROM runs WHERE id = 2"), -1);
         ck_assert_int_eq(raw_int("SELECT COUNT(*) FROM pragma_foreign_key_check"), 0);
+}
+END_TEST
 
 /* ---- PostgreSQL only ------------------------------------------------------------------------ */
 
