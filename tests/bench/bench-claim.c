@@ -2,7 +2,7 @@
 /* Claim latency on a PostgreSQL store (issue 15, figure "claim p50/p99"): N claims of distinct
  * fires through history_claim_fire(), each its own transaction as in a cluster, timed one by
  * one on CLOCK_MONOTONIC; then N claims of fires already claimed (the losing side of a race).
- * Prints one JSON object. Usage: bench-claim CONNINFO [N] */
+ * Prints one JSON object. Usage: bench-claim CONNINFO [N [JOB]] */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +30,7 @@ int main(int argc, char **argv) {
         char err[512];
         history *h = NULL;
         size_t n = argc > 2 ? strtoul(argv[2], NULL, 10) : 2000;
+        const char *job = argc > 3 ? argv[3] : "bench-claim";
         uint64_t *won = calloc(n, sizeof(uint64_t)), *lost = calloc(n, sizeof(uint64_t));
         usec_t base = (usec_t) 1900000000 * USEC_PER_SEC; /* instants nobody else claims */
 
@@ -46,7 +47,7 @@ int main(int argc, char **argv) {
                 for (size_t i = 0; i < n; i++) {
                         int64_t id;
                         uint64_t t0 = mono_ns();
-                        r = history_claim_fire(h, "bench-claim", RUN_TRIGGER_SCHEDULE, base + i * USEC_PER_SEC, base, 0,
+                        r = history_claim_fire(h, job, RUN_TRIGGER_SCHEDULE, base + i * USEC_PER_SEC, base, 0,
                                                &id);
                         uint64_t t1 = mono_ns();
                         if ((pass == 0 && r < 0) || (pass == 1 && r != -EEXIST)) {
