@@ -73,6 +73,23 @@ const history_pg_step history_pg_schema[] = {
         { "cluster nodes, leases, fencing", cluster_pg_schema },
         /* -> 3: control and policies across the cluster (store/cluster-control-pg.h) */
         { "cluster control: generations, run requests, singleton slots, catch-up marks", cluster_control_pg_schema },
+        /* -> 4: fires missed (issue 16), as SQLite schema 4: status 'missed', one row per burst
+         * standing for missed_count instants from scheduled_usec to missed_last_usec, and the
+         * job's lifetime count of them. PostgreSQL changes a CHECK in place: step 1's status
+         * check has the name PostgreSQL gives a column's check (table_column_check). */
+        {
+                "missed fires: status 'missed', runs.missed_count and missed_last_usec, jobs.missed_total",
+                "ALTER TABLE runs DROP CONSTRAINT runs_status_check,\n"
+                "        ADD CONSTRAINT runs_status_check CHECK (status IN ('running', 'succeeded', 'failed',\n"
+                "                'timed_out', 'crashed', 'skipped', 'cancelled', 'interrupted', 'missed')),\n"
+                "        ADD COLUMN missed_count bigint,\n"
+                "        ADD COLUMN missed_last_usec bigint,\n"
+                "        ADD CONSTRAINT runs_missed_count_check CHECK ((status = 'missed') = (missed_count IS NOT NULL)\n"
+                "                AND (missed_count IS NULL OR missed_count > 0)),\n"
+                "        ADD CONSTRAINT runs_missed_last_usec_check\n"
+                "                CHECK ((status = 'missed') = (missed_last_usec IS NOT NULL));\n"
+                "ALTER TABLE jobs ADD COLUMN missed_total bigint NOT NULL DEFAULT 0;\n",
+        },
 };
 
 const size_t history_pg_schema_steps = ELEMENTSOF(history_pg_schema);

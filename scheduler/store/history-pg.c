@@ -27,6 +27,7 @@ typedef enum prep_id {
         PREP_CLAIM,
         PREP_FINISH,
         PREP_SKIP,
+        PREP_MISS,
         PREP_SET_PID,
         PREP_SET_START,
         PREP_SET_LAST_SCHEDULED,
@@ -1020,6 +1021,56 @@ static int pg_record_skipped(history *base, const char *job, run_trigger trigger
         return 0;
 }
 
+static int pg_record_missed(history *base, const char *job, run_trigger trigger, usec_t first, usec_t last,
+                            uint64_t count, usec_t now, const char *message, int64_t *ret_run_id) {
+        pg_history *h = (pg_history *) base;
+        _cleanup_pgresult_ PGresult *res = NULL;
+        _cleanup_free_ char *m = NULL;
+        pg_params p = {};
+        int r;
+
+        if ((r = history_check_job(base, job)) < 0 || (r = history_check_first_trigger(base, trigger)) < 0 ||
+            (r = history_check_usec(base, first, false, "first missed instant")) < 0 ||
+            (r = history_check_usec(base, last, false, "last missed instant")) < 0 ||
+            (r = history_check_usec(base, now, false, "current time")) < 0)
+                return r;
+        if (count == 0 || count > INT64_MAX || last < first) {
+                set_error(h, "job '%s': %" PRIu64 " fires missed from %" PRIu64 " to %" PRIu64
+                          " (expected at least one, in order)", job, count, first, last);
+                return -EINVAL;
+        }
+        if (message && !(m = message_dup(message)))
+                return -ENOMEM;
+
+        param_text(&p, job);
+        param_text(&p, run_trigger_to_string(trigger));
+        param_text(&p, history_claim_class_of(trigger));
+        param_i64(&p, (int64_t) first);
+        param_i64(&p, (int64_t) now);
+        param_text(&p, m);
+        param_i64(&p, (int64_t) count);
+        param_i64(&p, (int64_t) last);
+        /* the claim of FIRST and the count, one statement: both or neither */
+        r = query_prep(h, PREP_MISS,
+                  "WITH i AS (INSERT INTO runs (job, trigger, attempt, claim_class, scheduled_usec, started_usec,"
+                  "  finished_usec, status, message, missed_count, missed_last_usec)"
+                  "  VALUES ($1, $2, 0, $3, $4, $5, $5, 'missed', $6, $7::bigint, $8)"
+                  "  ON CONFLICT (job, scheduled_usec, attempt, claim_class) DO NOTHING RETURNING id, job),"
+                  " c AS (INSERT INTO jobs (name, missed_total) SELECT job, $7::bigint FROM i"
+                  "  ON CONFLICT (name) DO UPDATE SET missed_total = jobs.missed_total + excluded.missed_total)"
+                  " SELECT id FROM i",
+                  &p, "recording missed fires", &res);
+        if (r < 0)
+                return r;
+        if (PQntuples(res) == 0) {
+                set_error(h, "job '%s': the fire at %" PRIu64 " (attempt 0) was already claimed", job, first);
+                return -EEXIST;
+        }
+        if (ret_run_id)
+                *ret_run_id = get_i64(res, 0, 0);
+        return 0;
+}
+
 /* Why an UPDATE of a running row changed nothing: -ENOENT or -ESTALE. */
 static int explain_not_running(pg_history *h, int64_t run_id) {
         _cleanup_pgresult_ PGresult *res = NULL;
@@ -1129,9 +1180,10 @@ static int pg_finish_run(history *base, int64_t run_id, const history_result *re
 
         if (!res)
                 return -EINVAL;
-        if (!run_status_is_final(res->status) || res->status == RUN_STATUS_SKIPPED) {
+        if (!run_status_is_final(res->status) || res->status == RUN_STATUS_SKIPPED ||
+            res->status == RUN_STATUS_MISSED) {
                 set_error(h, "run %" PRId64 ": status %d cannot finish a run (expected a final status other than "
-                          "skipped)", run_id, (int) res->status);
+                          "skipped or missed)", run_id, (int) res->status);
                 return -EINVAL;
         }
         if ((r = history_check_usec(base, res->finished_usec, false, "finish time")) < 0 ||
@@ -1247,7 +1299,7 @@ static int pg_prune(history *base, usec_t now, usec_t max_age, unsigned max_runs
 
 #define JOB_STATE_COLUMNS                                                                                   \
         "enabled_override, last_scheduled_usec, runs_total, failures_total, skipped_total, last_run_id," \
-        " last_status, last_finished_usec, last_duration_usec, first_loaded_usec"
+        " last_status, last_finished_usec, last_duration_usec, first_loaded_usec, missed_total"
 
 static history_job_state job_state_from_row(const PGresult *res, int row) {
         const char *st = get_str(res, row, 6);
@@ -1262,6 +1314,7 @@ static history_job_state job_state_from_row(const PGresult *res, int row) {
                 .last_finished_usec = get_usec(res, row, 7),
                 .last_duration_usec = get_usec(res, row, 8),
                 .first_loaded_usec = get_usec(res, row, 9),
+                .missed_total = (uint64_t) get_i64(res, row, 10),
         };
 }
 
@@ -1305,7 +1358,7 @@ static int pg_foreach_job_state(history *base, history_job_state_fn fn, void *us
                 return r;
         for (int i = 0; i < PQntuples(res); i++) {
                 history_job_state st = job_state_from_row(res, i);
-                r = fn(PQgetvalue(res, i, 10), &st, userdata);
+                r = fn(PQgetvalue(res, i, 11), &st, userdata);
                 if (r < 0)
                         return r;
         }
@@ -1376,6 +1429,8 @@ static int read_run(const PGresult *res, int i, history_run *ret) {
                 .signal = (int) get_i64(res, i, 10),
                 .duration_usec = get_usec(res, i, 11),
                 .pid = (pid_t) get_i64(res, i, 14),
+                .missed_count = (uint64_t) get_i64(res, i, 15),
+                .missed_last_usec = get_usec(res, i, 16),
         };
 
         run.job = strdup(PQgetvalue(res, i, 1));
@@ -1431,7 +1486,7 @@ static int pg_list_runs(history *base, const char *job, usec_t since, run_status
                 param_null(&p);
         r = query(h,
                   "SELECT id, job, trigger, attempt, retry_of, scheduled_usec, started_usec, finished_usec, status,"
-                  " exit_code, signal, duration_usec, message, output, pid"
+                  " exit_code, signal, duration_usec, message, output, pid, missed_count, missed_last_usec"
                   " FROM runs WHERE ($1::text IS NULL OR job = $1) AND started_usec >= $2"
                   " AND ($3::text IS NULL OR status = $3) ORDER BY id DESC LIMIT $4::bigint",
                   &p, "listing runs", &res);
@@ -1475,11 +1530,13 @@ static int pg_get_job_stats(history *base, const char *job, usec_t since, histor
         param_i64(&p, (int64_t) since);
         /* one statement: both parts see the same snapshot */
         r = query(h,
-                  "SELECT s.runs, s.failures, s.skipped, s.average, l.id, l.status, l.started_usec, l.finished_usec"
-                  " FROM (SELECT count(*) FILTER (WHERE status NOT IN ('running', 'skipped')) AS runs,"
+                  "SELECT s.runs, s.failures, s.skipped, s.average, l.id, l.status, l.started_usec, l.finished_usec,"
+                  " s.missed"
+                  " FROM (SELECT count(*) FILTER (WHERE status NOT IN ('running', 'skipped', 'missed')) AS runs,"
                   "  count(*) FILTER (WHERE status IN " RUN_FAILURE_STATUSES ") AS failures,"
                   "  count(*) FILTER (WHERE status = 'skipped') AS skipped,"
-                  "  avg(duration_usec) FILTER (WHERE status NOT IN ('running', 'skipped')) AS average"
+                  "  avg(duration_usec) FILTER (WHERE status NOT IN ('running', 'skipped', 'missed')) AS average,"
+                  "  COALESCE(sum(missed_count), 0) AS missed"
                   "  FROM runs WHERE job = $1 AND started_usec >= $2) AS s"
                   " LEFT JOIN LATERAL (SELECT id, status, started_usec, finished_usec FROM runs"
                   "  WHERE job = $1 AND started_usec >= $2 ORDER BY id DESC LIMIT 1) AS l ON true",
@@ -1489,6 +1546,7 @@ static int pg_get_job_stats(history *base, const char *job, usec_t since, histor
         st.runs = (uint64_t) get_i64(res, 0, 0);
         st.failures = (uint64_t) get_i64(res, 0, 1);
         st.skipped = (uint64_t) get_i64(res, 0, 2);
+        st.missed = (uint64_t) get_i64(res, 0, 8);
         if (!PQgetisnull(res, 0, 3))
                 st.average_duration_usec = (usec_t) (strtod(PQgetvalue(res, 0, 3), NULL) + 0.5);
         if (!PQgetisnull(res, 0, 4)) {
@@ -1678,6 +1736,7 @@ static const history_ops pg_ops = {
         .claim_fire = pg_claim_fire,
         .claim_retry = pg_claim_retry,
         .record_skipped = pg_record_skipped,
+        .record_missed = pg_record_missed,
         .set_pid = pg_set_pid,
         .set_start = pg_set_start,
         .finish_run = pg_finish_run,

@@ -1047,6 +1047,53 @@ START_TEST(test_pg_newer_version_refused) {
 }
 END_TEST
 
+/* A database as the schedulerd before missed fires left it (schema step 3, with rows): step 4
+ * changes the status check in place, keeps the rows and their counters, and takes missed rows. */
+START_TEST(test_pg_migrate_3_to_4) {
+        char sql[96];
+
+        ck_assert_uint_ge(history_pg_schema_steps, 4);
+        raw_exec("CREATE TABLE schedulerd_schema (version integer PRIMARY KEY, description text NOT NULL,"
+                 " applied_at timestamptz NOT NULL DEFAULT now())");
+        for (size_t i = 0; i < 3; i++) {
+                raw_exec(history_pg_schema[i].sql);
+                snprintf(sql, sizeof sql, "INSERT INTO schedulerd_schema VALUES (%zu, 'test')", i + 1);
+                raw_exec(sql);
+        }
+        raw_exec("INSERT INTO runs (job, trigger, attempt, claim_class, scheduled_usec, started_usec, finished_usec,"
+                 " status) VALUES ('a', 'schedule', 0, 'fire', 100, 101, 102, 'skipped');"
+                 "INSERT INTO jobs (name, skipped_total) VALUES ('a', 4)");
+
+        history *h = open_ok();
+        history_job_state st;
+        history_run *runs = NULL;
+        size_t n = 0;
+        ck_assert_int_eq(history_get_job_state(h, "a", &st), 1);
+        ck_assert_uint_eq(st.skipped_total, 4);
+        ck_assert_uint_eq(st.missed_total, 0);
+        ck_assert_int_eq(history_claim_fire(h, "a", RUN_TRIGGER_SCHEDULE, 100, 100, 0, NULL), -EEXIST);
+        ck_assert_int_eq(history_record_missed(h, "a", RUN_TRIGGER_SCHEDULE, 200, 300, 2, 300, NULL, NULL), 0);
+        ck_assert_int_eq(history_list_runs(h, "a", 0, _RUN_STATUS_INVALID, 0, &runs, &n), 0);
+        ck_assert_uint_eq(n, 2);
+        ck_assert_int_eq(runs[0].status, RUN_STATUS_MISSED);
+        ck_assert_int_eq(runs[1].status, RUN_STATUS_SKIPPED);
+        ck_assert_uint_eq(runs[1].missed_count, 0);
+        ck_assert_uint_eq(runs[1].missed_last_usec, USEC_INFINITY);
+        history_runs_free(runs, n);
+        history_close(h);
+        ck_assert_int_eq(raw_int("SELECT max(version) FROM schedulerd_schema"), (int64_t) history_pg_schema_steps);
+        /* the checks hold on the server, not only in schedulerd */
+        PGconn *c = pg_admin();
+        PGresult *res = PQexec(c, "UPDATE runs SET missed_count = 1 WHERE status = 'skipped'");
+        ck_assert_int_eq(PQresultStatus(res), PGRES_FATAL_ERROR);
+        PQclear(res);
+        res = PQexec(c, "UPDATE runs SET missed_count = 0 WHERE status = 'missed'");
+        ck_assert_int_eq(PQresultStatus(res), PGRES_FATAL_ERROR);
+        PQclear(res);
+        PQfinish(c);
+}
+END_TEST
+
 START_TEST(test_pg_foreign_database_refused) {
         char err[HISTORY_ERROR_MAX] = "";
         history *h = NULL;
@@ -1278,6 +1325,7 @@ static Suite *history_suite(void) {
                 tcase_add_test(tc, test_pg_open_creates_schema);
                 tcase_add_test(tc, test_pg_newer_version_refused);
                 tcase_add_test(tc, test_pg_foreign_database_refused);
+                tcase_add_test(tc, test_pg_migrate_3_to_4);
                 tcase_add_test(tc, test_pg_store_strings);
                 tcase_add_test(tc, test_pg_reconnect);
                 tcase_add_test(tc, test_pg_result_kept_over_outage);
@@ -1295,6 +1343,7 @@ static Suite *history_suite(void) {
                 tcase_add_test(tc, test_batch);
                 tcase_add_test(tc, test_two_processes);
                 tcase_add_test(tc, test_throughput);
+                tcase_add_test(tc, test_record_missed);
                 suite_add_tcase(s, tc);
         }
         return s;
