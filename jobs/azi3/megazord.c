@@ -10,7 +10,6 @@ struct megazord {
         CURL *curl;     /* kept so keep-alive connections are reused between calls */
 };
 
-
 int megazord_new(const char *base_url, usec_t timeout, megazord **ret) {
         _cleanup_(megazord_freep) megazord *m = NULL;
         size_t len;
