@@ -138,8 +138,10 @@ void manager_run_not_started(manager *m, job_rt *j, run *r, int q) {
         if (j && j->n_running > 0)
                 j->n_running--;
         m->n_running--;
-        registry_ref_unref(registry_ref_of_run(r));
+        /* run_free() still reads the run's job_def (its cgroup's name): drop the registry after it */
+        registry_ref *ref = registry_ref_of_run(r);
         run_free(r);
+        registry_ref_unref(ref);
         manager_status_changed(m);
         if (m->shutting_down && m->n_running == 0)
                 (void) sd_event_exit(m->event, 0);

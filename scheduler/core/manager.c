@@ -410,8 +410,10 @@ manager *manager_free(manager *m) {
                 run *r = m->runs;
                 manager_runs_remove(m, r);
                 run_kill(r);
-                registry_ref_unref(registry_ref_of_run(r));
+                /* run_free() still reads the run's job_def (its cgroup's name): drop the registry after it */
+                registry_ref *ref = registry_ref_of_run(r);
                 run_free(r);
+                registry_ref_unref(ref);
         }
         m->workers = worker_pools_free(m->workers);
         for (run *r = m->warm_runs; r; r = r->next)
@@ -420,8 +422,10 @@ manager *manager_free(manager *m) {
         while (m->warm_runs) {
                 run *r = m->warm_runs;
                 manager_list_remove(&m->warm_runs, r);
-                registry_ref_unref(registry_ref_of_run(r));
+                /* run_free() still reads the run's job_def (its cgroup's name): drop the registry after it */
+                registry_ref *ref = registry_ref_of_run(r);
                 run_free(r);
+                registry_ref_unref(ref);
         }
         m->cluster_control = cluster_control_free(m->cluster_control);
         free(m->opened);

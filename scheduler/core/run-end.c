@@ -86,8 +86,10 @@ void manager_run_done(run *r, void *userdata) {
         }
 
         manager_runs_remove(m, r);
-        registry_ref_unref(registry_ref_of_run(r));
+        /* run_free() still reads the run's job_def (its cgroup's name): drop the registry after it */
+        registry_ref *ref = registry_ref_of_run(r);
         run_free(r);
+        registry_ref_unref(ref);
         manager_status_changed(m);
         /* what waited for this run: fires held for a slot (oldest first), a fire queued behind
          * it by its overlap policy, a backfill's next instant */

@@ -40,8 +40,10 @@ void manager_warm_done(manager *m, run *r) {
         }
         manager_list_remove(&m->warm_runs, r);
         m->n_warm--;
-        registry_ref_unref(registry_ref_of_run(r));
+        /* run_free() still reads the run's job_def (its cgroup's name): drop the registry after it */
+        registry_ref *ref = registry_ref_of_run(r);
         run_free(r);
+        registry_ref_unref(ref);
         manager_arm_timers(m);
 }
 
@@ -186,8 +188,10 @@ static void launch_failed(manager *m, run *r, int q) {
                 j->warm = NULL;
         manager_list_remove(&m->warm_runs, r);
         m->n_warm--;
-        registry_ref_unref(registry_ref_of_run(r));
+        /* run_free() still reads the run's job_def (its cgroup's name): drop the registry after it */
+        registry_ref *ref = registry_ref_of_run(r);
         run_free(r);
+        registry_ref_unref(ref);
 }
 
 static void launch_answered(manager *m, run *r, int pid) {

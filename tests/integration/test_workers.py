@@ -68,7 +68,12 @@ class Workers(DaemonTestCase):
         self.assertIn("killed by signal SEGV", bad["message"])
         wait_for(lambda: not alive(first["pid"]), 5, what="the crashed worker to be reaped")
         quits = self.run_job(d, "quits")
-        self.assertEqual((quits["status"], quits["exit_code"]), ("failed", 3))
+        if os.environ.get("SCHEDULERD_SANITIZERS"):
+            # LeakSanitizer runs at exit() in the worker and may end it its own way: the run must
+            # still end unsuccessfully and the worker be replaced (checked below)
+            self.assertIn(quits["status"], ("failed", "crashed"))
+        else:
+            self.assertEqual((quits["status"], quits["exit_code"]), ("failed", 3))
         again = self.run_job(d, "good")
         self.assertEqual(again["status"], "succeeded")
         self.assertNotIn(again["pid"], (first["pid"], quits["pid"]), "a new worker")
