@@ -920,13 +920,15 @@ static int session_apply_history(azi3_service *s, const azi3_session *se, const 
                 if (r < 0)
                         return r;
         }
-        /* the earliest owed window with evidence inside */
+        /* The earliest owed window with evidence inside. An event at the window's since is the one
+         * that opened it (8.1 2.3/2.4 open [e, ...)), not activity inside it: counting it judged
+         * every such window again whenever a run read the history while its alarm was owed. */
         for (size_t w = 0; w < n_owed && !target; w++) {
                 for (size_t i = 0; i < k && !target; i++)
-                        if (inc[i].created_at >= owed[w].span.since && inc[i].created_at < owed[w].span.until)
+                        if (inc[i].created_at > owed[w].span.since && inc[i].created_at < owed[w].span.until)
                                 target = &owed[w];
                 for (size_t i = 0; i < n_stored && !target; i++)
-                        if (stored[i].created_usec >= owed[w].span.since && stored[i].created_usec < owed[w].span.until)
+                        if (stored[i].created_usec > owed[w].span.since && stored[i].created_usec < owed[w].span.until)
                                 target = &owed[w];
         }
 
@@ -1311,8 +1313,12 @@ static void expire_item_post_next(expire_item *it) {
         claim_owner(s, owner, sizeof(owner));
         r = azi3_store_alarm_claim(s->store, w->id, owner, it->run->now,
                                    it->run->now + 2 * s->config->megazord_timeout + USEC_PER_MINUTE);
-        if (r == -EALREADY) {
-                it->next++; /* another node posted it since we read the list */
+        if (r == -EALREADY || r == -EINVAL || r == -ENOENT) {
+                /* since we read the list another run posted it (-EALREADY), or judged the window
+                 * again on new evidence so it owes nothing (-EINVAL) or is gone (-ENOENT) */
+                if (r != -EALREADY)
+                        svc_log(s, LOG_INFO, "%s: %s; not posted", name, store_error(s));
+                it->next++;
                 expire_item_post_next(it);
                 return;
         }

@@ -226,6 +226,36 @@ static size_t count_route(const char *route, size_t *ret_distinct_refs) {
         return n;
 }
 
+/* A window opened by an activity event starts at that event's createdAt. When its alarm stays
+ * owed, unconfirmed, the next run reads the history and finds that same event at the
+ * window's since: that is the event that opened the window, not activity inside it, so the
+ * window is not judged again and the alarm is posted. (Found by the three-node test, where a
+ * second node's run read the history after the first had expired the window; on one node it
+ * takes a history that could not be read when the window expired.) */
+START_TEST(test_owed_alarm_of_window_opened_by_event) {
+        _cleanup_(azi3_config_freep) azi3_config *c = make_config();
+        _cleanup_(azi3_service_freep) azi3_service *s = NULL;
+        char msg[AZI3_MESSAGE_MAX];
+        usec_t e = A_2026 + 30 * USEC_PER_MINUTE;
+
+        control("/_fake/incomings", "[{\"id\": 9001, \"robotId\": 42, \"eventName\": \"TOILET_ACTIVITY\", "
+                "\"providerName\": \"x\", \"createdAt\": \"2026-06-10T05:30:00.000Z\"}]");
+        ck_assert_int_eq(azi3_service_new(c, quiet_log, NULL, msg, sizeof(msg), &s), 0);
+        ck_assert_int_eq(azi3_monitoring_scheduler(s, A_2026 + USEC_PER_HOUR, msg, sizeof(msg)), AZI3_RESULT_OK);
+        ck_assert_str_eq(msg, "1 session created (1 event replayed), 1 session open");
+        /* the history cannot be read: the window closes as expired, its alarm owed unconfirmed */
+        control("/_fake/fault", "{\"route\": \"replay\", \"status\": 503}");
+        ck_assert_int_eq(azi3_window_expiration(s, e + 2 * USEC_PER_HOUR + AZI3_DEFAULT_SETTLE, msg, sizeof(msg)),
+                         AZI3_RESULT_RETRY);
+        ck_assert_msg(strstr(msg, "1 window expired") && strstr(msg, "1 alarm still owed"), "%s", msg);
+        ck_assert_uint_eq(count_route("alarm", NULL), 0);
+        ck_assert_int_eq(azi3_window_expiration(s, e + 2 * USEC_PER_HOUR + 2 * AZI3_DEFAULT_SETTLE, msg, sizeof(msg)),
+                         AZI3_RESULT_OK);
+        ck_assert_str_eq(msg, "1 session open, 1 alarm posted");
+        ck_assert_uint_eq(count_route("alarm", NULL), 1);
+}
+END_TEST
+
 /* The first window [A, A+2h) of every session runs out; one window-expiration after the settle
  * judges them all (history read) and posts every alarm, no more than max_parallel at once. */
 START_TEST(test_alarms_in_parallel_bounded) {
@@ -380,6 +410,7 @@ int main(void) {
         tcase_add_test(tc, test_alarms_in_parallel_bounded);
         tcase_add_test(tc, test_robot_calls_in_order);
         tcase_add_test(tc, test_failed_alarm_stays_owed_others_posted);
+        tcase_add_test(tc, test_owed_alarm_of_window_opened_by_event);
         suite_add_tcase(s, tc);
 
         SRunner *sr = srunner_create(s);

@@ -144,6 +144,10 @@ class Workers(DaemonTestCase):
         d = self.daemon(probe("long", "sleep") + probe("next", "sleep"), "  workers: 1\n").start()
         self.assertTrue(d.ctl({"command": "run", "job": "long"})["ok"])
         wait_for(lambda: d.runs("long") and d.runs("long")[0]["pid"], 10, what="the first run to start")
+        # in the job's own code, not just dispatched: a worker still starting up (slow under ASan)
+        # dies of the SIGTERM before its handler is set, and the run is cancelled without a word
+        rid = d.runs("long")[0]["id"]
+        wait_for(lambda: "long[run %d]: logged by run %d" % (rid, rid) in d.log(), 30, what="the first run's code")
         self.assertTrue(d.ctl({"command": "run", "job": "next"})["ok"])  # waits: the one worker is busy
         pid = d.runs("long")[0]["pid"]
         self.assertEqual(d.stop(), 0)
