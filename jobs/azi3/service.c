@@ -122,7 +122,9 @@ static const char *store_error(azi3_service *s) {
 
 /* --- meta and metrics -------------------------------------------------------------------------- */
 
-#define META_INSTANCE "daemon_instance"
+/* one key per daemon instance that has replayed: on a cluster several instances run the jobs
+ * at once, and a single "last instance" key flipped between them, replaying at every run */
+#define META_INSTANCE_PREFIX "daemon_instance/"
 #define META_SQS_LAST_RECEIVE "sqs_last_receive_usec"
 #define META_SQS_FIRST_FAILURE "sqs_first_failure_usec"
 
@@ -707,12 +709,12 @@ static void monitor_rule(monitor_run *run, monitor_cache *mc, const azi3_rule *r
  * subscription that lapsed, or that expired in the queue), or sqs-consumer deaf for longer
  * than replay_after (expired credentials, SQS down). */
 static const char *replay_reason(azi3_service *s, usec_t now, bool *ret_new_instance, char *buf, size_t len) {
-        char inst[sizeof(s->instance)] = "";
+        char key[sizeof(META_INSTANCE_PREFIX) + sizeof(s->instance)], seen[32];
         uint64_t heard = 0;
 
         *ret_new_instance = false;
-        if (s->instance[0] && (azi3_store_meta_get(s->store, META_INSTANCE, inst, sizeof(inst)) < 0 ||
-                               !streq(inst, s->instance))) {
+        snprintf(key, sizeof(key), META_INSTANCE_PREFIX "%s", s->instance);
+        if (s->instance[0] && azi3_store_meta_get(s->store, key, seen, sizeof(seen)) < 0) {
                 *ret_new_instance = true;
                 return "first run of this daemon instance";
         }
@@ -804,7 +806,10 @@ static void monitor_open_sessions(azi3_service *s, usec_t now, monitor_counts *c
                 if (!open[i].completed && now < open[i].params.b && monitor_replay_session(s, &open[i], now, c, rs) < 0)
                         ok = false;
         if (ok && new_instance) {
-                r = azi3_store_meta_set(s->store, META_INSTANCE, s->instance);
+                char key[sizeof(META_INSTANCE_PREFIX) + sizeof(s->instance)], seen[32];
+                snprintf(key, sizeof(key), META_INSTANCE_PREFIX "%s", s->instance);
+                snprintf(seen, sizeof(seen), "%" PRIu64, now); /* when it first ran */
+                r = azi3_store_meta_set(s->store, key, seen);
                 if (r < 0)
                         run_fail(s, rs, r, "cannot record the daemon instance (the next run replays again): %s",
                                  store_error(s));

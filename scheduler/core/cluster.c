@@ -51,6 +51,7 @@ struct cluster {
         char node_id[160];
         cluster_identity id;
         bool registered;
+        bool name_clash;        /* another daemon runs under this name: this one stops */
         bool closed_previous;
         usec_t lease, max_skew;
         sd_event_source *timer;
@@ -169,7 +170,7 @@ uint64_t cluster_fence(const cluster *c) {
 /* ---- runs taken over -------------------------------------------------------------------- */
 
 /* Runs of a lost (or restarted) node, interrupted: each job's retry policy decides here. */
-static void handle_lost_runs(cluster *c, cluster_lost_run *runs, size_t n) {
+static void handle_lost_runs(cluster *c, const char *cause, cluster_lost_run *runs, size_t n) {
         manager *m = c->m;
         bool queued = false;
 
@@ -178,7 +179,7 @@ static void handle_lost_runs(cluster *c, cluster_lost_run *runs, size_t n) {
                 job_rt *j = manager_find_job(m, l->job);
                 c->taken_over++;
                 log_full(LOG_WARNING, 0, l->job, (uint64_t) l->id, (int) l->attempt,
-                         "Run %" PRId64 " interrupted: node lost: %s", l->id, l->node);
+                         "Run %" PRId64 " interrupted: %s: %s", l->id, cause, l->node);
                 if (!j || !job_rt_enabled(j) || l->attempt >= j->def->retry.attempts || m->shutting_down) {
                         log_full(LOG_NOTICE, 0, l->job, (uint64_t) l->id, (int) l->attempt, "Not retried: %s",
                                  !j                 ? "the job is not in this node's registry"
@@ -414,7 +415,13 @@ static int do_register(cluster *c) {
                 call_failed(c, r, "closing the previous incarnation's runs");
                 return 0;
         }
-        handle_lost_runs(c, lost, n);
+        /* Its processes may have outlived it (a job may catch PDEATHSIG's SIGTERM): ended before a
+         * retry can overlap them. Only this node's own: on a shared host, killing by the history's
+         * pids alone would end other nodes' live runs. */
+        for (size_t i = 0; i < n; i++)
+                (void) manager_kill_leftover_run(lost[i].job, lost[i].id, lost[i].attempt, lost[i].pid,
+                                                 lost[i].started_usec);
+        handle_lost_runs(c, "node restarted", lost, n);
         cluster_lost_runs_free(lost, n);
         return 0;
 }
@@ -440,6 +447,8 @@ static usec_t beat(cluster *c) {
         usec_t db_now, m0, t0, t1;
         int r;
 
+        if (c->name_clash)
+                return BEAT_MAX; /* never registered again: that would close the other daemon's runs */
         if (!connection_ok(c))
                 goto backoff;
         if (!c->registered && do_register(c) < 0)
@@ -459,6 +468,20 @@ static usec_t beat(cluster *c) {
         c->offset_known = true;
 
         r = cluster_pg_renew(c->conn, c->id.fence, c->lease, c->offset, NULL);
+        if (r == -EADDRINUSE) {
+                /* Two daemons under one name would each close the other's runs at every
+                 * registration, for ever: the one that finds out stops, and says why. */
+                log_error("Another daemon registered as cluster node '%s' while this one (%s) was running, and "
+                          "closed this one's runs as a restart would. Each daemon needs a node name of its own: set "
+                          "scheduler.cluster.node (the default is the machine-id, the same on cloned machines). "
+                          "Stopping; not restarted until the registry changes.", c->name, c->node_id);
+                c->registered = false;
+                c->name_clash = true;
+                c->valid_until = 0;
+                manager_stop_on_error(c->m, r);
+                update_status(c);
+                return BEAT_MAX;
+        }
         if (r == -ESTALE) {
                 c->lost_leases++;
                 log_error("Node %s was declared lost by the cluster (its lease ran out): its runs in flight were "
@@ -486,7 +509,7 @@ renewed:
                 if (r < 0)
                         call_failed(c, r, "taking over lost nodes");
                 else {
-                        handle_lost_runs(c, lost, n);
+                        handle_lost_runs(c, "node lost", lost, n);
                         cluster_lost_runs_free(lost, n);
                 }
         }

@@ -50,6 +50,11 @@ job_rt *job_rt_of_run(manager *m, const run *r);
 const char *job_rt_dir(manager *m, job_rt *j);
 /* Wall-clock instant of a boottime instant. */
 usec_t manager_boot_to_real(usec_t boot);
+
+/* A previous daemon's run whose process (PID, started at STARTED_USEC, so a reused pid is
+ * told apart) is still there: killed with its process group and waited for (up to 5 s).
+ * Returns whether it was there. Blocks: only before the loop fires anything. */
+bool manager_kill_leftover_run(const char *job, int64_t id, unsigned attempt, pid_t pid, usec_t started_usec);
 /* Queues the job's next cron fire strictly after AFTER (wall clock); none if there is none. */
 void job_rt_schedule_cron(job_rt *j, usec_t after);
 /* Queues the @every job's next fire at DUE_BOOT (boottime). */

@@ -106,9 +106,27 @@ static usec_t proc_started(pid_t pid) {
 }
 
 /* A daemon killed hard leaves its runs behind (PR_SET_PDEATHSIG sends SIGTERM, which a job may
- * catch): before anything fires, each run still 'running' in history whose process is still
- * there (the same pid, started when the run did) is killed with its process group and waited
- * for, so a dead daemon's runs never overlap this one's. They end as interrupted, saying so. */
+ * catch). A run still there (the same pid, started when the run did) is killed with its process
+ * group and waited for, so a dead daemon's runs never overlap this one's. Returns whether it
+ * was there. */
+bool manager_kill_leftover_run(const char *job, int64_t id, unsigned attempt, pid_t pid, usec_t started_usec) {
+        usec_t st = pid > 0 ? proc_started(pid) : USEC_INFINITY;
+        if (st == USEC_INFINITY || st + ORPHAN_FORK_LEAD < started_usec || st > started_usec + ORPHAN_SLACK)
+                return false; /* gone, or the pid was reused */
+        log_full(LOG_WARNING, 0, job, (uint64_t) id, (int) attempt,
+                 "Run %" PRId64 " (pid %d) of the previous daemon is still running; killing it before firing.", id,
+                 (int) pid);
+        if (killpg(pid, SIGKILL) < 0)
+                (void) kill(pid, SIGKILL);
+        usec_t deadline = clock_now_monotonic() + ORPHAN_WAIT;
+        while (proc_started(pid) != USEC_INFINITY && clock_now_monotonic() < deadline)
+                (void) usleep(10 * 1000);
+        return true;
+}
+
+/* One node: before anything fires, each run still 'running' in history whose process is
+ * still there is killed, and the run ends as interrupted, saying so. (In a cluster the rows
+ * in flight are other nodes' too: the cluster closes this node's own, cluster.c.) */
 static void end_orphans(manager *m) {
         history_run *runs = NULL;
         size_t n = 0;
@@ -120,17 +138,8 @@ static void end_orphans(manager *m) {
         }
         for (size_t i = 0; i < n; i++) {
                 history_run *r = &runs[i];
-                usec_t st = r->pid > 0 ? proc_started(r->pid) : USEC_INFINITY;
-                if (st == USEC_INFINITY || st + ORPHAN_FORK_LEAD < r->started_usec || st > r->started_usec + ORPHAN_SLACK)
-                        continue; /* gone, or the pid was reused */
-                log_full(LOG_WARNING, 0, r->job, (uint64_t) r->id, (int) r->attempt,
-                         "Run %" PRId64 " (pid %d) of the previous daemon is still running; killing it before firing.",
-                         r->id, (int) r->pid);
-                if (killpg(r->pid, SIGKILL) < 0)
-                        (void) kill(r->pid, SIGKILL);
-                usec_t deadline = clock_now_monotonic() + ORPHAN_WAIT;
-                while (proc_started(r->pid) != USEC_INFINITY && clock_now_monotonic() < deadline)
-                        (void) usleep(10 * 1000);
+                if (!manager_kill_leftover_run(r->job, r->id, r->attempt, r->pid, r->started_usec))
+                        continue;
                 char msg[256];
                 snprintf(msg, sizeof(msg),
                          "the daemon died during this run; its process (pid %d) outlived it and was killed at the "
@@ -179,6 +188,12 @@ static void manager_shutdown(manager *m) {
                 run_cancel(r);
         (void) sd_event_add_time_relative(m->event, &m->grace_timer, CLOCK_MONOTONIC, m->reg->reg->shutdown_grace, 1,
                                           on_grace_timeout, m);
+}
+
+void manager_stop_on_error(manager *m, int error) {
+        if (m->stop_error == 0)
+                m->stop_error = error;
+        manager_shutdown(m);
 }
 
 static int on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
@@ -287,8 +302,9 @@ int manager_new(const manager_options *o, manager **ret) {
                 registry_free(r);
                 return -ENOMEM;
         }
-        end_orphans(m);
         m->clustered = history_get_backend(m->hist) == HISTORY_BACKEND_POSTGRESQL;
+        if (!m->clustered)
+                end_orphans(m);
         /* in a cluster the runs in flight are other nodes' too: this node closes only its own
          * earlier incarnations' (cluster_start()) */
         q = m->clustered ? 0 : history_mark_interrupted(m->hist, &n_int);
@@ -400,7 +416,7 @@ int manager_run(manager *m) {
         if (!m->shutting_down) /* on_sigterm() said it already */
                 (void) sd_notify(false, "STOPPING=1");
         log_info("Stopped.");
-        return q < 0 ? q : 0;
+        return q < 0 ? q : m->stop_error;
 }
 
 manager *manager_free(manager *m) {

@@ -158,6 +158,7 @@ struct manager {
         job_rt **missed_jobs;         /* jobs with missed fires not recorded yet */
         size_t n_missed_jobs, missed_jobs_cap;
         bool shutting_down;
+        int stop_error; /* < 0: the daemon stops because of it (manager_stop_on_error()) */
         bool subreaper; /* what runs leave behind comes to the daemon (orphans.c) */
         sd_event_source *orphan_timer; /* a sweep again, for children it could not tell */
 
@@ -186,6 +187,10 @@ int manager_new(const manager_options *o, manager **ret);
 
 /* Runs until SIGTERM/SIGINT and a graceful shutdown. Returns 0 or -errno. */
 int manager_run(manager *m);
+
+/* Stops the daemon as SIGTERM does (runs asked to end, the grace period kept), after which
+ * manager_run() returns ERROR (a negative errno) instead of 0. */
+void manager_stop_on_error(manager *m, int error);
 
 manager *manager_free(manager *m);
 DEFINE_TRIVIAL_CLEANUP_FUNC(manager *, manager_free);

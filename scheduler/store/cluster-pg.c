@@ -134,6 +134,15 @@ int cluster_pg_renew(PGconn *c, uint64_t fence, usec_t lease_usec, int64_t offse
                 return r;
         r = streq(PQcmdTuples(res), "1") ? 0 : -ESTALE;
         PQclear(res);
+        if (r == 0)
+                return 0;
+        /* 'replaced' while this incarnation was alive to renew: another daemon registered under
+         * its name (a restart closes the earlier incarnation only once it is dead) */
+        res = exec(c, "SELECT state FROM cluster_nodes WHERE fence = $1", 1, p, &r);
+        if (!res)
+                return r;
+        r = PQntuples(res) == 1 && streq(PQgetvalue(res, 0, 0), "replaced") ? -EADDRINUSE : -ESTALE;
+        PQclear(res);
         return r;
 }
 
@@ -208,7 +217,8 @@ static int end_nodes(PGconn *c, const char *ending, int n_p, const char *const *
                            "WHERE r.fence = n.fence AND r.status = 'running' AND n.ended_by = $1::bigint "
                            "  AND n.ended = now() "
                            "RETURNING r.id, r.job, r.attempt, COALESCE(NULLIF(r.retry_of, 0), r.id), "
-                           "          r.scheduled_usec, n.name || '#' || n.incarnation",
+                           "          r.scheduled_usec, n.name || '#' || n.incarnation, COALESCE(r.pid, 0), "
+                           "          r.started_usec",
                            2, q, &r);
                 if (!res)
                         goto rollback;
@@ -226,6 +236,8 @@ static int end_nodes(PGconn *c, const char *ending, int n_p, const char *const *
                                 .first_id = strtoll(PQgetvalue(res, (int) i, 3), NULL, 10),
                                 .scheduled_usec = get_usec(res, (int) i, 4),
                                 .node = strdup(PQgetvalue(res, (int) i, 5)),
+                                .pid = (pid_t) strtol(PQgetvalue(res, (int) i, 6), NULL, 10),
+                                .started_usec = get_usec(res, (int) i, 7),
                         };
                         if (!runs[i].job || !runs[i].node) {
                                 PQclear(res);

@@ -26,6 +26,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <libpq-fe.h>
 
@@ -49,7 +50,8 @@ int cluster_pg_register(PGconn *c, const char *name, usec_t lease_usec, const ch
 
 /* Renews the lease of incarnation FENCE to now() + LEASE_USEC and records its clock OFFSET
  * and registry DIGEST (may be NULL: unchanged). -ESTALE when the incarnation is no longer
- * alive (it was declared lost): it must not claim or complete anything more. */
+ * alive (it was declared lost): it must not claim or complete anything more. -EADDRINUSE when
+ * it was 'replaced' although alive: another daemon registered under the same name. */
 int cluster_pg_renew(PGconn *c, uint64_t fence, usec_t lease_usec, int64_t offset_usec, const char *digest);
 
 /* Makes the runs this session inserts (claims) carry NODE ("name#incarnation") and FENCE, as
@@ -71,6 +73,8 @@ typedef struct cluster_lost_run {
         int64_t first_id;               /* the attempt-0 row of its chain (id itself for attempt 0) */
         usec_t scheduled_usec;
         char *node;                     /* "name#incarnation" of the node that lost it */
+        pid_t pid;                      /* its process as recorded; 0 if none */
+        usec_t started_usec;
 } cluster_lost_run;
 
 cluster_lost_run *cluster_lost_runs_free(cluster_lost_run *runs, size_t n);

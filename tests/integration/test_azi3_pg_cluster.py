@@ -113,6 +113,14 @@ class ThreeNodes(unittest.TestCase):
         live = [s for s in self.peers.subscriptions() if s["robotId"] == ROBOT]
         self.assertEqual([str(s["id"]) for s in live], [sub])
         self.assertEqual(self.rows("SELECT count(*) FROM windows"), [["1"]])
+        # each node's first run replayed the open sessions once; the next runs, on any node, do
+        # not replay again (a single "last instance" key flipped between the nodes and made every
+        # run replay)
+        gets = lambda: len([c for c in self.peers.calls() if c[0] == "GET" and c[1].endswith("/incomings")])
+        before = gets()
+        for k in range(2):
+            self.run_everywhere("monitoring-scheduler", A + (2 + k) * M)
+        self.assertEqual(gets(), before, "monitoring-scheduler replayed again")
 
         # SQS delivers event 9001 to every node (three copies), all consume at once: applied once
         e1 = A + 30 * M

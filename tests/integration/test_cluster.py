@@ -109,8 +109,10 @@ class ClusterCase(DaemonTestCase):
 
 
 class TestClusterKill(ClusterCase):
-    @unittest.skipUnless(os.environ.get("CLUSTER_KILL_TEST"),
-                         "set CLUSTER_KILL_TEST=1: its every-fire-claimed check still fails on a loaded machine")
+    # 150 fresh runs a second on three daemons is more than an ASan+UBSan build keeps up with on
+    # a 2-core CI machine (fires are reached late and recorded missed); the gcc stage runs it
+    @unittest.skipIf(os.environ.get("SCHEDULERD_SANITIZERS") and not os.environ.get("CLUSTER_KILL_TEST"),
+                     "under sanitizers (set CLUSTER_KILL_TEST=1 to run it anyway); the non-sanitizer build runs it")
     def test_kill9_every_five_seconds(self):
         """LONG (~75 s). 3 nodes, 50 every-second jobs for 60 s, a node kill -9'ed every ~5 s and
         restarted (after 1 s, or after its lease ran out: both the restart's own clean-up and
@@ -139,12 +141,19 @@ class TestClusterKill(ClusterCase):
         starts = self.assert_no_double()
         # every instant of the window has its fire claimed once (UNIQUE) and recorded
         lo, hi = int(t_begin) + 3, int(t_end) - 3
-        fires = self.rows("SELECT job, scheduled_usec / 1000000, status, coalesce(message, ''), node "
+        # a fire reached too late is recorded missed: one row may stand for several instants
+        fires = self.rows("SELECT job, scheduled_usec / 1000000, status, coalesce(message, ''), node, "
+                          "coalesce(missed_count, 0), coalesce(missed_last_usec / 1000000, 0) "
                           "FROM runs WHERE attempt = 0 AND trigger = 'schedule'")
-        have = {(j, int(s)) for j, s, _, _, _ in fires}
+        have = set()
+        for j, s, _, _, _, n, last in fires:
+            have.add((j, int(s)))
+            if int(n) > 1:
+                have.update((j, t) for t in range(int(s), int(last) + 1))
+        missed = sum(max(1, int(n)) for _, _, st, _, _, n, _ in fires if st == "missed")
         missing = [(j, t) for j in ("j%02d" % i for i in range(50)) for t in range(lo, hi) if (j, t) not in have]
-        self.assertEqual(missing, [], "fires nobody claimed (of %d rows; j00 has %s)" % (
-            len(fires), sorted(t for j, t in have if j == "j00")))
+        self.assertEqual(missing, [], "fires nobody claimed (of %d rows, %d instants missed; j00 has %s)" % (
+            len(fires), missed, sorted(t for j, t in have if j == "j00")))
         # every run recorded succeeded was executed (its witness start) exactly once
         ok = self.rows("SELECT job, scheduled_usec, attempt FROM runs WHERE status = 'succeeded'")
         unexecuted = [r for r in ok if (r[0], int(r[1]), int(r[2])) not in starts]
@@ -269,6 +278,29 @@ class TestClusterFence(ClusterCase):
         self.assert_no_double()
         ends = [w for w in self.witness_lines() if w["event"] == "end"]
         self.assertEqual(sorted(w["attempt"] for w in ends), [0, 1], "the first run did end (late), the retry too")
+
+
+class TestClusterNames(ClusterCase):
+    def test_two_daemons_under_one_node_name(self):
+        """~10 s. A second daemon started under a live node's name (a cloned machine-id) closes
+        the first one's runs as a restart would. Left alone, each would close the other's at
+        every registration; the first stops at its next renewal, says why, and exits 78 (the
+        unit's RestartPreventExitStatus); the second goes on firing."""
+        jobs = self.witness_job("tick")
+        a = self.node("x", jobs)
+        wait_for(lambda: self.sql("SELECT count(*) FROM cluster_nodes WHERE state = 'alive'") == "1", what="node x#1")
+        b = self.node("x", jobs)
+        self.assertEqual(a.proc.wait(LEASE * 2 + 5), 78)
+        self.assertIn("Another daemon registered as cluster node 'x' while this one (x#1) was running", a.log())
+        self.assertIn("set scheduler.cluster.node", a.log())
+        # b was not closed in turn, and keeps firing
+        time.sleep(LEASE)
+        self.assertEqual(self.rows("SELECT name, incarnation, state FROM cluster_nodes ORDER BY fence"),
+                         [["x", "1", "replaced"], ["x", "2", "alive"]])
+        n = len(self.rows("SELECT id FROM runs WHERE node = 'x#2'"))
+        wait_for(lambda: len(self.rows("SELECT id FROM runs WHERE node = 'x#2'")) > n, what="x#2 firing on")
+        b.stop()
+        self.assert_no_double()
 
 
 if __name__ == "__main__":

@@ -60,7 +60,8 @@ static void setup(void) {
         PGconn *c = conn();
         sql(c, "DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public;");
         sql(c, "CREATE TABLE runs (id bigserial PRIMARY KEY, job text NOT NULL, attempt integer NOT NULL DEFAULT 0, "
-               "retry_of bigint, scheduled_usec bigint, status text NOT NULL, message text)");
+               "retry_of bigint, scheduled_usec bigint, status text NOT NULL, message text, pid integer, "
+               "started_usec bigint)");
         sql(c, cluster_pg_schema);
         sql(c, cluster_pg_schema); /* idempotent: N nodes may run it */
         PQfinish(c);
@@ -176,16 +177,28 @@ START_TEST(test_close_previous_incarnation) {
         ck_assert_int_eq(cluster_pg_register(c, "b", 10 * USEC_PER_SEC, NULL, &other), 0);
         add_run(c, "one", i1.fence);
         add_run(c, "two", other.fence);
-        sql(c, "INSERT INTO runs (job, status, retry_of, attempt, fence) VALUES ('one', 'running', 1, 1, 1)");
+        sql(c, "INSERT INTO runs (job, status, retry_of, attempt, fence, pid, started_usec) "
+               "VALUES ('one', 'running', 1, 1, 1, 4242, 7000000)");
         ck_assert_int_eq(cluster_pg_register(c, "a", 10 * USEC_PER_SEC, NULL, &i2), 0);
         ck_assert_int_eq(cluster_pg_close_previous(c, "a", i2.fence, &lost, &n), 0);
         ck_assert_uint_eq(n, 2);
+        bool seen_pid = false;
         for (size_t i = 0; i < n; i++) {
                 ck_assert_str_eq(lost[i].job, "one");
                 ck_assert_str_eq(lost[i].node, "a#1");
                 ck_assert_int_eq(lost[i].first_id, 1);
+                /* the process to end if it outlived its daemon (cluster.c) */
+                if (lost[i].attempt == 1) {
+                        ck_assert_int_eq(lost[i].pid, 4242);
+                        ck_assert_uint_eq(lost[i].started_usec, 7000000);
+                        seen_pid = true;
+                }
         }
+        ck_assert(seen_pid);
         cluster_lost_runs_free(lost, n);
+        /* a#1 replaced while still renewing: two daemons share the name */
+        ck_assert_int_eq(cluster_pg_renew(c, i1.fence, 10 * USEC_PER_SEC, 0, NULL), -EADDRINUSE);
+        ck_assert_int_eq(cluster_pg_renew(c, i2.fence, 10 * USEC_PER_SEC, 0, NULL), 0);
         ck_assert_int_eq(scalar(c, "SELECT count(*) FROM runs WHERE status = 'running'"), 1); /* b's */
         ck_assert_int_eq(scalar(c, "SELECT count(*) FROM runs WHERE message LIKE 'node restarted: a#1'"), 2);
         PQfinish(c);
