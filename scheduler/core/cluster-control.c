@@ -32,6 +32,10 @@ struct cluster_control {
         bool down_logged;       /* the outage is logged once, its end once */
         const void *digested;   /* the registry whose digest was recorded (NULL: none yet) */
         uint64_t digest_fence;  /* for the incarnation with this fencing token */
+        /* run requests may be queued: set by a notification, the resync timer, or a take that
+         * stopped at max_concurrent; cleared when none is left. Without it every run's end
+         * queried the request queue, one round trip per run for nothing. */
+        bool requests_waiting;
 };
 
 static int failed(cluster_control *cc, int q, const char *what);
@@ -139,8 +143,10 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
                 (void) failed(cc, q < 0 ? q : -ECONNRESET, "waiting for notifications");
                 return 0;
         }
-        if (n > 0 && resync(cc, false) >= 0)
+        if (n > 0 && resync(cc, false) >= 0) {
+                cc->requests_waiting = true;
                 cluster_control_take_requests(cc);
+        }
         return 0;
 }
 
@@ -184,6 +190,7 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         } else if (resync(cc, false) < 0)
                 return 0;
         record_digest(cc);
+        cc->requests_waiting = true; /* a notification may have been lost */
         cluster_control_take_requests(cc);
         manager_timer_at(cc->timer, clock_now_monotonic() + CLUSTER_RESYNC_USEC);
         return 0;
@@ -263,7 +270,7 @@ int cluster_control_request_run(cluster_control *cc, const char *job, usec_t at,
 void cluster_control_take_requests(cluster_control *cc) {
         manager *m = cc->m;
 
-        if (!cluster_control_connected(cc) || m->shutting_down || m->n_jobs == 0)
+        if (!cc->requests_waiting || !cluster_control_connected(cc) || m->shutting_down || m->n_jobs == 0)
                 return;
         _cleanup_free_ const char **names = calloc(m->n_jobs, sizeof(char *));
         if (!names)
@@ -279,8 +286,10 @@ void cluster_control_take_requests(cluster_control *cc) {
                         (void) failed(cc, q, "taking a run request");
                         return;
                 }
-                if (q == 0)
+                if (q == 0) {
+                        cc->requests_waiting = false;
                         return;
+                }
                 job_rt *j = manager_find_job(m, job);
                 if (j)
                         run_id = manager_fire(m, j, RUN_TRIGGER_MANUAL, at);

@@ -71,7 +71,9 @@ int cluster_control_set_enabled(cluster_control *cc, const char *job, int overri
 /* Queues a run of JOB standing for AT for a node that defines it. *ret_id: the request. */
 int cluster_control_request_run(cluster_control *cc, const char *job, usec_t at, int64_t *ret_id);
 
-/* Takes the run requests this node can start now (its jobs, room under max_concurrent). */
+/* Takes the run requests this node can start now (its jobs, room under max_concurrent). Cheap
+ * when none can be waiting (no notification or resync since the queue was last found empty):
+ * no query then, so it may be called at every run's end. */
 void cluster_control_take_requests(cluster_control *cc);
 
 /* Takes J's singleton slot for the fire at SCHEDULED. 1: taken (the fire may claim);

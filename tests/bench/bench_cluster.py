@@ -25,6 +25,13 @@ def psql(conninfo, q):
                           stdout=subprocess.PIPE, text=True).stdout.strip()
 
 
+def psql_quiet(conninfo, q):
+    """psql's answer, or None while the query fails (the schema not made yet)."""
+    r = subprocess.run(["psql", "-X", "-q", "-A", "-t", conninfo, "-c", q], stdout=subprocess.PIPE,
+                       stderr=subprocess.DEVNULL, text=True)
+    return r.stdout.strip() if r.returncode == 0 else None
+
+
 def start_node(builddir, tmp, name, conninfo, jobs):
     d = os.path.join(tmp, name)
     os.makedirs(d, exist_ok=True)
@@ -86,6 +93,92 @@ def takeover_once(builddir, tmp, conninfo, trial):
                 pass
 
 
+def read_stamps(path):
+    """{(job, scheduled_usec): [started_usec, ...]} from the stamp plugin's file."""
+    out = {}
+    try:
+        with open(path) as f:
+            for line in f:
+                p = line.split()
+                if len(p) == 4:
+                    out.setdefault((p[0], int(p[1])), []).append(int(p[2]))
+    except FileNotFoundError:
+        pass
+    return out
+
+
+def pct(xs, p):
+    if not xs:
+        return None
+    return xs[min(len(xs) - 1, max(0, int(round(p / 100.0 * len(xs) + 0.5)) - 1))]
+
+
+def lateness_once(builddir, tmp, conninfo, label, n_nodes, n_jobs, window, log):
+    """N_JOBS every-second jobs (the stamp plugin, whose run() reads the real clock first) on
+    N_NODES daemons sharing CONNINFO (None: one daemon on its own SQLite), for WINDOW whole
+    seconds after a settle: lateness as the job sees it, fires executed per second, doubles."""
+    d = os.path.join(tmp, label)
+    os.makedirs(d, exist_ok=True)
+    stamps = os.path.join(d, "stamps")
+    jobs = "".join('  - name: j%04d\n    plugin: stamp.so\n    schedule: "* * * * * *"\n'
+                   '    params: { out: %s }\n' % (i, stamps) for i in range(n_jobs))
+    procs = []
+    try:
+        for k in range(n_nodes):
+            nd = os.path.join(d, "n%d" % k)
+            os.makedirs(nd, exist_ok=True)
+            reg = os.path.join(nd, "registry.yaml")
+            store = '  store: "%s"\n  cluster: { node: n%d }\n' % (conninfo, k) if conninfo else ""
+            with open(reg, "w") as f:
+                f.write("scheduler:\n  plugin_dir: %s\n  state_dir: %s/state\n  control_socket: %s/control.sock\n"
+                        "  max_concurrent: 2000\n  shutdown_grace: 2s\n%sjobs:\n%s"
+                        % (os.path.join(builddir, "tests", "plugins", ".libs"), nd, nd, store, jobs))
+            log_f = open(os.path.join(nd, "daemon.log"), "ab")
+            procs.append(subprocess.Popen([os.path.join(builddir, "schedulerd"), "--config", reg], stdout=log_f,
+                                          stderr=subprocess.STDOUT))
+            if conninfo and k == 0:
+                # the first node creates the schema before the others start
+                while psql_quiet(conninfo, "SELECT count(*) FROM cluster_nodes WHERE state = 'alive'") != "1":
+                    time.sleep(0.1)
+        a = int(time.time()) + 8
+        b = a + window
+        while time.time() < b + 2:
+            time.sleep(0.5)
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            p.wait()
+    st = read_stamps(stamps)
+    late, doubles, ran = [], 0, 0
+    for (job, sched), starts in st.items():
+        if a * 1000000 <= sched < b * 1000000:
+            late.append(min(starts) - sched)
+            doubles += len(starts) - 1
+            ran += 1
+    late.sort()
+    r = {"label": label, "nodes": n_nodes, "jobs": n_jobs, "window_sec": window, "expected": n_jobs * window,
+         "ran": ran, "doubles": doubles, "fires_per_sec": round(ran / window, 1),
+         "p50_ms": round(pct(late, 50) / 1000, 2) if late else None,
+         "p99_ms": round(pct(late, 99) / 1000, 2) if late else None,
+         "max_ms": round(late[-1] / 1000, 2) if late else None}
+    log("cluster lateness %s: %s" % (label, json.dumps(r)))
+    return r
+
+
+def lateness_compare(builddir, tmp, conninfo, log):
+    window = int(os.environ.get("CLUSTER_LATENESS_WINDOW", "30"))
+    out = []
+    for n_jobs in (200, 1000):
+        out.append(lateness_once(builddir, tmp, None, "sqlite-1x%d" % n_jobs, 1, n_jobs, window, log))
+        for nodes in (1, 3):
+            db = "late%d_%d" % (nodes, n_jobs)
+            psql(conninfo, "CREATE DATABASE %s" % db)
+            ci = conninfo.replace("dbname=postgres", "dbname=" + db)
+            out.append(lateness_once(builddir, tmp, ci, "pg-%dx%d" % (nodes, n_jobs), nodes, n_jobs, window, log))
+    return out
+
+
 def run(args, log):
     tmp = tempfile.mkdtemp(prefix="schedulerd-bench-cluster-")
     with pgserver.PgServer(os.path.join(tmp, "pg")) as pg:
@@ -100,7 +193,9 @@ def run(args, log):
         log("cluster claim latency over TCP loopback: %s" % out.strip())
         takeovers = [round(takeover_once(args.builddir, tmp, pg.conninfo, i), 2) for i in range(int(os.environ.get("TAKEOVER_TRIALS", "3")))]
         log("cluster take-over times (s): %s" % takeovers)
-    return {"claim_unix": claim, "claim_tcp": claim_tcp, "lease_sec": LEASE, "takeover_sec": takeovers}
+        lateness = lateness_compare(args.builddir, tmp, pg.conninfo, log)
+    return {"claim_unix": claim, "claim_tcp": claim_tcp, "lease_sec": LEASE, "takeover_sec": takeovers,
+            "lateness": lateness}
 
 
 def render(r):
@@ -118,13 +213,36 @@ def render(r):
         "Claims are single INSERT ... ON CONFLICT DO NOTHING statements, each committed alone, %d of each kind. "
         "The take-over includes the retry's backoff (100 ms)." % c["n"],
         "",
-    ]
+    ] + render_lateness(r.get("lateness") or [])
+
+
+def render_lateness(rows):
+    if not rows:
+        return []
+    out = ["Every-second jobs (the stamp plugin: lateness read by the job's own code), one daemon on SQLite "
+           "beside one and three daemons sharing PostgreSQL, process isolation, the same window each:",
+           "",
+           "| store x jobs | nodes | fires run / due | doubles | fires/s run | lateness p50 / p99 / max |",
+           "| --- | --- | --- | --- | --- | --- |"]
+    for x in rows:
+        out.append("| %s | %d | %d / %d | %d | %.0f | %s / %s / %s ms |" % (
+            x["label"], x["nodes"], x["ran"], x["expected"], x["doubles"], x["fires_per_sec"],
+            x["p50_ms"], x["p99_ms"], x["max_ms"]))
+    out.append("")
+    return out
 
 
 if __name__ == "__main__":
     import argparse
     p = argparse.ArgumentParser()
     p.add_argument("--builddir", required=True)
+    p.add_argument("--only-lateness", action="store_true")
     a = p.parse_args()
+    if a.only_lateness:
+        tmp = tempfile.mkdtemp(prefix="schedulerd-bench-cluster-")
+        with pgserver.PgServer(os.path.join(tmp, "pg")) as pg:
+            rows = lateness_compare(a.builddir, tmp, pg.conninfo, lambda m: print(m, file=sys.stderr))
+        print("\n".join(render_lateness(rows)))
+        sys.exit(0)
     res = run(a, lambda m: print(m, file=sys.stderr))
     print("\n".join(render(res)))
