@@ -505,12 +505,16 @@ renewed:
         /* results first: a run that finished here during an outage is not taken for lost */
         flush_results(c);
         if (c->connected_since != USEC_INFINITY && clock_now_monotonic() - c->connected_since >= c->lease) {
-                r = cluster_pg_take_over(c->conn, c->id.fence, &lost, &n);
+                size_t n_nodes = 0;
+                r = cluster_pg_take_over(c->conn, c->id.fence, &lost, &n, &n_nodes);
                 if (r < 0)
                         call_failed(c, r, "taking over lost nodes");
                 else {
                         handle_lost_runs(c, "node lost", lost, n);
                         cluster_lost_runs_free(lost, n);
+                        /* their retries that were waiting (a failed run's backoff) wait here now */
+                        if (n_nodes > 0)
+                                (void) manager_retries_adopt(c->m);
                 }
         }
         update_status(c);

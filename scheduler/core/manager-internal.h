@@ -126,6 +126,10 @@ void manager_retries_free(manager *m);
 /* At start-up: queues the retries pending in history; those of jobs no longer in the registry
  * are logged and forgotten. -errno from history (then none are resumed). */
 int manager_retries_resume(manager *m);
+/* Cluster take-over: the pending retries in history of jobs this node defines that it does not
+ * hold already (a lost node's, kept in the store) wait here too; whichever node claims a retry
+ * first runs it (its claim key), the others find it claimed. 0 or -errno (logged). */
+int manager_retries_adopt(manager *m);
 
 /* --- warm.c --- */
 

@@ -121,6 +121,32 @@ static int resume_one(const history_retry *h, void *userdata) {
         return manager_retry_add(m, h->job, h->first_run_id, h->attempt, h->scheduled_usec, clock_now_boottime() + left);
 }
 
+static int adopt_one(const history_retry *h, void *userdata) {
+        manager *m = userdata;
+        usec_t now = clock_now_realtime(), left = h->due_usec > now ? h->due_usec - now : 0;
+        char b[DURATION_MAX];
+
+        if (!manager_find_job(m, h->job))
+                return 0; /* another node's job: its row stays for a node that defines it */
+        for (retry_wait *rw = m->retries; rw; rw = rw->next)
+                if (rw->first_id == h->first_run_id && rw->attempt == h->attempt)
+                        return 0; /* waiting here already */
+        log_full(LOG_NOTICE, 0, h->job, (uint64_t) h->first_run_id, (int) h->attempt,
+                 "Adopting retry %u of run %" PRId64 ", pending when its node was lost, in %s", h->attempt,
+                 h->first_run_id, duration_format(left, b, sizeof(b)));
+        return manager_retry_add(m, h->job, h->first_run_id, h->attempt, h->scheduled_usec, clock_now_boottime() + left);
+}
+
+int manager_retries_adopt(manager *m) {
+        int q = history_foreach_retry(m->hist, adopt_one, m);
+        if (q < 0)
+                log_warning_errno(q, "Cannot read the pending retries of lost nodes (%s); they wait for a node's restart.",
+                                  history_last_error(m->hist));
+        else
+                manager_arm_timers(m);
+        return q;
+}
+
 int manager_retries_resume(manager *m) {
         resume_ctx c = { .m = m };
         int q = history_foreach_retry(m->hist, resume_one, &c);

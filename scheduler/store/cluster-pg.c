@@ -194,7 +194,7 @@ cluster_lost_run *cluster_lost_runs_free(cluster_lost_run *runs, size_t n) {
  * incarnation, with parameters P) ends incarnations, then their running runs are
  * interrupted with CAUSE ("node lost: ") and the node. */
 static int end_nodes(PGconn *c, const char *ending, int n_p, const char *const *p, const char *cause,
-                     cluster_lost_run **ret_runs, size_t *ret_n) {
+                     cluster_lost_run **ret_runs, size_t *ret_n, size_t *ret_n_nodes) {
         cluster_lost_run *runs = NULL;
         size_t n = 0;
         PGresult *res;
@@ -254,6 +254,8 @@ static int end_nodes(PGconn *c, const char *ending, int n_p, const char *const *
         }
         *ret_runs = runs;
         *ret_n = n;
+        if (ret_n_nodes)
+                *ret_n_nodes = (size_t) n_nodes;
         return 0;
 
 rollback:
@@ -262,7 +264,8 @@ rollback:
         return r;
 }
 
-int cluster_pg_take_over(PGconn *c, uint64_t by_fence, cluster_lost_run **ret_runs, size_t *ret_n) {
+int cluster_pg_take_over(PGconn *c, uint64_t by_fence, cluster_lost_run **ret_runs, size_t *ret_n,
+                         size_t *ret_n_nodes) {
         char f[32];
         snprintf(f, sizeof(f), "%" PRIu64, by_fence);
         const char *p[] = { f };
@@ -272,7 +275,7 @@ int cluster_pg_take_over(PGconn *c, uint64_t by_fence, cluster_lost_run **ret_ru
                          "WHERE fence IN (SELECT fence FROM cluster_nodes WHERE state = 'alive' "
                          "                AND lease_expires < now() AND fence <> $1::bigint FOR UPDATE SKIP LOCKED) "
                          "RETURNING fence",
-                         1, p, "node lost: ", ret_runs, ret_n);
+                         1, p, "node lost: ", ret_runs, ret_n, ret_n_nodes);
 }
 
 int cluster_pg_close_previous(PGconn *c, const char *name, uint64_t fence, cluster_lost_run **ret_runs,
@@ -283,7 +286,7 @@ int cluster_pg_close_previous(PGconn *c, const char *name, uint64_t fence, clust
         return end_nodes(c,
                          "UPDATE cluster_nodes SET state = 'replaced', ended = now(), ended_by = $1::bigint "
                          "WHERE name = $2 AND state = 'alive' AND fence < $1::bigint RETURNING fence",
-                         2, p, "node restarted: ", ret_runs, ret_n);
+                         2, p, "node restarted: ", ret_runs, ret_n, NULL);
 }
 
 /* ---- listing --------------------------------------------------------------------------- */

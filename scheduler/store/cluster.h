@@ -83,8 +83,10 @@ cluster_lost_run *cluster_lost_runs_free(cluster_lost_run *runs, size_t n);
  * 'lost' (recording BY_FENCE as the survivor that declared it) and each of its running runs
  * 'interrupted' with the message "node lost: NAME#INCARNATION", in one transaction. Two
  * survivors racing declare each node once: *ret_runs (may be NULL when *ret_n is 0) holds the
- * runs this call interrupted, for their retry policy. */
-int cluster_pg_take_over(PGconn *c, uint64_t by_fence, cluster_lost_run **ret_runs, size_t *ret_n);
+ * runs this call interrupted, for their retry policy; *ret_n_nodes (may be NULL) how many
+ * incarnations it declared lost. */
+int cluster_pg_take_over(PGconn *c, uint64_t by_fence, cluster_lost_run **ret_runs, size_t *ret_n,
+                         size_t *ret_n_nodes);
 
 /* At start-up: the earlier incarnations of NAME still 'alive' (this node died or was killed)
  * become 'replaced', and their running runs 'interrupted' ("node restarted: NAME#N"), as

@@ -83,8 +83,9 @@ class ClusterCase(DaemonTestCase):
             d.start(extra_env=env)
         return d
 
-    def witness_job(self, name, schedule="@every 1s", duration="0", **kw):
-        return job(name, "witness.so", schedule, params={"file": self.witness, "duration": duration}, **kw)
+    def witness_job(self, name, schedule="@every 1s", duration="0", result="ok", **kw):
+        return job(name, "witness.so", schedule, params={"file": self.witness, "duration": duration, "result": result},
+                   **kw)
 
     def witness_lines(self):
         try:
@@ -278,6 +279,26 @@ class TestClusterFence(ClusterCase):
         self.assert_no_double()
         ends = [w for w in self.witness_lines() if w["event"] == "end"]
         self.assertEqual(sorted(w["attempt"] for w in ends), [0, 1], "the first run did end (late), the retry too")
+
+    def test_pending_retry_of_a_lost_node_runs_elsewhere(self):
+        """~15 s. A run fails on a and its retry waits out its backoff; a is killed -9 meanwhile
+        and not restarted. The retry, kept in the store, is adopted by b when it declares a lost,
+        and runs there once."""
+        jobs = self.witness_job("flaky", schedule="0 0 1 1 *", result="retry",
+                                retry={"attempts": 1, "backoff": "6s", "max_backoff": "6s"})
+        a = self.node("a", jobs)
+        b = self.node("b", jobs)
+        wait_for(lambda: self.sql("SELECT count(*) FROM cluster_nodes WHERE state = 'alive'") == "2", what="2 nodes")
+        r = a.ctl({"command": "run", "job": "flaky", "wait": True}, timeout=30)
+        self.assertEqual(r.get("status"), "failed", r)
+        wait_for(lambda: "Retry 1 of 1 in" in a.log(), what="a's retry queued")
+        a.kill9()
+        wait_for(lambda: self.rows("SELECT node, status FROM runs WHERE attempt = 1") == [["b#1", "failed"]],
+                 timeout=LEASE + 15, what="the retry run on b")
+        self.assertIn("Adopting retry 1 of run", b.log())
+        b.stop()
+        starts = self.assert_no_double()
+        self.assertEqual(sorted(k[2] for k in starts if k[0] == "flaky"), [0, 1])
 
 
 class TestClusterNames(ClusterCase):

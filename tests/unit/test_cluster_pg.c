@@ -130,8 +130,10 @@ START_TEST(test_take_over_and_fence) {
         sql(a, "UPDATE runs SET status = 'succeeded' WHERE job = 'two'"); /* finished while alive */
         usleep(2000);
 
-        ck_assert_int_eq(cluster_pg_take_over(b, ib.fence, &lost, &n), 0);
+        size_t n_nodes = 0;
+        ck_assert_int_eq(cluster_pg_take_over(b, ib.fence, &lost, &n, &n_nodes), 0);
         ck_assert_uint_eq(n, 1);
+        ck_assert_uint_eq(n_nodes, 1); /* a (its lease was 1 us) */
         ck_assert_str_eq(lost[0].job, "one");
         ck_assert_uint_eq(lost[0].attempt, 0);
         ck_assert_int_eq(lost[0].first_id, lost[0].id);
@@ -140,8 +142,9 @@ START_TEST(test_take_over_and_fence) {
 
         /* the second survivor finds nothing left to take */
         lost = NULL;
-        ck_assert_int_eq(cluster_pg_take_over(c, ic.fence, &lost, &n), 0);
+        ck_assert_int_eq(cluster_pg_take_over(c, ic.fence, &lost, &n, &n_nodes), 0);
         ck_assert_uint_eq(n, 0);
+        ck_assert_uint_eq(n_nodes, 0);
         ck_assert_ptr_null(lost);
 
         ck_assert_int_eq(scalar(c, "SELECT count(*) FROM runs WHERE status = 'interrupted' "
