@@ -696,6 +696,9 @@ def render(results):
                                                                  m.get("sqlite")))
     o.append("- Load average when the run started: %s (other work on the machine inflates wall-clock figures; "
              "CPU-time figures are the daemon's own)" % " ".join(m.get("loadavg_at_start", [])))
+    for name, rm in sorted(results.get("reruns", {}).items()):
+        o.append("- Re-run alone since: *%s*, %s, commit %s (load average %s)" % (
+            name, rm.get("date"), rm.get("commit"), " ".join(rm.get("loadavg_at_start", []))))
     o.append("- Every benchmark starts its own `schedulerd` on a generated registry (plugin `tests/plugins/stamp.so`; "
              "`max_concurrent: 10000`; zone UTC; logging to a file), and stops it. croner 11 "
              "(`tests/bench/croner`, pinned by its lock file) does the same work in the same run, one benchmark "
@@ -894,7 +897,14 @@ def main():
             results = json.load(f)
     if not ARGS.render_only:
         only = [x for x in ARGS.only.split(",") if x]
-        results["machine"] = machine()
+        if only and "machine" in results:
+            # a partial run: the header keeps the full run's machine and commit, and lists this one
+            for name in only:
+                results.setdefault("reruns", {})[name if ARGS.isolation == "process" else
+                                                  "%s_%s" % (name, ARGS.isolation)] = machine()
+        else:
+            results["machine"] = machine()
+            results.pop("reruns", None)
         for name, fn in BENCHES:
             if only and name not in only:
                 continue
