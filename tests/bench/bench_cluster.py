@@ -93,30 +93,11 @@ def takeover_once(builddir, tmp, conninfo, trial):
                 pass
 
 
-def read_stamps(path):
-    """{(job, scheduled_usec): [started_usec, ...]} from the stamp plugin's file."""
-    out = {}
-    try:
-        with open(path) as f:
-            for line in f:
-                p = line.split()
-                if len(p) == 4:
-                    out.setdefault((p[0], int(p[1])), []).append(int(p[2]))
-    except FileNotFoundError:
-        pass
-    return out
-
-
-def pct(xs, p):
-    if not xs:
-        return None
-    return xs[min(len(xs) - 1, max(0, int(round(p / 100.0 * len(xs) + 0.5)) - 1))]
-
-
 def lateness_once(builddir, tmp, conninfo, label, n_nodes, n_jobs, window, log):
     """N_JOBS every-second jobs (the stamp plugin, whose run() reads the real clock first) on
     N_NODES daemons sharing CONNINFO (None: one daemon on its own SQLite), for WINDOW whole
     seconds after a settle: lateness as the job sees it, fires executed per second, doubles."""
+    from bench import pct, read_stamps  # the stamp file and percentiles as bench.py reads them
     d = os.path.join(tmp, label)
     os.makedirs(d, exist_ok=True)
     stamps = os.path.join(d, "stamps")
