@@ -23,8 +23,7 @@
 #define EXIT_CONFIG 78
 
 static int exit_status(int r) {
-        /* a configuration to fix, not a fault a restart cures (the unit's RestartPreventExitStatus) */
-        return r == -EINVAL || r == -ENAMETOOLONG || r == -EEXIST || r == -EADDRINUSE ? EXIT_CONFIG : EXIT_FAILURE;
+        return r == -EINVAL || r == -ENAMETOOLONG || r == -EEXIST ? EXIT_CONFIG : EXIT_FAILURE;
 }
 
 static void help(void) {
@@ -130,5 +129,9 @@ int main(int argc, char **argv) {
         control_free(c);
         m = manager_free(m);
         tz_cache_clear();
-        return r < 0 ? exit_status(r) : EXIT_SUCCESS;
+        /* stopped because another daemon took its cluster node name: a configuration to fix, not a
+         * fault a restart cures (the unit's RestartPreventExitStatus) */
+        if (r == -EADDRINUSE)
+                return EXIT_CONFIG;
+        return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -214,6 +214,12 @@ static int worker_spawn(pool *p, worker **ret);
 static int on_worker_exit(sd_event_source *s, const siginfo_t *si, void *userdata) {
         worker *w = userdata;
         pool *p = w->pool;
+
+        /* A reply written just before the exit (a cancelled run answers, then its worker exits)
+         * is read first: the exit can be dispatched before the socket's readability, and the
+         * run would end without its message ("cancelled by daemon shutdown"). */
+        if (w->run && w->fd >= 0)
+                (void) on_worker_reply(NULL, w->fd, EPOLLIN, w);
         bool was_busy = w->run, replace = !p->retired && (w->run || w->n_runs > 0);
 
         if (w->run) {

@@ -664,18 +664,21 @@ static int migrate(pg_history *h) {
         int64_t version;
         int r;
 
-        /* the common case, without a lock: nothing to do */
+        /* the common case, without a lock: nothing to do. The two to_regclass() of one statement
+         * may see another daemon's migration commit between them ("runs" but no schema table):
+         * -EBADMSG here is decided again under the lock. */
         r = schema_version(h, &exists, &version);
-        if (r < 0)
+        if (r < 0 && r != -EBADMSG)
                 return r;
-        if ((r = check_not_newer(h, version)) < 0)
+        if (r >= 0 && (r = check_not_newer(h, version)) < 0)
                 return r;
-        if (exists && version == (int64_t) history_pg_schema_steps)
+        if (r >= 0 && exists && version == (int64_t) history_pg_schema_steps)
                 return 0;
 
         /* A backend reads the catalogs as of its transaction's start, and an advisory lock does
          * not refresh them: a daemon that waited for another's migration can still think the
-         * tables missing and fail to create them (-EEXIST). A second transaction sees them. */
+         * tables missing and fail to create them (-EEXIST), or see half of them (-EBADMSG). A
+         * second transaction sees them all; a database that is really not ours fails twice. */
         for (unsigned attempt = 0;; attempt++) {
                 r = exec_raw(h, "BEGIN", NULL, "starting the schema migration", NULL);
                 if (r < 0)
@@ -685,7 +688,7 @@ static int migrate(pg_history *h) {
                         r = exec_raw(h, "COMMIT", NULL, "committing the schema migration", NULL);
                 if (r < 0 && h->conn && PQtransactionStatus(h->conn) != PQTRANS_IDLE)
                         exec_quiet(h, "ROLLBACK");
-                if (r != -EEXIST || attempt > 0)
+                if ((r != -EEXIST && r != -EBADMSG) || attempt > 0)
                         return r;
         }
 }
