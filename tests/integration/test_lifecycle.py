@@ -11,7 +11,9 @@ from harness import BUILDDIR, DaemonTestCase, SRCDIR, job, wait_for
 
 class Lifecycle(DaemonTestCase):
     def test_notify_ready_status_stopping(self):
-        d = self.daemon(job("a", "ok.so", "@daily") + job("b", "ok.so", "@hourly")).start()
+        # a: Jan 1 00:30, never at the same instant as b's hourly fire (@daily was: from 23:00
+        # UTC on, both were next at midnight and the status named a)
+        d = self.daemon(job("a", "ok.so", "30 0 1 1 *") + job("b", "ok.so", "@hourly")).start()
         status = [m for m in d.messages if m.startswith("STATUS=")]
         self.assertTrue(status, d.messages)
         self.assertIn("2 jobs, 0 running, next: b in", status[-1])
