@@ -4,7 +4,7 @@
 #   tests/fuzz/build.sh [OUTDIR]
 # Each target is OUTDIR/fuzz_<name>; OUTDIR/plugins/ok.so is the test plugin fuzz_control's jobs
 # use. Needs clang and its fuzzer runtime (Debian: clang libclang-rt-14-dev) and the -dev
-# packages of libyaml, libsystemd, sqlite3 and jansson.
+# packages of libyaml, libsystemd, sqlite3, jansson and libpq.
 set -euo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -49,11 +49,11 @@ build() {
 build duration "" "$s/basic/parse-error.c" "$s/basic/duration.c"
 build cron "" "${TIME_SRC[@]}" "$s/basic/schedule.c"
 build timefmt "" "${TIME_SRC[@]}" "$s/basic/timefmt.c"
-build registry "$(pc --cflags --libs yaml-0.1 libsystemd sqlite3 jansson) -ldl -lm" "${REGISTRY_SRC[@]}"
-build azi3_config "$(pc --cflags --libs yaml-0.1)" "${TIME_SRC[@]}" "$a/day.c" "$a/config.c"
+build registry "$(pc --cflags --libs yaml-0.1 libsystemd sqlite3 jansson libpq) -ldl -lm" "${REGISTRY_SRC[@]}"
+build azi3_config "$(pc --cflags --libs yaml-0.1 sqlite3 libpq)" "${TIME_SRC[@]}" "$a/day.c" "$a/config.c" "$a"/store*.c "$a/window.c" "$a/uuid.c"
 build sqs_body "$(pc --cflags --libs jansson)" "$s/basic/parse-error.c" "$s/basic/civil.c" "$a/message.c"
 build megazord "$(pc --cflags --libs jansson)" "$s/basic/parse-error.c" "$s/basic/civil.c" "$a/message.c"
-build control "$(pc --cflags --libs yaml-0.1 libsystemd sqlite3 jansson libmicrohttpd) -ldl -lm" "${DAEMON_SRC[@]}"
+build control "$(pc --cflags --libs yaml-0.1 libsystemd sqlite3 jansson libmicrohttpd libpq) -ldl -lm" "${DAEMON_SRC[@]}"
 
 # the plugin fuzz_control's registry uses (no sanitizers: it is dlopen'ed into the target)
 "$CC" -std=gnu11 -O1 -g -fPIC -shared -I"$top/include" -o "$out/plugins/ok.so" "$top/tests/plugins/ok.c"
