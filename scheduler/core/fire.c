@@ -4,6 +4,7 @@
  * opened at the gate, or a fork) and the release of the warm runs of a dispatch. */
 #include <assert.h>
 #include <inttypes.h>
+#include <sys/random.h>
 #include <sys/wait.h>
 
 #include "basic/clock.h"
@@ -417,8 +418,15 @@ static void fire_retry(manager *m, retry_wait *rw) {
         if (slot < 0 || skip_reason(m, j, why, sizeof(why), NULL) || !cluster_may_claim(m->cluster)) {
                 if (slot == 1)
                         cluster_control_singleton_release(m->cluster_control, j->def->name);
-                /* not a new fire: it waits for room (or for a claim this node may make) */
-                (void) timer_heap_put(&m->boot_heap, &rw->w.entry, clock_now_boottime() + RETRY_POSTPONE);
+                /* not a new fire: it waits for room (or for a claim this node may make). A run of
+                 * its job ending here wakes it at once; the slot may be another node's, so it also
+                 * looks again after a random 0.5-1.5 s, never in step with the job's own period */
+                uint32_t rnd;
+                if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t) sizeof(rnd))
+                        rnd = (uint32_t) clock_now_monotonic();
+                rw->waiting_room = true;
+                (void) timer_heap_put(&m->boot_heap, &rw->w.entry,
+                                      clock_now_boottime() + RETRY_POSTPONE / 2 + rnd % RETRY_POSTPONE);
                 return;
         }
         int64_t first_id = rw->first_id;

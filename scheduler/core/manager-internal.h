@@ -119,6 +119,10 @@ int manager_retry_add(manager *m, const char *job, int64_t first_id, unsigned at
 /* Unqueues and frees RW (accepts NULL); FORGET: also takes it out of history (claimed or given
  * up), else it is resumed at the next start. */
 void manager_retry_drop(manager *m, retry_wait *rw, bool forget);
+/* A run of JOB ended here: its retries that wait for room are due now, ahead of the job's next
+ * fire, which would otherwise take the slot again every time (a retry that polls at a fixed
+ * period can stay in phase with an every-second job's runs for ever). */
+void manager_retries_wake(manager *m, const char *job);
 /* Sets each job's n_retrying from m->retries (after a reload). */
 void manager_retries_recount(manager *m);
 /* Frees every pending retry, leaving them in history. */

@@ -47,6 +47,7 @@ typedef struct retry_wait {
         int64_t first_id; /* the chain's attempt 0, or 0 when history was failing */
         unsigned attempt;
         usec_t scheduled;
+        bool waiting_room; /* due, but its job's slot was held: woken when one of its runs ends */
         struct retry_wait *next, *prev;
 } retry_wait;
 

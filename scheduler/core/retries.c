@@ -55,6 +55,18 @@ int manager_retry_add(manager *m, const char *job, int64_t first_id, unsigned at
         return 0;
 }
 
+void manager_retries_wake(manager *m, const char *job) {
+        usec_t now = clock_now_boottime();
+        bool woke = false;
+        for (retry_wait *rw = m->retries; rw; rw = rw->next)
+                if (rw->waiting_room && streq(rw->job, job)) {
+                        rw->waiting_room = false;
+                        woke = timer_heap_put(&m->boot_heap, &rw->w.entry, now) >= 0 || woke;
+                }
+        if (woke)
+                manager_arm_timers(m);
+}
+
 void manager_retry_drop(manager *m, retry_wait *rw, bool forget) {
         if (!rw)
                 return;

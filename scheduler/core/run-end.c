@@ -77,6 +77,8 @@ void manager_run_done(run *r, void *userdata) {
                         cluster_control_singleton_release(m->cluster_control, r->def->name);
                 cluster_control_take_requests(m->cluster_control); /* room for a queued run request */
         }
+        if (j && j->n_retrying > 0)
+                manager_retries_wake(m, r->def->name);
         maybe_retry(m, j, r);
         manager_chain_run_ended(m, j, r);
         if (m->run_waiter) {

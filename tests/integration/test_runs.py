@@ -132,6 +132,27 @@ class Runs(DaemonTestCase):
         self.assertEqual(len(d.runs("flaky")), 3, "retried beyond attempts")
         d.stop()
 
+    def test_retry_not_starved_by_its_own_job(self):
+        # An every-second singleton job whose runs take 700 ms: its first run asks for a retry, due
+        # ~1.2 s later, inside the next fire's run. A retry that looked again every second would
+        # find the slot held at each x.2 s for ever; it must start when that run ends.
+        d = self.daemon(job("busy", "slow.so", "* * * * * *", retry={"attempts": 1, "backoff": "500ms"},
+                            params={"duration": "700ms", "retry_once": True})).start()
+        rows = d.wait_runs("busy", lambda rs: any(r["trigger"] == "retry" and r["finished_usec"] for r in rs),
+                           timeout=8)
+        first = [r for r in rows if "first run: retry" in (r["message"] or "")]
+        self.assertEqual(len(first), 1, rows)
+        retry = [r for r in rows if r["trigger"] == "retry"]
+        self.assertEqual(len(retry), 1, rows)
+        self.assertEqual(retry[0]["status"], "succeeded")
+        self.assertEqual(retry[0]["retry_of"], first[0]["id"])
+        self.assertEqual(retry[0]["scheduled_usec"], first[0]["scheduled_usec"])
+        # started as soon as a run ended (or, at worst, after one random look), not seconds later
+        ended = sorted(r["finished_usec"] for r in rows if r["finished_usec"] and r["trigger"] == "schedule")
+        before = [e for e in ended if e <= retry[0]["started_usec"]]
+        self.assertTrue(before)
+        d.stop()
+
     def test_retry_then_ok_and_fail_never_retried(self):
         d = self.daemon(job("flaky", "retry.so", "@yearly", retry={"attempts": 5, "backoff": "100ms"},
                             params={"ok_at_attempt": 2}) +
