@@ -110,12 +110,12 @@ class ClusterCase(DaemonTestCase):
 
 
 class TestClusterKill(ClusterCase):
-    # Opt-in: it passed on a quiet machine (12 kills: 0 doubles, every instant claimed, none left
-    # running), but a fresh-clone CI run found an interrupted run (attempt 0, a job with retries)
-    # never retried, not yet explained; exactly-once holds, the retry guarantee is not established
-    @unittest.skipUnless(os.environ.get("CLUSTER_KILL_TEST"),
-                         "set CLUSTER_KILL_TEST=1: a run interrupted by a kill was once left without its retry "
-                         "(not yet explained)")
+    # Not under the sanitizers: three ASan daemons cannot start 150 fresh runs a second on two
+    # cores, so fires would be missed for load, not for the kills; the gcc stage runs it.
+    # (It was opt-in while a run interrupted by a kill could be left unretried: a retry waiting
+    # for its singleton slot polled every 1.000 s and stayed in phase with the job's runs.)
+    @unittest.skipIf(os.environ.get("SCHEDULERD_SANITIZERS"),
+                     "ASan daemons cannot start 150 fresh runs a second on this load; run in the gcc stage")
     def test_kill9_every_five_seconds(self):
         """LONG (~75 s). 3 nodes, 50 every-second jobs for 60 s, a node kill -9'ed every ~5 s and
         restarted (after 1 s, or after its lease ran out: both the restart's own clean-up and
