@@ -380,6 +380,11 @@ static int on_child_exit(sd_event_source *s, const siginfo_t *si, void *userdata
 }
 
 void run_ended(run *r, int code, int status) {
+        run_finish(r, code, status);
+        r->done(r, r->userdata);
+}
+
+void run_finish(run *r, int code, int status) {
         char msg[sizeof(r->message)];
         ssize_t n = -1;
 
@@ -432,7 +437,6 @@ void run_ended(run *r, int code, int status) {
         r->output_source = sd_event_source_disable_unref(r->output_source);
         r->exited_pid = r->in_worker ? 0 : r->pid; /* a worker lives on */
         r->pid = 0;
-        r->done(r, r->userdata);
 }
 
 /* The run's own cgroup, where the daemon has one to divide (named for WARM_PID, a warm run's

@@ -110,6 +110,9 @@ void run_consume_output(run *r, const char *buf, size_t n);
 /* The run's process (or its worker's run) ended as siginfo's CODE/STATUS say: what is left of
  * its output and message is read, the outcome classified, the done callback called. */
 void run_ended(run *r, int code, int status);
+/* run_ended() without the done callback, which the caller makes later (r->done): the outcome,
+ * finish time and duration are taken now, its deadline and watches are disarmed, R->pid is 0. */
+void run_finish(run *r, int code, int status);
 
 /* In a run child or worker: the job's `limits:` applied with setrlimit() (a failure is
  * reported on stderr), so a leaking or runaway job stops at its own bound, not the machine's. */

@@ -16,6 +16,10 @@
 #define WORKER_OUTPUT_DRAIN_MAX (256 * 1024)
 /* the default pool size (the number of CPUs) at most */
 #define WORKERS_DEFAULT_MAX 64
+/* Answered runs whose done callbacks wait behind the dispatch of the next runs: handled this
+ * many per turn of the event loop, and at once beyond the bound (so they cannot pile up). */
+#define ENDED_BATCH 64
+#define ENDED_MAX 4096
 
 typedef struct pool pool;
 typedef struct worker worker;
@@ -61,6 +65,13 @@ struct worker_pools {
         pool **by_job;
         sd_event_source *sweep; /* ends the runs cancelled while they waited */
         unsigned ncpu;
+        /* Runs answered by their worker, finished (run_finish()) but not yet handed to their done
+         * callback: a FIFO, drained by `ended_src` at a lower priority than the workers' replies.
+         * The daemon's bookkeeping of an ended run (history, log, metrics, retries) costs more than
+         * sending a worker its next run; done first, it held every other idle worker back. */
+        run **ended;
+        size_t ended_head, n_ended, ended_cap;
+        sd_event_source *ended_src;
 };
 
 static bool strv_same(char **a, size_t na, char **b, size_t nb) {
@@ -169,6 +180,54 @@ static const char *recycle_reason(const worker *w, const worker_reply *rep, cons
         return "";
 }
 
+static void ended_flush(worker_pools *ps, size_t max) {
+        for (size_t i = 0; i < max && ps->n_ended > 0; i++) {
+                run *r = ps->ended[ps->ended_head++];
+                ps->n_ended--;
+                r->done(r, r->userdata);
+        }
+        if (ps->n_ended == 0)
+                ps->ended_head = 0;
+}
+
+static int on_ended(sd_event_source *s, void *userdata) {
+        worker_pools *ps = userdata;
+        ended_flush(ps, ENDED_BATCH);
+        if (ps->n_ended > 0)
+                (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+        return 0;
+}
+
+/* W answered its run with EXIT_CODE: the run is finished now (its output drained, its
+ * deadline disarmed) and W is idle; its done callback comes from on_ended(). */
+static void worker_run_answered(worker *w, int exit_code) {
+        worker_pools *ps = w->pool->owner;
+        run *r = w->run;
+
+        (void) worker_read_output(w, WORKER_OUTPUT_DRAIN_MAX);
+        w->run = NULL;
+        run_finish(r, CLD_EXITED, exit_code);
+        if (ps->n_ended >= ENDED_MAX)
+                ended_flush(ps, ps->n_ended);
+        if (ps->ended_head + ps->n_ended == ps->ended_cap) {
+                if (ps->ended_head > 0) {
+                        memmove(ps->ended, ps->ended + ps->ended_head, ps->n_ended * sizeof(run *));
+                        ps->ended_head = 0;
+                } else {
+                        size_t cap = MAX(ps->ended_cap * 2, (size_t) 64);
+                        run **v = reallocarray(ps->ended, cap, sizeof(run *));
+                        if (!v) {
+                                r->done(r, r->userdata); /* no room to wait: now, as before */
+                                return;
+                        }
+                        ps->ended = v;
+                        ps->ended_cap = cap;
+                }
+        }
+        ps->ended[ps->ended_head + ps->n_ended++] = r;
+        (void) sd_event_source_set_enabled(ps->ended_src, SD_EVENT_ONESHOT);
+}
+
 static int on_worker_reply(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         worker *w = userdata;
         pool *p = w->pool;
@@ -203,7 +262,7 @@ static int on_worker_reply(sd_event_source *s, int fd, uint32_t revents, void *u
                                          "Replacing worker %d %s.", (int) w->pid, reason);
                         worker_close(w);
                 }
-                worker_run_ended(w, CLD_EXITED, rep.exit_code);
+                worker_run_answered(w, rep.exit_code);
                 pool_pump(p);
                 return 0;
         }
@@ -594,6 +653,13 @@ int worker_pools_new(sd_event *e, worker_dispatched_fn dispatched, void *userdat
         if (q < 0)
                 return q;
         (void) sd_event_source_set_enabled(ps->sweep, SD_EVENT_OFF);
+        q = sd_event_add_defer(e, &ps->ended_src, on_ended, ps);
+        if (q < 0) {
+                sd_event_source_disable_unref(ps->sweep);
+                return q;
+        }
+        (void) sd_event_source_set_enabled(ps->ended_src, SD_EVENT_OFF);
+        (void) sd_event_source_set_priority(ps->ended_src, SD_EVENT_PRIORITY_NORMAL + 1);
         *ret = TAKE_PTR(ps);
         return 0;
 }
@@ -604,6 +670,8 @@ worker_pools *worker_pools_free(worker_pools *ps) {
         while (ps->pools)
                 pool_free(ps->pools);
         sd_event_source_disable_unref(ps->sweep);
+        sd_event_source_disable_unref(ps->ended_src);
+        free(ps->ended); /* their runs were the caller's (worker_pools_free()'s contract) */
         free(ps->by_job);
         free(ps);
         return NULL;
