@@ -61,7 +61,11 @@ void manager_history_batch(manager *m) {
         /* In a cluster every write commits alone: a batch holding claims of one instant would wait
          * on another node's batch holding others (a deadlock PostgreSQL breaks by rolling one
          * back, claims already acted on included). */
-        if (m->batch_open || !m->hist || m->clustered)
+        if (m->batch_open) {
+                (void) sd_event_source_set_enabled(m->post_source, SD_EVENT_ONESHOT);
+                return;
+        }
+        if (!m->hist || m->clustered)
                 return;
         if (history_begin(m->hist) >= 0) {
                 m->batch_open = true;
@@ -104,6 +108,16 @@ int manager_on_history_post(sd_event_source *s, void *userdata) {
          * committed ahead of their runs by manager_history_write_ahead(). */
         if (s && (m->n_due > 0 || fire_imminent(m)))
                 return 0;
+        /* Idle only between two answers of a busy worker pool: runs wait for workers, so the next
+         * run's end is a run's time away. Committing at each would cost a commit (a WAL write and
+         * its locks) per run; the batch stays open, at most BATCH_MAX_USEC (manager_history_batch()
+         * commits it then, and enables this again for when the queue is empty). */
+        if (s && worker_pools_waiting(m->workers) > 0 &&
+            clock_now_monotonic() - m->batch_opened_at <= BATCH_MAX_USEC) {
+                /* looked at again then, should no run end before */
+                manager_timer_at(m->commit_timer, m->batch_opened_at + BATCH_MAX_USEC + 1);
+                return 0;
+        }
         m->batch_open = false;
         m->claims_uncommitted = false; /* committed, or lost with the batch: either way not pending */
         int r = history_commit(m->hist);
@@ -113,6 +127,13 @@ int manager_on_history_post(sd_event_source *s, void *userdata) {
                 history_ok(m);
         if (s && r >= 0)
                 maybe_checkpoint(m);
+        return 0;
+}
+
+int manager_on_commit_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        manager *m = userdata;
+        if (m->batch_open)
+                (void) sd_event_source_set_enabled(m->post_source, SD_EVENT_ONESHOT);
         return 0;
 }
 

@@ -31,6 +31,9 @@ void manager_history_batch(manager *m);
 /* The post source's handler: commits the open batch (S NULL: unconditionally; else not just
  * before a fire, and it may take a checkpoint after). Returns 0. */
 int manager_on_history_post(sd_event_source *s, void *userdata);
+/* The open batch was left open for a busy worker pool (manager_on_history_post()): its commit
+ * is looked at again now. */
+int manager_on_commit_timer(sd_event_source *s, uint64_t usec, void *userdata);
 /* Commits the open batch now, because a run is about to start: the claim of its fire (and the
  * job's last fire handled) must be durable before it runs, or a daemon killed in between would
  * run it again after a restart, or have no record of it (write-ahead). */

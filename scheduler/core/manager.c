@@ -333,6 +333,11 @@ int manager_new(const manager_options *o, manager **ret) {
         if (q >= 0)
                 q = sd_event_source_set_enabled(m->post_source, SD_EVENT_OFF);
         if (q >= 0)
+                q = sd_event_add_time(m->event, &m->commit_timer, CLOCK_MONOTONIC, USEC_INFINITY, USEC_PER_MSEC,
+                                      manager_on_commit_timer, m);
+        if (q >= 0)
+                q = sd_event_source_set_enabled(m->commit_timer, SD_EVENT_OFF);
+        if (q >= 0)
                 q = sd_event_add_time_relative(m->event, &m->status_timer, CLOCK_MONOTONIC, 0, USEC_PER_SEC / 10,
                                                on_status_timer, m);
         if (q >= 0)
@@ -466,6 +471,7 @@ manager *manager_free(manager *m) {
         sd_event_source_disable_unref(m->boot_timer);
         sd_event_source_disable_unref(m->warm_timer);
         sd_event_source_disable_unref(m->post_source);
+        sd_event_source_disable_unref(m->commit_timer);
         sd_event_source_disable_unref(m->status_timer);
         sd_event_source_disable_unref(m->prune_timer);
         sd_event_source_disable_unref(m->grace_timer);

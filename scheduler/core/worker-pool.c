@@ -627,6 +627,15 @@ void worker_pools_retire(worker_pools *ps, const registry *current) {
         }
 }
 
+size_t worker_pools_waiting(const worker_pools *ps) {
+        size_t n = 0;
+        if (!ps)
+                return 0;
+        for (const pool *p = ps->pools; p; p = p->next)
+                n += p->q_len;
+        return n;
+}
+
 size_t worker_pools_pids(const worker_pools *ps, pid_t *v, size_t max) {
         size_t n = 0;
         if (!ps)

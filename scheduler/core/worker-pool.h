@@ -48,6 +48,10 @@ void worker_pools_prepare(worker_pools *p, const registry *reg, size_t index);
  * idle workers exit now and the others after their run. */
 void worker_pools_retire(worker_pools *p, const registry *current);
 
+/* How many runs wait for a worker, in all pools (0 for NULL). While some do, more answers
+ * are coming within a run's time: the history commit can wait for them (history-batch.c). */
+size_t worker_pools_waiting(const worker_pools *p);
+
 /* The worker processes alive (children of the daemon that are no run's main process), up to
  * MAX into V; returns how many there are (may be more than MAX). */
 size_t worker_pools_pids(const worker_pools *p, pid_t *v, size_t max);
