@@ -624,7 +624,8 @@ def cores():
 
 
 def targets16(results):
-    """Issue 16's targets, judged on the job's own clock, croner 11 beside from the same run."""
+    """Issue 16's targets, judged on the job's own clock, croner 11 beside from the same run (each
+    row's own: a partial rerun in worker mode ran croner again)."""
     o = ["## Targets (issue 16: the job's own clock, croner 11 in the same run)\n",
          "| target | isolation | schedulerd, as the job sees it | history.db `started_usec` | croner 11, same run "
          "| process floor | verdict |",
@@ -641,7 +642,7 @@ def targets16(results):
             r = st.get(n)
             if not r:
                 continue
-            c = (results.get("stress", {}).get(n) or {}).get("croner") or r.get("croner")
+            c = r.get("croner") or (results.get("stress", {}).get(n) or {}).get("croner")
             l, h = r["lateness_ms"], r.get("history_lateness_ms", {})
             rss = r["rss_peak_mib"] + ((r.get("children_at_end") or {}).get("pss_mib") or 0)
             ok = r["missed"] == 0 and r.get("doubles", 0) == 0 and l["p99"] is not None and l["p99"] <= p99
@@ -659,13 +660,13 @@ def targets16(results):
             ok = sp["missed"] == 0 and l["p99"] is not None and l["p99"] <= 2
             o.append("| %s jobs spread over each minute: p99 ≤ 2 ms | %s | %d missed, p99 %s ms | p99 %s ms | %s | %s | %s |"
                      % ("{:,}".format(sp["jobs"]), iso, sp["missed"], fmt(l["p99"]), fmt(h.get("p99")),
-                        croner_cell((results.get("spread") or {}).get("croner") or sp.get("croner")),
+                        croner_cell(sp.get("croner") or (results.get("spread") or {}).get("croner")),
                         floor_ms(sp, -(-sp["jobs"] // 60)) if iso == "process" else "–", verdict(ok)))
         hd = results.get("herd" + sfx)
         if hd:
             w = hd.get("worst_job_last_start_ms")
             ok = w is not None and w <= 20 and hd.get("all_ran")
-            c = (results.get("herd") or {}).get("croner") or hd.get("croner")
+            c = hd.get("croner") or (results.get("herd") or {}).get("croner")
             o.append("| %s jobs due at one instant: last started ≤ 20 ms | %s | last %s ms (worst of %d instants)%s "
                      "| last %s ms | %s | %s | %s |"
                      % ("{:,}".format(hd["jobs"]), iso, fmt(w), hd["instants"], "" if hd.get("all_ran") else ", NOT all ran",
