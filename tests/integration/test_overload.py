@@ -135,9 +135,14 @@ class Overload(DaemonTestCase):
         for t, k in zip(instants, ks):
             self.assertLess(abs(t - t0 - k * S), 5000, "%s: %d is not on the schedule" % (name, t))
         self.assertEqual(ks, list(range(len(ks))), "%s: instants missing or twice: %s" % (name, ks))
-        # what ran is what history says ran, from inside the runs
-        ran = sorted(r["scheduled_usec"] for r in rows if r["status"] not in ("missed", "skipped"))
-        self.assertEqual(ran, sorted(k[2] for k in held if k[0] == "start" and k[1] == name))
+        # what ran is what history says ran, from inside the runs; a run cancelled by the stop at
+        # the end may have been signalled before its job's code began (a fresh-clone CI run had
+        # one at the last instant), so it may be missing from inside
+        ran = sorted(r["scheduled_usec"] for r in rows if r["status"] not in ("missed", "skipped", "cancelled"))
+        cancelled = {r["scheduled_usec"] for r in rows if r["status"] == "cancelled"}
+        started = sorted(k[2] for k in held if k[0] == "start" and k[1] == name)
+        self.assertEqual(ran, [t for t in started if t not in cancelled])
+        self.assertLessEqual(set(started) - set(ran), cancelled)
         return missed, len(ks)
 
     def test_stopped_daemon_accounts_every_instant(self):
