@@ -811,6 +811,11 @@ static int pg_begin(history *base) {
         int r = ensure_conn(h);
         if (r < 0)
                 return r;
+        pending_flush(h);
+        if (!h->conn) {
+                set_error(h, "starting a batch: the connection was lost while writing kept results");
+                return -ENOTCONN;
+        }
         r = exec_raw(h, "BEGIN", NULL, "starting a batch", NULL);
         if (r < 0)
                 return r;
@@ -1205,26 +1210,30 @@ static int pg_finish_run(history *base, int64_t run_id, const history_result *re
         return r;
 }
 
-/* Right after a (re)connection, before anything else: the results kept over the outage. */
+/* Right after a (re)connection, before anything else, and before each batch: the results kept
+ * over an outage or lost with a batch (a COMMIT can fail without the connection going). One the
+ * server refuses for good (taken over, gone, invalid) is done with; one that fails for a passing
+ * reason (a timeout, a lock) stays for the next flush, behind nothing. */
 static void pending_flush(pg_history *h) {
-        size_t i = 0;
+        size_t kept = 0, i = 0;
         char saved[sizeof h->base.error];
 
-        if (h->pending.n == 0)
+        if (h->pending.n == 0 || h->in_batch)
                 return;
         memcpy(saved, h->base.error, sizeof saved);
         for (; i < h->pending.n && h->conn; i++) {
-                int r = finish_write(h, h->pending.items[i].run_id, &h->pending.items[i].r);
+                pending_result *p = &h->pending.items[i];
+                int r = finish_write(h, p->run_id, &p->r);
                 if (r == -ENOTCONN)
                         break;
+                if (r >= 0 || r == -ESTALE || r == -ENOENT || r == -EINVAL)
+                        pending_result_done(p);
+                else
+                        h->pending.items[kept++] = *p;
         }
         memcpy(h->base.error, saved, sizeof saved);
-        if (i == 0)
-                return;
-        for (size_t k = 0; k < i; k++)
-                pending_result_done(&h->pending.items[k]);
-        memmove(h->pending.items, h->pending.items + i, (h->pending.n - i) * sizeof *h->pending.items);
-        h->pending.n -= i;
+        memmove(h->pending.items + kept, h->pending.items + i, (h->pending.n - i) * sizeof *h->pending.items);
+        h->pending.n = kept + (h->pending.n - i);
 }
 
 static int pg_mark_interrupted(history *base, unsigned *ret_count) {

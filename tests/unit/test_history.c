@@ -1201,6 +1201,37 @@ START_TEST(test_pg_result_kept_over_outage) {
 }
 END_TEST
 
+/* A COMMIT the server refuses with the connection kept (here a deferred check; in life a
+ * serialization failure or a timeout) must not lose the batch's results: they are written
+ * before the next batch, not only on a reconnection that may never come. */
+START_TEST(test_pg_result_kept_over_failed_commit) {
+        history *h = open_ok();
+        int64_t a = claim(h, "a", RUN_TRIGGER_SCHEDULE, T0);
+
+        raw_exec("CREATE FUNCTION t_refuse() RETURNS trigger LANGUAGE plpgsql AS "
+                 "$$BEGIN RAISE EXCEPTION 'refused at commit by the test'; END$$");
+        raw_exec("CREATE CONSTRAINT TRIGGER t_refuse AFTER UPDATE ON runs DEFERRABLE INITIALLY DEFERRED "
+                 "FOR EACH ROW EXECUTE FUNCTION t_refuse()");
+        ck_assert_int_eq(history_begin(h), 0);
+        finish(h, a, RUN_STATUS_SUCCEEDED, T0 + 100, 5);
+        int r = history_commit(h);
+        ck_assert_msg(r < 0 && r != -ENOTCONN, "commit: %d (%s)", r, history_last_error(h));
+        ck_assert_ptr_nonnull(strstr(history_last_error(h), "refused at commit"));
+        ck_assert_ptr_nonnull(history_pg_conn(h)); /* the connection stayed */
+        ck_assert_uint_eq(history_pg_pending_results(h, NULL), 1);
+        ck_assert_int_eq(raw_int("SELECT count(*) FROM runs WHERE status = 'running'"), 1);
+
+        raw_exec("DROP TRIGGER t_refuse ON runs");
+        ck_assert_int_eq(history_begin(h), 0); /* the kept result goes first */
+        ck_assert_uint_eq(history_pg_pending_results(h, NULL), 0);
+        ck_assert_int_eq(history_commit(h), 0);
+        ck_assert_uint_eq(history_pg_connections(h), 1);
+        history_close(h);
+        ck_assert_int_eq(raw_int("SELECT count(*) FROM runs WHERE status = 'succeeded'"), 1);
+        ck_assert_int_eq(raw_int("SELECT runs_total FROM jobs WHERE name = 'a'"), 1);
+}
+END_TEST
+
 /* libpq's multi-host: the first host is down, the second takes the session. */
 START_TEST(test_pg_multi_host) {
         PQconninfoOption *opts = PQconninfoParse(pg_conninfo, NULL);
@@ -1331,6 +1362,7 @@ static Suite *history_suite(void) {
                 tcase_add_test(tc, test_pg_store_strings);
                 tcase_add_test(tc, test_pg_reconnect);
                 tcase_add_test(tc, test_pg_result_kept_over_outage);
+                tcase_add_test(tc, test_pg_result_kept_over_failed_commit);
                 tcase_add_test(tc, test_pg_multi_host);
                 tcase_add_test(tc, test_pg_concurrent_migration);
                 tcase_add_test(tc, test_pg_output_bytes);
