@@ -767,11 +767,18 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 
 static void on_run_finished(manager *m, const run *r, void *userdata) {
         control *c = userdata;
+        bool flushed = false;
         for (conn *x = c->conns, *next; x; x = next) {
                 next = x->next;
                 if (x->waiting_run != r->id)
                         continue;
                 x->waiting_run = 0;
+                /* whoever waits on this run may read history next: its row visible first. Only
+                 * then: a commit at every run's end, waited on or not, cost a WAL write each. */
+                if (!flushed) {
+                        manager_flush_history(m);
+                        flushed = true;
+                }
                 /* may free X, never another connection */
                 conn_send(x, control_run_reply(r));
         }

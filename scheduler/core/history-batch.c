@@ -123,8 +123,10 @@ int manager_on_history_post(sd_event_source *s, void *userdata) {
         int r = history_commit(m->hist);
         if (r < 0)
                 manager_history_failed(m, r, "commit");
-        else
+        else {
+                m->history_commits++;
                 history_ok(m);
+        }
         if (s && r >= 0)
                 maybe_checkpoint(m);
         return 0;

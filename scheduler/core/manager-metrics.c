@@ -186,6 +186,10 @@ int manager_metrics_text(manager *m, char **ret, size_t *ret_len) {
                 return -ENOMEM;
         metrics_write(f, PACKAGE_VERSION, m->n_running, jobs, m->n_jobs);
         append_job_metrics(m, f);
+        /* how well writes are batched: commits against runs_total */
+        fputs("# HELP schedulerd_history_commits_total History transactions committed (each holds a batch of "
+              "claims and results).\n# TYPE schedulerd_history_commits_total counter\n", f);
+        fprintf(f, "schedulerd_history_commits_total %" PRIu64 "\n", m->history_commits);
         cluster_metrics_write(m->cluster, f);
         if (fclose(f) != 0) {
                 free(text);

@@ -107,6 +107,7 @@ struct manager {
         char *history_path;
         bool history_failing; /* log a failing database once per burst, not per write */
         usec_t history_failed_at; /* CLOCK_MONOTONIC of the last failure */
+        uint64_t history_commits; /* batches committed: schedulerd_history_commits_total */
         bool batch_open;
         usec_t batch_opened_at; /* CLOCK_MONOTONIC */
         usec_t checkpointed_at; /* CLOCK_MONOTONIC of the last WAL checkpoint */
@@ -173,7 +174,8 @@ struct manager {
 
         /* the control server, if any (control.c) */
         void *control;
-        /* called when a run finishes, for `schedctl run --wait` */
+        /* called when a run finishes, for `schedctl run --wait`; it commits the history batch
+         * when someone waits for that run */
         manager_run_waiter_fn run_waiter;
         void *run_waiter_data;
         /* called after a reload took a new registry (same userdata): the control socket applies

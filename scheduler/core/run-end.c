@@ -81,11 +81,8 @@ void manager_run_done(run *r, void *userdata) {
                 manager_retries_wake(m, r->def->name);
         maybe_retry(m, j, r);
         manager_chain_run_ended(m, j, r);
-        if (m->run_waiter) {
-                /* whoever waits on this run may read history next: make the row visible first */
-                (void) manager_on_history_post(NULL, m);
+        if (m->run_waiter)
                 m->run_waiter(m, r, m->run_waiter_data);
-        }
 
         manager_runs_remove(m, r);
         /* run_free() still reads the run's job_def (its cgroup's name): drop the registry after it */

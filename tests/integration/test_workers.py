@@ -5,10 +5,11 @@ the other runs go on, output and log lines stay per run, cancellation reaches a 
 import os
 import re
 import signal
+import subprocess
 import time
 import unittest
 
-from harness import DaemonTestCase, job, wait_for
+from harness import SCHEDCTL, DaemonTestCase, job, wait_for
 
 
 def probe(name, mode="ok", **kw):
@@ -125,6 +126,26 @@ class Workers(DaemonTestCase):
         again = self.run_job(d, "good")
         self.assertNotEqual(again["pid"], leak["pid"])
         d.stop()
+
+    def test_history_writes_batched_while_runs_wait_for_a_worker(self):
+        """Runs answered while others wait for a worker share one history transaction: a commit
+        per run's end (a WAL write and its locks each) was the daemon's largest cost per run."""
+        jobs = "".join(job("j%02d" % i, "ok-worker.so", "* * * * * *") for i in range(40))
+        d = self.daemon(jobs, "  workers: 1\n  max_concurrent: 100\n").start()
+        # the control socket is connected throughout, as schedctl's would be: a client that does
+        # not wait for a run must not make every run's end commit
+        wait_for(lambda: len([r for r in d.runs() if r["status"] == "succeeded"]) >= 120, 20,
+                 what="three instants of 40 runs")
+        metrics = subprocess.run([SCHEDCTL, "--socket", d.sock, "--config", d.config, "metrics"],
+                                 capture_output=True, text=True, timeout=30, check=True).stdout
+        d.stop()
+        commits = int(re.search(r"^schedulerd_history_commits_total (\d+)$", metrics, re.M).group(1))
+        runs = sum(int(v) for v in re.findall(r'^schedulerd_runs_total\{job="j\d+",status="\w+"\} (\d+)$',
+                                              metrics, re.M))
+        self.assertGreaterEqual(runs, 120, metrics)
+        # an instant costs its claims' write-ahead commit and, once its runs have ended, about
+        # one more: far below one per run
+        self.assertLess(commits, runs / 4, "%d commits for %d runs" % (commits, runs))
 
     def test_output_and_log_lines_are_per_run(self):
         d = self.daemon(probe("a") + probe("b"), "  workers: 1\n").start()
