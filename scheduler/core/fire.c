@@ -47,12 +47,37 @@ void manager_list_remove(run **head, run *r) {
         r->next = r->prev = NULL;
 }
 
+void manager_job_runs_add(job_rt *j, run *r) {
+        if (j->n_runs == j->runs_allocated) {
+                size_t a = MAX(j->runs_allocated * 2, (size_t) 4);
+                run **v = reallocarray(j->runs, a, sizeof(run *));
+                if (!v) {
+                        j->runs_unindexed = true; /* its checks scan m->runs, as before */
+                        return;
+                }
+                j->runs = v;
+                j->runs_allocated = a;
+        }
+        j->runs[j->n_runs++] = r;
+}
+
 void manager_runs_add(manager *m, run *r) {
         manager_list_add(&m->runs, r);
+        job_rt *j = manager_find_job(m, r->def->name);
+        if (j)
+                manager_job_runs_add(j, r);
 }
 
 void manager_runs_remove(manager *m, run *r) {
         manager_list_remove(&m->runs, r);
+        job_rt *j = manager_find_job(m, r->def->name);
+        if (!j)
+                return;
+        for (size_t i = 0; i < j->n_runs; i++)
+                if (j->runs[i] == r) {
+                        j->runs[i] = j->runs[--j->n_runs];
+                        break;
+                }
 }
 
 bool manager_fire_due_soon(const job_rt *j, usec_t now) {
@@ -76,9 +101,14 @@ static const char *skip_reason(manager *m, job_rt *j, char *buf, size_t n, bool 
                 *ret_limit = false;
         if (j->def->singleton && j->n_running > 0) {
                 int64_t id = 0;
-                for (run *r = m->runs; r; r = r->next)
-                        if (streq(r->def->name, j->def->name) && !run_exited(r))
-                                id = r->id ?: -1;
+                if (j->runs_unindexed) {
+                        for (run *r = m->runs; r; r = r->next)
+                                if (streq(r->def->name, j->def->name) && !run_exited(r))
+                                        id = r->id ?: -1;
+                } else
+                        for (size_t i = 0; i < j->n_runs && id == 0; i++)
+                                if (!run_exited(j->runs[i]))
+                                        id = j->runs[i]->id ?: -1;
                 if (id != 0) {
                         snprintf(buf, n, "previous run %" PRId64 " still running (singleton)", MAX(id, (int64_t) 0));
                         return buf;

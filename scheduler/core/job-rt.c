@@ -49,6 +49,7 @@ job_rt *job_rt_free(job_rt *j) {
         manager_warm_abandon(j);
         overload_job_gone(j->m, j);
         free(j->dir);
+        free(j->runs);
         job_metrics_free(j->metrics);
         timer_heap_remove(j->every ? &j->m->boot_heap : &j->m->real_heap, &j->fire.entry);
         free(j);

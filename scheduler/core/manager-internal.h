@@ -73,9 +73,11 @@ usec_t job_rt_every_aligned(const job_rt *j, usec_t due_boot);
 /* Push/unlink R on the doubly linked run list HEAD. */
 void manager_list_add(run **head, run *r);
 void manager_list_remove(run **head, run *r);
-/* Adds/removes R to/from the runs in flight (m->runs). */
+/* Adds/removes R to/from the runs in flight (m->runs) and its job's (job_rt.runs). */
 void manager_runs_add(manager *m, run *r);
 void manager_runs_remove(manager *m, run *r);
+/* Indexes R under J (a reload's job of R's name); on no memory J falls back to scanning m->runs. */
+void manager_job_runs_add(job_rt *j, run *r);
 /* Forgets R among the warm runs opened in this dispatch: it ended before the release. */
 void manager_opened_forget(manager *m, run *r);
 /* R (of J, may be NULL) could not start (-errno Q): recorded as failed and freed. */

@@ -60,6 +60,12 @@ struct job_rt {
         usec_t next_fire;     /* wall-clock instant of the next fire, USEC_INFINITY if none */
         unsigned n_running;   /* runs in flight of the job of this name, whatever reloads came between */
         unsigned n_retrying;  /* pending retries (m->retries) of the job of this name */
+        /* its runs of m->runs (by name, rebuilt at a reload): a singleton's check at each fire
+         * looks at these, not at every run in flight (10,000 queued runs made each fire cost
+         * 10,000 name comparisons). runs_unindexed: one could not be added (no memory). */
+        run **runs;
+        size_t n_runs, runs_allocated;
+        bool runs_unindexed;
         int enabled_override; /* -1 none, 0, 1: from history */
         usec_t folded_fire;   /* a fire that the start-up or catch-up run just started stands for */
         bool first_loaded;    /* history knows when the job was first loaded (catch-up starts there) */

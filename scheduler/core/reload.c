@@ -147,8 +147,10 @@ int manager_swap_registry(manager *m, registry *r) {
          * came between (removed and added back included): counted again, not carried over. */
         for (run *x = m->runs; x; x = x->next) {
                 job_rt *j = manager_find_job(m, x->def->name);
-                if (j)
+                if (j) {
                         j->n_running++;
+                        manager_job_runs_add(j, x);
+                }
         }
         manager_retries_recount(m);
         for (size_t k = 0; k < n_old; k++)
