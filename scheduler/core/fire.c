@@ -124,8 +124,14 @@ static const char *skip_reason(manager *m, job_rt *j, char *buf, size_t n, bool 
         return NULL;
 }
 
+/* Hands R (of J) to a worker of its pool: isolation: worker. */
+static bool in_worker(const job_rt *j) {
+        return j && j->def->isolation == JOB_ISOLATION_WORKER;
+}
+
 static void run_started(manager *m, job_rt *j, run *r) {
-        if (r->id > 0) {
+        /* a worker's run is recorded started when a worker takes it (manager_worker_dispatched) */
+        if (r->id > 0 && !in_worker(j)) {
                 manager_history_batch(m);
                 /* claimed before it started: a warm run at the gate's wake, a forked one at its fork */
                 (void) history_set_start(m->hist, r->id, r->pid, r->started);
@@ -178,16 +184,12 @@ void manager_run_not_started(manager *m, job_rt *j, run *r, int q) {
                 (void) sd_event_exit(m->event, 0);
 }
 
-/* Hands R (of J) to a worker of its pool: isolation: worker. */
-static bool in_worker(const job_rt *j) {
-        return j && j->def->isolation == JOB_ISOLATION_WORKER;
-}
 
 void manager_worker_dispatched(run *r, void *userdata) {
         manager *m = userdata;
         if (r->id > 0) {
                 manager_history_batch(m);
-                (void) history_set_pid(m->hist, r->id, r->pid);
+                (void) history_set_start(m->hist, r->id, r->pid, r->started);
         }
 }
 

@@ -592,9 +592,12 @@ int run_watch_io(sd_event *e, run *r) {
         return q;
 }
 
-int run_dispatched(sd_event *e, run *r, pid_t worker) {
+int run_dispatched(sd_event *e, run *r, pid_t worker, usec_t started) {
         r->event = e;
         r->pid = worker;
+        /* it started then, not when it was claimed and queued: started_usec and the duration
+         * both count from there */
+        r->started = started;
         r->started_mono = clock_now_monotonic();
         return add_timeout(e, r);
 }

@@ -99,10 +99,12 @@ int run_start(sd_event *e, const job_def *def, const char *job_state_dir, int64_
 int run_new(const job_def *def, const char *job_state_dir, int64_t id, int64_t first_id, run_trigger trigger,
             unsigned attempt, usec_t scheduled, usec_t started, run_done_fn done, void *userdata, run **ret);
 
-/* A worker's run was handed to the worker WORKER (its process group leader): the deadline is
- * armed from now on E, and signals for the run go to that group. Returns 0 or -errno (the
+/* A worker's run was handed to the worker WORKER (its process group leader) at STARTED (the
+ * wall clock read just before the request went: the job's code cannot start earlier): that is
+ * its start (r->started), the deadline is armed from now on E, and signals for the run go to
+ * that group. Returns 0 or -errno (the
  * deadline could not be armed). */
-int run_dispatched(sd_event *e, run *r, pid_t worker);
+int run_dispatched(sd_event *e, run *r, pid_t worker, usec_t started);
 
 /* Output of the run: appended to its tail, complete lines logged (tagged with its job and id). */
 void run_consume_output(run *r, const char *buf, size_t n);

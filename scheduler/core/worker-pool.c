@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 
+#include "basic/clock.h"
 #include "basic/log.h"
 #include "core/jobctx.h"
 #include "core/worker-pool.h"
@@ -375,13 +376,14 @@ static int worker_send(worker *w, run *r, size_t index, const worker_request *ca
                 len = sizeof(req);
         }
         /* the worker is idle: its socket is empty, the request fits */
+        usec_t started = clock_now_realtime();
         while (send(w->fd, &req, len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
                 if (errno != EINTR)
                         return -EPIPE;
         w->run = r;
         r->cancel_queued = NULL;
         r->queue_owner = NULL;
-        int q = run_dispatched(w->pool->owner->event, r, w->pid);
+        int q = run_dispatched(w->pool->owner->event, r, w->pid, started);
         if (q < 0) {
                 /* untimed it must not run: it ends as crashed (SIGKILL) */
                 log_full(LOG_ERR, q, r->def->name, (uint64_t) r->id, (int) r->attempt, "Cannot arm the run's deadline: %m");
@@ -586,8 +588,11 @@ int worker_pools_submit(worker_pools *ps, const registry *reg, size_t index, run
                 return index < reg->n_jobs ? -ENOMEM : -EINVAL;
         r->in_worker = true;
         worker *w = p->q_len == 0 ? pool_get(p, &err) : NULL;
-        if (w && worker_send(w, r, index, NULL) >= 0)
+        if (w && worker_send(w, r, index, NULL) >= 0) {
+                if (ps->dispatched)
+                        ps->dispatched(r, ps->userdata);
                 return 0;
+        }
         if (w)
                 worker_close(w); /* gone: its exit comes; the run waits for the next */
         else if (err < 0 && p->n_workers == 0) {

@@ -22,7 +22,8 @@
 
 typedef struct worker_pools worker_pools;
 
-/* Called when a run that waited for a worker has one: its pid is R->pid from now on. */
+/* Called when a worker takes a run (at once or after it waited): its pid is R->pid and its start
+ * R->started from now on. */
 typedef void (*worker_dispatched_fn)(run *r, void *userdata);
 
 /* The pools of a daemon, none yet, on E. Returns 0 or -ENOMEM. */

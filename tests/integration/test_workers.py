@@ -127,6 +127,22 @@ class Workers(DaemonTestCase):
         self.assertNotEqual(again["pid"], leak["pid"])
         d.stop()
 
+    def test_a_queued_run_is_recorded_started_when_a_worker_takes_it(self):
+        """started_usec of a worker's run is when a worker took it, not when it was claimed and
+        queued: on one worker, a run queued behind a 1 s run starts after that one ended."""
+        d = self.daemon(probe("first", "sleep", params={"duration": "1s"}) + probe("second"), "  workers: 1\n").start()
+        a = d.ctl({"command": "run", "job": "first"})["run_id"]
+        b = d.ctl({"command": "run", "job": "second"})["run_id"]
+        rows = wait_for(lambda: (lambda rs: rs if len(rs) == 2 and all(r["status"] == "succeeded" for r in rs)
+                                 else None)(d.rows("SELECT * FROM runs WHERE id IN (?, ?) ORDER BY id", (a, b))),
+                        15, what="both runs to end")
+        first, second = rows
+        self.assertEqual(first["pid"], second["pid"], "one worker ran both: %s" % rows)
+        self.assertGreaterEqual(second["started_usec"], first["finished_usec"], rows)
+        # its duration is its own run's, not its wait behind the first
+        self.assertLessEqual(second["started_usec"] + second["duration_usec"], second["finished_usec"] + 1000, rows)
+        d.stop()
+
     def test_history_writes_batched_while_runs_wait_for_a_worker(self):
         """Runs answered while others wait for a worker share one history transaction: a commit
         per run's end (a WAL write and its locks each) was the daemon's largest cost per run."""
