@@ -124,7 +124,7 @@ static const char *skip_reason(manager *m, job_rt *j, char *buf, size_t n, bool 
         return NULL;
 }
 
-/* Hands R (of J) to a worker of its pool: isolation: worker. */
+/* J's runs go to a worker of its pool (isolation: worker). */
 static bool in_worker(const job_rt *j) {
         return j && j->def->isolation == JOB_ISOLATION_WORKER;
 }
@@ -183,7 +183,6 @@ void manager_run_not_started(manager *m, job_rt *j, run *r, int q) {
         if (m->shutting_down && m->n_running == 0)
                 (void) sd_event_exit(m->event, 0);
 }
-
 
 void manager_worker_dispatched(run *r, void *userdata) {
         manager *m = userdata;
