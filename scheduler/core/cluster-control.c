@@ -303,23 +303,23 @@ void cluster_control_take_requests(cluster_control *cc) {
         }
 }
 
-int cluster_control_singleton_take(cluster_control *cc, job_rt *j, usec_t scheduled, char *why, size_t n) {
+int cluster_control_singleton_take(cluster_control *cc, job_rt *j, usec_t scheduled, int64_t run_id, char *why,
+                                   size_t n) {
         _cleanup_free_ char *holder = NULL;
         usec_t held_for = USEC_INFINITY;
         int64_t held_run = 0;
 
         if (!cluster_control_connected(cc))
                 return -ENOTCONN;
-        int q = cluster_ctl_singleton_acquire(cc->conn, j->def->name, cc->node, scheduled, &holder, &held_for, &held_run);
+        int q = cluster_ctl_singleton_acquire(cc->conn, j->def->name, cc->node, scheduled, run_id, &holder, &held_for,
+                                              &held_run);
         if (q < 0)
                 return failed(cc, q, "taking a singleton slot");
         if (q == 1)
                 return 1;
-        if (holder && held_for == scheduled && !streq(holder, cc->node))
-                return -EALREADY;
         snprintf(why, n, "run %" PRId64 " on node %s still running (singleton, cluster-wide)", held_run,
                  holder ?: "(released just now)");
-        return -EBUSY;
+        return holder && held_for == scheduled && !streq(holder, cc->node) ? -EALREADY : -EBUSY;
 }
 
 void cluster_control_singleton_bind(cluster_control *cc, const char *job, int64_t run_id) {

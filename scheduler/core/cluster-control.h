@@ -17,10 +17,13 @@
  *       its max_concurrent) queues a run request; a node that defines the job takes it (SKIP
  *       LOCKED, once) when notified, at its resync, and after each of its runs ends.
  *
- * SINGLETON  Before a singleton job's fire claims its instant, the node takes the job's
- *       cluster-wide slot; held for another fire, the fire is skipped (recorded once: the claim
- *       key); held for this same fire, another node is running it and nothing is recorded.
- *       The slot is bound to the run once claimed and given back when the run ends.
+ * SINGLETON  The node that claimed a singleton job's fire takes the job's cluster-wide slot,
+ *       bound to the claimed run; held by another run in flight, the claimed fire is recorded
+ *       skipped instead. Claim first, slot second: the claim decides which node owns a fire, so
+ *       a node dying between the two leaves a 'running' claim for the lease take-over to close,
+ *       never a slot that tells the other nodes the fire is someone else's while nobody runs it.
+ *       A retry takes the slot before its claim (it waits for room rather than being skipped)
+ *       and binds it after. The slot is given back when the run ends.
  *
  * CATCH-UP  A catch-up run goes only when this node advances the job's high-water mark from
  *       what it read to the missed fire (compare-and-set): after a cluster-wide outage the
@@ -76,13 +79,16 @@ int cluster_control_request_run(cluster_control *cc, const char *job, usec_t at,
  * no query then, so it may be called at every run's end. */
 void cluster_control_take_requests(cluster_control *cc);
 
-/* Takes J's singleton slot for the fire at SCHEDULED. 1: taken (the fire may claim);
- * -EALREADY: the same fire is another node's (do nothing, record nothing); -EBUSY: another fire's run is in flight (WHY,
- * N bytes, says where: skip); -ENOTCONN or another -errno: no slot (fail closed, do not run). */
-int cluster_control_singleton_take(cluster_control *cc, struct job_rt *j, usec_t scheduled, char *why, size_t n);
+/* Takes J's singleton slot for the fire at SCHEDULED, bound to RUN_ID (its claimed run), or
+ * pending (RUN_ID 0, a retry before its claim: see cluster_control_singleton_bind()).
+ * 1: taken; -EALREADY: held for this same instant by another node (a retry of it there);
+ * -EBUSY: another run is in flight. With either, WHY (N bytes) says where. -ENOTCONN or
+ * another -errno: no slot (fail closed, do not run). */
+int cluster_control_singleton_take(cluster_control *cc, struct job_rt *j, usec_t scheduled, int64_t run_id, char *why,
+                                   size_t n);
 
-/* Binds the slot of JOB taken by this node to RUN_ID (its fire claimed), or gives it back
- * (RUN_ID <= 0: the claim failed, or the run ended). */
+/* Binds the pending slot of JOB taken by this node to RUN_ID (its retry claimed), or gives it
+ * back (RUN_ID <= 0: the claim failed, or the run ended). */
 void cluster_control_singleton_bind(cluster_control *cc, const char *job, int64_t run_id);
 void cluster_control_singleton_release(cluster_control *cc, const char *job);
 

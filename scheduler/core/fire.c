@@ -366,13 +366,12 @@ static int64_t fire_one(manager *m, job_rt *j, run_trigger trigger, usec_t sched
                 manager_status_changed(m);
                 return 0;
         }
-        int slot = !reason && j->def->singleton && m->cluster_control
-                           ? cluster_control_singleton_take(m->cluster_control, j, scheduled, why, sizeof(why)) : 0;
-        if (slot == -EBUSY)
-                reason = why;
-        else if (slot < 0) {
-                run_abandon(w); /* this fire is another node's (-EALREADY), or no slot: fail closed */
-                return trigger == RUN_TRIGGER_MANUAL ? (slot == -EALREADY ? -EBUSY : slot) : 0;
+        /* the cluster-wide singleton is judged after the claim (cluster-control.h): without the
+         * connection for its slot, this node leaves the fire unclaimed, to a node that has one */
+        bool cluster_singleton = !reason && j->def->singleton && m->cluster_control;
+        if (cluster_singleton && !cluster_control_connected(m->cluster_control)) {
+                run_abandon(w);
+                return trigger == RUN_TRIGGER_MANUAL ? -ENOTCONN : 0;
         }
         if (reason) {
                 run_abandon(w);
@@ -389,8 +388,6 @@ static int64_t fire_one(manager *m, job_rt *j, run_trigger trigger, usec_t sched
         q = history_claim_fire(m->hist, j->def->name, trigger, scheduled, now, 0, &id);
         if (q >= 0)
                 m->claims_uncommitted = true;
-        if (slot == 1)
-                cluster_control_singleton_bind(m->cluster_control, j->def->name, q >= 0 ? id : 0);
         if (q == -EEXIST) {
                 run_abandon(w);
                 /* this very fire ran before: a restart or a clock set back brought it round again; in
@@ -406,6 +403,24 @@ static int64_t fire_one(manager *m, job_rt *j, run_trigger trigger, usec_t sched
                         return 0;
                 }
                 id = 0;
+        }
+        if (cluster_singleton && id > 0) {
+                int slot = cluster_control_singleton_take(m->cluster_control, j, scheduled, id, why, sizeof(why));
+                if (slot < 0) {
+                        /* the fire is this node's: it is recorded skipped here, and by nobody else */
+                        if (slot != -EBUSY && slot != -EALREADY)
+                                snprintf(why, sizeof(why), "the cluster-wide singleton slot could not be taken: %s",
+                                         strerror(-slot));
+                        run_abandon(w);
+                        log_full(LOG_NOTICE, 0, j->def->name, (uint64_t) id, -1, "Skipped %s fire: %s",
+                                 run_trigger_to_string(trigger), why);
+                        manager_metrics_skipped(j, METRICS_SKIP_OVERLAP);
+                        q = history_skip_claimed(m->hist, id, now, why);
+                        if (q < 0)
+                                manager_history_failed(m, q, "recording a claimed fire skipped");
+                        manager_status_changed(m);
+                        return trigger == RUN_TRIGGER_MANUAL ? -EBUSY : 0;
+                }
         }
 
         if (w) {
@@ -445,7 +460,7 @@ static void fire_retry(manager *m, retry_wait *rw) {
                 return;
         }
         int slot = j->def->singleton && m->cluster_control && cluster_may_claim(m->cluster)
-                           ? cluster_control_singleton_take(m->cluster_control, j, rw->scheduled, why, sizeof(why)) : 0;
+                           ? cluster_control_singleton_take(m->cluster_control, j, rw->scheduled, 0, why, sizeof(why)) : 0;
         if (slot < 0 || skip_reason(m, j, why, sizeof(why), NULL) || !cluster_may_claim(m->cluster)) {
                 if (slot == 1)
                         cluster_control_singleton_release(m->cluster_control, j->def->name);

@@ -291,27 +291,29 @@ int cluster_ctl_request_get(PGconn *c, int64_t id, char **ret_node, int64_t *ret
         return taken;
 }
 
-int cluster_ctl_singleton_acquire(PGconn *c, const char *job, const char *node, usec_t scheduled, char **ret_node,
-                                 usec_t *ret_scheduled, int64_t *ret_run_id) {
-        char s[24];
+int cluster_ctl_singleton_acquire(PGconn *c, const char *job, const char *node, usec_t scheduled, int64_t run_id,
+                                 char **ret_node, usec_t *ret_scheduled, int64_t *ret_run_id) {
+        char s[24], r[24];
         PGresult *res = NULL;
         int q;
 
         if (scheduled > INT64_MAX)
                 return -ERANGE;
         snprintf(s, sizeof(s), "%" PRIu64, scheduled);
-        const char *p[] = { job, node, s };
+        snprintf(r, sizeof(r), "%" PRId64, run_id);
+        const char *p[] = { job, node, s, r };
         /* The conflicting row is locked before the WHERE is judged on its newest version: of two
          * nodes racing for a stale slot one updates it, the other then finds it fresh. */
         q = exec(c,
-                 "INSERT INTO cluster_singleton AS s (job, node, scheduled_usec) VALUES ($1, $2, $3::bigint) "
+                 "INSERT INTO cluster_singleton AS s (job, node, scheduled_usec, run_id) "
+                 "VALUES ($1, $2, $3::bigint, NULLIF($4::bigint, 0)) "
                  "ON CONFLICT (job) DO UPDATE SET node = EXCLUDED.node, scheduled_usec = EXCLUDED.scheduled_usec, "
-                 "run_id = NULL, taken_at = now() WHERE "
+                 "run_id = EXCLUDED.run_id, taken_at = now() WHERE "
                  "EXISTS (SELECT 1 FROM runs r WHERE r.id = s.run_id AND r.status <> 'running') "
                  "OR (s.taken_at < now() - interval '" STRINGIFY(CLUSTER_SINGLETON_PENDING_SEC) " seconds' "
                  "AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.id = s.run_id AND r.status = 'running')) "
                  "RETURNING 1",
-                 3, p, PGRES_TUPLES_OK, &res);
+                 4, p, PGRES_TUPLES_OK, &res);
         if (q < 0)
                 return q;
         bool taken = PQntuples(res) == 1;

@@ -19,15 +19,15 @@
  *       row; a node that defines the job takes it with FOR UPDATE SKIP LOCKED, marking it
  *       taken in the same statement: one node takes each request, once.
  *
- * SINGLETON  cluster_singleton has one row per singleton job with a run in flight (or being
- *       claimed): the node and the fire it stands for, and the run's id once claimed. A row
+ * SINGLETON  cluster_singleton has one row per singleton job with a run in flight (or, for a
+ *       retry, being claimed): the node and the fire it stands for, and the run's id. A row
  *       is taken with INSERT ... ON CONFLICT DO UPDATE ... WHERE <the holder is stale>, which
  *       locks the conflicting row, so of two nodes racing exactly one gets it. Stale: its run
  *       is in runs and no longer 'running' (it finished, or a surviving node marked it
  *       interrupted when its node's lease expired); or no running run of it is to be seen
- *       CLUSTER_SINGLETON_PENDING_SEC after it was taken (the node died between taking it
- *       and claiming, or its claim was rolled back). A run row not committed yet (the claim's
- *       batch commits just after the bind) is not taken for a finished run.
+ *       CLUSTER_SINGLETON_PENDING_SEC after it was taken (a pending slot: the node died between
+ *       taking it and claiming, or its claim was rolled back). A run row not committed yet is
+ *       not taken for a finished run.
  *
  * CATCH-UP  cluster_high_water holds, per job, the last fire instant catch-up has handled;
  *       it advances by compare-and-set, so after a cluster-wide outage N nodes starting at
@@ -90,11 +90,12 @@ int cluster_ctl_request_done(PGconn *c, int64_t id, int64_t run_id);
  * while untaken) and its run id (0 while none). -ENOENT if there is no such request. */
 int cluster_ctl_request_get(PGconn *c, int64_t id, char **ret_node, int64_t *ret_run_id);
 
-/* Takes JOB's singleton slot for node NODE's fire at SCHEDULED. Returns 1 when taken, or 0
- * when it is held: then *ret_node (malloc'ed), *ret_scheduled and *ret_run_id (0: not bound
- * yet) describe the holder (each pointer may be NULL). */
-int cluster_ctl_singleton_acquire(PGconn *c, const char *job, const char *node, usec_t scheduled, char **ret_node,
-                                 usec_t *ret_scheduled, int64_t *ret_run_id);
+/* Takes JOB's singleton slot for node NODE's fire at SCHEDULED, bound at once to RUN_ID (the
+ * fire's claimed run), or pending (RUN_ID 0: bound later by cluster_ctl_singleton_bind()).
+ * Returns 1 when taken, or 0 when it is held: then *ret_node (malloc'ed), *ret_scheduled and
+ * *ret_run_id (0: not bound yet) describe the holder (each pointer may be NULL). */
+int cluster_ctl_singleton_acquire(PGconn *c, const char *job, const char *node, usec_t scheduled, int64_t run_id,
+                                 char **ret_node, usec_t *ret_scheduled, int64_t *ret_run_id);
 
 /* Binds NODE's slot of JOB to RUN_ID (the run its fire claimed). -ESTALE if NODE does not
  * hold it any more. */

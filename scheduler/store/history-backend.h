@@ -24,6 +24,7 @@ typedef struct history_ops {
                            int64_t *ret_run_id);
         int (*record_skipped)(history *h, const char *job, run_trigger trigger, usec_t scheduled, usec_t now,
                               const char *message, int64_t *ret_run_id);
+        int (*skip_claimed)(history *h, int64_t run_id, usec_t now, const char *message);
         /* NULL where the backend cannot record missed fires yet: history_record_missed() then
          * returns -EOPNOTSUPP and the caller counts them in the metric only */
         int (*record_missed)(history *h, const char *job, run_trigger trigger, usec_t first, usec_t last,

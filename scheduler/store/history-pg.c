@@ -1097,6 +1097,35 @@ static int explain_not_running(pg_history *h, int64_t run_id) {
         return -ESTALE;
 }
 
+static int pg_skip_claimed(history *base, int64_t run_id, usec_t now, const char *message) {
+        pg_history *h = (pg_history *) base;
+        _cleanup_pgresult_ PGresult *res = NULL;
+        _cleanup_free_ char *m = NULL;
+        pg_params p = {};
+        int r;
+
+        if ((r = history_check_usec(base, now, false, "current time")) < 0)
+                return r;
+        if (message && !(m = message_dup(message)))
+                return -ENOMEM;
+        param_i64(&p, run_id);
+        param_i64(&p, (int64_t) now);
+        param_text(&p, m);
+        /* the row and the count, one statement: both or neither */
+        r = query(h,
+                  "WITH f AS (UPDATE runs SET status = 'skipped', finished_usec = $2, message = $3"
+                  "  WHERE id = $1 AND status = 'running' RETURNING job),"
+                  " c AS (INSERT INTO jobs (name, skipped_total) SELECT job, 1 FROM f"
+                  "  ON CONFLICT (name) DO UPDATE SET skipped_total = jobs.skipped_total + 1)"
+                  " SELECT 1 FROM f",
+                  &p, "recording a claimed fire skipped", &res);
+        if (r < 0)
+                return r;
+        if (PQntuples(res) == 0)
+                return explain_not_running(h, run_id);
+        return 0;
+}
+
 static int update_running(pg_history *h, int64_t run_id, pid_t pid, usec_t started, const char *what) {
         _cleanup_pgresult_ PGresult *res = NULL;
         pg_params p = {};
@@ -1748,6 +1777,7 @@ static const history_ops pg_ops = {
         .claim_fire = pg_claim_fire,
         .claim_retry = pg_claim_retry,
         .record_skipped = pg_record_skipped,
+        .skip_claimed = pg_skip_claimed,
         .record_missed = pg_record_missed,
         .set_pid = pg_set_pid,
         .set_start = pg_set_start,

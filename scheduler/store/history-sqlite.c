@@ -129,6 +129,7 @@ typedef enum stmt_id {
         STMT_GET_RUN_STATE,
         STMT_SET_PID,
         STMT_SET_START,
+        STMT_SKIP_CLAIMED,
         STMT_FINISH_RUN,
         STMT_COUNT_RUN,
         STMT_COUNT_SKIPPED,
@@ -170,6 +171,8 @@ static const char *const stmt_sql[_STMT_MAX] = {
         [STMT_SET_PID] = "UPDATE runs SET pid = ?2 WHERE id = ?1 AND status = 'running'",
         [STMT_SET_START] = "UPDATE runs SET pid = CASE WHEN ?2 > 0 THEN ?2 ELSE pid END, started_usec = ?3"
                            " WHERE id = ?1 AND status = 'running'",
+        [STMT_SKIP_CLAIMED] = "UPDATE runs SET status = 'skipped', finished_usec = ?2, message = ?3"
+                              " WHERE id = ?1 AND status = 'running'",
         [STMT_FINISH_RUN] =
                 "UPDATE runs SET finished_usec = ?2, status = ?3, exit_code = ?4, signal = ?5,"
                 " duration_usec = ?6, message = ?7, output = ?8"
@@ -988,6 +991,52 @@ static int sqlite_set_start(history *base, int64_t run_id, pid_t pid, usec_t sta
         return 0;
 }
 
+static int sqlite_skip_claimed(history *base, int64_t run_id, usec_t now, const char *message) {
+        sqlite_history *h = (sqlite_history *) base;
+        _cleanup_free_ char *job = NULL;
+        int r;
+
+        if (!h)
+                return -EINVAL;
+        if ((r = history_check_usec(&h->base, now, false, "current time")) < 0)
+                return r;
+        r = op_begin(h);
+        if (r < 0)
+                return r;
+        /* SQLite 3.31 has no RETURNING: the job is read first, in the same transaction */
+        {
+                _cleanup_stmt_ sqlite3_stmt *s = NULL;
+                r = stmt_get(h, STMT_GET_RUN_STATE, &s);
+                if (r < 0)
+                        return op_end(h, r);
+                sqlite3_bind_int64(s, 1, run_id);
+                int rc = sqlite3_step(s);
+                if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+                        return op_end(h, fail(h, rc, "reading a run"));
+                if (rc == SQLITE_ROW && streq_ptr(column_str(s, 2), "running") &&
+                    !(job = strdup(column_str(s, 0) ?: "")))
+                        return op_end(h, -ENOMEM);
+        }
+        if (!job)
+                return op_end(h, explain_not_running(h, run_id));
+        {
+                _cleanup_stmt_ sqlite3_stmt *s = NULL;
+                r = stmt_get(h, STMT_SKIP_CLAIMED, &s);
+                if (r < 0)
+                        return op_end(h, r);
+                sqlite3_bind_int64(s, 1, run_id);
+                sqlite3_bind_int64(s, 2, (sqlite3_int64) now);
+                if (message)
+                        sqlite3_bind_text(s, 3, message,
+                                          (int) history_utf8_head_length(message, strlen(message), HISTORY_MESSAGE_MAX),
+                                          SQLITE_TRANSIENT);
+                int rc = sqlite3_step(s);
+                if (rc != SQLITE_DONE)
+                        return op_end(h, fail(h, rc, "recording a claimed fire skipped"));
+        }
+        return op_end(h, count_skipped(h, job));
+}
+
 static int finish_in_tx(sqlite_history *h, int64_t run_id, const history_result *res) {
         _cleanup_free_ char *job = NULL;
         usec_t started = 0, duration;
@@ -1706,6 +1755,7 @@ static const history_ops sqlite_ops = {
         .claim_fire = sqlite_claim_fire,
         .claim_retry = sqlite_claim_retry,
         .record_skipped = sqlite_record_skipped,
+        .skip_claimed = sqlite_skip_claimed,
         .record_missed = sqlite_record_missed,
         .set_pid = sqlite_set_pid,
         .set_start = sqlite_set_start,

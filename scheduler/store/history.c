@@ -171,6 +171,10 @@ int history_record_skipped(history *h, const char *job, run_trigger trigger, use
         DISPATCH(record_skipped, h, job, trigger, scheduled, now, message, ret_run_id);
 }
 
+int history_skip_claimed(history *h, int64_t run_id, usec_t now, const char *message) {
+        DISPATCH(skip_claimed, h, run_id, now, message);
+}
+
 int history_record_missed(history *h, const char *job, run_trigger trigger, usec_t first, usec_t last, uint64_t count,
                           usec_t now, const char *message, int64_t *ret_run_id) {
         if (h && !h->ops->record_missed)

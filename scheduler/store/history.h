@@ -215,6 +215,14 @@ int history_claim_retry(history *h, int64_t first_run_id, unsigned attempt, usec
 int history_record_skipped(history *h, const char *job, run_trigger trigger, usec_t scheduled,
                            usec_t now, const char *message, int64_t *ret_run_id);
 
+/* Records that the fire claimed as RUN_ID (by history_claim_fire(), still 'running') is not
+ * run after all, because of a policy judged after its claim (the cluster-wide singleton: only
+ * the node holding the claim may take the slot, so a node dying in between loses no fire). The
+ * row becomes 'skipped', finished at NOW, with MESSAGE (NULL allowed), and counts in the job's
+ * skipped_total like history_record_skipped(). -ENOENT if no such run, -ESTALE if it is not
+ * running. */
+int history_skip_claimed(history *h, int64_t run_id, usec_t now, const char *message);
+
 /* Records COUNT (>= 1) fires of JOB due from FIRST to LAST (wall clock, FIRST <= LAST) that
  * could not start in time as one finished 'missed' row recorded at NOW, with MESSAGE saying
  * why (NULL allowed), and adds COUNT to the job's missed_total. The row claims FIRST like

@@ -180,6 +180,64 @@ class ClusterControl(DaemonTestCase):
                            "GROUP BY scheduled_usec, attempt HAVING count(*) > 1) x").strip()
         self.assertEqual(dup, "0")
 
+    def test_singleton_fire_kept_when_the_claiming_node_dies_before_its_claim(self):
+        """The fault where it hurts: a node killed between deciding a singleton fire and its claim
+        reaching PostgreSQL. The claims of an instant are held back by a lock on runs, the node
+        whose claim waits first is killed -9 and its connection ended (its INSERT never lands),
+        then the lock goes. The other node must still run that instant: a slot taken before the
+        claim used to tell it the fire was the dead node's, and nobody ran it."""
+        text = job("solo", "witness.so", "* * * * * *", singleton=True, params={"file": self.witness})
+        ds = {}
+        for name in ("n0", "n1"):
+            d = self.node(text)
+            d.start(extra_env={"PGAPPNAME": name})
+            ds[name] = d
+        wait_for(lambda: len(witnessed(self.witness)) >= 2, timeout=15, what="two runs of solo")
+        frac = time.time() % 1
+        time.sleep((0.4 - frac) % 1)  # between two instants: the last run has ended, the next is 0.6 s off
+        locker = subprocess.Popen(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", self.pg.conninfo],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            locker.stdin.write("BEGIN; LOCK TABLE runs IN SHARE MODE; SELECT 'locked';\n")
+            locker.stdin.flush()
+            self.assertEqual(locker.stdout.readline().strip(), "locked")
+            waiting = "SELECT application_name FROM pg_stat_activity WHERE wait_event_type = 'Lock' " \
+                      "AND application_name IN ('n0', 'n1') AND query ILIKE '%insert into runs%' ORDER BY query_start"
+            first = []
+            wait_for(lambda: first.extend(self.pg.psql(waiting).split()) or first, timeout=5,
+                     what="a claim waiting on the lock")
+            time.sleep(0.3)  # the other node's claim of the same instant waits too (or was never made)
+            victim = first[0]
+            ds[victim].kill9()
+            self.pg.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '%s'"
+                         % victim)
+            wait_for(lambda: not self.pg.psql("SELECT 1 FROM pg_stat_activity WHERE application_name = '%s'"
+                                              % victim).strip(), timeout=5, what="the victim's connections gone")
+            locker.stdin.write("COMMIT;\n")
+            locker.stdin.close()
+            locker.wait(timeout=10)
+        finally:
+            if locker.poll() is None:
+                locker.kill()
+                locker.wait()
+        unlocked = time.time()
+        survivor = ds["n1" if victim == "n0" else "n0"]
+        wait_for(lambda: any(int(w["scheduled"]) / 1e6 > unlocked + 1 for w in witnessed(self.witness)),
+                 timeout=15, what="the survivor running solo again")
+        survivor.stop()
+        # every instant from the first run to the last has its row (run, skipped or missed: one
+        # row may stand for several missed instants), and none ran twice
+        rows = self.pg.psql("SELECT scheduled_usec / 1000000, coalesce(missed_last_usec / 1000000, 0), status "
+                            "FROM runs WHERE job = 'solo' AND attempt = 0").split()
+        have = set()
+        for r in rows:
+            s, last, _ = r.split("|")
+            have.update(range(int(s), max(int(s), int(last)) + 1))
+        starts = [int(w["scheduled"]) // 1000000 for w in witnessed(self.witness)]
+        self.assertEqual(sorted(set(starts)), sorted(starts), "an instant ran twice")
+        missing = [t for t in range(min(starts), max(starts)) if t not in have]
+        self.assertEqual(missing, [], "instants of solo nobody claimed (the victim was %s; rows %s)" % (victim, rows))
+
     def test_catch_up_after_a_cluster_wide_outage_runs_once(self):
         text = job("late", "witness.so", "* * * * * *", catch_up=True, params={"file": self.witness})
         ds = [self.node(text) for _ in range(3)]

@@ -208,36 +208,50 @@ START_TEST(test_singleton_slot) {
         usec_t sched = 0;
         int64_t run = -1;
 
-        ck_assert_int_eq(cluster_ctl_singleton_acquire(a, "solo", "node-a", 100, NULL, NULL, NULL), 1);
+        ck_assert_int_eq(cluster_ctl_singleton_acquire(a, "solo", "node-a", 100, 0, NULL, NULL, NULL), 1);
         /* pending (not bound to a run yet): held */
-        ck_assert_int_eq(cluster_ctl_singleton_acquire(b, "solo", "node-b", 100, &node, &sched, &run), 0);
+        ck_assert_int_eq(cluster_ctl_singleton_acquire(b, "solo", "node-b", 100, 0, &node, &sched, &run), 0);
         ck_assert_str_eq(node, "node-a");
         ck_assert_uint_eq(sched, 100);
         ck_assert_int_eq(run, 0);
         free(node);
         /* bound to a run whose row is not committed yet: held */
         ck_assert_int_eq(cluster_ctl_singleton_bind(a, "solo", "node-a", 5), 0);
-        ck_assert_int_eq(cluster_ctl_singleton_acquire(b, "solo", "node-b", 100, NULL, NULL, &run), 0);
+        ck_assert_int_eq(cluster_ctl_singleton_acquire(b, "solo", "node-b", 100, 0, NULL, NULL, &run), 0);
         ck_assert_int_eq(run, 5);
         psql(a, "INSERT INTO runs (id, job, status) VALUES (5, 'solo', 'running')");
         ck_assert_int_eq(cluster_ctl_singleton_bind(a, "solo", "node-a", 5), 0);
         ck_assert_int_eq(cluster_ctl_singleton_bind(b, "solo", "node-b", 5), -ESTALE);
-        ck_assert_int_eq(cluster_ctl_singleton_acquire(b, "solo", "node-b", 200, NULL, NULL, &run), 0);
+        ck_assert_int_eq(cluster_ctl_singleton_acquire(b, "solo", "node-b", 200, 0, NULL, NULL, &run), 0);
         ck_assert_int_eq(run, 5);
         /* its run ended without a release (the node died, a survivor marked it interrupted) */
         psql(a, "UPDATE runs SET status = 'interrupted' WHERE id = 5");
-        ck_assert_int_eq(cluster_ctl_singleton_acquire(b, "solo", "node-b", 200, NULL, NULL, NULL), 1);
-        ck_assert_int_eq(cluster_ctl_singleton_acquire(a, "solo", "node-a", 200, &node, NULL, NULL), 0);
+        ck_assert_int_eq(cluster_ctl_singleton_acquire(b, "solo", "node-b", 200, 0, NULL, NULL, NULL), 1);
+        ck_assert_int_eq(cluster_ctl_singleton_acquire(a, "solo", "node-a", 200, 0, &node, NULL, NULL), 0);
         ck_assert_str_eq(node, "node-b");
         free(node);
         /* a release by a node that does not hold it changes nothing */
         ck_assert_int_eq(cluster_ctl_singleton_release(a, "solo", "node-a"), 0);
-        ck_assert_int_eq(cluster_ctl_singleton_acquire(a, "solo", "node-a", 300, NULL, NULL, NULL), 0);
+        ck_assert_int_eq(cluster_ctl_singleton_acquire(a, "solo", "node-a", 300, 0, NULL, NULL, NULL), 0);
         ck_assert_int_eq(cluster_ctl_singleton_release(b, "solo", "node-b"), 0);
-        ck_assert_int_eq(cluster_ctl_singleton_acquire(a, "solo", "node-a", 300, NULL, NULL, NULL), 1);
+        ck_assert_int_eq(cluster_ctl_singleton_acquire(a, "solo", "node-a", 300, 0, NULL, NULL, NULL), 1);
         /* taken and never bound for longer than the pending limit: free again */
         psql(a, "UPDATE cluster_singleton SET taken_at = now() - interval '1 hour'");
-        ck_assert_int_eq(cluster_ctl_singleton_acquire(b, "solo", "node-b", 400, NULL, NULL, NULL), 1);
+        ck_assert_int_eq(cluster_ctl_singleton_acquire(b, "solo", "node-b", 400, 0, NULL, NULL, NULL), 1);
+        ck_assert_int_eq(cluster_ctl_singleton_release(b, "solo", "node-b"), 0);
+        /* taken for a claimed fire: bound at once, so held while its run is, pending limit or not */
+        psql(a, "INSERT INTO runs (id, job, status) VALUES (6, 'solo', 'running')");
+        ck_assert_int_eq(cluster_ctl_singleton_acquire(a, "solo", "node-a", 500, 6, NULL, NULL, NULL), 1);
+        psql(a, "UPDATE cluster_singleton SET taken_at = now() - interval '1 hour'");
+        ck_assert_int_eq(cluster_ctl_singleton_acquire(b, "solo", "node-b", 600, 7, &node, &sched, &run), 0);
+        ck_assert_str_eq(node, "node-a");
+        ck_assert_uint_eq(sched, 500);
+        ck_assert_int_eq(run, 6);
+        free(node);
+        psql(a, "UPDATE runs SET status = 'succeeded' WHERE id = 6");
+        ck_assert_int_eq(cluster_ctl_singleton_acquire(b, "solo", "node-b", 600, 7, NULL, NULL, &run), 1);
+        ck_assert_int_eq(cluster_ctl_singleton_acquire(a, "solo", "node-a", 700, 8, NULL, NULL, &run), 0);
+        ck_assert_int_eq(run, 7);
         PQfinish(a);
         PQfinish(b);
 }
@@ -269,7 +283,7 @@ START_TEST(test_singleton_racing) {
                                         continue;
                                 }
                                 tried = v;
-                                int q = cluster_ctl_singleton_acquire(c, "solo", node, (usec_t) v + 1000, NULL, NULL, NULL);
+                                int q = cluster_ctl_singleton_acquire(c, "solo", node, (usec_t) v + 1000, 0, NULL, NULL, NULL);
                                 if (q < 0)
                                         _exit(2);
                                 if (q == 1) {

@@ -273,6 +273,40 @@ START_TEST(test_claim_once) {
 }
 END_TEST
 
+/* A claimed fire a later policy does not run (the cluster-wide singleton): its row becomes
+ * skipped, counted once, and stays its instant's claim. */
+START_TEST(test_skip_claimed) {
+        history *h = open_ok();
+        history_job_state st;
+        history_run *runs = NULL;
+        size_t n = 0;
+        int64_t id = claim(h, "a", RUN_TRIGGER_SCHEDULE, T0), other = claim(h, "a", RUN_TRIGGER_SCHEDULE, T0 + 1);
+
+        ck_assert_int_eq(history_skip_claimed(h, id, T0 + 20, "run 9 on node b still running (singleton, cluster-wide)"),
+                         0);
+        ck_assert_int_eq(history_get_job_state(h, "a", &st), 1);
+        ck_assert_uint_eq(st.skipped_total, 1);
+        ck_assert_uint_eq(st.runs_total, 0);
+        ck_assert_int_eq(history_list_runs(h, "a", 0, RUN_STATUS_SKIPPED, 0, &runs, &n), 0);
+        ck_assert_uint_eq(n, 1);
+        ck_assert_int_eq(runs[0].id, id);
+        ck_assert_uint_eq(runs[0].scheduled_usec, T0);
+        ck_assert_uint_eq(runs[0].finished_usec, T0 + 20);
+        ck_assert_str_eq(runs[0].message, "run 9 on node b still running (singleton, cluster-wide)");
+        history_runs_free(runs, n);
+        /* still the instant's claim; not twice, not a finished run, not a missing one */
+        ck_assert_int_eq(history_claim_fire(h, "a", RUN_TRIGGER_SCHEDULE, T0, T0 + 30, 0, NULL), -EEXIST);
+        ck_assert_int_eq(history_skip_claimed(h, id, T0 + 21, NULL), -ESTALE);
+        finish(h, other, RUN_STATUS_SUCCEEDED, T0 + 40, 5);
+        ck_assert_int_eq(history_skip_claimed(h, other, T0 + 41, NULL), -ESTALE);
+        ck_assert_int_eq(history_skip_claimed(h, 424242, T0 + 41, NULL), -ENOENT);
+        ck_assert_int_eq(history_get_job_state(h, "a", &st), 1);
+        ck_assert_uint_eq(st.skipped_total, 1);
+        ck_assert_uint_eq(st.runs_total, 1);
+        history_close(h);
+}
+END_TEST
+
 START_TEST(test_claim_retry) {
         history *h = open_ok();
         int64_t first = claim(h, "a", RUN_TRIGGER_SCHEDULE, T0), r1, r2, id;
@@ -1334,6 +1368,7 @@ static Suite *history_suite(void) {
         tcase_add_test(tc, test_open_newer_version_refused);
         tcase_add_test(tc, test_open_foreign_files_refused);
         tcase_add_test(tc, test_claim_once);
+        tcase_add_test(tc, test_skip_claimed);
         tcase_add_test(tc, test_claim_retry);
         tcase_add_test(tc, test_finish_updates_counters);
         tcase_add_test(tc, test_mark_interrupted);
