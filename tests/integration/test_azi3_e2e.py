@@ -678,6 +678,9 @@ class RulesChangeMidDay(Azi3Case):
         a, b = local(z, 2026, 7, 8, 7), local(z, 2026, 7, 8, 22)
         self.assertEqual(self.run_job("monitoring-scheduler", a), "2 sessions created (0 events replayed), 2 sessions open")
         ss = {x["robot_id"]: x for x in self.store.sessions()}
+        # the robots subscribe concurrently: Megazord numbers them in whichever order they arrive
+        sub42, sub43 = ss[42]["subscription_id"], ss[43]["subscription_id"]
+        self.assertEqual(sorted([sub42, sub43]), [100, 101])
         # both first windows run out; Megazord refuses both alarms once: both stay owed
         self.peers.fault(route="alarm", status=503, count=2)
         msg = self.run_job("window-expiration", a + 2 * H + SETTLE, status="failed")
@@ -694,7 +697,7 @@ class RulesChangeMidDay(Azi3Case):
         self.assertIn("rule no longer in", self.daemon.log())
         # no alarm for 43 after that; 42's is posted
         self.assertEqual(self.run_job("window-expiration", a + 2 * H + 2 * M), "1 session open, 1 alarm posted")
-        self.assertEqual(self.peers.subscriptions(), [{"id": 100, "robotId": 42, "eventNames": ["TOILET_ACTIVITY"],
+        self.assertEqual(self.peers.subscriptions(), [{"id": sub42, "robotId": 42, "eventNames": ["TOILET_ACTIVITY"],
                                                        "until": iso(b)}])
         # the robots' calls overlap (issue 16); each robot's go out in order
         def per_robot(calls):
@@ -705,7 +708,7 @@ class RulesChangeMidDay(Azi3Case):
         self.assertEqual(per_robot(self.peers.calls()), per_robot([
             self.subscribe(42, b), self.replay(42, a), self.subscribe(43, b), self.replay(43, a),
             self.replay(42, a), self.alarm(42, r42), self.replay(43, a), self.alarm(43, r43),  # both 503
-            self.unsubscribe(43, 101),
+            self.unsubscribe(43, sub43),
             self.alarm(42, r42)]))
 
     def test_rule_changed_mid_day_takes_effect_with_the_next_session(self):
