@@ -23,8 +23,10 @@
  * not starve child exits, signals, the control socket, the history commit and the watchdog,
  * which run between dispatches */
 #define FIRES_PER_DISPATCH 64
-/* the cron timer wakes this much before an instant to decide and claim its fires */
+/* the cron timer wakes this much before an instant to decide and claim its fires, or twice as
+ * long as deciding them took lately (a herd of 1,000 takes ~10 ms), up to PREPARE_LEAD_MAX */
 #define PREPARE_LEAD (3 * USEC_PER_MSEC)
+#define PREPARE_LEAD_MAX (250 * USEC_PER_MSEC)
 /* a fire whose process is warm costs a slot opened at the gate; one that forks weighs this much
  * more in the per-dispatch budget */
 #define COLD_FIRE_WEIGHT (FIRE_BUDGET / FIRES_PER_DISPATCH)
@@ -130,8 +132,11 @@ static bool in_worker(const job_rt *j) {
 }
 
 static void run_started(manager *m, job_rt *j, run *r) {
-        /* a worker's run is recorded started when a worker takes it (manager_worker_dispatched) */
-        if (r->id > 0 && !in_worker(j)) {
+        /* a worker's run is recorded and logged started when a worker takes it
+         * (manager_worker_dispatched): it may wait for one first */
+        if (in_worker(j))
+                return;
+        if (r->id > 0) {
                 manager_history_batch(m);
                 /* claimed before it started: a warm run at the gate's wake, a forked one at its fork */
                 (void) history_set_start(m->hist, r->id, r->pid, r->started);
@@ -190,14 +195,16 @@ void manager_worker_dispatched(run *r, void *userdata) {
                 manager_history_batch(m);
                 (void) history_set_start(m->hist, r->id, r->pid, r->started);
         }
+        log_full(LOG_INFO, 0, r->def->name, (uint64_t) r->id, (int) r->attempt, "Started (%s, worker pid %d)",
+                 run_trigger_to_string(r->trigger), (int) r->pid);
 }
 
 /* Forks the runs prepared during this dispatch back to back, then watches them. Their claims
  * are committed first (write-ahead). */
 void manager_start_deferred(manager *m) {
         size_t n = m->n_deferred;
-        int q[ELEMENTSOF(m->deferred)];
-        usec_t t[ELEMENTSOF(m->deferred)];
+        int q[FIRE_BUDGET];
+        usec_t t[FIRE_BUDGET];
 
         if (n == 0)
                 return;
@@ -233,7 +240,9 @@ static int start_claimed(manager *m, job_rt *j, int64_t id, int64_t first_id, ru
 
         if (!dir)
                 return -ENOMEM;
-        if (m->deferring && m->n_deferred == ELEMENTSOF(m->deferred))
+        /* a dispatch defers FIRE_BUDGET runs at most (a worker's fire costs 1 of its budget): this
+         * never starts runs decided ahead of their instant early */
+        if (m->deferring && m->n_deferred == FIRE_BUDGET)
                 manager_start_deferred(m);
         /* a worker's run needs no pipes of its own (worker.h) */
         q = (in_worker(j) ? run_new : run_prepare)(j->def, dir, id, first_id ?: id, trigger, attempt, scheduled, started,
@@ -530,10 +539,11 @@ void manager_arm_timers(manager *m) {
                 manager_timer_at(m->warm_timer, USEC_INFINITY);
                 return;
         }
-        /* the cron timer is early by PREPARE_LEAD, or set for the release of fires decided */
+        /* the cron timer is early by the lead, or set for the release of fires decided */
+        usec_t lead = MIN(MAX(PREPARE_LEAD, 2 * m->prepare_usec), PREPARE_LEAD_MAX);
         manager_timer_at(m->real_timer, m->n_due > 0            ? clock_realtime_to_kernel(m->release_at)
                                 : next == USEC_INFINITY ? USEC_INFINITY
-                                                        : clock_realtime_to_kernel(next - MIN(next, PREPARE_LEAD) +
+                                                        : clock_realtime_to_kernel(next - MIN(next, lead) +
                                                            cluster_control_claim_delay(m)));
         manager_timer_at(m->boot_timer, heap_next(&m->boot_heap));
         manager_arm_warm(m);
@@ -547,12 +557,13 @@ void manager_finish_fires(manager *m) {
         timer_entry *e;
 
         release_opened(m);
+        /* the runs first: computing a thousand next instants takes milliseconds */
+        manager_start_deferred(m);
         /* the next instant of each, even when it is due already: if the daemon is late for it,
          * the next dispatch records it missed (overload.c), it is never passed over silently */
         for (size_t i = 0; i < m->n_due; i++)
                 job_rt_schedule_cron(m->due[i], m->due_at[i]);
         m->n_due = 0;
-        manager_start_deferred(m);
         if (m->batch_open)
                 (void) sd_event_source_set_enabled(m->post_source, SD_EVENT_ONESHOT);
         /* Due fires go before the exits and output of runs already started (a herd's first runs
@@ -564,10 +575,10 @@ void manager_finish_fires(manager *m) {
         manager_arm_timers(m);
 }
 
-/* The real timer wakes PREPARE_LEAD before an instant: the fires due at it are decided and
- * claimed then, the claims committed and their warm runs opened, and the timer is set for the
- * instant itself, where only the release is left. Woken late, or for a backlog, it does all at
- * once. */
+/* The real timer wakes a lead before an instant (PREPARE_LEAD, longer when deciding took
+ * longer lately): the fires due at it are decided and claimed then, the claims committed and
+ * their warm runs opened, and the timer is set for the instant itself, where only the release
+ * (and the start of worker runs) is left. Woken late, or for a backlog, it does all at once. */
 int manager_on_real_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         manager *m = userdata;
         usec_t now = clock_now_realtime();
@@ -582,7 +593,7 @@ int manager_on_real_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 manager_arm_timers(m);
                 return 0;
         }
-        usec_t instant = e->when, horizon = MAX(now, instant);
+        usec_t instant = e->when, horizon = MAX(now, instant), began = clock_now_monotonic();
 
         m->deferring = true;
         for (unsigned cost = 0; cost < FIRE_BUDGET && (e = timer_heap_peek(&m->real_heap)) && e->when <= horizon &&
@@ -626,6 +637,9 @@ int manager_on_real_timer(sd_event_source *s, uint64_t usec, void *userdata) {
          * runs starts (a daemon killed at the instant must neither run them again after a
          * restart nor lose their record). In the lead, the commit is off the instant's path. */
         manager_history_write_ahead(m);
+        /* the next lead: twice the longest recent decision, forgotten by an eighth per instant */
+        usec_t took = clock_now_monotonic() - began;
+        m->prepare_usec = MAX(took, m->prepare_usec - m->prepare_usec / 8);
         if (instant > clock_now_realtime() && !m->shutting_down) {
                 m->release_at = instant;
                 manager_arm_timers(m);

@@ -12,6 +12,7 @@
 #include "core/cluster.h"
 #include "core/job-metrics.h"
 #include "core/jobctx.h"
+#include "core/worker-pool.h"
 #include "core/manager-internal.h"
 
 /* counting missed instants costs a schedule evaluation each: past this many, the count stops
@@ -190,6 +191,9 @@ int manager_metrics_text(manager *m, char **ret, size_t *ret_len) {
         fputs("# HELP schedulerd_history_commits_total History transactions committed (each holds a batch of "
               "claims and results).\n# TYPE schedulerd_history_commits_total counter\n", f);
         fprintf(f, "schedulerd_history_commits_total %" PRIu64 "\n", m->history_commits);
+        fputs("# HELP schedulerd_worker_runs_pipelined_total Runs sent to a busy worker behind its current run "
+              "(isolation: worker).\n# TYPE schedulerd_worker_runs_pipelined_total counter\n", f);
+        fprintf(f, "schedulerd_worker_runs_pipelined_total %" PRIu64 "\n", worker_pools_pipelined(m->workers));
         cluster_metrics_write(m->cluster, f);
         if (fclose(f) != 0) {
                 free(text);

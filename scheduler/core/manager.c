@@ -259,7 +259,8 @@ int manager_new(const manager_options *o, manager **ret) {
         m->opened_cap = WARM_MAX;
         m->due = calloc(FIRE_BUDGET, sizeof(job_rt *));
         m->due_at = calloc(FIRE_BUDGET, sizeof(usec_t));
-        if (!m->due || !m->due_at)
+        m->deferred = calloc(FIRE_BUDGET, sizeof(run *));
+        if (!m->due || !m->due_at || !m->deferred)
                 return -ENOMEM;
         /* a slot is held from warm-up to the end of its run: room for runs in flight too */
         q = start_gate_new(GATE_SLOTS, &m->gate);
@@ -451,6 +452,7 @@ manager *manager_free(manager *m) {
         m->cluster_control = cluster_control_free(m->cluster_control);
         free(m->opened);
         free(m->due);
+        free(m->deferred);
         free(m->due_at);
         free(m->warm_scratch);
         while (m->launchers)

@@ -154,10 +154,12 @@ struct manager {
         usec_t *due_at;
         size_t n_due;
         usec_t release_at; /* when they are decided before their instant: that instant */
+        usec_t prepare_usec; /* how long deciding an instant's fires took lately (fire.c) */
         job_rt **warm_scratch;
         size_t warm_scratch_cap;
-        /* runs prepared during one timer dispatch, forked back to back at its end */
-        run *deferred[64];
+        /* runs prepared during one timer dispatch, started back to back at its end (for cron
+         * fires decided ahead: at their instant, never before), FIRE_BUDGET of them at most */
+        run **deferred;
         size_t n_deferred;
         bool deferring;
         /* fires held back by max_concurrent, waiting for a slot (overload.c) */

@@ -2,6 +2,7 @@
 /* The daemon's side of isolation: worker (worker-pool.h); the worker process is worker.c. */
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
@@ -21,9 +22,21 @@
  * many per turn of the event loop, and at once beyond the bound (so they cannot pile up). */
 #define ENDED_BATCH 64
 #define ENDED_MAX 4096
+/* A busy worker takes a run behind its current one (pipelining: it starts the next as soon as
+ * it has answered, without waiting for the daemon to read the answer and send more) only when
+ * its last run and the current one so far both took less than this: a run queued behind a
+ * long one would wait for it while another worker may be free. */
+#define PIPELINE_RUN_MAX (1 * USEC_PER_MSEC)
 
 typedef struct pool pool;
 typedef struct worker worker;
+
+/* A run waiting for a worker of its pool, or sent to one behind its current run. */
+typedef struct pending {
+        run *r;
+        size_t index;
+        worker_request *cause; /* the cause part of its request, or NULL */
+} pending;
 
 struct worker {
         pool *pool;
@@ -31,17 +44,22 @@ struct worker {
         int fd;     /* its socket; -1 once closed (it then exits) */
         int out_fd; /* its stdout and stderr */
         sd_event_source *io, *out, *child;
-        run *run;   /* in flight, or NULL: idle */
+        run *run;   /* the current run (started, its deadline armed), or NULL */
+        pending queued; /* sent behind it, not started yet (.r NULL: none): its pid, start and
+                         * deadline come when it becomes the current run */
+        uint64_t seq, run_seq, queued_seq; /* request numbers: the last given, the runs' */
+        usec_t queued_sent, last_answered; /* wall clock: the queued run's send, the last reply's */
+        usec_t last_run_usec; /* how long its last run took (monotonic), USEC_INFINITY before one */
+        bool retiring;  /* takes no more runs; its socket closes once both slots are empty */
+        /* output: the end markers read for the runs in its slots (in order), the markers still
+         * to come for runs already ended without theirs, and a tail that may begin a marker */
+        unsigned markers_seen, markers_owed;
+        uint8_t marker[WORKER_MARKER_SIZE];
+        uint8_t carry[WORKER_MARKER_SIZE];
+        size_t carry_len;
         unsigned n_runs;
         worker *next;
 };
-
-/* A run waiting for a worker of its pool. */
-typedef struct pending {
-        run *r;
-        size_t index;
-        worker_request *cause; /* the cause part of its request, or NULL */
-} pending;
 
 struct pool {
         worker_pools *owner;
@@ -66,6 +84,8 @@ struct worker_pools {
         pool **by_job;
         sd_event_source *sweep; /* ends the runs cancelled while they waited */
         unsigned ncpu;
+        usec_t pipeline_max;   /* PIPELINE_RUN_MAX, or the tests' SCHEDULERD_TEST_PIPELINE_USEC */
+        uint64_t n_pipelined;  /* runs sent to a busy worker behind its current one */
         /* Runs answered by their worker, finished (run_finish()) but not yet handed to their done
          * callback: a FIFO, drained by `ended_src` at a lower priority than the workers' replies.
          * The daemon's bookkeeping of an ended run (history, log, metrics, retries) costs more than
@@ -99,6 +119,11 @@ bool worker_group_same(const job_def *a, const job_def *b) {
 static void pool_pump(pool *p);
 static void pool_maybe_free(pool *p);
 
+static void pending_free(pending *e) {
+        free(e->cause);
+        e->cause = NULL;
+}
+
 /* Closes W's socket: it exits at EOF, once its run (if any) is answered. */
 static void worker_close(worker *w) {
         w->io = sd_event_source_disable_unref(w->io);
@@ -115,6 +140,7 @@ static void worker_free(worker *w) {
                         break;
                 }
         p->n_workers--;
+        pending_free(&w->queued);
         worker_close(w);
         sd_event_source_disable_unref(w->out);
         sd_event_source_disable_unref(w->child);
@@ -123,16 +149,65 @@ static void worker_free(worker *w) {
         free(w);
 }
 
-/* Reads what W wrote, MAX bytes at most, into its run's output (dropped without one: something
- * a run left behind). Returns false at EOF. */
+/* The runs in W's slots, in the order they run: the current one, then the queued one. */
+static unsigned worker_n_slots(const worker *w) {
+        return !!w->run + !!w->queued.r;
+}
+
+static run *worker_slot(const worker *w, unsigned i) {
+        if (w->run)
+                return i == 0 ? w->run : i == 1 ? w->queued.r : NULL;
+        return i == 0 ? w->queued.r : NULL;
+}
+
+/* Output bytes go to the first run whose end marker has not been read (dropped while a marker
+ * of a run that already ended is still to come, or when no run is in a slot: something a run
+ * left behind). */
+static void worker_route_output(worker *w, const char *p, size_t n) {
+        run *t = w->markers_owed > 0 ? NULL : worker_slot(w, w->markers_seen);
+        if (t && n > 0)
+                run_consume_output(t, p, n);
+}
+
+static void worker_marker_read(worker *w) {
+        if (w->markers_owed > 0)
+                w->markers_owed--;
+        else if (w->markers_seen < worker_n_slots(w))
+                w->markers_seen++;
+}
+
+/* DATA (N bytes) split at W's end markers; a tail that may begin a marker waits in w->carry. */
+static void worker_take_output(worker *w, const char *data, size_t n) {
+        size_t i = 0, keep = 0;
+        for (const char *m; (m = memmem(data + i, n - i, w->marker, sizeof(w->marker)));) {
+                worker_route_output(w, data + i, (size_t) (m - (data + i)));
+                worker_marker_read(w);
+                i = (size_t) (m - data) + sizeof(w->marker);
+        }
+        for (size_t k = MIN(n - i, sizeof(w->marker) - 1); k > 0 && keep == 0; k--)
+                if (memcmp(data + n - k, w->marker, k) == 0)
+                        keep = k;
+        worker_route_output(w, data + i, n - i - keep);
+        memcpy(w->carry, data + n - keep, keep);
+        w->carry_len = keep;
+}
+
+/* Reads what W wrote, MAX bytes at most, into its runs' output. Returns false at EOF. */
 static bool worker_read_output(worker *w, size_t max) {
-        char buf[16384];
+        char buf[WORKER_MARKER_SIZE + 16384];
         for (size_t done = 0; done < max;) {
-                ssize_t n = read(w->out_fd, buf, MIN(sizeof(buf), max - done));
+                memcpy(buf, w->carry, w->carry_len);
+                size_t want = MIN(sizeof(buf) - WORKER_MARKER_SIZE, max - done);
+                ssize_t n = read(w->out_fd, buf + w->carry_len, want);
                 if (n > 0) {
-                        if (w->run)
-                                run_consume_output(w->run, buf, (size_t) n);
+                        size_t total = w->carry_len + (size_t) n;
+                        w->carry_len = 0;
+                        worker_take_output(w, buf, total);
                         done += (size_t) n;
+                        /* short: the pipe is empty for now (saves a read per run that finds EAGAIN;
+                         * more output wakes the source again) */
+                        if ((size_t) n < want)
+                                return true;
                         continue;
                 }
                 if (n < 0 && errno == EINTR)
@@ -199,13 +274,25 @@ static int on_ended(sd_event_source *s, void *userdata) {
         return 0;
 }
 
-/* W answered its run with EXIT_CODE: the run is finished now (its output drained, its
- * deadline disarmed) and W is idle; its done callback comes from on_ended(). */
-static void worker_run_answered(worker *w, int exit_code) {
+/* W answered its current run with EXIT_CODE (RAN: false when it refused it unstarted): the run
+ * is finished now (its output drained, its deadline disarmed) and W's current slot is empty;
+ * its done callback comes from on_ended(). */
+static void worker_run_answered(worker *w, int exit_code, bool ran) {
         worker_pools *ps = w->pool->owner;
         run *r = w->run;
 
-        (void) worker_read_output(w, WORKER_OUTPUT_DRAIN_MAX);
+        /* its marker was written before its reply: all its output is in by the marker (read
+         * already, most often, by on_worker_output()) */
+        if (ran && w->markers_seen == 0)
+                (void) worker_read_output(w, WORKER_OUTPUT_DRAIN_MAX);
+        /* read by now, unless more output than the drain's bound came before it (then what
+         * remains of it is dropped); a run refused unstarted has none */
+        if (!ran)
+                ;
+        else if (w->markers_seen > 0)
+                w->markers_seen--;
+        else
+                w->markers_owed++;
         w->run = NULL;
         run_finish(r, CLD_EXITED, exit_code);
         if (ps->n_ended >= ENDED_MAX)
@@ -229,44 +316,151 @@ static void worker_run_answered(worker *w, int exit_code) {
         (void) sd_event_source_set_enabled(ps->ended_src, SD_EVENT_ONESHOT);
 }
 
-static int on_worker_reply(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        worker *w = userdata;
+static void cancel_queued(run *r);
+
+/* Puts E in P's queue, at its FRONT (a run handed back: it was first) or its back. -ENOMEM. */
+static int pool_queue_put(pool *p, pending *e, bool front) {
+        if (p->q_len == p->q_cap) {
+                size_t cap = MAX(p->q_cap * 2, (size_t) 64);
+                pending *v = calloc(cap, sizeof(pending));
+                if (!v)
+                        return -ENOMEM;
+                for (size_t i = 0; i < p->q_len; i++)
+                        v[i] = p->q[(p->q_head + i) % p->q_cap];
+                free(p->q);
+                p->q = v;
+                p->q_cap = cap;
+                p->q_head = 0;
+        }
+        if (front) {
+                p->q_head = (p->q_head + p->q_cap - 1) % p->q_cap;
+                p->q[p->q_head] = *e;
+        } else
+                p->q[(p->q_head + p->q_len) % p->q_cap] = *e;
+        p->q_len++;
+        e->r->cancel_queued = cancel_queued;
+        e->r->queue_owner = p->owner;
+        return 0;
+}
+
+/* W's queued run never started (its worker refused it, or died before taking it): it waits
+ * for a worker again, first in line. */
+static void worker_hand_back(worker *w) {
+        pending e = w->queued;
+        w->queued = (pending) {};
+        if (pool_queue_put(w->pool, &e, true) < 0) {
+                pending_free(&e);
+                snprintf(e.r->message, sizeof(e.r->message), "never started: no memory to queue it for a worker");
+                run_ended(e.r, CLD_KILLED, SIGKILL);
+                return;
+        }
+        /* cancelled or killed meanwhile: the sweep ends it, as one that waited in the queue */
+        if (e.r->cancelled || e.r->killed || e.r->timed_out)
+                cancel_queued(e.r);
+}
+
+/* R (job INDEX, CAUSE or NULL) is the run W works on now: its start is STARTED, its deadline
+ * runs from here, and a cancellation that came while it was queued in W is carried out. */
+static void worker_begin(worker *w, run *r, usec_t started) {
+        worker_pools *ps = w->pool->owner;
+        bool cancelled = r->cancelled || r->timed_out, killed = r->killed;
+
+        w->run = r;
+        r->cancel_queued = NULL;
+        r->queue_owner = NULL;
+        int q = run_dispatched(ps->event, r, w->pid, started);
+        if (q < 0) {
+                /* untimed it must not run: it ends as crashed (SIGKILL) */
+                log_full(LOG_ERR, q, r->def->name, (uint64_t) r->id, (int) r->attempt, "Cannot arm the run's deadline: %m");
+                run_kill(r);
+        } else if (killed)
+                run_kill(r);
+        else if (cancelled)
+                run_cancel(r);
+        if (ps->dispatched)
+                ps->dispatched(r, ps->userdata);
+}
+
+/* W's queued run is its current one now (its worker answered the one before at ANSWERED). */
+static void worker_promote(worker *w, usec_t answered) {
+        pending e = w->queued;
+        w->queued = (pending) {};
+        w->run_seq = w->queued_seq;
+        pending_free(&e);
+        worker_begin(w, e.r, MAX(answered, w->queued_sent));
+}
+
+/* W takes no more runs; its socket closes (it exits) once its slots are empty. */
+static void worker_retire(worker *w) {
+        w->retiring = true;
+        if (!w->run && !w->queued.r)
+                worker_close(w);
+}
+
+/* Handles one reply of W. Returns 1 when one was read, 0 when none is there, -1 when the
+ * socket is done (closed, or W broke the protocol and was killed). */
+static int worker_reply_one(worker *w) {
         pool *p = w->pool;
         worker_reply rep;
         char why[256];
+        ssize_t n;
 
-        for (;;) {
-                ssize_t n = recv(w->fd, &rep, sizeof(rep), MSG_DONTWAIT);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0 && errno == EAGAIN)
-                        return 0;
-                if (n <= 0) {
-                        worker_close(w); /* it is exiting: its child source does the rest */
-                        return 0;
-                }
-                run *r = w->run;
-                if (!r || (size_t) n <= offsetof(worker_reply, message) || rep.id != r->id) {
-                        log_error("Worker %d of plugin %s sent a reply for no run it had; killing it.", (int) w->pid,
-                                  p->proto->plugin_path);
-                        worker_close(w);
-                        (void) kill(-w->pid, SIGKILL);
-                        return 0;
-                }
-                rep.message[MIN((size_t) n - offsetof(worker_reply, message), sizeof(rep.message) - 1)] = '\0';
-                snprintf(r->message, sizeof(r->message), "%s", rep.message);
-                w->n_runs++;
-                const char *reason = recycle_reason(w, &rep, r, why, sizeof(why));
-                if (!reason || reason[0]) {
-                        if (reason && reason[0])
-                                log_full(LOG_INFO, 0, r->def->name, (uint64_t) r->id, (int) r->attempt,
-                                         "Replacing worker %d %s.", (int) w->pid, reason);
-                        worker_close(w);
-                }
-                worker_run_answered(w, rep.exit_code);
-                pool_pump(p);
+        do
+                n = recv(w->fd, &rep, sizeof(rep), MSG_DONTWAIT);
+        while (n < 0 && errno == EINTR);
+        if (n < 0 && errno == EAGAIN)
                 return 0;
+        if (n <= 0) {
+                worker_close(w); /* it is exiting: its child source does the rest */
+                return -1;
         }
+        bool for_queued = !w->run && w->queued.r && rep.seq == w->queued_seq;
+        if ((size_t) n <= offsetof(worker_reply, message) || !(for_queued || (w->run && rep.seq == w->run_seq))) {
+                log_error("Worker %d of plugin %s sent a reply for no run it had; killing it.", (int) w->pid,
+                          p->proto->plugin_path);
+                worker_close(w);
+                (void) kill(-w->pid, SIGKILL);
+                return -1;
+        }
+        rep.message[MIN((size_t) n - offsetof(worker_reply, message), sizeof(rep.message) - 1)] = '\0';
+        if (for_queued) {
+                /* its current run was stopped (a deadline, a cancellation): the worker says
+                 * whether it took this one before it stopped */
+                if (rep.flags & WORKER_REPLY_NOT_RUN) {
+                        worker_hand_back(w);
+                        if (w->retiring)
+                                worker_retire(w); /* empty now: closed */
+                        return 1;
+                }
+                worker_promote(w, w->last_answered);
+        }
+        run *r = w->run;
+        w->last_answered = rep.answered;
+        w->last_run_usec = clock_now_monotonic() - r->started_mono;
+        bool ran = !(rep.flags & WORKER_REPLY_NOT_RUN);
+        snprintf(r->message, sizeof(r->message), "%s", ran ? rep.message : "never started: its worker was stopping");
+        w->n_runs++;
+        bool signalled = r->timed_out || r->cancelled || r->killed;
+        const char *reason = recycle_reason(w, &rep, r, why, sizeof(why));
+        if (reason && reason[0])
+                log_full(LOG_INFO, 0, r->def->name, (uint64_t) r->id, (int) r->attempt, "Replacing worker %d %s.",
+                         (int) w->pid, reason);
+        worker_run_answered(w, rep.exit_code, ran);
+        /* signalled, the worker stops: the queued run's own reply says whether it ran */
+        if (w->queued.r && !signalled)
+                worker_promote(w, rep.answered);
+        /* retiring since an earlier reply, with a run queued then: closed once that one is answered */
+        if (!reason || reason[0] || w->retiring)
+                worker_retire(w);
+        return 1;
+}
+
+static int on_worker_reply(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        worker *w = userdata;
+        pool *p = w->pool;
+        if (worker_reply_one(w) > 0)
+                pool_pump(p);
+        return 0;
 }
 
 static int worker_spawn(pool *p, worker **ret);
@@ -275,13 +469,19 @@ static int on_worker_exit(sd_event_source *s, const siginfo_t *si, void *userdat
         worker *w = userdata;
         pool *p = w->pool;
 
-        /* A reply written just before the exit (a cancelled run answers, then its worker exits)
-         * is read first: the exit can be dispatched before the socket's readability, and the
+        /* Replies written just before the exit (a cancelled run answers, then its worker exits)
+         * are read first: the exit can be dispatched before the socket's readability, and the
          * run would end without its message ("cancelled by daemon shutdown"). */
-        if (w->run && w->fd >= 0)
-                (void) on_worker_reply(NULL, w->fd, EPOLLIN, w);
-        bool was_busy = w->run, replace = !p->retired && (w->run || w->n_runs > 0);
+        while ((w->run || w->queued.r) && w->fd >= 0 && worker_reply_one(w) > 0)
+                ;
+        bool was_busy = w->run || w->queued.r, replace = !p->retired && (was_busy || w->n_runs > 0);
 
+        if (w->queued.r) {
+                if (w->run)
+                        worker_hand_back(w); /* a worker takes a run only after answering the one before */
+                else
+                        worker_promote(w, w->last_answered); /* it may have started: it ends here */
+        }
         if (w->run) {
                 run *r = w->run;
                 if (!r->timed_out && !r->cancelled && !r->killed)
@@ -306,6 +506,15 @@ static int on_worker_exit(sd_event_source *s, const siginfo_t *si, void *userdat
         return 0;
 }
 
+static void marker_new(uint8_t *m) {
+        if (getrandom(m, WORKER_MARKER_SIZE, GRND_NONBLOCK) == (ssize_t) WORKER_MARKER_SIZE)
+                return;
+        /* no entropy yet (early boot): unique is enough, the job shares the worker's trust */
+        uint64_t a = clock_now_monotonic() ^ ((uint64_t) getpid() << 32), b = (uint64_t) (uintptr_t) m ^ a * 31;
+        memcpy(m, &a, sizeof(a));
+        memcpy(m + sizeof(a), &b, sizeof(b));
+}
+
 static int worker_spawn(pool *p, worker **ret) {
         worker_pools *ps = p->owner;
         _cleanup_free_ worker *w = calloc(1, sizeof(worker));
@@ -314,6 +523,7 @@ static int worker_spawn(pool *p, worker **ret) {
 
         if (!w)
                 return -ENOMEM;
+        marker_new(w->marker);
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
                 return -errno;
         if (pipe2(out, O_CLOEXEC) < 0) {
@@ -326,7 +536,7 @@ static int worker_spawn(pool *p, worker **ret) {
         if (pid == 0) {
                 close(sv[0]);
                 close(out[0]);
-                worker_main(p->reg, p->proto, sv[1], out[1], parent);
+                worker_main(p->reg, p->proto, sv[1], out[1], parent, w->marker);
         }
         q = -errno;
         close(sv[1]);
@@ -338,7 +548,11 @@ static int worker_spawn(pool *p, worker **ret) {
         }
         (void) setpgid(pid, pid); /* before any signal for its run can come */
         (void) fcntl(out[0], F_SETFL, O_NONBLOCK);
-        *w = (worker) { .pool = p, .pid = pid, .fd = sv[0], .out_fd = out[0] };
+        w->pool = p;
+        w->pid = pid;
+        w->fd = sv[0];
+        w->out_fd = out[0];
+        w->last_run_usec = USEC_INFINITY;
         q = sd_event_add_io(ps->event, &w->io, w->fd, EPOLLIN, on_worker_reply, w);
         if (q >= 0)
                 q = sd_event_add_io(ps->event, &w->out, w->out_fd, EPOLLIN, on_worker_output, w);
@@ -360,68 +574,78 @@ static int worker_spawn(pool *p, worker **ret) {
         return 0;
 }
 
-/* Sends R (job INDEX, CAUSE or NULL) to the idle worker W. -EPIPE: W is gone (not R's fault). */
-static int worker_send(worker *w, run *r, size_t index, const worker_request *cause) {
+/* Sends E's run to W: its current run if W is idle, else queued behind it (E, and its cause,
+ * then belong to W). -EPIPE: W is gone (not the run's fault); E is untouched. */
+static int worker_send(worker *w, pending *e) {
+        run *r = e->r;
         worker_request req = {
-                .job = index, .id = r->id, .scheduled = r->scheduled, .attempt = r->attempt,
+                .job = e->index, .id = r->id, .scheduled = r->scheduled, .attempt = r->attempt,
         };
         size_t len = WORKER_REQUEST_SHORT;
-        if (cause) {
-                req = *cause;
-                req.job = index;
+        if (e->cause) {
+                req = *e->cause;
+                req.job = e->index;
                 req.id = r->id;
                 req.scheduled = r->scheduled;
                 req.attempt = r->attempt;
                 req.has_cause = 1;
                 len = sizeof(req);
         }
-        /* the worker is idle: its socket is empty, the request fits */
-        usec_t started = clock_now_realtime();
+        req.seq = ++w->seq;
+        /* at most one request waits in the socket: it fits */
+        usec_t sent = clock_now_realtime();
         while (send(w->fd, &req, len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
                 if (errno != EINTR)
                         return -EPIPE;
-        w->run = r;
         r->cancel_queued = NULL;
         r->queue_owner = NULL;
-        int q = run_dispatched(w->pool->owner->event, r, w->pid, started);
-        if (q < 0) {
-                /* untimed it must not run: it ends as crashed (SIGKILL) */
-                log_full(LOG_ERR, q, r->def->name, (uint64_t) r->id, (int) r->attempt, "Cannot arm the run's deadline: %m");
-                run_kill(r);
+        if (w->run) {
+                w->queued = *e;
+                w->queued_seq = req.seq;
+                w->queued_sent = sent;
+                w->pool->owner->n_pipelined++;
+                return 0;
         }
+        w->run_seq = req.seq;
+        pending_free(e);
+        worker_begin(w, r, sent);
         return 0;
 }
 
-static worker *pool_idle(pool *p) {
-        for (worker *w = p->workers; w; w = w->next)
-                if (!w->run && w->fd >= 0)
-                        return w;
-        return NULL;
+static bool worker_idle(const worker *w) {
+        return !w->run && !w->queued.r && w->fd >= 0 && !w->retiring;
 }
 
-/* An idle worker of P, forked if there is room; NULL when all are busy (or none could be
- * forked: then *RET_ERR says why). */
+/* Whether W takes a run behind its current one: both its last run and this one are short so far. */
+static bool worker_pipelines(const worker *w, usec_t now) {
+        run *r = w->run;
+        usec_t max = w->pool->owner->pipeline_max;
+        return r && !w->queued.r && w->fd >= 0 && !w->retiring && !r->timed_out && !r->cancelled && !r->killed &&
+               w->last_run_usec < max && now - r->started_mono < max;
+}
+
+/* A worker of P for the next run: an idle one, one forked if there is room, else a busy one
+ * that pipelines; NULL when none (or none could be forked: then *RET_ERR says why). */
 static worker *pool_get(pool *p, int *ret_err) {
-        worker *w = pool_idle(p);
+        worker *w;
         *ret_err = 0;
-        if (w)
-                return w;
-        if (p->n_workers >= p->size)
-                return NULL;
-        int q = worker_spawn(p, &w);
-        if (q < 0) {
+        for (w = p->workers; w; w = w->next)
+                if (worker_idle(w))
+                        return w;
+        if (p->n_workers < p->size) {
+                int q = worker_spawn(p, &w);
+                if (q >= 0)
+                        return w;
                 log_warning_errno(q, "Cannot fork a worker for plugin %s (%m); its runs wait for a worker to be free. "
                                      "Near a process or memory limit? (pids.max, RLIMIT_NPROC)",
                                   p->proto->plugin_path);
                 *ret_err = q;
-                return NULL;
         }
-        return w;
-}
-
-static void pending_free(pending *e) {
-        free(e->cause);
-        e->cause = NULL;
+        usec_t now = clock_now_monotonic();
+        for (w = p->workers; w; w = w->next)
+                if (worker_pipelines(w, now))
+                        return w;
+        return NULL;
 }
 
 /* Hands the runs that wait to idle workers, oldest first. */
@@ -434,21 +658,19 @@ static void pool_pump(pool *p) {
                 pending e = p->q[p->q_head];
                 p->q_head = (p->q_head + 1) % p->q_cap;
                 p->q_len--;
-                if (worker_send(w, e.r, e.index, e.cause) < 0) {
-                        /* that worker is gone (its exit comes): the run goes back to the front */
-                        worker_close(w);
+                if (worker_send(w, &e) < 0) {
+                        /* that worker is gone (its exit comes, after any answer it sent): the run
+                         * goes back to the front */
+                        worker_retire(w);
                         p->q_head = (p->q_head + p->q_cap - 1) % p->q_cap;
                         p->q[p->q_head] = e;
                         p->q_len++;
-                        continue;
                 }
-                pending_free(&e);
-                if (p->owner->dispatched)
-                        p->owner->dispatched(e.r, p->owner->userdata);
         }
 }
 
-static int pool_enqueue(pool *p, run *r, size_t index, const sched_job_cause_info *cause) {
+/* E for R, job INDEX, with the cause of the run being started (on_failure / on_success), if any. */
+static int pending_make(run *r, size_t index, const sched_job_cause_info *cause, pending *ret) {
         pending e = { .r = r, .index = index };
         if (cause) {
                 e.cause = calloc(1, sizeof(worker_request));
@@ -461,22 +683,7 @@ static int pool_enqueue(pool *p, run *r, size_t index, const sched_job_cause_inf
                 snprintf(e.cause->cause_status, sizeof(e.cause->cause_status), "%s", cause->status);
                 snprintf(e.cause->cause_message, sizeof(e.cause->cause_message), "%s", cause->message ?: "");
         }
-        if (p->q_len == p->q_cap) {
-                size_t cap = MAX(p->q_cap * 2, (size_t) 64);
-                pending *v = calloc(cap, sizeof(pending));
-                if (!v) {
-                        pending_free(&e);
-                        return -ENOMEM;
-                }
-                for (size_t i = 0; i < p->q_len; i++)
-                        v[i] = p->q[(p->q_head + i) % p->q_cap];
-                free(p->q);
-                p->q = v;
-                p->q_cap = cap;
-                p->q_head = 0;
-        }
-        p->q[(p->q_head + p->q_len) % p->q_cap] = e;
-        p->q_len++;
+        *ret = e;
         return 0;
 }
 
@@ -582,30 +789,31 @@ static pool *pool_find(worker_pools *ps, const registry *reg, size_t index) {
 
 int worker_pools_submit(worker_pools *ps, const registry *reg, size_t index, run *r) {
         pool *p = index < reg->n_jobs ? pool_find(ps, reg, index) : NULL;
-        int err, q;
+        int err = 0, q;
+        pending e;
 
         if (!p)
                 return index < reg->n_jobs ? -ENOMEM : -EINVAL;
+        q = pending_make(r, index, jobctx_pending_cause(), &e);
+        if (q < 0)
+                return q;
         r->in_worker = true;
         worker *w = p->q_len == 0 ? pool_get(p, &err) : NULL;
-        if (w && worker_send(w, r, index, NULL) >= 0) {
-                if (ps->dispatched)
-                        ps->dispatched(r, ps->userdata);
+        if (w && worker_send(w, &e) >= 0)
                 return 0;
-        }
         if (w)
-                worker_close(w); /* gone: its exit comes; the run waits for the next */
+                worker_retire(w); /* gone: its exit comes; the run waits for the next */
         else if (err < 0 && p->n_workers == 0) {
+                pending_free(&e);
                 r->in_worker = false;
                 return err; /* no worker, and none coming */
         }
-        q = pool_enqueue(p, r, index, jobctx_pending_cause());
+        q = pool_queue_put(p, &e, false);
         if (q < 0) {
+                pending_free(&e);
                 r->in_worker = false;
                 return q;
         }
-        r->cancel_queued = cancel_queued;
-        r->queue_owner = ps;
         return 0;
 }
 
@@ -626,8 +834,7 @@ void worker_pools_retire(worker_pools *ps, const registry *current) {
                         continue;
                 p->retired = true;
                 for (worker *w = p->workers; w; w = w->next)
-                        if (!w->run)
-                                worker_close(w);
+                        worker_retire(w);
                 pool_maybe_free(p);
         }
 }
@@ -636,9 +843,16 @@ size_t worker_pools_waiting(const worker_pools *ps) {
         size_t n = 0;
         if (!ps)
                 return 0;
-        for (const pool *p = ps->pools; p; p = p->next)
+        for (const pool *p = ps->pools; p; p = p->next) {
                 n += p->q_len;
+                for (const worker *w = p->workers; w; w = w->next)
+                        n += !!w->queued.r;
+        }
         return n;
+}
+
+uint64_t worker_pools_pipelined(const worker_pools *ps) {
+        return ps ? ps->n_pipelined : 0;
 }
 
 size_t worker_pools_pids(const worker_pools *ps, pid_t *v, size_t max) {
@@ -663,6 +877,15 @@ int worker_pools_new(sd_event *e, worker_dispatched_fn dispatched, void *userdat
         ps->dispatched = dispatched;
         ps->userdata = userdata;
         ps->ncpu = ncpu > 0 ? (unsigned) MIN(ncpu, (long) WORKERS_DEFAULT_MAX) : 1;
+        ps->pipeline_max = PIPELINE_RUN_MAX;
+        /* tests: a longer bound makes a run queue behind a slow one on purpose (its deadline, a crash) */
+        const char *t = getenv("SCHEDULERD_TEST_PIPELINE_USEC");
+        if (t && *t) {
+                char *end;
+                unsigned long long v = strtoull(t, &end, 10);
+                if (*end == '\0')
+                        ps->pipeline_max = (usec_t) v;
+        }
         q = sd_event_add_defer(e, &ps->sweep, on_sweep, ps);
         if (q < 0)
                 return q;

@@ -5,8 +5,12 @@
  * group, environment, credentials and limits form a group; each group gets a pool of worker
  * processes (worker.h), `workers:` of them (the largest any of its jobs asks for, else
  * scheduler.workers, else the number of CPUs), forked when first needed. A run goes to an idle
- * worker, or waits in the pool's queue (oldest first) for one; it counts as in flight either
- * way, so max_concurrent, singleton and overlap see it as a process run.
+ * worker, or behind the current run of a busy one whose runs are short (pipelining, see
+ * worker_pools_pipelined()), or waits in the pool's queue (oldest first); it counts as in flight
+ * either way, so max_concurrent, singleton and overlap see it as a process run. A run queued
+ * in a worker that is stopped before it takes it (its current run's deadline or cancellation,
+ * a crash) goes back to the front of the pool's queue: the worker says which runs it never
+ * started (worker.h), so none runs twice.
  *
  * Containment: a worker that dies (crash, exit(), SIGKILL at the end of a deadline's grace,
  * a limit) ends its run as its process would have (crashed, failed, timed_out) and is replaced
@@ -52,6 +56,12 @@ void worker_pools_retire(worker_pools *p, const registry *current);
 /* How many runs wait for a worker, in all pools (0 for NULL). While some do, more answers
  * are coming within a run's time: the history commit can wait for them (history-batch.c). */
 size_t worker_pools_waiting(const worker_pools *p);
+
+/* How many runs were sent to a busy worker, queued behind its current run (0 for NULL). A worker
+ * takes one only while its last run and its current one are short (under 1 ms): it then starts
+ * the next as soon as it has answered, instead of waiting for the daemon to read the answer and
+ * send more; one queued behind a run that turns out long waits for it. */
+uint64_t worker_pools_pipelined(const worker_pools *p);
 
 /* The worker processes alive (children of the daemon that are no run's main process), up to
  * MAX into V; returns how many there are (may be more than MAX). */

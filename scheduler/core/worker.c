@@ -9,6 +9,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 
+#include "basic/clock.h"
 #include "basic/shared-maps.h"
 #include "core/job-credentials.h"
 #include "core/job-user.h"
@@ -153,7 +154,38 @@ static bool near_address_space_limit(uint64_t limit) {
         return (uint64_t) pages * (uint64_t) sysconf(_SC_PAGESIZE) > limit / 4 * 3;
 }
 
-void worker_main(const registry *reg, const job_def *proto, int sock, int out, pid_t parent) {
+static void send_reply(worker_reply *rep) {
+        size_t len = offsetof(worker_reply, message) + strnlen(rep->message, sizeof(rep->message) - 1) + 1;
+        rep->answered = clock_now_realtime();
+        while (send(WORKER_SOCKET_FD, rep, len, MSG_NOSIGNAL) < 0)
+                if (errno != EINTR)
+                        _exit(EXIT_FAILURE);
+}
+
+/* Asked to stop: every request already sent is answered as never started, then the worker
+ * exits with CODE. */
+_Noreturn static void refuse_queued_and_exit(int code) {
+        worker_request req;
+        ssize_t n;
+        while ((n = recv(WORKER_SOCKET_FD, &req, sizeof(req), MSG_DONTWAIT)) > 0 || (n < 0 && errno == EINTR))
+                if (n >= (ssize_t) WORKER_REQUEST_SHORT) {
+                        worker_reply rep = { .seq = req.seq, .id = req.id, .exit_code = RUN_EXIT_FAIL,
+                                             .flags = WORKER_REPLY_NOT_RUN };
+                        send_reply(&rep);
+                }
+        _exit(code);
+}
+
+static void write_marker(const uint8_t *marker) {
+        while (write(STDOUT_FILENO, marker, WORKER_MARKER_SIZE) < 0)
+                if (errno != EINTR)
+                        _exit(EXIT_FAILURE); /* the daemon's end is gone: nothing to answer to */
+}
+
+void worker_main(const registry *reg, const job_def *proto, int sock, int out, pid_t parent, const uint8_t *marker) {
+        uint8_t m[WORKER_MARKER_SIZE];
+
+        memcpy(m, marker, sizeof(m));
         worker_setup(proto, sock, out, parent);
 
         for (;;) {
@@ -162,24 +194,33 @@ void worker_main(const registry *reg, const job_def *proto, int sock, int out, p
                 struct rusage u = {};
 
                 ssize_t n = recv(WORKER_SOCKET_FD, &req, sizeof(req), 0);
-                if (n < 0 && errno == EINTR && !terminating)
+                if (terminating) {
+                        /* the SIGTERM came before this run started: it is not run */
+                        if (n >= (ssize_t) WORKER_REQUEST_SHORT) {
+                                rep = (worker_reply) { .seq = req.seq, .id = req.id, .exit_code = RUN_EXIT_FAIL,
+                                                       .flags = WORKER_REPLY_NOT_RUN };
+                                send_reply(&rep);
+                        }
+                        refuse_queued_and_exit(EXIT_SUCCESS);
+                }
+                if (n < 0 && errno == EINTR)
                         continue;
-                if (n <= 0 || terminating)
-                        _exit(n == 0 || terminating ? EXIT_SUCCESS : EXIT_FAILURE);
+                if (n <= 0)
+                        _exit(n == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
                 if ((size_t) n < WORKER_REQUEST_SHORT || req.job >= reg->n_jobs)
                         _exit(EXIT_FAILURE); /* not our protocol: the daemon replaces this worker */
+                rep.seq = req.seq;
                 rep.id = req.id;
                 rep.exit_code = run_one(reg, &req, (size_t) n, rep.message, sizeof(rep.message));
                 (void) getrusage(RUSAGE_SELF, &u);
                 rep.max_rss_kib = (uint32_t) MIN(u.ru_maxrss, (long) UINT32_MAX);
                 if (near_address_space_limit(proto->limits.address_space))
                         rep.flags |= WORKER_REPLY_NEAR_LIMIT;
-                size_t len = offsetof(worker_reply, message) + strnlen(rep.message, sizeof(rep.message) - 1) + 1;
-                while (send(WORKER_SOCKET_FD, &rep, len, MSG_NOSIGNAL) < 0)
-                        if (errno != EINTR)
-                                _exit(EXIT_FAILURE);
+                /* the run's output ends here, before its reply (worker.h) */
+                write_marker(m);
+                send_reply(&rep);
                 /* asked to stop (deadline, shutdown): answered, and replaced */
                 if (terminating)
-                        _exit(rep.exit_code);
+                        refuse_queued_and_exit(rep.exit_code);
         }
 }

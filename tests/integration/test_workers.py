@@ -177,6 +177,91 @@ class Workers(DaemonTestCase):
             self.assertIn("%s[run %d]: logged by run %d" % (r["job"], r["id"], r["id"]), log)
         d.stop()
 
+    # Pipelining: a busy worker takes the next run behind its current one. The daemon does so only
+    # while a worker's runs take under 1 ms; this hook lifts the bound so that a run queues in a
+    # worker behind a slow one on purpose, where its deadline, a crash or a shutdown hits.
+    PIPELINE_ALWAYS = {"SCHEDULERD_TEST_PIPELINE_USEC": "60000000"}
+
+    def pipelined(self, d):
+        metrics = subprocess.run([SCHEDCTL, "--socket", d.sock, "--config", d.config, "metrics"],
+                                 capture_output=True, text=True, timeout=30, check=True).stdout
+        return int(re.search(r"^schedulerd_worker_runs_pipelined_total (\d+)$", metrics, re.M).group(1))
+
+    def test_pipelined_runs_keep_their_own_output(self):
+        """Runs queued in a worker behind another: each run's output and log lines are its own
+        (the worker's end-of-run marker splits the one pipe), none lost, none twice."""
+        jobs = "".join(job("p%02d" % i, "worker-probe.so", "* * * * * *") for i in range(20))
+        d = self.daemon(jobs, "  workers: 1\n  max_concurrent: 100\n").start(extra_env=self.PIPELINE_ALWAYS)
+        wait_for(lambda: len([r for r in d.runs() if r["status"] == "succeeded"]) >= 60, 20,
+                 what="three instants of 20 runs")
+        pipelined = self.pipelined(d)
+        d.stop()
+        self.assertGreaterEqual(pipelined, 20, "runs were not pipelined: the test proves nothing")
+        rows = [r for r in d.runs() if r["status"] == "succeeded"]
+        log = d.log()
+        for r in rows:
+            own = "output of run %d in pid %d" % (r["id"], r["pid"])
+            self.assertTrue(r["output"].startswith(own + "\n"), r)
+            self.assertEqual(re.findall(r"run (\d+)", r["output"]), [str(r["id"])] * 2, r["output"])
+            self.assertIn("%s[run %d]: %s" % (r["job"], r["id"], own), log)
+        self.assertEqual(sorted({(r["job"], r["scheduled_usec"]) for r in rows}),
+                         sorted((r["job"], r["scheduled_usec"]) for r in rows), "an instant ran twice")
+
+    def test_run_queued_behind_a_timed_out_run_goes_to_another_worker(self):
+        """Its worker is stopped for the run ahead's deadline before it takes the queued run: the
+        worker says so, and the run starts in the next worker, once."""
+        d = self.daemon(probe("good") + probe("polite", "sleep", timeout="1s") + probe("behind"),
+                        "  workers: 1\n").start(extra_env=self.PIPELINE_ALWAYS)
+        first = self.run_job(d, "good")  # a short last run: the worker pipelines
+        a = d.ctl({"command": "run", "job": "polite"})["run_id"]
+        wait_for(lambda: "polite[run %d]: logged by run %d" % (a, a) in d.log(), 30, what="polite's code")
+        b = d.ctl({"command": "run", "job": "behind"})["run_id"]
+        rows = wait_for(lambda: (lambda rs: rs if len(rs) == 2 and all(r["status"] != "running" for r in rs)
+                                 else None)(d.rows("SELECT * FROM runs WHERE id IN (?, ?) ORDER BY id", (a, b))),
+                        15, what="both runs to end")
+        self.assertEqual(self.pipelined(d), 1)
+        d.stop()
+        polite, behind = rows
+        self.assertEqual((polite["status"], polite["pid"]), ("timed_out", first["pid"]))
+        self.assertEqual(behind["status"], "succeeded", behind)
+        self.assertNotEqual(behind["pid"], first["pid"], "it ran in the replacement worker")
+        self.assertEqual(d.log().count("output of run %d in" % b), 1, "run %d started once" % b)
+        self.assertGreaterEqual(behind["started_usec"], polite["finished_usec"], rows)
+
+    def test_run_queued_behind_a_killed_worker_goes_to_another_worker(self):
+        """LONG (~7 s). The run ahead ignores SIGTERM and its worker is SIGKILLed at the end of
+        the grace, never having answered: the queued run was never taken, and runs elsewhere."""
+        d = self.daemon(probe("good") + probe("hang", "hang", timeout="1s") + probe("behind"),
+                        "  workers: 1\n").start(extra_env=self.PIPELINE_ALWAYS)
+        first = self.run_job(d, "good")
+        a = d.ctl({"command": "run", "job": "hang"})["run_id"]
+        wait_for(lambda: "hang[run %d]: logged by run %d" % (a, a) in d.log(), 30, what="hang's code")
+        b = d.ctl({"command": "run", "job": "behind"})["run_id"]
+        rows = wait_for(lambda: (lambda rs: rs if len(rs) == 2 and all(r["status"] != "running" for r in rs)
+                                 else None)(d.rows("SELECT * FROM runs WHERE id IN (?, ?) ORDER BY id", (a, b))),
+                        20, what="both runs to end")
+        self.assertEqual(self.pipelined(d), 1)
+        d.stop()
+        hang, behind = rows
+        self.assertEqual((hang["status"], hang["signal"], hang["pid"]), ("timed_out", signal.SIGKILL, first["pid"]))
+        self.assertEqual(behind["status"], "succeeded", behind)
+        self.assertNotEqual(behind["pid"], first["pid"])
+        self.assertEqual(d.log().count("output of run %d in" % b), 1)
+
+    def test_shutdown_ends_a_run_queued_in_a_worker_unstarted(self):
+        d = self.daemon(probe("good") + probe("long", "sleep") + probe("next"), "  workers: 1\n").start(
+            extra_env=self.PIPELINE_ALWAYS)
+        self.run_job(d, "good")
+        a = d.ctl({"command": "run", "job": "long"})["run_id"]
+        wait_for(lambda: "long[run %d]: logged by run %d" % (a, a) in d.log(), 30, what="long's code")
+        b = d.ctl({"command": "run", "job": "next"})["run_id"]
+        self.assertEqual(self.pipelined(d), 1)
+        self.assertEqual(d.stop(), 0)
+        long, nxt = d.runs("long")[0], d.runs("next")[0]
+        self.assertEqual(long["status"], "cancelled")
+        self.assertEqual((nxt["id"], nxt["status"]), (b, "cancelled"))
+        self.assertNotIn("output of run %d in" % b, d.log(), "the queued run never started")
+
     def test_cancellation_reaches_running_and_waiting_runs(self):
         d = self.daemon(probe("long", "sleep") + probe("next", "sleep"), "  workers: 1\n").start()
         self.assertTrue(d.ctl({"command": "run", "job": "long"})["ok"])
