@@ -182,6 +182,11 @@ class Workers(DaemonTestCase):
     # worker behind a slow one on purpose, where its deadline, a crash or a shutdown hits.
     PIPELINE_ALWAYS = {"SCHEDULERD_TEST_PIPELINE_USEC": "60000000"}
 
+    def ended(self, d, a, b, timeout):
+        return wait_for(lambda: (lambda rs: rs if len(rs) == 2 and all(r["status"] != "running" for r in rs)
+                                 else None)(d.rows("SELECT * FROM runs WHERE id IN (?, ?) ORDER BY id", (a, b))),
+                        timeout, what="runs %d and %d to end" % (a, b))
+
     def pipelined(self, d):
         metrics = subprocess.run([SCHEDCTL, "--socket", d.sock, "--config", d.config, "metrics"],
                                  capture_output=True, text=True, timeout=30, check=True).stdout
@@ -216,9 +221,7 @@ class Workers(DaemonTestCase):
         a = d.ctl({"command": "run", "job": "polite"})["run_id"]
         wait_for(lambda: "polite[run %d]: logged by run %d" % (a, a) in d.log(), 30, what="polite's code")
         b = d.ctl({"command": "run", "job": "behind"})["run_id"]
-        rows = wait_for(lambda: (lambda rs: rs if len(rs) == 2 and all(r["status"] != "running" for r in rs)
-                                 else None)(d.rows("SELECT * FROM runs WHERE id IN (?, ?) ORDER BY id", (a, b))),
-                        15, what="both runs to end")
+        rows = self.ended(d, a, b, 15)
         self.assertEqual(self.pipelined(d), 1)
         d.stop()
         polite, behind = rows
@@ -237,9 +240,7 @@ class Workers(DaemonTestCase):
         a = d.ctl({"command": "run", "job": "hang"})["run_id"]
         wait_for(lambda: "hang[run %d]: logged by run %d" % (a, a) in d.log(), 30, what="hang's code")
         b = d.ctl({"command": "run", "job": "behind"})["run_id"]
-        rows = wait_for(lambda: (lambda rs: rs if len(rs) == 2 and all(r["status"] != "running" for r in rs)
-                                 else None)(d.rows("SELECT * FROM runs WHERE id IN (?, ?) ORDER BY id", (a, b))),
-                        20, what="both runs to end")
+        rows = self.ended(d, a, b, 20)
         self.assertEqual(self.pipelined(d), 1)
         d.stop()
         hang, behind = rows
