@@ -117,8 +117,8 @@ class TestClusterKill(ClusterCase):
     @unittest.skipIf(os.environ.get("SCHEDULERD_SANITIZERS"),
                      "ASan daemons cannot start 150 fresh runs a second on this load; run in the gcc stage")
     def test_kill9_every_five_seconds(self):
-        """LONG (~75 s). 3 nodes, 50 every-second jobs for 60 s, a node kill -9'ed every ~5 s and
-        restarted (after 1 s, or after its lease ran out: both the restart's own clean-up and
+        """LONG (~110 s). 3 nodes, 50 every-second jobs, a node kill -9'ed every ~5 s and
+        restarted (after 1 s, or after its lease ran out twice: both the restart's own clean-up and
         the survivors' take-over are exercised): every fire executed exactly once, none left
         running, the dead node's runs interrupted and retried where the policy says."""
         jobs = "".join(self.witness_job("j%02d" % i, duration="300ms",
@@ -133,7 +133,11 @@ class TestClusterKill(ClusterCase):
             time.sleep(4)
             victim = nodes[k % 3]
             victim.kill9()
-            time.sleep(1 if k % 2 == 0 else lease + 1.5)
+            # back after 1 s (its restart closes its runs), or after two leases: the survivors'
+            # take-over comes first even on a loaded machine (they see the lease expire up to a
+            # beat, lease/3, after it does, and a starved daemon beats late: with lease + 1.5 s a
+            # CI run once saw every restart win that race)
+            time.sleep(1 if k % 2 == 0 else 2 * lease + 1.5)
             victim.start(extra_env=victim.env)
         t_end = time.time()
         time.sleep(lease + 4)  # take-overs and retries settle
@@ -167,7 +171,8 @@ class TestClusterKill(ClusterCase):
         for j, s, msg in lost:
             self.assertRegex(msg, r"^node (lost|restarted): [abc]#\d+$")
         causes = {msg.split(":")[0] for _, _, msg in lost}
-        self.assertEqual(causes, {"node lost", "node restarted"})
+        self.assertEqual(causes, {"node lost", "node restarted"}, "interrupted runs by cause: %s" % {
+            c: sum(1 for _, _, msg in lost if msg.startswith(c)) for c in causes})
         retried = {(j, s) for j, s in self.rows("SELECT job, scheduled_usec FROM runs WHERE attempt = 1")}
         for j, s, _ in lost:
             if int(j[1:]) % 2 == 0:
