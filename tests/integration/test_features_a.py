@@ -22,9 +22,12 @@ def alive(pid):
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    # a zombie is dead for our purpose
-    with open("/proc/%d/stat" % pid) as f:
-        return f.read().split(") ")[1][0] != "Z"
+    # a zombie is dead for our purpose; gone between open() and read() is dead too
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().split(") ")[1][0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
 
 
 class CommandJobs(ShippedTestCase):

@@ -86,7 +86,7 @@ class Runs(DaemonTestCase):
             try:
                 with open("/proc/%d/stat" % gc) as f:
                     return f.read().split(")")[1].split()[0] == "Z"
-            except FileNotFoundError:
+            except (FileNotFoundError, ProcessLookupError):
                 return True
         wait_for(gone, 5, what="grandchild %d to die" % gc)
         d.stop()
