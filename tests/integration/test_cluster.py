@@ -171,8 +171,13 @@ class TestClusterKill(ClusterCase):
         for j, s, msg in lost:
             self.assertRegex(msg, r"^node (lost|restarted): [abc]#\d+$")
         causes = {msg.split(":")[0] for _, _, msg in lost}
-        self.assertEqual(causes, {"node lost", "node restarted"}, "interrupted runs by cause: %s" % {
-            c: sum(1 for _, _, msg in lost if msg.startswith(c)) for c in causes})
+        if causes != {"node lost", "node restarted"}:
+            # what the nodes said about the cluster, and how each incarnation ended
+            said = [l for d in nodes for l in d.log().splitlines()
+                    if re.search(r"Cluster:|declared lost|unreachable|interrupted: node lost", l)][:30]
+            ended = self.rows("SELECT name, incarnation, state, ended_by FROM cluster_nodes ORDER BY fence")
+            self.fail("interrupted runs by cause: %s; incarnations: %s; log: %s" % (
+                {c: sum(1 for _, _, msg in lost if msg.startswith(c)) for c in causes}, ended, "\n".join(said)))
         retried = {(j, s) for j, s in self.rows("SELECT job, scheduled_usec FROM runs WHERE attempt = 1")}
         for j, s, _ in lost:
             if int(j[1:]) % 2 == 0:
