@@ -132,6 +132,12 @@ class TestClusterKill(ClusterCase):
         for k in range(int(os.environ.get("CLUSTER_KILLS", "12"))):
             time.sleep(4)
             victim = nodes[k % 3]
+            # the kill lands while the victim holds a run in flight (a loaded node may go a while
+            # without winning a claim; a kill then would leave nothing to take over)
+            wait_for(lambda: self.sql("SELECT count(*) FROM runs r JOIN cluster_nodes n ON r.fence = n.fence "
+                                      "WHERE n.name = '%s' AND n.state = 'alive' AND r.status = 'running'"
+                                      % victim.name) != "0", timeout=10, step=0.005,
+                     what="node %s to hold a run in flight" % victim.name)
             victim.kill9()
             # back after 1 s (its restart closes its runs), or after two leases: the survivors'
             # take-over comes first even on a loaded machine (they see the lease expire up to a
