@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <systemd/sd-journal.h>
@@ -10,6 +12,83 @@
 static const char *log_ident = "schedulerd";
 static int log_max_level = LOG_INFO;
 static bool log_to_journal = false;
+
+/* Lines for stderr waiting for log_flush() (log_batch_start()). Bounded: a full buffer is written
+ * at once, so a loop that never idles still logs, in chunks. */
+#define LOG_BATCH_MAX (32 * 1024)
+static struct {
+        bool on, registered;
+        void (*wake)(void *userdata);
+        void *userdata;
+        size_t len;
+        char buf[LOG_BATCH_MAX];
+} batch;
+
+static void write_all(const char *p, size_t n) {
+        while (n > 0) {
+                ssize_t k = write(STDERR_FILENO, p, n);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k <= 0)
+                        return; /* nowhere to say it: dropped, as fprintf() would */
+                p += k;
+                n -= (size_t) k;
+        }
+}
+
+void log_flush(void) {
+        size_t n = batch.len;
+        batch.len = 0;
+        if (n > 0) {
+                int saved = errno;
+                write_all(batch.buf, n);
+                errno = saved;
+        }
+}
+
+/* the child of a fork() writes its own lines at once: nobody would flush them */
+static void batch_after_fork_child(void) {
+        batch.on = false;
+        batch.len = 0;
+}
+
+void log_batch_start(void (*wake)(void *userdata), void *userdata) {
+        if (!batch.registered) {
+                /* a child must not inherit lines its parent is still to write (they would be written
+                 * twice, or lost with the child's _exit()) */
+                (void) pthread_atfork(log_flush, NULL, batch_after_fork_child);
+                (void) atexit(log_flush);
+                batch.registered = true;
+        }
+        batch.wake = wake;
+        batch.userdata = userdata;
+        batch.on = !log_to_journal;
+}
+
+void log_batch_stop(void) {
+        log_flush();
+        batch.on = false;
+        batch.wake = NULL;
+        batch.userdata = NULL;
+}
+
+/* Adds one line to the batch, or writes it (and what waits before it) when LEVEL is urgent or
+ * there is no room. */
+static void batch_line(int level, const char *p, size_t n) {
+        if (n > sizeof(batch.buf) - batch.len)
+                log_flush();
+        if (n > sizeof(batch.buf)) {
+                write_all(p, n);
+                return;
+        }
+        bool was_empty = batch.len == 0;
+        memcpy(batch.buf + batch.len, p, n);
+        batch.len += n;
+        if (level <= LOG_WARNING)
+                log_flush();
+        else if (was_empty && batch.wake)
+                batch.wake(batch.userdata);
+}
 
 /* systemd sets $JOURNAL_STREAM to "dev:ino" of the stream it connected; stderr is the journal
  * only if it is still that very stream (not redirected by a wrapper). */
@@ -98,6 +177,13 @@ _printf_(8, 0) static int log_emit(int level, int error, const char *job, uint64
                 return ret;
         }
 
+        if (batch.on) {
+                char out[sizeof(prefix) + sizeof(line) + 64];
+                int k = snprintf(out, sizeof(out), "%s: <%s> %s%s\n", log_ident, level_name(level), prefix, line);
+                if (k > 0)
+                        batch_line(level, out, MIN((size_t) k, sizeof(out) - 1));
+                return ret;
+        }
         fprintf(stderr, "%s: <%s> %s%s\n", log_ident, level_name(level), prefix, line);
         return ret;
 }

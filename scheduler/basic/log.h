@@ -13,6 +13,20 @@
 /* Decides where logs go; call once at start-up. IDENT is the SYSLOG_IDENTIFIER. */
 void log_open(const char *ident);
 
+/* Batching, for an event loop that logs a few lines per event (the daemon: two per run). From
+ * here on, lines for stderr (not the journal, whose entries are datagrams of their own) wait in a
+ * buffer until log_flush(), which the loop calls once it has nothing more urgent to do; WAKE
+ * (USERDATA) is called when the first line enters the empty buffer, so it can schedule that.
+ * Lines at LOG_WARNING and above, a full buffer, fork() (in the parent, before it) and exit()
+ * flush at once; a forked child logs unbuffered. Without this each line is its own write(2). */
+void log_batch_start(void (*wake)(void *userdata), void *userdata);
+
+/* Flushes, and ends batching: lines are written as they come again. */
+void log_batch_stop(void);
+
+/* Writes the lines waiting for stderr. */
+void log_flush(void);
+
 /* Lines below LEVEL are dropped (default LOG_INFO; $SCHEDULERD_LOG_LEVEL=debug lowers it). */
 void log_set_max_level(int level);
 

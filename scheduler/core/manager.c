@@ -239,6 +239,16 @@ int manager_set_enabled(manager *m, const char *name, int enabled) {
         return 0;
 }
 
+static int manager_on_log_flush(sd_event_source *s, void *userdata) {
+        log_flush();
+        return 0;
+}
+
+static void manager_log_wake(void *userdata) {
+        manager *m = userdata;
+        (void) sd_event_source_set_enabled(m->log_source, SD_EVENT_ONESHOT);
+}
+
 int manager_new(const manager_options *o, manager **ret) {
         _cleanup_(manager_freep) manager *m = NULL;
         registry *r = NULL;
@@ -333,6 +343,15 @@ int manager_new(const manager_options *o, manager **ret) {
                 q = sd_event_source_set_priority(m->post_source, SD_EVENT_PRIORITY_IDLE);
         if (q >= 0)
                 q = sd_event_source_set_enabled(m->post_source, SD_EVENT_OFF);
+        /* log lines wait for the same quiet moment (log_batch_start()) */
+        if (q >= 0)
+                q = sd_event_add_defer(m->event, &m->log_source, manager_on_log_flush, m);
+        if (q >= 0)
+                q = sd_event_source_set_priority(m->log_source, SD_EVENT_PRIORITY_IDLE);
+        if (q >= 0)
+                q = sd_event_source_set_enabled(m->log_source, SD_EVENT_OFF);
+        if (q >= 0)
+                log_batch_start(manager_log_wake, m);
         if (q >= 0)
                 q = sd_event_add_time(m->event, &m->commit_timer, CLOCK_MONOTONIC, USEC_INFINITY, USEC_PER_MSEC,
                                       manager_on_commit_timer, m);
@@ -473,6 +492,8 @@ manager *manager_free(manager *m) {
         sd_event_source_disable_unref(m->boot_timer);
         sd_event_source_disable_unref(m->warm_timer);
         sd_event_source_disable_unref(m->post_source);
+        log_batch_stop();
+        sd_event_source_disable_unref(m->log_source);
         sd_event_source_disable_unref(m->commit_timer);
         sd_event_source_disable_unref(m->status_timer);
         sd_event_source_disable_unref(m->prune_timer);

@@ -126,7 +126,7 @@ struct manager {
         bool clustered;
 
         timer_heap real_heap, boot_heap;
-        sd_event_source *real_timer, *boot_timer, *post_source, *commit_timer, *status_timer, *prune_timer, *grace_timer;
+        sd_event_source *real_timer, *boot_timer, *post_source, *log_source, *commit_timer, *status_timer, *prune_timer, *grace_timer;
         sd_event_source *sigterm_source, *sigint_source, *sighup_source, *clock_source;
         int clock_fd;
         sd_event_source *clock_test_source; /* the test hook of clock.h */
