@@ -27,6 +27,11 @@
  * its last run and the current one so far both took less than this: a run queued behind a
  * long one would wait for it while another worker may be free. */
 #define PIPELINE_RUN_MAX (1 * USEC_PER_MSEC)
+/* Runs queued in one worker behind its current one at most (fewer when its runs are longer:
+ * worker_room() keeps the wait a queue adds under twice PIPELINE_RUN_MAX): deep enough that a
+ * worker of short runs never waits for the daemon between two, and that the daemon sends
+ * (sendmmsg) and reads (recvmmsg) them in batches; shallow enough that none waits long. */
+#define PIPELINE_DEPTH 32
 
 typedef struct pool pool;
 typedef struct worker worker;
@@ -36,6 +41,8 @@ typedef struct pending {
         run *r;
         size_t index;
         worker_request *cause; /* the cause part of its request, or NULL */
+        uint64_t seq;          /* sent: its request's number */
+        usec_t sent;           /* sent: the wall clock then */
 } pending;
 
 struct worker {
@@ -45,12 +52,15 @@ struct worker {
         int out_fd; /* its stdout and stderr */
         sd_event_source *io, *out, *child;
         run *run;   /* the current run (started, its deadline armed), or NULL */
-        pending queued; /* sent behind it, not started yet (.r NULL: none): its pid, start and
-                         * deadline come when it becomes the current run */
-        uint64_t seq, run_seq, queued_seq; /* request numbers: the last given, the runs' */
-        usec_t queued_sent, last_answered; /* wall clock: the queued run's send, the last reply's */
+        /* sent behind it, not started yet, in order (a ring): their pid, start and deadline come
+         * when each becomes the current run */
+        pending queued[PIPELINE_DEPTH];
+        unsigned q_head, q_len;
+        unsigned handed_back; /* queued runs handed back since it was stopped (kept in order) */
+        uint64_t seq, run_seq; /* request numbers: the last given, the current run's */
+        usec_t last_answered;  /* wall clock: the last reply's */
         usec_t last_run_usec; /* how long its last run took (monotonic), USEC_INFINITY before one */
-        bool retiring;  /* takes no more runs; its socket closes once both slots are empty */
+        bool retiring;  /* takes no more runs; its socket closes once its slots are empty */
         /* output: the end markers read for the runs in its slots (in order), the markers still
          * to come for runs already ended without theirs, and a tail that may begin a marker */
         unsigned markers_seen, markers_owed;
@@ -83,6 +93,7 @@ struct worker_pools {
         const registry *cache_reg;
         pool **by_job;
         sd_event_source *sweep; /* ends the runs cancelled while they waited */
+        sd_event_source *pump;  /* sends the runs submitted during a turn of the loop */
         unsigned ncpu;
         usec_t pipeline_max;   /* PIPELINE_RUN_MAX, or the tests' SCHEDULERD_TEST_PIPELINE_USEC */
         uint64_t n_pipelined;  /* runs sent to a busy worker behind its current one */
@@ -124,6 +135,19 @@ static void pending_free(pending *e) {
         e->cause = NULL;
 }
 
+static pending *worker_queued(worker *w, unsigned i) {
+        return &w->queued[(w->q_head + i) % PIPELINE_DEPTH];
+}
+
+/* The first run queued in W, taken out of its queue. */
+static pending worker_queued_pop(worker *w) {
+        pending e = w->queued[w->q_head];
+        w->queued[w->q_head] = (pending) {};
+        w->q_head = (w->q_head + 1) % PIPELINE_DEPTH;
+        w->q_len--;
+        return e;
+}
+
 /* Closes W's socket: it exits at EOF, once its run (if any) is answered. */
 static void worker_close(worker *w) {
         w->io = sd_event_source_disable_unref(w->io);
@@ -140,7 +164,10 @@ static void worker_free(worker *w) {
                         break;
                 }
         p->n_workers--;
-        pending_free(&w->queued);
+        while (w->q_len > 0) {
+                pending e = worker_queued_pop(w);
+                pending_free(&e);
+        }
         worker_close(w);
         sd_event_source_disable_unref(w->out);
         sd_event_source_disable_unref(w->child);
@@ -149,15 +176,16 @@ static void worker_free(worker *w) {
         free(w);
 }
 
-/* The runs in W's slots, in the order they run: the current one, then the queued one. */
+/* The runs in W's slots, in the order they run: the current one, then the queued ones. */
 static unsigned worker_n_slots(const worker *w) {
-        return !!w->run + !!w->queued.r;
+        return !!w->run + w->q_len;
 }
 
-static run *worker_slot(const worker *w, unsigned i) {
-        if (w->run)
-                return i == 0 ? w->run : i == 1 ? w->queued.r : NULL;
-        return i == 0 ? w->queued.r : NULL;
+static run *worker_slot(worker *w, unsigned i) {
+        if (w->run && i == 0)
+                return w->run;
+        i -= !!w->run;
+        return i < w->q_len ? worker_queued(w, i)->r : NULL;
 }
 
 /* Output bytes go to the first run whose end marker has not been read (dropped while a marker
@@ -234,6 +262,8 @@ static void worker_run_ended(worker *w, int code, int status) {
 
 static const char *recycle_reason(const worker *w, const worker_reply *rep, const run *r, char *buf, size_t n) {
         const registry *reg = w->pool->reg;
+        if (w->retiring)
+                return NULL; /* said when it began to retire; the runs queued then still end in it */
         if (r->timed_out || r->cancelled || r->killed)
                 return NULL; /* it exits by itself, having been signalled */
         if (w->pool->retired)
@@ -318,8 +348,8 @@ static void worker_run_answered(worker *w, int exit_code, bool ran) {
 
 static void cancel_queued(run *r);
 
-/* Puts E in P's queue, at its FRONT (a run handed back: it was first) or its back. -ENOMEM. */
-static int pool_queue_put(pool *p, pending *e, bool front) {
+/* Puts E in P's queue at position AT (0: first, a run handed back; SIZE_MAX: last). -ENOMEM. */
+static int pool_queue_put(pool *p, pending *e, size_t at) {
         if (p->q_len == p->q_cap) {
                 size_t cap = MAX(p->q_cap * 2, (size_t) 64);
                 pending *v = calloc(cap, sizeof(pending));
@@ -332,23 +362,30 @@ static int pool_queue_put(pool *p, pending *e, bool front) {
                 p->q_cap = cap;
                 p->q_head = 0;
         }
-        if (front) {
+        e->seq = 0;
+        e->sent = 0;
+        if (at == 0) {
                 p->q_head = (p->q_head + p->q_cap - 1) % p->q_cap;
                 p->q[p->q_head] = *e;
-        } else
+        } else if (at >= p->q_len)
                 p->q[(p->q_head + p->q_len) % p->q_cap] = *e;
+        else {
+                /* rare (a stopped worker's runs handed back in order): the tail moves one on */
+                for (size_t k = p->q_len; k > at; k--)
+                        p->q[(p->q_head + k) % p->q_cap] = p->q[(p->q_head + k - 1) % p->q_cap];
+                p->q[(p->q_head + at) % p->q_cap] = *e;
+        }
         p->q_len++;
         e->r->cancel_queued = cancel_queued;
         e->r->queue_owner = p->owner;
         return 0;
 }
 
-/* W's queued run never started (its worker refused it, or died before taking it): it waits
- * for a worker again, first in line. */
+/* W's first queued run never started (its worker refused it, or died before taking it): it
+ * waits for a worker again, first in line after those W handed back before it. */
 static void worker_hand_back(worker *w) {
-        pending e = w->queued;
-        w->queued = (pending) {};
-        if (pool_queue_put(w->pool, &e, true) < 0) {
+        pending e = worker_queued_pop(w);
+        if (pool_queue_put(w->pool, &e, w->handed_back++) < 0) {
                 pending_free(&e);
                 snprintf(e.r->message, sizeof(e.r->message), "never started: no memory to queue it for a worker");
                 run_ended(e.r, CLD_KILLED, SIGKILL);
@@ -381,28 +418,77 @@ static void worker_begin(worker *w, run *r, usec_t started) {
                 ps->dispatched(r, ps->userdata);
 }
 
-/* W's queued run is its current one now (its worker answered the one before at ANSWERED). */
+/* W's first queued run is its current one now (its worker answered the one before at ANSWERED). */
 static void worker_promote(worker *w, usec_t answered) {
-        pending e = w->queued;
-        w->queued = (pending) {};
-        w->run_seq = w->queued_seq;
+        pending e = worker_queued_pop(w);
+        w->run_seq = e.seq;
         pending_free(&e);
-        worker_begin(w, e.r, MAX(answered, w->queued_sent));
+        worker_begin(w, e.r, MAX(answered, e.sent));
 }
 
 /* W takes no more runs; its socket closes (it exits) once its slots are empty. */
 static void worker_retire(worker *w) {
         w->retiring = true;
-        if (!w->run && !w->queued.r)
+        if (!w->run && w->q_len == 0)
                 worker_close(w);
+}
+
+/* Handles W's reply REP, N bytes as received (0: end of file). Returns 1 when it was taken, -1
+ * when the socket is done (closed, or W broke the protocol and was killed). */
+static int worker_reply_handle(worker *w, worker_reply *rep, size_t n) {
+        pool *p = w->pool;
+        char why[256];
+
+        if (n == 0) {
+                worker_close(w); /* it is exiting: its child source does the rest */
+                return -1;
+        }
+        bool for_queued = !w->run && w->q_len > 0 && rep->seq == worker_queued(w, 0)->seq;
+        if (n <= offsetof(worker_reply, message) || !(for_queued || (w->run && rep->seq == w->run_seq))) {
+                log_error("Worker %d of plugin %s sent a reply for no run it had; killing it.", (int) w->pid,
+                          p->proto->plugin_path);
+                worker_close(w);
+                (void) kill(-w->pid, SIGKILL);
+                return -1;
+        }
+        rep->message[MIN(n - offsetof(worker_reply, message), sizeof(rep->message) - 1)] = '\0';
+        if (for_queued) {
+                /* its current run was stopped (a deadline, a cancellation): the worker says
+                 * whether it took this one before it stopped */
+                if (rep->flags & WORKER_REPLY_NOT_RUN) {
+                        worker_hand_back(w);
+                        if (w->retiring)
+                                worker_retire(w); /* closed once empty */
+                        return 1;
+                }
+                worker_promote(w, w->last_answered);
+        }
+        run *r = w->run;
+        w->last_answered = rep->answered;
+        /* by the worker's clock: the daemon may read a batch of replies well after the runs */
+        w->last_run_usec = rep->answered > r->started ? rep->answered - r->started : 0;
+        bool ran = !(rep->flags & WORKER_REPLY_NOT_RUN);
+        snprintf(r->message, sizeof(r->message), "%s", ran ? rep->message : "never started: its worker was stopping");
+        w->n_runs++;
+        bool signalled = r->timed_out || r->cancelled || r->killed;
+        const char *reason = recycle_reason(w, rep, r, why, sizeof(why));
+        if (reason && reason[0])
+                log_full(LOG_INFO, 0, r->def->name, (uint64_t) r->id, (int) r->attempt, "Replacing worker %d %s.",
+                         (int) w->pid, reason);
+        worker_run_answered(w, rep->exit_code, ran);
+        /* signalled, the worker stops: each queued run's own reply says whether it ran */
+        if (w->q_len > 0 && !signalled)
+                worker_promote(w, rep->answered);
+        /* retiring since an earlier reply, with runs queued then: closed once those are answered */
+        if (!reason || reason[0] || w->retiring)
+                worker_retire(w);
+        return 1;
 }
 
 /* Handles one reply of W. Returns 1 when one was read, 0 when none is there, -1 when the
  * socket is done (closed, or W broke the protocol and was killed). */
 static int worker_reply_one(worker *w) {
-        pool *p = w->pool;
         worker_reply rep;
-        char why[256];
         ssize_t n;
 
         do
@@ -410,55 +496,40 @@ static int worker_reply_one(worker *w) {
         while (n < 0 && errno == EINTR);
         if (n < 0 && errno == EAGAIN)
                 return 0;
-        if (n <= 0) {
-                worker_close(w); /* it is exiting: its child source does the rest */
-                return -1;
-        }
-        bool for_queued = !w->run && w->queued.r && rep.seq == w->queued_seq;
-        if ((size_t) n <= offsetof(worker_reply, message) || !(for_queued || (w->run && rep.seq == w->run_seq))) {
-                log_error("Worker %d of plugin %s sent a reply for no run it had; killing it.", (int) w->pid,
-                          p->proto->plugin_path);
+        if (n < 0) {
                 worker_close(w);
-                (void) kill(-w->pid, SIGKILL);
                 return -1;
         }
-        rep.message[MIN((size_t) n - offsetof(worker_reply, message), sizeof(rep.message) - 1)] = '\0';
-        if (for_queued) {
-                /* its current run was stopped (a deadline, a cancellation): the worker says
-                 * whether it took this one before it stopped */
-                if (rep.flags & WORKER_REPLY_NOT_RUN) {
-                        worker_hand_back(w);
-                        if (w->retiring)
-                                worker_retire(w); /* empty now: closed */
-                        return 1;
-                }
-                worker_promote(w, w->last_answered);
-        }
-        run *r = w->run;
-        w->last_answered = rep.answered;
-        w->last_run_usec = clock_now_monotonic() - r->started_mono;
-        bool ran = !(rep.flags & WORKER_REPLY_NOT_RUN);
-        snprintf(r->message, sizeof(r->message), "%s", ran ? rep.message : "never started: its worker was stopping");
-        w->n_runs++;
-        bool signalled = r->timed_out || r->cancelled || r->killed;
-        const char *reason = recycle_reason(w, &rep, r, why, sizeof(why));
-        if (reason && reason[0])
-                log_full(LOG_INFO, 0, r->def->name, (uint64_t) r->id, (int) r->attempt, "Replacing worker %d %s.",
-                         (int) w->pid, reason);
-        worker_run_answered(w, rep.exit_code, ran);
-        /* signalled, the worker stops: the queued run's own reply says whether it ran */
-        if (w->queued.r && !signalled)
-                worker_promote(w, rep.answered);
-        /* retiring since an earlier reply, with a run queued then: closed once that one is answered */
-        if (!reason || reason[0] || w->retiring)
-                worker_retire(w);
-        return 1;
+        return worker_reply_handle(w, &rep, (size_t) n);
 }
 
+/* Replies read per recvmmsg(): a worker working through queued runs answers several between two
+ * turns of the daemon's loop, and they cost one system call, not one each. */
+#define REPLY_BATCH PIPELINE_DEPTH
+
 static int on_worker_reply(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        static worker_reply reps[REPLY_BATCH]; /* one thread; not re-entered */
+        struct mmsghdr msgs[REPLY_BATCH];
+        struct iovec iov[REPLY_BATCH];
         worker *w = userdata;
         pool *p = w->pool;
-        if (worker_reply_one(w) > 0)
+        int n;
+
+        for (size_t i = 0; i < REPLY_BATCH; i++) {
+                iov[i] = (struct iovec) { &reps[i], sizeof(reps[i]) };
+                msgs[i] = (struct mmsghdr) { .msg_hdr = { .msg_iov = &iov[i], .msg_iovlen = 1 } };
+        }
+        do
+                n = recvmmsg(w->fd, msgs, REPLY_BATCH, MSG_DONTWAIT, NULL);
+        while (n < 0 && errno == EINTR);
+        if (n < 0 && errno != EAGAIN) {
+                worker_close(w);
+                return 0;
+        }
+        for (int i = 0; i < n && w->fd >= 0; i++)
+                if (worker_reply_handle(w, &reps[i], msgs[i].msg_len) < 0)
+                        break;
+        if (n > 0)
                 pool_pump(p);
         return 0;
 }
@@ -472,16 +543,16 @@ static int on_worker_exit(sd_event_source *s, const siginfo_t *si, void *userdat
         /* Replies written just before the exit (a cancelled run answers, then its worker exits)
          * are read first: the exit can be dispatched before the socket's readability, and the
          * run would end without its message ("cancelled by daemon shutdown"). */
-        while ((w->run || w->queued.r) && w->fd >= 0 && worker_reply_one(w) > 0)
+        while ((w->run || w->q_len > 0) && w->fd >= 0 && worker_reply_one(w) > 0)
                 ;
-        bool was_busy = w->run || w->queued.r, replace = !p->retired && (was_busy || w->n_runs > 0);
+        bool was_busy = w->run || w->q_len > 0, replace = !p->retired && (was_busy || w->n_runs > 0);
 
-        if (w->queued.r) {
-                if (w->run)
-                        worker_hand_back(w); /* a worker takes a run only after answering the one before */
-                else
-                        worker_promote(w, w->last_answered); /* it may have started: it ends here */
-        }
+        /* a worker takes a run only after answering the one before: with a current run, none of
+         * those queued started; without, the first may have, and it ends here */
+        if (w->q_len > 0 && !w->run)
+                worker_promote(w, w->last_answered);
+        while (w->q_len > 0)
+                worker_hand_back(w);
         if (w->run) {
                 run *r = w->run;
                 if (!r->timed_out && !r->cancelled && !r->killed)
@@ -574,99 +645,173 @@ static int worker_spawn(pool *p, worker **ret) {
         return 0;
 }
 
-/* Sends E's run to W: its current run if W is idle, else queued behind it (E, and its cause,
- * then belong to W). -EPIPE: W is gone (not the run's fault); E is untouched. */
-static int worker_send(worker *w, pending *e) {
-        run *r = e->r;
-        worker_request req = {
-                .job = e->index, .id = r->id, .scheduled = r->scheduled, .attempt = r->attempt,
-        };
+/* The request for E's run, numbered SEQ, into *REQ; returns its size (without a cause, only
+ * the short head is sent). */
+static size_t request_make(const pending *e, uint64_t seq, worker_request *req) {
+        const run *r = e->r;
         size_t len = WORKER_REQUEST_SHORT;
         if (e->cause) {
-                req = *e->cause;
-                req.job = e->index;
-                req.id = r->id;
-                req.scheduled = r->scheduled;
-                req.attempt = r->attempt;
-                req.has_cause = 1;
-                len = sizeof(req);
+                *req = *e->cause;
+                req->has_cause = 1;
+                len = sizeof(*req);
+        } else
+                memset(req, 0, WORKER_REQUEST_SHORT);
+        req->seq = seq;
+        req->job = e->index;
+        req->id = r->id;
+        req->scheduled = r->scheduled;
+        req->attempt = r->attempt;
+        return len;
+}
+
+/* E's run, sent to W at SENT as request SEQ, is W's: its current run if W has none, else queued
+ * behind (E, and its cause, then belong to W). */
+static void worker_take(worker *w, pending *e, uint64_t seq, usec_t sent) {
+        run *r = e->r;
+        r->cancel_queued = NULL;
+        r->queue_owner = NULL;
+        if (w->run || w->q_len > 0) {
+                e->seq = seq;
+                e->sent = sent;
+                *worker_queued(w, w->q_len) = *e;
+                w->q_len++;
+                w->pool->owner->n_pipelined++;
+                return;
         }
-        req.seq = ++w->seq;
-        /* at most one request waits in the socket: it fits */
+        w->run_seq = seq;
+        pending_free(e);
+        worker_begin(w, r, sent);
+}
+
+/* Sends E's run to W (worker_take()). -EAGAIN: its socket is full; -EPIPE: W is gone (not the
+ * run's fault). Either way E is untouched. */
+static int worker_send(worker *w, pending *e) {
+        worker_request req;
+        size_t len = request_make(e, w->seq + 1, &req);
         usec_t sent = clock_now_realtime();
         while (send(w->fd, &req, len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
                 if (errno != EINTR)
-                        return -EPIPE;
-        r->cancel_queued = NULL;
-        r->queue_owner = NULL;
-        if (w->run) {
-                w->queued = *e;
-                w->queued_seq = req.seq;
-                w->queued_sent = sent;
-                w->pool->owner->n_pipelined++;
-                return 0;
-        }
-        w->run_seq = req.seq;
-        pending_free(e);
-        worker_begin(w, r, sent);
+                        return errno == EAGAIN ? -EAGAIN : -EPIPE;
+        w->seq++;
+        worker_take(w, e, w->seq, sent);
         return 0;
 }
 
-static bool worker_idle(const worker *w) {
-        return !w->run && !w->queued.r && w->fd >= 0 && !w->retiring;
+/* Sends W up to MAX of the runs first in its pool's queue with one sendmmsg() (worker_take()).
+ * Returns how many it took, or -EAGAIN / -EPIPE as worker_send(), none taken. */
+static int worker_send_batch(worker *w, unsigned max) {
+        static worker_request reqs[PIPELINE_DEPTH + 1]; /* one thread; not re-entered */
+        struct mmsghdr msgs[PIPELINE_DEPTH + 1];
+        struct iovec iov[PIPELINE_DEPTH + 1];
+        pending taken[PIPELINE_DEPTH + 1];
+        pool *p = w->pool;
+        unsigned n = (unsigned) MIN(MIN((size_t) max, p->q_len), ELEMENTSOF(reqs));
+        int k;
+
+        for (unsigned i = 0; i < n; i++) {
+                size_t len = request_make(&p->q[(p->q_head + i) % p->q_cap], w->seq + 1 + i, &reqs[i]);
+                iov[i] = (struct iovec) { &reqs[i], len };
+                msgs[i] = (struct mmsghdr) { .msg_hdr = { .msg_iov = &iov[i], .msg_iovlen = 1 } };
+        }
+        usec_t sent = clock_now_realtime();
+        do
+                k = sendmmsg(w->fd, msgs, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+        while (k < 0 && errno == EINTR);
+        if (k <= 0)
+                return k < 0 && errno == EAGAIN ? -EAGAIN : -EPIPE;
+        /* out of the queue first: taking a run may log, and signal a cancelled one's worker */
+        for (int i = 0; i < k; i++) {
+                taken[i] = p->q[p->q_head];
+                p->q_head = (p->q_head + 1) % p->q_cap;
+                p->q_len--;
+        }
+        uint64_t base = w->seq;
+        w->seq += (uint64_t) k;
+        for (int i = 0; i < k; i++)
+                worker_take(w, &taken[i], base + 1 + (uint64_t) i, sent);
+        return k;
 }
 
-/* Whether W takes a run behind its current one: both its last run and this one are short so far. */
-static bool worker_pipelines(const worker *w, usec_t now) {
-        run *r = w->run;
+/* How many more runs W takes now. An idle worker: one, and as many more as a busy one once its
+ * runs proved short. A busy one, while its runs are short (its last, and its current one so
+ * far, under pipeline_max): as many as keep the wait its queue adds under 2 x pipeline_max,
+ * PIPELINE_DEPTH at most. None while it stops or retires, nor past the runs it has left before
+ * it is recycled. */
+static unsigned worker_room(const worker *w, usec_t now) {
         usec_t max = w->pool->owner->pipeline_max;
-        return r && !w->queued.r && w->fd >= 0 && !w->retiring && !r->timed_out && !r->cancelled && !r->killed &&
-               w->last_run_usec < max && now - r->started_mono < max;
+        const run *r = w->run;
+
+        if (w->fd < 0 || w->retiring || (!r && w->q_len > 0))
+                return 0;
+        if (r && (r->timed_out || r->cancelled || r->killed || now - r->started_mono >= max))
+                return 0;
+        if (w->last_run_usec >= max)
+                return r ? 0 : 1;
+        usec_t depth = MIN((usec_t) PIPELINE_DEPTH, 2 * max / MAX(w->last_run_usec, (usec_t) 1));
+        depth = MAX(depth, (usec_t) 1);
+        unsigned room = (r ? 0 : 1) + (depth > w->q_len ? (unsigned) depth - w->q_len : 0);
+        /* never more than it may still run before it is recycled (max_runs_per_worker) */
+        unsigned limit = w->pool->reg->max_runs_per_worker, used = w->n_runs + !!r + w->q_len;
+        return used < limit ? MIN(room, limit - used) : 0;
 }
 
-/* A worker of P for the next run: an idle one, one forked if there is room, else a busy one
- * that pipelines; NULL when none (or none could be forked: then *RET_ERR says why). */
-static worker *pool_get(pool *p, int *ret_err) {
-        worker *w;
+/* A worker of P for the next runs and how many it takes (*RET_ROOM): an idle one, one forked if
+ * there is room, else the busy one that takes the most; NULL when none (or none could be
+ * forked: then *RET_ERR says why). */
+static worker *pool_get(pool *p, unsigned *ret_room, int *ret_err) {
+        usec_t now = clock_now_monotonic();
+        worker *w, *best = NULL;
+        unsigned room, best_room = 0;
+
         *ret_err = 0;
         for (w = p->workers; w; w = w->next)
-                if (worker_idle(w))
+                if (!w->run && (room = worker_room(w, now)) > 0) {
+                        *ret_room = room;
                         return w;
+                }
         if (p->n_workers < p->size) {
                 int q = worker_spawn(p, &w);
-                if (q >= 0)
+                if (q >= 0) {
+                        *ret_room = 1;
                         return w;
+                }
                 log_warning_errno(q, "Cannot fork a worker for plugin %s (%m); its runs wait for a worker to be free. "
                                      "Near a process or memory limit? (pids.max, RLIMIT_NPROC)",
                                   p->proto->plugin_path);
                 *ret_err = q;
         }
-        usec_t now = clock_now_monotonic();
         for (w = p->workers; w; w = w->next)
-                if (worker_pipelines(w, now))
-                        return w;
-        return NULL;
+                if ((room = worker_room(w, now)) > best_room) {
+                        best = w;
+                        best_room = room;
+                }
+        *ret_room = best_room;
+        return best;
 }
 
-/* Hands the runs that wait to idle workers, oldest first. */
+/* Hands the runs that wait to workers with room, oldest first, in batches: each worker its
+ * share of the queue, as much of it as it takes. */
 static void pool_pump(pool *p) {
         while (p->q_len > 0) {
                 int err;
-                worker *w = pool_get(p, &err);
+                unsigned room;
+                worker *w = pool_get(p, &room, &err);
                 if (!w)
                         return;
-                pending e = p->q[p->q_head];
-                p->q_head = (p->q_head + 1) % p->q_cap;
-                p->q_len--;
-                if (worker_send(w, &e) < 0) {
-                        /* that worker is gone (its exit comes, after any answer it sent): the run
-                         * goes back to the front */
-                        worker_retire(w);
-                        p->q_head = (p->q_head + p->q_cap - 1) % p->q_cap;
-                        p->q[p->q_head] = e;
-                        p->q_len++;
-                }
+                size_t share = (p->q_len + p->size - 1) / MAX(p->size, 1u);
+                int k = worker_send_batch(w, (unsigned) MIN((size_t) room, MAX(share, (size_t) 1)));
+                if (k == -EAGAIN)
+                        return; /* its socket is full: more once it answers */
+                if (k < 0)
+                        worker_retire(w); /* gone: its exit comes, after any answer it sent */
         }
+}
+
+static int on_pump(sd_event_source *s, void *userdata) {
+        worker_pools *ps = userdata;
+        for (pool *p = ps->pools; p; p = p->next)
+                pool_pump(p);
+        return 0;
 }
 
 /* E for R, job INDEX, with the cause of the run being started (on_failure / on_success), if any. */
@@ -798,17 +943,25 @@ int worker_pools_submit(worker_pools *ps, const registry *reg, size_t index, run
         if (q < 0)
                 return q;
         r->in_worker = true;
-        worker *w = p->q_len == 0 ? pool_get(p, &err) : NULL;
-        if (w && worker_send(w, &e) >= 0)
-                return 0;
-        if (w)
-                worker_retire(w); /* gone: its exit comes; the run waits for the next */
+        unsigned room;
+        worker *w = p->q_len == 0 ? pool_get(p, &room, &err) : NULL;
+        /* an idle worker takes it at once; runs for busy ones wait for the pump at the end of this
+         * turn of the loop, which sends each worker its batch in one go (a thousand fires due
+         * together are then ~60 system calls, not a thousand) */
+        if (w && !w->run) {
+                q = worker_send(w, &e);
+                if (q >= 0)
+                        return 0;
+                if (q == -EPIPE)
+                        worker_retire(w); /* gone: its exit comes; the run waits for the next */
+        } else if (w)
+                (void) sd_event_source_set_enabled(ps->pump, SD_EVENT_ONESHOT);
         else if (err < 0 && p->n_workers == 0) {
                 pending_free(&e);
                 r->in_worker = false;
                 return err; /* no worker, and none coming */
         }
-        q = pool_queue_put(p, &e, false);
+        q = pool_queue_put(p, &e, SIZE_MAX);
         if (q < 0) {
                 pending_free(&e);
                 r->in_worker = false;
@@ -846,7 +999,7 @@ size_t worker_pools_waiting(const worker_pools *ps) {
         for (const pool *p = ps->pools; p; p = p->next) {
                 n += p->q_len;
                 for (const worker *w = p->workers; w; w = w->next)
-                        n += !!w->queued.r;
+                        n += w->q_len;
         }
         return n;
 }
@@ -895,6 +1048,13 @@ int worker_pools_new(sd_event *e, worker_dispatched_fn dispatched, void *userdat
                 sd_event_source_disable_unref(ps->sweep);
                 return q;
         }
+        q = sd_event_add_defer(e, &ps->pump, on_pump, ps);
+        if (q < 0) {
+                sd_event_source_disable_unref(ps->sweep);
+                sd_event_source_disable_unref(ps->ended_src);
+                return q;
+        }
+        (void) sd_event_source_set_enabled(ps->pump, SD_EVENT_OFF);
         (void) sd_event_source_set_enabled(ps->ended_src, SD_EVENT_OFF);
         (void) sd_event_source_set_priority(ps->ended_src, SD_EVENT_PRIORITY_NORMAL + 1);
         *ret = TAKE_PTR(ps);
@@ -908,6 +1068,7 @@ worker_pools *worker_pools_free(worker_pools *ps) {
                 pool_free(ps->pools);
         sd_event_source_disable_unref(ps->sweep);
         sd_event_source_disable_unref(ps->ended_src);
+        sd_event_source_disable_unref(ps->pump);
         free(ps->ended); /* their runs were the caller's (worker_pools_free()'s contract) */
         free(ps->by_job);
         free(ps);

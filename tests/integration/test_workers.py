@@ -212,42 +212,78 @@ class Workers(DaemonTestCase):
         self.assertEqual(sorted({(r["job"], r["scheduled_usec"]) for r in rows}),
                          sorted((r["job"], r["scheduled_usec"]) for r in rows), "an instant ran twice")
 
-    def test_run_queued_behind_a_timed_out_run_goes_to_another_worker(self):
-        """Its worker is stopped for the run ahead's deadline before it takes the queued run: the
-        worker says so, and the run starts in the next worker, once."""
-        d = self.daemon(probe("good") + probe("polite", "sleep", timeout="1s") + probe("behind"),
-                        "  workers: 1\n").start(extra_env=self.PIPELINE_ALWAYS)
+    BEHIND = ("b1", "b2", "b3")
+
+    def queue_behind(self, d, first_pid):
+        """Queues one run of each BEHIND job in the one worker, behind its slow run: returns their ids."""
+        ids = [d.ctl({"command": "run", "job": name})["run_id"] for name in self.BEHIND]
+        wait_for(lambda: self.pipelined(d) == len(ids), 10, what="the runs to queue in the busy worker")
+        return ids
+
+    def check_behind(self, d, ids, stopped, first_pid):
+        """Each queued run started once, after the stopped one ended, in the replacement worker, in order."""
+        rows = [[x for x in d.runs() if x["id"] == i][0] for i in ids]
+        for r in rows:
+            self.assertEqual(r["status"], "succeeded", r)
+            self.assertNotEqual(r["pid"], first_pid, "it ran in the replacement worker")
+            self.assertEqual(d.log().count("output of run %d in" % r["id"]), 1, "run %d started once" % r["id"])
+            self.assertGreaterEqual(r["started_usec"], stopped["finished_usec"], rows)
+        self.assertEqual(sorted(rows, key=lambda r: r["started_usec"]), rows, "handed back out of order")
+
+    def test_runs_queued_behind_a_timed_out_run_go_to_another_worker(self):
+        """Its worker is stopped for the run ahead's deadline before it takes the three runs queued
+        behind it: the worker says so of each, and each starts in the next worker, once, in order."""
+        d = self.daemon(probe("good") + probe("polite", "sleep", timeout="1s") +
+                        "".join(probe(n) for n in self.BEHIND), "  workers: 1\n").start(extra_env=self.PIPELINE_ALWAYS)
         first = self.run_job(d, "good")  # a short last run: the worker pipelines
         a = d.ctl({"command": "run", "job": "polite"})["run_id"]
         wait_for(lambda: "polite[run %d]: logged by run %d" % (a, a) in d.log(), 30, what="polite's code")
-        b = d.ctl({"command": "run", "job": "behind"})["run_id"]
-        rows = self.ended(d, a, b, 15)
-        self.assertEqual(self.pipelined(d), 1)
-        d.stop()
-        polite, behind = rows
+        ids = self.queue_behind(d, first["pid"])
+        for i in ids:
+            self.ended(d, a, i, 15)
+        polite = [x for x in d.runs() if x["id"] == a][0]
         self.assertEqual((polite["status"], polite["pid"]), ("timed_out", first["pid"]))
-        self.assertEqual(behind["status"], "succeeded", behind)
-        self.assertNotEqual(behind["pid"], first["pid"], "it ran in the replacement worker")
-        self.assertEqual(d.log().count("output of run %d in" % b), 1, "run %d started once" % b)
-        self.assertGreaterEqual(behind["started_usec"], polite["finished_usec"], rows)
+        self.check_behind(d, ids, polite, first["pid"])
+        d.stop()
 
-    def test_run_queued_behind_a_killed_worker_goes_to_another_worker(self):
+    def test_runs_queued_behind_a_killed_worker_go_to_another_worker(self):
         """LONG (~7 s). The run ahead ignores SIGTERM and its worker is SIGKILLed at the end of
-        the grace, never having answered: the queued run was never taken, and runs elsewhere."""
-        d = self.daemon(probe("good") + probe("hang", "hang", timeout="1s") + probe("behind"),
-                        "  workers: 1\n").start(extra_env=self.PIPELINE_ALWAYS)
+        the grace, never having answered: the three queued runs were never taken, and run elsewhere."""
+        d = self.daemon(probe("good") + probe("hang", "hang", timeout="1s") +
+                        "".join(probe(n) for n in self.BEHIND), "  workers: 1\n").start(extra_env=self.PIPELINE_ALWAYS)
         first = self.run_job(d, "good")
         a = d.ctl({"command": "run", "job": "hang"})["run_id"]
         wait_for(lambda: "hang[run %d]: logged by run %d" % (a, a) in d.log(), 30, what="hang's code")
-        b = d.ctl({"command": "run", "job": "behind"})["run_id"]
-        rows = self.ended(d, a, b, 20)
-        self.assertEqual(self.pipelined(d), 1)
-        d.stop()
-        hang, behind = rows
+        ids = self.queue_behind(d, first["pid"])
+        for i in ids:
+            self.ended(d, a, i, 20)
+        hang = [x for x in d.runs() if x["id"] == a][0]
         self.assertEqual((hang["status"], hang["signal"], hang["pid"]), ("timed_out", signal.SIGKILL, first["pid"]))
-        self.assertEqual(behind["status"], "succeeded", behind)
-        self.assertNotEqual(behind["pid"], first["pid"])
-        self.assertEqual(d.log().count("output of run %d in" % b), 1)
+        self.check_behind(d, ids, hang, first["pid"])
+        d.stop()
+
+    def test_a_pipelining_worker_is_recycled_at_its_run_count_exactly(self):
+        """Runs queued in a worker count toward max_runs_per_worker: it is sent no more than it may
+        still run, each retired worker ran exactly that many, and says it is replaced once."""
+        jobs = "".join(job("p%02d" % i, "worker-probe.so", "* * * * * *") for i in range(12))
+        d = self.daemon(jobs, "  workers: 1\n  max_concurrent: 100\n  max_runs_per_worker: 5\n").start(
+            extra_env=self.PIPELINE_ALWAYS)
+        wait_for(lambda: len([r for r in d.runs() if r["status"] == "succeeded"]) >= 36, 20,
+                 what="three instants of 12 runs")
+        pipelined = self.pipelined(d)
+        d.stop()
+        self.assertGreater(pipelined, 0, "runs were not pipelined: the test proves nothing")
+        per_pid = {}
+        for r in d.runs():
+            if r["status"] == "succeeded":
+                per_pid[r["pid"]] = per_pid.get(r["pid"], 0) + 1
+        log = d.log()
+        retired = [pid for pid in per_pid if "Replacing worker %d after" % pid in log]
+        self.assertGreaterEqual(len(retired), 5, per_pid)
+        for pid in retired:
+            self.assertEqual(per_pid[pid], 5, per_pid)
+            self.assertEqual(log.count("Replacing worker %d after" % pid), 1)
+        self.assertTrue(all(n <= 5 for n in per_pid.values()), per_pid)
 
     def test_shutdown_ends_a_run_queued_in_a_worker_unstarted(self):
         d = self.daemon(probe("good") + probe("long", "sleep") + probe("next"), "  workers: 1\n").start(
