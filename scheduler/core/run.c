@@ -83,24 +83,41 @@ void run_child_apply_limits(const job_limits *l) {
  * or refused it and said why, and a job must not write through a link or into another user's
  * directory. A missing one is only warned about: the job may not need it. */
 int run_child_enter_state_dir(const char *dir) {
-        _cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        struct stat st;
+        /* the identity is entered once per process (a run child, or a worker for its life) */
+        static uid_t euid = (uid_t) -1;
+        struct stat st, here;
 
-        if (fd < 0 && (errno == ELOOP || errno == ENOTDIR)) {
+        if (euid == (uid_t) -1)
+                euid = geteuid();
+        /* three system calls, not five (open, fchdir, fstat, close, geteuid): a worker enters a
+         * state directory before every run */
+        if (fstatat(AT_FDCWD, dir, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+                fprintf(stderr, "<4/%s>cannot enter state directory %s: %m\n", jobctx_log_tag(), dir);
+                return 0;
+        }
+        if (!S_ISDIR(st.st_mode)) {
                 fprintf(stderr, "<3/%s>state directory %s is a symbolic link or not a directory; not running the job "
                                 "(the daemon's log says what to do)\n",
                         jobctx_log_tag(), dir);
                 return -ELOOP;
         }
-        if (fd < 0 || fchdir(fd) < 0 || fstat(fd, &st) < 0) {
+        if (st.st_uid != euid) {
+                fprintf(stderr, "<3/%s>state directory %s is owned by uid %u, not by the run's uid %u; not running the "
+                                "job (the daemon's log says what to do)\n",
+                        jobctx_log_tag(), dir, (unsigned) st.st_uid, (unsigned) euid);
+                return -EPERM;
+        }
+        if (chdir(dir) < 0 || stat(".", &here) < 0) {
                 fprintf(stderr, "<4/%s>cannot enter state directory %s: %m\n", jobctx_log_tag(), dir);
                 return 0;
         }
-        if (st.st_uid != geteuid()) {
-                fprintf(stderr, "<3/%s>state directory %s is owned by uid %u, not by the run's uid %u; not running the "
-                                "job (the daemon's log says what to do)\n",
-                        jobctx_log_tag(), dir, (unsigned) st.st_uid, (unsigned) geteuid());
-                return -EPERM;
+        /* chdir() follows a link the path may have become since the check: it must have landed
+         * in the very directory checked */
+        if (here.st_dev != st.st_dev || here.st_ino != st.st_ino) {
+                fprintf(stderr, "<3/%s>state directory %s was replaced while the run entered it; not running the job "
+                                "(the daemon's log says what to do)\n",
+                        jobctx_log_tag(), dir);
+                return -ELOOP;
         }
         return 0;
 }

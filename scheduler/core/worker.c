@@ -162,12 +162,43 @@ static void send_reply(worker_reply *rep) {
                         _exit(EXIT_FAILURE);
 }
 
-/* Asked to stop: every request already sent is answered as never started, then the worker
- * exits with CODE. */
+/* Requests read ahead: the daemon queues several behind the current run (worker-pool.c), and
+ * one recvmmsg() takes them all, not one recv() each. */
+#define INBOX_MAX 33
+static struct {
+        worker_request req[INBOX_MAX];
+        struct mmsghdr msg[INBOX_MAX];
+        struct iovec iov[INBOX_MAX];
+        unsigned head, n;
+} inbox;
+
+/* The next request into *REQ: its size, 0 at end of file, -1 with errno (EINTR: a signal came
+ * while none was there). Blocks until one comes unless DONTWAIT (then -1 with EAGAIN). */
+static ssize_t next_request(worker_request *req, bool dontwait) {
+        if (inbox.n == 0) {
+                for (unsigned i = 0; i < INBOX_MAX; i++) {
+                        inbox.iov[i] = (struct iovec) { &inbox.req[i], sizeof(inbox.req[i]) };
+                        inbox.msg[i] = (struct mmsghdr) { .msg_hdr = { .msg_iov = &inbox.iov[i], .msg_iovlen = 1 } };
+                }
+                int k = recvmmsg(WORKER_SOCKET_FD, inbox.msg, INBOX_MAX, dontwait ? MSG_DONTWAIT : MSG_WAITFORONE, NULL);
+                if (k <= 0)
+                        return k;
+                inbox.head = 0;
+                inbox.n = (unsigned) k;
+        }
+        size_t n = inbox.msg[inbox.head].msg_len;
+        memcpy(req, &inbox.req[inbox.head], MIN(n, sizeof(*req)));
+        inbox.head++;
+        inbox.n--;
+        return (ssize_t) n;
+}
+
+/* Asked to stop: every request already sent (read ahead, or still in the socket) is answered
+ * as never started, in order, then the worker exits with CODE. */
 _Noreturn static void refuse_queued_and_exit(int code) {
         worker_request req;
         ssize_t n;
-        while ((n = recv(WORKER_SOCKET_FD, &req, sizeof(req), MSG_DONTWAIT)) > 0 || (n < 0 && errno == EINTR))
+        while ((n = next_request(&req, true)) > 0 || (n < 0 && errno == EINTR))
                 if (n >= (ssize_t) WORKER_REQUEST_SHORT) {
                         worker_reply rep = { .seq = req.seq, .id = req.id, .exit_code = RUN_EXIT_FAIL,
                                              .flags = WORKER_REPLY_NOT_RUN };
@@ -193,7 +224,7 @@ void worker_main(const registry *reg, const job_def *proto, int sock, int out, p
                 worker_reply rep = {};
                 struct rusage u = {};
 
-                ssize_t n = recv(WORKER_SOCKET_FD, &req, sizeof(req), 0);
+                ssize_t n = next_request(&req, false);
                 if (terminating) {
                         /* the SIGTERM came before this run started: it is not run */
                         if (n >= (ssize_t) WORKER_REQUEST_SHORT) {
