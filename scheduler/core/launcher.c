@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 
+#include "core/fork-sibling.h"
 #include "core/jobctx.h"
 #include "core/launcher.h"
 #include "basic/log.h"
@@ -33,14 +34,6 @@ struct launcher {
         pid_t pid;
 };
 
-/* A process whose parent is the daemon, not the launcher: fork() with CLONE_PARENT. glibc has
- * no wrapper for that flag without a new stack; the raw system call is fork's own, and glibc
- * (>= 2.34) takes the thread id from the kernel when a process signals itself, so raise() and
- * abort() in the child reach the child. The launcher is single-threaded and holds no lock here. */
-static pid_t clone_sibling(void) {
-        return (pid_t) syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, NULL, NULL, 0);
-}
-
 static void launcher_serve(const registry *reg, start_gate *gate, pid_t daemon, int fd, const launch_request *req,
                            int fds[2]) {
         launch_reply rep = { .token = req->token };
@@ -51,7 +44,7 @@ static void launcher_serve(const registry *reg, start_gate *gate, pid_t daemon, 
         else if (!(dir = jobctx_state_dir_path(reg, reg->jobs[req->job])))
                 rep.pid = -ENOMEM;
         else {
-                pid_t pid = clone_sibling();
+                pid_t pid = fork_sibling();
                 if (pid == 0)
                         run_child(reg->jobs[req->job], dir, 0, req->scheduled, 0, fds[0], fds[1], gate, (int) req->slot,
                                   daemon);

@@ -10,6 +10,7 @@
 #include "basic/log.h"
 #include "core/jobctx.h"
 #include "core/worker-pool.h"
+#include "core/worker-zygote.h"
 #include "core/worker.h"
 
 /* Output read per dispatch of a worker's pipe at most, and after its run ended (bounded: a
@@ -80,6 +81,8 @@ struct pool {
         unsigned n_workers;
         pending *q; /* ring, oldest at head */
         size_t q_head, q_len, q_cap;
+        worker_zygote *zygote; /* forks its workers; NULL before the first, or after it failed */
+        bool zygote_failed;    /* then they fork from the daemon, until the next reload */
         bool retired;
         pool *next;
 };
@@ -586,11 +589,39 @@ static void marker_new(uint8_t *m) {
         memcpy(m + sizeof(a), &b, sizeof(b));
 }
 
+/* Forks a worker of P with SOCK, OUT and MARKER from P's zygote (forked on first need);
+ * returns 0 with its pid, -EPIPE when there is no zygote to ask (the caller forks it), or the
+ * fork's -errno. */
+static int pool_zygote_fork(pool *p, int sock, int out, const uint8_t *marker, pid_t *ret_pid) {
+        int q;
+        if (!p->zygote && !p->zygote_failed) {
+                q = worker_zygote_new(p->reg, p->proto, &p->zygote);
+                if (q < 0) {
+                        log_warning_errno(q, "Cannot fork a zygote for the workers of plugin %s (%m); they fork from the "
+                                             "daemon until the next reload, which then takes a copy-on-write fault for "
+                                             "each page it writes while a new worker shares it.",
+                                          p->proto->plugin_path);
+                        p->zygote_failed = true;
+                }
+        }
+        if (!p->zygote)
+                return -EPIPE;
+        q = worker_zygote_fork(p->zygote, sock, out, marker, ret_pid);
+        if (q == -EPIPE) {
+                log_warning("The zygote (pid %d) of the workers of plugin %s is gone or did not answer in 5 s; workers "
+                            "fork from the daemon until the next reload.",
+                            (int) worker_zygote_pid(p->zygote), p->proto->plugin_path);
+                p->zygote = worker_zygote_free(p->zygote);
+                p->zygote_failed = true;
+        }
+        return q;
+}
+
 static int worker_spawn(pool *p, worker **ret) {
         worker_pools *ps = p->owner;
         _cleanup_free_ worker *w = calloc(1, sizeof(worker));
         int sv[2], out[2], q;
-        pid_t parent = getpid();
+        pid_t parent = getpid(), pid;
 
         if (!w)
                 return -ENOMEM;
@@ -603,16 +634,19 @@ static int worker_spawn(pool *p, worker **ret) {
                 close(sv[1]);
                 return q;
         }
-        pid_t pid = fork();
-        if (pid == 0) {
-                close(sv[0]);
-                close(out[0]);
-                worker_main(p->reg, p->proto, sv[1], out[1], parent, w->marker);
+        q = pool_zygote_fork(p, sv[1], out[1], w->marker, &pid);
+        if (q == -EPIPE) {
+                pid = fork();
+                if (pid == 0) {
+                        close(sv[0]);
+                        close(out[0]);
+                        worker_main(p->reg, p->proto, sv[1], out[1], parent, w->marker);
+                }
+                q = pid < 0 ? -errno : 0;
         }
-        q = -errno;
         close(sv[1]);
         close(out[1]);
-        if (pid < 0) {
+        if (q < 0) {
                 close(sv[0]);
                 close(out[0]);
                 return q;
@@ -849,6 +883,7 @@ static void pool_free(pool *p) {
         for (size_t i = 0; i < p->q_len; i++)
                 pending_free(&p->q[(p->q_head + i) % p->q_cap]);
         free(p->q);
+        worker_zygote_free(p->zygote);
         if (ps->cache_reg == p->reg && ps->by_job)
                 for (size_t i = 0; i < p->reg->n_jobs; i++)
                         if (ps->by_job[i] == p)
@@ -1012,10 +1047,13 @@ size_t worker_pools_pids(const worker_pools *ps, pid_t *v, size_t max) {
         size_t n = 0;
         if (!ps)
                 return 0;
-        for (const pool *p = ps->pools; p; p = p->next)
+        for (const pool *p = ps->pools; p; p = p->next) {
                 for (const worker *w = p->workers; w; w = w->next, n++)
                         if (n < max)
                                 v[n] = w->pid;
+                if (p->zygote && n++ < max)
+                        v[n - 1] = worker_zygote_pid(p->zygote);
+        }
         return n;
 }
 

@@ -63,8 +63,8 @@ size_t worker_pools_waiting(const worker_pools *p);
  * send more; one queued behind a run that turns out long waits for it. */
 uint64_t worker_pools_pipelined(const worker_pools *p);
 
-/* The worker processes alive (children of the daemon that are no run's main process), up to
- * MAX into V; returns how many there are (may be more than MAX). */
+/* The worker processes alive and the pools' zygotes (children of the daemon that are no run's
+ * main process), up to MAX into V; returns how many there are (may be more than MAX). */
 size_t worker_pools_pids(const worker_pools *p, pid_t *v, size_t max);
 
 /* Pure: whether jobs A and B may share a worker: same plugin, identity, environment,

@@ -316,6 +316,65 @@ class Workers(DaemonTestCase):
         self.assertEqual(nxt["status"], "cancelled")
         self.assertFalse(alive(pid))
 
+    @staticmethod
+    def zygotes(d):
+        """The daemon's children named sched-zygote (live or not yet reaped)."""
+        found = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open("/proc/%s/stat" % pid) as f:
+                    st = f.read()
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            comm, rest = st[st.index("(") + 1:st.rindex(")")], st[st.rindex(")") + 2:].split()
+            if comm == "sched-zygote" and int(rest[1]) == d.proc.pid:
+                found.append(int(pid))
+        return found
+
+    @staticmethod
+    def ppid(pid):
+        with open("/proc/%d/stat" % pid) as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+
+    def test_workers_fork_from_a_zygote_that_holds_nothing_of_the_daemons(self):
+        """A pool's workers are forked by its zygote, not by the daemon (whose pages a new worker
+        would share: a copy-on-write fault for each the daemon writes after), yet are the daemon's
+        children. The zygote keeps no descriptor or writable shared mapping of the daemon's, lives
+        through recycling and the sweeps after runs, and once killed, workers fork from the daemon."""
+        d = self.daemon(probe("good"), "  workers: 1\n  max_runs_per_worker: 2\n").start()
+        runs = [self.run_job(d, "good") for _ in range(5)]
+        self.assertEqual([r["status"] for r in runs], ["succeeded"] * 5)
+        self.assertEqual(len({r["pid"] for r in runs}), 3, "recycled every 2 runs")
+        zs = self.zygotes(d)
+        self.assertEqual(len(zs), 1, "one zygote for the one pool")
+        z = zs[0]
+        self.assertEqual(self.ppid(runs[-1]["pid"]), d.proc.pid, "the worker is the daemon's child")
+        self.assertEqual(sorted(int(x) for x in os.listdir("/proc/%d/fd" % z)), [0, 1, 2, 3])
+        with open("/proc/%d/maps" % z) as f:
+            shared_writable = [l for l in f.read().splitlines() if l.split()[1][1] == "w" and l.split()[1][3] == "s"]
+        self.assertEqual(shared_writable, [])
+        self.assertNotIn("zygote", d.log())
+        os.kill(z, signal.SIGKILL)
+        more = [self.run_job(d, "good") for _ in range(3)]  # the third needs a new worker
+        self.assertEqual([r["status"] for r in more], ["succeeded"] * 3)
+        self.assertIn("The zygote (pid %d) of the workers of plugin" % z, d.log())
+        self.assertIn("workers fork from the daemon until the next reload", d.log())
+        self.assertEqual(self.zygotes(d), [], "the dead zygote was reaped")
+        d.stop()
+
+    def test_a_reload_replaces_the_zygote(self):
+        d = self.daemon(probe("good"), "  workers: 1\n").start()
+        self.run_job(d, "good")
+        old = self.zygotes(d)
+        self.assertEqual(len(old), 1)
+        d.write_registry(probe("good") + probe("other"), "  workers: 1\n")
+        self.assertTrue(d.ctl({"command": "reload"}).get("ok"), "reload")
+        self.assertEqual(self.run_job(d, "other")["status"], "succeeded")
+        wait_for(lambda: (lambda z: z if len(z) == 1 and z != old else None)(self.zygotes(d)), 10,
+                 what="the old registry's zygote to go, the new one's to come")
+        d.stop()
+        self.assertEqual(self.zygotes(d), [])
+
     def test_a_worker_holds_no_writable_shared_memory_of_the_daemon(self):
         d = self.daemon(job("probe", "probe.so", "@yearly", isolation="worker")).start()
         for _ in range(2):
