@@ -24,9 +24,15 @@
  * which run between dispatches */
 #define FIRES_PER_DISPATCH 64
 /* the cron timer wakes this much before an instant to decide and claim its fires, or twice as
- * long as deciding them took lately (a herd of 1,000 takes ~10 ms), up to PREPARE_LEAD_MAX */
+ * long as deciding them took lately (a herd of 1,000 takes ~10 ms), or as deciding as many fires
+ * as are due at it would take (twice DECIDE_FIRE_USEC each until measured: the first herd after
+ * a start, with nothing learnt yet, took ~40 ms to decide and started that late), up to
+ * PREPARE_LEAD_MAX */
 #define PREPARE_LEAD (3 * USEC_PER_MSEC)
 #define PREPARE_LEAD_MAX (250 * USEC_PER_MSEC)
+#define DECIDE_FIRE_USEC 25
+/* decisions of fewer fires than this say little of the cost of one */
+#define DECIDE_SAMPLE_MIN 16
 /* a fire whose process is warm costs a slot opened at the gate; one that forks weighs this much
  * more in the per-dispatch budget */
 #define COLD_FIRE_WEIGHT (FIRE_BUDGET / FIRES_PER_DISPATCH)
@@ -529,6 +535,20 @@ usec_t manager_next_due_real(const manager *m) {
         return heap_next(&m->real_heap);
 }
 
+/* How early to wake for the fires due at NEXT (see PREPARE_LEAD). Counting them walks only the
+ * part of the heap due by NEXT, once per instant. */
+static usec_t prepare_lead(manager *m, usec_t next) {
+        if (next == USEC_INFINITY)
+                return PREPARE_LEAD;
+        if (m->lead_for != next) {
+                m->lead_for = next;
+                m->lead_count = timer_heap_count_until(&m->real_heap, next, FIRE_BUDGET);
+        }
+        usec_t per = m->decide_fire_usec ?: DECIDE_FIRE_USEC;
+        usec_t lead = MAX(MAX(PREPARE_LEAD, 2 * m->prepare_usec), 2 * (usec_t) m->lead_count * per);
+        return MIN(lead, PREPARE_LEAD_MAX);
+}
+
 void manager_arm_timers(manager *m) {
         usec_t next = heap_next(&m->real_heap);
 
@@ -540,7 +560,7 @@ void manager_arm_timers(manager *m) {
                 return;
         }
         /* the cron timer is early by the lead, or set for the release of fires decided */
-        usec_t lead = MIN(MAX(PREPARE_LEAD, 2 * m->prepare_usec), PREPARE_LEAD_MAX);
+        usec_t lead = prepare_lead(m, next);
         manager_timer_at(m->real_timer, m->n_due > 0            ? clock_realtime_to_kernel(m->release_at)
                                 : next == USEC_INFINITY ? USEC_INFINITY
                                                         : clock_realtime_to_kernel(next - MIN(next, lead) +
@@ -640,6 +660,10 @@ int manager_on_real_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         /* the next lead: twice the longest recent decision, forgotten by an eighth per instant */
         usec_t took = clock_now_monotonic() - began;
         m->prepare_usec = MAX(took, m->prepare_usec - m->prepare_usec / 8);
+        if (m->n_due >= DECIDE_SAMPLE_MIN) {
+                usec_t per = took / m->n_due;
+                m->decide_fire_usec = m->decide_fire_usec ? (3 * m->decide_fire_usec + per) / 4 : per;
+        }
         if (instant > clock_now_realtime() && !m->shutting_down) {
                 m->release_at = instant;
                 manager_arm_timers(m);

@@ -155,6 +155,9 @@ struct manager {
         size_t n_due;
         usec_t release_at; /* when they are decided before their instant: that instant */
         usec_t prepare_usec; /* how long deciding an instant's fires took lately (fire.c) */
+        usec_t decide_fire_usec; /* and per fire, for the lead of an instant with more fires */
+        usec_t lead_for;         /* the instant whose fires lead_count counted */
+        size_t lead_count;
         job_rt **warm_scratch;
         size_t warm_scratch_cap;
         /* runs prepared during one timer dispatch, started back to back at its end (for cron

@@ -89,3 +89,17 @@ void timer_heap_done(timer_heap *h) {
         free(h->v);
         *h = (timer_heap) {};
 }
+
+static size_t count_from(const timer_heap *h, size_t i, usec_t when, size_t max) {
+        /* an entry is due no earlier than its parent: a subtree past WHEN holds nothing due */
+        if (i >= h->n || h->v[i]->when > when || max == 0)
+                return 0;
+        size_t n = 1;
+        n += count_from(h, 2 * i + 1, when, max - n);
+        n += count_from(h, 2 * i + 2, when, max - n);
+        return n;
+}
+
+size_t timer_heap_count_until(const timer_heap *h, usec_t when, size_t max) {
+        return count_from(h, 0, when, max);
+}

@@ -42,4 +42,8 @@ static inline bool timer_entry_queued(const timer_entry *e) {
         return e->idx != TIMER_HEAP_NONE;
 }
 
+/* How many entries are due at or before WHEN, counting up to MAX: O(that count), as only the
+ * part of the heap above WHEN is visited. */
+size_t timer_heap_count_until(const timer_heap *h, usec_t when, size_t max);
+
 void timer_heap_done(timer_heap *h);
