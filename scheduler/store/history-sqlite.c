@@ -173,10 +173,12 @@ static const char *const stmt_sql[_STMT_MAX] = {
                            " WHERE id = ?1 AND status = 'running'",
         [STMT_SKIP_CLAIMED] = "UPDATE runs SET status = 'skipped', finished_usec = ?2, message = ?3"
                               " WHERE id = ?1 AND status = 'running'",
+        /* one statement where a SELECT of the row came first (RETURNING: SQLite >= 3.35); the
+         * duration, unless given (?6), counts from the row's start */
         [STMT_FINISH_RUN] =
                 "UPDATE runs SET finished_usec = ?2, status = ?3, exit_code = ?4, signal = ?5,"
-                " duration_usec = ?6, message = ?7, output = ?8"
-                " WHERE id = ?1 AND status = 'running'",
+                " duration_usec = COALESCE(?6, MAX(?2 - COALESCE(started_usec, ?2), 0)), message = ?7, output = ?8"
+                " WHERE id = ?1 AND status = 'running' RETURNING job, duration_usec",
         [STMT_COUNT_RUN] =
                 "INSERT INTO jobs (name, runs_total, failures_total, last_run_id, last_status,"
                 " last_finished_usec, last_duration_usec) VALUES (?1, 1, ?2, ?3, ?4, ?5, ?6)"
@@ -1039,34 +1041,8 @@ static int sqlite_skip_claimed(history *base, int64_t run_id, usec_t now, const 
 
 static int finish_in_tx(sqlite_history *h, int64_t run_id, const history_result *res) {
         _cleanup_free_ char *job = NULL;
-        usec_t started = 0, duration;
-        bool running;
+        usec_t duration = 0;
         int r, rc;
-
-        {
-                _cleanup_stmt_ sqlite3_stmt *s = NULL;
-                r = stmt_get(h, STMT_GET_RUN_STATE, &s);
-                if (r < 0)
-                        return r;
-                sqlite3_bind_int64(s, 1, run_id);
-                rc = sqlite3_step(s);
-                if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-                        return fail(h, rc, "reading a run");
-                running = rc == SQLITE_ROW && streq_ptr(column_str(s, 2), "running");
-                if (running) {
-                        job = strdup(column_str(s, 0) ?: "");
-                        if (!job)
-                                return -ENOMEM;
-                        started = column_usec(s, 1);
-                }
-        }
-        if (!running)
-                /* after the block: it reuses the statement just reset */
-                return explain_not_running(h, run_id);
-
-        duration = res->duration_usec;
-        if (duration == USEC_INFINITY)
-                duration = res->finished_usec > started ? res->finished_usec - started : 0;
 
         {
                 _cleanup_stmt_ sqlite3_stmt *s = NULL;
@@ -1080,7 +1056,8 @@ static int finish_in_tx(sqlite_history *h, int64_t run_id, const history_result 
                         sqlite3_bind_int(s, 4, res->exit_code);
                 if (res->signal > 0)
                         sqlite3_bind_int(s, 5, res->signal);
-                sqlite3_bind_int64(s, 6, (sqlite3_int64) duration);
+                if (res->duration_usec != USEC_INFINITY)
+                        sqlite3_bind_int64(s, 6, (sqlite3_int64) res->duration_usec);
                 if (res->message)
                         sqlite3_bind_text(s, 7, res->message,
                                           (int) history_utf8_head_length(res->message, strlen(res->message),
@@ -1092,9 +1069,21 @@ static int finish_in_tx(sqlite_history *h, int64_t run_id, const history_result 
                                           SQLITE_TRANSIENT);
                 }
                 rc = sqlite3_step(s);
-                if (rc != SQLITE_DONE)
+                if (rc != SQLITE_ROW && rc != SQLITE_DONE)
                         return fail(h, rc, "recording a run's result");
+                if (rc == SQLITE_ROW) {
+                        job = strdup(column_str(s, 0) ?: "");
+                        if (!job)
+                                return -ENOMEM;
+                        duration = column_usec(s, 1);
+                        rc = sqlite3_step(s);
+                        if (rc != SQLITE_DONE)
+                                return fail(h, rc, "recording a run's result");
+                }
         }
+        if (!job)
+                /* not running (any more), or not there: after the block, which reset the statement */
+                return explain_not_running(h, run_id);
 
         {
                 _cleanup_stmt_ sqlite3_stmt *s = NULL;
