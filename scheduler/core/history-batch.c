@@ -22,6 +22,11 @@
 #define CHECKPOINT_INTERVAL (10 * USEC_PER_SEC)
 #define CHECKPOINT_GUARD (250 * USEC_PER_MSEC)
 #define CHECKPOINT_MAX_WAIT (5 * USEC_PER_MINUTE)
+/* ... or when the WAL reaches this many pages (16 MiB of 4 KiB pages), whatever is due: under a
+ * load that never leaves CHECKPOINT_GUARD free, a WAL grown to hundreds of MiB made every commit
+ * extend the file (ext4 zeroing each new block) and every read search a longer WAL index, and
+ * the daemon ran a third slower */
+#define CHECKPOINT_WAL_PAGES 4096
 
 void manager_history_failed(manager *m, int r, const char *what) {
         m->history_failed_at = clock_now_monotonic();
@@ -87,11 +92,24 @@ static usec_t next_fire_in(const manager *m) {
         return d;
 }
 
+/* CHECKPOINT_WAL_PAGES; tests lower it (SCHEDULERD_TEST_CHECKPOINT_WAL_PAGES) to see the bound
+ * hold within seconds. */
+static int manager_checkpoint_wal_pages(manager *m) {
+        if (m->checkpoint_wal_pages == 0) {
+                const char *t = getenv("SCHEDULERD_TEST_CHECKPOINT_WAL_PAGES");
+                int v = t ? atoi(t) : 0;
+                m->checkpoint_wal_pages = v > 0 ? v : CHECKPOINT_WAL_PAGES;
+        }
+        return m->checkpoint_wal_pages;
+}
+
 /* After an idle commit: the WAL copied into the database, away from instants. */
 static void maybe_checkpoint(manager *m) {
         usec_t now = clock_now_monotonic(), since = now - m->checkpointed_at;
-        if (m->batch_open || m->n_due > 0 || since < CHECKPOINT_INTERVAL ||
-            (next_fire_in(m) < CHECKPOINT_GUARD && since < CHECKPOINT_MAX_WAIT))
+        bool big = history_wal_pages(m->hist) >= manager_checkpoint_wal_pages(m);
+        if (m->batch_open ||
+            (!big && (m->n_due > 0 || since < CHECKPOINT_INTERVAL ||
+                      (next_fire_in(m) < CHECKPOINT_GUARD && since < CHECKPOINT_MAX_WAIT))))
                 return;
         m->checkpointed_at = now;
         int r = history_checkpoint(m->hist);
@@ -127,7 +145,7 @@ int manager_on_history_post(sd_event_source *s, void *userdata) {
                 m->history_commits++;
                 history_ok(m);
         }
-        if (s && r >= 0)
+        if (r >= 0 && (s || history_wal_pages(m->hist) >= manager_checkpoint_wal_pages(m)))
                 maybe_checkpoint(m);
         return 0;
 }

@@ -156,6 +156,7 @@ struct manager {
         usec_t release_at; /* when they are decided before their instant: that instant */
         usec_t prepare_usec; /* how long deciding an instant's fires took lately (fire.c) */
         usec_t decide_fire_usec; /* and per fire, for the lead of an instant with more fires */
+        int checkpoint_wal_pages; /* CHECKPOINT_WAL_PAGES, or the tests' SCHEDULERD_TEST_CHECKPOINT_WAL_PAGES */
         usec_t lead_for;         /* the instant whose fires lead_count counted */
         size_t lead_count;
         job_rt **warm_scratch;

@@ -18,6 +18,7 @@ typedef struct history_ops {
         int (*commit)(history *h);
         int (*rollback)(history *h);
         int (*checkpoint)(history *h);
+        int (*wal_pages)(history *h);
         int (*claim_fire)(history *h, const char *job, run_trigger trigger, usec_t scheduled, usec_t started,
                           pid_t pid, int64_t *ret_run_id);
         int (*claim_retry)(history *h, int64_t first_run_id, unsigned attempt, usec_t started, pid_t pid,

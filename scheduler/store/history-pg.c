@@ -859,6 +859,10 @@ static int pg_rollback(history *base) {
         return exec_raw(h, "ROLLBACK", NULL, "rolling back a batch", NULL);
 }
 
+static int pg_wal_pages(history *base) {
+        return base ? 0 : -EINVAL;
+}
+
 static int pg_checkpoint(history *base) {
         pg_history *h = (pg_history *) base;
         if (h->in_batch) {
@@ -1774,6 +1778,7 @@ static const history_ops pg_ops = {
         .commit = pg_commit,
         .rollback = pg_rollback,
         .checkpoint = pg_checkpoint,
+        .wal_pages = pg_wal_pages,
         .claim_fire = pg_claim_fire,
         .claim_retry = pg_claim_retry,
         .record_skipped = pg_record_skipped,

@@ -271,7 +271,14 @@ typedef struct sqlite_history {
         sqlite3_stmt *stmts[_STMT_MAX];
         bool in_batch;
         int batch_lost;         /* why SQLite ended the open batch by itself, or 0 */
+        int wal_pages;          /* in the WAL after the last commit (sqlite3_wal_hook()) */
 } sqlite_history;
+
+static int on_wal_commit(void *userdata, sqlite3 *db, const char *schema, int pages) {
+        sqlite_history *h = userdata;
+        h->wal_pages = pages;
+        return SQLITE_OK;
+}
 
 static int sqlite_to_errno(sqlite3 *db, int rc) {
         switch (rc) {
@@ -628,6 +635,9 @@ int history_sqlite_open(const char *path, char *error, size_t error_size, histor
         r = exec_sql(h, "PRAGMA wal_autocheckpoint = 0", "turning off automatic checkpoints");
         if (r < 0)
                 goto error;
+        /* (after the pragma, which sets a hook of its own) the WAL's size, for the caller to
+         * checkpoint before it grows without end under a load that leaves no quiet moment */
+        (void) sqlite3_wal_hook(h->db, on_wal_commit, h);
         r = exec_sql(h, "PRAGMA foreign_keys = ON", "enabling foreign keys");
         if (r < 0)
                 goto error;
@@ -1601,7 +1611,13 @@ static int sqlite_checkpoint(history *base) {
         int rc = sqlite3_wal_checkpoint_v2(h->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
         if (rc != SQLITE_OK)
                 return fail(h, rc, "checkpointing the write-ahead log");
+        h->wal_pages = 0; /* copied: the next commit starts the log over */
         return 0;
+}
+
+static int sqlite_wal_pages(history *base) {
+        sqlite_history *h = (sqlite_history *) base;
+        return h ? h->wal_pages : -EINVAL;
 }
 
 /* ---- pauses and backfills (schema 3) ------------------------------------------------------ */
@@ -1741,6 +1757,7 @@ static const history_ops sqlite_ops = {
         .commit = sqlite_commit,
         .rollback = sqlite_rollback,
         .checkpoint = sqlite_checkpoint,
+        .wal_pages = sqlite_wal_pages,
         .claim_fire = sqlite_claim_fire,
         .claim_retry = sqlite_claim_retry,
         .record_skipped = sqlite_record_skipped,

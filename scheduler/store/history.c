@@ -152,6 +152,7 @@ history *history_close(history *h) {
 
 int history_set_size_limit(history *h, uint64_t max_bytes) { DISPATCH(set_size_limit, h, max_bytes); }
 int history_begin(history *h) { DISPATCH(begin, h); }
+int history_wal_pages(history *h) { DISPATCH(wal_pages, h); }
 int history_commit(history *h) { DISPATCH(commit, h); }
 int history_rollback(history *h) { DISPATCH(rollback, h); }
 int history_checkpoint(history *h) { DISPATCH(checkpoint, h); }

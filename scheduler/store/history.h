@@ -194,6 +194,10 @@ int history_rollback(history *h);
 int history_checkpoint(history *h);
 /* (PostgreSQL: 0, nothing to do: the server checkpoints by itself.) */
 
+/* How many pages the write-ahead log held after the last commit, not yet checkpointed (0 where
+ * there is no such log: PostgreSQL), or -errno. */
+int history_wal_pages(history *h);
+
 /* Records that JOB's first attempt for the fire at SCHEDULED started at STARTED, as a
  * 'running' row (PID 0 if not known yet: see history_set_pid()). TRIGGER is any trigger
  * but RETRY (see history_claim_retry()). Returns -EEXIST, writing nothing, if this fire

@@ -1028,6 +1028,29 @@ START_TEST(test_migrate_3_to_4) {
 }
 END_TEST
 
+START_TEST(test_wal_pages_counted_until_checkpoint) {
+        history *h = open_ok();
+        int before = history_wal_pages(h); /* the schema, written at open */
+        ck_assert_int_ge(before, 0);
+        for (int i = 0; i < 5; i++) {
+                ck_assert_int_eq(history_begin(h), 0);
+                finish(h, claim(h, "a", RUN_TRIGGER_SCHEDULE, T0 + i), RUN_STATUS_SUCCEEDED, T0 + i + 10, 0);
+                ck_assert_int_eq(history_commit(h), 0);
+        }
+        int pages = history_wal_pages(h);
+        ck_assert_int_ge(pages, before + 5); /* a page per commit at least: it grows until checkpointed */
+        ck_assert_int_eq(history_checkpoint(h), 0);
+        ck_assert_int_eq(history_wal_pages(h), 0);
+        /* the log starts over after the checkpoint: one commit is a few pages, not all of them again */
+        ck_assert_int_eq(history_begin(h), 0);
+        claim(h, "a", RUN_TRIGGER_SCHEDULE, T0 + 100);
+        ck_assert_int_eq(history_commit(h), 0);
+        ck_assert_int_gt(history_wal_pages(h), 0);
+        ck_assert_int_lt(history_wal_pages(h), pages);
+        history_close(h);
+}
+END_TEST
+
 /* ---- PostgreSQL only ------------------------------------------------------------------------ */
 
 START_TEST(test_pg_open_creates_schema) {
@@ -1038,6 +1061,7 @@ START_TEST(test_pg_open_creates_schema) {
         ck_assert_uint_eq(history_pg_connections(h), 1);
         int64_t id = claim(h, "a", RUN_TRIGGER_SCHEDULE, T0);
         ck_assert_int_eq(history_checkpoint(h), 0);
+        ck_assert_int_eq(history_wal_pages(h), 0); /* no WAL of ours to watch */
         ck_assert_int_eq(history_set_size_limit(h, 1 << 20), -EOPNOTSUPP);
         uint64_t rows = 0, bytes = 0;
         ck_assert_int_eq(history_get_size(h, &rows, &bytes), 0);
@@ -1383,6 +1407,7 @@ static Suite *history_suite(void) {
         tcase_add_test(tc, test_throughput);
         tcase_add_test(tc, test_record_missed);
         tcase_add_test(tc, test_migrate_3_to_4);
+        tcase_add_test(tc, test_wal_pages_counted_until_checkpoint);
         suite_add_tcase(s, tc);
 
         if (pg_conninfo) {
