@@ -34,3 +34,64 @@ int socket_remove_stale(const char *path) {
                 return log_error_errno(-errno, "Cannot remove the stale socket %s: %m.", path);
         return 0;
 }
+
+int send_with_fds(int sock, const void *buf, size_t len, const int *fds, size_t n_fds, int flags) {
+        union {
+                struct cmsghdr h;
+                char buf[CMSG_SPACE(SOCKET_FDS_MAX * sizeof(int))];
+        } control = {};
+        struct iovec iov = { .iov_base = (void *) buf, .iov_len = len };
+        struct msghdr mh = {
+                .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control,
+                .msg_controllen = CMSG_SPACE(n_fds * sizeof(int)),
+        };
+
+        if (n_fds == 0 || n_fds > SOCKET_FDS_MAX)
+                return -EINVAL;
+        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(n_fds * sizeof(int));
+        memcpy(CMSG_DATA(c), fds, n_fds * sizeof(int));
+        while (sendmsg(sock, &mh, flags) < 0)
+                if (errno != EINTR)
+                        return -errno;
+        return 0;
+}
+
+ssize_t recv_with_fds(int sock, void *buf, size_t len, int *fds, size_t n_fds) {
+        union {
+                struct cmsghdr h;
+                char buf[CMSG_SPACE(SOCKET_FDS_MAX * sizeof(int))];
+        } control;
+        struct iovec iov = { .iov_base = buf, .iov_len = len };
+        struct msghdr mh = {
+                .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control, .msg_controllen = sizeof(control),
+        };
+        ssize_t n;
+
+        if (n_fds > SOCKET_FDS_MAX)
+                return -EINVAL;
+        for (size_t i = 0; i < n_fds; i++)
+                fds[i] = -EBADF;
+        do
+                n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return -errno;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+                if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+                        continue;
+                size_t got = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                int v[SOCKET_FDS_MAX];
+                memcpy(v, CMSG_DATA(c), MIN(got, (size_t) SOCKET_FDS_MAX) * sizeof(int));
+                if (got == n_fds)
+                        memcpy(fds, v, n_fds * sizeof(int));
+                else
+                        for (size_t i = 0; i < MIN(got, (size_t) SOCKET_FDS_MAX); i++)
+                                close(v[i]);
+        }
+        if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
+                return -EMSGSIZE;
+        return n;
+}

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 
+#include "basic/socket-util.h"
 #include "core/fork-sibling.h"
 #include "core/jobctx.h"
 #include "core/launcher.h"
@@ -73,29 +74,16 @@ _Noreturn static void launcher_main(const registry *reg, start_gate *gate, int f
 
         for (;;) {
                 launch_request req;
-                union {
-                        struct cmsghdr h;
-                        char buf[CMSG_SPACE(2 * sizeof(int))];
-                } control;
-                struct iovec iov = { .iov_base = &req, .iov_len = sizeof(req) };
-                struct msghdr mh = {
-                        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control, .msg_controllen = sizeof(control),
-                };
-                int fds[2] = { -EBADF, -EBADF };
+                int fds[2];
 
-                ssize_t n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0)
+                ssize_t n = recv_with_fds(fd, &req, sizeof(req), fds, 2);
+                if (n == 0 || (n < 0 && n != -EMSGSIZE))
                         _exit(n == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
-                for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
-                        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
-                            c->cmsg_len == CMSG_LEN(2 * sizeof(int)))
-                                memcpy(fds, CMSG_DATA(c), sizeof(fds));
-                if (n != (ssize_t) sizeof(req) || (mh.msg_flags & MSG_CTRUNC)) {
-                        req.job = UINT64_MAX; /* answered with -EINVAL */
-                        if (n < (ssize_t) sizeof(req.token))
+                /* answered with -EINVAL; a truncated one still has its token */
+                if (n != (ssize_t) sizeof(req)) {
+                        if (n >= 0 && n < (ssize_t) sizeof(req.token))
                                 req.token = 0;
+                        req.job = UINT64_MAX;
                 }
                 launcher_serve(reg, gate, daemon, fd, &req, fds);
         }
@@ -131,24 +119,9 @@ int launcher_new(const registry *reg, start_gate *gate, launcher **ret) {
 
 int launcher_request(launcher *l, uint64_t token, size_t job, usec_t scheduled, int slot, int out_w, int msg_w) {
         launch_request req = { .token = token, .job = job, .scheduled = scheduled, .slot = slot };
-        union {
-                struct cmsghdr h;
-                char buf[CMSG_SPACE(2 * sizeof(int))];
-        } control = {};
-        struct iovec iov = { .iov_base = &req, .iov_len = sizeof(req) };
-        struct msghdr mh = {
-                .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control, .msg_controllen = sizeof(control),
-        };
-        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
         int fds[2] = { out_w, msg_w };
-
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(fds));
-        memcpy(CMSG_DATA(c), fds, sizeof(fds));
-        if (sendmsg(l->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
-                return errno == EWOULDBLOCK ? -EAGAIN : -errno;
-        return 0;
+        int q = send_with_fds(l->fd, &req, sizeof(req), fds, 2, MSG_NOSIGNAL | MSG_DONTWAIT);
+        return q == -EWOULDBLOCK ? -EAGAIN : q;
 }
 
 int launcher_read_reply(launcher *l, uint64_t *ret_token, int *ret_pid) {

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 
 #include "basic/shared-maps.h"
+#include "basic/socket-util.h"
 #include "core/fork-sibling.h"
 #include "core/worker-zygote.h"
 #include "core/worker.h"
@@ -62,27 +63,12 @@ _Noreturn static void zygote_main(const registry *reg, const job_def *proto, int
 
         for (;;) {
                 zygote_request req;
-                union {
-                        struct cmsghdr h;
-                        char buf[CMSG_SPACE(2 * sizeof(int))];
-                } control;
-                struct iovec iov = { .iov_base = &req, .iov_len = sizeof(req) };
-                struct msghdr mh = {
-                        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control, .msg_controllen = sizeof(control),
-                };
-                int fds[2] = { -EBADF, -EBADF };
+                int fds[2];
 
-                ssize_t n = recvmsg(ZYGOTE_SOCKET_FD, &mh, MSG_CMSG_CLOEXEC);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0)
+                ssize_t n = recv_with_fds(ZYGOTE_SOCKET_FD, &req, sizeof(req), fds, 2);
+                if (n == 0 || (n < 0 && n != -EMSGSIZE))
                         _exit(n == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
-                for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
-                        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
-                            c->cmsg_len == CMSG_LEN(2 * sizeof(int)))
-                                memcpy(fds, CMSG_DATA(c), sizeof(fds));
-                bool ok = n == (ssize_t) sizeof(req) && !(mh.msg_flags & MSG_CTRUNC);
-                zygote_serve(reg, proto, daemon, ok ? &req : NULL, fds);
+                zygote_serve(reg, proto, daemon, n == (ssize_t) sizeof(req) ? &req : NULL, fds);
                 for (int i = 0; i < 2; i++)
                         if (fds[i] >= 0)
                                 close(fds[i]);
@@ -119,27 +105,13 @@ int worker_zygote_new(const registry *reg, const job_def *proto, worker_zygote *
 int worker_zygote_fork(worker_zygote *z, int sock, int out, const uint8_t *marker, pid_t *ret_pid) {
         zygote_request req;
         zygote_reply rep;
-        union {
-                struct cmsghdr h;
-                char buf[CMSG_SPACE(2 * sizeof(int))];
-        } control = {};
-        struct iovec iov = { .iov_base = &req, .iov_len = sizeof(req) };
-        struct msghdr mh = {
-                .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control, .msg_controllen = sizeof(control),
-        };
-        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
         int fds[2] = { sock, out };
         ssize_t n;
         int k;
 
         memcpy(req.marker, marker, sizeof(req.marker));
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(fds));
-        memcpy(CMSG_DATA(c), fds, sizeof(fds));
-        while (sendmsg(z->fd, &mh, MSG_NOSIGNAL) < 0)
-                if (errno != EINTR)
-                        return -EPIPE;
+        if (send_with_fds(z->fd, &req, sizeof(req), fds, 2, MSG_NOSIGNAL) < 0)
+                return -EPIPE;
         /* the daemon waits for this fork as it waited for its own: a worker is forked when a
          * pool first needs one and when one is replaced, not per run */
         struct pollfd p = { .fd = z->fd, .events = POLLIN };
