@@ -587,6 +587,8 @@ static bool conn_serve(conn *x) {
 /* Sends what the socket takes of the queued reply, and the next batch of a list once the
  * queue is short. When the reply is complete, the next request is served. */
 static void conn_flush(conn *x) {
+        /* what a client sees in a reply was logged before it (log_batch_start()) */
+        log_flush();
         while (x->out_len > x->out_sent) {
                 ssize_t w = send(x->fd, x->out + x->out_sent, x->out_len - x->out_sent, MSG_NOSIGNAL | MSG_DONTWAIT);
                 if (w < 0 && errno == EINTR)

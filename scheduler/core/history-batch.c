@@ -138,6 +138,8 @@ int manager_on_history_post(sd_event_source *s, void *userdata) {
         }
         m->batch_open = false;
         m->claims_uncommitted = false; /* committed, or lost with the batch: either way not pending */
+        /* what the history says happened was logged before it is there to read */
+        log_flush();
         int r = history_commit(m->hist);
         if (r < 0)
                 manager_history_failed(m, r, "commit");

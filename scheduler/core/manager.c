@@ -176,6 +176,7 @@ static void manager_shutdown(manager *m) {
                 manager_finish_fires(m); /* claimed fires start, to be cancelled with the rest */
         m->shutting_down = true;
         overload_shutdown(m); /* fires waiting for a slot will not start: recorded missed */
+        log_flush();
         (void) sd_notify(false, "STOPPING=1\nSTATUS=Stopping");
         manager_warm_abandon_all(m);
         manager_arm_timers(m);
@@ -434,6 +435,7 @@ int manager_run(manager *m) {
                  duration_format(m->reg->reg->history_prune_interval, b, sizeof(b)));
         /* STATUS= first: whoever waits for READY=1 may read the status right after it */
         (void) on_status_timer(NULL, 0, m);
+        log_flush(); /* whoever waits for READY=1 may read the log right after */
         (void) sd_notify(false, "READY=1");
 
         q = sd_event_loop(m->event);

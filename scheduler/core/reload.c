@@ -258,6 +258,7 @@ int manager_reload(manager *m, diag_list *diags) {
                         log_info("Reloaded %s: %zu job%s.", m->opts.config, m->n_jobs, m->n_jobs == 1 ? "" : "s");
         }
         diag_list_clear(&local);
+        log_flush();
         (void) sd_notify(false, "READY=1");
         manager_status_changed(m);
         return q;
