@@ -91,11 +91,14 @@ int run_child_enter_state_dir(const char *dir) {
                 euid = geteuid();
         /* three system calls, not five (open, fchdir, fstat, close, geteuid): a worker enters a
          * state directory before every run */
-        if (fstatat(AT_FDCWD, dir, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+        int k = fstatat(AT_FDCWD, dir, &st, AT_SYMLINK_NOFOLLOW);
+        if (k < 0 && errno != ENOTDIR) {
                 fprintf(stderr, "<4/%s>cannot enter state directory %s: %m\n", jobctx_log_tag(), dir);
+                /* not the directory a worker's previous run left it in (another job's) */
+                (void) !chdir("/");
                 return 0;
         }
-        if (!S_ISDIR(st.st_mode)) {
+        if (k < 0 || !S_ISDIR(st.st_mode)) {
                 fprintf(stderr, "<3/%s>state directory %s is a symbolic link or not a directory; not running the job "
                                 "(the daemon's log says what to do)\n",
                         jobctx_log_tag(), dir);
@@ -109,6 +112,7 @@ int run_child_enter_state_dir(const char *dir) {
         }
         if (chdir(dir) < 0 || stat(".", &here) < 0) {
                 fprintf(stderr, "<4/%s>cannot enter state directory %s: %m\n", jobctx_log_tag(), dir);
+                (void) !chdir("/");
                 return 0;
         }
         /* chdir() follows a link the path may have become since the check: it must have landed

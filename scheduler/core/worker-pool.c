@@ -62,6 +62,11 @@ struct worker {
         usec_t last_answered;  /* wall clock: the last reply's */
         usec_t last_run_usec; /* how long its last run took (monotonic), USEC_INFINITY before one */
         bool retiring;  /* takes no more runs; its socket closes once its slots are empty */
+        /* signalled for a run (its deadline, a cancellation): it answers that run, or the one it
+         * had moved on to, and refuses the rest; no queued run becomes current any more (each
+         * reply says whether it ran), and what it still runs is killed after RUN_KILL_GRACE */
+        bool stopping;
+        sd_event_source *stop_timer;
         /* output: the end markers read for the runs in its slots (in order), the markers still
          * to come for runs already ended without theirs, and a tail that may begin a marker */
         unsigned markers_seen, markers_owed;
@@ -172,6 +177,7 @@ static void worker_free(worker *w) {
                 pending_free(&e);
         }
         worker_close(w);
+        sd_event_source_disable_unref(w->stop_timer);
         sd_event_source_disable_unref(w->out);
         sd_event_source_disable_unref(w->child);
         if (w->out_fd >= 0)
@@ -436,6 +442,25 @@ static void worker_retire(worker *w) {
                 worker_close(w);
 }
 
+static int on_stop_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        worker *w = userdata;
+        log_warning("Worker %d was asked to stop and still runs what it had taken after %s; sending SIGKILL.",
+                    (int) w->pid, "5s");
+        (void) kill(-w->pid, SIGKILL);
+        return 0;
+}
+
+/* W was signalled for its run: it stops (worker.stopping). A run it took before the signal
+ * came, with no deadline of its own armed yet, cannot hold it for ever. */
+static void worker_stop_begin(worker *w) {
+        if (w->stopping)
+                return;
+        w->stopping = true;
+        if (w->q_len > 0)
+                (void) sd_event_add_time_relative(w->pool->owner->event, &w->stop_timer, CLOCK_MONOTONIC, RUN_KILL_GRACE,
+                                                  USEC_PER_MSEC, on_stop_timer, w);
+}
+
 /* Handles W's reply REP, N bytes as received (0: end of file). Returns 1 when it was taken, -1
  * when the socket is done (closed, or W broke the protocol and was killed). */
 static int worker_reply_handle(worker *w, worker_reply *rep, size_t n) {
@@ -479,8 +504,12 @@ static int worker_reply_handle(worker *w, worker_reply *rep, size_t n) {
                 log_full(LOG_INFO, 0, r->def->name, (uint64_t) r->id, (int) r->attempt, "Replacing worker %d %s.",
                          (int) w->pid, reason);
         worker_run_answered(w, rep->exit_code, ran);
-        /* signalled, the worker stops: each queued run's own reply says whether it ran */
-        if (w->q_len > 0 && !signalled)
+        /* Signalled, the worker stops. It may have taken the next run before the signal came: each
+         * queued run's own reply says whether it ran. Promoting the next one here would record
+         * every run it refuses as failed. */
+        if (signalled)
+                worker_stop_begin(w);
+        if (w->q_len > 0 && !w->stopping)
                 worker_promote(w, rep->answered);
         /* retiring since an earlier reply, with runs queued then: closed once those are answered */
         if (!reason || reason[0] || w->retiring)
@@ -590,8 +619,8 @@ static void marker_new(uint8_t *m) {
 }
 
 /* Forks a worker of P with SOCK, OUT and MARKER from P's zygote (forked on first need);
- * returns 0 with its pid, -EPIPE when there is no zygote to ask (the caller forks it), or the
- * fork's -errno. */
+ * returns 0 with its pid, -EPIPE when there is no zygote to ask (the caller forks it),
+ * -ETIMEDOUT when it did not answer (the same, with new descriptors), or the fork's -errno. */
 static int pool_zygote_fork(pool *p, int sock, int out, const uint8_t *marker, pid_t *ret_pid) {
         int q;
         if (!p->zygote && !p->zygote_failed) {
@@ -607,7 +636,7 @@ static int pool_zygote_fork(pool *p, int sock, int out, const uint8_t *marker, p
         if (!p->zygote)
                 return -EPIPE;
         q = worker_zygote_fork(p->zygote, sock, out, marker, ret_pid);
-        if (q == -EPIPE) {
+        if (q == -EPIPE || q == -ETIMEDOUT) {
                 log_warning("The zygote (pid %d) of the workers of plugin %s is gone or did not answer in 5 s; workers "
                             "fork from the daemon until the next reload.",
                             (int) worker_zygote_pid(p->zygote), p->proto->plugin_path);
@@ -635,6 +664,22 @@ static int worker_spawn(pool *p, worker **ret) {
                 return q;
         }
         q = pool_zygote_fork(p, sv[1], out[1], w->marker, &pid);
+        if (q == -ETIMEDOUT) {
+                /* the zygote may have forked a worker with these before it was killed: not shared */
+                close(sv[0]);
+                close(sv[1]);
+                close(out[0]);
+                close(out[1]);
+                if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+                        return -errno;
+                if (pipe2(out, O_CLOEXEC) < 0) {
+                        q = -errno;
+                        close(sv[0]);
+                        close(sv[1]);
+                        return q;
+                }
+                q = -EPIPE;
+        }
         if (q == -EPIPE) {
                 pid = fork();
                 if (pid == 0) {
@@ -775,7 +820,7 @@ static unsigned worker_room(const worker *w, usec_t now) {
         usec_t max = w->pool->owner->pipeline_max;
         const run *r = w->run;
 
-        if (w->fd < 0 || w->retiring || (!r && w->q_len > 0))
+        if (w->fd < 0 || w->retiring || w->stopping || (!r && w->q_len > 0))
                 return 0;
         if (r && (r->timed_out || r->cancelled || r->killed || now - r->started_mono >= max))
                 return 0;

@@ -118,8 +118,10 @@ int worker_zygote_fork(worker_zygote *z, int sock, int out, const uint8_t *marke
         do
                 k = poll(&p, 1, ZYGOTE_ANSWER_MS);
         while (k < 0 && errno == EINTR);
-        if (k <= 0)
+        if (k < 0)
                 return -EPIPE;
+        if (k == 0)
+                return -ETIMEDOUT;
         do
                 n = recv(z->fd, &rep, sizeof(rep), MSG_DONTWAIT);
         while (n < 0 && errno == EINTR);

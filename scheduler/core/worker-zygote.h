@@ -28,8 +28,9 @@ int worker_zygote_new(const registry *reg, const job_def *proto, worker_zygote *
 
 /* Forks a worker (worker_main() with SOCK, OUT and MARKER, as worker.h says; the caller keeps
  * its descriptors and closes them after). Waits for the zygote's answer, 5 s at most. Returns 0
- * with the worker's pid, the fork's -errno, or -EPIPE when the zygote is gone or stuck (then
- * free it: the caller forks the worker itself). */
+ * with the worker's pid, the fork's -errno, -EPIPE when the zygote is gone, or -ETIMEDOUT when
+ * it did not answer (it may have forked with SOCK and OUT: do not use them for another). Either
+ * way, free it: the caller forks the worker itself. */
 int worker_zygote_fork(worker_zygote *z, int sock, int out, const uint8_t *marker, pid_t *ret_pid);
 
 /* The zygote's pid (one of the daemon's own children). */

@@ -262,6 +262,36 @@ class Workers(DaemonTestCase):
         self.check_behind(d, ids, hang, first["pid"])
         d.stop()
 
+    def test_runs_a_stopped_worker_refused_are_not_recorded_failed(self):
+        """The deadline of run a passes while the daemon is paused (SIGSTOP) and its worker has
+        moved on past a, through b1 into b2: the SIGTERM meant for a stops b2, and the worker
+        refuses b3 and b4. Those never ran: each starts once, in another worker, and none is
+        recorded failed "never started" (the daemon used to make each refused run current in
+        turn, and so failed every run queued behind the stopped one)."""
+        d = self.daemon(probe("good") + probe("a", "sleep", params={"duration": "700ms"}, timeout="1s") +
+                        probe("b1") + probe("b2", "sleep", params={"duration": "3s"}) + probe("b3") + probe("b4"),
+                        "  workers: 1\n").start(extra_env=self.PIPELINE_ALWAYS)
+        first = self.run_job(d, "good")
+        a = d.ctl({"command": "run", "job": "a"})["run_id"]
+        wait_for(lambda: "a[run %d]: logged by run %d" % (a, a) in d.log(), 30, what="a's code")
+        ids = [d.ctl({"command": "run", "job": n})["run_id"] for n in ("b1", "b2", "b3", "b4")]
+        wait_for(lambda: self.pipelined(d) == 4, 10, what="b1-b4 to queue in the worker")
+        os.kill(d.proc.pid, signal.SIGSTOP)
+        try:
+            time.sleep(1.5)  # a ends (0.7 s), its deadline passes (1 s), the worker is in b2
+        finally:
+            os.kill(d.proc.pid, signal.SIGCONT)
+        for i in ids:
+            self.ended(d, a, i, 20)
+        rows = {r["id"]: r for r in d.runs()}
+        d.stop()
+        self.assertEqual([r for r in rows.values() if "never started" in (r["message"] or "")], [])
+        for name, i in zip(("b3", "b4"), ids[2:]):
+            self.assertEqual(rows[i]["status"], "succeeded", rows[i])
+            self.assertEqual(d.log().count("output of run %d in" % i), 1, "%s started once" % name)
+        if rows[a]["status"] == "timed_out":  # the deadline was handled before a's answer
+            self.assertNotEqual(rows[ids[2]]["pid"], first["pid"], "b3 ran in the replacement worker")
+
     def test_a_pipelining_worker_is_recycled_at_its_run_count_exactly(self):
         """Runs queued in a worker count toward max_runs_per_worker: it is sent no more than it may
         still run, each retired worker ran exactly that many, and says it is replaced once."""
