@@ -95,3 +95,19 @@ ssize_t recv_with_fds(int sock, void *buf, size_t len, int *fds, size_t n_fds) {
                 return -EMSGSIZE;
         return n;
 }
+
+pid_t fork_with_socket(int *ret_fd) {
+        int sv[2];
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+                return -errno;
+        pid_t pid = fork();
+        if (pid < 0) {
+                int q = -errno;
+                close(sv[0]);
+                close(sv[1]);
+                return q;
+        }
+        close(sv[pid == 0 ? 0 : 1]);
+        *ret_fd = sv[pid == 0 ? 1 : 0];
+        return pid;
+}

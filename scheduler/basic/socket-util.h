@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
+#include <stddef.h>
+#include <sys/types.h>
+
 /* Makes room for a listening AF_UNIX socket at PATH: removes a socket left there by a process
  * that is gone (nothing accepts a connection on it), and nothing else. Logs what is in the way
  * and what to do. Returns 0 (PATH is free), -EADDRINUSE (something answers there),
@@ -19,3 +22,8 @@ int send_with_fds(int sock, const void *buf, size_t len, const int *fds, size_t 
  * closed), close-on-exec. Returns its size (0 at end of file) or -errno; -EMSGSIZE when it was
  * truncated (its descriptors, if any, are in FDS for the caller to close). */
 ssize_t recv_with_fds(int sock, void *buf, size_t len, int *fds, size_t n_fds);
+
+/* Forks a helper process connected to the caller by a SOCK_SEQPACKET socket pair (close-on-exec):
+ * returns its pid in the parent and 0 in the child, each with its own end in *RET_FD, or
+ * -errno (no process, no socket). */
+pid_t fork_with_socket(int *ret_fd);

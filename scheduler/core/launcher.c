@@ -92,26 +92,17 @@ _Noreturn static void launcher_main(const registry *reg, start_gate *gate, int f
 int launcher_new(const registry *reg, start_gate *gate, launcher **ret) {
         _cleanup_free_ launcher *l = calloc(1, sizeof(launcher));
         pid_t daemon = getpid();
-        int sv[2];
+        int fd;
 
         if (!l)
                 return -ENOMEM;
-        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-                return -errno;
-        pid_t pid = fork();
-        if (pid < 0) {
-                int q = -errno;
-                close(sv[0]);
-                close(sv[1]);
-                return q;
-        }
-        if (pid == 0) {
-                close(sv[0]);
-                launcher_main(reg, gate, sv[1], daemon);
-        }
-        close(sv[1]);
-        (void) fcntl(sv[0], F_SETFL, O_NONBLOCK);
-        l->fd = sv[0];
+        pid_t pid = fork_with_socket(&fd);
+        if (pid < 0)
+                return pid;
+        if (pid == 0)
+                launcher_main(reg, gate, fd, daemon);
+        (void) fcntl(fd, F_SETFL, O_NONBLOCK);
+        l->fd = fd;
         l->pid = pid;
         *ret = TAKE_PTR(l);
         return 0;

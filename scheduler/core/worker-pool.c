@@ -646,6 +646,19 @@ static int pool_zygote_fork(pool *p, int sock, int out, const uint8_t *marker, p
         return q;
 }
 
+/* A worker's socket pair (SV) and output pipe (OUT), or -errno with neither. */
+static int worker_channels(int sv[2], int out[2]) {
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+                return -errno;
+        if (pipe2(out, O_CLOEXEC) < 0) {
+                int q = -errno;
+                close(sv[0]);
+                close(sv[1]);
+                return q;
+        }
+        return 0;
+}
+
 static int worker_spawn(pool *p, worker **ret) {
         worker_pools *ps = p->owner;
         _cleanup_free_ worker *w = calloc(1, sizeof(worker));
@@ -655,14 +668,9 @@ static int worker_spawn(pool *p, worker **ret) {
         if (!w)
                 return -ENOMEM;
         marker_new(w->marker);
-        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-                return -errno;
-        if (pipe2(out, O_CLOEXEC) < 0) {
-                q = -errno;
-                close(sv[0]);
-                close(sv[1]);
+        q = worker_channels(sv, out);
+        if (q < 0)
                 return q;
-        }
         q = pool_zygote_fork(p, sv[1], out[1], w->marker, &pid);
         if (q == -ETIMEDOUT) {
                 /* the zygote may have forked a worker with these before it was killed: not shared */
@@ -670,14 +678,9 @@ static int worker_spawn(pool *p, worker **ret) {
                 close(sv[1]);
                 close(out[0]);
                 close(out[1]);
-                if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-                        return -errno;
-                if (pipe2(out, O_CLOEXEC) < 0) {
-                        q = -errno;
-                        close(sv[0]);
-                        close(sv[1]);
+                q = worker_channels(sv, out);
+                if (q < 0)
                         return q;
-                }
                 q = -EPIPE;
         }
         if (q == -EPIPE) {

@@ -78,25 +78,16 @@ _Noreturn static void zygote_main(const registry *reg, const job_def *proto, int
 int worker_zygote_new(const registry *reg, const job_def *proto, worker_zygote **ret) {
         _cleanup_free_ worker_zygote *z = calloc(1, sizeof(worker_zygote));
         pid_t daemon = getpid();
-        int sv[2];
+        int fd;
 
         if (!z)
                 return -ENOMEM;
-        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-                return -errno;
-        pid_t pid = fork();
-        if (pid < 0) {
-                int q = -errno;
-                close(sv[0]);
-                close(sv[1]);
-                return q;
-        }
-        if (pid == 0) {
-                close(sv[0]);
-                zygote_main(reg, proto, sv[1], daemon);
-        }
-        close(sv[1]);
-        z->fd = sv[0];
+        pid_t pid = fork_with_socket(&fd);
+        if (pid < 0)
+                return pid;
+        if (pid == 0)
+                zygote_main(reg, proto, fd, daemon);
+        z->fd = fd;
         z->pid = pid;
         *ret = TAKE_PTR(z);
         return 0;
