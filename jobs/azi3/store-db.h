@@ -28,6 +28,7 @@ struct azi3_store {
         char *path;        /* the file, or the connection string (never holds a password) */
         usec_t busy_timeout;
         usec_t busy_waited;
+        struct store_sqlite_cache *sqlite_cache; /* SQLite: prepared statements kept for reuse */
         char error[1024];
 };
 
@@ -69,6 +70,8 @@ bool store_sqlite_col_null(store_stmt *st, int i);
 int64_t store_sqlite_col_int64(store_stmt *st, int i);
 const char *store_sqlite_col_text(store_stmt *st, int i);
 void store_sqlite_stmt_free(store_stmt *st);
+/* How many prepared statements the connection keeps for reuse (for tests). */
+unsigned store_sqlite_cached_count(azi3_store *s);
 
 int store_pg_open(azi3_store *s);
 int store_pg_prepare(azi3_store *s, store_stmt **ret, const char *sql, const char *fmt, va_list ap);
@@ -88,6 +91,7 @@ const char *store_pg_col_text(store_stmt *st, int i);
 struct store_stmt {
         store_backend backend;
         void *sqlite;          /* sqlite3_stmt * */
+        struct store_sqlite_cached *cached; /* its cache entry, reset instead of finalized; or NULL */
         /* PostgreSQL: the statement and its parameters until it runs, then its result */
         char *sql;
         int n_params;
