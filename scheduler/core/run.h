@@ -11,6 +11,7 @@
 #include <systemd/sd-event.h>
 
 #include "store/history.h"
+#include "basic/byte-window.h"
 #include "basic/line-budget.h"
 #include "basic/macro.h"
 #include "core/registry.h"
@@ -58,7 +59,10 @@ struct run {
         struct run_cgroup *cgroup;
 
         sd_event_source *child_source, *output_source, *timeout_source, *kill_source;
+        /* re-enables output_source when the byte window that paused it ends */
+        sd_event_source *output_resume_source;
         int output_fd, message_fd;
+        byte_window output_window;
 
         /* ring of the last output bytes */
         char tail[HISTORY_OUTPUT_MAX];
