@@ -518,8 +518,8 @@ def render(az):
         return ["Not measured: %s.\n" % az.get("reason", "?")]
     o = []
     n = az["rules"]
-    o.append("One daemon with the azi-3 plugins, the fake Megazord (`tests/fakes/megazord.py`, Python, one thread "
-             "per connection) and fauxqs on loopback; %s rules, one robot each, %s %s. Every run is a manual run "
+    o.append("One daemon with the azi-3 plugins, the fake Megazord (`tests/fakes/megazord.py`, Python, one asyncio "
+             "loop: well over 10,000 requests/s, so the runs are measured, not the fake) and fauxqs on loopback; %s rules, one robot each, %s %s. Every run is a manual run "
              "with `at` (`schedctl run --wait --at`), so the day passes in minutes. *Time* is the run's "
              "`finished_usec - started_usec` in `history.db` (fork to reaped, as an operator sees it); *CPU* the "
              "run process's own (the daemon's `cutime+cstime` across the run); *RSS* the run process's VmHWM "
