@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* The azi3 store's SQLite driver: one file, WAL mode, writers serialised by BEGIN IMMEDIATE. */
+#include <assert.h>
 #include <inttypes.h>
 #include <sqlite3.h>
 #include <strings.h>
@@ -234,9 +235,11 @@ static void stmt_cache_free(azi3_store *s) {
         if (!s->sqlite_cache)
                 return;
         /* Every store_stmt is freed before its store is closed (store.c scopes them with
-         * _cleanup_), so none of these is in use. */
-        for (unsigned i = 0; i < STMT_CACHE_SLOTS; i++)
+         * _cleanup_), so none of these is in use: one that were would be reset after this. */
+        for (unsigned i = 0; i < STMT_CACHE_SLOTS; i++) {
+                assert(!s->sqlite_cache->slot[i].in_use);
                 (void) sqlite3_finalize(s->sqlite_cache->slot[i].stmt);
+        }
         free(s->sqlite_cache);
         s->sqlite_cache = NULL;
 }
@@ -285,6 +288,13 @@ static int stmt_cache_get(azi3_store *s, const char *sql, sqlite3_stmt **ret, st
                 (void) sqlite3_finalize(free_slot->stmt);
                 free_slot->stmt = NULL;
                 return sqlite_fail(s, rc, "preparing a statement");
+        }
+        /* sqlite3_sql() gives back the first statement only (up to its ';'): a text with more
+         * after it would never be found again, so it is left to the uncached path */
+        if (!streq(sqlite3_sql(free_slot->stmt), sql)) {
+                (void) sqlite3_finalize(free_slot->stmt);
+                free_slot->stmt = NULL;
+                return 0;
         }
         free_slot->hash = h;
         free_slot->in_use = true;

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #include "basic/byte-window.h"
 
-void byte_window_init(byte_window *w, usec_t interval, size_t budget) {
-        *w = (byte_window) { .interval = interval, .budget = budget };
+void byte_window_init(byte_window *w, usec_t interval, size_t budget, size_t min_charge) {
+        *w = (byte_window) { .interval = interval, .budget = budget, .min_charge = min_charge };
 }
 
 size_t byte_window_room(byte_window *w, usec_t now, size_t max) {
@@ -14,7 +14,7 @@ size_t byte_window_room(byte_window *w, usec_t now, size_t max) {
 }
 
 void byte_window_used(byte_window *w, size_t n) {
-        w->used += n;
+        w->used += MAX(n, w->min_charge);
 }
 
 usec_t byte_window_resume(const byte_window *w) {

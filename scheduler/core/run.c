@@ -32,6 +32,12 @@
  * (the azi-3 run posting 10,000 alarms, a line each, spent half its time blocked on its pipe). */
 #define OUTPUT_RATE_INTERVAL (50 * USEC_PER_MSEC)
 #define OUTPUT_RATE_BYTES (512 * 1024)
+/* A read costs this much of the window at least: a job writing a few bytes at a time wakes the
+ * loop at most 128 times per window (2,560/s), and what it writes meanwhile is read in one go. */
+#define OUTPUT_READ_MIN_CHARGE 4096
+/* The pipe of a run that used up a window grows to this (best effort): what it writes while the
+ * window waits to end fits, and the job is slowed only past the rate itself. */
+#define OUTPUT_PIPE_CHATTY (1024 * 1024)
 /* What is read after the run's main process ended (its group killed first): an escaped process
  * could keep the pipe full for ever. */
 #define OUTPUT_DRAIN_MAX (256 * 1024)
@@ -323,6 +329,13 @@ static void output_pause(run *r) {
         usec_t resume = byte_window_resume(&r->output_window);
         int q;
 
+        if (!r->output_pipe_grown) {
+                /* only for runs that need it: pipe capacity counts against the user's pipe pages
+                 * (fs.pipe-user-pages-soft), and a herd of runs with big pipes would shrink the
+                 * daemon's own */
+                (void) fcntl(r->output_fd, F_SETPIPE_SZ, OUTPUT_PIPE_CHATTY);
+                r->output_pipe_grown = true;
+        }
         if (r->output_resume_source) {
                 q = sd_event_source_set_time(r->output_resume_source, resume);
                 if (q >= 0)
@@ -332,6 +345,9 @@ static void output_pause(run *r) {
                                       on_output_resume, r);
         if (q >= 0)
                 (void) sd_event_source_set_enabled(r->output_source, SD_EVENT_OFF);
+        else
+                /* no timer to resume it: read on, unlimited, rather than spin or stall */
+                byte_window_init(&r->output_window, OUTPUT_RATE_INTERVAL, SIZE_MAX, 0);
 }
 
 static int on_output(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
@@ -646,7 +662,7 @@ int run_watch_io(sd_event *e, run *r) {
         r->out_w = r->msg_w = -EBADF;
         (void) fcntl(r->output_fd, F_SETFL, O_NONBLOCK);
         (void) fcntl(r->message_fd, F_SETFL, O_NONBLOCK);
-        byte_window_init(&r->output_window, OUTPUT_RATE_INTERVAL, OUTPUT_RATE_BYTES);
+        byte_window_init(&r->output_window, OUTPUT_RATE_INTERVAL, OUTPUT_RATE_BYTES, OUTPUT_READ_MIN_CHARGE);
         q = sd_event_add_io(e, &r->output_source, r->output_fd, EPOLLIN, on_output, r);
         if (q >= 0 && !r->warm)
                 q = add_timeout(e, r);

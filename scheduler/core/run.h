@@ -63,6 +63,7 @@ struct run {
         sd_event_source *output_resume_source;
         int output_fd, message_fd;
         byte_window output_window;
+        bool output_pipe_grown;
 
         /* ring of the last output bytes */
         char tail[HISTORY_OUTPUT_MAX];

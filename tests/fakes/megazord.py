@@ -129,6 +129,7 @@ class Connection(asyncio.Protocol):
         self.buf = bytearray()
         self.busy = False  # a request of this connection waits for its delay fault
         self.close_after = False
+        self.continued = False
         self._robot = None
 
     def data_received(self, data):
@@ -164,9 +165,11 @@ class Connection(asyncio.Protocol):
             try:
                 n = int(headers.get("Content-Length") or 0)
             except ValueError:
+                n = -1
+            if n < 0:
                 return self.fail(400, "bad Content-Length")
             if len(self.buf) < end + 4 + n:
-                if (headers.get("Expect") or "").lower() == "100-continue" and not getattr(self, "continued", False):
+                if (headers.get("Expect") or "").lower() == "100-continue" and not self.continued:
                     self.continued = True
                     self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
                 return
@@ -254,7 +257,14 @@ class Connection(asyncio.Protocol):
 
     def delayed(self, route, match, url, body, fault):
         self.busy = False
-        self.answer(route, match, url, body, fault)
+        try:
+            self.answer(route, match, url, body, fault)
+        except Exception as e:  # a timer's error would only be logged: close, so the client knows
+            sys.stderr.write("fake-megazord: answering a delayed request failed: %r\n" % e)
+            if self.transport:
+                self.transport.close()
+                self.transport = None
+            return
         self.serve()
 
     def answer(self, route, match, url, body, fault):
@@ -268,8 +278,9 @@ class Connection(asyncio.Protocol):
         so a client that sends the robot's next call on reading it is not seen overlapping."""
         robot, self._robot = self._robot, None
         if robot is not None:
-            STATE.in_flight -= 1
-            STATE.in_flight_robot[robot] -= 1
+            # a /_fake/reset may have come while the request waited: never below zero
+            STATE.in_flight = max(STATE.in_flight - 1, 0)
+            STATE.in_flight_robot[robot] = max(STATE.in_flight_robot.get(robot, 0) - 1, 0)
 
     def api(self, route, match, url, body, fault):
         if fault:
