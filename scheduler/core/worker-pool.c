@@ -67,6 +67,12 @@ struct worker {
          * reply says whether it ran), and what it still runs is killed after RUN_KILL_GRACE */
         bool stopping;
         sd_event_source *stop_timer;
+        /* While a batch of its replies is handled, a run cancelled or killed while it was queued
+         * here that became current waits here for its signal: a later reply of the same batch
+         * may show the worker already answered it and moved on, and the signal would stop the
+         * run it moved on to (see worker_begin()). */
+        bool in_reply_batch;
+        run *signal_owed;
         /* output: the end markers read for the runs in its slots (in order), the markers still
          * to come for runs already ended without theirs, and a tail that may begin a marker */
         unsigned markers_seen, markers_owed;
@@ -266,6 +272,8 @@ static void worker_run_ended(worker *w, int code, int status) {
         run *r = w->run;
         (void) worker_read_output(w, WORKER_OUTPUT_DRAIN_MAX);
         w->run = NULL;
+        if (w->signal_owed == r)
+                w->signal_owed = NULL;
         run_ended(r, code, status);
 }
 
@@ -333,6 +341,8 @@ static void worker_run_answered(worker *w, int exit_code, bool ran) {
         else
                 w->markers_owed++;
         w->run = NULL;
+        if (w->signal_owed == r)
+                w->signal_owed = NULL; /* it answered: owed nothing */
         run_finish(r, CLD_EXITED, exit_code);
         if (ps->n_ended >= ENDED_MAX)
                 ended_flush(ps, ps->n_ended);
@@ -419,12 +429,28 @@ static void worker_begin(worker *w, run *r, usec_t started) {
                 /* untimed it must not run: it ends as crashed (SIGKILL) */
                 log_full(LOG_ERR, q, r->def->name, (uint64_t) r->id, (int) r->attempt, "Cannot arm the run's deadline: %m");
                 run_kill(r);
-        } else if (killed)
+        } else if ((killed || cancelled) && w->in_reply_batch)
+                w->signal_owed = r; /* sent after the batch, if r is still what the worker runs */
+        else if (killed)
                 run_kill(r);
         else if (cancelled)
                 run_cancel(r);
         if (ps->dispatched)
                 ps->dispatched(r, ps->userdata);
+}
+
+/* The signal owed to W's run, if that run is still the one W runs: answered within the batch
+ * (the worker had run it before the signal could reach it), it is owed nothing, and the run W
+ * moved on to is not touched. What remains is a window of microseconds, not a batch of replies. */
+static void worker_send_owed_signal(worker *w) {
+        run *r = w->signal_owed;
+        w->signal_owed = NULL;
+        if (!r || w->run != r)
+                return;
+        if (r->killed)
+                run_kill(r);
+        else
+                run_cancel(r);
 }
 
 /* W's first queued run is its current one now (its worker answered the one before at ANSWERED). */
@@ -558,9 +584,12 @@ static int on_worker_reply(sd_event_source *s, int fd, uint32_t revents, void *u
                 worker_close(w);
                 return 0;
         }
+        w->in_reply_batch = true;
         for (int i = 0; i < n && w->fd >= 0; i++)
                 if (worker_reply_handle(w, &reps[i], msgs[i].msg_len) < 0)
                         break;
+        w->in_reply_batch = false;
+        worker_send_owed_signal(w);
         if (n > 0)
                 pool_pump(p);
         return 0;

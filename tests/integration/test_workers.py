@@ -2,6 +2,7 @@
 """Issue 16: isolation: worker through the real daemon: the plugin's default and the key, a
 worker that crashes, times out, leaks or reaches its run count is replaced while the daemon and
 the other runs go on, output and log lines stay per run, cancellation reaches a worker's run."""
+import math
 import os
 import re
 import signal
@@ -291,6 +292,41 @@ class Workers(DaemonTestCase):
             self.assertEqual(d.log().count("output of run %d in" % i), 1, "%s started once" % name)
         if rows[a]["status"] == "timed_out":  # the deadline was handled before a's answer
             self.assertNotEqual(rows[ids[2]]["pid"], first["pid"], "b3 ran in the replacement worker")
+
+    def test_a_run_cancelled_while_queued_signals_no_later_run(self):
+        """Run x of job j waits in the worker behind y when j's next fire replaces it (overlap:
+        replace): x is only marked, to be stopped once it is the worker's current run. The daemon
+        is paused (SIGSTOP) while y ends and the worker runs x and moves on into z; on SIGCONT it
+        reads y's and x's answers in one batch. x answered: the SIGTERM it was owed must not go
+        out, and z, which nobody cancelled, runs to its end (it used to be cancelled in x's place)."""
+        d = self.daemon(probe("good") + probe("y", "sleep", params={"duration": "2500ms"}) +
+                        job("j", "worker-probe.so", "* * * * * *", overlap="replace", params={"mode": "ok"}) +
+                        probe("z", "sleep", params={"duration": "3s"}),
+                        "  workers: 1\n").start(extra_env=self.PIPELINE_ALWAYS)
+        self.run_job(d, "good")
+        s0 = math.floor(time.time()) + 1
+        time.sleep(max(0, s0 + 0.1 - time.time()))
+        y = d.ctl({"command": "run", "job": "y"})["run_id"]
+        time.sleep(max(0, s0 + 1.3 - time.time()))  # j's fire at s0+1 (x) is queued behind y
+        z = d.ctl({"command": "run", "job": "z"})["run_id"]
+        base = self.pipelined(d)
+        time.sleep(max(0, s0 + 2.25 - time.time()))  # j's fire at s0+2 replaced x
+        os.kill(d.proc.pid, signal.SIGSTOP)
+        try:
+            time.sleep(max(0, s0 + 3.2 - time.time()))  # y ended at s0+2.6, x ran, z sleeps
+        finally:
+            os.kill(d.proc.pid, signal.SIGCONT)
+        self.ended(d, y, z, 20)
+        rows = {r["id"]: r for r in d.runs()}
+        x = [r for r in d.runs("j") if r["scheduled_usec"] == (s0 + 1) * 1000000]
+        log = d.log()
+        d.stop()
+        self.assertGreaterEqual(base, 2, "x and z were not queued in the worker: the test proves nothing")
+        self.assertEqual(len(x), 1, d.runs("j"))
+        self.assertIn("Cancelling: replaced by the schedule fire", log)
+        self.assertIn("[run %d]: logged by run %d" % (x[0]["id"], x[0]["id"]), log, "x ran before the pause ended")
+        self.assertEqual(rows[z]["status"], "succeeded", rows[z])
+        self.assertEqual(log.count("output of run %d in" % z), 1, "z started once")
 
     def test_a_pipelining_worker_is_recycled_at_its_run_count_exactly(self):
         """Runs queued in a worker count toward max_runs_per_worker: it is sent no more than it may
