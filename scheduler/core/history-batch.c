@@ -117,6 +117,14 @@ static void maybe_checkpoint(manager *m) {
                 manager_history_failed(m, r, "checkpoint");
 }
 
+static void record_start(run *r, void *userdata) {
+        manager *m = userdata;
+        if (!r->start_owed)
+                return;
+        r->start_owed = false;
+        (void) history_set_start(m->hist, r->id, r->start_owed_pid, r->started);
+}
+
 int manager_on_history_post(sd_event_source *s, void *userdata) {
         manager *m = userdata;
         if (!m->batch_open)
@@ -136,6 +144,8 @@ int manager_on_history_post(sd_event_source *s, void *userdata) {
                 manager_timer_at(m->commit_timer, m->batch_opened_at + BATCH_MAX_USEC + 1);
                 return 0;
         }
+        /* in the batch still: the starts of worker runs that have not ended yet */
+        worker_pools_foreach_current(m->workers, record_start, m);
         m->batch_open = false;
         m->claims_uncommitted = false; /* committed, or lost with the batch: either way not pending */
         /* what the history says happened was logged before it is there to read */

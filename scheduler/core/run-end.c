@@ -60,7 +60,10 @@ void manager_run_done(run *r, void *userdata) {
                         .message = r->message[0] ? r->message : NULL,
                         .output = tail_len ? tail : NULL,
                         .output_size = tail_len,
+                        .started_usec = r->start_owed ? r->started : 0,
+                        .pid = r->start_owed ? r->start_owed_pid : 0,
                 };
+                r->start_owed = false;
                 manager_history_batch(m);
                 int q = m->cluster ? cluster_finish_run(m->cluster, m->hist, r->def->name, r->id, r->attempt, &res)
                                    : history_finish_run(m->hist, r->id, &res);

@@ -52,6 +52,10 @@ struct run {
         /* runs in a worker process (core/worker-pool.h): pid is the worker's while it runs there,
          * 0 while it waits for one; cancel_queued ends it then (called by run_cancel/run_kill) */
         bool in_worker;
+        /* its start (started, pid) is not in history yet: written at the batch's commit, or
+         * with its result if it ends first (manager_worker_dispatched()) */
+        bool start_owed;
+        pid_t start_owed_pid; /* the worker's: pid is cleared when the run ends */
         void (*cancel_queued)(run *r);
         void *queue_owner;
         sd_event *event;

@@ -1104,6 +1104,15 @@ void worker_pools_retire(worker_pools *ps, const registry *current) {
         }
 }
 
+void worker_pools_foreach_current(worker_pools *ps, void (*fn)(run *r, void *userdata), void *userdata) {
+        if (!ps)
+                return;
+        for (pool *p = ps->pools; p; p = p->next)
+                for (worker *w = p->workers; w; w = w->next)
+                        if (w->run)
+                                fn(w->run, userdata);
+}
+
 size_t worker_pools_waiting(const worker_pools *ps) {
         size_t n = 0;
         if (!ps)

@@ -53,6 +53,9 @@ void worker_pools_prepare(worker_pools *p, const registry *reg, size_t index);
  * idle workers exit now and the others after their run. */
 void worker_pools_retire(worker_pools *p, const registry *current);
 
+/* Calls FN for each run a worker runs now (its current one), in all pools. */
+void worker_pools_foreach_current(worker_pools *p, void (*fn)(run *r, void *userdata), void *userdata);
+
 /* How many runs wait for a worker, in all pools (0 for NULL). While some do, more answers
  * are coming within a run's time: the history commit can wait for them (history-batch.c). */
 size_t worker_pools_waiting(const worker_pools *p);

@@ -1191,12 +1191,21 @@ static int finish_write(pg_history *h, int64_t run_id, const history_result *res
         } else
                 param_null(&p);
         param_i64(&p, run_status_is_failure(res->status));
+        if (res->started_usec > 0)
+                param_i64(&p, (int64_t) res->started_usec);
+        else
+                param_null(&p);
+        if (res->pid > 0)
+                param_i64(&p, res->pid);
+        else
+                param_null(&p);
         /* The result and the job's counters in one statement: atomic without a transaction of
-         * its own, and one round trip. */
+         * its own, and one round trip; with the start and pid not recorded yet ($10, $11). */
         r = query_prep(h, PREP_FINISH,
                   "WITH f AS (UPDATE runs SET finished_usec = $2, status = $3, exit_code = $4, signal = $5,"
-                  "  duration_usec = COALESCE($6::bigint, GREATEST($2::bigint - started_usec, 0)),"
-                  "  message = $7, output = $8"
+                  "  duration_usec = COALESCE($6::bigint, GREATEST($2::bigint - COALESCE($10::bigint, started_usec), 0)),"
+                  "  message = $7, output = $8,"
+                  "  started_usec = COALESCE($10::bigint, started_usec), pid = COALESCE($11::integer, pid)"
                   "  WHERE id = $1 AND status = 'running' RETURNING job, duration_usec)"
                   " INSERT INTO jobs AS j (name, runs_total, failures_total, last_run_id, last_status,"
                   "  last_finished_usec, last_duration_usec)"
@@ -1228,7 +1237,8 @@ static int pg_finish_run(history *base, int64_t run_id, const history_result *re
                 return -EINVAL;
         }
         if ((r = history_check_usec(base, res->finished_usec, false, "finish time")) < 0 ||
-            (r = history_check_usec(base, res->duration_usec, true, "duration")) < 0)
+            (r = history_check_usec(base, res->duration_usec, true, "duration")) < 0 ||
+            (res->started_usec > 0 && (r = history_check_usec(base, res->started_usec, false, "start time")) < 0))
                 return r;
         if (res->output_size > 0 && !res->output)
                 return -EINVAL;

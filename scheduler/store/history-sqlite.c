@@ -174,10 +174,12 @@ static const char *const stmt_sql[_STMT_MAX] = {
         [STMT_SKIP_CLAIMED] = "UPDATE runs SET status = 'skipped', finished_usec = ?2, message = ?3"
                               " WHERE id = ?1 AND status = 'running'",
         /* one statement where a SELECT of the row came first (RETURNING: SQLite >= 3.35); the
-         * duration, unless given (?6), counts from the row's start */
+         * duration, unless given (?6), counts from the start (?9 if given, else the row's); the
+         * start and pid not recorded yet (?9, ?10) come with it */
         [STMT_FINISH_RUN] =
                 "UPDATE runs SET finished_usec = ?2, status = ?3, exit_code = ?4, signal = ?5,"
-                " duration_usec = COALESCE(?6, MAX(?2 - COALESCE(started_usec, ?2), 0)), message = ?7, output = ?8"
+                " duration_usec = COALESCE(?6, MAX(?2 - COALESCE(?9, started_usec, ?2), 0)), message = ?7, output = ?8,"
+                " started_usec = COALESCE(?9, started_usec), pid = COALESCE(?10, pid)"
                 " WHERE id = ?1 AND status = 'running' RETURNING job, duration_usec",
         [STMT_COUNT_RUN] =
                 "INSERT INTO jobs (name, runs_total, failures_total, last_run_id, last_status,"
@@ -1078,6 +1080,10 @@ static int finish_in_tx(sqlite_history *h, int64_t run_id, const history_result 
                         sqlite3_bind_text(s, 8, res->output + off, (int) (res->output_size - off),
                                           SQLITE_TRANSIENT);
                 }
+                if (res->started_usec > 0)
+                        sqlite3_bind_int64(s, 9, (sqlite3_int64) res->started_usec);
+                if (res->pid > 0)
+                        sqlite3_bind_int64(s, 10, res->pid);
                 rc = sqlite3_step(s);
                 if (rc != SQLITE_ROW && rc != SQLITE_DONE)
                         return fail(h, rc, "recording a run's result");
@@ -1126,7 +1132,8 @@ static int sqlite_finish_run(history *base, int64_t run_id, const history_result
                 return -EINVAL;
         }
         if ((r = history_check_usec(&h->base, res->finished_usec, false, "finish time")) < 0 ||
-            (r = history_check_usec(&h->base, res->duration_usec, true, "duration")) < 0)
+            (r = history_check_usec(&h->base, res->duration_usec, true, "duration")) < 0 ||
+            (res->started_usec > 0 && (r = history_check_usec(&h->base, res->started_usec, false, "start time")) < 0))
                 return r;
         if (res->output_size > 0 && !res->output)
                 return -EINVAL;

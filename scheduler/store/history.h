@@ -71,6 +71,11 @@ typedef struct history_result {
         const char *message;            /* may be NULL; longer than HISTORY_MESSAGE_MAX is cut */
         const char *output;             /* may be NULL; only the last HISTORY_OUTPUT_MAX bytes */
         size_t output_size;             /* bytes at output (may hold NULs and partial UTF-8) */
+        /* The run's start and pid, when they were not recorded with history_set_start() yet: the
+         * result writes them too (one statement, not two, for a run that started and ended within
+         * one batch). 0: leave what the row has. */
+        usec_t started_usec;
+        pid_t pid;
 } history_result;
 
 /* One row of runs, as returned by history_list_runs(). Strings are owned by the array. */

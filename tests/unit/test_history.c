@@ -438,6 +438,48 @@ START_TEST(test_finish_updates_counters) {
 }
 END_TEST
 
+/* A run whose start was not recorded yet (a worker's run that started and ended within one
+ * batch) gets its start and pid with its result: the duration counts from that start, and a
+ * result without them leaves what the row has. */
+START_TEST(test_finish_with_start) {
+        history *h = open_ok();
+        history_run *runs = NULL;
+        size_t n = 0;
+
+        int64_t a = claim(h, "w", RUN_TRIGGER_SCHEDULE, T0);  /* started T0+10 at the claim, pid 1234 */
+        int64_t b = claim(h, "w", RUN_TRIGGER_SCHEDULE, T0 + USEC_PER_MINUTE);
+        history_result res = {
+                .status = RUN_STATUS_SUCCEEDED, .exit_code = 0, .finished_usec = T0 + 900,
+                .duration_usec = USEC_INFINITY, .started_usec = T0 + 500, .pid = 777,
+        };
+        ck_assert_int_eq(history_finish_run(h, a, &res), 0);
+        res = (history_result) { .status = RUN_STATUS_SUCCEEDED, .exit_code = 0,
+                                 .finished_usec = T0 + USEC_PER_MINUTE + 70, .duration_usec = USEC_INFINITY };
+        ck_assert_int_eq(history_finish_run(h, b, &res), 0);
+        /* a start that is no time is refused, and nothing is written */
+        int64_t c = claim(h, "w", RUN_TRIGGER_SCHEDULE, T0 + 2 * USEC_PER_MINUTE);
+        res.started_usec = USEC_INFINITY;
+        ck_assert_int_eq(history_finish_run(h, c, &res), -ERANGE);
+
+        ck_assert_int_eq(history_list_runs(h, "w", 0, RUN_STATUS_SUCCEEDED, 0, &runs, &n), 0);
+        ck_assert_uint_eq(n, 2);
+        for (size_t i = 0; i < n; i++) {
+                if (runs[i].id == a) {
+                        ck_assert_uint_eq(runs[i].started_usec, T0 + 500);
+                        ck_assert_int_eq(runs[i].pid, 777);
+                        ck_assert_uint_eq(runs[i].duration_usec, 400);
+                } else {
+                        ck_assert_int_eq(runs[i].id, b);
+                        ck_assert_uint_eq(runs[i].started_usec, T0 + USEC_PER_MINUTE + 10);
+                        ck_assert_int_eq(runs[i].pid, 1234);
+                        ck_assert_uint_eq(runs[i].duration_usec, 60);
+                }
+        }
+        history_runs_free(runs, n);
+        history_close(h);
+}
+END_TEST
+
 START_TEST(test_mark_interrupted) {
         history *h = open_ok();
         unsigned count = 99;
@@ -1395,6 +1437,7 @@ static Suite *history_suite(void) {
         tcase_add_test(tc, test_skip_claimed);
         tcase_add_test(tc, test_claim_retry);
         tcase_add_test(tc, test_finish_updates_counters);
+        tcase_add_test(tc, test_finish_with_start);
         tcase_add_test(tc, test_mark_interrupted);
         tcase_add_test(tc, test_prune);
         tcase_add_test(tc, test_list_filters);
@@ -1429,6 +1472,7 @@ static Suite *history_suite(void) {
                 tcase_add_test(tc, test_claim_once);
                 tcase_add_test(tc, test_claim_retry);
                 tcase_add_test(tc, test_finish_updates_counters);
+                tcase_add_test(tc, test_finish_with_start);
                 tcase_add_test(tc, test_mark_interrupted);
                 tcase_add_test(tc, test_prune);
                 tcase_add_test(tc, test_list_filters);
