@@ -38,9 +38,10 @@
 /* The pipe of a run that used up a window grows to this (best effort): what it writes while the
  * window waits to end fits, and the job is slowed only past the rate itself. */
 #define OUTPUT_PIPE_CHATTY (1024 * 1024)
-/* What is read after the run's main process ended (its group killed first): an escaped process
- * could keep the pipe full for ever. */
-#define OUTPUT_DRAIN_MAX (256 * 1024)
+/* What is read after the run's main process ended (its group killed first): all a full pipe
+ * holds, the end of the output included (its last lines say most), but bounded, since an
+ * escaped process could keep the pipe full for ever. */
+#define OUTPUT_DRAIN_MAX (OUTPUT_PIPE_CHATTY + 256 * 1024)
 /* Lines of one run's output that go to the log: a burst, then a rate (journald drops above
  * 10,000 a 30 s by default anyway), and a cap for the whole run. The output tail in history
  * is kept regardless. */
