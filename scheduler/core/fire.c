@@ -203,8 +203,11 @@ void manager_worker_dispatched(run *r, void *userdata) {
                  * commits has its start written then (manager_history_record_starts()), so the
                  * row shows it within BATCH_MAX_USEC as before. */
                 manager_history_batch(m);
-                r->start_owed = true;
-                r->start_owed_pid = r->pid;
+                if (m->batch_open) {
+                        r->start_owed = true;
+                        r->start_owed_pid = r->pid;
+                } else /* no batch (PostgreSQL commits every write alone): now, as it comes */
+                        (void) history_set_start(m->hist, r->id, r->pid, r->started);
         }
         log_full(LOG_INFO, 0, r->def->name, (uint64_t) r->id, (int) r->attempt, "Started (%s, worker pid %d)",
                  run_trigger_to_string(r->trigger), (int) r->pid);

@@ -371,8 +371,10 @@ static int on_output(sd_event_source *s, int fd, uint32_t revents, void *userdat
 }
 
 static void signal_group(run *r, int sig) {
-        if (r->pid > 0)
+        if (r->pid > 0) {
                 (void) kill(-r->pid, sig);
+                r->signalled = true;
+        }
         else if (r->in_worker && r->cancel_queued)
                 r->cancel_queued(r); /* still waiting for a worker: it never starts */
         /* a SIGKILL ends the run's cgroup too: what left the group (setsid) is still in there */

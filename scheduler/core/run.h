@@ -79,6 +79,7 @@ struct run {
         line_budget log_budget;
 
         bool timed_out, cancelled, killed;
+        bool signalled; /* a signal went to its process group (for a worker's run: the worker's) */
         char cancel_reason[256]; /* why it was cancelled, if not for shutdown ("" otherwise) */
 
         /* outcome, valid in the done callback */

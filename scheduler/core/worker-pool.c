@@ -277,11 +277,12 @@ static void worker_run_ended(worker *w, int code, int status) {
         run_ended(r, code, status);
 }
 
-static const char *recycle_reason(const worker *w, const worker_reply *rep, const run *r, char *buf, size_t n) {
+/* SIGNALLED: the worker was sent a signal for R (it exits by itself). */
+static const char *recycle_reason(const worker *w, const worker_reply *rep, bool signalled, char *buf, size_t n) {
         const registry *reg = w->pool->reg;
         if (w->retiring)
                 return NULL; /* said when it began to retire; the runs queued then still end in it */
-        if (r->timed_out || r->cancelled || r->killed)
+        if (signalled)
                 return NULL; /* it exits by itself, having been signalled */
         if (w->pool->retired)
                 return NULL; /* the registry it was forked with was replaced: not worth a log line */
@@ -524,8 +525,12 @@ static int worker_reply_handle(worker *w, worker_reply *rep, size_t n) {
         bool ran = !(rep->flags & WORKER_REPLY_NOT_RUN);
         snprintf(r->message, sizeof(r->message), "%s", ran ? rep->message : "never started: its worker was stopping");
         w->n_runs++;
-        bool signalled = r->timed_out || r->cancelled || r->killed;
-        const char *reason = recycle_reason(w, rep, r, why, sizeof(why));
+        /* Whether a signal reached the worker for r, not whether r was cancelled: a run cancelled
+         * while queued whose signal was held back (worker_send_owed_signal()) and that answered
+         * first sent none, and the worker, neither stopping nor retiring, goes on with the runs
+         * it has taken. */
+        bool signalled = r->signalled;
+        const char *reason = recycle_reason(w, rep, signalled, why, sizeof(why));
         if (reason && reason[0])
                 log_full(LOG_INFO, 0, r->def->name, (uint64_t) r->id, (int) r->attempt, "Replacing worker %d %s.",
                          (int) w->pid, reason);

@@ -81,6 +81,27 @@ class PgStore(DaemonTestCase):
         self.assertFalse(tick["enabled"], tick)
         self.assertEqual(d.stop(), 0)
 
+    def test_a_running_worker_runs_start_is_in_its_row(self):
+        """A worker's run, while it runs, shows the worker's pid and the real start in its row:
+        PostgreSQL commits every write alone (no batch), so the start cannot wait for one."""
+        d = self.daemon(job("long", "worker-probe.so", "@yearly", isolation="worker",
+                            params={"mode": "sleep", "duration": "30s"}), store_yaml(self.pg.conninfo)).start()
+        rid = d.ctl({"command": "run", "job": "long"})["run_id"]
+        wait_for(lambda: "long[run %d]: logged by run %d" % (rid, rid) in d.log(), timeout=30, what="the run's code")
+        row = self.pg.psql("SELECT pid, started_usec, scheduled_usec FROM runs WHERE id = %d" % rid).split("|")
+        pids = [int(p) for p in os.listdir("/proc") if p.isdigit() and self.ppid(int(p)) == d.proc.pid]
+        self.assertTrue(row[0].strip(), "the running row has no pid: %r" % row)
+        self.assertIn(int(row[0]), pids, "the row's pid is one of the daemon's children (its worker)")
+        d.stop()
+
+    @staticmethod
+    def ppid(pid):
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                return int(f.read().rsplit(")", 1)[1].split()[1])
+        except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+            return -1
+
     def test_server_stopped_and_started_under_the_daemon(self):
         # 'long' is in flight across the outage: its result is written once the server is back
         d = self.daemon(job("tick", "slow.so", "* * * * * *", params={"duration": "10ms"}) +

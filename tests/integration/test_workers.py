@@ -298,10 +298,12 @@ class Workers(DaemonTestCase):
         replace): x is only marked, to be stopped once it is the worker's current run. The daemon
         is paused (SIGSTOP) while y ends and the worker runs x and moves on into z; on SIGCONT it
         reads y's and x's answers in one batch. x answered: the SIGTERM it was owed must not go
-        out, and z, which nobody cancelled, runs to its end (it used to be cancelled in x's place)."""
+        out, and z, which nobody cancelled, runs to its end (it used to be cancelled in x's place).
+        z sleeps 6 s: past the 5 s after which a worker taken for signalled is SIGKILLed, so the
+        worker must not be taken for signalled either."""
         d = self.daemon(probe("good") + probe("y", "sleep", params={"duration": "2500ms"}) +
                         job("j", "worker-probe.so", "* * * * * *", overlap="replace", params={"mode": "ok"}) +
-                        probe("z", "sleep", params={"duration": "3s"}),
+                        probe("z", "sleep", params={"duration": "6s"}),
                         "  workers: 1\n").start(extra_env=self.PIPELINE_ALWAYS)
         self.run_job(d, "good")
         s0 = math.floor(time.time()) + 1
