@@ -38,10 +38,16 @@
 /* The pipe of a run that used up a window grows to this (best effort): what it writes while the
  * window waits to end fits, and the job is slowed only past the rate itself. */
 #define OUTPUT_PIPE_CHATTY (1024 * 1024)
+/* Pipes grown at once, at most: pipe capacity counts against the user's pipe pages, and past
+ * fs.pipe-user-pages-soft (16 MiB) a user's new pipes, the workers' and runs' included, get
+ * two pages each (root is exempt; the daemon need not run as root). */
+#define OUTPUT_PIPES_GROWN_MAX 12
 /* What is read after the run's main process ended (its group killed first): all a full pipe
  * holds, the end of the output included (its last lines say most), but bounded, since an
  * escaped process could keep the pipe full for ever. */
-#define OUTPUT_DRAIN_MAX (OUTPUT_PIPE_CHATTY + 256 * 1024)
+#define OUTPUT_DRAIN_MAX (256 * 1024)
+
+static unsigned pipes_grown;
 /* Lines of one run's output that go to the log: a burst, then a rate (journald drops above
  * 10,000 a 30 s by default anyway), and a cap for the whole run. The output tail in history
  * is kept regardless. */
@@ -326,16 +332,24 @@ static int on_output_resume(sd_event_source *s, uint64_t usec, void *userdata) {
 
 /* The window's bytes are read: the pipe waits until the window ends (its writer blocks, not the
  * daemon). Without a timer it is left on: unread output must never stall the run for good. */
+static void output_pipe_release(run *r) {
+        if (r->output_pipe_grown) {
+                r->output_pipe_grown = false;
+                pipes_grown--;
+        }
+}
+
 static void output_pause(run *r) {
         usec_t resume = byte_window_resume(&r->output_window);
         int q;
 
-        if (!r->output_pipe_grown) {
-                /* only for runs that need it: pipe capacity counts against the user's pipe pages
-                 * (fs.pipe-user-pages-soft), and a herd of runs with big pipes would shrink the
-                 * daemon's own */
-                (void) fcntl(r->output_fd, F_SETPIPE_SZ, OUTPUT_PIPE_CHATTY);
-                r->output_pipe_grown = true;
+        /* once, and only for runs that need it (see OUTPUT_PIPES_GROWN_MAX) */
+        if (!r->output_pipe_tried && pipes_grown < OUTPUT_PIPES_GROWN_MAX) {
+                r->output_pipe_tried = true;
+                if (fcntl(r->output_fd, F_SETPIPE_SZ, OUTPUT_PIPE_CHATTY) >= 0) {
+                        r->output_pipe_grown = true;
+                        pipes_grown++;
+                }
         }
         if (r->output_resume_source) {
                 q = sd_event_source_set_time(r->output_resume_source, resume);
@@ -468,7 +482,8 @@ void run_finish(run *r, int code, int status) {
         ssize_t n = -1;
 
         size_t drained = 0;
-        (void) read_output(r, OUTPUT_DRAIN_MAX, &drained);
+        (void) read_output(r, OUTPUT_DRAIN_MAX + (r->output_pipe_grown ? OUTPUT_PIPE_CHATTY : 0), &drained);
+        output_pipe_release(r);
         if (r->line_len > 0) {
                 output_line(r, r->line, r->line_len);
                 r->line_len = 0;
@@ -772,6 +787,7 @@ run *run_free(run *r) {
         sd_event_source_disable_unref(r->kill_source);
         sd_event_source_disable_unref(r->output_source);
         sd_event_source_disable_unref(r->output_resume_source);
+        output_pipe_release(r);
         if (r->output_fd >= 0)
                 close(r->output_fd);
         if (r->message_fd >= 0)

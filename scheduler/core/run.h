@@ -67,7 +67,7 @@ struct run {
         sd_event_source *output_resume_source;
         int output_fd, message_fd;
         byte_window output_window;
-        bool output_pipe_grown;
+        bool output_pipe_tried, output_pipe_grown; /* its pipe was grown (OUTPUT_PIPE_CHATTY) */
 
         /* ring of the last output bytes */
         char tail[HISTORY_OUTPUT_MAX];
