@@ -113,7 +113,11 @@ class WriteAhead(DaemonTestCase):
                             statistics.median(late) / 1000, late[len(late) * 9 // 10] / 1000,
                             late[len(late) * 99 // 100] / 1000))
         self.assertGreaterEqual(placed, self.KILLS, "kills placed 1-6 ms after an instant (machine too loaded?)")
-        self.assertGreater(len(runs), self.JOBS * self.KILLS / 2)
+        # Not vacuous: each kill leaves about one instant's fires behind it. A restart can take
+        # over a second (ASan), and then the instant it passed runs only for the catch-up half
+        # of the jobs: ~30 executions a kill there (27-30 measured, before and after issue 16's
+        # stop 26), ~56 without ASan. A quarter of an instant's fires per kill is the floor.
+        self.assertGreater(len(runs), self.JOBS * self.KILLS / 4)
         self.assertEqual(twice, [], "fires executed twice")
         self.assertEqual(unrecorded, [], "executions without a row in history")
 
