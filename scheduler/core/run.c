@@ -42,9 +42,9 @@
  * fs.pipe-user-pages-soft (16 MiB) a user's new pipes, the workers' and runs' included, get
  * two pages each (root is exempt; the daemon need not run as root). */
 #define OUTPUT_PIPES_GROWN_MAX 12
-/* What is read after the run's main process ended (its group killed first): all a full pipe
- * holds, the end of the output included (its last lines say most), but bounded, since an
- * escaped process could keep the pipe full for ever. */
+/* What is read after the run's main process ended (its group killed first), beyond what its
+ * pipe holds (OUTPUT_PIPE_CHATTY if grown): all the pipe held, the end of the output included
+ * (its last lines say most), but bounded, since an escaped process could keep it full for ever. */
 #define OUTPUT_DRAIN_MAX (256 * 1024)
 
 static unsigned pipes_grown;
@@ -330,8 +330,7 @@ static int on_output_resume(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-/* The window's bytes are read: the pipe waits until the window ends (its writer blocks, not the
- * daemon). Without a timer it is left on: unread output must never stall the run for good. */
+/* The run's grown pipe, if it has one, no longer counts toward OUTPUT_PIPES_GROWN_MAX. */
 static void output_pipe_release(run *r) {
         if (r->output_pipe_grown) {
                 r->output_pipe_grown = false;
@@ -339,6 +338,8 @@ static void output_pipe_release(run *r) {
         }
 }
 
+/* The window's bytes are read: the pipe waits until the window ends (its writer blocks, not the
+ * daemon). Without a timer it is left on: unread output must never stall the run for good. */
 static void output_pause(run *r) {
         usec_t resume = byte_window_resume(&r->output_window);
         int q;
