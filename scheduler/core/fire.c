@@ -200,7 +200,7 @@ void manager_worker_dispatched(run *r, void *userdata) {
         if (r->id > 0) {
                 /* A short run ends within the batch it started in: its start then goes with its
                  * result, one statement instead of two per run. A run still going when the batch
-                 * commits has its start written then (manager_history_record_starts()), so the
+                 * commits has its start written then (record_start() in history-batch.c), so the
                  * row shows it within BATCH_MAX_USEC as before. */
                 manager_history_batch(m);
                 if (m->batch_open) {
