@@ -35,6 +35,8 @@ struct megazord_multi {
         slot *slots;
         unsigned max_parallel, n_flight, peak;
         mcall *head, *tail; /* not yet sent, in order */
+        megazord_before_send_func before_send;
+        void *before_send_userdata;
 };
 
 static mcall *mcall_free(mcall *c) {
@@ -100,6 +102,13 @@ megazord_multi *megazord_multi_free(megazord_multi *mm) {
                 curl_multi_cleanup(mm->multi);
         free(mm);
         return NULL;
+}
+
+void megazord_multi_set_before_send(megazord_multi *mm, megazord_before_send_func func, void *userdata) {
+        if (!mm)
+                return;
+        mm->before_send = func;
+        mm->before_send_userdata = func ? userdata : NULL;
 }
 
 unsigned megazord_multi_peak(const megazord_multi *mm) {
@@ -339,6 +348,20 @@ static void finish(megazord_multi *mm, CURL *easy, CURLcode code) {
         megazord_request_done(&req);
 }
 
+/* Every call in the queue, not sent, completes with R. */
+static void fail_queued(megazord_multi *mm, int r) {
+        mcall *c = mm->head;
+
+        mm->head = mm->tail = NULL;
+        while (c) {
+                mcall *next = c->next;
+
+                c->next = NULL;
+                complete_unsent(mm, c, r, NULL);
+                c = next;
+        }
+}
+
 /* The multi handle broke: every call, in flight or queued, completes with R. */
 static int fail_all(megazord_multi *mm, int r, CURLMcode mc) {
         for (unsigned i = 0; i < mm->max_parallel; i++) {
@@ -376,8 +399,22 @@ int megazord_multi_run(megazord_multi *mm) {
 
         if (!mm)
                 return -EINVAL;
-        for (fill(mm); mm->n_flight > 0 || mm->head; fill(mm)) {
+        for (;;) {
                 bool ended = false;
+
+                /* Calls waiting behind their robot's call in flight left the queue after an
+                 * earlier round's BEFORE_SEND, so only the queue's calls depend on this one. */
+                if (mm->before_send) {
+                        int r = mm->before_send(mm, mm->before_send_userdata);
+
+                        if (r < 0 && mm->head) {
+                                fail_queued(mm, r);
+                                continue; /* their DONEs may have queued calls (or written) again */
+                        }
+                }
+                fill(mm);
+                if (mm->n_flight == 0 && !mm->head)
+                        break;
 
                 mc = curl_multi_perform(mm->multi, &running);
                 if (mc != CURLM_OK)

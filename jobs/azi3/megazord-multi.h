@@ -47,6 +47,16 @@ int megazord_multi_replay(megazord_multi *mm, int64_t robot_id, const char *even
 int megazord_multi_post_alarm(megazord_multi *mm, int64_t robot_id, const char *event_name, int level,
                               const char *reference_id, megazord_done_func done, void *userdata);
 
+/* Called by megazord_multi_run() before each round of sending and waiting: whatever the DONEs
+ * wrote must be committed before the calls they queued leave (an alarm's claim before its post),
+ * and no lock may be held while the run waits. Returns 0 to go on, or a negative errno: then
+ * every call queued and not yet sent completes through DONE with that error, unsent, and calls
+ * already sent go on. */
+typedef int (*megazord_before_send_func)(megazord_multi *mm, void *userdata);
+
+/* Sets (FUNC NULL: clears) the function called before each round of sending. */
+void megazord_multi_set_before_send(megazord_multi *mm, megazord_before_send_func func, void *userdata);
+
 /* Sends every queued call, and those their DONEs queue, until none is left. Returns 0, or a
  * negative errno when the multi handle itself failed (-ENOMEM, -EIO); calls still queued then
  * complete through DONE with that error before it returns. */

@@ -979,21 +979,17 @@ static int session_apply_history(azi3_service *s, const azi3_session *se, const 
         return 1;
 }
 
-/* Marks every owed alarm of the session whose window starts at or after SINCE as confirmed by
- * a history read at NOW that covered it. */
-static int session_mark_verified(azi3_service *s, const azi3_session *se, usec_t since, usec_t now) {
-        _cleanup_free_ azi3_window *owed = NULL;
-        size_t n = 0;
+/* Marks every owed alarm of OWED (N, the session's) whose window starts at or after SINCE as
+ * confirmed by a history read at NOW that covered it, in the store and in OWED. */
+static int session_mark_verified(azi3_service *s, azi3_window *owed, size_t n, usec_t since, usec_t now) {
         int r;
 
-        r = azi3_store_alarms_owed(s->store, se->id, &owed, &n);
-        if (r < 0)
-                return r;
         for (size_t i = 0; i < n; i++)
                 if (owed[i].alarm_verified_usec == 0 && owed[i].span.since >= since) {
                         r = azi3_store_alarm_mark_verified(s->store, owed[i].id, now);
                         if (r < 0)
                                 return r;
+                        owed[i].alarm_verified_usec = now;
                 }
         return 0;
 }
@@ -1011,22 +1007,22 @@ static void window_fields(const azi3_session *se, int64_t window_id, const windo
                          se->id, window_id);
 }
 
-/* Records as too late every owed alarm of the session that has been owed longer than
- * max_alarm_age: it would reach a caregiver when it no longer helps (issue 17). */
-static int session_drop_too_late(azi3_service *s, const azi3_session *se, usec_t now, expire_counts *c) {
-        _cleanup_free_ azi3_window *owed = NULL;
+/* Records as too late every alarm of OWED (*N, the session's) that has been owed longer than
+ * max_alarm_age: it would reach a caregiver when it no longer helps (issue 17). They leave OWED,
+ * which keeps its order. */
+static int session_drop_too_late(azi3_service *s, const azi3_session *se, usec_t now, azi3_window *owed, size_t *n,
+                                 expire_counts *c) {
         char name[SESSION_NAME_MAX], f[256];
-        size_t n = 0;
+        size_t k = 0;
         int r;
 
-        r = azi3_store_alarms_owed(s->store, se->id, &owed, &n);
-        if (r < 0)
-                return r;
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = 0; i < *n; i++) {
                 char age[DURATION_MAX], max[DURATION_MAX];
 
-                if (!window_alarm_too_late(&owed[i].span, s->config->max_alarm_age, now))
+                if (!window_alarm_too_late(&owed[i].span, s->config->max_alarm_age, now)) {
+                        owed[k++] = owed[i];
                         continue;
+                }
                 r = azi3_store_alarm_mark_too_late(s->store, owed[i].id);
                 if (r < 0)
                         return r;
@@ -1040,6 +1036,7 @@ static int session_drop_too_late(azi3_service *s, const azi3_session *se, usec_t
                         name, owed[i].id, duration_format(round_sec(now - owed[i].span.until), age, sizeof(age)),
                         duration_format(s->config->max_alarm_age, max, sizeof(max)), owed[i].alarm_reference_id, f);
         }
+        *n = k;
         return 0;
 }
 
@@ -1061,6 +1058,7 @@ typedef struct expire_run {
         usec_t now;
         expire_counts c;
         run_state rs;
+        int flush_error; /* a batch lost before the driver ran: fail what it queued */
 } expire_run;
 
 /* 8.1 step 3.1 on complete evidence, first half: alarms owed too long are recorded as too late
@@ -1159,13 +1157,21 @@ static int session_judge_finish(expire_item *it, megazord_reply *reply) {
                         if (r > 0)
                                 r = azi3_store_apply_transition(s->store, se->id, cur.id, &t, now, 0, NULL);
                 }
+                /* the owed alarms as this transaction leaves them are what the run posts */
+                if (r >= 0)
+                        r = azi3_store_alarms_owed(s->store, se->id, &it->owed, &it->n_owed);
                 if (r >= 0 && history_ok)
-                        r = session_mark_verified(s, se, it->since, now);
+                        r = session_mark_verified(s, it->owed, it->n_owed, it->since, now);
                 /* last: a window this run closed may already be too late (the daemon was down) */
                 if (r >= 0)
-                        r = session_drop_too_late(s, se, now, c);
+                        r = session_drop_too_late(s, se, now, it->owed, &it->n_owed, c);
                 if (r >= 0)
                         r = azi3_store_commit(s->store);
+                if (r < 0) {
+                        free(it->owed);
+                        it->owed = NULL;
+                        it->n_owed = 0;
+                }
         }
         inc = azi3_incomings_free(inc, n_inc);
         if (r < 0)
@@ -1347,18 +1353,11 @@ static void expire_item_post_next(expire_item *it) {
         }
 }
 
+/* 8.1 step 3.2 after the judgement, which left the session's owed alarms in IT->owed: a claim
+ * of each checks again that it is still owed. */
 static void expire_item_step_alarms(expire_item *it) {
         azi3_service *s = it->run->s;
-        char name[SESSION_NAME_MAX];
-        int r;
 
-        r = azi3_store_alarms_owed(s->store, it->se.id, &it->owed, &it->n_owed);
-        if (r < 0) {
-                session_name(&it->se, name, sizeof(name));
-                run_fail(s, &it->run->rs, r, "%s: cannot read its owed alarms: %s", name, store_error(s));
-                expire_item_step_complete(it);
-                return;
-        }
         if (it->n_owed > 0)
                 rule_alarm(s, &it->se, &it->event, &it->level);
         it->next = 0;
@@ -1495,6 +1494,33 @@ static void expire_item_step_complete(expire_item *it) {
                 it->run->c.open++;
 }
 
+/* Sessions judged in the first pass between two commits of the run's batch. */
+#define EXPIRE_BATCH_SESSIONS 256
+
+/* Commits the run's batched store writes (SQLite): the judgements, claims and posts recorded
+ * since the last commit share one. A claim is committed before its post leaves (the driver
+ * calls this before each round of sending), and no lock is held while the run waits on
+ * Megazord. Returns 0, or a negative errno when those writes are lost; the calls they queued
+ * are then not sent, and their alarms stay owed for the next run. */
+static int expire_flush(expire_run *run) {
+        int r = azi3_store_batch_flush(run->s->store);
+
+        if (r < 0)
+                run_fail(run->s, &run->rs, r, "the store writes of this run since its last commit are lost, so the "
+                         "Megazord calls they queued are not sent (alarms stay owed, the next run judges again): %s",
+                         store_error(run->s));
+        if (run->flush_error < 0) {
+                r = r < 0 ? r : run->flush_error;
+                run->flush_error = 0;
+        }
+        return r;
+}
+
+static int expire_before_send(megazord_multi *mm, void *userdata) {
+        (void) mm;
+        return expire_flush(userdata);
+}
+
 azi3_result azi3_window_expiration(azi3_service *s, usec_t now, char *msg, size_t msglen) {
         _cleanup_free_ azi3_session *open = NULL;
         _cleanup_free_ expire_item *items = NULL;
@@ -1519,16 +1545,33 @@ azi3_result azi3_window_expiration(azi3_service *s, usec_t now, char *msg, size_
                 return run_finish(&run.rs, "nothing done", msg, msglen);
         }
         /* Each session's steps run in order (history, judgement, alarms, completion), its calls
-         * chained on the run's driver; the sessions overlap, up to megazord.max_parallel calls. */
+         * chained on the run's driver; the sessions overlap, up to megazord.max_parallel calls.
+         * Their transactions share commits (a dozen statements in three transactions per
+         * session were most of the run's time), each commit before the calls it queued leave. */
+        r = azi3_store_batch_begin(s->store);
+        if (r < 0)
+                run_fail(s, &run.rs, r, "cannot batch this run's commits, each transaction commits alone: %s",
+                         store_error(s));
+        megazord_multi_set_before_send(s->mm, expire_before_send, &run);
         for (size_t i = 0; i < n; i++) {
-                if (session_complete_if_removed(s, &open[i], now, &run.rs) > 0) {
+                if (session_complete_if_removed(s, &open[i], now, &run.rs) > 0)
                         c->removed++;
-                        continue;
+                else {
+                        items[i] = (expire_item) { .run = &run, .se = open[i] };
+                        expire_item_start(&items[i]);
                 }
-                items[i] = (expire_item) { .run = &run, .se = open[i] };
-                expire_item_start(&items[i]);
+                if (i % EXPIRE_BATCH_SESSIONS == EXPIRE_BATCH_SESSIONS - 1) {
+                        r = expire_flush(&run);
+                        if (r < 0)
+                                run.flush_error = r;
+                }
         }
         run_calls(s, &run.rs);
+        megazord_multi_set_before_send(s->mm, NULL, NULL);
+        r = azi3_store_batch_end(s->store);
+        if (r < 0)
+                run_fail(s, &run.rs, r, "the last store writes of this run are lost (alarms posted but not recorded "
+                         "are posted again by the next run, with the same reference id): %s", store_error(s));
         for (size_t i = 0; i < n; i++)
                 free(items[i].owed);
 

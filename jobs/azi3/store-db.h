@@ -29,6 +29,10 @@ struct azi3_store {
         usec_t busy_timeout;
         usec_t busy_waited;
         struct store_sqlite_cache *sqlite_cache; /* SQLite: prepared statements kept for reuse */
+        /* Batched commits (azi3_store_batch_begin(), SQLite only): BATCH_OPEN while the outer
+         * transaction is open, BATCH_TX while the caller's own transaction is a savepoint in it,
+         * BATCH_LOST once SQLite rolled the outer transaction back by itself after an error. */
+        bool batching, batch_open, batch_tx, batch_lost;
         char error[1024];
 };
 

@@ -211,7 +211,7 @@ int store_sqlite_exec(azi3_store *s, const char *sql, const char *what) {
  * finalized: preparing every store call's statement afresh was 38 % of window-expiration's CPU
  * over 10,000 sessions. store.c has about 40 distinct statements; a text that finds no free slot
  * within a few probes (or is in use already, as by a nested call) is prepared uncached. */
-#define STMT_CACHE_SLOTS 128u /* a power of two */
+#define STMT_CACHE_SLOTS 128u /* a power of two, at most 255 (the memo keeps an index in a byte) */
 #define STMT_CACHE_PROBES 8u
 
 struct store_sqlite_cached {
@@ -220,9 +220,20 @@ struct store_sqlite_cached {
         bool in_use;
 };
 
+/* The texts are string literals, passed at the same address every time: a table keyed by the
+ * address finds a text's slot with one strcmp(), where hashing its few hundred bytes cost 3 % of
+ * window-expiration's CPU. The slot's text is still compared, since a text built in a buffer
+ * comes at one address with different contents. */
+#define STMT_CACHE_MEMO 64u /* a power of two */
+
 struct store_sqlite_cache {
         struct store_sqlite_cached slot[STMT_CACHE_SLOTS];
+        uint8_t memo[STMT_CACHE_MEMO]; /* slot index + 1 of the text last seen at an address; 0: none */
 };
+
+static unsigned memo_index(const char *sql) {
+        return (unsigned) (((uintptr_t) sql >> 3) & (STMT_CACHE_MEMO - 1));
+}
 
 static uint64_t sql_hash(const char *sql) {
         uint64_t h = UINT64_C(14695981039346656037); /* FNV-1a */
@@ -264,9 +275,22 @@ static int stmt_cache_get(azi3_store *s, const char *sql, sqlite3_stmt **ret, st
                 if (!s->sqlite_cache)
                         return 0; /* uncached still works */
         }
+        uint8_t *memo = &s->sqlite_cache->memo[memo_index(sql)];
+        if (*memo > 0) {
+                struct store_sqlite_cached *e = &s->sqlite_cache->slot[*memo - 1];
+                if (e->stmt && streq(sqlite3_sql(e->stmt), sql)) {
+                        if (e->in_use)
+                                return 0;
+                        e->in_use = true;
+                        *ret = e->stmt;
+                        *ret_entry = e;
+                        return 1;
+                }
+        }
         h = sql_hash(sql);
         for (unsigned i = 0; i < STMT_CACHE_PROBES; i++) {
-                struct store_sqlite_cached *e = &s->sqlite_cache->slot[(h + i) & (STMT_CACHE_SLOTS - 1)];
+                unsigned k = (unsigned) ((h + i) & (STMT_CACHE_SLOTS - 1));
+                struct store_sqlite_cached *e = &s->sqlite_cache->slot[k];
                 if (!e->stmt) {
                         if (!free_slot)
                                 free_slot = e;
@@ -277,6 +301,7 @@ static int stmt_cache_get(azi3_store *s, const char *sql, sqlite3_stmt **ret, st
                 if (e->in_use)
                         return 0;
                 e->in_use = true;
+                *memo = (uint8_t) (k + 1);
                 *ret = e->stmt;
                 *ret_entry = e;
                 return 1;
@@ -298,6 +323,7 @@ static int stmt_cache_get(azi3_store *s, const char *sql, sqlite3_stmt **ret, st
         }
         free_slot->hash = h;
         free_slot->in_use = true;
+        *memo = (uint8_t) (free_slot - s->sqlite_cache->slot + 1);
         *ret = free_slot->stmt;
         *ret_entry = free_slot;
         return 1;

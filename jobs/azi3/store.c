@@ -82,10 +82,17 @@ bool azi3_store_is_conninfo(const char *store) {
         return *p == '=';
 }
 
+static int batch_enter(azi3_store *s);
+
 int store_prepare(azi3_store *s, store_stmt **ret, const char *sql, const char *fmt, ...) {
         va_list ap;
         int r;
 
+        if (s->batching) {
+                r = batch_enter(s);
+                if (r < 0)
+                        return r;
+        }
         va_start(ap, fmt);
         r = s->backend == STORE_BACKEND_PG ? store_pg_prepare(s, ret, sql, fmt, ap)
                                            : store_sqlite_prepare(s, ret, sql, fmt, ap);
@@ -185,13 +192,123 @@ static int col_text(store_stmt *st, int i, char *buf, size_t size) {
 bool azi3_store_in_transaction(azi3_store *s) {
         if (!s || !s->db)
                 return false;
+        if (s->batching)
+                return s->batch_tx;
         return s->backend == STORE_BACKEND_PG ? store_pg_in_transaction(s) : store_sqlite_in_transaction(s);
 }
 
+/* --- batched commits (SQLite) --- */
+
+/* Runs one statement without rows through the statement cache: the savepoints of a batch come
+ * several times per session, and sqlite3_exec() would parse each again. */
+static int prepare_unbatched(azi3_store *s, store_stmt **ret, const char *sql, const char *fmt, ...) {
+        va_list ap;
+        int r;
+
+        va_start(ap, fmt);
+        r = store_sqlite_prepare(s, ret, sql, fmt, ap);
+        va_end(ap);
+        return r;
+}
+
+static int exec_cached(azi3_store *s, const char *sql, const char *what) {
+        _cleanup_(store_stmt_freep) store_stmt *st = NULL;
+        int r;
+
+        r = prepare_unbatched(s, &st, sql, "");
+        if (r < 0)
+                return r;
+        r = store_step(s, st, what);
+        return r < 0 ? r : 0;
+}
+
+/* Opens the outer transaction of a batch unless it is open. SQLite rolls a transaction back by
+ * itself after some errors (disk full, I/O): a batch found gone that way is marked lost, for the
+ * next flush to report, and a new one is opened. */
+static int batch_enter(azi3_store *s) {
+        int r;
+
+        if (s->batch_open && store_sqlite_in_transaction(s))
+                return 0;
+        if (s->batch_open) {
+                s->batch_open = s->batch_tx = false;
+                s->batch_lost = true;
+        }
+        r = store_sqlite_begin(s);
+        if (r < 0)
+                return r;
+        s->batch_open = true;
+        return 0;
+}
+
+int azi3_store_batch_begin(azi3_store *s) {
+        if (!s || !s->db)
+                return -EINVAL;
+        if (s->batching || azi3_store_in_transaction(s))
+                return store_fail(s, -EALREADY, "a transaction or a batch is already open");
+        if (s->backend == STORE_BACKEND_PG)
+                return 0;
+        s->batching = true;
+        s->batch_open = s->batch_tx = s->batch_lost = false;
+        return 1;
+}
+
+int azi3_store_batch_flush(azi3_store *s) {
+        bool lost;
+        int r;
+
+        if (!s || !s->batching)
+                return 0;
+        if (s->batch_tx)
+                return store_fail(s, -EBUSY, "a batch cannot be committed inside the caller's open transaction");
+        lost = s->batch_lost || (s->batch_open && !store_sqlite_in_transaction(s));
+        s->batch_lost = false;
+        if (lost) {
+                s->batch_open = false;
+                if (store_sqlite_in_transaction(s))
+                        (void) store_sqlite_exec(s, "ROLLBACK", "rolling back a lost batch");
+                return store_fail(s, -EIO, "SQLite rolled back a batch of writes after an error; they are lost");
+        }
+        if (!s->batch_open)
+                return 0;
+        s->batch_open = false;
+        r = store_sqlite_exec(s, "COMMIT", "committing a batch of writes");
+        if (r < 0 && store_sqlite_in_transaction(s)) {
+                char saved[sizeof(s->error)];
+
+                memcpy(saved, s->error, sizeof(saved));
+                (void) store_sqlite_exec(s, "ROLLBACK", "rolling back a failed batch");
+                memcpy(s->error, saved, sizeof(saved));
+        }
+        return r;
+}
+
+int azi3_store_batch_end(azi3_store *s) {
+        int r;
+
+        if (!s || !s->batching)
+                return 0;
+        if (s->batch_tx)
+                (void) azi3_store_rollback(s);
+        r = azi3_store_batch_flush(s);
+        s->batching = false;
+        return r;
+}
+
 int azi3_store_begin(azi3_store *s) {
+        int r;
+
         if (azi3_store_in_transaction(s))
                 return store_fail(s, -EALREADY, "a transaction is already open");
-        return s->backend == STORE_BACKEND_PG ? store_pg_begin(s) : store_sqlite_begin(s);
+        if (!s->batching)
+                return s->backend == STORE_BACKEND_PG ? store_pg_begin(s) : store_sqlite_begin(s);
+        r = batch_enter(s);
+        if (r >= 0)
+                r = exec_cached(s, "SAVEPOINT azi3_tx", "opening a transaction in the batch");
+        if (r < 0)
+                return r;
+        s->batch_tx = true;
+        return 0;
 }
 
 int azi3_store_commit(azi3_store *s) {
@@ -199,6 +316,24 @@ int azi3_store_commit(azi3_store *s) {
 
         if (!azi3_store_in_transaction(s))
                 return store_fail(s, -ENOTCONN, "commit without an open transaction");
+        if (s->batching) {
+                s->batch_tx = false;
+                if (!store_sqlite_in_transaction(s)) {
+                        s->batch_open = false;
+                        s->batch_lost = true;
+                        return store_fail(s, -EIO, "SQLite rolled back the batch of writes after an error");
+                }
+                r = exec_cached(s, "RELEASE azi3_tx", "committing a transaction in the batch");
+                if (r < 0 && store_sqlite_in_transaction(s)) {
+                        char saved[sizeof(s->error)];
+
+                        memcpy(saved, s->error, sizeof(saved));
+                        (void) exec_cached(s, "ROLLBACK TO azi3_tx", "rolling back a failed transaction in the batch");
+                        (void) exec_cached(s, "RELEASE azi3_tx", "closing a failed transaction in the batch");
+                        memcpy(s->error, saved, sizeof(saved));
+                }
+                return r;
+        }
         r = store_exec(s, "COMMIT", "committing");
         if (r < 0 && azi3_store_in_transaction(s))
                 (void) store_exec(s, "ROLLBACK", "rolling back a failed commit");
@@ -206,8 +341,19 @@ int azi3_store_commit(azi3_store *s) {
 }
 
 int azi3_store_rollback(azi3_store *s) {
+        int r;
+
         if (!azi3_store_in_transaction(s))
                 return 0;
+        if (s->batching) {
+                s->batch_tx = false;
+                if (!store_sqlite_in_transaction(s))
+                        return 0; /* SQLite rolled the whole batch back; the flush says so */
+                r = exec_cached(s, "ROLLBACK TO azi3_tx", "rolling back a transaction in the batch");
+                if (r >= 0)
+                        r = exec_cached(s, "RELEASE azi3_tx", "closing a transaction in the batch");
+                return r;
+        }
         return store_exec(s, "ROLLBACK", "rolling back");
 }
 
@@ -219,7 +365,8 @@ static int tx_enter(azi3_store *s, tx_kind *ret) {
         int r;
 
         if (azi3_store_in_transaction(s)) {
-                r = store_exec(s, "SAVEPOINT azi3_step", "opening a savepoint");
+                r = s->backend == STORE_BACKEND_PG ? store_exec(s, "SAVEPOINT azi3_step", "opening a savepoint")
+                                                   : exec_cached(s, "SAVEPOINT azi3_step", "opening a savepoint");
                 if (r < 0)
                         return r;
                 *ret = TX_SAVEPOINT;
@@ -250,7 +397,8 @@ static int tx_leave(azi3_store *s, tx_kind kind, int r) {
                 k = azi3_store_commit(s);
                 return k < 0 ? k : r;
         }
-        k = store_exec(s, "RELEASE azi3_step", "releasing a savepoint");
+        k = s->backend == STORE_BACKEND_PG ? store_exec(s, "RELEASE azi3_step", "releasing a savepoint")
+                                           : exec_cached(s, "RELEASE azi3_step", "releasing a savepoint");
         return k < 0 ? k : r;
 }
 

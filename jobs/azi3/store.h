@@ -163,6 +163,32 @@ int azi3_store_rollback(azi3_store *s);
 /* True while a transaction is open on S. */
 bool azi3_store_in_transaction(azi3_store *s);
 
+/* --- batched commits ------------------------------------------------------------------------
+ * A run making many small transactions between two network round trips (window-expiration:
+ * a dozen statements in three transactions per session) can let them share one commit. While
+ * batching, every statement runs in one outer transaction (BEGIN IMMEDIATE at the first
+ * statement) that only azi3_store_batch_flush() commits; azi3_store_begin(), _commit() and
+ * _rollback() work on a savepoint inside it, so a transaction of the caller is still atomic
+ * and still rolled back alone. What a caller has committed is durable and visible to other
+ * processes only after the next flush: whatever it must hold before acting outside the store
+ * (an alarm's claim before the post) needs a flush first.
+ *
+ * On PostgreSQL nothing is batched: an outer transaction holding claimed rows would make two
+ * nodes' runs wait on each other (a deadlock PostgreSQL breaks by rolling one back). */
+
+/* Starts batching. Returns 1 if S now batches, 0 if its backend commits every transaction
+ * alone (PostgreSQL), -EALREADY if a transaction or a batch is open. */
+int azi3_store_batch_begin(azi3_store *s);
+
+/* Commits the outer transaction, if one is open. Returns 0, or a negative errno when the
+ * writes since the last flush are lost (the commit failed and was rolled back, or SQLite rolled
+ * the batch back by itself after an error): work done on them must be undone or redone.
+ * -EBUSY if the caller's own transaction is still open. Does nothing when not batching. */
+int azi3_store_batch_flush(azi3_store *s);
+
+/* Flushes and stops batching; returns what the flush returned. Accepts NULL. */
+int azi3_store_batch_end(azi3_store *s);
+
 /* Scope guard: `_cleanup_(azi3_store_rollbackp) _unused_ azi3_store *tx = s;` after a successful
  * begin rolls back on every early return, and does nothing once committed. */
 static inline void azi3_store_rollbackp(azi3_store **s) {

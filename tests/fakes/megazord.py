@@ -25,6 +25,10 @@ Control endpoints (never recorded):
     POST /_fake/reset          forget requests, faults, subscriptions and incomings
     POST /_fake/incomings      seed incomings for replay: a JSON array of
                                {id, robotId, eventName, providerName, createdAt}
+    POST /_fake/claims-store   {"path": FILE}: at each alarm POST, read its window in the azi3
+                               SQLite store FILE from here, another process, as any other node
+                               would see it (issue 15: the claim must be committed before the post)
+    GET  /_fake/claim-checks   what those reads found: [{referenceId, claimOwner, alarmState}]
     POST /_fake/fault          arm a fault for the next `count` API calls matching `route`:
         {"route": "subscribe"|"unsubscribe"|"replay"|"alarm"|"any",
          "count": 1 (-1: forever), "status": 500, "body": "text" (default: a JSON message),
@@ -39,6 +43,7 @@ import json
 import os
 import re
 import signal
+import sqlite3
 import sys
 from datetime import datetime, timezone
 from http import HTTPStatus
@@ -88,6 +93,8 @@ class State:
         self.in_flight_robot = {}
         self.max_in_flight = 0
         self.max_in_flight_robot = 0
+        self.claims_store = None
+        self.claim_checks = []
 
     def take_fault(self, route):
         for f in self.faults:
@@ -342,6 +349,8 @@ class Connection(asyncio.Protocol):
                 raise BadRequest(f"{key} must be a non-empty string")
         if not isinstance(req.get("level"), int) or isinstance(req.get("level"), bool):
             raise BadRequest("level must be an integer")
+        if STATE.claims_store:
+            STATE.claim_checks.append(claim_check(STATE.claims_store, req["referenceId"]))
         iid = STATE.next_incoming_id
         STATE.next_incoming_id += 1
         inc = {"id": iid, "robotId": robot, "eventName": req["eventName"],
@@ -359,6 +368,14 @@ class Connection(asyncio.Protocol):
                 return self.send(200, {"max": STATE.max_in_flight, "max_per_robot": STATE.max_in_flight_robot})
             if method == "GET" and path == "/_fake/subscriptions":
                 return self.send(200, list(STATE.subscriptions.values()))
+            if method == "GET" and path == "/_fake/claim-checks":
+                return self.send(200, list(STATE.claim_checks))
+            if method == "POST" and path == "/_fake/claims-store":
+                f = json.loads(body)
+                if not isinstance(f, dict) or not isinstance(f.get("path"), str):
+                    raise BadRequest('expected {"path": FILE}')
+                STATE.claims_store = f["path"]
+                return self.send(204)
             if method == "POST" and path == "/_fake/reset":
                 STATE.reset()
                 return self.send(204)
@@ -390,6 +407,23 @@ class Connection(asyncio.Protocol):
         except (ValueError, BadRequest) as e:
             return self.send(400, {"message": str(e)})
         self.send(404, {"message": f"no control endpoint {method} {path}"})
+
+
+def claim_check(path, reference):
+    """The window of alarm REFERENCE as a separate connection to the store at PATH sees it."""
+    out = {"referenceId": reference, "claimOwner": None, "alarmState": None}
+    try:
+        db = sqlite3.connect(path, timeout=2)
+        try:
+            row = db.execute("SELECT alarm_claim_owner, alarm_state FROM windows WHERE alarm_reference_id = ?",
+                             (reference,)).fetchone()
+        finally:
+            db.close()
+        if row:
+            out["claimOwner"], out["alarmState"] = row
+    except sqlite3.Error as e:
+        out["error"] = str(e)
+    return out
 
 
 def main():

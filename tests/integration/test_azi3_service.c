@@ -269,11 +269,30 @@ START_TEST(test_alarms_in_parallel_bounded) {
         ck_assert_str_eq(msg, "12 sessions created (0 events replayed), 12 sessions open");
         /* every alarm takes a while to answer, so the calls pile up at the fake if they may */
         control("/_fake/fault", "{\"route\": \"alarm\", \"count\": -1, \"delay\": 0.2}");
+        /* and the fake reads each alarm's window from the store as it arrives */
+        char body[600];
+        snprintf(body, sizeof(body), "{\"path\": \"%s\"}", store_path);
+        control("/_fake/claims-store", body);
         ck_assert_int_eq(azi3_window_expiration(s, A_2026 + 2 * USEC_PER_HOUR + AZI3_DEFAULT_SETTLE, msg, sizeof(msg)),
                          AZI3_RESULT_OK);
         ck_assert_str_eq(msg, "12 sessions open, 12 windows expired, 12 alarms posted");
         ck_assert_uint_eq(count_route("alarm", &refs), 12);
         ck_assert_uint_eq(refs, 12);
+
+        /* The run's writes share commits (issue 16), yet every post found its window expired
+         * and its claim committed, as another node reading the store would. */
+        json_auto_t *checks = fake_get("/_fake/claim-checks");
+        size_t i;
+        json_t *v;
+        ck_assert_uint_eq(json_array_size(checks), 12);
+        json_array_foreach(checks, i, v) {
+                const char *owner = json_string_value(json_object_get(v, "claimOwner"));
+                const char *state = json_string_value(json_object_get(v, "alarmState"));
+                ck_assert_msg(owner && *owner && state && streq(state, "owed"),
+                              "alarm %s was posted before its claim was committed: claim %s, alarm %s (%s)",
+                              json_string_value(json_object_get(v, "referenceId")), owner ? owner : "none",
+                              state ? state : "none", json_string_value(json_object_get(v, "error")) ?: "");
+        }
 
         json_auto_t *conc = fake_get("/_fake/concurrency");
         json_int_t max = json_integer_value(json_object_get(conc, "max"));

@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /* The Megazord client (jobs/azi3/megazord.c) against the fake of tests/fakes/megazord.py. */
 #include <check.h>
+#include <inttypes.h>
+#include <limits.h>
 #include <jansson.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
 #include "azi3/megazord.h"
+#include "azi3/megazord-multi.h"
 #include "peer.h"
 #include "azi3/uuid.h"
 
@@ -181,6 +184,83 @@ START_TEST(test_post_alarm) {
 }
 END_TEST
 
+/* --- the driver's hook before sending (issue 16: window-expiration commits its batched claims
+ * there, so a call whose claim could not be committed never leaves) --- */
+
+typedef struct hook_state {
+        unsigned rounds, fail_from;  /* before_send fails from round FAIL_FROM on */
+        int outcome[8];              /* per robot: 1 not completed, else DONE's reply->r */
+        bool chained;
+} hook_state;
+
+static int hook_before_send(megazord_multi *mm, void *userdata) {
+        hook_state *h = userdata;
+        (void) mm;
+        return ++h->rounds >= h->fail_from ? -EIO : 0;
+}
+
+static void hook_done(megazord_multi *mm, megazord_reply *reply, void *userdata) {
+        hook_state *h = userdata;
+        h->outcome[reply->robot_id] = reply->r;
+        /* robot 1's answer queues a call for robot 4, after the round that sent robot 1's */
+        if (reply->robot_id == 1 && !h->chained) {
+                h->chained = true;
+                ck_assert_int_eq(megazord_multi_post_alarm(mm, 4, "NO_TOILET_ACTIVITY_ALARM", 10, "ref-4", hook_done, h),
+                                 0);
+        }
+}
+
+START_TEST(test_multi_before_send) {
+        _cleanup_(megazord_freep) megazord *m = client(5 * USEC_PER_SEC);
+        _cleanup_(megazord_multi_freep) megazord_multi *mm = NULL;
+        hook_state h = { .fail_from = 2 };
+
+        for (size_t i = 0; i < ELEMENTSOF(h.outcome); i++)
+                h.outcome[i] = 1;
+        ck_assert_int_eq(megazord_multi_new(m, 2, &mm), 0);
+        megazord_multi_set_before_send(mm, hook_before_send, &h);
+        for (int64_t robot = 1; robot <= 3; robot++) {
+                char ref[16];
+                snprintf(ref, sizeof(ref), "ref-%" PRId64, robot);
+                ck_assert_int_eq(megazord_multi_post_alarm(mm, robot, "NO_TOILET_ACTIVITY_ALARM", 10, ref, hook_done, &h), 0);
+        }
+        ck_assert_int_eq(megazord_multi_run(mm), 0);
+
+        /* round 1 let two calls go (max_parallel 2); round 2 failed: the call still queued and
+         * the one queued by an answer complete with its error, unsent; the two sent complete */
+        ck_assert_int_ge(h.rounds, 2);
+        ck_assert_int_eq(h.outcome[1], 0);
+        ck_assert_int_eq(h.outcome[2], 0);
+        ck_assert_int_eq(h.outcome[3], -EIO);
+        ck_assert_int_eq(h.outcome[4], -EIO);
+        json_auto_t *reqs = recorded();
+        ck_assert_int_eq(json_array_size(reqs), 2);
+        for (size_t i = 0; i < 2; i++) {
+                const char *path = json_string_value(json_object_get(json_array_get(reqs, i), "path"));
+                ck_assert_msg(streq(path, "/internal/v1/events/robots/1/incomings") ||
+                                      streq(path, "/internal/v1/events/robots/2/incomings"),
+                              "sent: %s", path);
+        }
+
+        /* with the hook succeeding every call goes, and a cleared hook is not called */
+        reset_fake();
+        h = (hook_state) { .fail_from = UINT_MAX };
+        for (size_t i = 0; i < ELEMENTSOF(h.outcome); i++)
+                h.outcome[i] = 1;
+        for (int64_t robot = 1; robot <= 3; robot++)
+                ck_assert_int_eq(megazord_multi_post_alarm(mm, robot, "NO_TOILET_ACTIVITY_ALARM", 10, "ref", hook_done, &h), 0);
+        ck_assert_int_eq(megazord_multi_run(mm), 0);
+        for (int64_t robot = 1; robot <= 4; robot++)
+                ck_assert_int_eq(h.outcome[robot], 0);
+        unsigned rounds = h.rounds;
+        megazord_multi_set_before_send(mm, NULL, NULL);
+        ck_assert_int_eq(megazord_multi_post_alarm(mm, 5, "NO_TOILET_ACTIVITY_ALARM", 10, "ref", hook_done, &h), 0);
+        ck_assert_int_eq(megazord_multi_run(mm), 0);
+        ck_assert_int_eq(h.outcome[5], 0);
+        ck_assert_uint_eq(h.rounds, rounds);
+}
+END_TEST
+
 START_TEST(test_5xx_is_transient) {
         _cleanup_(megazord_freep) megazord *m = client(5 * USEC_PER_SEC);
         azi3_call call;
@@ -313,6 +393,7 @@ int main(void) {
         tcase_add_test(tc, test_subscribe);
         tcase_add_test(tc, test_unsubscribe_and_404);
         tcase_add_test(tc, test_replay);
+        tcase_add_test(tc, test_multi_before_send);
         tcase_add_test(tc, test_post_alarm);
         tcase_add_test(tc, test_5xx_is_transient);
         tcase_add_test(tc, test_4xx_is_permanent_with_body);

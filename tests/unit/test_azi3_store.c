@@ -559,6 +559,92 @@ START_TEST(test_transactions) {
 }
 END_TEST
 
+static int create_robot(azi3_store *s, int64_t robot_id) {
+        azi3_session x;
+        return azi3_store_session_create(s, robot_id, "toilet", "2026-03-29", &P0, A0, &x);
+}
+
+static int find_robot(azi3_store *s, int64_t robot_id) {
+        azi3_session x;
+        return azi3_store_session_find(s, robot_id, "toilet", "2026-03-29", &x);
+}
+
+/* Batched commits (issue 16: window-expiration's transactions share commits). Inside a batch a
+ * transaction is still atomic and rolls back alone; nothing reaches another connection before
+ * the flush, all of it after; a batch never flushed, or rolled back by SQLite itself, loses all
+ * its writes and the flush says so. On PostgreSQL nothing is batched: each commit is seen at
+ * once. */
+START_TEST(test_batched_commits) {
+        _cleanup_(azi3_store_closep) azi3_store *s = open_ok(), *other = open_ok();
+
+        ck_assert_int_eq(azi3_store_batch_flush(s), 0); /* not batching: nothing to do */
+        ck_assert_int_eq(azi3_store_batch_begin(s), pg ? 0 : 1);
+        if (!pg)
+                ck_assert_int_eq(azi3_store_batch_begin(s), -EALREADY);
+
+        ck_assert_int_eq(azi3_store_commit(s), -ENOTCONN);
+        ck_assert_int_eq(azi3_store_begin(s), 0);
+        ck_assert(azi3_store_in_transaction(s));
+        ck_assert_int_eq(azi3_store_begin(s), -EALREADY);
+        ck_assert_int_eq(create_robot(s, 1), 1);
+        ck_assert_int_eq(azi3_store_rollback(s), 0);
+        ck_assert(!azi3_store_in_transaction(s));
+        ck_assert_int_eq(find_robot(s, 1), -ENOENT);
+
+        ck_assert_int_eq(azi3_store_begin(s), 0);
+        ck_assert_int_eq(create_robot(s, 2), 1);
+        if (!pg)
+                ck_assert_int_eq(azi3_store_batch_flush(s), -EBUSY); /* not inside the caller's transaction */
+        ck_assert_int_eq(azi3_store_commit(s), 0);
+        ck_assert_int_eq(create_robot(s, 3), 1); /* a call's own transaction */
+        ck_assert_int_eq(create_then_fail(s), -EIO);
+        ck_assert(!azi3_store_in_transaction(s));
+        ck_assert_int_eq(find_robot(s, 2), 0);
+        ck_assert_int_eq(find_robot(s, 3), 0);
+
+        ck_assert_int_eq(find_robot(other, 2), pg ? 0 : -ENOENT);
+        ck_assert_int_eq(find_robot(other, 3), pg ? 0 : -ENOENT);
+        ck_assert_int_eq(azi3_store_batch_flush(s), 0);
+        ck_assert_int_eq(find_robot(other, 1), -ENOENT);
+        ck_assert_int_eq(find_robot(other, 2), 0);
+        ck_assert_int_eq(find_robot(other, 3), 0);
+        ck_assert_int_eq(azi3_store_session_find(other, 42, "guarded", "2026-03-29", &(azi3_session) {}), -ENOENT);
+        ck_assert_int_eq(azi3_store_batch_flush(s), 0); /* nothing open: nothing to do */
+
+        if (!pg) {
+                /* SQLite rolls a transaction back by itself after some errors (disk full) */
+                ck_assert_int_eq(create_robot(s, 4), 1);
+                ck_assert_int_eq(sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+                ck_assert_int_eq(create_robot(s, 5), 1); /* in a new batch */
+                ck_assert_int_eq(azi3_store_batch_flush(s), -EIO);
+                ck_assert_msg(strstr(azi3_store_last_error(s), "lost"), "%s", azi3_store_last_error(s));
+                ck_assert_int_eq(find_robot(other, 4), -ENOENT);
+                ck_assert_int_eq(find_robot(other, 5), -ENOENT);
+                ck_assert(!azi3_store_in_transaction(s));
+        }
+
+        /* the end of a batch flushes it, and rolls back a transaction left open in it */
+        ck_assert_int_eq(create_robot(s, 6), 1);
+        ck_assert_int_eq(azi3_store_begin(s), 0);
+        ck_assert_int_eq(create_robot(s, 7), 1);
+        ck_assert_int_eq(azi3_store_batch_end(s), 0);
+        if (pg) /* no batch: the transaction is the caller's own */
+                ck_assert_int_eq(azi3_store_rollback(s), 0);
+        ck_assert(!azi3_store_in_transaction(s));
+        ck_assert_int_eq(find_robot(other, 6), 0);
+        ck_assert_int_eq(find_robot(other, 7), -ENOENT);
+        ck_assert_int_eq(azi3_store_batch_end(s), 0);
+
+        /* a batch closed unflushed loses its writes, all of them */
+        ck_assert_int_eq(azi3_store_batch_begin(s), pg ? 0 : 1);
+        ck_assert_int_eq(create_robot(s, 8), 1);
+        ck_assert_int_eq(create_robot(s, 9), 1);
+        s = azi3_store_close(s);
+        ck_assert_int_eq(find_robot(other, 8), pg ? 0 : -ENOENT);
+        ck_assert_int_eq(find_robot(other, 9), pg ? 0 : -ENOENT);
+}
+END_TEST
+
 START_TEST(test_busy_maps_to_ebusy) {
         _cleanup_(azi3_store_closep) azi3_store *s = open_ok();
         sqlite3 *db;
@@ -1544,6 +1630,7 @@ static Suite *store_suite(void) {
         tcase_add_test(tc, test_model_through_store);
         tcase_add_test(tc, test_transition_atomic);
         tcase_add_test(tc, test_transactions);
+        tcase_add_test(tc, test_batched_commits);
         tcase_add_test(tc, test_busy_maps_to_ebusy);
         tcase_add_test(tc, test_event_dedup);
         tcase_add_test(tc, test_owed_alarms_order);
