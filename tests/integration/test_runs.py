@@ -180,19 +180,20 @@ class Runs(DaemonTestCase):
 
     def test_wal_checkpointed_under_a_load_that_never_pauses(self):
         """Checkpoints wait for 250 ms without a fire due; fires every 100 ms never leave that
-        much. The WAL must still be checkpointed once it is big (the daemon's bound, lowered here
-        to 64 pages), not grow for five minutes: each commit would extend the file."""
+        much. The WAL must still be checkpointed once it is far too big (four times the daemon's
+        bound, lowered here to 16 pages), not grow for five minutes: each commit would extend the
+        file."""
         jobs = "".join(job("e%d" % i, "probe.so", "@every 100ms", singleton=False, isolation="worker")
                        for i in range(4))
-        d = self.daemon(jobs).start(extra_env={"SCHEDULERD_TEST_CHECKPOINT_WAL_PAGES": "64"})
+        d = self.daemon(jobs).start(extra_env={"SCHEDULERD_TEST_CHECKPOINT_WAL_PAGES": "16"})
         wal = os.path.join(d.state, "history.db-wal")
         wait_for(lambda: len([r for r in d.runs() if r["status"] == "succeeded"]) >= 200, 60,
                  what="200 runs")
         size = os.path.getsize(wal)
         d.stop()
-        # 64 pages and a commit's worth over them, of 4 KiB and a 24-byte frame header each;
-        # unbounded, 200 runs (a claim and a result each) take well over 1,000 frames
-        self.assertLess(size, 250 * 4120, "the WAL grew to %d bytes" % size)
+        # 4 x 16 pages and a commit's worth over them, of 4 KiB and a 24-byte frame header each;
+        # unbounded, 200 runs (a claim and a result each) took 427 frames
+        self.assertLess(size, 150 * 4120, "the WAL grew to %d bytes" % size)
 
 
 if __name__ == "__main__":
