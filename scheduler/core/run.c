@@ -241,19 +241,22 @@ void run_child(const job_def *def, const char *dir, int64_t id, usec_t scheduled
         }
 }
 
-static void tail_append(run *r, const char *p, size_t n) {
+static void tail_append(run_output *o, const char *p, size_t n) {
         for (size_t i = 0; i < n; i++) {
-                r->tail[r->tail_pos] = p[i];
-                r->tail_pos = (r->tail_pos + 1) % sizeof(r->tail);
+                o->tail[o->tail_pos] = p[i];
+                o->tail_pos = (o->tail_pos + 1) % sizeof(o->tail);
         }
-        r->tail_len = MIN(r->tail_len + n, sizeof(r->tail));
+        o->tail_len = MIN(o->tail_len + n, sizeof(o->tail));
 }
 
 size_t run_output_tail(const run *r, char *buf) {
-        size_t start = (r->tail_pos + sizeof(r->tail) - r->tail_len) % sizeof(r->tail);
-        for (size_t i = 0; i < r->tail_len; i++)
-                buf[i] = r->tail[(start + i) % sizeof(r->tail)];
-        return r->tail_len;
+        const run_output *o = r->output;
+        if (!o)
+                return 0;
+        size_t start = (o->tail_pos + sizeof(o->tail) - o->tail_len) % sizeof(o->tail);
+        for (size_t i = 0; i < o->tail_len; i++)
+                buf[i] = o->tail[(start + i) % sizeof(o->tail)];
+        return o->tail_len;
 }
 
 /* Logs one complete output line. The level comes from the "<N/TAG>" prefix sched_job_log()
@@ -288,19 +291,27 @@ static void output_line(run *r, const char *s, size_t n) {
                          "kept in its history: schedctl history --output).",
                          line_budget_capped(&r->log_budget) ? "reached" : "is faster than",
                          line_budget_capped(&r->log_budget) ? LOG_LINES_MAX : LOG_LINES_PER_SEC,
-                         line_budget_capped(&r->log_budget) ? "" : "/s", sizeof(r->tail));
+                         line_budget_capped(&r->log_budget) ? "" : "/s", (size_t) HISTORY_OUTPUT_MAX);
 }
 
 void run_consume_output(run *r, const char *buf, size_t n) {
-        tail_append(r, buf, n);
+        if (n == 0)
+                return;
+        if (!r->output && !(r->output = calloc(1, sizeof(run_output)))) {
+                /* nothing is kept, but the output is still logged, as it came */
+                output_line(r, buf, n);
+                return;
+        }
+        run_output *o = r->output;
+        tail_append(o, buf, n);
         for (size_t i = 0; i < n; i++) {
-                if (buf[i] == '\n' || r->line_len == sizeof(r->line)) {
-                        output_line(r, r->line, r->line_len);
-                        r->line_len = 0;
+                if (buf[i] == '\n' || o->line_len == sizeof(o->line)) {
+                        output_line(r, o->line, o->line_len);
+                        o->line_len = 0;
                         if (buf[i] == '\n')
                                 continue;
                 }
-                r->line[r->line_len++] = buf[i];
+                o->line[o->line_len++] = buf[i];
         }
 }
 
@@ -485,9 +496,9 @@ void run_finish(run *r, int code, int status) {
         size_t drained = 0;
         (void) read_output(r, OUTPUT_DRAIN_MAX + (r->output_pipe_grown ? OUTPUT_PIPE_CHATTY : 0), &drained);
         output_pipe_release(r);
-        if (r->line_len > 0) {
-                output_line(r, r->line, r->line_len);
-                r->line_len = 0;
+        if (r->output && r->output->line_len > 0) {
+                output_line(r, r->output->line, r->output->line_len);
+                r->output->line_len = 0;
         }
         if (r->log_budget.dropped > 0)
                 log_full(LOG_NOTICE, 0, r->def->name, (uint64_t) r->id, (int) r->attempt,
@@ -549,7 +560,7 @@ static void run_make_cgroup(run *r, pid_t warm_pid) {
 
 int run_new(const job_def *def, const char *job_state_dir, int64_t id, int64_t first_id, run_trigger trigger,
             unsigned attempt, usec_t scheduled, usec_t started, run_done_fn done, void *userdata, run **ret) {
-        run *r = calloc(1, sizeof(run));
+        run *r = malloc(sizeof(run)); /* every member is set just below */
         if (!r)
                 return -ENOMEM;
         *r = (run) {
@@ -800,6 +811,7 @@ run *run_free(run *r) {
         if (r->slot >= 0)
                 start_gate_put(r->gate, (unsigned) r->slot);
         run_cgroup_end(r->cgroup, r->def->name, r->id, (int) r->attempt);
+        free(r->output);
         free(r->dir);
         free(r);
         return NULL;
