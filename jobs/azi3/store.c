@@ -1154,8 +1154,9 @@ int azi3_store_apply_transition(azi3_store *s, int64_t session_id, int64_t curre
                 if (r >= 0)
                         r = azi3_store_window_close(s, current_window_id, at, t->reason, event_id);
         }
+        /* the opened window is read back only for a caller who wants it */
         if (r >= 0 && t->open)
-                r = azi3_store_window_open(s, session_id, &t->next, &opened);
+                r = azi3_store_window_open(s, session_id, &t->next, ret_opened ? &opened : NULL);
         r = tx_leave(s, kind, r);
         if (r < 0)
                 return r;

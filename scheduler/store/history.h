@@ -134,7 +134,8 @@ typedef struct history_job_stats {
  * version at a time. Fails with -EPROTO when the file's schema is newer than
  * HISTORY_SCHEMA_VERSION, -EBADMSG when it is not a schedulerd history database, or the
  * mapped SQLite error. On failure, if ERROR is not NULL, writes a one-line explanation
- * naming PATH (at most ERROR_SIZE bytes, NUL-terminated); ERROR is untouched on success. */
+ * naming PATH (at most ERROR_SIZE bytes, NUL-terminated); ERROR is untouched on success.
+ * The handle is for one thread at a time (SQLite's connection mutex is off). */
 int history_open(const char *path, char *error, size_t error_size, history **ret);
 
 /* Opens the store scheduler.store names: STORE NULL, "" or "sqlite" is the SQLite file
