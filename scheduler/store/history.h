@@ -47,7 +47,7 @@
 #include "basic/macro.h"
 #include "basic/run-status.h"
 
-#define HISTORY_SCHEMA_VERSION 4
+#define HISTORY_SCHEMA_VERSION 5
 #define HISTORY_BUSY_TIMEOUT_MS 5000
 #define HISTORY_OUTPUT_MAX 4096         /* bytes of output tail kept per run */
 #define HISTORY_MESSAGE_MAX 1024        /* bytes of result message kept per run */
