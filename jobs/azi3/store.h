@@ -53,7 +53,7 @@
 #include "basic/macro.h"
 #include "window.h"
 
-#define AZI3_STORE_SCHEMA_VERSION 3
+#define AZI3_STORE_SCHEMA_VERSION 4
 #define AZI3_STORE_BUSY_TIMEOUT_MSEC 5000
 #define AZI3_STORE_RULE_ID_MAX 127          /* longest rule id the store accepts, bytes */
 #define AZI3_LOCAL_DAY_LEN 10         /* "YYYY-MM-DD" */

@@ -1601,6 +1601,51 @@ START_TEST(test_statement_cache) {
 }
 END_TEST
 
+/* Schema 4 (issue 16): writing a window or session row opens no ephemeral b-tree (SQLite checks
+ * `x IN (list)` of more than two values with one, per row), and the CHECKs refuse what they did. */
+static int ephemeral_opens(sqlite3 *db, const char *sql) {
+        sqlite3_stmt *st = NULL;
+        char explain[600];
+        int n = 0;
+
+        snprintf(explain, sizeof(explain), "EXPLAIN %s", sql);
+        ck_assert_msg(sqlite3_prepare_v2(db, explain, -1, &st, NULL) == SQLITE_OK, "%s: %s", sql, sqlite3_errmsg(db));
+        while (sqlite3_step(st) == SQLITE_ROW)
+                n += streq((const char *) sqlite3_column_text(st, 1), "OpenEphemeral");
+        sqlite3_finalize(st);
+        return n;
+}
+
+START_TEST(test_rows_written_without_ephemeral_tables) {
+        _cleanup_(azi3_store_closep) azi3_store *s = open_ok();
+        azi3_session x;
+        sqlite3 *db = NULL;
+
+        ck_assert_int_eq(azi3_store_session_create(s, 42, "toilet", "2026-03-29", &P0, A0, &x), 1);
+        s = azi3_store_close(s);
+        ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+        ck_assert_int_eq(ephemeral_opens(db, "INSERT INTO windows (session_id, since_usec, until_usec, "
+                                             "alarm_reference_id) VALUES (1, 1, 2, 'r')"), 0);
+        ck_assert_int_eq(ephemeral_opens(db, "UPDATE windows SET closed_usec = 3, reason = 'expired', "
+                                             "alarm_state = 'owed' WHERE id = 1 AND closed_usec IS NULL"), 0);
+        ck_assert_int_eq(ephemeral_opens(db, "UPDATE sessions SET state = 'completed', result = 'no_alarms', "
+                                             "completed_usec = 5 WHERE id = 1"), 0);
+        ck_assert_int_eq(count_rows("SELECT count(*) FROM sessions"), 1);
+        ck_assert_int_eq(sqlite3_exec(db, "DELETE FROM windows; INSERT INTO windows (session_id, since_usec, until_usec, "
+                                      "alarm_reference_id) SELECT id, 1, 2, 'r' FROM sessions", NULL, NULL, NULL),
+                         SQLITE_OK);
+        ck_assert_int_eq(sqlite3_exec(db, "UPDATE windows SET reason = 'bogus', closed_usec = 3", NULL, NULL, NULL),
+                         SQLITE_CONSTRAINT);
+        ck_assert_int_eq(sqlite3_exec(db, "UPDATE windows SET closed_usec = 3, reason = 'expired', alarm_state = 'gone'",
+                                      NULL, NULL, NULL), SQLITE_CONSTRAINT);
+        ck_assert_int_eq(sqlite3_exec(db, "UPDATE sessions SET state = 'completed', result = 'bogus', completed_usec = 5",
+                                      NULL, NULL, NULL), SQLITE_CONSTRAINT);
+        ck_assert_int_eq(sqlite3_exec(db, "UPDATE windows SET closed_usec = 3, reason = 'expired', alarm_state = 'owed'",
+                                      NULL, NULL, NULL), SQLITE_OK);
+        sqlite3_close(db);
+}
+END_TEST
+
 static Suite *store_suite(void) {
         Suite *s = suite_create("azi3_store");
         TCase *tc = tcase_create("store");
@@ -1621,6 +1666,7 @@ static Suite *store_suite(void) {
                 tcase_add_test(only, test_open_errors);
                 tcase_add_test(only, test_store_kind);
                 tcase_add_test(only, test_statement_cache);
+                tcase_add_test(only, test_rows_written_without_ephemeral_tables);
         }
         tcase_add_test(tc, test_rewind);
         tcase_add_test(tc, test_session_idempotent);
