@@ -295,6 +295,19 @@ int azi3_store_batch_end(azi3_store *s) {
         return r;
 }
 
+/* Undoes the caller's transaction inside a batch (its savepoint), leaving the batch's other
+ * writes; nothing to undo when SQLite already rolled the whole batch back (the flush says so). */
+static int batch_tx_rollback(azi3_store *s) {
+        int r;
+
+        if (!store_sqlite_in_transaction(s))
+                return 0;
+        r = exec_cached(s, "ROLLBACK TO azi3_tx", "rolling back a transaction in the batch");
+        if (r >= 0)
+                r = exec_cached(s, "RELEASE azi3_tx", "closing a transaction in the batch");
+        return r;
+}
+
 int azi3_store_begin(azi3_store *s) {
         int r;
 
@@ -324,12 +337,11 @@ int azi3_store_commit(azi3_store *s) {
                         return store_fail(s, -EIO, "SQLite rolled back the batch of writes after an error");
                 }
                 r = exec_cached(s, "RELEASE azi3_tx", "committing a transaction in the batch");
-                if (r < 0 && store_sqlite_in_transaction(s)) {
+                if (r < 0) {
                         char saved[sizeof(s->error)];
 
                         memcpy(saved, s->error, sizeof(saved));
-                        (void) exec_cached(s, "ROLLBACK TO azi3_tx", "rolling back a failed transaction in the batch");
-                        (void) exec_cached(s, "RELEASE azi3_tx", "closing a failed transaction in the batch");
+                        (void) batch_tx_rollback(s);
                         memcpy(s->error, saved, sizeof(saved));
                 }
                 return r;
@@ -341,18 +353,11 @@ int azi3_store_commit(azi3_store *s) {
 }
 
 int azi3_store_rollback(azi3_store *s) {
-        int r;
-
         if (!azi3_store_in_transaction(s))
                 return 0;
         if (s->batching) {
                 s->batch_tx = false;
-                if (!store_sqlite_in_transaction(s))
-                        return 0; /* SQLite rolled the whole batch back; the flush says so */
-                r = exec_cached(s, "ROLLBACK TO azi3_tx", "rolling back a transaction in the batch");
-                if (r >= 0)
-                        r = exec_cached(s, "RELEASE azi3_tx", "closing a transaction in the batch");
-                return r;
+                return batch_tx_rollback(s);
         }
         return store_exec(s, "ROLLBACK", "rolling back");
 }
