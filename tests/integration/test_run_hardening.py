@@ -77,17 +77,29 @@ class WriteAhead(DaemonTestCase):
                                      params={"file": trace}) for i in range(self.JOBS)), "  max_concurrent: 1000\n")
         d.start()
         offsets = []
-        # KILLS placed 1-6 ms after a whole second (a loaded machine may place some later: they
-        # are kills all the same, but do not count), the daemon running for half a second first
-        while sum(1 <= o <= 6 for o in offsets) < self.KILLS and len(offsets) < 3 * self.KILLS:
+        # KILLS placed 1-6 ms after a whole second, the daemon running for half a second first.
+        # A loaded machine (CI runs tests side by side) may oversleep or preempt us past the
+        # window: then that second passes without a kill and the next one is tried, rather than
+        # a kill landing late, so the test measures what it says whatever the load.
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(0.1)  # the notify reader thread must not take the GIL mid-spin
+        self.addCleanup(sys.setswitchinterval, switch)
+        tries = 0
+        while len(offsets) < self.KILLS and tries < 8 * self.KILLS:
+            tries += 1
             now = time.time()
             target = math.floor(now + 0.5) + 1 + random.uniform(0.001, 0.004)
-            time.sleep(max(0, target - time.time() - 0.003))
+            time.sleep(max(0, target - time.time() - 0.030))
             while time.time() < target:
-                pass  # the last ms spinning: a sleep may overshoot by more than the window
-            t = time.time()
-            d.kill9()
-            offsets.append((t - math.floor(t)) * 1000)
+                pass  # the last 30 ms spinning: a sleep may overshoot by more than the window
+            before = time.time()
+            if not 1 <= (before - math.floor(before)) * 1000 <= 5:
+                continue
+            d.proc.kill()
+            after = time.time()
+            d.kill9()  # reaps it
+            if math.floor(after) == math.floor(before) and (after - math.floor(after)) * 1000 <= 6:
+                offsets.append((after - math.floor(after)) * 1000)
             d.start()
         time.sleep(1.5)
         d.stop()
@@ -106,13 +118,13 @@ class WriteAhead(DaemonTestCase):
         unrecorded = sorted(k for k in runs if k not in rows)
         # how late scheduled fires began, by their own clocks (the cost of the write-ahead commit)
         late = sorted(clocks[k] - k[1] for k in runs if rows.get(k) == "schedule")
-        placed = sum(1 <= o <= 6 for o in offsets)
-        sys.stderr.write("%d executions; %d kills, %d of them 1-6 ms after the second (median +%.1f ms); lateness "
+        sys.stderr.write("%d executions; %d kills 1-6 ms after the second in %d tries (median +%.1f ms); lateness "
                          "of scheduled fires by the runs' own clocks: median %.2f ms, p90 %.2f ms, p99 %.2f ms\n"
-                         % (sum(runs.values()), len(offsets), placed, statistics.median(offsets),
+                         % (sum(runs.values()), len(offsets), tries, statistics.median(offsets),
                             statistics.median(late) / 1000, late[len(late) * 9 // 10] / 1000,
                             late[len(late) * 99 // 100] / 1000))
-        self.assertGreaterEqual(placed, self.KILLS, "kills placed 1-6 ms after an instant (machine too loaded?)")
+        self.assertGreaterEqual(len(offsets), self.KILLS, "kills placed 1-6 ms after an instant in %d tries "
+                                "(machine too loaded?)" % tries)
         # Not vacuous: each kill leaves about one instant's fires behind it. A restart can take
         # over a second (ASan), and then the instant it passed runs only for the catch-up half
         # of the jobs: ~30 executions a kill there (27-30 measured, before and after issue 16's
