@@ -71,14 +71,14 @@ void manager_job_runs_add(job_rt *j, run *r) {
 
 void manager_runs_add(manager *m, run *r) {
         manager_list_add(&m->runs, r);
-        job_rt *j = manager_find_job(m, r->def->name);
+        job_rt *j = job_rt_of_run(m, r);
         if (j)
                 manager_job_runs_add(j, r);
 }
 
 void manager_runs_remove(manager *m, run *r) {
         manager_list_remove(&m->runs, r);
-        job_rt *j = manager_find_job(m, r->def->name);
+        job_rt *j = job_rt_of_run(m, r);
         if (!j)
                 return;
         for (size_t i = 0; i < j->n_runs; i++)
@@ -241,6 +241,8 @@ void manager_start_deferred(manager *m) {
                 else
                         run_started(m, j, r);
         }
+        /* the workers get theirs before the instant's bookkeeping (manager_finish_fires()) */
+        worker_pools_pump(m->workers);
 }
 
 
@@ -266,6 +268,7 @@ static int start_claimed(manager *m, job_rt *j, int64_t id, int64_t first_id, ru
                 return q;
         }
         r->owner_data = registry_ref_ref(m->reg);
+        r->job_index = j->index;
         manager_runs_add(m, r);
         j->n_running++;
         m->n_running++;
@@ -322,7 +325,7 @@ static void release_opened(manager *m) {
                         log_full(LOG_ERR, q, r->def->name, (uint64_t) r->id, 0, "Cannot arm the run's deadline: %m");
                         run_kill(r);
                 }
-                run_started(m, manager_find_job(m, r->def->name), r);
+                run_started(m, job_rt_of_run(m, r), r);
         }
         m->n_opened = 0;
 }
@@ -584,6 +587,7 @@ void manager_finish_fires(manager *m) {
         usec_t now = clock_now_realtime();
         timer_entry *e;
 
+        m->released = now;
         release_opened(m);
         /* the runs first: computing a thousand next instants takes milliseconds */
         manager_start_deferred(m);

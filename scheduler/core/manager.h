@@ -154,6 +154,7 @@ struct manager {
         usec_t *due_at;
         size_t n_due;
         usec_t release_at; /* when they are decided before their instant: that instant */
+        usec_t released;   /* wall clock: the last release of an instant's cron fires (fire.c) */
         usec_t prepare_usec; /* how long deciding an instant's fires took lately (fire.c) */
         usec_t decide_fire_usec; /* and per fire, for the lead of an instant with more fires */
         int checkpoint_wal_pages; /* CHECKPOINT_WAL_PAGES, or the tests' SCHEDULERD_TEST_CHECKPOINT_WAL_PAGES */

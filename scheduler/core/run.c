@@ -565,6 +565,7 @@ int run_new(const job_def *def, const char *job_state_dir, int64_t id, int64_t f
                 return -ENOMEM;
         *r = (run) {
                 .def = def,
+                .job_index = SIZE_MAX,
                 .id = id,
                 .first_id = first_id,
                 .trigger = trigger,

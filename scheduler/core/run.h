@@ -42,6 +42,7 @@ typedef struct run_output {
 
 struct run {
         const job_def *def;
+        size_t job_index; /* def's place in its registry, if the owner set it (SIZE_MAX: not set) */
         int64_t id;
         int64_t first_id; /* the attempt-0 run this retries, or id */
         run_trigger trigger;

@@ -15,6 +15,11 @@
 #define WARM_PER_DISPATCH 64
 /* no warm-up requests this close to a due fire */
 #define WARM_GUARD (5 * USEC_PER_MSEC)
+/* Warm-up right after an instant waits this long while the workers still take that instant's
+ * runs: it may mkdir the state directories of jobs about to run for the first time (64 of them
+ * held the daemon ~10 ms here), and the runs being handed out waited for it. Not when the next
+ * instant is nearer than that. */
+#define WARM_SETTLE (100 * USEC_PER_MSEC)
 /* fork requests a launcher may have unanswered: back-pressure instead of a full socket */
 #define LAUNCH_INFLIGHT_MAX 128
 
@@ -326,6 +331,14 @@ static unsigned warm_cap(const manager *m) {
         return MIN(m->warm_max, m->reg->reg->max_concurrent);
 }
 
+/* The earliest warm-up may start, NOW or later (WARM_SETTLE). */
+static usec_t warm_settled(manager *m, usec_t now) {
+        usec_t settled = m->released + WARM_SETTLE;
+        if (now < settled && manager_next_due_real(m) > settled + WARM_GUARD && worker_pools_busy(m->workers))
+                return settled;
+        return now;
+}
+
 void manager_arm_warm(manager *m) {
         usec_t best = USEC_INFINITY;
         launcher_slot *ls;
@@ -335,7 +348,9 @@ void manager_arm_warm(manager *m) {
         if (!m->shutting_down && m->gate && m->n_warm < warm_cap(m) &&
             (ls ? ls->n_pending < LAUNCH_INFLIGHT_MAX : !m->launcher_off))
                 warm_earliest_untried(&m->real_heap, 0, &best);
-        manager_timer_at(m->warm_timer, best == USEC_INFINITY ? USEC_INFINITY : clock_realtime_to_kernel(best - MIN(best, WARM_LEAD)));
+        if (best != USEC_INFINITY)
+                best = MAX(best - MIN(best, WARM_LEAD), warm_settled(m, clock_now_realtime()));
+        manager_timer_at(m->warm_timer, best == USEC_INFINITY ? USEC_INFINITY : clock_realtime_to_kernel(best));
 }
 
 /* Asks the launcher for the processes of the cron fires due within WARM_LEAD, earliest first. */
@@ -355,6 +370,11 @@ int manager_on_warm_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                  * backlog, the real timer's dispatch arms this again */
                 usec_t t = m->n_due > 0 ? m->release_at : manager_next_due_real(m);
                 manager_timer_at(m->warm_timer, t > now ? clock_realtime_to_kernel(t) : USEC_INFINITY);
+                return 0;
+        }
+        usec_t settled = warm_settled(m, now);
+        if (settled > now) {
+                manager_timer_at(m->warm_timer, clock_realtime_to_kernel(settled));
                 return 0;
         }
         if (warm_collect(m, 0, now + WARM_LEAD, &n) < 0) {
@@ -402,6 +422,7 @@ int manager_on_warm_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 r->launcher = ls;
                 ls->n_pending++;
                 r->owner_data = registry_ref_ref(m->reg);
+                r->job_index = j->index;
                 manager_list_add(&m->warm_runs, r);
                 m->n_warm++;
                 j->warm = r;

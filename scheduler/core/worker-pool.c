@@ -22,7 +22,16 @@
 /* Answered runs whose done callbacks wait behind the dispatch of the next runs: handled this
  * many per turn of the event loop, and at once beyond the bound (so they cannot pile up). */
 #define ENDED_BATCH 64
-#define ENDED_MAX 4096
+#define ENDED_MAX 16384
+/* While runs wait for a worker or in one's pipeline (a herd being handed out), the done
+ * callbacks of the runs answered meanwhile wait too. Each costs the daemon more than sending a
+ * worker its next run; done in between, they kept the daemon from the workers' replies, and on
+ * a core of its own a worker woken by the daemon's send waited behind them (the wake-up of a
+ * socket's reader is put on the writer's core) with its pipeline full. They wait this long at
+ * most; older ones are handled two per reply while the herd lasts, so a queue that never empties
+ * (overload) does not starve them. */
+#define ENDED_HOLD_MAX (200 * USEC_PER_MSEC)
+#define ENDED_AGED_PER_REPLY 2
 /* A busy worker takes a run behind its current one (pipelining: it starts the next as soon as
  * it has answered, without waiting for the daemon to read the answer and send more) only when
  * its last run and the current one so far both took less than this: a run queued behind a
@@ -115,9 +124,13 @@ struct worker_pools {
          * callback: a FIFO, drained by `ended_src` at a lower priority than the workers' replies.
          * The daemon's bookkeeping of an ended run (history, log, metrics, retries) costs more than
          * sending a worker its next run; done first, it held every other idle worker back. */
-        run **ended;
+        struct ended {
+                run *r;
+                usec_t at; /* monotonic: when it was answered */
+        } *ended;
         size_t ended_head, n_ended, ended_cap;
         sd_event_source *ended_src;
+        sd_event_source *ended_timer; /* the end of the oldest one's hold (ENDED_HOLD_MAX) */
 };
 
 static bool strv_same(char **a, size_t na, char **b, size_t nb) {
@@ -306,7 +319,7 @@ static const char *recycle_reason(const worker *w, const worker_reply *rep, bool
 
 static void ended_flush(worker_pools *ps, size_t max) {
         for (size_t i = 0; i < max && ps->n_ended > 0; i++) {
-                run *r = ps->ended[ps->ended_head++];
+                run *r = ps->ended[ps->ended_head++].r;
                 ps->n_ended--;
                 r->done(r, r->userdata);
         }
@@ -314,11 +327,50 @@ static void ended_flush(worker_pools *ps, size_t max) {
                 ps->ended_head = 0;
 }
 
+/* Whether runs wait in a pool's queue, or queued in a worker behind its current run. */
+static bool pools_handing_out(const worker_pools *ps) {
+        for (const pool *p = ps->pools; p; p = p->next) {
+                if (p->q_len > 0)
+                        return true;
+                for (const worker *w = p->workers; w; w = w->next)
+                        if (w->q_len > 0)
+                                return true;
+        }
+        return false;
+}
+
+/* Whether the oldest answered run waiting for its done callback has waited ENDED_HOLD_MAX. */
+static bool ended_aged(const worker_pools *ps, usec_t now) {
+        return ps->n_ended > 0 && now - ps->ended[ps->ended_head].at >= ENDED_HOLD_MAX;
+}
+
+/* The done callbacks owed go now (at ended_src's turn), or, while runs wait unsent, once the
+ * herd is handed out (a worker's reply, pool_pump()) or the oldest's hold is over (ended_timer). */
+static void ended_kick(worker_pools *ps) {
+        if (ps->n_ended == 0)
+                return;
+        if (pools_handing_out(ps) && !ended_aged(ps, clock_now_monotonic())) {
+                (void) sd_event_source_set_time(ps->ended_timer, ps->ended[ps->ended_head].at + ENDED_HOLD_MAX);
+                (void) sd_event_source_set_enabled(ps->ended_timer, SD_EVENT_ONESHOT);
+                return;
+        }
+        (void) sd_event_source_set_enabled(ps->ended_src, SD_EVENT_ONESHOT);
+}
+
+static int on_ended_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        worker_pools *ps = userdata;
+        (void) sd_event_source_set_enabled(ps->ended_src, SD_EVENT_ONESHOT);
+        return 0;
+}
+
 static int on_ended(sd_event_source *s, void *userdata) {
         worker_pools *ps = userdata;
+        if (pools_handing_out(ps) && !ended_aged(ps, clock_now_monotonic())) {
+                ended_kick(ps); /* a herd is still being handed out */
+                return 0;
+        }
         ended_flush(ps, ENDED_BATCH);
-        if (ps->n_ended > 0)
-                (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+        ended_kick(ps);
         return 0;
 }
 
@@ -345,15 +397,18 @@ static void worker_run_answered(worker *w, int exit_code, bool ran) {
         if (w->signal_owed == r)
                 w->signal_owed = NULL; /* it answered: owed nothing */
         run_finish(r, CLD_EXITED, exit_code);
+        usec_t now = clock_now_monotonic();
         if (ps->n_ended >= ENDED_MAX)
                 ended_flush(ps, ps->n_ended);
+        else if (ended_aged(ps, now))
+                ended_flush(ps, ENDED_AGED_PER_REPLY); /* a queue that lasts: they go on ending */
         if (ps->ended_head + ps->n_ended == ps->ended_cap) {
                 if (ps->ended_head > 0) {
-                        memmove(ps->ended, ps->ended + ps->ended_head, ps->n_ended * sizeof(run *));
+                        memmove(ps->ended, ps->ended + ps->ended_head, ps->n_ended * sizeof(*ps->ended));
                         ps->ended_head = 0;
                 } else {
                         size_t cap = MAX(ps->ended_cap * 2, (size_t) 64);
-                        run **v = reallocarray(ps->ended, cap, sizeof(run *));
+                        struct ended *v = reallocarray(ps->ended, cap, sizeof(*ps->ended));
                         if (!v) {
                                 r->done(r, r->userdata); /* no room to wait: now, as before */
                                 return;
@@ -362,8 +417,8 @@ static void worker_run_answered(worker *w, int exit_code, bool ran) {
                         ps->ended_cap = cap;
                 }
         }
-        ps->ended[ps->ended_head + ps->n_ended++] = r;
-        (void) sd_event_source_set_enabled(ps->ended_src, SD_EVENT_ONESHOT);
+        ps->ended[ps->ended_head + ps->n_ended++] = (struct ended) { r, now };
+        ended_kick(ps);
 }
 
 static void cancel_queued(run *r);
@@ -520,8 +575,11 @@ static int worker_reply_handle(worker *w, worker_reply *rep, size_t n) {
         }
         run *r = w->run;
         w->last_answered = rep->answered;
-        /* by the worker's clock: the daemon may read a batch of replies well after the runs */
-        w->last_run_usec = rep->answered > r->started ? rep->answered - r->started : 0;
+        /* by the worker's clock: the daemon may read a batch of replies well after the runs, and
+         * a run sent to an idle worker may wait for a CPU (its wake-up on a busy core) before it
+         * begins; counted in, such a wait made short runs look long and stopped pipelining */
+        if (!(rep->flags & WORKER_REPLY_NOT_RUN))
+                w->last_run_usec = rep->took;
         bool ran = !(rep->flags & WORKER_REPLY_NOT_RUN);
         snprintf(r->message, sizeof(r->message), "%s", ran ? rep->message : "never started: its worker was stopping");
         w->n_runs++;
@@ -921,6 +979,7 @@ static void pool_pump(pool *p) {
                 if (k < 0)
                         worker_retire(w); /* gone: its exit comes, after any answer it sent */
         }
+        ended_kick(p->owner); /* the queue is empty: the done callbacks held for it go */
 }
 
 static int on_pump(sd_event_source *s, void *userdata) {
@@ -928,6 +987,13 @@ static int on_pump(sd_event_source *s, void *userdata) {
         for (pool *p = ps->pools; p; p = p->next)
                 pool_pump(p);
         return 0;
+}
+
+void worker_pools_pump(worker_pools *ps) {
+        if (!ps)
+                return;
+        (void) sd_event_source_set_enabled(ps->pump, SD_EVENT_OFF);
+        (void) on_pump(ps->pump, ps);
 }
 
 /* E for R, job INDEX, with the cause of the run being started (on_failure / on_success), if any. */
@@ -1130,6 +1196,21 @@ size_t worker_pools_waiting(const worker_pools *ps) {
         return n;
 }
 
+bool worker_pools_busy(const worker_pools *ps) {
+        if (!ps)
+                return false;
+        if (ps->n_ended > 0)
+                return true;
+        for (const pool *p = ps->pools; p; p = p->next) {
+                if (p->q_len > 0)
+                        return true;
+                for (const worker *w = p->workers; w; w = w->next)
+                        if (w->run || w->q_len > 0)
+                                return true;
+        }
+        return false;
+}
+
 uint64_t worker_pools_pipelined(const worker_pools *ps) {
         return ps ? ps->n_pipelined : 0;
 }
@@ -1183,6 +1264,14 @@ int worker_pools_new(sd_event *e, worker_dispatched_fn dispatched, void *userdat
                 sd_event_source_disable_unref(ps->ended_src);
                 return q;
         }
+        q = sd_event_add_time(e, &ps->ended_timer, CLOCK_MONOTONIC, USEC_INFINITY, USEC_PER_MSEC, on_ended_timer, ps);
+        if (q < 0) {
+                sd_event_source_disable_unref(ps->sweep);
+                sd_event_source_disable_unref(ps->ended_src);
+                sd_event_source_disable_unref(ps->pump);
+                return q;
+        }
+        (void) sd_event_source_set_enabled(ps->ended_timer, SD_EVENT_OFF);
         (void) sd_event_source_set_enabled(ps->pump, SD_EVENT_OFF);
         (void) sd_event_source_set_enabled(ps->ended_src, SD_EVENT_OFF);
         (void) sd_event_source_set_priority(ps->ended_src, SD_EVENT_PRIORITY_NORMAL + 1);
@@ -1197,6 +1286,7 @@ worker_pools *worker_pools_free(worker_pools *ps) {
                 pool_free(ps->pools);
         sd_event_source_disable_unref(ps->sweep);
         sd_event_source_disable_unref(ps->ended_src);
+        sd_event_source_disable_unref(ps->ended_timer);
         sd_event_source_disable_unref(ps->pump);
         free(ps->ended); /* their runs were the caller's (worker_pools_free()'s contract) */
         free(ps->by_job);

@@ -60,6 +60,15 @@ void worker_pools_foreach_current(worker_pools *p, void (*fn)(run *r, void *user
  * are coming within a run's time: the history commit can wait for them (history-batch.c). */
 size_t worker_pools_waiting(const worker_pools *p);
 
+/* Sends the runs submitted and not sent yet to workers now, not at the end of this turn of the
+ * event loop (what else the turn does may take a while: an instant's bookkeeping). No-op for
+ * NULL. */
+void worker_pools_pump(worker_pools *p);
+
+/* Whether runs given to the pools are still being handed out or answered: one waits for a
+ * worker, a worker has one, or an answered one waits for its done callback (false for NULL). */
+bool worker_pools_busy(const worker_pools *p);
+
 /* How many runs were sent to a busy worker, queued behind its current run (0 for NULL). A worker
  * takes one only while its last run and its current one are short (under 1 ms): it then starts
  * the next as soon as it has answered, instead of waiting for the daemon to read the answer and

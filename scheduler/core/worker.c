@@ -242,7 +242,9 @@ void worker_main(const registry *reg, const job_def *proto, int sock, int out, p
                         _exit(EXIT_FAILURE); /* not our protocol: the daemon replaces this worker */
                 rep.seq = req.seq;
                 rep.id = req.id;
+                usec_t began = clock_now_monotonic();
                 rep.exit_code = run_one(reg, &req, (size_t) n, rep.message, sizeof(rep.message));
+                rep.took = clock_now_monotonic() - began;
                 (void) getrusage(RUSAGE_SELF, &u);
                 rep.max_rss_kib = (uint32_t) MIN(u.ru_maxrss, (long) UINT32_MAX);
                 if (near_address_space_limit(proto->limits.address_space))

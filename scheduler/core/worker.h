@@ -51,6 +51,8 @@ typedef struct worker_reply {
         uint64_t seq;        /* the request's */
         int64_t id;          /* the request's run id */
         usec_t answered;     /* the worker's wall clock just before sending: its next run starts after */
+        usec_t took;         /* the run's own time (the worker's monotonic clock), without the waits
+                              * for a CPU or a request before it: what pipelining judges runs by */
         int32_t exit_code;   /* RUN_EXIT_OK, RUN_EXIT_RETRY or RUN_EXIT_FAIL */
         uint32_t max_rss_kib; /* the worker's peak RSS (getrusage) after the run */
         uint32_t flags;      /* WORKER_REPLY_* */
