@@ -560,6 +560,10 @@ static usec_t prepare_lead(manager *m, usec_t next) {
         return MIN(lead, PREPARE_LEAD_MAX);
 }
 
+usec_t manager_prepare_lead(manager *m) {
+        return prepare_lead(m, heap_next(&m->real_heap));
+}
+
 void manager_arm_timers(manager *m) {
         usec_t next = heap_next(&m->real_heap);
 

@@ -105,6 +105,8 @@ void manager_finish_fires(manager *m);
 void manager_start_deferred(manager *m);
 /* The handlers of the cron (realtime) and @every/retry (boottime) timers. */
 int manager_on_real_timer(sd_event_source *s, uint64_t usec, void *userdata);
+/* How long before the next due cron instant the real timer wakes to decide its fires. */
+usec_t manager_prepare_lead(manager *m);
 int manager_on_boot_timer(sd_event_source *s, uint64_t usec, void *userdata);
 
 /* A run that waited for a worker has one (worker_dispatched_fn): its pid goes to history. */

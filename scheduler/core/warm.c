@@ -331,6 +331,13 @@ static unsigned warm_cap(const manager *m) {
         return MIN(m->warm_max, m->reg->reg->max_concurrent);
 }
 
+/* Whether the next cron instant is too near for warm-up at NOW: within WARM_GUARD of the real
+ * timer's wake for it, a lead before it (a warm-up still going then delays the whole instant). */
+static bool warm_guarded(manager *m, usec_t now) {
+        usec_t next = manager_next_due_real(m);
+        return next != USEC_INFINITY && next <= now + WARM_GUARD + manager_prepare_lead(m);
+}
+
 /* The earliest warm-up may start, NOW or later (WARM_SETTLE). */
 static usec_t warm_settled(manager *m, usec_t now) {
         usec_t settled = m->released + WARM_SETTLE;
@@ -365,7 +372,7 @@ int manager_on_warm_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 ls = launcher_start(m);
         if (m->shutting_down || !ls)
                 return 0;
-        if (m->n_due > 0 || manager_next_due_real(m) <= now + WARM_GUARD) {
+        if (m->n_due > 0 || warm_guarded(m, now)) {
                 /* after the due fire (the real timer goes first at the same instant); for a
                  * backlog, the real timer's dispatch arms this again */
                 usec_t t = m->n_due > 0 ? m->release_at : manager_next_due_real(m);
@@ -394,7 +401,7 @@ int manager_on_warm_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 
                 /* forks of the launcher cost the daemon little, but requests still take time:
                  * none when a fire is about to be due */
-                if (manager_next_due_real(m) <= clock_now_realtime() + WARM_GUARD) {
+                if (warm_guarded(m, clock_now_realtime())) {
                         guarded = true;
                         break;
                 }
