@@ -41,7 +41,7 @@
  * worker_room() keeps the wait a queue adds under twice PIPELINE_RUN_MAX): deep enough that a
  * worker of short runs never waits for the daemon between two, and that the daemon sends
  * (sendmmsg) and reads (recvmmsg) them in batches; shallow enough that none waits long. */
-#define PIPELINE_DEPTH 32
+#define PIPELINE_DEPTH 64
 
 typedef struct pool pool;
 typedef struct worker worker;

@@ -164,7 +164,7 @@ static void send_reply(worker_reply *rep) {
 
 /* Requests read ahead: the daemon queues several behind the current run (worker-pool.c), and
  * one recvmmsg() takes them all, not one recv() each. */
-#define INBOX_MAX 33
+#define INBOX_MAX 65
 static struct {
         worker_request req[INBOX_MAX];
         struct mmsghdr msg[INBOX_MAX];
