@@ -86,6 +86,29 @@ class Lifecycle(DaemonTestCase):
         self.assertTrue(any("61" in e for e in r["errors"]), r)
         self.assertEqual(d.stop(), 0)
 
+    def test_a_run_across_a_reload_that_reorders_the_jobs_ends_as_its_own_jobs(self):
+        # a run finds its job by its index in the registry it started with (job_rt_of_run());
+        # after a reload that puts another job at that index it must still end as its own
+        for isolation in ("process", "worker"):
+            with self.subTest(isolation=isolation):
+                a = job("a", "slow.so", "@yearly", isolation=isolation, params={"duration": "2s"})
+                b = job("b", "ok.so", "@yearly", isolation=isolation)
+                d = self.daemon(a + b).start()
+                self.assertTrue(d.ctl({"command": "run", "job": "a"})["ok"])
+                wait_for(lambda: d.runs("a") and d.runs("a")[0]["status"] == "running", what="a to start")
+                d.write_registry(b + a)
+                self.assertTrue(d.ctl({"command": "reload"})["ok"])
+                state = lambda: {j["name"]: j["state"] for j in d.ctl({"command": "list"})["jobs"]}
+                self.assertEqual(state(), {"a": "running", "b": "idle"})
+                row = d.wait_runs("a", lambda rs: rs[0]["status"] != "running", timeout=20,
+                                  what="a's run to end")[0]
+                self.assertEqual(row["status"], "succeeded", row)
+                wait_for(lambda: state() == {"a": "idle", "b": "idle"}, what="a to be idle")
+                # b, now where a was, runs as before
+                r = d.ctl({"command": "run", "job": "b", "wait": True})
+                self.assertEqual(r["status"], "succeeded", r)
+                self.assertEqual(d.stop(), 0)
+
     def test_wall_clock_set_forwards_and_backwards(self):
         # cu fires every 5 s: under misfire_threshold auto a catch_up job also catches up on a
         # fire the daemon reaches a period late, and an ASan-slowed daemon can be a second late
