@@ -291,7 +291,7 @@ int manager_new(const manager_options *o, manager **ret) {
         q = sd_event_default(&m->event);
         if (q < 0)
                 return log_error_errno(q, "Cannot create the event loop: %m");
-        q = worker_pools_new(m->event, manager_worker_dispatched, m, &m->workers);
+        q = worker_pools_new(m->event, manager_worker_dispatched, manager_slots_wanted, m, &m->workers);
         if (q < 0)
                 return log_error_errno(q, "Cannot set up worker pools: %m");
 

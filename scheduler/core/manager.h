@@ -170,6 +170,7 @@ struct manager {
         /* fires held back by max_concurrent, waiting for a slot (overload.c) */
         fire_queue fire_queue;
         sd_event_source *queue_timer; /* at the earliest deadline of a waiting fire */
+        sd_event_source *drain_source; /* starts the fires the slots freed in a turn let in */
         job_rt **missed_jobs;         /* jobs with missed fires not recorded yet */
         size_t n_missed_jobs, missed_jobs_cap;
         bool shutting_down;

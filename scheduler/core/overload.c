@@ -164,6 +164,10 @@ int overload_enqueue(manager *m, job_rt *j, run_trigger trigger, usec_t schedule
         return 0;
 }
 
+bool manager_slots_wanted(void *userdata) {
+        return overload_waiting(userdata);
+}
+
 bool overload_waiting(const manager *m) {
         return fire_queue_size(&m->fire_queue) > 0;
 }
@@ -222,8 +226,28 @@ static int on_queue_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
+static int on_drain(sd_event_source *s, void *userdata) {
+        manager *m = userdata;
+        m->deferring = true;
+        overload_drain(m);
+        m->deferring = false;
+        manager_start_deferred(m);
+        return 0;
+}
+
+void overload_drain_soon(manager *m) {
+        if (overload_waiting(m) && !m->shutting_down)
+                (void) sd_event_source_set_enabled(m->drain_source, SD_EVENT_ONESHOT);
+}
+
 int overload_setup(manager *m) {
-        return sd_event_add_time(m->event, &m->queue_timer, CLOCK_REALTIME, USEC_INFINITY, 1, on_queue_timer, m);
+        int q = sd_event_add_time(m->event, &m->queue_timer, CLOCK_REALTIME, USEC_INFINITY, 1, on_queue_timer, m);
+        if (q < 0)
+                return q;
+        q = sd_event_add_defer(m->event, &m->drain_source, on_drain, m);
+        if (q < 0)
+                return q;
+        return sd_event_source_set_enabled(m->drain_source, SD_EVENT_OFF);
 }
 
 void overload_arm(manager *m) {
@@ -276,4 +300,5 @@ void overload_done(manager *m) {
         m->missed_jobs = NULL;
         m->n_missed_jobs = m->missed_jobs_cap = 0;
         m->queue_timer = sd_event_source_disable_unref(m->queue_timer);
+        m->drain_source = sd_event_source_disable_unref(m->drain_source);
 }

@@ -95,7 +95,7 @@ void manager_run_done(run *r, void *userdata) {
         manager_status_changed(m);
         /* what waited for this run: fires held for a slot (oldest first), a fire queued behind
          * it by its overlap policy, a backfill's next instant */
-        overload_drain(m);
+        overload_drain_soon(m);
         if (j)
                 overlap_run_ended(m, j);
         backfill_kick(m);

@@ -110,6 +110,7 @@ struct pool {
 struct worker_pools {
         sd_event *event;
         worker_dispatched_fn dispatched;
+        worker_slots_wanted_fn slots_wanted;
         void *userdata;
         pool *pools;
         /* the pool of each job of the registry in force, found once */
@@ -327,8 +328,11 @@ static void ended_flush(worker_pools *ps, size_t max) {
                 ps->ended_head = 0;
 }
 
-/* Whether runs wait in a pool's queue, or queued in a worker behind its current run. */
+/* Whether runs wait in a pool's queue, or queued in a worker behind its current run, and no
+ * fire waits for the slot a done callback would free. */
 static bool pools_handing_out(const worker_pools *ps) {
+        if (ps->slots_wanted && ps->slots_wanted(ps->userdata))
+                return false;
         for (const pool *p = ps->pools; p; p = p->next) {
                 if (p->q_len > 0)
                         return true;
@@ -1229,7 +1233,8 @@ size_t worker_pools_pids(const worker_pools *ps, pid_t *v, size_t max) {
         return n;
 }
 
-int worker_pools_new(sd_event *e, worker_dispatched_fn dispatched, void *userdata, worker_pools **ret) {
+int worker_pools_new(sd_event *e, worker_dispatched_fn dispatched, worker_slots_wanted_fn slots_wanted,
+                     void *userdata, worker_pools **ret) {
         _cleanup_free_ worker_pools *ps = calloc(1, sizeof(worker_pools));
         long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
         int q;
@@ -1238,6 +1243,7 @@ int worker_pools_new(sd_event *e, worker_dispatched_fn dispatched, void *userdat
                 return -ENOMEM;
         ps->event = e;
         ps->dispatched = dispatched;
+        ps->slots_wanted = slots_wanted;
         ps->userdata = userdata;
         ps->ncpu = ncpu > 0 ? (unsigned) MIN(ncpu, (long) WORKERS_DEFAULT_MAX) : 1;
         ps->pipeline_max = PIPELINE_RUN_MAX;

@@ -30,8 +30,13 @@ typedef struct worker_pools worker_pools;
  * R->started from now on. */
 typedef void (*worker_dispatched_fn)(run *r, void *userdata);
 
+/* Whether fires wait for a slot (the concurrency limit), which only a run's done callback frees:
+ * the pools then hold none back while a herd is handed out (ENDED_HOLD_MAX in worker-pool.c). */
+typedef bool (*worker_slots_wanted_fn)(void *userdata);
+
 /* The pools of a daemon, none yet, on E. Returns 0 or -ENOMEM. */
-int worker_pools_new(sd_event *e, worker_dispatched_fn dispatched, void *userdata, worker_pools **ret);
+int worker_pools_new(sd_event *e, worker_dispatched_fn dispatched, worker_slots_wanted_fn slots_wanted,
+                     void *userdata, worker_pools **ret);
 
 /* Closes every worker's socket, kills and reaps the workers, frees P (runs still in a worker
  * are the caller's: end them first). NULL is fine. */
