@@ -328,19 +328,10 @@ static void ended_flush(worker_pools *ps, size_t max) {
                 ps->ended_head = 0;
 }
 
-/* Whether runs wait in a pool's queue, or queued in a worker behind its current run, and no
- * fire waits for the slot a done callback would free. */
+/* Whether a herd is being handed out (runs wait for a worker, or in one behind its current run)
+ * and no fire waits for the slot a done callback would free. */
 static bool pools_handing_out(const worker_pools *ps) {
-        if (ps->slots_wanted && ps->slots_wanted(ps->userdata))
-                return false;
-        for (const pool *p = ps->pools; p; p = p->next) {
-                if (p->q_len > 0)
-                        return true;
-                for (const worker *w = p->workers; w; w = w->next)
-                        if (w->q_len > 0)
-                                return true;
-        }
-        return false;
+        return !(ps->slots_wanted && ps->slots_wanted(ps->userdata)) && worker_pools_waiting(ps) > 0;
 }
 
 /* Whether the oldest answered run waiting for its done callback has waited ENDED_HOLD_MAX. */
@@ -348,8 +339,8 @@ static bool ended_aged(const worker_pools *ps, usec_t now) {
         return ps->n_ended > 0 && now - ps->ended[ps->ended_head].at >= ENDED_HOLD_MAX;
 }
 
-/* The done callbacks owed go now (at ended_src's turn), or, while runs wait unsent, once the
- * herd is handed out (a worker's reply, pool_pump()) or the oldest's hold is over (ended_timer). */
+/* The done callbacks owed go now (at ended_src's turn), or, while a herd is handed out, once it
+ * is (a worker's reply, pool_pump()) or the oldest's hold is over (ended_timer). */
 static void ended_kick(worker_pools *ps) {
         if (ps->n_ended == 0)
                 return;
@@ -582,9 +573,9 @@ static int worker_reply_handle(worker *w, worker_reply *rep, size_t n) {
         /* by the worker's clock: the daemon may read a batch of replies well after the runs, and
          * a run sent to an idle worker may wait for a CPU (its wake-up on a busy core) before it
          * begins; counted in, such a wait made short runs look long and stopped pipelining */
-        if (!(rep->flags & WORKER_REPLY_NOT_RUN))
-                w->last_run_usec = rep->took;
         bool ran = !(rep->flags & WORKER_REPLY_NOT_RUN);
+        if (ran)
+                w->last_run_usec = rep->took;
         snprintf(r->message, sizeof(r->message), "%s", ran ? rep->message : "never started: its worker was stopping");
         w->n_runs++;
         /* Whether a signal reached the worker for r, not whether r was cancelled: a run cancelled
