@@ -217,29 +217,25 @@ void manager_worker_dispatched(run *r, void *userdata) {
  * workers' pipelines of short runs take (worker-pool.c), two workers here. */
 #define PUMP_EARLY 128
 
-/* Forks the runs prepared during this dispatch back to back, then watches them. Their claims
- * are committed first (write-ahead). */
-void manager_start_deferred(manager *m) {
-        size_t n = m->n_deferred;
+/* Forks the runs RS (N of them, FIRE_BUDGET at most) back to back, then watches them, and
+ * hands the worker runs among them to their pools; SUBMITTED counts those across calls. */
+static void start_runs(manager *m, run **rs, size_t n, size_t *submitted) {
         int q[FIRE_BUDGET];
         usec_t t[FIRE_BUDGET];
 
-        if (n == 0)
-                return;
-        manager_history_write_ahead(m);
-        m->n_deferred = 0;
+        assert(n <= FIRE_BUDGET);
         for (size_t i = 0; i < n; i++) {
                 t[i] = clock_now_realtime();
-                q[i] = m->deferred[i]->def->isolation == JOB_ISOLATION_WORKER ? 0 : run_launch(m->deferred[i]);
+                q[i] = rs[i]->def->isolation == JOB_ISOLATION_WORKER ? 0 : run_launch(rs[i]);
         }
-        for (size_t i = 0, submitted = 0; i < n; i++) {
-                run *r = m->deferred[i];
+        for (size_t i = 0; i < n; i++) {
+                run *r = rs[i];
                 job_rt *j = job_rt_of_run(m, r);
                 r->started = t[i]; /* recorded by run_started() */
                 if (q[i] >= 0 && r->def->isolation == JOB_ISOLATION_WORKER) {
                         q[i] = j ? worker_pools_submit(m->workers, m->reg->reg, j->index, r) : -ESTALE;
                         /* the first ones go while the rest are submitted (a thousand take ~1 ms) */
-                        if (++submitted == PUMP_EARLY)
+                        if (++*submitted == PUMP_EARLY)
                                 worker_pools_pump(m->workers);
                 } else if (q[i] >= 0)
                         q[i] = run_watch(m->event, r);
@@ -248,7 +244,33 @@ void manager_start_deferred(manager *m) {
                 else
                         run_started(m, j, r);
         }
+}
+
+/* Starts the runs prepared during this dispatch (start_runs()). Their claims are committed
+ * first (write-ahead). */
+void manager_start_deferred(manager *m) {
+        size_t n = m->n_deferred, submitted = 0;
+
+        if (n == 0)
+                return;
+        manager_history_write_ahead(m);
+        m->n_deferred = 0;
+        start_runs(m, m->deferred, n, &submitted);
         /* the workers get theirs before the instant's bookkeeping (manager_finish_fires()) */
+        worker_pools_pump(m->workers);
+}
+
+/* Starts the runs of the fires decided ahead of m->release_at (claimed and committed then), in
+ * the order they were decided, FIRE_BUDGET at a time (start_runs()'s bound). */
+static void start_held(manager *m) {
+        size_t n = m->n_held, submitted = 0;
+
+        if (n == 0)
+                return;
+        manager_history_write_ahead(m);
+        m->n_held = 0;
+        for (size_t i = 0; i < n; i += FIRE_BUDGET)
+                start_runs(m, m->held + i, MIN(n - i, (size_t) FIRE_BUDGET), &submitted);
         worker_pools_pump(m->workers);
 }
 
@@ -560,7 +582,7 @@ static usec_t prepare_lead(manager *m, usec_t next) {
                 return PREPARE_LEAD;
         if (m->lead_for != next) {
                 m->lead_for = next;
-                m->lead_count = timer_heap_count_until(&m->real_heap, next, FIRE_BUDGET);
+                m->lead_count = timer_heap_count_until(&m->real_heap, next, DUE_MAX);
         }
         usec_t per = m->decide_fire_usec ?: DECIDE_FIRE_USEC;
         usec_t lead = MAX(MAX(PREPARE_LEAD, 2 * m->prepare_usec), 2 * (usec_t) m->lead_count * per);
@@ -581,9 +603,11 @@ void manager_arm_timers(manager *m) {
                 manager_timer_at(m->warm_timer, USEC_INFINITY);
                 return;
         }
-        /* the cron timer is early by the lead, or set for the release of fires decided */
+        /* the cron timer is early by the lead, or set for the release of fires decided (or at
+         * once, to decide more of them) */
         usec_t lead = prepare_lead(m, next);
-        manager_timer_at(m->real_timer, m->n_due > 0            ? clock_realtime_to_kernel(m->release_at)
+        manager_timer_at(m->real_timer, m->n_due > 0 ? clock_realtime_to_kernel(m->lead_more ? clock_now_realtime()
+                                                                                              : m->release_at)
                                 : next == USEC_INFINITY ? USEC_INFINITY
                                                         : clock_realtime_to_kernel(next - MIN(next, lead) +
                                                            cluster_control_claim_delay(m)));
@@ -599,8 +623,10 @@ void manager_finish_fires(manager *m) {
         timer_entry *e;
 
         m->released = now;
+        m->lead_more = false;
         release_opened(m);
         /* the runs first: computing a thousand next instants takes milliseconds */
+        start_held(m);
         manager_start_deferred(m);
         /* the next instant of each, even when it is due already: if the daemon is late for it,
          * the next dispatch records it missed (overload.c), it is never passed over silently */
@@ -627,22 +653,37 @@ int manager_on_real_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         usec_t now = clock_now_realtime();
         timer_entry *e;
 
-        if (m->n_due > 0) {
+        /* more of the fires of the instant being decided ahead, while it is still ahead */
+        bool again = m->n_due > 0 && m->lead_more && m->release_at > now && !m->shutting_down;
+        if (m->n_due > 0 && !again) {
                 manager_finish_fires(m); /* the instant of the fires decided last time */
                 return 0;
         }
         e = timer_heap_peek(&m->real_heap);
-        if (!e) {
+        if (!e && !again) {
                 manager_arm_timers(m);
                 return 0;
         }
-        usec_t instant = e->when, horizon = MAX(now, instant), began = clock_now_monotonic();
+        usec_t instant = again ? m->release_at : e->when, horizon = MAX(now, instant);
+        bool cold_stop = false;
+        if (!again) {
+                m->lead_began = clock_now_monotonic();
+                m->lead_cold = 0;
+        }
 
         m->deferring = true;
         for (unsigned cost = 0; cost < FIRE_BUDGET && (e = timer_heap_peek(&m->real_heap)) && e->when <= horizon &&
                                 !m->shutting_down;) {
                 job_rt *j = ((wake *) e)->job;
                 usec_t scheduled = e->when - j->fire_delay; /* its wake is late by its random_delay */
+                bool cold = !((j->warm && j->warm->scheduled == scheduled) || in_worker(j));
+
+                /* a herd decided over several dispatches forks no more at its release than one
+                 * dispatch would: the forks beyond wait for the dispatch after it */
+                if (cold && again && m->lead_cold >= FIRE_BUDGET) {
+                        cold_stop = true;
+                        break;
+                }
 
                 /* Late (the daemon stalled or was overloaded, the machine was suspended): the
                  * instants past their misfire_threshold are recorded missed, and the first one
@@ -662,7 +703,9 @@ int manager_on_real_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                         }
                         scheduled = next;
                 }
-                cost += (j->warm && j->warm->scheduled == scheduled) || in_worker(j) ? 1 : COLD_FIRE_WEIGHT;
+                cold = !((j->warm && j->warm->scheduled == scheduled) || in_worker(j));
+                cost += cold ? COLD_FIRE_WEIGHT : 1;
+                m->lead_cold += cold ? COLD_FIRE_WEIGHT : 0;
                 /* off the heap now, queued again in manager_finish_fires(): until the release only what
                  * decides and claims the fire stands between the instant and its run */
                 timer_heap_remove(&m->real_heap, e);
@@ -680,15 +723,34 @@ int manager_on_real_timer(sd_event_source *s, uint64_t usec, void *userdata) {
          * runs starts (a daemon killed at the instant must neither run them again after a
          * restart nor lose their record). In the lead, the commit is off the instant's path. */
         manager_history_write_ahead(m);
-        /* the next lead: twice the longest recent decision, forgotten by an eighth per instant */
-        usec_t took = clock_now_monotonic() - began;
-        m->prepare_usec = MAX(took, m->prepare_usec - m->prepare_usec / 8);
-        if (m->n_due >= DECIDE_SAMPLE_MIN) {
-                usec_t per = took / m->n_due;
-                m->decide_fire_usec = m->decide_fire_usec ? (3 * m->decide_fire_usec + per) / 4 : per;
-        }
-        if (instant > clock_now_realtime() && !m->shutting_down) {
+        bool ahead = instant > clock_now_realtime() && !m->shutting_down;
+        if (ahead) {
+                /* the runs wait for the release: only it starts them (manager_finish_fires()) */
+                assert(m->n_held + m->n_deferred <= DUE_MAX);
+                memcpy(m->held + m->n_held, m->deferred, m->n_deferred * sizeof(run *));
+                m->n_held += m->n_deferred;
+                m->n_deferred = 0;
                 m->release_at = instant;
+                /* A herd larger than one dispatch's budget is decided over several, each in
+                 * the next turn of the event loop (what else is due goes in between), all
+                 * before its instant when the lead allows: its release then starts it whole. */
+                e = timer_heap_peek(&m->real_heap);
+                m->lead_more = !cold_stop && e && e->when <= instant && m->n_due + FIRE_BUDGET <= DUE_MAX;
+                /* (the next turn takes the sources that wait at the same priority first) */
+                (void) sd_event_source_set_priority(m->real_timer, m->lead_more ? SD_EVENT_PRIORITY_NORMAL
+                                                                                : SD_EVENT_PRIORITY_IMPORTANT);
+        } else
+                m->lead_more = false;
+        if (!m->lead_more) {
+                /* the next lead: twice the longest recent decision, forgotten by an eighth per instant */
+                usec_t took = clock_now_monotonic() - m->lead_began;
+                m->prepare_usec = MAX(took, m->prepare_usec - m->prepare_usec / 8);
+                if (m->n_due >= DECIDE_SAMPLE_MIN) {
+                        usec_t per = took / m->n_due;
+                        m->decide_fire_usec = m->decide_fire_usec ? (3 * m->decide_fire_usec + per) / 4 : per;
+                }
+        }
+        if (ahead) {
                 manager_arm_timers(m);
                 return 0;
         }

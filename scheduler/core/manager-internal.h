@@ -17,8 +17,12 @@
 #include "core/metrics.h"
 #include "core/worker-pool.h"
 
-/* Cron fires decided in one dispatch at most (the size of m->due). */
+/* Cron fires decided in one dispatch at most. */
 #define FIRE_BUDGET 2048
+/* Cron fires of one instant decided ahead of it at most, over several dispatches of
+ * FIRE_BUDGET each (the size of m->due and m->held): a herd of 10,000 is decided and claimed
+ * whole before its instant, not a dispatch of it at a time after. */
+#define DUE_MAX 65536
 /* Warm runs at a time at most (and the size of m->opened). */
 #define WARM_MAX 1024
 

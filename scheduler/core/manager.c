@@ -268,10 +268,12 @@ int manager_new(const manager_options *o, manager **ret) {
         if (!m->opened)
                 return -ENOMEM;
         m->opened_cap = WARM_MAX;
-        m->due = calloc(FIRE_BUDGET, sizeof(job_rt *));
-        m->due_at = calloc(FIRE_BUDGET, sizeof(usec_t));
+        /* (only the pages a herd of that size touches become resident) */
+        m->due = calloc(DUE_MAX, sizeof(job_rt *));
+        m->due_at = calloc(DUE_MAX, sizeof(usec_t));
+        m->held = calloc(DUE_MAX, sizeof(run *));
         m->deferred = calloc(FIRE_BUDGET, sizeof(run *));
-        if (!m->due || !m->due_at || !m->deferred)
+        if (!m->due || !m->due_at || !m->held || !m->deferred)
                 return -ENOMEM;
         /* a slot is held from warm-up to the end of its run: room for runs in flight too */
         q = start_gate_new(GATE_SLOTS, &m->gate);
@@ -478,6 +480,7 @@ manager *manager_free(manager *m) {
         free(m->opened);
         free(m->due);
         free(m->deferred);
+        free(m->held);
         free(m->due_at);
         free(m->warm_scratch);
         while (m->launchers)

@@ -154,6 +154,13 @@ struct manager {
         usec_t *due_at;
         size_t n_due;
         usec_t release_at; /* when they are decided before their instant: that instant */
+        /* their runs, claimed and committed, waiting for it (only the release starts them: the
+         * other dispatches in between start their own deferred runs, never these) */
+        run **held;
+        size_t n_held;
+        usec_t lead_began;  /* monotonic: when deciding the fires of release_at began */
+        unsigned lead_cold; /* the weight of the forks among them (COLD_FIRE_WEIGHT each) */
+        bool lead_more;     /* more of its fires are left to decide, in the next dispatch */
         usec_t released;   /* wall clock: the last release of an instant's cron fires (fire.c) */
         usec_t prepare_usec; /* how long deciding an instant's fires took lately (fire.c) */
         usec_t decide_fire_usec; /* and per fire, for the lead of an instant with more fires */

@@ -390,7 +390,8 @@ def bench_spread():
 
 def bench_stress():
     out = {}
-    for n in ((1, 1000, 10000) if not ARGS.quick else (1, 100)):
+    sizes = tuple(int(x) for x in ARGS.stress_sizes.split(",")) if ARGS.stress_sizes else (1, 1000, 10000)
+    for n in (sizes if not ARGS.quick else (1, 100)):
         window = 30 if not ARGS.quick else 5
         log("stress: %d jobs every second, %d s" % (n, window))
         out[str(n)] = window_run("stress%d" % n, ["* * * * * *"] * n, fires_every_second, window)
@@ -900,6 +901,7 @@ def main():
     p.add_argument("--markdown", default=os.path.join(SRCDIR, "BENCHMARKS.md"))
     p.add_argument("--render-only", action="store_true")
     p.add_argument("--isolation", default="process", help="process or worker: the bench jobs' isolation")
+    p.add_argument("--stress-sizes", default="", help="the stress bench's job counts, comma-separated (default 1,1000,10000)")
     p.add_argument("--no-croner", action="store_true", help="skip the croner runs beside")
     ARGS = p.parse_args()
     ARGS.builddir = os.path.abspath(ARGS.builddir)

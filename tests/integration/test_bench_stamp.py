@@ -63,6 +63,33 @@ class Stamp(DaemonTestCase):
                  if int(started) < int(sched)]
         self.assertEqual(early, [], "runs whose code started before their instant (job, instant, usec)")
 
+    def test_a_herd_decided_over_several_dispatches_starts_at_its_instant_not_before(self):
+        """3,000 worker runs due at one instant are decided ahead of it over two dispatches
+        (FIRE_BUDGET each), and an @every job fires between them and around them. Each of its
+        dispatches starts the runs it prepared itself: once, it also started the herd's first
+        2,048, claimed and waiting for their instant, up to a lead early. None may start before
+        its instant, and each runs once."""
+        d = self.daemon("")
+        out = os.path.join(d.tmp, "stamps")
+        d.write_registry("".join(job("j%04d" % i, "stamp.so", "* * * * * *", isolation="worker", params={"out": out})
+                                 for i in range(3000)) +
+                         job("often", "ok.so", "@every 3ms", isolation="worker"), "  max_concurrent: 10000\n")
+        d.start()
+        d.wait_runs(None, lambda rs: len([x for x in rs if x["status"] == "succeeded" and x["job"] != "often"]) >= 9000,
+                    timeout=60)
+        d.stop()
+        with open(out) as f:
+            lines = [l.split() for l in f]
+        self.assertGreaterEqual(len(lines), 9000)
+        early = [(name, int(sched), int(started) - int(sched)) for name, sched, started, _ in lines
+                 if int(started) < int(sched)]
+        self.assertEqual(early[:20], [], "of %d runs whose code started before their instant (job, instant, usec)"
+                         % len(early))
+        runs = [(name, sched) for name, sched, _, _ in lines]
+        self.assertEqual(len(runs), len(set(runs)), "a fire ran twice")
+        often = [x for x in d.runs() if x["job"] == "often" and x["status"] == "succeeded"]
+        self.assertGreater(len(often), 100, "the @every job fired among the herd's dispatches")
+
 
 if __name__ == "__main__":
     unittest.main()
