@@ -65,6 +65,34 @@ class StateDirs(DaemonTestCase):
         self.assertIn("remove it", log)
         self.assertEqual(d.stop(), 0)
 
+    def test_a_worker_checks_a_state_dir_replaced_between_its_runs(self):
+        """A worker remembers the directory it verified for a job, and takes a chdir() that lands
+        there again as enough: one replaced after a run, by a link or by another directory, is
+        checked in full by the next run of the same worker."""
+        d = self.daemon(job("p", "probe.so", "@yearly", isolation="worker", workers=1))
+        d.start()
+        dirp = os.path.join(d.state, "jobs", "p")
+        r = d.ctl({"command": "run", "job": "p", "wait": True})
+        self.assertEqual(r["status"], "succeeded", r)
+        self.assertTrue(os.path.exists(os.path.join(dirp, "probe.ran")))
+        pid = d.runs("p")[0]["pid"]
+        # a link, to a directory of the same user
+        os.rename(dirp, dirp + ".old")
+        elsewhere = os.path.join(d.tmp, "elsewhere")
+        os.makedirs(elsewhere)
+        os.symlink(elsewhere, dirp)
+        r = d.ctl({"command": "run", "job": "p", "wait": True})
+        self.assertEqual(r["status"], "failed", r)
+        self.assertFalse(os.path.exists(os.path.join(elsewhere, "probe.ran")), "the run wrote through the link")
+        # another directory, the job's user's own: entered, and the run writes there
+        os.unlink(dirp)
+        os.mkdir(dirp, 0o700)
+        r = d.ctl({"command": "run", "job": "p", "wait": True})
+        self.assertEqual(r["status"], "succeeded", r)
+        self.assertTrue(os.path.exists(os.path.join(dirp, "probe.ran")))
+        self.assertEqual({x["pid"] for x in d.runs("p")}, {pid}, "not one worker: the memory was not tested")
+        self.assertEqual(d.stop(), 0)
+
     def test_another_users_dir_is_refused(self):
         d = self.daemon(job("p", "probe.so", "@yearly"))
         dirp = os.path.join(d.state, "jobs", "p")
