@@ -195,7 +195,7 @@ void manager_run_not_started(manager *m, job_rt *j, run *r, int q) {
                 (void) sd_event_exit(m->event, 0);
 }
 
-void manager_worker_dispatched(run *r, void *userdata) {
+void manager_worker_dispatched(run *r, pid_t pid, void *userdata) {
         manager *m = userdata;
         if (r->id > 0) {
                 /* A short run ends within the batch it started in: its start then goes with its
@@ -205,12 +205,12 @@ void manager_worker_dispatched(run *r, void *userdata) {
                 manager_history_batch(m);
                 if (m->batch_open) {
                         r->start_owed = true;
-                        r->start_owed_pid = r->pid;
+                        r->start_owed_pid = pid;
                 } else /* no batch (PostgreSQL commits every write alone): now, as it comes */
-                        (void) history_set_start(m->hist, r->id, r->pid, r->started);
+                        (void) history_set_start(m->hist, r->id, pid, r->started);
         }
         log_full(LOG_INFO, 0, r->def->name, (uint64_t) r->id, (int) r->attempt, "Started (%s, worker pid %d)",
-                 run_trigger_to_string(r->trigger), (int) r->pid);
+                 run_trigger_to_string(r->trigger), (int) pid);
 }
 
 /* Worker runs submitted in a dispatch before the first of them are sent: about what the

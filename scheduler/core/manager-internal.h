@@ -114,7 +114,7 @@ usec_t manager_prepare_lead(manager *m);
 int manager_on_boot_timer(sd_event_source *s, uint64_t usec, void *userdata);
 
 /* A run that waited for a worker has one (worker_dispatched_fn): its pid goes to history. */
-void manager_worker_dispatched(run *r, void *userdata);
+void manager_worker_dispatched(run *r, pid_t pid, void *userdata);
 
 /* --- run-end.c --- */
 

@@ -33,6 +33,8 @@ static void maybe_retry(manager *m, job_rt *j, const run *r) {
 
 void manager_run_done(run *r, void *userdata) {
         manager *m = userdata;
+        /* any run's start held back during a herd is said before this end */
+        worker_pools_flush_started(m->workers);
         if (r->warm) {
                 manager_warm_done(m, r);
                 return;

@@ -127,9 +127,16 @@ struct worker_pools {
          * sending a worker its next run; done first, it held every other idle worker back. */
         struct ended {
                 run *r;
-                usec_t at; /* monotonic: when it was answered */
+                usec_t at; /* monotonic: when it was answered (started: begun) */
+                pid_t pid; /* started: its worker */
         } *ended;
         size_t ended_head, n_ended, ended_cap;
+        /* Runs a worker began while a herd was handed out, whose dispatched callback (their
+         * "Started" line, a third of the daemon's time per run at a herd) waits as the done
+         * callbacks do: a FIFO, always emptied before any run's done callback (ended_flush(),
+         * worker_pools_flush_started()), so a run's start is said before its end. */
+        struct ended *started;
+        size_t started_head, n_started, started_cap;
         sd_event_source *ended_src;
         sd_event_source *ended_timer; /* the end of the oldest one's hold (ENDED_HOLD_MAX) */
 };
@@ -318,7 +325,38 @@ static const char *recycle_reason(const worker *w, const worker_reply *rep, bool
         return "";
 }
 
+/* Appends E to the FIFO *V (HEAD, N, CAP). -ENOMEM. */
+static int fifo_push(struct ended **v, size_t *head, size_t *n, size_t *cap, struct ended e) {
+        if (*head + *n == *cap) {
+                if (*head > 0) {
+                        memmove(*v, *v + *head, *n * sizeof(**v));
+                        *head = 0;
+                } else {
+                        size_t c = MAX(*cap * 2, (size_t) 64);
+                        struct ended *nv = reallocarray(*v, c, sizeof(**v));
+                        if (!nv)
+                                return -ENOMEM;
+                        *v = nv;
+                        *cap = c;
+                }
+        }
+        (*v)[*head + (*n)++] = e;
+        return 0;
+}
+
+void worker_pools_flush_started(worker_pools *ps) {
+        if (!ps)
+                return;
+        while (ps->n_started > 0) {
+                struct ended e = ps->started[ps->started_head++];
+                ps->n_started--;
+                ps->dispatched(e.r, e.pid, ps->userdata);
+        }
+        ps->started_head = 0;
+}
+
 static void ended_flush(worker_pools *ps, size_t max) {
+        worker_pools_flush_started(ps); /* their starts first */
         for (size_t i = 0; i < max && ps->n_ended > 0; i++) {
                 run *r = ps->ended[ps->ended_head++].r;
                 ps->n_ended--;
@@ -334,18 +372,26 @@ static bool pools_handing_out(const worker_pools *ps) {
         return !(ps->slots_wanted && ps->slots_wanted(ps->userdata)) && worker_pools_waiting(ps) > 0;
 }
 
-/* Whether the oldest answered run waiting for its done callback has waited ENDED_HOLD_MAX. */
-static bool ended_aged(const worker_pools *ps, usec_t now) {
-        return ps->n_ended > 0 && now - ps->ended[ps->ended_head].at >= ENDED_HOLD_MAX;
+/* When the oldest callback held (a done or a dispatched one) began to wait. */
+static usec_t held_since(const worker_pools *ps) {
+        usec_t a = ps->n_ended > 0 ? ps->ended[ps->ended_head].at : USEC_INFINITY;
+        usec_t b = ps->n_started > 0 ? ps->started[ps->started_head].at : USEC_INFINITY;
+        return MIN(a, b);
 }
 
-/* The done callbacks owed go now (at ended_src's turn), or, while a herd is handed out, once it
+/* Whether the oldest callback held has waited ENDED_HOLD_MAX. */
+static bool ended_aged(const worker_pools *ps, usec_t now) {
+        usec_t t = held_since(ps);
+        return t != USEC_INFINITY && now - t >= ENDED_HOLD_MAX;
+}
+
+/* The callbacks owed go now (at ended_src's turn), or, while a herd is handed out, once it
  * is (a worker's reply, pool_pump()) or the oldest's hold is over (ended_timer). */
 static void ended_kick(worker_pools *ps) {
-        if (ps->n_ended == 0)
+        if (ps->n_ended == 0 && ps->n_started == 0)
                 return;
         if (pools_handing_out(ps) && !ended_aged(ps, clock_now_monotonic())) {
-                (void) sd_event_source_set_time(ps->ended_timer, ps->ended[ps->ended_head].at + ENDED_HOLD_MAX);
+                (void) sd_event_source_set_time(ps->ended_timer, held_since(ps) + ENDED_HOLD_MAX);
                 (void) sd_event_source_set_enabled(ps->ended_timer, SD_EVENT_ONESHOT);
                 return;
         }
@@ -397,22 +443,11 @@ static void worker_run_answered(worker *w, int exit_code, bool ran) {
                 ended_flush(ps, ps->n_ended);
         else if (ended_aged(ps, now))
                 ended_flush(ps, ENDED_AGED_PER_REPLY); /* a queue that lasts: they go on ending */
-        if (ps->ended_head + ps->n_ended == ps->ended_cap) {
-                if (ps->ended_head > 0) {
-                        memmove(ps->ended, ps->ended + ps->ended_head, ps->n_ended * sizeof(*ps->ended));
-                        ps->ended_head = 0;
-                } else {
-                        size_t cap = MAX(ps->ended_cap * 2, (size_t) 64);
-                        struct ended *v = reallocarray(ps->ended, cap, sizeof(*ps->ended));
-                        if (!v) {
-                                r->done(r, r->userdata); /* no room to wait: now, as before */
-                                return;
-                        }
-                        ps->ended = v;
-                        ps->ended_cap = cap;
-                }
+        if (fifo_push(&ps->ended, &ps->ended_head, &ps->n_ended, &ps->ended_cap, (struct ended) { r, now, 0 }) < 0) {
+                ended_flush(ps, ps->n_ended);
+                r->done(r, r->userdata); /* no room to wait: now, as before */
+                return;
         }
-        ps->ended[ps->ended_head + ps->n_ended++] = (struct ended) { r, now };
         ended_kick(ps);
 }
 
@@ -486,8 +521,17 @@ static void worker_begin(worker *w, run *r, usec_t started) {
                 run_kill(r);
         else if (cancelled)
                 run_cancel(r);
-        if (ps->dispatched)
-                ps->dispatched(r, ps->userdata);
+        if (!ps->dispatched)
+                return;
+        /* while a herd is handed out, said after it (ended_kick()), before any run's end */
+        if (pools_handing_out(ps) && ps->n_started < ENDED_MAX &&
+            fifo_push(&ps->started, &ps->started_head, &ps->n_started, &ps->started_cap,
+                      (struct ended) { r, clock_now_monotonic(), w->pid }) >= 0) {
+                ended_kick(ps);
+                return;
+        }
+        worker_pools_flush_started(ps);
+        ps->dispatched(r, w->pid, ps->userdata);
 }
 
 /* The signal owed to W's run, if that run is still the one W runs: answered within the batch
@@ -1286,6 +1330,7 @@ worker_pools *worker_pools_free(worker_pools *ps) {
         sd_event_source_disable_unref(ps->ended_timer);
         sd_event_source_disable_unref(ps->pump);
         free(ps->ended); /* their runs were the caller's (worker_pools_free()'s contract) */
+        free(ps->started);
         free(ps->by_job);
         free(ps);
         return NULL;

@@ -26,9 +26,10 @@
 
 typedef struct worker_pools worker_pools;
 
-/* Called when a worker takes a run (at once or after it waited): its pid is R->pid and its start
- * R->started from now on. */
-typedef void (*worker_dispatched_fn)(run *r, void *userdata);
+/* Called when a worker, PID, takes a run (at once or after it waited): its start is R->started
+ * from now on. While a herd is handed out the call waits until it is (or up to ENDED_HOLD_MAX),
+ * and always comes before R's done callback (R->pid is the worker's only until R ends). */
+typedef void (*worker_dispatched_fn)(run *r, pid_t pid, void *userdata);
 
 /* Whether fires wait for a slot (the concurrency limit), which only a run's done callback frees:
  * the pools then hold none back while a herd is handed out (ENDED_HOLD_MAX in worker-pool.c). */
@@ -37,6 +38,10 @@ typedef bool (*worker_slots_wanted_fn)(void *userdata);
 /* The pools of a daemon, none yet, on E. Returns 0 or -ENOMEM. */
 int worker_pools_new(sd_event *e, worker_dispatched_fn dispatched, worker_slots_wanted_fn slots_wanted,
                      void *userdata, worker_pools **ret);
+
+/* Makes the dispatched calls that wait (see worker_dispatched_fn), in order. A run's done
+ * callback calls this first, whichever way the run ended. NULL is fine. */
+void worker_pools_flush_started(worker_pools *p);
 
 /* Closes every worker's socket, kills and reaps the workers, frees P (runs still in a worker
  * are the caller's: end them first). NULL is fine. */

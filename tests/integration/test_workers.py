@@ -178,6 +178,33 @@ class Workers(DaemonTestCase):
             self.assertIn("%s[run %d]: logged by run %d" % (r["job"], r["id"], r["id"]), log)
         d.stop()
 
+    def test_a_herds_started_lines_come_before_their_ends_with_the_workers_pid(self):
+        """While a herd is handed out, the daemon says its runs' starts after it (each "Started"
+        line costs more than handing a worker its next run); every run's start is still said
+        once, before its end, naming the worker that ran it, and its row has that pid."""
+        d = self.daemon("".join(job("j%03d" % i, "ok.so", "* * * * * *", isolation="worker") for i in range(400)),
+                        "  max_concurrent: 1000\n")
+        d.start()
+        d.wait_runs(None, lambda rs: len([x for x in rs if x["status"] == "succeeded"]) >= 1200, timeout=60)
+        d.stop()
+        started, ended = {}, {}
+        for n, line in enumerate(d.log().splitlines()):
+            m = re.search(r"\[run (\d+)\]: Started \(schedule, worker pid (-?\d+)\)", line)
+            if m:
+                self.assertNotIn(int(m.group(1)), started, "run %s said started twice" % m.group(1))
+                started[int(m.group(1))] = (n, int(m.group(2)))
+            m = re.search(r"\[run (\d+)\]: Finished", line)
+            if m:
+                ended[int(m.group(1))] = n
+        rows = [x for x in d.runs() if x["status"] == "succeeded"]
+        self.assertGreaterEqual(len(rows), 1200)
+        for x in rows:
+            self.assertIn(x["id"], started, "run %d never said started" % x["id"])
+            line, pid = started[x["id"]]
+            self.assertGreater(pid, 0, "run %d" % x["id"])
+            self.assertEqual(pid, x["pid"], "run %d: the log and the row name different workers" % x["id"])
+            self.assertLess(line, ended[x["id"]], "run %d said started after its end" % x["id"])
+
     # Pipelining: a busy worker takes the next run behind its current one. The daemon does so only
     # while a worker's runs take under 1 ms; this hook lifts the bound so that a run queues in a
     # worker behind a slow one on purpose, where its deadline, a crash or a shutdown hits.
