@@ -45,6 +45,22 @@ usec_t clock_realtime_to_kernel(usec_t t) {
         return t == USEC_INFINITY ? t : t - (usec_t) test_offset();
 }
 
+int clock_sleep_until_realtime(usec_t t, usec_t max_ahead) {
+        for (;;) {
+                usec_t now = clock_now_realtime();
+                if (now >= t || t - now > max_ahead)
+                        return 0;
+                usec_t until = clock_now_monotonic() + (t - now);
+                struct timespec ts = { .tv_sec = (time_t) (until / USEC_PER_SEC),
+                                       .tv_nsec = (long) (until % USEC_PER_SEC) * 1000 };
+                int q = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+                if (q == EINTR)
+                        return -EINTR;
+                if (q != 0)
+                        return -q;
+        }
+}
+
 usec_t clock_now_monotonic(void) {
         return now(CLOCK_MONOTONIC);
 }

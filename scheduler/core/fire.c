@@ -233,7 +233,7 @@ static void start_runs(manager *m, run **rs, size_t n, size_t *submitted) {
                 job_rt *j = job_rt_of_run(m, r);
                 r->started = t[i]; /* recorded by run_started() */
                 if (q[i] >= 0 && r->def->isolation == JOB_ISOLATION_WORKER) {
-                        q[i] = j ? worker_pools_submit(m->workers, m->reg->reg, j->index, r) : -ESTALE;
+                        q[i] = j ? worker_pools_submit(m->workers, m->reg->reg, j->index, r, 0) : -ESTALE;
                         /* the first ones go while the rest are submitted (a thousand take ~1 ms) */
                         if (++*submitted == PUMP_EARLY)
                                 worker_pools_pump(m->workers);
@@ -258,6 +258,30 @@ void manager_start_deferred(manager *m) {
         start_runs(m, m->deferred, n, &submitted);
         /* the workers get theirs before the instant's bookkeeping (manager_finish_fires()) */
         worker_pools_pump(m->workers);
+}
+
+/* The runs prepared in a dispatch ahead of their instant AT (claimed and committed: write-ahead)
+ * wait for it. Those of workers go to their workers now, each to start at AT by its worker's
+ * own clock: the instant then costs the daemon nothing, and a herd starts as fast as the workers
+ * run it. The others wait in m->held for the release. */
+static void hold_for_release(manager *m, usec_t at) {
+        bool sent = false;
+        for (size_t i = 0; i < m->n_deferred; i++) {
+                run *r = m->deferred[i];
+                if (r->def->isolation != JOB_ISOLATION_WORKER) {
+                        assert(m->n_held < DUE_MAX);
+                        m->held[m->n_held++] = r;
+                        continue;
+                }
+                job_rt *j = job_rt_of_run(m, r);
+                int q = j ? worker_pools_submit(m->workers, m->reg->reg, j->index, r, at) : -ESTALE;
+                if (q < 0)
+                        manager_run_not_started(m, j, r, q);
+                sent = true;
+        }
+        m->n_deferred = 0;
+        if (sent)
+                worker_pools_pump(m->workers);
 }
 
 /* Starts the runs of the fires decided ahead of m->release_at (claimed and committed then), in
@@ -308,7 +332,7 @@ static int start_claimed(manager *m, job_rt *j, int64_t id, int64_t first_id, ru
         }
         manager_history_write_ahead(m);
         if (in_worker(j))
-                q = worker_pools_submit(m->workers, m->reg->reg, j->index, r);
+                q = worker_pools_submit(m->workers, m->reg->reg, j->index, r, 0);
         else {
                 q = run_launch(r);
                 if (q >= 0)
@@ -725,11 +749,9 @@ int manager_on_real_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         manager_history_write_ahead(m);
         bool ahead = instant > clock_now_realtime() && !m->shutting_down;
         if (ahead) {
-                /* the runs wait for the release: only it starts them (manager_finish_fires()) */
-                assert(m->n_held + m->n_deferred <= DUE_MAX);
-                memcpy(m->held + m->n_held, m->deferred, m->n_deferred * sizeof(run *));
-                m->n_held += m->n_deferred;
-                m->n_deferred = 0;
+                /* the runs wait for the instant: a worker's in its worker, the others for the
+                 * release, which alone starts them (manager_finish_fires()) */
+                hold_for_release(m, instant);
                 m->release_at = instant;
                 /* A herd larger than one dispatch's budget is decided over several, each in
                  * the next turn of the event loop (what else is due goes in between), all

@@ -517,7 +517,9 @@ void run_finish(run *r, int code, int status) {
         r->status = run_classify(code, status, r->timed_out, r->cancelled, &r->exit_code, &r->signal,
                                  &r->wants_retry);
         r->finished = clock_now_realtime();
-        r->duration = clock_now_monotonic() - r->started_mono;
+        usec_t mono = clock_now_monotonic();
+        /* (a run sent ahead of its instant may end, refused, before it) */
+        r->duration = mono > r->started_mono ? mono - r->started_mono : 0;
 
         if (r->status == RUN_STATUS_CANCELLED && r->cancel_reason[0]) {
                 char own[sizeof(r->message)];
@@ -703,13 +705,17 @@ int run_watch_io(sd_event *e, run *r) {
 }
 
 int run_dispatched(sd_event *e, run *r, pid_t worker, usec_t started) {
+        usec_t now = clock_now_realtime();
         r->event = e;
         r->pid = worker;
-        /* it started then, not when it was claimed and queued: started_usec and the duration
-         * both count from there */
+        /* it started then, not when it was claimed and queued: started_usec, the duration and the
+         * deadline all count from there (for a run sent ahead of its instant, a little ahead) */
         r->started = started;
-        r->started_mono = clock_now_monotonic();
-        return add_timeout(e, r);
+        r->started_mono = clock_now_monotonic() + (started > now ? started - now : 0);
+        if (r->def->timeout == USEC_INFINITY)
+                return 0;
+        return sd_event_add_time(e, &r->timeout_source, CLOCK_MONOTONIC, r->started_mono + r->def->timeout, 1,
+                                 on_timeout, r);
 }
 
 int run_watch_child(run *r, pid_t pid) {

@@ -42,6 +42,15 @@
  * worker of short runs never waits for the daemon between two, and that the daemon sends
  * (sendmmsg) and reads (recvmmsg) them in batches; shallow enough that none waits long. */
 #define PIPELINE_DEPTH 64
+/* Runs of an instant decided ahead of it are sent to the workers then, each to start at the
+ * instant by its worker's own clock (fire.c): a worker of short runs takes this many of them,
+ * beyond PIPELINE_DEPTH, as none of them waits for the ones before it to be answered. */
+#define AHEAD_DEPTH 4096
+/* Requests sent to a worker per sendmmsg() at most. */
+#define SEND_BATCH 256
+/* The daemon's send buffer of a worker's socket (the kernel caps it at net.core.wmem_max): room
+ * for a herd's requests sent ahead. */
+#define WORKER_SNDBUF (4 * 1024 * 1024)
 
 typedef struct pool pool;
 typedef struct worker worker;
@@ -53,6 +62,7 @@ typedef struct pending {
         worker_request *cause; /* the cause part of its request, or NULL */
         uint64_t seq;          /* sent: its request's number */
         usec_t sent;           /* sent: the wall clock then */
+        usec_t not_before;     /* sent ahead of its instant: the worker starts it then; 0: at once */
 } pending;
 
 struct worker {
@@ -64,8 +74,8 @@ struct worker {
         run *run;   /* the current run (started, its deadline armed), or NULL */
         /* sent behind it, not started yet, in order (a ring): their pid, start and deadline come
          * when each becomes the current run */
-        pending queued[PIPELINE_DEPTH];
-        unsigned q_head, q_len;
+        pending *queued;
+        unsigned q_head, q_len, q_cap;
         unsigned handed_back; /* queued runs handed back since it was stopped (kept in order) */
         uint64_t seq, run_seq; /* request numbers: the last given, the current run's */
         usec_t last_answered;  /* wall clock: the last reply's */
@@ -171,16 +181,35 @@ static void pending_free(pending *e) {
 }
 
 static pending *worker_queued(worker *w, unsigned i) {
-        return &w->queued[(w->q_head + i) % PIPELINE_DEPTH];
+        return &w->queued[(w->q_head + i) % w->q_cap];
 }
 
 /* The first run queued in W, taken out of its queue. */
 static pending worker_queued_pop(worker *w) {
         pending e = w->queued[w->q_head];
         w->queued[w->q_head] = (pending) {};
-        w->q_head = (w->q_head + 1) % PIPELINE_DEPTH;
+        w->q_head = (w->q_head + 1) % w->q_cap;
         w->q_len--;
         return e;
+}
+
+/* Room in W's queue for N more runs (behind its current one, if any). Returns how many it has
+ * room for, N or fewer when memory is short. */
+static unsigned worker_queue_reserve(worker *w, unsigned n) {
+        unsigned want = w->q_len + n;
+        if (want <= w->q_cap)
+                return n;
+        unsigned cap = MAX(MAX(w->q_cap * 2, want), (unsigned) PIPELINE_DEPTH);
+        pending *v = calloc(cap, sizeof(pending));
+        if (!v)
+                return w->q_cap - w->q_len;
+        for (unsigned i = 0; i < w->q_len; i++)
+                v[i] = *worker_queued(w, i);
+        free(w->queued);
+        w->queued = v;
+        w->q_cap = cap;
+        w->q_head = 0;
+        return n;
 }
 
 /* Closes W's socket: it exits at EOF, once its run (if any) is answered. */
@@ -209,6 +238,7 @@ static void worker_free(worker *w) {
         sd_event_source_disable_unref(w->child);
         if (w->out_fd >= 0)
                 close(w->out_fd);
+        free(w->queued);
         free(w);
 }
 
@@ -469,6 +499,7 @@ static int pool_queue_put(pool *p, pending *e, size_t at) {
         }
         e->seq = 0;
         e->sent = 0;
+        /* (a run handed back keeps its not_before: its next worker waits for its instant too) */
         if (at == 0) {
                 p->q_head = (p->q_head + p->q_cap - 1) % p->q_cap;
                 p->q[p->q_head] = *e;
@@ -553,7 +584,7 @@ static void worker_promote(worker *w, usec_t answered) {
         pending e = worker_queued_pop(w);
         w->run_seq = e.seq;
         pending_free(&e);
-        worker_begin(w, e.r, MAX(answered, e.sent));
+        worker_begin(w, e.r, MAX(MAX(answered, e.sent), e.not_before));
 }
 
 /* W takes no more runs; its socket closes (it exits) once its slots are empty. */
@@ -710,9 +741,28 @@ static int on_worker_exit(sd_event_source *s, const siginfo_t *si, void *userdat
                 ;
         bool was_busy = w->run || w->q_len > 0, replace = !p->retired && (was_busy || w->n_runs > 0);
 
+        /* Runs sent ahead of their instant (fire.c) that the worker had not reached yet never
+         * started: they wait for another worker, still for their instant, rather than end as
+         * crashed in a worker that never ran them. Its current run is one if its start is still
+         * ahead; else the first queued one is, if its own instant is. */
+        run *cur = w->run;
+        usec_t now = clock_now_monotonic();
+        if (cur && now < cur->started_mono && !cur->cancelled && !cur->timed_out && !cur->killed) {
+                pending e = { .r = cur, .index = cur->job_index, .not_before = cur->started };
+                cur->timeout_source = sd_event_source_disable_unref(cur->timeout_source);
+                w->run = NULL;
+                if (pool_queue_put(p, &e, w->handed_back++) < 0) {
+                        w->run = cur; /* no memory to queue it: it ends here, as crashed */
+                        w->handed_back--;
+                } else
+                        log_notice("Worker %d of plugin %s ended before the instant of the runs sent ahead to it; they "
+                                   "go to another worker.", (int) w->pid, p->proto->plugin_path);
+        }
         /* a worker takes a run only after answering the one before: with a current run, none of
-         * those queued started; without, the first may have, and it ends here */
-        if (w->q_len > 0 && !w->run)
+         * those queued started; without, the first may have (unless its instant is still ahead),
+         * and it ends here */
+        if (w->q_len > 0 && !w->run && !(cur && !w->run) &&
+            !(worker_queued(w, 0)->not_before > clock_now_realtime()))
                 worker_promote(w, w->last_answered);
         while (w->q_len > 0)
                 worker_hand_back(w);
@@ -781,6 +831,8 @@ static int pool_zygote_fork(pool *p, int sock, int out, const uint8_t *marker, p
 static int worker_channels(int sv[2], int out[2]) {
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
                 return -errno;
+        /* best effort: fewer runs are sent ahead of their instant without it */
+        (void) setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &(int) { WORKER_SNDBUF }, sizeof(int));
         if (pipe2(out, O_CLOEXEC) < 0) {
                 int q = -errno;
                 close(sv[0]);
@@ -873,6 +925,7 @@ static size_t request_make(const pending *e, uint64_t seq, worker_request *req) 
         req->job = e->index;
         req->id = r->id;
         req->scheduled = r->scheduled;
+        req->not_before = e->not_before;
         req->attempt = r->attempt;
         return len;
 }
@@ -892,14 +945,17 @@ static void worker_take(worker *w, pending *e, uint64_t seq, usec_t sent) {
                 return;
         }
         w->run_seq = seq;
+        usec_t at = MAX(sent, e->not_before);
         pending_free(e);
-        worker_begin(w, r, sent);
+        worker_begin(w, r, at);
 }
 
 /* Sends E's run to W (worker_take()). -EAGAIN: its socket is full; -EPIPE: W is gone (not the
  * run's fault). Either way E is untouched. */
 static int worker_send(worker *w, pending *e) {
         worker_request req;
+        if ((w->run || w->q_len > 0) && worker_queue_reserve(w, 1) < 1)
+                return -EAGAIN;
         size_t len = request_make(e, w->seq + 1, &req);
         usec_t sent = clock_now_realtime();
         while (send(w->fd, &req, len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
@@ -913,13 +969,21 @@ static int worker_send(worker *w, pending *e) {
 /* Sends W up to MAX of the runs first in its pool's queue with one sendmmsg() (worker_take()).
  * Returns how many it took, or -EAGAIN / -EPIPE as worker_send(), none taken. */
 static int worker_send_batch(worker *w, unsigned max) {
-        static worker_request reqs[PIPELINE_DEPTH + 1]; /* one thread; not re-entered */
-        struct mmsghdr msgs[PIPELINE_DEPTH + 1];
-        struct iovec iov[PIPELINE_DEPTH + 1];
-        pending taken[PIPELINE_DEPTH + 1];
+        static worker_request reqs[SEND_BATCH]; /* one thread; not re-entered */
+        static struct mmsghdr msgs[SEND_BATCH];
+        static struct iovec iov[SEND_BATCH];
+        static pending taken[SEND_BATCH];
         pool *p = w->pool;
         unsigned n = (unsigned) MIN(MIN((size_t) max, p->q_len), ELEMENTSOF(reqs));
         int k;
+
+        /* all but the first go behind a current run: room for them first (worker_take()) */
+        if (n > 0) {
+                unsigned behind = n - !(w->run || w->q_len > 0);
+                n = n - behind + worker_queue_reserve(w, behind);
+        }
+        if (n == 0)
+                return -EAGAIN;
 
         for (unsigned i = 0; i < n; i++) {
                 size_t len = request_make(&p->q[(p->q_head + i) % p->q_cap], w->seq + 1 + i, &reqs[i]);
@@ -948,19 +1012,21 @@ static int worker_send_batch(worker *w, unsigned max) {
 /* How many more runs W takes now. An idle worker: one, and as many more as a busy one once its
  * runs proved short. A busy one, while its runs are short (its last, and its current one so
  * far, under pipeline_max): as many as keep the wait its queue adds under 2 x pipeline_max,
- * PIPELINE_DEPTH at most. None while it stops or retires, nor past the runs it has left before
- * it is recycled. */
-static unsigned worker_room(const worker *w, usec_t now) {
+ * PIPELINE_DEPTH at most; for runs sent AHEAD of their instant, AHEAD_DEPTH (they all wait for
+ * the instant, not for each other). None while it stops or retires, nor past the runs it has
+ * left before it is recycled. */
+static unsigned worker_room(const worker *w, usec_t now, bool ahead) {
         usec_t max = w->pool->owner->pipeline_max;
         const run *r = w->run;
 
         if (w->fd < 0 || w->retiring || w->stopping || (!r && w->q_len > 0))
                 return 0;
-        if (r && (r->timed_out || r->cancelled || r->killed || now - r->started_mono >= max))
+        /* (a run sent ahead starts in the future: it has taken no time yet) */
+        if (r && (r->timed_out || r->cancelled || r->killed || (now > r->started_mono && now - r->started_mono >= max)))
                 return 0;
         if (w->last_run_usec >= max)
                 return r ? 0 : 1;
-        usec_t depth = MIN((usec_t) PIPELINE_DEPTH, 2 * max / MAX(w->last_run_usec, (usec_t) 1));
+        usec_t depth = ahead ? AHEAD_DEPTH : MIN((usec_t) PIPELINE_DEPTH, 2 * max / MAX(w->last_run_usec, (usec_t) 1));
         depth = MAX(depth, (usec_t) 1);
         unsigned room = (r ? 0 : 1) + (depth > w->q_len ? (unsigned) depth - w->q_len : 0);
         /* never more than it may still run before it is recycled (max_runs_per_worker) */
@@ -968,17 +1034,18 @@ static unsigned worker_room(const worker *w, usec_t now) {
         return used < limit ? MIN(room, limit - used) : 0;
 }
 
-/* A worker of P for the next runs and how many it takes (*RET_ROOM): an idle one, one forked if
- * there is room, else the busy one that takes the most; NULL when none (or none could be
- * forked: then *RET_ERR says why). */
-static worker *pool_get(pool *p, unsigned *ret_room, int *ret_err) {
+/* A worker of P for the next runs (the first of which starts not before NOT_BEFORE, 0: at once)
+ * and how many it takes (*RET_ROOM): an idle one, one forked if there is room, else the busy
+ * one that takes the most; NULL when none (or none could be forked: then *RET_ERR says why). */
+static worker *pool_get(pool *p, usec_t not_before, unsigned *ret_room, int *ret_err) {
         usec_t now = clock_now_monotonic();
+        bool ahead = not_before > 0 && not_before > clock_now_realtime();
         worker *w, *best = NULL;
         unsigned room, best_room = 0;
 
         *ret_err = 0;
         for (w = p->workers; w; w = w->next)
-                if (!w->run && (room = worker_room(w, now)) > 0) {
+                if (!w->run && (room = worker_room(w, now, ahead)) > 0) {
                         *ret_room = room;
                         return w;
                 }
@@ -994,7 +1061,7 @@ static worker *pool_get(pool *p, unsigned *ret_room, int *ret_err) {
                 *ret_err = q;
         }
         for (w = p->workers; w; w = w->next)
-                if ((room = worker_room(w, now)) > best_room) {
+                if ((room = worker_room(w, now, ahead)) > best_room) {
                         best = w;
                         best_room = room;
                 }
@@ -1008,7 +1075,7 @@ static void pool_pump(pool *p) {
         while (p->q_len > 0) {
                 int err;
                 unsigned room;
-                worker *w = pool_get(p, &room, &err);
+                worker *w = pool_get(p, p->q[p->q_head].not_before, &room, &err);
                 if (!w)
                         return;
                 size_t share = (p->q_len + p->size - 1) / MAX(p->size, 1u);
@@ -1154,7 +1221,7 @@ static pool *pool_find(worker_pools *ps, const registry *reg, size_t index) {
         return ps->by_job[index] = p;
 }
 
-int worker_pools_submit(worker_pools *ps, const registry *reg, size_t index, run *r) {
+int worker_pools_submit(worker_pools *ps, const registry *reg, size_t index, run *r, usec_t not_before) {
         pool *p = index < reg->n_jobs ? pool_find(ps, reg, index) : NULL;
         int err = 0, q;
         pending e;
@@ -1164,9 +1231,10 @@ int worker_pools_submit(worker_pools *ps, const registry *reg, size_t index, run
         q = pending_make(r, index, jobctx_pending_cause(), &e);
         if (q < 0)
                 return q;
+        e.not_before = not_before;
         r->in_worker = true;
         unsigned room;
-        worker *w = p->q_len == 0 ? pool_get(p, &room, &err) : NULL;
+        worker *w = p->q_len == 0 ? pool_get(p, not_before, &room, &err) : NULL;
         /* an idle worker takes it at once; runs for busy ones wait for the pump at the end of this
          * turn of the loop, which sends each worker its batch in one go (a thousand fires due
          * together are then ~60 system calls, not a thousand) */

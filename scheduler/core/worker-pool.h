@@ -49,10 +49,12 @@ worker_pools *worker_pools_free(worker_pools *p);
 DEFINE_TRIVIAL_CLEANUP_FUNC(worker_pools *, worker_pools_free);
 
 /* Runs R, job number INDEX of REG (R->def is REG's), in a worker of its group: at once on an
- * idle worker (R->pid is then the worker's), or when one is free. R's done callback comes
- * when it ended, as for a process run. Returns 0, or -errno (no worker could be forked and
- * none is coming: R was not taken). */
-int worker_pools_submit(worker_pools *p, const registry *reg, size_t index, run *r);
+ * idle worker (R->pid is then the worker's), or when one is free; not before the wall clock
+ * NOT_BEFORE (0: no such bound), which the worker waits for itself, so a run sent ahead of its
+ * instant starts there without the daemon. R's done callback comes when it ended, as for a
+ * process run. Returns 0, or -errno (no worker could be forked and none is coming: R was not
+ * taken). */
+int worker_pools_submit(worker_pools *p, const registry *reg, size_t index, run *r, usec_t not_before);
 
 /* Ahead of a run of job INDEX of REG: its pool's workers are forked (all of them), so the run
  * finds one idle, and the daemon's copy-on-write faults of the forks are behind it. Failures

@@ -71,6 +71,8 @@ static void worker_setup(const job_def *proto, int sock, int out, pid_t parent) 
         (void) unsetenv("WATCHDOG_USEC");
         setvbuf(stdout, NULL, _IOLBF, 0);
         (void) prctl(PR_SET_NAME, "sched-worker");
+        /* a run sent ahead starts at its instant: woken then, not up to 50 us later */
+        (void) prctl(PR_SET_TIMERSLACK, 1UL);
 
         /* limits.cpu counts per run (run_cpu_limit()); the others bound the worker */
         job_limits l = proto->limits;
@@ -269,6 +271,17 @@ void worker_main(const registry *reg, const job_def *proto, int sock, int out, p
                         _exit(n == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
                 if ((size_t) n < WORKER_REQUEST_SHORT || req.job >= reg->n_jobs)
                         _exit(EXIT_FAILURE); /* not our protocol: the daemon replaces this worker */
+                /* sent ahead of its instant (fire.c): it starts there, without the daemon; a
+                 * SIGTERM while it waits (a cancellation, shutdown) refuses it and the rest */
+                if (req.not_before > 0)
+                        while (!terminating && clock_sleep_until_realtime(req.not_before, WORKER_AHEAD_MAX) == -EINTR)
+                                ;
+                if (terminating) {
+                        rep = (worker_reply) { .seq = req.seq, .id = req.id, .exit_code = RUN_EXIT_FAIL,
+                                               .flags = WORKER_REPLY_NOT_RUN };
+                        send_reply(&rep);
+                        refuse_queued_and_exit(EXIT_SUCCESS);
+                }
                 rep.seq = req.seq;
                 rep.id = req.id;
                 usec_t began = clock_now_monotonic();

@@ -34,6 +34,7 @@ typedef struct worker_request {
         uint64_t job;        /* index in the registry the worker was forked with */
         int64_t id;          /* the run id (0 when history is failing) */
         usec_t scheduled;
+        usec_t not_before;   /* sent ahead of its instant: the worker starts it then (wall clock), 0: now */
         uint32_t attempt;
         uint32_t has_cause;  /* the cause follows (on_failure / on_success) */
         /* the cause, when has_cause */
@@ -46,6 +47,10 @@ typedef struct worker_request {
 
 /* The size of a request without a cause: only that much is sent then. */
 #define WORKER_REQUEST_SHORT offsetof(worker_request, cause_run_id)
+
+/* A request's not_before this far ahead at most: further, the wall clock was set back since it
+ * was sent, and the run starts at once (the daemon sends runs ahead by its lead, 250 ms at most). */
+#define WORKER_AHEAD_MAX (2 * USEC_PER_SEC)
 
 typedef struct worker_reply {
         uint64_t seq;        /* the request's */
