@@ -98,7 +98,7 @@ void run_child_apply_limits(const job_limits *l) {
  * and only if it belongs to the user the run has: the daemon made it so (jobctx_make_state_dir())
  * or refused it and said why, and a job must not write through a link or into another user's
  * directory. A missing one is only warned about: the job may not need it. */
-int run_child_enter_state_dir(const char *dir, struct stat *ret_dir) {
+int run_child_enter_state_dir(const char *dir) {
         /* the identity is entered once per process (a run child, or a worker for its life) */
         static uid_t euid = (uid_t) -1;
         struct stat st, here;
@@ -139,9 +139,7 @@ int run_child_enter_state_dir(const char *dir, struct stat *ret_dir) {
                         jobctx_log_tag(), dir);
                 return -ELOOP;
         }
-        if (ret_dir)
-                *ret_dir = here;
-        return 1;
+        return 0;
 }
 
 static void child_on_sigterm(int sig) {
@@ -213,7 +211,7 @@ void run_child(const job_def *def, const char *dir, int64_t id, usec_t scheduled
                 _exit(RUN_EXIT_FAIL);
         }
         /* as the job's user: its directory must be its own (checked, never followed) */
-        if (run_child_enter_state_dir(dir, NULL) < 0)
+        if (run_child_enter_state_dir(dir) < 0)
                 _exit(RUN_EXIT_FAIL);
         if (gate && slot >= 0) {
                 int q = start_gate_wait(gate, (unsigned) slot, jobctx_cancelled, &id);

@@ -8,7 +8,6 @@
 
 #include <signal.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
 #include <systemd/sd-event.h>
 
 #include "store/history.h"
@@ -140,11 +139,10 @@ void run_finish(run *r, int code, int status);
 void run_child_apply_limits(const job_limits *l);
 
 /* In a run child or worker, as the job's user: enters DIR, the job's state directory, without
- * following a link and only if it belongs to that user. Returns 1 when it entered it (then
- * *RET_DIR, if not NULL, is the directory's stat), 0 when it is missing or could not be
- * entered (only warned about, the job may not need it: the run is in / then), or -ELOOP/-EPERM
- * when the run must not start (said on stderr). */
-int run_child_enter_state_dir(const char *dir, struct stat *ret_dir);
+ * following a link and only if it belongs to that user. Returns 0 (also when it is missing:
+ * only warned about, the job may not need it) or -ELOOP/-EPERM when the run must not start
+ * (said on stderr). */
+int run_child_enter_state_dir(const char *dir);
 
 /* run_start() in three steps, so a batch of due runs can be forked back to back: every page the
  * daemon writes between two forks is a copy-on-write fault while the children share it, so

@@ -120,42 +120,13 @@ static void set_cause(const worker_request *req, size_t n) {
         jobctx_set_cause(&info); /* copies */
 }
 
-/* Enters job JOB's state directory DIR (run_child_enter_state_dir()). A worker enters one before
- * every run, and the full check walks the path three times: the directory it verified for a job
- * (not a link, owned by the worker's user) is remembered by device and inode, and a chdir()
- * that lands in that very directory, still owned so, needs no more. Anything else (a path
- * replaced since, by a link or by another directory) goes through the full check again. */
-static int enter_state_dir(const registry *reg, size_t job, const char *dir) {
-        static struct verified {
-                dev_t dev;
-                ino_t ino; /* 0: not verified */
-        } *verified;
-        static uid_t euid;
-        struct stat here;
-
-        if (!verified) {
-                verified = calloc(reg->n_jobs, sizeof(*verified)); /* NULL: every run checks in full */
-                euid = geteuid();
-        }
-        if (verified && verified[job].ino != 0) {
-                if (chdir(dir) == 0 && stat(".", &here) == 0 && here.st_dev == verified[job].dev &&
-                    here.st_ino == verified[job].ino && here.st_uid == euid && S_ISDIR(here.st_mode))
-                        return 1;
-                verified[job].ino = 0;
-        }
-        int q = run_child_enter_state_dir(dir, &here);
-        if (q > 0 && verified)
-                verified[job] = (struct verified) { here.st_dev, here.st_ino };
-        return q;
-}
-
 static int run_one(const registry *reg, const worker_request *req, size_t n, char *message, size_t message_size) {
         const job_def *def = reg->jobs[req->job];
         _cleanup_free_ char *dir = jobctx_state_dir_path(reg, def);
         jobctx c;
 
         message[0] = '\0';
-        if (!dir || enter_state_dir(reg, req->job, dir) < 0)
+        if (!dir || run_child_enter_state_dir(dir) < 0)
                 return RUN_EXIT_FAIL;
         set_cause(req, n);
         run_cpu_limit(def);
