@@ -217,19 +217,6 @@ class Workers(DaemonTestCase):
         d.start()
         d.wait_runs(None, lambda rs: len([x for x in rs if x["status"] == "succeeded"]) >= 2 * n, timeout=90)
 
-        def workers():
-            found = []
-            for pid in filter(str.isdigit, os.listdir("/proc")):
-                try:
-                    with open("/proc/%s/stat" % pid) as f:
-                        st = f.read()
-                except (FileNotFoundError, ProcessLookupError):
-                    continue
-                rest = st.rsplit(")", 1)[1].split()
-                if st[st.index("(") + 1:st.rindex(")")] == "sched-worker" and rest[0] != "Z" and int(rest[1]) == d.proc.pid:
-                    found.append(int(pid))
-            return found
-
         # only a kill that landed before its instant counts (the test's own sleep may overshoot
         # on a loaded machine: a kill after the instant hits started runs, rightly crashed)
         placed = []
@@ -237,7 +224,7 @@ class Workers(DaemonTestCase):
             t = math.floor(time.time()) + 2
             while time.time() < t - 0.030:
                 time.sleep(min(0.05, max(0.0, t - 0.030 - time.time())))
-            ws = workers()
+            ws = self.children_named(d, "sched-worker", zombies=False)
             if not ws:
                 continue
             os.kill(ws[0], signal.SIGKILL)
@@ -470,8 +457,8 @@ class Workers(DaemonTestCase):
         self.assertFalse(alive(pid))
 
     @staticmethod
-    def zygotes(d):
-        """The daemon's children named sched-zygote (live or not yet reaped)."""
+    def children_named(d, comm, zombies=True):
+        """The daemon's children named COMM (live, and unless not ZOMBIES, not yet reaped)."""
         found = []
         for pid in filter(str.isdigit, os.listdir("/proc")):
             try:
@@ -479,10 +466,15 @@ class Workers(DaemonTestCase):
                     st = f.read()
             except (FileNotFoundError, ProcessLookupError):
                 continue
-            comm, rest = st[st.index("(") + 1:st.rindex(")")], st[st.rindex(")") + 2:].split()
-            if comm == "sched-zygote" and int(rest[1]) == d.proc.pid:
+            name, rest = st[st.index("(") + 1:st.rindex(")")], st[st.rindex(")") + 2:].split()
+            if name == comm and int(rest[1]) == d.proc.pid and (zombies or rest[0] != "Z"):
                 found.append(int(pid))
         return found
+
+    @classmethod
+    def zygotes(cls, d):
+        """The daemon's children named sched-zygote (live or not yet reaped)."""
+        return cls.children_named(d, "sched-zygote")
 
     @staticmethod
     def ppid(pid):
