@@ -668,6 +668,12 @@ void manager_finish_fires(manager *m) {
         manager_arm_timers(m);
 }
 
+/* Whether J's fire at SCHEDULED forks at its release: not a worker's, and no warm process
+ * waits for it. */
+static bool fire_forks(const job_rt *j, usec_t scheduled) {
+        return !((j->warm && j->warm->scheduled == scheduled) || in_worker(j));
+}
+
 /* The real timer wakes a lead before an instant (PREPARE_LEAD, longer when deciding took
  * longer lately): the fires due at it are decided and claimed then, the claims committed and
  * their warm runs opened, and the timer is set for the instant itself, where only the release
@@ -700,7 +706,7 @@ int manager_on_real_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                                 !m->shutting_down;) {
                 job_rt *j = ((wake *) e)->job;
                 usec_t scheduled = e->when - j->fire_delay; /* its wake is late by its random_delay */
-                bool cold = !((j->warm && j->warm->scheduled == scheduled) || in_worker(j));
+                bool cold = fire_forks(j, scheduled);
 
                 /* a herd decided over several dispatches forks no more at its release than one
                  * dispatch would: the forks beyond wait for the dispatch after it */
@@ -727,7 +733,7 @@ int manager_on_real_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                         }
                         scheduled = next;
                 }
-                cold = !((j->warm && j->warm->scheduled == scheduled) || in_worker(j));
+                cold = fire_forks(j, scheduled);
                 cost += cold ? COLD_FIRE_WEIGHT : 1;
                 m->lead_cold += cold ? COLD_FIRE_WEIGHT : 0;
                 /* off the heap now, queued again in manager_finish_fires(): until the release only what

@@ -761,8 +761,7 @@ static int on_worker_exit(sd_event_source *s, const siginfo_t *si, void *userdat
         /* a worker takes a run only after answering the one before: with a current run, none of
          * those queued started; without, the first may have (unless its instant is still ahead),
          * and it ends here */
-        if (w->q_len > 0 && !w->run && !(cur && !w->run) &&
-            !(worker_queued(w, 0)->not_before > clock_now_realtime()))
+        if (!cur && w->q_len > 0 && !(worker_queued(w, 0)->not_before > clock_now_realtime()))
                 worker_promote(w, w->last_answered);
         while (w->q_len > 0)
                 worker_hand_back(w);
@@ -1013,8 +1012,9 @@ static int worker_send_batch(worker *w, unsigned max) {
  * runs proved short. A busy one, while its runs are short (its last, and its current one so
  * far, under pipeline_max): as many as keep the wait its queue adds under 2 x pipeline_max,
  * PIPELINE_DEPTH at most; for runs sent AHEAD of their instant, AHEAD_DEPTH (they all wait for
- * the instant, not for each other). None while it stops or retires, nor past the runs it has
- * left before it is recycled. */
+ * the instant, not for each other), unless a run is going in it now: one that proved short so
+ * far may still be long, and so many must not wait behind it. None while it stops or retires,
+ * nor past the runs it has left before it is recycled. */
 static unsigned worker_room(const worker *w, usec_t now, bool ahead) {
         usec_t max = w->pool->owner->pipeline_max;
         const run *r = w->run;
@@ -1026,7 +1026,9 @@ static unsigned worker_room(const worker *w, usec_t now, bool ahead) {
                 return 0;
         if (w->last_run_usec >= max)
                 return r ? 0 : 1;
-        usec_t depth = ahead ? AHEAD_DEPTH : MIN((usec_t) PIPELINE_DEPTH, 2 * max / MAX(w->last_run_usec, (usec_t) 1));
+        bool going = r && now >= r->started_mono;
+        usec_t depth = ahead && !going ? AHEAD_DEPTH
+                                       : MIN((usec_t) PIPELINE_DEPTH, 2 * max / MAX(w->last_run_usec, (usec_t) 1));
         depth = MAX(depth, (usec_t) 1);
         unsigned room = (r ? 0 : 1) + (depth > w->q_len ? (unsigned) depth - w->q_len : 0);
         /* never more than it may still run before it is recycled (max_runs_per_worker) */
