@@ -659,10 +659,15 @@ int run_launch(run *r) {
         return 0;
 }
 
-static int add_timeout(sd_event *e, run *r) {
+/* R's deadline: its timeout from FROM (monotonic). */
+static int add_timeout_from(sd_event *e, run *r, usec_t from) {
         if (r->def->timeout == USEC_INFINITY)
                 return 0;
-        return sd_event_add_time_relative(e, &r->timeout_source, CLOCK_MONOTONIC, r->def->timeout, 1, on_timeout, r);
+        return sd_event_add_time(e, &r->timeout_source, CLOCK_MONOTONIC, from + r->def->timeout, 1, on_timeout, r);
+}
+
+static int add_timeout(sd_event *e, run *r) {
+        return add_timeout_from(e, r, clock_now_monotonic());
 }
 
 void run_go(run *r, int64_t id, int64_t first_id, run_trigger trigger) {
@@ -710,10 +715,7 @@ int run_dispatched(sd_event *e, run *r, pid_t worker, usec_t started) {
          * deadline all count from there (for a run sent ahead of its instant, a little ahead) */
         r->started = started;
         r->started_mono = clock_now_monotonic() + (started > now ? started - now : 0);
-        if (r->def->timeout == USEC_INFINITY)
-                return 0;
-        return sd_event_add_time(e, &r->timeout_source, CLOCK_MONOTONIC, r->started_mono + r->def->timeout, 1,
-                                 on_timeout, r);
+        return add_timeout_from(e, r, r->started_mono);
 }
 
 int run_watch_child(run *r, pid_t pid) {

@@ -227,30 +227,27 @@ void worker_main(const registry *reg, const job_def *proto, int sock, int out, p
                 struct rusage u = {};
 
                 ssize_t n = next_request(&req, false);
+                if (!terminating) {
+                        if (n < 0 && errno == EINTR)
+                                continue;
+                        if (n <= 0)
+                                _exit(n == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
+                        if ((size_t) n < WORKER_REQUEST_SHORT || req.job >= reg->n_jobs)
+                                _exit(EXIT_FAILURE); /* not our protocol: the daemon replaces this worker */
+                        /* sent ahead of its instant (fire.c): it starts there, without the daemon */
+                        if (req.not_before > 0)
+                                while (!terminating &&
+                                       clock_sleep_until_realtime(req.not_before, WORKER_AHEAD_MAX) == -EINTR)
+                                        ;
+                }
                 if (terminating) {
-                        /* the SIGTERM came before this run started: it is not run */
+                        /* the SIGTERM (a cancellation, shutdown) came before this run started,
+                         * or while it waited for its instant: it is not run, nor those behind it */
                         if (n >= (ssize_t) WORKER_REQUEST_SHORT) {
                                 rep = (worker_reply) { .seq = req.seq, .id = req.id, .exit_code = RUN_EXIT_FAIL,
                                                        .flags = WORKER_REPLY_NOT_RUN };
                                 send_reply(&rep);
                         }
-                        refuse_queued_and_exit(EXIT_SUCCESS);
-                }
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0)
-                        _exit(n == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
-                if ((size_t) n < WORKER_REQUEST_SHORT || req.job >= reg->n_jobs)
-                        _exit(EXIT_FAILURE); /* not our protocol: the daemon replaces this worker */
-                /* sent ahead of its instant (fire.c): it starts there, without the daemon; a
-                 * SIGTERM while it waits (a cancellation, shutdown) refuses it and the rest */
-                if (req.not_before > 0)
-                        while (!terminating && clock_sleep_until_realtime(req.not_before, WORKER_AHEAD_MAX) == -EINTR)
-                                ;
-                if (terminating) {
-                        rep = (worker_reply) { .seq = req.seq, .id = req.id, .exit_code = RUN_EXIT_FAIL,
-                                               .flags = WORKER_REPLY_NOT_RUN };
-                        send_reply(&rep);
                         refuse_queued_and_exit(EXIT_SUCCESS);
                 }
                 rep.seq = req.seq;
