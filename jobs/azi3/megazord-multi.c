@@ -19,6 +19,7 @@ struct mcall {
         char *reference;  /* post alarm */
         megazord_done_func done;
         void *userdata;
+        unsigned long epoch; /* the commits before it was queued */
 };
 
 /* One request in flight, and the calls for its robot queued behind it meanwhile. */
@@ -37,7 +38,17 @@ struct megazord_multi {
         mcall *head, *tail; /* not yet sent, in order */
         megazord_before_send_func before_send;
         void *before_send_userdata;
+        unsigned long epoch;  /* commits (BEFORE_SEND calls) so far */
+        unsigned since_commit; /* DONEs run since the last commit: writes it has not covered */
 };
+
+/* Store writes are committed in batches (SQLite: one WAL commit, with its page writes and
+ * locks, for many sessions' transactions instead of one each): at most this many answers'
+ * writes wait for a commit while calls keep flowing ... */
+#define COMMIT_EVERY 64
+/* ... and the run never waits on Megazord longer than this with writes uncommitted (their
+ * lock held). */
+#define COMMIT_IDLE_MSEC 1
 
 static mcall *mcall_free(mcall *c) {
         if (!c)
@@ -120,6 +131,7 @@ static int enqueue(megazord_multi *mm, mcall *c) {
                 mcall_free(c);
                 return -EINVAL;
         }
+        c->epoch = mm->epoch;
         if (mm->tail)
                 mm->tail->next = c;
         else
@@ -278,13 +290,48 @@ static int start(megazord_multi *mm, slot *s, mcall *c) {
         return 0;
 }
 
-/* Sends queued calls while there is room; a call whose robot has one in flight waits behind it. */
+static void fail_uncommitted(megazord_multi *mm, unsigned long epoch, int r);
+
+/* Commits the store writes made so far (BEFORE_SEND). When that fails, the calls queued since
+ * the last commit were decided on lost writes: they complete unsent with the error (those
+ * queued before it go on: what decided them is committed). */
+static int commit(megazord_multi *mm) {
+        unsigned long epoch = mm->epoch;
+        int r;
+
+        if (!mm->before_send)
+                return 0;
+        r = mm->before_send(mm, mm->before_send_userdata);
+        mm->epoch++;
+        mm->since_commit = 0;
+        if (r < 0)
+                fail_uncommitted(mm, epoch, r);
+        return r;
+}
+
+/* Whether C changes Megazord on writes not yet committed: a call that changes Megazord (all
+ * but a replay, which only reads) leaves after the writes that decided it are committed, an
+ * alarm's claim before its post. */
+static bool waits_for_commit(const megazord_multi *mm, const mcall *c) {
+        return mm->before_send && c->op != MEGAZORD_REPLAY && c->epoch == mm->epoch;
+}
+
+/* Sends queued calls while there is room; a call whose robot has one in flight waits behind it
+ * (only once committed, so the calls waiting behind a robot never wait for a commit). A call
+ * that waits for a commit gets it at once when at most half the slots are busy, else when
+ * more answers came (their writes share the commit). */
 static void fill(megazord_multi *mm) {
         while (mm->head && mm->n_flight < mm->max_parallel) {
                 mcall *c = mm->head;
                 slot *s;
                 int r;
 
+                if (waits_for_commit(mm, c)) {
+                        if (mm->n_flight > mm->max_parallel / 2)
+                                return;
+                        (void) commit(mm);
+                        continue; /* on failure the queue completed, and its DONEs may have queued again */
+                }
                 mm->head = c->next;
                 if (!mm->head)
                         mm->tail = NULL;
@@ -349,16 +396,32 @@ static void finish(megazord_multi *mm, CURL *easy, CURLcode code) {
 }
 
 /* Every call in the queue, not sent, completes with R. */
-static void fail_queued(megazord_multi *mm, int r) {
-        mcall *c = mm->head;
+/* Every queued call that changes Megazord and was queued after commit EPOCH completes with R,
+ * unsent, in order (taken out first: their DONEs may queue again). A replay only reads, so it
+ * goes on. */
+static void fail_uncommitted(megazord_multi *mm, unsigned long epoch, int r) {
+        mcall *failed = NULL, **failed_tail = &failed, **p = &mm->head;
 
-        mm->head = mm->tail = NULL;
-        while (c) {
-                mcall *next = c->next;
+        mm->tail = NULL;
+        while (*p) {
+                mcall *c = *p;
 
-                c->next = NULL;
-                complete_unsent(mm, c, r, NULL);
-                c = next;
+                if (c->op != MEGAZORD_REPLAY && c->epoch == epoch) {
+                        *p = c->next;
+                        c->next = NULL;
+                        *failed_tail = c;
+                        failed_tail = &c->next;
+                        continue;
+                }
+                mm->tail = c;
+                p = &c->next;
+        }
+        while (failed) {
+                mcall *next = failed->next;
+
+                failed->next = NULL;
+                complete_unsent(mm, failed, r, NULL);
+                failed = next;
         }
 }
 
@@ -399,19 +462,10 @@ int megazord_multi_run(megazord_multi *mm) {
 
         if (!mm)
                 return -EINVAL;
+        mm->since_commit = 1; /* the caller may have written before */
         for (;;) {
                 bool ended = false;
 
-                /* Calls waiting behind their robot's call in flight left the queue after an
-                 * earlier round's BEFORE_SEND, so only the queue's calls depend on this one. */
-                if (mm->before_send) {
-                        int r = mm->before_send(mm, mm->before_send_userdata);
-
-                        if (r < 0 && mm->head) {
-                                fail_queued(mm, r);
-                                continue; /* their DONEs may have queued calls (or written) again */
-                        }
-                }
                 fill(mm);
                 if (mm->n_flight == 0 && !mm->head)
                         break;
@@ -422,10 +476,24 @@ int megazord_multi_run(megazord_multi *mm) {
                 while ((msg = curl_multi_info_read(mm->multi, &left)))
                         if (msg->msg == CURLMSG_DONE) {
                                 finish(mm, msg->easy_handle, msg->data.result);
+                                mm->since_commit++;
                                 ended = true;
                         }
+                if (mm->since_commit >= COMMIT_EVERY)
+                        (void) commit(mm);
                 if (!ended && running > 0) {
-                        /* wait for a socket or curl's next timer */
+                        int n = 0;
+
+                        /* wait for a socket or curl's next timer; a wait longer than a moment
+                         * does not hold uncommitted writes */
+                        if (mm->before_send && mm->since_commit > 0) {
+                                mc = curl_multi_poll(mm->multi, NULL, 0, COMMIT_IDLE_MSEC, &n);
+                                if (mc != CURLM_OK)
+                                        return fail_all(mm, mc == CURLM_OUT_OF_MEMORY ? -ENOMEM : -EIO, mc);
+                                if (n > 0)
+                                        continue;
+                                (void) commit(mm);
+                        }
                         mc = curl_multi_poll(mm->multi, NULL, 0, 1000, NULL);
                         if (mc != CURLM_OK)
                                 return fail_all(mm, mc == CURLM_OUT_OF_MEMORY ? -ENOMEM : -EIO, mc);

@@ -47,14 +47,16 @@ int megazord_multi_replay(megazord_multi *mm, int64_t robot_id, const char *even
 int megazord_multi_post_alarm(megazord_multi *mm, int64_t robot_id, const char *event_name, int level,
                               const char *reference_id, megazord_done_func done, void *userdata);
 
-/* Called by megazord_multi_run() before each round of sending and waiting: whatever the DONEs
- * wrote must be committed before the calls they queued leave (an alarm's claim before its post),
- * and no lock may be held while the run waits. Returns 0 to go on, or a negative errno: then
- * every call queued and not yet sent completes through DONE with that error, unsent, and calls
- * already sent go on. */
+/* Called by megazord_multi_run() to commit what was written so far: before a call that changes
+ * Megazord (subscribe, unsubscribe, post alarm; not a replay) leaves, if anything was written
+ * after it was queued (an alarm's claim is committed before its post); after every 64 answers;
+ * and before the run waits on Megazord more than a millisecond, so no lock is held meanwhile.
+ * Returns 0 to go on, or a negative errno: then every call that changes Megazord and was queued
+ * since the last commit completes through DONE with that error, unsent (its writes are lost);
+ * replays, calls queued before that commit and calls already sent go on. */
 typedef int (*megazord_before_send_func)(megazord_multi *mm, void *userdata);
 
-/* Sets (FUNC NULL: clears) the function called before each round of sending. */
+/* Sets (FUNC NULL: clears) the commit function, see megazord_before_send_func. */
 void megazord_multi_set_before_send(megazord_multi *mm, megazord_before_send_func func, void *userdata);
 
 /* Sends every queued call, and those their DONEs queue, until none is left. Returns 0, or a

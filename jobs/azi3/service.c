@@ -1059,6 +1059,7 @@ typedef struct expire_run {
         expire_counts c;
         run_state rs;
         int flush_error; /* a batch lost before the driver ran: fail what it queued */
+        char owner[128]; /* who holds this run's alarm claims, see claim_owner() */
 } expire_run;
 
 /* 8.1 step 3.1 on complete evidence, first half: alarms owed too long are recorded as too late
@@ -1266,8 +1267,7 @@ static void alarm_done(megazord_multi *mm, megazord_reply *reply, void *userdata
         (void) mm;
         session_name(&it->se, name, sizeof(name));
         if (reply->r < 0) {
-                char owner[128];
-                (void) azi3_store_alarm_release(s->store, w->id, claim_owner(s, owner, sizeof(owner)));
+                (void) azi3_store_alarm_release(s->store, w->id, it->run->owner);
                 it->run->c.owed += it->n_owed - it->next;
                 run_fail(s, &it->run->rs, reply->r, "%s: alarm for window %" PRId64 " stays owed (next run retries): %s",
                          name, w->id, reply->call.message);
@@ -1320,8 +1320,8 @@ static void expire_item_post_next(expire_item *it) {
         }
         /* Issue 15: window-expiration may run on several nodes at once; the claim, committed
          * before the post, lets exactly one of them post this alarm. */
-        char owner[128];
-        claim_owner(s, owner, sizeof(owner));
+        const char *owner = it->run->owner;
+
         r = azi3_store_alarm_claim(s->store, w->id, owner, it->run->now,
                                    it->run->now + 2 * s->config->megazord_timeout + USEC_PER_MINUTE);
         if (r == -EALREADY || r == -EINVAL || r == -ENOENT) {
@@ -1498,10 +1498,11 @@ static void expire_item_step_complete(expire_item *it) {
 #define EXPIRE_BATCH_SESSIONS 256
 
 /* Commits the run's batched store writes (SQLite): the judgements, claims and posts recorded
- * since the last commit share one. A claim is committed before its post leaves (the driver
- * calls this before each round of sending), and no lock is held while the run waits on
- * Megazord. Returns 0, or a negative errno when those writes are lost; the calls they queued
- * are then not sent, and their alarms stay owed for the next run. */
+ * since the last commit share one. The driver calls this before a post whose claim is not
+ * committed yet leaves, after every 64 answers, and before it waits on Megazord longer than a
+ * millisecond, so no lock is held while the run waits (megazord_before_send_func). Returns 0, or
+ * a negative errno when those writes are lost; the posts they queued are then not sent, and
+ * their alarms stay owed for the next run. */
 static int expire_flush(expire_run *run) {
         int r = azi3_store_batch_flush(run->s->store);
 
@@ -1539,6 +1540,7 @@ azi3_result azi3_window_expiration(azi3_service *s, usec_t now, char *msg, size_
                 return run_finish(&run.rs, "nothing done", msg, msglen);
         }
         c->open = n_open - n;
+        claim_owner(s, run.owner, sizeof(run.owner));
         items = calloc(MAX(n, (size_t) 1), sizeof(*items));
         if (!items) {
                 run_fail(s, &run.rs, -ENOMEM, "out of memory for %zu due sessions", n);

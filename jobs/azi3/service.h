@@ -4,8 +4,11 @@
 /* The four azi-3 jobs of SPEC 8.2 as functions of (configuration, store, peers, logical clock),
  * so they can be tested without the daemon; the plugins in jobs/<name>/ are thin shells over
  * azi3_job_run(). Every step that changes state is one store transaction; a network call never
- * happens while a transaction is open, except that nothing is committed until the calls it
- * depends on succeeded.
+ * waits while a transaction is open, except that nothing is committed until the calls it
+ * depends on succeeded. (window-expiration on SQLite batches its transactions into shared
+ * commits: a call may be sent and answered while the batch is open, and the batch is committed
+ * before any wait on Megazord longer than a millisecond and before any call that changes
+ * Megazord on its writes.)
  *
  * Decisions made here (beyond SPEC 8.1-8.4):
  *  - Session creation subscribes, then replays, then writes session, subscription id, first

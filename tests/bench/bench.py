@@ -897,6 +897,8 @@ def main():
     p.add_argument("--idle-window", type=int, default=0)
     p.add_argument("--azi3-skip-sqs", action="store_true",
                    help="leave out the sqs-consumer drain of the azi3 benchmark (the other runs then see no events)")
+    p.add_argument("--azi3-alarm-runs", type=int, default=3,
+                   help="how many times the azi3 alarm run is timed, each from the same store (default 3)")
     p.add_argument("--results", default=os.path.join(HERE, "results.json"))
     p.add_argument("--markdown", default=os.path.join(SRCDIR, "BENCHMARKS.md"))
     p.add_argument("--render-only", action="store_true")

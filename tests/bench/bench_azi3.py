@@ -97,14 +97,10 @@ class Megazord:
         u = urlsplit(self.base_url)
         c = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
         try:
-            c.request("GET", "/_fake/requests")
-            reqs = json.loads(c.getresponse().read())
+            c.request("GET", "/_fake/routes")
+            return json.loads(c.getresponse().read())
         finally:
             c.close()
-        out = {}
-        for r in reqs:
-            out[r["route"]] = out.get(r["route"], 0) + 1
-        return out
 
 
 class Fauxqs:
@@ -356,6 +352,16 @@ class Bench:
                 "megazord_requests": sum(sum(r["megazord_requests"].values()) for r in rs),
                 "message": rs[-1]["message"]}
 
+    def store_copy(self, src, dst):
+        """Copies the azi-3 store SRC over DST with SQLite's backup (WAL included)."""
+        a = sqlite3.connect(src, timeout=30)
+        b = sqlite3.connect(dst, timeout=30)
+        try:
+            a.backup(b)
+        finally:
+            a.close()
+            b.close()
+
     def store_rows(self, sql, args=()):
         con = sqlite3.connect(os.path.join(self.tmp, "azi3.db"), timeout=30)
         try:
@@ -476,9 +482,21 @@ class Bench:
         res["expiration_steady"] = self.repeated("window-expiration steady", "window-expiration",
                                                  [A + k * M for k in (5, 6, 7)], "%d sessions open" % n)
         self.sqs_phase(res)
-        res["expiration_all_expire"] = self.figure(
-            "window-expiration, every window expired", "window-expiration", A + 3 * H,
-            "%d sessions open, %d windows expired, %d alarms posted" % (n, n, n))
+        # The alarm run is the figure with a target: timed several times, each from the store as
+        # it was before the first (restored while no run has it open), the median reported.
+        repeats = max(1, getattr(self.args, "azi3_alarm_runs", 1))
+        snapshot = os.path.join(self.tmp, "azi3-before-alarms.db")
+        if repeats > 1:
+            self.store_copy(os.path.join(self.tmp, "azi3.db"), snapshot)
+        alarm_runs = []
+        for k in range(repeats):
+            if k > 0:
+                self.store_copy(snapshot, os.path.join(self.tmp, "azi3.db"))
+            alarm_runs.append(self.figure(
+                "window-expiration, every window expired #%d" % (k + 1), "window-expiration", A + 3 * H,
+                "%d sessions open, %d windows expired, %d alarms posted" % (n, n, n)))
+        by_time = sorted(alarm_runs, key=lambda r: r["sec"])
+        res["expiration_all_expire"] = dict(by_time[len(by_time) // 2], sec_all=[r["sec"] for r in alarm_runs])
         # the windows opened at A+3h ran out at A+5h: after B they close without a successor,
         # post their alarms, and every session completes and is unsubscribed
         res["expiration_complete"] = self.figure(
@@ -540,7 +558,10 @@ def render(az):
     row("monitoring-scheduler at A: creates every session", az["monitoring_create"])
     rep("monitoring-scheduler, every minute after A", az["monitoring_steady"])
     rep("window-expiration, nothing due", az["expiration_steady"])
-    row("window-expiration, every window expired", az["expiration_all_expire"])
+    ae = az["expiration_all_expire"]
+    row("window-expiration, every window expired%s" % (
+        " (median of %d runs from the same store: %s s)" % (len(ae["sec_all"]), ", ".join(map(str, ae["sec_all"])))
+        if len(ae.get("sec_all", [])) > 1 else ""), ae)
     row("window-expiration after B: every window expired, every session completes", az["expiration_complete"])
     o.append("")
     s = az.get("sqs", {})

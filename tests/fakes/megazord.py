@@ -19,6 +19,7 @@ requests/s: fast enough that a benchmark measures the jobs, not the fake.
 
 Control endpoints (never recorded):
     GET  /_fake/requests       every API request so far: [{method, path, query, headers, body, route}]
+    GET  /_fake/routes         how many API requests so far, per route: {"replay": N, ...}
     GET  /_fake/subscriptions  live subscriptions: [{id, robotId, eventNames, until}]
     GET  /_fake/concurrency    API requests in progress at once: {"max": N, "max_per_robot": M}
                                (the most overall, and the most for any one robot)
@@ -47,7 +48,7 @@ import sqlite3
 import sys
 from datetime import datetime, timezone
 from http import HTTPStatus
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote_plus
 
 ROUTES = [
     ("subscribe", "POST", re.compile(r"^/internal/v1/events/robots/(\d+)/subscriptions$")),
@@ -58,6 +59,14 @@ ROUTES = [
 ROUTE_NAMES = {name for name, _, _ in ROUTES} | {"any"}
 REASONS = {s.value: s.phrase for s in HTTPStatus}
 RFC3339_MS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$")
+
+
+class Target:
+    """A request target split as the API handlers read it: path and query."""
+    __slots__ = ("path", "query")
+
+    def __init__(self, path, query):
+        self.path, self.query = path, query
 
 
 class BadRequest(Exception):
@@ -82,7 +91,8 @@ class State:
         self.reset()
 
     def reset(self):
-        self.requests = []
+        self.requests = []  # tuples, see request_record()
+        self.routes = {}
         self.faults = []
         self.subscriptions = {}
         self.incomings = []
@@ -110,15 +120,47 @@ class State:
 STATE = State()
 
 
-class Headers(dict):
-    """Request headers as the client spelled them; get() ignores case, as HTTP does."""
+# The header fields the fake acts on, read from a request head in one pass (by name, any case);
+# the rest are parsed only when /_fake/requests shows them. Parsing every line in Python was a
+# third of the fake's time per request, and the benchmark's runs waited on it (issue 16).
+HEAD_FIELDS = re.compile(r"\r\n(content-length|content-type|connection|expect|transfer-encoding)[ \t]*:[ \t]*"
+                         r"([^\r\n]*)", re.I)
+# a header line without a colon
+HEAD_BAD_LINE = re.compile(r"\r\n([^:\r\n]*)(?=\r\n|\Z)")
 
-    def get(self, key, default=None):
-        k = key.lower()
-        for name, value in self.items():
-            if name.lower() == k:
-                return value
-        return default
+
+def head_headers(head):
+    """The header lines of a request HEAD (its request line first), as the client spelled them."""
+    out = {}
+    for line in head.split("\r\n")[1:]:
+        name, _, value = line.partition(":")
+        out[name.strip()] = value.strip()
+    return out
+
+
+def query_params(query):
+    """A query string's parameters, the first of each name (parse_qs, cut to what the replay
+    reads: it cost a sixth of a request's time)."""
+    out = {}
+    for part in query.split("&"):
+        if part:
+            k, _, v = part.partition("=")
+            if "%" in part or "+" in part:
+                k, v = unquote_plus(k), unquote_plus(v)
+            out.setdefault(k, v)
+    return out
+
+
+VERBOSE = bool(os.environ.get("FAKE_MEGAZORD_VERBOSE"))
+
+
+def request_record(r):
+    """A request as /_fake/requests shows it, from what dispatch() kept (a tuple: building the
+    dict for every request cost more than answering it, and most are never asked for)."""
+    method, path, query, head, body, route = r
+    return {"method": method, "path": path,
+            "query": {k: v[0] for k, v in parse_qs(query, keep_blank_values=True).items()},
+            "headers": head_headers(head), "body": body.decode("utf-8", "replace"), "route": route}
 
 
 class Connection(asyncio.Protocol):
@@ -156,36 +198,35 @@ class Connection(asyncio.Protocol):
                 if len(self.buf) > self.MAX_HEAD:
                     self.fail(431, "request head over %d bytes" % self.MAX_HEAD)
                 return
-            lines = self.buf[:end].decode("latin-1").split("\r\n")
+            head = self.buf[:end].decode("latin-1")
+            first = head.partition("\r\n")[0]
             try:
-                method, target, version = lines[0].split(" ")
+                method, target, version = first.split(" ")
             except ValueError:
-                return self.fail(400, "malformed request line %r" % lines[0][:200])
-            headers = Headers()
-            for line in lines[1:]:
-                name, sep, value = line.partition(":")
-                if not sep:
-                    return self.fail(400, "malformed header line %r" % line[:200])
-                headers[name.strip()] = value.strip()
-            if headers.get("Transfer-Encoding"):
+                return self.fail(400, "malformed request line %r" % first[:200])
+            bad = HEAD_BAD_LINE.search(head)
+            if bad:
+                return self.fail(400, "malformed header line %r" % bad.group(1)[:200])
+            headers = {k.lower(): v.rstrip() for k, v in HEAD_FIELDS.findall(head)}
+            if headers.get("transfer-encoding"):
                 return self.fail(501, "Transfer-Encoding is not supported here; send Content-Length")
             try:
-                n = int(headers.get("Content-Length") or 0)
+                n = int(headers.get("content-length") or 0)
             except ValueError:
                 n = -1
             if n < 0:
                 return self.fail(400, "bad Content-Length")
             if len(self.buf) < end + 4 + n:
-                if (headers.get("Expect") or "").lower() == "100-continue" and not self.continued:
+                if headers.get("expect", "").lower() == "100-continue" and not self.continued:
                     self.continued = True
                     self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
                 return
             self.continued = False
             body = bytes(self.buf[end + 4:end + 4 + n])
             del self.buf[:end + 4 + n]
-            conn = (headers.get("Connection") or "").lower()
+            conn = headers.get("connection", "").lower()
             self.close_after = conn == "close" or (version == "HTTP/1.0" and conn != "keep-alive")
-            self.method, self.path, self.headers = method, target, headers
+            self.method, self.path, self.headers, self.head = method, target, headers, head
             self.dispatch(method, body)
 
     def fail(self, status, message):
@@ -193,7 +234,7 @@ class Connection(asyncio.Protocol):
         self.send(status, {"message": message})
 
     def log_message(self, fmt, *args):
-        if os.environ.get("FAKE_MEGAZORD_VERBOSE"):
+        if VERBOSE:
             sys.stderr.write("fake-megazord: " + (fmt % args) + "\n")
 
     def send(self, status, payload=None, raw=None):
@@ -205,8 +246,8 @@ class Connection(asyncio.Protocol):
         self.uncount()
         if not self.transport:
             return  # the client gave up (a delay fault outlasted its timeout)
-        self.log_message('"%s %s" %d', self.method if hasattr(self, "method") else "-",
-                         self.path if hasattr(self, "path") else "-", status)
+        if VERBOSE:
+            self.log_message('"%s %s" %d', getattr(self, "method", "-"), getattr(self, "path", "-"), status)
         head = "HTTP/1.1 %d %s\r\nServer: fake-megazord/1\r\n" % (status, REASONS.get(status, "Status"))
         if data:
             head += "Content-Type: application/json\r\n"
@@ -219,7 +260,7 @@ class Connection(asyncio.Protocol):
             self.transport = None
 
     def json_body(self, body):
-        if self.headers.get("Content-Type", "").split(";")[0].strip() != "application/json":
+        if self.headers.get("content-type", "").split(";")[0].strip() != "application/json":
             raise BadRequest("Content-Type must be application/json")
         try:
             return json.loads(body)
@@ -227,24 +268,21 @@ class Connection(asyncio.Protocol):
             raise BadRequest(f"body is not JSON: {e}")
 
     def dispatch(self, method, body):
-        url = urlsplit(self.path)
-        if url.path.startswith("/_fake/"):
-            return self.control(method, url.path, body)
+        path, _, query = self.path.partition("?")
+        path = path.partition("#")[0]
+        url = Target(path, query)
+        if path.startswith("/_fake/"):
+            return self.control(method, path, body)
 
         route, match = None, None
         for name, m, rx in ROUTES:
-            mm = rx.match(url.path)
-            if mm and m == method:
-                route, match = name, mm
-                break
-        STATE.requests.append({
-            "method": method,
-            "path": url.path,
-            "query": {k: v[0] for k, v in parse_qs(url.query, keep_blank_values=True).items()},
-            "headers": dict(self.headers),
-            "body": body.decode("utf-8", "replace"),
-            "route": route,
-        })
+            if m == method:
+                mm = rx.match(path)
+                if mm:
+                    route, match = name, mm
+                    break
+        STATE.requests.append((method, path, query, self.head, body, route))
+        STATE.routes[route] = STATE.routes.get(route, 0) + 1
         fault = STATE.take_fault(route) if route else None
         if route is None:
             return self.send(404, {"message": f"no route for {method} {url.path}"})
@@ -327,9 +365,9 @@ class Connection(asyncio.Protocol):
 
     def api_replay(self, m, url, body):
         robot = int(m.group(1))
-        q = parse_qs(url.query, keep_blank_values=True)
-        name = q.get("event_name", [None])[0]
-        since = q.get("created_since", [None])[0]
+        q = query_params(url.query)
+        name = q.get("event_name")
+        since = q.get("created_since")
         if not name:
             raise BadRequest("query parameter event_name is required")
         if since is None or not re.fullmatch(r"\d+", since):
@@ -363,7 +401,9 @@ class Connection(asyncio.Protocol):
     def control(self, method, path, body):
         try:
             if method == "GET" and path == "/_fake/requests":
-                return self.send(200, list(STATE.requests))
+                return self.send(200, [request_record(r) for r in STATE.requests])
+            if method == "GET" and path == "/_fake/routes":
+                return self.send(200, {str(k): v for k, v in STATE.routes.items()})
             if method == "GET" and path == "/_fake/concurrency":
                 return self.send(200, {"max": STATE.max_in_flight, "max_per_robot": STATE.max_in_flight_robot})
             if method == "GET" and path == "/_fake/subscriptions":

@@ -184,25 +184,30 @@ START_TEST(test_post_alarm) {
 }
 END_TEST
 
-/* --- the driver's hook before sending (issue 16: window-expiration commits its batched claims
- * there, so a call whose claim could not be committed never leaves) --- */
+/* --- the driver's commit hook (issue 16: window-expiration commits its batched store writes
+ * there, so a call whose claim could not be committed never leaves, and many answers' writes
+ * share one commit) --- */
 
 typedef struct hook_state {
-        unsigned rounds, fail_from;  /* before_send fails from round FAIL_FROM on */
-        int outcome[8];              /* per robot: 1 not completed, else DONE's reply->r */
+        unsigned rounds, fail_from;  /* the hook fails from its FAIL_FROM-th call on */
+        int outcome[48];             /* per robot: 1 not completed, else DONE's reply->r */
         bool chained;
+        int64_t slow_robot;          /* its answer is delayed: ... */
+        unsigned rounds_while_slow;  /* ... commits after the next robot's answer, before its */
 } hook_state;
 
 static int hook_before_send(megazord_multi *mm, void *userdata) {
         hook_state *h = userdata;
         (void) mm;
+        if (h->slow_robot && h->outcome[h->slow_robot] == 1 && h->outcome[h->slow_robot + 1] != 1)
+                h->rounds_while_slow++;
         return ++h->rounds >= h->fail_from ? -EIO : 0;
 }
 
 static void hook_done(megazord_multi *mm, megazord_reply *reply, void *userdata) {
         hook_state *h = userdata;
         h->outcome[reply->robot_id] = reply->r;
-        /* robot 1's answer queues a call for robot 4, after the round that sent robot 1's */
+        /* robot 1's answer queues a call for robot 4, after the commit that let robot 1's go */
         if (reply->robot_id == 1 && !h->chained) {
                 h->chained = true;
                 ck_assert_int_eq(megazord_multi_post_alarm(mm, 4, "NO_TOILET_ACTIVITY_ALARM", 10, "ref-4", hook_done, h),
@@ -210,13 +215,34 @@ static void hook_done(megazord_multi *mm, megazord_reply *reply, void *userdata)
         }
 }
 
+static void hook_reset(hook_state *h, unsigned fail_from) {
+        *h = (hook_state) { .fail_from = fail_from };
+        for (size_t i = 0; i < ELEMENTSOF(h->outcome); i++)
+                h->outcome[i] = 1;
+}
+
+static size_t count_recorded(const char *route) {
+        json_auto_t *reqs = recorded();
+        size_t i, n = 0;
+        json_t *v;
+        json_array_foreach(reqs, i, v) {
+                const char *method = json_string_value(json_object_get(v, "method"));
+                if (streq(route, "replay") ? streq(method, "GET") : streq(method, "POST"))
+                        n++;
+        }
+        return n;
+}
+
 START_TEST(test_multi_before_send) {
         _cleanup_(megazord_freep) megazord *m = client(5 * USEC_PER_SEC);
         _cleanup_(megazord_multi_freep) megazord_multi *mm = NULL;
-        hook_state h = { .fail_from = 2 };
+        hook_state h;
 
-        for (size_t i = 0; i < ELEMENTSOF(h.outcome); i++)
-                h.outcome[i] = 1;
+        /* Robots 1-3 queued before the first commit; robot 4 by robot 1's answer. Every commit
+         * after the first fails: robot 4's post, decided on lost writes, completes unsent with
+         * the error; robots 1-3 were covered by the first commit and all go, though only two fit
+         * at once (max_parallel 2). */
+        hook_reset(&h, 2);
         ck_assert_int_eq(megazord_multi_new(m, 2, &mm), 0);
         megazord_multi_set_before_send(mm, hook_before_send, &h);
         for (int64_t robot = 1; robot <= 3; robot++) {
@@ -225,33 +251,64 @@ START_TEST(test_multi_before_send) {
                 ck_assert_int_eq(megazord_multi_post_alarm(mm, robot, "NO_TOILET_ACTIVITY_ALARM", 10, ref, hook_done, &h), 0);
         }
         ck_assert_int_eq(megazord_multi_run(mm), 0);
-
-        /* round 1 let two calls go (max_parallel 2); round 2 failed: the call still queued and
-         * the one queued by an answer complete with its error, unsent; the two sent complete */
         ck_assert_int_ge(h.rounds, 2);
-        ck_assert_int_eq(h.outcome[1], 0);
-        ck_assert_int_eq(h.outcome[2], 0);
-        ck_assert_int_eq(h.outcome[3], -EIO);
+        for (int64_t robot = 1; robot <= 3; robot++)
+                ck_assert_msg(h.outcome[robot] == 0, "robot %d: %d", (int) robot, h.outcome[robot]);
         ck_assert_int_eq(h.outcome[4], -EIO);
+        ck_assert_uint_eq(count_recorded("alarm"), 3);
         json_auto_t *reqs = recorded();
-        ck_assert_int_eq(json_array_size(reqs), 2);
-        for (size_t i = 0; i < 2; i++) {
+        for (size_t i = 0; i < json_array_size(reqs); i++) {
                 const char *path = json_string_value(json_object_get(json_array_get(reqs, i), "path"));
-                ck_assert_msg(streq(path, "/internal/v1/events/robots/1/incomings") ||
-                                      streq(path, "/internal/v1/events/robots/2/incomings"),
-                              "sent: %s", path);
+                ck_assert_msg(!streq(path, "/internal/v1/events/robots/4/incomings"), "sent: %s", path);
         }
 
-        /* with the hook succeeding every call goes, and a cleared hook is not called */
+        /* A replay only reads: it waits for no commit, and a failed one does not stop it. Every
+         * commit fails here: the replays all go, the post queued with them does not. */
         reset_fake();
-        h = (hook_state) { .fail_from = UINT_MAX };
-        for (size_t i = 0; i < ELEMENTSOF(h.outcome); i++)
-                h.outcome[i] = 1;
-        for (int64_t robot = 1; robot <= 3; robot++)
+        hook_reset(&h, 1);
+        h.chained = true;
+        for (int64_t robot = 1; robot <= 6; robot++)
+                ck_assert_int_eq(megazord_multi_replay(mm, robot, "TOILET_ACTIVITY", UNTIL_2026, hook_done, &h), 0);
+        ck_assert_int_eq(megazord_multi_post_alarm(mm, 7, "NO_TOILET_ACTIVITY_ALARM", 10, "ref-7", hook_done, &h), 0);
+        ck_assert_int_eq(megazord_multi_run(mm), 0);
+        for (int64_t robot = 1; robot <= 6; robot++)
+                ck_assert_msg(h.outcome[robot] == 0, "replay of robot %d: %d", (int) robot, h.outcome[robot]);
+        ck_assert_int_eq(h.outcome[7], -EIO);
+        ck_assert_uint_eq(count_recorded("replay"), 6);
+        ck_assert_uint_eq(count_recorded("alarm"), 0);
+
+        /* One commit covers every call queued before it: 40 posts, 4 at a time, with every
+         * commit after the first failing, all go. */
+        reset_fake();
+        hook_reset(&h, 2);
+        h.chained = true;
+        mm = megazord_multi_free(mm);
+        ck_assert_int_eq(megazord_multi_new(m, 4, &mm), 0);
+        megazord_multi_set_before_send(mm, hook_before_send, &h);
+        for (int64_t robot = 1; robot <= 40; robot++)
                 ck_assert_int_eq(megazord_multi_post_alarm(mm, robot, "NO_TOILET_ACTIVITY_ALARM", 10, "ref", hook_done, &h), 0);
         ck_assert_int_eq(megazord_multi_run(mm), 0);
-        for (int64_t robot = 1; robot <= 4; robot++)
-                ck_assert_int_eq(h.outcome[robot], 0);
+        for (int64_t robot = 1; robot <= 40; robot++)
+                ck_assert_msg(h.outcome[robot] == 0, "robot %d: %d", (int) robot, h.outcome[robot]);
+        ck_assert_uint_eq(count_recorded("alarm"), 40);
+
+        /* Writes are not held while the run waits on Megazord: robot 2's answer comes at once,
+         * robot 1's after 300 ms; the commit of what robot 2's answer wrote comes meanwhile, not
+         * after robot 1's answer. */
+        reset_fake();
+        hook_reset(&h, UINT_MAX);
+        h.chained = true;
+        h.slow_robot = 1;
+        control("/_fake/fault", "{\"route\": \"replay\", \"count\": 1, \"delay\": 0.3}");
+        ck_assert_int_eq(megazord_multi_replay(mm, 1, "TOILET_ACTIVITY", UNTIL_2026, hook_done, &h), 0);
+        ck_assert_int_eq(megazord_multi_replay(mm, 2, "TOILET_ACTIVITY", UNTIL_2026, hook_done, &h), 0);
+        ck_assert_int_eq(megazord_multi_run(mm), 0);
+        ck_assert_int_eq(h.outcome[1], 0);
+        ck_assert_int_eq(h.outcome[2], 0);
+        ck_assert_msg(h.rounds_while_slow >= 1, "no commit while the run waited 300 ms on robot 1 (%u commits)",
+                      h.rounds);
+
+        /* a cleared hook is not called */
         unsigned rounds = h.rounds;
         megazord_multi_set_before_send(mm, NULL, NULL);
         ck_assert_int_eq(megazord_multi_post_alarm(mm, 5, "NO_TOILET_ACTIVITY_ALARM", 10, "ref", hook_done, &h), 0);

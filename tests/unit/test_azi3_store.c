@@ -760,8 +760,11 @@ START_TEST(test_owed_alarms_order) {
         snprintf(ref, sizeof(ref), "%s", l[1].alarm_reference_id);
         l = mfree(l);
 
+        /* one session's, in the same order (sorted apart from the query, see the store) */
         ck_assert_int_eq(azi3_store_alarms_owed(s, x.id, &l, &n), 0);
         ck_assert_uint_eq(n, 2);
+        ck_assert_int_eq(l[0].id, wx1.id);
+        ck_assert_int_eq(l[1].id, wx2.id);
         l = mfree(l);
 
         /* A failed post changes nothing: the reference stays the same for the next attempt. */
