@@ -194,6 +194,9 @@ int manager_metrics_text(manager *m, char **ret, size_t *ret_len) {
         fputs("# HELP schedulerd_worker_runs_pipelined_total Runs sent to a busy worker behind its current run "
               "(isolation: worker).\n# TYPE schedulerd_worker_runs_pipelined_total counter\n", f);
         fprintf(f, "schedulerd_worker_runs_pipelined_total %" PRIu64 "\n", worker_pools_pipelined(m->workers));
+        fputs("# HELP schedulerd_worker_read_pauses_total Times a worker's answers were left unread while it worked "
+              "through a herd's queue (isolation: worker).\n# TYPE schedulerd_worker_read_pauses_total counter\n", f);
+        fprintf(f, "schedulerd_worker_read_pauses_total %" PRIu64 "\n", worker_pools_read_pauses(m->workers));
         cluster_metrics_write(m->cluster, f);
         if (fclose(f) != 0) {
                 free(text);

@@ -48,9 +48,30 @@
 #define AHEAD_DEPTH 4096
 /* Requests sent to a worker per sendmmsg() at most. */
 #define SEND_BATCH 256
-/* The daemon's send buffer of a worker's socket (the kernel caps it at net.core.wmem_max): room
- * for a herd's requests sent ahead. */
+/* The daemon's send buffer of a worker's socket (the kernel caps it at net.core.wmem_max unless
+ * the daemon may force it): room for a herd's requests sent ahead. */
 #define WORKER_SNDBUF (4 * 1024 * 1024)
+/* The worker's send buffer: room for the replies of a read pause (below). A reply takes about
+ * REPLY_TRUESIZE of it (the kernel counts its buffer, not its 50 bytes). */
+#define WORKER_REPLY_SNDBUF (4 * 1024 * 1024)
+#define REPLY_TRUESIZE 1024
+/* Its output pipe, for the same pause: a marker per run, and what its runs print. */
+#define WORKER_OUTPUT_PIPE (1024 * 1024)
+#define OUTPUT_PER_RUN 64
+/* While a worker works through a deep queue (a herd sent ahead of its instant), its replies are
+ * left unread until it nears the queue's end. Read as they came, they woke the daemon for every
+ * run (a wake-up, an epoll round and a recvmmsg of one, ~10 µs), and read in batches they still
+ * took ~3 µs each: either way on a core a worker wanted, and the worker sharing it lost 2 ms of a
+ * 4 ms herd. What waits is bookkeeping the herd holds back anyway (pools_handing_out()); deadlines
+ * and signals do not wait. The pause lasts for the runs its queue holds at the worker's pace,
+ * less READ_PAUSE_KEEP of them, as many as its socket holds replies and its output pipe holds
+ * OUTPUT_PER_RUN bytes each, READ_PAUSE_MAX at most; a queue shorter than READ_PAUSE_MIN
+ * (pipelining, not a herd) is read as it comes. Before runs are handed out, a paused worker is
+ * read first (pool_pump()), so none is judged on a queue it has run since. */
+#define READ_PAUSE_MIN 128
+#define READ_PAUSE_KEEP 16
+#define READ_PAUSE_MAX (20 * USEC_PER_MSEC)
+#define READ_PAUSE_RUN_MIN 2 /* µs: a run's turn in a worker at least */
 
 typedef struct pool pool;
 typedef struct worker worker;
@@ -71,6 +92,7 @@ struct worker {
         int fd;     /* its socket; -1 once closed (it then exits) */
         int out_fd; /* its stdout and stderr */
         sd_event_source *io, *out, *child;
+        sd_event_source *read_pause; /* the end of a pause in reading io and out, see READ_PAUSE_RUNS */
         run *run;   /* the current run (started, its deadline armed), or NULL */
         /* sent behind it, not started yet, in order (a ring): their pid, start and deadline come
          * when each becomes the current run */
@@ -80,6 +102,10 @@ struct worker {
         uint64_t seq, run_seq; /* request numbers: the last given, the current run's */
         usec_t last_answered;  /* wall clock: the last reply's */
         usec_t last_run_usec; /* how long its last run took (monotonic), USEC_INFINITY before one */
+        usec_t turn_usec;     /* a run's turn in it, reply to reply when it ran back to back (average) */
+        unsigned reply_room;  /* replies its socket holds unread, about */
+        unsigned out_room;    /* runs' output its pipe holds unread, about */
+        bool paused;          /* its io and out are off until read_pause */
         bool retiring;  /* takes no more runs; its socket closes once its slots are empty */
         /* signalled for a run (its deadline, a cancellation): it answers that run, or the one it
          * had moved on to, and refuses the rest; no queued run becomes current any more (each
@@ -131,6 +157,7 @@ struct worker_pools {
         unsigned ncpu;
         usec_t pipeline_max;   /* PIPELINE_RUN_MAX, or the tests' SCHEDULERD_TEST_PIPELINE_USEC */
         uint64_t n_pipelined;  /* runs sent to a busy worker behind its current one */
+        uint64_t n_read_pauses; /* pauses in reading a worker working through a herd */
         /* Runs answered by their worker, finished (run_finish()) but not yet handed to their done
          * callback: a FIFO, drained by `ended_src` at a lower priority than the workers' replies.
          * The daemon's bookkeeping of an ended run (history, log, metrics, retries) costs more than
@@ -234,6 +261,7 @@ static void worker_free(worker *w) {
         }
         worker_close(w);
         sd_event_source_disable_unref(w->stop_timer);
+        sd_event_source_disable_unref(w->read_pause);
         sd_event_source_disable_unref(w->out);
         sd_event_source_disable_unref(w->child);
         if (w->out_fd >= 0)
@@ -644,6 +672,12 @@ static int worker_reply_handle(worker *w, worker_reply *rep, size_t n) {
                 worker_promote(w, w->last_answered);
         }
         run *r = w->run;
+        /* back to back (a queue, no wait between): the time between two answers is a run's turn */
+        if (w->last_answered > 0 && rep->answered > w->last_answered && w->q_len > 0 &&
+            rep->answered - w->last_answered < w->pool->owner->pipeline_max) {
+                usec_t t = rep->answered - w->last_answered;
+                w->turn_usec = w->turn_usec ? (7 * w->turn_usec + t) / 8 : t;
+        }
         w->last_answered = rep->answered;
         /* by the worker's clock: the daemon may read a batch of replies well after the runs, and
          * a run sent to an idle worker may wait for a CPU (its wake-up on a busy core) before it
@@ -698,12 +732,60 @@ static int worker_reply_one(worker *w) {
  * turns of the daemon's loop, and they cost one system call, not one each. */
 #define REPLY_BATCH PIPELINE_DEPTH
 
-static int on_worker_reply(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+static void worker_resume_reading(worker *w) {
+        if (!w->paused)
+                return;
+        w->paused = false;
+        (void) sd_event_source_set_enabled(w->read_pause, SD_EVENT_OFF);
+        if (w->io)
+                (void) sd_event_source_set_enabled(w->io, SD_EVENT_ON);
+        if (w->out)
+                (void) sd_event_source_set_enabled(w->out, SD_EVENT_ON);
+}
+
+static int on_read_pause_end(sd_event_source *s, uint64_t usec, void *userdata) {
+        worker_resume_reading(userdata);
+        return 0;
+}
+
+/* After a batch of W's replies: pauses reading them while W works through a queue of at least
+ * READ_PAUSE_MIN runs behind one it is running (see READ_PAUSE_MIN). */
+static void worker_pause_reading(worker *w) {
+        worker_pools *ps = w->pool->owner;
+        usec_t now, per, pause;
+        unsigned n;
+
+        if (!w->io || !w->out || !w->run || w->q_len < READ_PAUSE_MIN || w->stopping || w->retiring)
+                return;
+        now = clock_now_monotonic();
+        if (now < w->run->started_mono)
+                return; /* sent ahead: nothing comes before its instant */
+        if (w->last_run_usec == USEC_INFINITY || w->last_run_usec >= ps->pipeline_max)
+                return;
+        per = MAX(MAX(w->last_run_usec, w->turn_usec), (usec_t) READ_PAUSE_RUN_MIN);
+        n = MIN(MIN(w->q_len - READ_PAUSE_KEEP, w->reply_room), w->out_room);
+        pause = MIN((usec_t) READ_PAUSE_MAX, n * per);
+        /* what it printed so far is read now: the pause must not start with its pipe half full */
+        if (!worker_read_output(w, WORKER_OUTPUT_DRAIN_MAX))
+                return;
+        if (!w->read_pause) {
+                if (sd_event_add_time(ps->event, &w->read_pause, CLOCK_MONOTONIC, now + pause, 1, on_read_pause_end, w) < 0)
+                        return;
+        } else if (sd_event_source_set_time(w->read_pause, now + pause) < 0 ||
+                   sd_event_source_set_enabled(w->read_pause, SD_EVENT_ONESHOT) < 0)
+                return;
+        (void) sd_event_source_set_enabled(w->io, SD_EVENT_OFF);
+        (void) sd_event_source_set_enabled(w->out, SD_EVENT_OFF);
+        w->paused = true;
+        ps->n_read_pauses++;
+}
+
+/* Reads and handles a batch of W's replies (REPLY_BATCH at most). Returns how many, 0 when none
+ * was there, -1 when its socket broke (then closed). */
+static int worker_read_replies(worker *w) {
         static worker_reply reps[REPLY_BATCH]; /* one thread; not re-entered */
         struct mmsghdr msgs[REPLY_BATCH];
         struct iovec iov[REPLY_BATCH];
-        worker *w = userdata;
-        pool *p = w->pool;
         int n;
 
         for (size_t i = 0; i < REPLY_BATCH; i++) {
@@ -715,7 +797,7 @@ static int on_worker_reply(sd_event_source *s, int fd, uint32_t revents, void *u
         while (n < 0 && errno == EINTR);
         if (n < 0 && errno != EAGAIN) {
                 worker_close(w);
-                return 0;
+                return -1;
         }
         w->in_reply_batch = true;
         for (int i = 0; i < n && w->fd >= 0; i++)
@@ -723,9 +805,32 @@ static int on_worker_reply(sd_event_source *s, int fd, uint32_t revents, void *u
                         break;
         w->in_reply_batch = false;
         worker_send_owed_signal(w);
-        if (n > 0)
-                pool_pump(p);
+        return MAX(n, 0);
+}
+
+static int on_worker_reply(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        worker *w = userdata;
+        pool *p = w->pool;
+
+        if (worker_read_replies(w) <= 0)
+                return 0;
+        pool_pump(p);
+        if (w->fd >= 0)
+                worker_pause_reading(w);
         return 0;
+}
+
+/* Before P's runs are handed out: its paused workers are read (see READ_PAUSE_MIN). */
+static void pool_catch_up(pool *p) {
+        for (worker *w = p->workers; w; w = w->next) {
+                if (!w->paused)
+                        continue;
+                worker_resume_reading(w);
+                if (w->out)
+                        (void) worker_read_output(w, WORKER_OUTPUT_DRAIN_MAX);
+                while (w->fd >= 0 && worker_read_replies(w) > 0)
+                        ;
+        }
 }
 
 static int worker_spawn(pool *p, worker **ret);
@@ -826,18 +931,36 @@ static int pool_zygote_fork(pool *p, int sock, int out, const uint8_t *marker, p
         return q;
 }
 
-/* A worker's socket pair (SV) and output pipe (OUT), or -errno with neither. */
-static int worker_channels(int sv[2], int out[2]) {
+/* Best effort: forced past net.core.wmem_max where the daemon may (CAP_NET_ADMIN), else up to it. */
+static void socket_grow_sndbuf(int fd, int size) {
+        if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) < 0)
+                (void) setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+}
+
+/* A worker's socket pair (SV) and output pipe (OUT), and about how many replies and runs' output
+ * they hold unread (*RET_REPLY_ROOM, *RET_OUT_ROOM); or -errno with neither. */
+static int worker_channels(int sv[2], int out[2], unsigned *ret_reply_room, unsigned *ret_out_room) {
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
                 return -errno;
-        /* best effort: fewer runs are sent ahead of their instant without it */
-        (void) setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &(int) { WORKER_SNDBUF }, sizeof(int));
+        /* without them fewer runs are sent ahead of their instant, and a worker whose replies
+         * are left unread a moment may wait for the daemon */
+        socket_grow_sndbuf(sv[0], WORKER_SNDBUF);
+        socket_grow_sndbuf(sv[1], WORKER_REPLY_SNDBUF);
+        int sndbuf = 0;
+        socklen_t len = sizeof(sndbuf);
+        /* (Linux reports twice what was set, its bookkeeping counted in) */
+        if (getsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &sndbuf, &len) < 0 || sndbuf < 0)
+                sndbuf = 0;
+        *ret_reply_room = (unsigned) sndbuf / 2 / REPLY_TRUESIZE;
         if (pipe2(out, O_CLOEXEC) < 0) {
                 int q = -errno;
                 close(sv[0]);
                 close(sv[1]);
                 return q;
         }
+        (void) fcntl(out[0], F_SETPIPE_SZ, WORKER_OUTPUT_PIPE); /* best effort: up to fs.pipe-max-size */
+        int size = fcntl(out[0], F_GETPIPE_SZ);
+        *ret_out_room = size > 0 ? (unsigned) size / OUTPUT_PER_RUN : 0;
         return 0;
 }
 
@@ -850,7 +973,7 @@ static int worker_spawn(pool *p, worker **ret) {
         if (!w)
                 return -ENOMEM;
         marker_new(w->marker);
-        q = worker_channels(sv, out);
+        q = worker_channels(sv, out, &w->reply_room, &w->out_room);
         if (q < 0)
                 return q;
         q = pool_zygote_fork(p, sv[1], out[1], w->marker, &pid);
@@ -860,7 +983,7 @@ static int worker_spawn(pool *p, worker **ret) {
                 close(sv[1]);
                 close(out[0]);
                 close(out[1]);
-                q = worker_channels(sv, out);
+                q = worker_channels(sv, out, &w->reply_room, &w->out_room);
                 if (q < 0)
                         return q;
                 q = -EPIPE;
@@ -1074,6 +1197,8 @@ static worker *pool_get(pool *p, usec_t not_before, unsigned *ret_room, int *ret
 /* Hands the runs that wait to workers with room, oldest first, in batches: each worker its
  * share of the queue, as much of it as it takes. */
 static void pool_pump(pool *p) {
+        if (p->q_len > 0)
+                pool_catch_up(p);
         while (p->q_len > 0) {
                 int err;
                 unsigned room;
@@ -1322,6 +1447,10 @@ bool worker_pools_busy(const worker_pools *ps) {
 
 uint64_t worker_pools_pipelined(const worker_pools *ps) {
         return ps ? ps->n_pipelined : 0;
+}
+
+uint64_t worker_pools_read_pauses(const worker_pools *ps) {
+        return ps ? ps->n_read_pauses : 0;
 }
 
 size_t worker_pools_pids(const worker_pools *ps, pid_t *v, size_t max) {

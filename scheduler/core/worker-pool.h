@@ -87,6 +87,12 @@ bool worker_pools_busy(const worker_pools *p);
  * send more; one queued behind a run that turns out long waits for it. */
 uint64_t worker_pools_pipelined(const worker_pools *p);
 
+/* How many times a worker's replies and output were left unread while it worked through a queue
+ * of a herd (0 for NULL): read as they came, they woke the daemon for every run on a core the
+ * workers wanted. Reading resumes near the queue's end, after 20 ms at most, or at once when the
+ * pool hands out runs. */
+uint64_t worker_pools_read_pauses(const worker_pools *p);
+
 /* The worker processes alive and the pools' zygotes (children of the daemon that are no run's
  * main process), up to MAX into V; returns how many there are (may be more than MAX). */
 size_t worker_pools_pids(const worker_pools *p, pid_t *v, size_t max);

@@ -285,6 +285,37 @@ class Workers(DaemonTestCase):
         self.assertEqual(sorted({(r["job"], r["scheduled_usec"]) for r in rows}),
                          sorted((r["job"], r["scheduled_usec"]) for r in rows), "an instant ran twice")
 
+    def test_a_herd_read_in_pauses_keeps_each_runs_output(self):
+        """Workers working through a deep queue of an instant's runs have their answers and
+        output left unread until near its end (schedulerd_worker_read_pauses_total). Each run
+        still ends once, succeeded, started before its end, with its own output and log lines,
+        also the runs that print 16 KiB each, whose worker may wait on a full pipe meanwhile."""
+        n = 600
+        jobs = "".join(job("h%03d" % i, "worker-probe.so", "* * * * * *",
+                           params={"padding": 16384 if i % 2 else 0}) for i in range(n))
+        d = self.daemon(jobs, "  workers: 2\n  max_concurrent: 2000\n").start()
+        d.wait_runs(None, lambda rs: len([x for x in rs if x["status"] == "succeeded"]) >= 3 * n, timeout=90)
+        metrics = subprocess.run([SCHEDCTL, "--socket", d.sock, "--config", d.config, "metrics"],
+                                 capture_output=True, text=True, timeout=30, check=True).stdout
+        pauses = int(re.search(r"^schedulerd_worker_read_pauses_total (\d+)$", metrics, re.M).group(1))
+        d.stop()
+        self.assertGreater(pauses, 0, "no worker was left unread: the test proves nothing")
+        rows = [r for r in d.runs() if r["trigger"] == "schedule"]
+        log = d.log()
+        started = {int(m.group(1)): m.start() for m in re.finditer(r"\[run (\d+)\]: Started", log)}
+        ended = {int(m.group(1)): m.start() for m in re.finditer(r"\[run (\d+)\]: Finished", log)}
+        for r in rows:
+            if r["status"] == "running":
+                continue
+            self.assertEqual(r["status"], "succeeded", r)
+            own = "output of run %d in pid %d" % (r["id"], r["pid"])
+            self.assertIn(own + "\n", r["output"], r["id"])
+            self.assertEqual(set(re.findall(r"run (\d+)", r["output"])), {str(r["id"])}, r["output"][-300:])
+            self.assertIn("%s[run %d]: %s" % (r["job"], r["id"], own), log)
+            self.assertIn(r["id"], started, "run %d never said started" % r["id"])
+            self.assertLess(started[r["id"]], ended[r["id"]], "run %d said started after its end" % r["id"])
+        self.assertEqual(len({(r["job"], r["scheduled_usec"]) for r in rows}), len(rows), "an instant ran twice")
+
     BEHIND = ("b1", "b2", "b3")
 
     def queue_behind(self, d, first_pid):

@@ -3,7 +3,8 @@
  * and pid (so tests see which worker ran it and that output and log lines are per run), then
  * does what `mode` says: ok, crash (SIGSEGV), exit (exit(3) in the middle of the run), hang
  * (ignores SIGTERM, never returns), sleep (`duration`, polling for cancellation) or leak
- * (`megabytes` allocated, touched and never freed). */
+ * (`megabytes` allocated, touched and never freed). `padding` bytes of filler come first, on a
+ * line of their own, for tests of output that fills its pipe. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,12 +18,19 @@ static const sched_job_param probe_params[] = {
         { "mode", SCHED_PARAM_STRING, "ok", "ok, crash, exit, hang, sleep or leak" },
         { "duration", SCHED_PARAM_DURATION, "30s", "how long sleep sleeps" },
         { "megabytes", SCHED_PARAM_INT, "64", "how much leak leaks" },
+        { "padding", SCHED_PARAM_INT, "0", "bytes of filler printed first" },
         {}
 };
 
 static sched_job_result probe_run(sched_job_ctx *ctx) {
         const char *mode = "ok";
         (void) sched_job_param_string(ctx, "mode", &mode);
+        int64_t padding = 0;
+        (void) sched_job_param_int(ctx, "padding", &padding);
+        for (int64_t i = 0; i < padding; i++)
+                putchar('.');
+        if (padding > 0)
+                putchar('\n');
         printf("output of run %llu in pid %d\n", (unsigned long long) sched_job_run_id(ctx), (int) getpid());
         fflush(stdout);
         sched_job_log(ctx, SCHED_LOG_NOTICE, "logged by run %llu", (unsigned long long) sched_job_run_id(ctx));
