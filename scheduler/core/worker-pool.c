@@ -135,6 +135,7 @@ struct pool {
         unsigned size;
         worker *workers;
         unsigned n_workers;
+        usec_t last_run_usec; /* how long the last run any of its workers answered took; USEC_INFINITY before one */
         pending *q; /* ring, oldest at head */
         size_t q_head, q_len, q_cap;
         worker_zygote *zygote; /* forks its workers; NULL before the first, or after it failed */
@@ -684,7 +685,7 @@ static int worker_reply_handle(worker *w, worker_reply *rep, size_t n) {
          * begins; counted in, such a wait made short runs look long and stopped pipelining */
         bool ran = !(rep->flags & WORKER_REPLY_NOT_RUN);
         if (ran)
-                w->last_run_usec = rep->took;
+                w->last_run_usec = w->pool->last_run_usec = rep->took;
         snprintf(r->message, sizeof(r->message), "%s", ran ? rep->message : "never started: its worker was stopping");
         w->n_runs++;
         /* Whether a signal reached the worker for r, not whether r was cancelled: a run cancelled
@@ -1141,22 +1142,38 @@ static int worker_send_batch(worker *w, unsigned max) {
 static unsigned worker_room(const worker *w, usec_t now, bool ahead) {
         usec_t max = w->pool->owner->pipeline_max;
         const run *r = w->run;
+        /* a worker that has run nothing yet (a successor, forked for a herd) is taken to run as
+         * its pool's others do: else it took one run of a herd sent ahead, and the rest went to
+         * its busy siblings */
+        usec_t last = w->last_run_usec != USEC_INFINITY ? w->last_run_usec : w->pool->last_run_usec;
 
         if (w->fd < 0 || w->retiring || w->stopping || (!r && w->q_len > 0))
                 return 0;
         /* (a run sent ahead starts in the future: it has taken no time yet) */
         if (r && (r->timed_out || r->cancelled || r->killed || (now > r->started_mono && now - r->started_mono >= max)))
                 return 0;
-        if (w->last_run_usec >= max)
+        if (last >= max)
                 return r ? 0 : 1;
         bool going = r && now >= r->started_mono;
-        usec_t depth = ahead && !going ? AHEAD_DEPTH
-                                       : MIN((usec_t) PIPELINE_DEPTH, 2 * max / MAX(w->last_run_usec, (usec_t) 1));
+        usec_t depth = ahead && !going ? AHEAD_DEPTH : MIN((usec_t) PIPELINE_DEPTH, 2 * max / MAX(last, (usec_t) 1));
         depth = MAX(depth, (usec_t) 1);
         unsigned room = (r ? 0 : 1) + (depth > w->q_len ? (unsigned) depth - w->q_len : 0);
         /* never more than it may still run before it is recycled (max_runs_per_worker) */
         unsigned limit = w->pool->reg->max_runs_per_worker, used = w->n_runs + !!r + w->q_len;
         return used < limit ? MIN(room, limit - used) : 0;
+}
+
+/* P's workers that may still take runs: not stopping, retiring, or at max_runs_per_worker with
+ * what they were sent. One at its limit is replaced now, not when it has run its queue and
+ * exited: at 10,000 every-second jobs a worker reaches the default limit every other second,
+ * and its successor, forked after the herd's instant, started its share 20-40 ms late. */
+static unsigned pool_takers(const pool *p) {
+        unsigned n = 0;
+        for (const worker *w = p->workers; w; w = w->next)
+                if (w->fd >= 0 && !w->retiring && !w->stopping &&
+                    w->n_runs + !!w->run + w->q_len < p->reg->max_runs_per_worker)
+                        n++;
+        return n;
 }
 
 /* A worker of P for the next runs (the first of which starts not before NOT_BEFORE, 0: at once)
@@ -1174,7 +1191,7 @@ static worker *pool_get(pool *p, usec_t not_before, unsigned *ret_room, int *ret
                         *ret_room = room;
                         return w;
                 }
-        if (p->n_workers < p->size) {
+        if (pool_takers(p) < p->size) {
                 int q = worker_spawn(p, &w);
                 if (q >= 0) {
                         *ret_room = 1;
@@ -1342,6 +1359,7 @@ static pool *pool_find(worker_pools *ps, const registry *reg, size_t index) {
         *p = (pool) {
                 .owner = ps, .reg = reg, .proto = def,
                 .size = size ?: reg->workers ?: ps->ncpu,
+                .last_run_usec = USEC_INFINITY,
                 .next = ps->pools,
         };
         ps->pools = p;

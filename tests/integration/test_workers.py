@@ -113,6 +113,35 @@ class Workers(DaemonTestCase):
         self.assertEqual([x["status"] for x in d.runs("good")], ["succeeded"] * 7)
         d.stop()
 
+    def test_a_worker_sent_its_last_runs_is_replaced_before_the_instant(self):
+        """A worker is sent at most the runs it may still run (max_runs_per_worker). When an
+        instant's runs sent ahead of it reach that limit, its successor is forked then and sent
+        the rest ahead too: each worker's first run of an instant starts at the instant (a run
+        taken later records when its worker took it). Forked only after the old one had run its
+        queue and exited, the successor started its share late."""
+        n = 200
+        d = self.daemon("".join(job("r%03d" % i, "ok.so", "* * * * * *", isolation="worker") for i in range(n)),
+                        "  workers: 1\n  max_runs_per_worker: 150\n  max_concurrent: 1000\n").start()
+        d.wait_runs(None, lambda rs: len([x for x in rs if x["status"] == "succeeded"]) >= 6 * n, timeout=60)
+        d.stop()
+        by = {}
+        for x in d.runs():
+            if x["trigger"] == "schedule" and x["status"] == "succeeded":
+                by.setdefault(x["scheduled_usec"], []).append(x)
+        instants = sorted(t for t, rs in by.items() if len(rs) == n)[2:]  # the first ones are not decided ahead
+        self.assertGreaterEqual(len(instants), 3, "whole instants after the first two")
+        successors = 0
+        for t in instants:
+            first = {}
+            for x in by[t]:
+                first[x["pid"]] = min(first.get(x["pid"], x["started_usec"]), x["started_usec"])
+            self.assertGreaterEqual(len(first), 2, "200 runs of an instant, 150 per worker at most: two workers")
+            successors += len(first) - 1
+            for pid, started in first.items():
+                self.assertEqual(started, t, "worker %d took its first run of instant %d %.1f ms after it"
+                                 % (pid, t, (started - t) / 1000))
+        self.assertGreater(successors, 0)
+
     @unittest.skipIf(os.environ.get("SCHEDULERD_SANITIZERS"), "ASan's shadow memory makes RSS meaningless")
     def test_leaking_job_recycled_by_rss(self):
         d = self.daemon(probe("leak", "leak", params={"megabytes": 80}) + probe("good"),
