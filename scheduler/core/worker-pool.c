@@ -835,6 +835,7 @@ static void pool_catch_up(pool *p) {
 }
 
 static int worker_spawn(pool *p, worker **ret);
+static unsigned pool_takers(const pool *p);
 
 static int on_worker_exit(sd_event_source *s, const siginfo_t *si, void *userdata) {
         worker *w = userdata;
@@ -886,7 +887,8 @@ static int on_worker_exit(sd_event_source *s, const siginfo_t *si, void *userdat
                 worker_run_ended(w, si->si_code, si->si_status);
         }
         worker_free(w);
-        if (replace && !was_busy && p->q_len == 0) {
+        /* (its successor may be there already: forked when it was sent its last run) */
+        if (replace && !was_busy && p->q_len == 0 && pool_takers(p) < p->size) {
                 worker *nw;
                 (void) worker_spawn(p, &nw); /* kept warm for the next run; a failure shows then */
         }
