@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The daemon's side of isolation: worker (worker-pool.h); the worker process is worker.c. */
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <sys/random.h>
 #include <sys/socket.h>
@@ -1180,7 +1181,7 @@ static unsigned pool_takers(const pool *p) {
 
 /* A worker of P for the next runs (the first of which starts not before NOT_BEFORE, 0: at once)
  * and how many it takes (*RET_ROOM): an idle one, one forked if there is room, else the busy
- * one that takes the most; NULL when none (or none could be forked: then *RET_ERR says why). */
+ * least loaded one with room; NULL when none (or none could be forked: then *RET_ERR says why). */
 static worker *pool_get(pool *p, usec_t not_before, unsigned *ret_room, int *ret_err) {
         usec_t now = clock_now_monotonic();
         bool ahead = not_before > 0 && not_before > clock_now_realtime();
@@ -1204,11 +1205,19 @@ static worker *pool_get(pool *p, usec_t not_before, unsigned *ret_room, int *ret
                                   p->proto->plugin_path);
                 *ret_err = q;
         }
-        for (w = p->workers; w; w = w->next)
-                if ((room = worker_room(w, now, ahead)) > best_room) {
+        /* the least loaded of those with room (then the one that takes the most): picked by the
+         * most room, a worker near max_runs_per_worker lost every herd to its fresh successor
+         * after its first run, and ran one run per instant for seconds */
+        unsigned best_load = UINT_MAX;
+        for (w = p->workers; w; w = w->next) {
+                room = worker_room(w, now, ahead);
+                unsigned load = w->q_len + !!w->run;
+                if (room > 0 && (load < best_load || (load == best_load && room > best_room))) {
                         best = w;
                         best_room = room;
+                        best_load = load;
                 }
+        }
         *ret_room = best_room;
         return best;
 }
