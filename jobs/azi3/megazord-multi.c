@@ -330,7 +330,7 @@ static void fill(megazord_multi *mm) {
                         if (mm->n_flight > mm->max_parallel / 2)
                                 return;
                         (void) commit(mm);
-                        continue; /* on failure the queue completed, and its DONEs may have queued again */
+                        continue; /* on failure the posts it was for completed unsent; their DONEs may queue more */
                 }
                 mm->head = c->next;
                 if (!mm->head)

@@ -93,7 +93,7 @@ struct worker {
         int fd;     /* its socket; -1 once closed (it then exits) */
         int out_fd; /* its stdout and stderr */
         sd_event_source *io, *out, *child;
-        sd_event_source *read_pause; /* the end of a pause in reading io and out, see READ_PAUSE_RUNS */
+        sd_event_source *read_pause; /* the end of a pause in reading io and out, see READ_PAUSE_MIN */
         run *run;   /* the current run (started, its deadline armed), or NULL */
         /* sent behind it, not started yet, in order (a ring): their pid, start and deadline come
          * when each becomes the current run */
