@@ -61,8 +61,8 @@ bool manager_catch_up(manager *m, job_rt *j, usec_t now) {
  * would race with that dispatch and catch up twice. */
 static void clock_changed(manager *m) {
         usec_t now;
-        if (m->n_due > 0)
-                manager_finish_fires(m); /* its release instant may now be far off */
+        /* by the new wall clock: a release set far off by the change goes at once */
+        manager_release_fires_now(m, "Clock change");
         manager_warm_abandon_all(m); /* forked for instants that moved */
         now = clock_now_realtime();
         log_notice("System clock was set; recomputing the next fire of every cron job.");

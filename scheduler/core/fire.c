@@ -209,8 +209,13 @@ void manager_worker_dispatched(run *r, pid_t pid, void *userdata) {
                 } else /* no batch (PostgreSQL commits every write alone): now, as it comes */
                         (void) history_set_start(m->hist, r->id, pid, r->started);
         }
-        log_full(LOG_INFO, 0, r->def->name, (uint64_t) r->id, (int) r->attempt, "Started (%s, worker pid %d)",
-                 run_trigger_to_string(r->trigger), (int) pid);
+        if (r->start_logged)
+                log_full(LOG_INFO, 0, r->def->name, (uint64_t) r->id, (int) r->attempt,
+                         "Moved to worker pid %d (the worker it was sent ahead to ended before it began)", (int) pid);
+        else
+                log_full(LOG_INFO, 0, r->def->name, (uint64_t) r->id, (int) r->attempt, "Started (%s, worker pid %d)",
+                         run_trigger_to_string(r->trigger), (int) pid);
+        r->start_logged = true;
 }
 
 /* Worker runs submitted in a dispatch before the first of them are sent: about what the
@@ -666,6 +671,23 @@ void manager_finish_fires(manager *m) {
         (void) sd_event_source_set_priority(m->real_timer, e && e->when <= now ? SD_EVENT_PRIORITY_NORMAL
                                                                                  : SD_EVENT_PRIORITY_IMPORTANT);
         manager_arm_timers(m);
+}
+
+void manager_release_fires_now(manager *m, const char *why) {
+        usec_t now;
+
+        if (m->n_due == 0)
+                return;
+        /* Released at once, the warm runs opened for the instant would start up to a lead early
+         * (their jobs would see their code start before their scheduled time). The wait blocks
+         * the loop, but no longer than the release timer would have left it idle. */
+        now = clock_now_realtime();
+        if (m->release_at > now && m->release_at - now <= PREPARE_LEAD_MAX) {
+                log_debug("%s waits %" PRIu64 " us for the release of %zu fire%s due at %" PRIu64 ".", why,
+                          m->release_at - now, m->n_due, m->n_due == 1 ? "" : "s", m->release_at);
+                (void) clock_sleep_until_realtime(m->release_at, PREPARE_LEAD_MAX);
+        }
+        manager_finish_fires(m);
 }
 
 /* Whether J's fire at SCHEDULED forks at its release: not a worker's, and no warm process

@@ -105,6 +105,10 @@ usec_t manager_next_due_real(const manager *m);
 void manager_arm_timers(manager *m);
 /* Releases and requeues the cron fires decided (and recorded) for m->release_at, now. */
 void manager_finish_fires(manager *m);
+/* For a reload, a clock change or a stop, which cannot wait for the release timer: releases
+ * the fires decided ahead of their instant (if any) once the rest of their lead has passed, at
+ * most PREPARE_LEAD_MAX, so no run starts before its instant. WHY names the caller in the log. */
+void manager_release_fires_now(manager *m, const char *why);
 /* Forks the runs prepared while m->deferring, back to back, their claims committed first. */
 void manager_start_deferred(manager *m);
 /* The handlers of the cron (realtime) and @every/retry (boottime) timers. */

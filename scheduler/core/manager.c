@@ -172,8 +172,7 @@ static int on_grace_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
 static void manager_shutdown(manager *m) {
         if (m->shutting_down)
                 return;
-        if (m->n_due > 0)
-                manager_finish_fires(m); /* claimed fires start, to be cancelled with the rest */
+        manager_release_fires_now(m, "Stop"); /* claimed fires start, to be cancelled with the rest */
         m->shutting_down = true;
         overload_shutdown(m); /* fires waiting for a slot will not start: recorded missed */
         log_flush();

@@ -227,8 +227,7 @@ int manager_reload(manager *m, diag_list *diags) {
         registry *r = NULL;
         int q;
 
-        if (m->n_due > 0)
-                manager_finish_fires(m); /* fires decided for an instant hold the jobs a reload frees */
+        manager_release_fires_now(m, "Reload"); /* fires decided for an instant hold the jobs a reload frees */
         (void) sd_notifyf(false, "RELOADING=1\nSTATUS=Reloading %s", m->opts.config);
         log_info("Reloading %s", m->opts.config);
         q = manager_load_registry(m, &r, diags ?: &local);

@@ -65,6 +65,9 @@ struct run {
         /* runs in a worker process (core/worker-pool.h): pid is the worker's while it runs there,
          * 0 while it waits for one; cancel_queued ends it then (called by run_cancel/run_kill) */
         bool in_worker;
+        /* "Started" was logged: a run sent ahead to a worker that ended before its instant is
+         * dispatched again, to another one, and says so instead */
+        bool start_logged;
         /* its start (started, pid) is not in history yet: written at the batch's commit, or
          * with its result if it ends first (manager_worker_dispatched()) */
         bool start_owed;

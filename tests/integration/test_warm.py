@@ -105,6 +105,36 @@ class Warm(DaemonTestCase):
         self.assertEqual((after["status"], after["message"]), ("failed", "failed on purpose"))
         d.stop()
 
+    def test_a_reload_in_the_lead_starts_no_run_before_its_instant(self):
+        """A reload (SIGHUP) a moment before an instant, after its fires were decided and their
+        warm runs opened: those runs start at the instant, not when the reload came (they did,
+        up to the lead early). Each SIGHUP is aimed into a lead; the daemon's debug line that it
+        waited for a release shows the aim was good, the stamps that no job's code started early."""
+        d = self.daemon("")
+        out = os.path.join(d.tmp, "stamps")
+        d.write_registry("".join(job("j%03d" % i, "stamp.so", "* * * * * *", isolation="process",
+                                     params={"out": out}) for i in range(100)), "  max_concurrent: 1000\n")
+        d.start(extra_env={"SCHEDULERD_LOG_LEVEL": "debug"})
+        d.wait_runs(None, lambda rs: len([x for x in rs if x["status"] == "succeeded"]) >= 200, timeout=30)
+        for k in range(12):
+            # into the lead of the instant after next: 0.3 to 1.4 ms before it (the lead is 3 ms or more)
+            instant = int(time.time()) + 2
+            aim = instant - (0.3 + 0.1 * k) / 1000
+            while time.time() < aim - 0.002:
+                time.sleep(min(aim - time.time() - 0.002, 0.2))
+            while time.time() < aim:
+                pass
+            d.signal(signal.SIGHUP)
+        time.sleep(2)
+        d.stop()
+        with open(out) as f:
+            lines = [l.split() for l in f]
+        self.assertGreaterEqual(len(lines), 1000)
+        early = [(name, int(sched), int(started) - int(sched)) for name, sched, started, _ in lines
+                 if int(started) < int(sched)]
+        self.assertEqual(early, [], "runs whose code started before their instant (job, instant, usec)")
+        self.assertIn("Reload waits", d.log(), "no SIGHUP came in a lead: the test did not test anything")
+
     def test_launcher_killed_runs_go_on(self):
         d = self.daemon(job("w", "ok.so", "* * * * * *")).start()
         launcher = self.launcher(d)

@@ -2,6 +2,7 @@
 """Issue 16: isolation: worker through the real daemon: the plugin's default and the key, a
 worker that crashes, times out, leaks or reaches its run count is replaced while the daemon and
 the other runs go on, output and log lines stay per run, cancellation reaches a worker's run."""
+import collections
 import math
 import os
 import re
@@ -278,6 +279,10 @@ class Workers(DaemonTestCase):
         self.assertEqual([x for x in mine if x[2] < x[1]][:5], [], "runs started before their instant")
         # not vacuous: the kills found runs sent ahead, not yet started, in the worker
         self.assertIn("ended before the instant of the runs sent ahead to it", d.log())
+        # a run handed on says it moved, not that it started again
+        started = collections.Counter(re.findall(r"\[run (\d+)(?:, attempt \d+)?\]: Started \(", d.log()))
+        self.assertEqual([r for r, k in started.items() if k > 1][:5], [], "runs said started twice")
+        self.assertIn("Moved to worker pid", d.log())
 
     # Pipelining: a busy worker takes the next run behind its current one. The daemon does so only
     # while a worker's runs take under 1 ms; this hook lifts the bound so that a run queues in a
