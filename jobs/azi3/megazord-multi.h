@@ -49,7 +49,7 @@ int megazord_multi_post_alarm(megazord_multi *mm, int64_t robot_id, const char *
 
 /* Called by megazord_multi_run() to commit what was written so far: before a call that changes
  * Megazord (subscribe, unsubscribe, post alarm; not a replay) leaves, if anything was written
- * after it was queued (an alarm's claim is committed before its post); after every 64 answers;
+ * after it was queued (an alarm's claim is committed before its post); after every 512 answers;
  * and before the run waits on Megazord more than a millisecond, so no lock is held meanwhile.
  * Returns 0 to go on, or a negative errno: then every call that changes Megazord and was queued
  * since the last commit completes through DONE with that error, unsent (its writes are lost);

@@ -1499,7 +1499,7 @@ static void expire_item_step_complete(expire_item *it) {
 
 /* Commits the run's batched store writes (SQLite): the judgements, claims and posts recorded
  * since the last commit share one. The driver calls this before a post whose claim is not
- * committed yet leaves, after every 64 answers, and before it waits on Megazord longer than a
+ * committed yet leaves, after every 512 answers, and before it waits on Megazord longer than a
  * millisecond, so no lock is held while the run waits (megazord_before_send_func). Returns 0, or
  * a negative errno when those writes are lost; the posts they queued are then not sent, and
  * their alarms stay owed for the next run. */
