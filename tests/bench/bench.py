@@ -24,6 +24,8 @@ import tempfile
 import threading
 import time
 
+import speed_probe
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRCDIR = os.path.abspath(os.path.join(HERE, "..", ".."))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -601,6 +603,7 @@ def machine():
         "cflags": cflags,
         "sqlite": sqlite3.sqlite_version,
         "loadavg_at_start": open("/proc/loadavg").read().split()[0:3],
+        "speed_probe_sec": speed_probe.speed_probe(),
     }
 
 
@@ -712,9 +715,13 @@ def render(results):
                                                                  m.get("sqlite")))
     o.append("- Load average when the run started: %s (other work on the machine inflates wall-clock figures; "
              "CPU-time figures are the daemon's own)" % " ".join(m.get("loadavg_at_start", [])))
+    o.append("- Speed probe when the run started: %s s (`speed_probe()` in `bench.py`: the CPU time of a fixed "
+             "SQLite workload; this VM shares its cores with other tenants, and every figure here, CPU time too, "
+             "grows with the probe: compare runs by it)" % fmt(m.get("speed_probe_sec")))
     for name, rm in sorted(results.get("reruns", {}).items()):
-        o.append("- Re-run alone since: *%s*, %s, commit %s (load average %s)" % (
-            name, rm.get("date"), rm.get("commit"), " ".join(rm.get("loadavg_at_start", []))))
+        o.append("- Re-run alone since: *%s*, %s, commit %s (load average %s; speed probe %s s)" % (
+            name, rm.get("date"), rm.get("commit"), " ".join(rm.get("loadavg_at_start", [])),
+            fmt(rm.get("speed_probe_sec"))))
     o.append("- Every benchmark starts its own `schedulerd` on a generated registry (plugin `tests/plugins/stamp.so`; "
              "`max_concurrent: 10000`; zone UTC; logging to a file), and stops it. croner 11 "
              "(`tests/bench/croner`, pinned by its lock file) does the same work in the same run, one benchmark "
