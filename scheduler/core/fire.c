@@ -826,20 +826,17 @@ int manager_on_boot_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                         continue;
                 }
                 if (m->clustered) {
-                        usec_t due = e->when - j->fire_delay, scheduled = manager_boot_to_real(due);
-                        usec_t iv = j->def->schedule.interval;
-                        if (m->clustered)
-                                scheduled = (scheduled + iv / 2) / iv * iv; /* the grid instant it was queued for */
+                        usec_t due = e->when - j->fire_delay, iv = j->def->schedule.interval;
+                        /* the grid instant it was queued for */
+                        usec_t scheduled = (manager_boot_to_real(due) + iv / 2) / iv * iv;
                         (void) manager_fire(m, j, RUN_TRIGGER_SCHEDULE, scheduled);
-                        /* keep the cadence; after a suspend or a stall, skip what was missed */
+                        /* keep the cadence; the instants are shared: one a busy node is late for
+                         * may be nobody else's either, so only a stall (a suspend) beyond
+                         * MISSED_FIRE_SLACK skips them */
                         usec_t next = due + iv;
-                        /* in a cluster the instants are shared: one a busy node is late for may be
-                         * nobody else's either, so only a stall beyond MISSED_FIRE_SLACK skips them */
-                        if (next + (m->clustered ? MISSED_FIRE_SLACK : 0) <= now)
+                        if (next + MISSED_FIRE_SLACK <= now)
                                 next = now + iv;
-                        if (m->clustered)
-                                next = job_rt_every_aligned(j, next);
-                        job_rt_schedule_every(j, next);
+                        job_rt_schedule_every(j, job_rt_every_aligned(j, next));
                         continue;
                 }
                 usec_t due = e->when - j->fire_delay;
