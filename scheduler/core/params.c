@@ -243,12 +243,16 @@ static bool scalar_has_type(const char *s, sched_param_type t) {
 }
 
 int params_apply_table(params *p, const sched_job_param *table, const char *file, unsigned line,
-                       unsigned column, const char *job, diag_list *diags) {
-        bool bad = false;
+                       unsigned column, const char *job, diag_list *diags, params *defaults) {
+        bool bad = false, none = p->n == 0;
         int r;
 
         if (!table)
                 return 0;
+        if (none && defaults && defaults->n > 0) {
+                *p = (params) { .items = defaults->items, .n = defaults->n, .shared = true };
+                return 0;
+        }
 
         for (size_t i = 0; i < p->n; i++) {
                 const param *x = &p->items[i];
@@ -330,13 +334,23 @@ int params_apply_table(params *p, const sched_job_param *table, const char *file
                 if (r < 0)
                         return r;
         }
-
-        return bad ? -EINVAL : 0;
+        if (bad)
+                return -EINVAL;
+        /* the first job that sets none: its defaults become the plugin's, for it and the rest */
+        if (none && defaults && p->n > 0 && defaults->n == 0) {
+                *defaults = *p;
+                p->shared = true;
+        }
+        return 0;
 }
 
 void params_done(params *p) {
         if (!p)
                 return;
+        if (p->shared) {
+                *p = (params) {};
+                return;
+        }
         for (size_t i = 0; i < p->n; i++)
                 param_done(&p->items[i]);
         free(p->items);

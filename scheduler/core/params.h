@@ -25,6 +25,9 @@ typedef struct param {
 typedef struct params {
         param *items;
         size_t n;
+        /* ITEMS are another's (a plugin's table defaults, shared by every job of it that sets no
+         * params): read only, and params_done() leaves them */
+        bool shared;
 } params;
 
 /* Appends a scalar; -EEXIST if KEY is already present, -ENOMEM. */
@@ -47,9 +50,11 @@ int params_get_list(const params *p, const char *key, const char *const **ret_it
 
 /* Checks P against a plugin's option table: unknown keys, values that don't parse as their
  * declared type, missing required keys; adds table defaults for absent keys. Problems go to
- * DIAGS with FILE and JOB. A NULL table accepts anything. Returns 0, or -EINVAL if any
- * problem was found, or -ENOMEM. */
+ * DIAGS with FILE and JOB. A NULL table accepts anything. A job that sets no params gets the
+ * table's defaults from DEFAULTS (the plugin's, built by the first such job; NULL: its own
+ * copy) instead of a copy each: 100,000 jobs of a plugin with five params held 28 MB of them.
+ * Returns 0, or -EINVAL if any problem was found, or -ENOMEM. */
 int params_apply_table(params *p, const sched_job_param *table, const char *file, unsigned line,
-                       unsigned column, const char *job, diag_list *diags);
+                       unsigned column, const char *job, diag_list *diags, params *defaults);
 
 void params_done(params *p);

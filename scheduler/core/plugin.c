@@ -119,6 +119,7 @@ plugin *plugin_unref(plugin *p) {
                 return NULL;
         if (--p->n_ref > 0)
                 return NULL;
+        params_done(&p->defaults);
         dlclose(p->handle);
         if (p->fd >= 0) {
                 char proc[32];

@@ -6,6 +6,7 @@
 #include <schedulerd/job.h>
 
 #include "basic/macro.h"
+#include "core/params.h"
 
 typedef struct plugin {
         unsigned n_ref;
@@ -14,6 +15,7 @@ typedef struct plugin {
         void *handle;
         const sched_job_descriptor *desc;
         uint32_t flags; /* desc->flags, or 0 for a descriptor of ABI 1.0 (without them) */
+        params defaults; /* its param table's defaults, shared by the jobs that set no params */
 } plugin;
 
 /* Loads the shared object at PATH (RTLD_NOW | RTLD_LOCAL), finds SCHEDULERD_JOB_SYMBOL and

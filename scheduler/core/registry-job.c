@@ -552,7 +552,7 @@ static int parse_plugin(loader *l, source *s, job_def *j, yaml_node_t *node, yam
                 yaml_node_t *at = keys[J_PARAMS] ?: node;
                 int r = params_apply_table(&j->params, j->plugin->desc->params, s->file,
                                            (unsigned) at->start_mark.line + 1, (unsigned) at->start_mark.column + 1,
-                                           job, l->diags);
+                                           job, l->diags, &j->plugin->defaults);
                 if (r == -ENOMEM)
                         loader_oom(l);
         }

@@ -441,10 +441,12 @@ START_TEST(test_plugins_loaded_and_shared) {
         _cleanup_free_ char *all = diags_to_string(&d);
         ck_assert_msg(k == 0, "load: %s\n%s", strerror(-k), all);
 
-        const job_def *good = registry_find(r, "good"), *too = registry_find(r, "good-too");
+        const job_def *good = registry_find(r, "good"), *too = registry_find(r, "good-too"),
+                      *three = registry_find(r, "good-three");
         ck_assert_ptr_nonnull(good->plugin);
         ck_assert_ptr_eq(good->plugin, too->plugin); /* one object per path */
-        ck_assert_uint_eq(good->plugin->n_ref, 2);   /* held by the two jobs only */
+        ck_assert_ptr_eq(good->plugin, three->plugin);
+        ck_assert_uint_eq(good->plugin->n_ref, 3);   /* held by the three jobs only */
         ck_assert_str_eq(good->plugin->desc->name, "ok");
 
         /* Given params kept, the table's defaults added. */
@@ -464,6 +466,18 @@ START_TEST(test_plugins_loaded_and_shared) {
         ck_assert_int_eq(params_get_list(&too->params, "tags", &items, &n_items), 0);
         ck_assert_uint_eq(n_items, 2);
         ck_assert_str_eq(items[1], "b");
+
+        /* The jobs that set no params share the plugin's defaults (one array, not one each);
+         * a job with params of its own has its own. registry_free() under ASan: each freed once. */
+        ck_assert(too->params.shared && three->params.shared && !good->params.shared);
+        ck_assert_ptr_eq(too->params.items, three->params.items);
+        ck_assert_ptr_eq(too->params.items, good->plugin->defaults.items);
+        ck_assert_uint_eq(three->params.n, 5);
+        ck_assert_int_eq(params_get_list(&three->params, "tags", &items, &n_items), 0);
+        ck_assert_uint_eq(n_items, 2);
+        ck_assert_str_eq(items[0], "a");
+        ck_assert_int_eq(params_get_string(&three->params, "greeting", &s), 0);
+        ck_assert_str_eq(s, "hi");
 
         registry_free(r);
         cleanup_instance(path, tmpdir);
