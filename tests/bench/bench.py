@@ -583,7 +583,9 @@ def machine():
         mem = int(f.readline().split()[1]) * 1024
     rev = subprocess.run(["git", "-C", SRCDIR, "rev-parse", "--short", "HEAD"], capture_output=True,
                          text=True).stdout.strip()
-    dirty = subprocess.run(["git", "-C", SRCDIR, "status", "--porcelain", "--untracked-files=no"],
+    # the bench's own outputs, written between its process and worker halves, are not changes
+    dirty = subprocess.run(["git", "-C", SRCDIR, "status", "--porcelain", "--untracked-files=no", "--", ".",
+                            ":!BENCHMARKS.md", ":!tests/bench/results.json"],
                            capture_output=True, text=True).stdout.strip()
     cflags = ""
     try:
