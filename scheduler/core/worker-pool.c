@@ -1142,6 +1142,13 @@ static int worker_send_batch(worker *w, unsigned max) {
  * the instant, not for each other), unless a run is going in it now: one that proved short so
  * far may still be long, and so many must not wait behind it. None while it stops or retires,
  * nor past the runs it has left before it is recycled. */
+/* The runs W may still be sent before it reaches max_runs_per_worker: counting those it ran,
+ * runs, and was sent. */
+static unsigned worker_runs_left(const worker *w) {
+        unsigned limit = w->pool->reg->max_runs_per_worker, used = w->n_runs + !!w->run + w->q_len;
+        return used < limit ? limit - used : 0;
+}
+
 static unsigned worker_room(const worker *w, usec_t now, bool ahead) {
         usec_t max = w->pool->owner->pipeline_max;
         const run *r = w->run;
@@ -1162,8 +1169,7 @@ static unsigned worker_room(const worker *w, usec_t now, bool ahead) {
         depth = MAX(depth, (usec_t) 1);
         unsigned room = (r ? 0 : 1) + (depth > w->q_len ? (unsigned) depth - w->q_len : 0);
         /* never more than it may still run before it is recycled (max_runs_per_worker) */
-        unsigned limit = w->pool->reg->max_runs_per_worker, used = w->n_runs + !!r + w->q_len;
-        return used < limit ? MIN(room, limit - used) : 0;
+        return MIN(room, worker_runs_left(w));
 }
 
 /* P's workers that may still take runs: not stopping, retiring, or at max_runs_per_worker with
@@ -1173,8 +1179,7 @@ static unsigned worker_room(const worker *w, usec_t now, bool ahead) {
 static unsigned pool_takers(const pool *p) {
         unsigned n = 0;
         for (const worker *w = p->workers; w; w = w->next)
-                if (w->fd >= 0 && !w->retiring && !w->stopping &&
-                    w->n_runs + !!w->run + w->q_len < p->reg->max_runs_per_worker)
+                if (w->fd >= 0 && !w->retiring && !w->stopping && worker_runs_left(w) > 0)
                         n++;
         return n;
 }

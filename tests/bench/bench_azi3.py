@@ -177,20 +177,21 @@ def proc_rss(pid):
     return 0
 
 
-def proc_own_cpu(pid):
-    """utime + stime of PID: its own CPU so far, in seconds."""
+def proc_cpu_fields(pid):
+    """utime, stime, cutime, cstime of PID, in seconds."""
     with open("/proc/%d/stat" % pid) as f:
         s = f.read()
-    fields = s[s.rindex(")") + 2:].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return [int(x) / CLK_TCK for x in s[s.rindex(")") + 2:].split()[11:15]]
+
+
+def proc_own_cpu(pid):
+    """utime + stime of PID: its own CPU so far, in seconds."""
+    return sum(proc_cpu_fields(pid)[0:2])
 
 
 def proc_child_cpu(pid):
     """cutime + cstime of PID: the CPU of the children it has reaped, in seconds."""
-    with open("/proc/%d/stat" % pid) as f:
-        s = f.read()
-    fields = s[s.rindex(")") + 2:].split()
-    return (int(fields[13]) + int(fields[14])) / CLK_TCK
+    return sum(proc_cpu_fields(pid)[2:4])
 
 
 class Daemon:
