@@ -6,6 +6,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "basic/clock.h"
 #include "basic/log.h"
@@ -49,6 +50,9 @@
 #define AHEAD_DEPTH 4096
 /* Requests sent to a worker per sendmmsg() at most. */
 #define SEND_BATCH 256
+/* How soon a pool with runs waiting and no worker left tries to fork one again after a failure
+ * (a full pids.max or RLIMIT_NPROC is often over in a moment). */
+#define SPAWN_RETRY_USEC (1 * USEC_PER_SEC)
 /* The daemon's send buffer of a worker's socket (the kernel caps it at net.core.wmem_max unless
  * the daemon may force it): room for a herd's requests sent ahead. */
 #define WORKER_SNDBUF (4 * 1024 * 1024)
@@ -142,6 +146,11 @@ struct pool {
         worker_zygote *zygote; /* forks its workers; NULL before the first, or after it failed */
         bool zygote_failed;    /* then they fork from the daemon, until the next reload */
         bool retired;
+        /* No worker could be forked while runs waited: said once (until one is forked again),
+         * and, with no worker left whose answer or exit would pump the queue, tried again by
+         * RESPAWN (SPAWN_RETRY_USEC later) so that the runs do not wait for ever. */
+        bool spawn_failing;
+        sd_event_source *respawn;
         pool *next;
 };
 
@@ -662,6 +671,9 @@ static int worker_reply_handle(worker *w, worker_reply *rep, size_t n) {
                 return -1;
         }
         rep->message[MIN(n - offsetof(worker_reply, message), sizeof(rep->message) - 1)] = '\0';
+        /* the worker's word for when it answered: never later than now (a run's start, and so
+         * its deadline and whether it had begun when its worker died, are taken from it) */
+        rep->answered = MIN(rep->answered, clock_now_realtime());
         if (for_queued) {
                 /* its current run was stopped (a deadline, a cancellation): the worker says
                  * whether it took this one before it stopped */
@@ -698,12 +710,13 @@ static int worker_reply_handle(worker *w, worker_reply *rep, size_t n) {
         if (reason && reason[0])
                 log_full(LOG_INFO, 0, r->def->name, (uint64_t) r->id, (int) r->attempt, "Replacing worker %d %s.",
                          (int) w->pid, reason);
-        worker_run_answered(w, rep->exit_code, ran);
         /* Signalled, the worker stops. It may have taken the next run before the signal came: each
          * queued run's own reply says whether it ran. Promoting the next one here would record
-         * every run it refuses as failed. */
+         * every run it refuses as failed. Stopping is marked first: the done callbacks that
+         * worker_run_answered() lets go may start runs, and none may be sent to it. */
         if (signalled)
                 worker_stop_begin(w);
+        worker_run_answered(w, rep->exit_code, ran);
         if (w->q_len > 0 && !w->stopping)
                 worker_promote(w, rep->answered);
         /* retiring since an earlier reply, with runs queued then: closed once those are answered */
@@ -847,6 +860,11 @@ static int on_worker_exit(sd_event_source *s, const siginfo_t *si, void *userdat
          * run would end without its message ("cancelled by daemon shutdown"). */
         while ((w->run || w->q_len > 0) && w->fd >= 0 && worker_reply_one(w) > 0)
                 ;
+        /* It takes nothing more. Its socket may give no end of file (a process it started may
+         * hold the other end), and the done callbacks below can start runs (on_failure, a queued
+         * fire): sent to it, a run would end with it, never recorded. */
+        worker_close(w);
+        w->stopping = true;
         bool was_busy = w->run || w->q_len > 0, replace = !p->retired && (was_busy || w->n_runs > 0);
 
         /* Runs sent ahead of their instant (fire.c) that the worker had not reached yet never
@@ -858,6 +876,7 @@ static int on_worker_exit(sd_event_source *s, const siginfo_t *si, void *userdat
         if (cur && now < cur->started_mono && !cur->cancelled && !cur->timed_out && !cur->killed) {
                 pending e = { .r = cur, .index = cur->job_index, .not_before = cur->started };
                 cur->timeout_source = sd_event_source_disable_unref(cur->timeout_source);
+                cur->pid = 0; /* a cancellation while it waits ends it in the queue: no signal to a pid gone */
                 w->run = NULL;
                 if (pool_queue_put(p, &e, w->handed_back++) < 0) {
                         w->run = cur; /* no memory to queue it: it ends here, as crashed */
@@ -968,12 +987,22 @@ static int worker_channels(int sv[2], int out[2], unsigned *ret_reply_room, unsi
         return 0;
 }
 
+/* The tests' way to make forking a worker fail, as a full pids.max or RLIMIT_NPROC would: while
+ * the file $SCHEDULERD_TEST_WORKER_SPAWN_FAIL_FILE exists. */
+static bool test_spawn_fails(void) {
+        const char *f = getenv("SCHEDULERD_TEST_WORKER_SPAWN_FAIL_FILE");
+        return f && access(f, F_OK) == 0;
+}
+
 static int worker_spawn(pool *p, worker **ret) {
         worker_pools *ps = p->owner;
-        _cleanup_free_ worker *w = calloc(1, sizeof(worker));
+        _cleanup_free_ worker *w = NULL;
         int sv[2], out[2], q;
         pid_t parent = getpid(), pid;
 
+        if (test_spawn_fails())
+                return -EAGAIN;
+        w = calloc(1, sizeof(worker));
         if (!w)
                 return -ENOMEM;
         marker_new(w->marker);
@@ -1032,6 +1061,11 @@ static int worker_spawn(pool *p, worker **ret) {
         w->next = p->workers;
         p->workers = w;
         p->n_workers++;
+        if (p->spawn_failing) {
+                log_info("Forked a worker for plugin %s again; the runs that waited for one go on.",
+                         p->proto->plugin_path);
+                p->spawn_failing = false;
+        }
         *ret = TAKE_PTR(w);
         return 0;
 }
@@ -1205,9 +1239,12 @@ static worker *pool_get(pool *p, usec_t not_before, unsigned *ret_room, int *ret
                         *ret_room = 1;
                         return w;
                 }
-                log_warning_errno(q, "Cannot fork a worker for plugin %s (%m); its runs wait for a worker to be free. "
-                                     "Near a process or memory limit? (pids.max, RLIMIT_NPROC)",
-                                  p->proto->plugin_path);
+                if (!p->spawn_failing)
+                        log_warning_errno(q, "Cannot fork a worker for plugin %s (%m); its runs wait for a worker "
+                                             "(tried again every %u s while none is left). Near a process or memory "
+                                             "limit? (pids.max, RLIMIT_NPROC)",
+                                          p->proto->plugin_path, (unsigned) (SPAWN_RETRY_USEC / USEC_PER_SEC));
+                p->spawn_failing = true;
                 *ret_err = q;
         }
         /* the least loaded of those with room (then the one that takes the most): picked by the
@@ -1229,6 +1266,29 @@ static worker *pool_get(pool *p, usec_t not_before, unsigned *ret_room, int *ret
 
 /* Hands the runs that wait to workers with room, oldest first, in batches: each worker its
  * share of the queue, as much of it as it takes. */
+static int on_respawn(sd_event_source *s, uint64_t usec, void *userdata) {
+        pool *p = userdata;
+        pool_pump(p);
+        pool_maybe_free(p);
+        return 0;
+}
+
+/* No worker could be forked for P's waiting runs and none is left to pump its queue when it
+ * answers or exits: P tries again in a while. */
+static void pool_respawn_later(pool *p) {
+        int q;
+        if (p->respawn) {
+                q = sd_event_source_set_time_relative(p->respawn, SPAWN_RETRY_USEC);
+                if (q >= 0)
+                        q = sd_event_source_set_enabled(p->respawn, SD_EVENT_ONESHOT);
+        } else
+                q = sd_event_add_time_relative(p->owner->event, &p->respawn, CLOCK_MONOTONIC, SPAWN_RETRY_USEC,
+                                               100 * USEC_PER_MSEC, on_respawn, p);
+        if (q < 0)
+                log_error_errno(q, "Cannot arm the retry of forking a worker for plugin %s (%m); its waiting runs go "
+                                   "on when another of its runs is submitted.", p->proto->plugin_path);
+}
+
 static void pool_pump(pool *p) {
         if (p->q_len > 0)
                 pool_catch_up(p);
@@ -1236,8 +1296,11 @@ static void pool_pump(pool *p) {
                 int err;
                 unsigned room;
                 worker *w = pool_get(p, p->q[p->q_head].not_before, &room, &err);
-                if (!w)
+                if (!w) {
+                        if (err < 0 && p->n_workers == 0)
+                                pool_respawn_later(p);
                         return;
+                }
                 size_t share = (p->q_len + p->size - 1) / MAX(p->size, 1u);
                 int k = worker_send_batch(w, (unsigned) MIN((size_t) room, MAX(share, (size_t) 1)));
                 if (k == -EAGAIN)
@@ -1297,6 +1360,7 @@ static void pool_free(pool *p) {
         for (size_t i = 0; i < p->q_len; i++)
                 pending_free(&p->q[(p->q_head + i) % p->q_cap]);
         free(p->q);
+        sd_event_source_disable_unref(p->respawn);
         worker_zygote_free(p->zygote);
         if (ps->cache_reg == p->reg && ps->by_job)
                 for (size_t i = 0; i < p->reg->n_jobs; i++)

@@ -57,6 +57,9 @@ static void worker_setup(const job_def *proto, int sock, int out, pid_t parent) 
         if (dup2(out, STDOUT_FILENO) < 0 || dup2(out, STDERR_FILENO) < 0 ||
             (sock != WORKER_SOCKET_FD && dup2(sock, WORKER_SOCKET_FD) < 0))
                 _exit(RUN_EXIT_FAIL);
+        /* not inherited by what a job execs: the daemon's end of the socket must see end of file
+         * when the worker dies (the daemon does not rely on it, see on_worker_exit()) */
+        (void) fcntl(WORKER_SOCKET_FD, F_SETFD, FD_CLOEXEC);
         (void) close_range(WORKER_SOCKET_FD + 1, ~0U, 0);
         int dropped = shared_maps_drop_writable();
         if (dropped < 0) {

@@ -84,6 +84,51 @@ class Workers(DaemonTestCase):
         self.assertIsNone(d.proc.poll())
         d.stop()
 
+    def test_a_run_started_as_a_crashed_worker_is_reaped_goes_to_a_live_worker(self):
+        """A crashed run's process left a child behind (out of the worker's process group) that
+        still holds the worker's socket: the socket gives no end of file when the worker dies.
+        The crash's on_failure chain starts a run while the daemon handles the worker's exit; it
+        must go to a live worker, not be sent to the dead one and freed with it (it used to be:
+        never recorded, its job's next run blocked behind it, and the daemon's stop hung)."""
+        # the daemon's sweep of what a run left behind only reaps here, so the child lives on as
+        # it would if the sweep came a moment late (it SIGKILLs, and goes on before the exit)
+        d = self.daemon(probe("bad", "orphan-crash", params={"duration": "20s"}, on_failure="good") + probe("good"),
+                        "  workers: 1\n").start(extra_env={"SCHEDULERD_TEST_ORPHANS_REAP_ONLY": "1"})
+        bad = self.run_job(d, "bad")
+        self.assertEqual(bad["status"], "crashed")
+        wait_for(lambda: [r["status"] for r in d.runs("good")] == ["succeeded"], 10,
+                 what="good, chained on bad's crash, to run and succeed")
+        good = d.runs("good")[0]
+        self.assertNotEqual(good["pid"], bad["pid"], "it ran in the crashed worker's successor")
+        self.assertEqual(self.run_job(d, "good")["status"], "succeeded")
+        d.stop()
+
+    def test_runs_wait_out_a_failed_fork_of_their_worker(self):
+        """Run b waits while the pool's only worker runs a; the worker is killed, and no new one
+        can be forked (as with a full pids.max). No worker is left to wake the queue: the pool
+        tries again by itself, and once forking works b runs, once (it used to wait until another
+        run of the pool was submitted)."""
+        d = self.daemon(probe("a", "sleep", params={"duration": "20s"}) + probe("b"), "  workers: 1\n")
+        fail = os.path.join(d.tmp, "spawn-fails")
+        d.start(extra_env={"SCHEDULERD_TEST_WORKER_SPAWN_FAIL_FILE": fail})
+        a = d.ctl({"command": "run", "job": "a"})["run_id"]
+        wait_for(lambda: "a[run %d]: logged by run %d" % (a, a) in d.log(), 30, what="a's code")
+        worker = int(re.search(r"a\[run %d\]: Started \(manual, worker pid (\d+)\)" % a, d.log()).group(1))
+        b = d.ctl({"command": "run", "job": "b"})["run_id"]
+        open(fail, "w").close()
+        os.kill(worker, signal.SIGKILL)
+        wait_for(lambda: [r["status"] for r in d.runs("a")] == ["crashed"], 10, what="a to end crashed")
+        wait_for(lambda: "Cannot fork a worker for plugin" in d.log(), 10, what="the failed fork to be logged")
+        time.sleep(1.5)  # a retry or two, failing
+        self.assertNotIn("output of run %d in" % b, d.log(), "b waits for a worker")
+        self.assertTrue(all(r["status"] == "running" for r in d.runs("b")), d.runs("b"))
+        self.assertEqual(d.log().count("Cannot fork a worker for plugin"), 1, "said once, not at every retry")
+        os.unlink(fail)
+        wait_for(lambda: [r["status"] for r in d.runs("b")] == ["succeeded"], 10, what="b to run once forking works")
+        self.assertEqual(d.log().count("output of run %d in" % b), 1)
+        self.assertIn("Forked a worker for plugin", d.log())
+        d.stop()
+
     def test_timeout_kills_the_worker_and_replaces_it(self):
         d = self.daemon(probe("good") + probe("hang", "hang", timeout="1s") +
                         probe("polite", "sleep", timeout="1s"), "  workers: 1\n").start()

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* Test plugin for isolation: worker, declared worker-safe: each run prints and logs its run id
  * and pid (so tests see which worker ran it and that output and log lines are per run), then
- * does what `mode` says: ok, crash (SIGSEGV), exit (exit(3) in the middle of the run), hang
+ * does what `mode` says: ok, crash (SIGSEGV), orphan-crash (first forks a process that leaves the
+ * worker's process group and lives on for `duration`, holding whatever descriptors the worker
+ * gave it, then SIGSEGV), exit (exit(3) in the middle of the run), hang
  * (ignores SIGTERM, never returns), sleep (`duration`, polling for cancellation) or leak
  * (`megabytes` allocated, touched and never freed). `padding` bytes of filler come first, on a
  * line of their own, for tests of output that fills its pipe. */
@@ -15,7 +17,7 @@
 #include <schedulerd/job.h>
 
 static const sched_job_param probe_params[] = {
-        { "mode", SCHED_PARAM_STRING, "ok", "ok, crash, exit, hang, sleep or leak" },
+        { "mode", SCHED_PARAM_STRING, "ok", "ok, crash, orphan-crash, exit, hang, sleep or leak" },
         { "duration", SCHED_PARAM_DURATION, "30s", "how long sleep sleeps" },
         { "megabytes", SCHED_PARAM_INT, "64", "how much leak leaks" },
         { "padding", SCHED_PARAM_INT, "0", "bytes of filler printed first" },
@@ -37,6 +39,29 @@ static sched_job_result probe_run(sched_job_ctx *ctx) {
 
         if (strcmp(mode, "crash") == 0)
                 raise(SIGSEGV);
+        else if (strcmp(mode, "orphan-crash") == 0) {
+                sched_usec_t d = 0;
+                (void) sched_job_param_duration(ctx, "duration", &d);
+                int p[2];
+                if (pipe(p) < 0)
+                        return SCHED_JOB_FAIL;
+                pid_t child = fork();
+                if (child < 0)
+                        return SCHED_JOB_FAIL;
+                if (child == 0) {
+                        (void) setsid(); /* out of the worker's group: its kill does not reach here */
+                        close(p[0]);
+                        close(p[1]); /* in its own group now */
+                        struct timespec ts = { .tv_sec = (time_t) (d / 1000000), .tv_nsec = (long) (d % 1000000) * 1000 };
+                        nanosleep(&ts, NULL);
+                        _exit(0);
+                }
+                close(p[1]);
+                char c;
+                (void) !read(p[0], &c, 1);
+                close(p[0]);
+                raise(SIGSEGV);
+        }
         else if (strcmp(mode, "exit") == 0)
                 exit(3);
         else if (strcmp(mode, "hang") == 0) {
