@@ -105,10 +105,11 @@ static int conn_append_json(conn *x, json_t *v) {
 static void conn_arm(conn *x);
 static void conn_flush(conn *x);
 
-/* Queues REPLY (consumed) as one line and sends what the socket takes now; the rest goes out as
- * the peer reads (conn_flush()), so a large reply is never cut and a slow reader never blocks
- * the daemon. */
-static void conn_send(conn *x, json_t *reply) {
+/* Queues REPLY (consumed) as one line; with NOW, sends what the socket takes at once (and, the
+ * reply taken, serves the next request); else all of it goes out from the loop, as the peer
+ * reads (conn_flush()), so a large reply is never cut and a slow reader never blocks the
+ * daemon. */
+static void conn_queue(conn *x, json_t *reply, bool now) {
         int q = reply ? conn_append_json(x, reply) : -ENOMEM;
         json_decref(reply);
         if (q >= 0)
@@ -121,7 +122,14 @@ static void conn_send(conn *x, json_t *reply) {
                 return;
         }
         x->reply_deadline = clock_now_monotonic() + CONTROL_REPLY_TIMEOUT;
-        conn_flush(x);
+        if (now)
+                conn_flush(x);
+        else
+                conn_arm(x);
+}
+
+static void conn_send(conn *x, json_t *reply) {
+        conn_queue(x, reply, true);
 }
 
 static json_t *error_reply(int err, const char *fmt, ...) _printf_(2, 3);
@@ -781,8 +789,11 @@ static void on_run_finished(manager *m, const run *r, void *userdata) {
                         manager_flush_history(m);
                         flushed = true;
                 }
-                /* may free X, never another connection */
-                conn_send(x, control_run_reply(r));
+                /* Sent from the loop, not from here: the requests behind it on X must not be
+                 * served inside the run's ending (a reload there freed the job state the ending
+                 * goes on to use, and counted the ending run as running). May free X, never
+                 * another connection. */
+                conn_queue(x, control_run_reply(r), false);
         }
 }
 

@@ -50,9 +50,10 @@
 #define AHEAD_DEPTH 4096
 /* Requests sent to a worker per sendmmsg() at most. */
 #define SEND_BATCH 256
-/* How soon a pool with runs waiting and no worker left tries to fork one again after a failure
- * (a full pids.max or RLIMIT_NPROC is often over in a moment). */
-#define SPAWN_RETRY_USEC (1 * USEC_PER_SEC)
+/* How soon a pool with runs waiting tries again to fork a worker, or to send to one, after a
+ * failure that no worker's answer or exit will follow (a full pids.max or RLIMIT_NPROC, or
+ * memory short for a socket buffer, is often over in a moment). */
+#define POOL_RETRY_USEC (1 * USEC_PER_SEC)
 /* The daemon's send buffer of a worker's socket (the kernel caps it at net.core.wmem_max unless
  * the daemon may force it): room for a herd's requests sent ahead. */
 #define WORKER_SNDBUF (4 * 1024 * 1024)
@@ -146,11 +147,12 @@ struct pool {
         worker_zygote *zygote; /* forks its workers; NULL before the first, or after it failed */
         bool zygote_failed;    /* then they fork from the daemon, until the next reload */
         bool retired;
-        /* No worker could be forked while runs waited: said once (until one is forked again),
-         * and, with no worker left whose answer or exit would pump the queue, tried again by
-         * RESPAWN (SPAWN_RETRY_USEC later) so that the runs do not wait for ever. */
-        bool spawn_failing;
-        sd_event_source *respawn;
+        /* No worker could be forked while runs waited, or runs could not be sent to one (not
+         * for a full socket): said once (until it works again), and, where no worker's answer
+         * or exit is coming to pump the queue, tried again by RETRY (POOL_RETRY_USEC later) so
+         * that the runs do not wait for ever. */
+        bool spawn_failing, send_failing;
+        sd_event_source *retry;
         pool *next;
 };
 
@@ -1110,8 +1112,18 @@ static void worker_take(worker *w, pending *e, uint64_t seq, usec_t sent) {
         worker_begin(w, r, at);
 }
 
+/* A failed send to a worker as worker_send() returns it: the peer gone is -EPIPE. */
+static int send_error(int e) {
+        if (e == EAGAIN)
+                return -EAGAIN;
+        if (e == EPIPE || e == ECONNRESET || e == ENOTCONN)
+                return -EPIPE;
+        return -e;
+}
+
 /* Sends E's run to W (worker_take()). -EAGAIN: its socket is full; -EPIPE: W is gone (not the
- * run's fault). Either way E is untouched. */
+ * run's fault); another negative errno: the send failed here (memory short). Either way E is
+ * untouched. */
 static int worker_send(worker *w, pending *e) {
         worker_request req;
         if ((w->run || w->q_len > 0) && worker_queue_reserve(w, 1) < 1)
@@ -1120,14 +1132,14 @@ static int worker_send(worker *w, pending *e) {
         usec_t sent = clock_now_realtime();
         while (send(w->fd, &req, len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
                 if (errno != EINTR)
-                        return errno == EAGAIN ? -EAGAIN : -EPIPE;
+                        return send_error(errno);
         w->seq++;
         worker_take(w, e, w->seq, sent);
         return 0;
 }
 
 /* Sends W up to MAX of the runs first in its pool's queue with one sendmmsg() (worker_take()).
- * Returns how many it took, or -EAGAIN / -EPIPE as worker_send(), none taken. */
+ * Returns how many it took, or an error as worker_send(), none taken. */
 static int worker_send_batch(worker *w, unsigned max) {
         static worker_request reqs[SEND_BATCH]; /* one thread; not re-entered */
         static struct mmsghdr msgs[SEND_BATCH];
@@ -1155,7 +1167,7 @@ static int worker_send_batch(worker *w, unsigned max) {
                 k = sendmmsg(w->fd, msgs, n, MSG_DONTWAIT | MSG_NOSIGNAL);
         while (k < 0 && errno == EINTR);
         if (k <= 0)
-                return k < 0 && errno == EAGAIN ? -EAGAIN : -EPIPE;
+                return k < 0 ? send_error(errno) : -EAGAIN;
         /* out of the queue first: taking a run may log, and signal a cancelled one's worker */
         for (int i = 0; i < k; i++) {
                 taken[i] = p->q[p->q_head];
@@ -1243,7 +1255,7 @@ static worker *pool_get(pool *p, usec_t not_before, unsigned *ret_room, int *ret
                         log_warning_errno(q, "Cannot fork a worker for plugin %s (%m); its runs wait for a worker "
                                              "(tried again every %u s while none is left). Near a process or memory "
                                              "limit? (pids.max, RLIMIT_NPROC)",
-                                          p->proto->plugin_path, (unsigned) (SPAWN_RETRY_USEC / USEC_PER_SEC));
+                                          p->proto->plugin_path, (unsigned) (POOL_RETRY_USEC / USEC_PER_SEC));
                 p->spawn_failing = true;
                 *ret_err = q;
         }
@@ -1266,26 +1278,26 @@ static worker *pool_get(pool *p, usec_t not_before, unsigned *ret_room, int *ret
 
 /* Hands the runs that wait to workers with room, oldest first, in batches: each worker its
  * share of the queue, as much of it as it takes. */
-static int on_respawn(sd_event_source *s, uint64_t usec, void *userdata) {
+static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
         pool *p = userdata;
         pool_pump(p);
         pool_maybe_free(p);
         return 0;
 }
 
-/* No worker could be forked for P's waiting runs and none is left to pump its queue when it
- * answers or exits: P tries again in a while. */
-static void pool_respawn_later(pool *p) {
+/* P's waiting runs could not go to a worker (none could be forked, or sending failed) and no
+ * worker's answer or exit is coming to pump its queue: P tries again in a while. */
+static void pool_retry_later(pool *p) {
         int q;
-        if (p->respawn) {
-                q = sd_event_source_set_time_relative(p->respawn, SPAWN_RETRY_USEC);
+        if (p->retry) {
+                q = sd_event_source_set_time_relative(p->retry, POOL_RETRY_USEC);
                 if (q >= 0)
-                        q = sd_event_source_set_enabled(p->respawn, SD_EVENT_ONESHOT);
+                        q = sd_event_source_set_enabled(p->retry, SD_EVENT_ONESHOT);
         } else
-                q = sd_event_add_time_relative(p->owner->event, &p->respawn, CLOCK_MONOTONIC, SPAWN_RETRY_USEC,
-                                               100 * USEC_PER_MSEC, on_respawn, p);
+                q = sd_event_add_time_relative(p->owner->event, &p->retry, CLOCK_MONOTONIC, POOL_RETRY_USEC,
+                                               100 * USEC_PER_MSEC, on_retry, p);
         if (q < 0)
-                log_error_errno(q, "Cannot arm the retry of forking a worker for plugin %s (%m); its waiting runs go "
+                log_error_errno(q, "Cannot arm the retry of the runs waiting for a worker of plugin %s (%m); they go "
                                    "on when another of its runs is submitted.", p->proto->plugin_path);
 }
 
@@ -1298,15 +1310,29 @@ static void pool_pump(pool *p) {
                 worker *w = pool_get(p, p->q[p->q_head].not_before, &room, &err);
                 if (!w) {
                         if (err < 0 && p->n_workers == 0)
-                                pool_respawn_later(p);
+                                pool_retry_later(p);
                         return;
                 }
                 size_t share = (p->q_len + p->size - 1) / MAX(p->size, 1u);
                 int k = worker_send_batch(w, (unsigned) MIN((size_t) room, MAX(share, (size_t) 1)));
                 if (k == -EAGAIN)
                         return; /* its socket is full: more once it answers */
-                if (k < 0)
+                if (k == -EPIPE) {
                         worker_retire(w); /* gone: its exit comes, after any answer it sent */
+                        continue;
+                }
+                if (k < 0) {
+                        /* not the worker's end (memory short): a new worker would fail the
+                         * same way, so none is forked for it */
+                        if (!p->send_failing)
+                                log_warning_errno(k, "Cannot send runs to worker %d of plugin %s (%m); they wait, "
+                                                     "tried again every %u s.", (int) w->pid, p->proto->plugin_path,
+                                                  (unsigned) (POOL_RETRY_USEC / USEC_PER_SEC));
+                        p->send_failing = true;
+                        pool_retry_later(p);
+                        return;
+                }
+                p->send_failing = false;
         }
         ended_kick(p->owner); /* the queue is empty: the done callbacks held for it go */
 }
@@ -1360,7 +1386,7 @@ static void pool_free(pool *p) {
         for (size_t i = 0; i < p->q_len; i++)
                 pending_free(&p->q[(p->q_head + i) % p->q_cap]);
         free(p->q);
-        sd_event_source_disable_unref(p->respawn);
+        sd_event_source_disable_unref(p->retry);
         worker_zygote_free(p->zygote);
         if (ps->cache_reg == p->reg && ps->by_job)
                 for (size_t i = 0; i < p->reg->n_jobs; i++)
@@ -1469,6 +1495,8 @@ int worker_pools_submit(worker_pools *ps, const registry *reg, size_t index, run
                         return 0;
                 if (q == -EPIPE)
                         worker_retire(w); /* gone: its exit comes; the run waits for the next */
+                else
+                        pool_retry_later(p); /* no answer of the idle worker is coming to pump it */
         } else if (w)
                 (void) sd_event_source_set_enabled(ps->pump, SD_EVENT_ONESHOT);
         else if (err < 0 && p->n_workers == 0) {

@@ -180,6 +180,31 @@ sys.stdin.read()
         self.assertEqual(d.stop(), 0)
 
 
+class PipelinedRequests(DaemonTestCase):
+    def test_a_request_behind_run_wait_is_served_after_the_run_ended(self):
+        """"run, wait" and "reload" in one write: the reload is served once the run's reply went,
+        and not from inside the ending of the run (it used to be: the reload freed the job's
+        state the run's ending went on to use, and counted the ending run as running again,
+        so the job looked running for ever and its next fires were skipped)."""
+        d = self.daemon(job("short", "slow.so", "@yearly", params={"duration": "100ms"}))
+        d.start()
+        for _ in range(3):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(30)
+            s.connect(d.sock)
+            s.sendall(b'{"command":"run","job":"short","wait":true}\n{"command":"reload"}\n')
+            f = s.makefile("rb")
+            replies = [json.loads(f.readline()), json.loads(f.readline())]
+            s.close()
+            self.assertEqual(replies[0].get("status"), "succeeded", replies)
+            self.assertTrue(replies[1].get("ok"), replies)
+            st = d.ctl({"command": "status", "job": "short"})
+            self.assertFalse(st["job"]["running"], st)
+        self.assertEqual([r["status"] for r in d.runs("short")], ["succeeded"] * 3)
+        self.assertIsNone(d.proc.poll())
+        self.assertEqual(d.stop(), 0)
+
+
 class LargeReplies(DaemonTestCase):
     """Item 5: a list of 100,000 jobs comes whole, and an every-second job fires each second
     while it is served."""

@@ -542,6 +542,8 @@ class Workers(DaemonTestCase):
         a = d.ctl({"command": "run", "job": "long"})["run_id"]
         wait_for(lambda: "long[run %d]: logged by run %d" % (a, a) in d.log(), 30, what="long's code")
         b = d.ctl({"command": "run", "job": "next"})["run_id"]
+        # (sent by the pump of the loop's turn, which a loaded machine may serve after the query)
+        wait_for(lambda: self.pipelined(d) == 1, 10, what="next to queue in the busy worker")
         self.assertEqual(self.pipelined(d), 1)
         self.assertEqual(d.stop(), 0)
         long, nxt = d.runs("long")[0], d.runs("next")[0]
