@@ -558,11 +558,16 @@ static void handle_line(conn *x, const char *line, size_t n) {
                 reply = control_dispatch(x->c->m, req, x->privileged, &wait);
         json_decref(req);
         manager_flush_history(x->c->m);
-        if (!reply) {
+        if (!reply && wait > 0) {
                 x->waiting_run = wait;
                 conn_arm(x);
                 return;
         }
+        /* no reply and no run to wait for: making it failed (out of memory, or text the reply
+         * cannot carry): said, not left for the client's timeout */
+        if (!reply)
+                reply = error_reply(-ENOMEM, "the reply could not be made (out of memory, or text that is not "
+                                             "UTF-8); the daemon's log may say more");
         conn_send(x, reply);
 }
 

@@ -31,8 +31,9 @@ typedef struct job_metric {
 bool job_metric_name_valid(const char *name);
 
 /* True if LABELS (LEN bytes, need not be NUL-terminated) is "" or a comma-separated list of
- * name="value" pairs: label names [a-zA-Z_][a-zA-Z0-9_]*, values with \\, \" and \n as the only
- * escapes and no raw newline or NUL; at most JOB_METRICS_LABELS_MAX bytes. */
+ * name="value" pairs: label names [a-zA-Z_][a-zA-Z0-9_]*, values of UTF-8 text without control
+ * characters (C0, DEL, C1: they would reach terminals and scrapers) with \\, \" and \n as the
+ * only escapes; at most JOB_METRICS_LABELS_MAX bytes. */
 bool job_metric_labels_valid(const char *labels, size_t len);
 
 /* Formats one sample line (with its newline) into BUF. Returns its length, or -ENOBUFS. */

@@ -33,6 +33,19 @@ START_TEST(test_names_and_labels) {
         ck_assert(!job_metric_labels_valid("a=\"\\x\"", 6));
         ck_assert(!job_metric_labels_valid("1a=\"b\"", 6));
         ck_assert(!job_metric_labels_valid("a=\"b\nc\"", 7));
+        /* UTF-8 text, no control characters: what would drive a terminal or break a scrape */
+#define LV(lit) job_metric_labels_valid(lit, sizeof(lit) - 1)
+        ck_assert(LV("city=\"K\xc3\xb6ln\",sym=\"\xe2\x82\xac\",emoji=\"\xf0\x9f\x98\x80\""));
+        ck_assert(!LV("a=\"\x1b]0;x\x07\x1b[2J\""));   /* ESC, BEL */
+        ck_assert(!LV("a=\"b\tc\""));                  /* tab */
+        ck_assert(!LV("a=\"b\x7f\""));                  /* DEL */
+        ck_assert(!LV("a=\"\xc2\x9b" "2J\""));            /* C1 CSI, as UTF-8 */
+        ck_assert(!LV("a=\"\xff\""));                   /* not UTF-8 */
+        ck_assert(!LV("a=\"\xc3\""));                   /* cut short */
+        ck_assert(!LV("a=\"\xc0\xaf\""));               /* overlong */
+        ck_assert(!LV("a=\"\xed\xa0\x80\""));           /* surrogate */
+        ck_assert(!LV("a=\"\xf4\x90\x80\x80\""));       /* past U+10FFFF */
+#undef LV
 }
 END_TEST
 
