@@ -14,6 +14,7 @@
 #include "core/manager-internal.h"
 #include "store/cluster-control-pg.h"
 #include "store/cluster.h"
+#include "store/pg-connect.h"
 
 #define RECONNECT_MIN_USEC (100 * USEC_PER_MSEC)
 #define RECONNECT_MAX_USEC (5 * USEC_PER_SEC)
@@ -151,14 +152,25 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
 }
 
 static int connect_now(cluster_control *cc) {
-        PGconn *c = PQconnectdb(cc->conninfo);
+        char err[512];
+        PGconn *c;
         int q;
 
-        if (!c)
-                return -ENOMEM;
+        /* bounded like every connection of the daemon (a host that drops packets costs the loop
+         * seconds, not TCP's minutes); said here, once per outage, as disconnect() would */
+        usec_t t = clock_now_monotonic();
+        q = pg_connect_bounded(cc->conninfo, "schedulerd-control", err, sizeof err, &c);
+        if (q < 0) {
+                /* it held the loop that long: the next attempt waits a multiple of it */
+                cc->backoff = MAX(cc->backoff, PG_CONNECT_BACKOFF_FACTOR * (clock_now_monotonic() - t));
+                if (!cc->down_logged)
+                        log_full(LOG_WARNING, q, NULL, 0, -1,
+                                 "Cluster control cannot connect (%s); enable/disable of other nodes and run requests "
+                                 "wait, singleton fires do not start. Reconnecting with backoff.", err);
+                cc->down_logged = true;
+                return q == -ENOMEM ? q : -ECONNRESET;
+        }
         cc->conn = c;
-        if (PQstatus(c) != CONNECTION_OK)
-                return -ECONNRESET;
         q = cluster_ctl_listen(c);
         if (q < 0)
                 return q;
@@ -177,6 +189,14 @@ static int connect_now(cluster_control *cc) {
         return 0;
 }
 
+/* After a failure that left the connection up (a statement refused, not a lost connection,
+ * which disconnect() handles with its reconnect): the periodic resync goes on, or enable/disable
+ * of other nodes and run requests would from now on arrive only by NOTIFY, if at all. */
+static void resync_later(cluster_control *cc) {
+        if (cluster_control_connected(cc))
+                manager_timer_at(cc->timer, clock_now_monotonic() + CLUSTER_RESYNC_USEC);
+}
+
 static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         cluster_control *cc = userdata;
         if (!cluster_control_connected(cc)) {
@@ -185,10 +205,13 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 int q = connect_now(cc);
                 if (q < 0) {
                         (void) failed(cc, q, "connecting");
+                        resync_later(cc);
                         return 0;
                 }
-        } else if (resync(cc, false) < 0)
+        } else if (resync(cc, false) < 0) {
+                resync_later(cc);
                 return 0;
+        }
         record_digest(cc);
         cc->requests_waiting = true; /* a notification may have been lost */
         cluster_control_take_requests(cc);
@@ -223,9 +246,10 @@ int cluster_control_new(manager *m, const char *conninfo, const char *node, clus
                 return q;
         }
         q = connect_now(cc);
-        if (q < 0)
+        if (q < 0) {
                 (void) failed(cc, q, "connecting");
-        else {
+                resync_later(cc);
+        } else {
                 record_digest(cc);
                 manager_timer_at(cc->timer, clock_now_monotonic() + CLUSTER_RESYNC_USEC);
         }

@@ -16,6 +16,7 @@
 #include "core/retry.h"
 #include "store/cluster.h"
 #include "store/history-pg.h"
+#include "store/pg-connect.h"
 
 /* The timer beats this often at most: renewals every third of the lease, but a lost node is
  * looked for every beat, so its runs are taken over within a beat of its lease's end. */
@@ -65,6 +66,7 @@ struct cluster {
         bool outage;
         usec_t outage_since;    /* realtime, for the log and STATUS= */
         usec_t backoff;
+        usec_t connect_took; /* the last failed connection attempt held the loop this long */
         char outage_error[256];
 
         refusal refusing;       /* the reason last logged */
@@ -117,13 +119,16 @@ static bool connection_ok(cluster *c) {
                 PQfinish(c->conn);
                 c->conn = NULL;
         }
-        c->conn = PQconnectdb(c->conninfo);
-        if (PQstatus(c->conn) != CONNECTION_OK) {
-                outage_begin(c, c->conn ? PQerrorMessage(c->conn) : "out of memory");
-                PQfinish(c->conn);
-                c->conn = NULL;
+        /* bounded like every connection of the daemon: a host that drops packets costs the loop
+         * seconds (connect_timeout, statement_timeout, keepalives), not TCP's minutes */
+        char err[512];
+        usec_t t = clock_now_monotonic();
+        if (pg_connect_bounded(c->conninfo, "schedulerd-cluster", err, sizeof err, &c->conn) < 0) {
+                c->connect_took = clock_now_monotonic() - t;
+                outage_begin(c, err);
                 return false;
         }
+        c->connect_took = 0;
         c->connected_since = clock_now_monotonic();
         return true;
 }
@@ -525,7 +530,10 @@ renewed:
 backoff:
         update_status(c);
         c->backoff = c->backoff == 0 ? CLUSTER_BACKOFF_MIN : MIN(c->backoff * 2, MAX(c->lease / 5, CLUSTER_BACKOFF_MIN));
-        return c->backoff;
+        /* an attempt that waited out its connect_timeout (a host that drops packets) held the
+         * loop that long: the next waits PG_CONNECT_BACKOFF_FACTOR times as long, so runs,
+         * timers and schedctl keep most of the loop */
+        return MAX(c->backoff, PG_CONNECT_BACKOFF_FACTOR * c->connect_took);
 }
 
 static int on_beat(sd_event_source *s, uint64_t usec, void *userdata) {

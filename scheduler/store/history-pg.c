@@ -15,6 +15,7 @@
 #include "basic/clock.h"
 #include "store/history-backend.h"
 #include "store/history-pg.h"
+#include "store/pg-connect.h"
 
 #define RUN_FAILURE_STATUSES "('failed', 'timed_out', 'crashed', 'interrupted')"
 #define RECONNECT_FIRST_MS 1000U
@@ -245,18 +246,6 @@ static void drop_conn(pg_history *h) {
 }
 
 /* One line of libpq's or the server's message (they end in a newline, may have several). */
-static void message_line(const char *m, char *buf, size_t size) {
-        snprintf(buf, size, "%s", isempty(m) ? "unknown error" : m);
-        for (char *p = buf; *p; p++)
-                if (*p == '\n') {
-                        /* a second line (DETAIL, a second host's reason) stays, on one line */
-                        if (p[1] == '\0')
-                                *p = '\0';
-                        else
-                                *p = ' ';
-                }
-}
-
 static int fail(pg_history *h, const PGresult *res, const char *what) {
         const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
         const char *m = res ? PQresultErrorMessage(res) : NULL;
@@ -265,7 +254,7 @@ static int fail(pg_history *h, const PGresult *res, const char *what) {
 
         if (isempty(m) && h->conn)
                 m = PQerrorMessage(h->conn);
-        message_line(m, line, sizeof line);
+        pg_message_line(m, line, sizeof line);
         r = history_pg_sqlstate_to_errno(state);
         if (!h->conn || PQstatus(h->conn) == CONNECTION_BAD) {
                 r = -ENOTCONN;
@@ -326,57 +315,17 @@ static char *describe(PQconninfoOption *opts) {
 /* Connects now: libpq walks the hosts of the string (target_session_attrs picks among them),
  * each for at most connect_timeout. Session settings bound every later call. */
 static int connect_now(pg_history *h) {
-        char timeout[16];
-        const char *keywords[8], *values[8];
-        size_t n = 0;
+        char err[HISTORY_ERROR_MAX];
         PGconn *c;
 
-        /* our defaults first: the string (and libpq's environment) override them */
-        snprintf(timeout, sizeof timeout, "%d", HISTORY_PG_CONNECT_TIMEOUT_S);
-        if (!getenv("PGCONNECT_TIMEOUT")) {
-                keywords[n] = "connect_timeout";
-                values[n++] = timeout;
-        }
-        if (!getenv("PGAPPNAME")) {
-                keywords[n] = "application_name";
-                values[n++] = "schedulerd";
-        }
-        /* a peer gone without a word (host down, cable cut) is noticed in ~10 s, not hours */
-        keywords[n] = "keepalives_idle";
-        values[n++] = "5";
-        keywords[n] = "keepalives_interval";
-        values[n++] = "2";
-        keywords[n] = "tcp_user_timeout";
-        values[n++] = "10000";
-        keywords[n] = "dbname";
-        values[n++] = h->conninfo;
-        keywords[n] = NULL;
-        values[n] = NULL;
-
-        c = PQconnectdbParams(keywords, values, 1);
-        if (!c) {
-                set_error(h, "connecting: out of memory");
-                return -ENOMEM;
-        }
-        if (PQstatus(c) != CONNECTION_OK) {
-                char line[HISTORY_ERROR_MAX];
-                message_line(PQerrorMessage(c), line, sizeof line);
-                set_error(h, "cannot connect: %s", line);
-                PQfinish(c);
-                return -ENOTCONN;
+        int q = pg_connect_bounded(h->conninfo, "schedulerd", err, sizeof err, &c);
+        if (q < 0) {
+                set_error(h, q == -EIO ? "%s" : "cannot connect: %s", err);
+                return q;
         }
         h->conn = c;
         h->prepared = 0;
 
-        char sql[96];
-        snprintf(sql, sizeof sql, "SET statement_timeout = %d; SET client_min_messages = warning",
-                 HISTORY_PG_STATEMENT_TIMEOUT_MS);
-        _cleanup_pgresult_ PGresult *res = PQexec(c, sql);
-        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-                int r = fail(h, res, "setting up the session");
-                drop_conn(h);
-                return r;
-        }
         int r = migrate(h);
         if (r < 0) {
                 drop_conn(h);
@@ -413,7 +362,10 @@ static int ensure_conn(pg_history *h) {
         if (r >= 0)
                 return 0;
         h->backoff_ms = h->backoff_ms == 0 ? RECONNECT_FIRST_MS : MIN(h->backoff_ms * 2, (unsigned) HISTORY_PG_RECONNECT_MAX_MS);
-        h->next_connect = clock_now_monotonic() + (usec_t) h->backoff_ms * USEC_PER_MSEC;
+        /* the attempt held the caller (the event loop) as long as it took: the next one waits
+         * a multiple of that, at least */
+        usec_t after = clock_now_monotonic();
+        h->next_connect = after + MAX((usec_t) h->backoff_ms * USEC_PER_MSEC, PG_CONNECT_BACKOFF_FACTOR * (after - now));
         return r;
 }
 
@@ -730,7 +682,7 @@ static int parse_conninfo(const char *conninfo, char *error, size_t error_size, 
         opts = PQconninfoParse(conninfo, &perr);
         if (!opts) {
                 char line[HISTORY_ERROR_MAX];
-                message_line(perr ?: "out of memory", line, sizeof line);
+                pg_message_line(perr ?: "out of memory", line, sizeof line);
                 if (error && error_size > 0)
                         snprintf(error, error_size, "scheduler.store: not a libpq connection string or URI: %s "
                                  "(expected \"sqlite\", \"host=... dbname=...\" or \"postgresql://host/db\")", line);

@@ -151,11 +151,10 @@ int history_open(const char *path, char *error, size_t error_size, history **ret
  * A PostgreSQL handle reconnects by itself: a call on a lost connection fails with -ENOTCONN,
  * and the calls after it try to connect again, at most once per backoff interval (1 s doubling
  * to HISTORY_PG_RECONNECT_MAX_MS; in between they fail at once with -ENOTCONN). A connection
- * attempt blocks the caller for at most connect_timeout per host (HISTORY_PG_CONNECT_TIMEOUT_S
- * unless the string sets it); a statement on a live connection is bounded by the server's
- * statement_timeout (HISTORY_PG_STATEMENT_TIMEOUT_MS) and TCP keepalives notice a dead peer. */
-#define HISTORY_PG_CONNECT_TIMEOUT_S 2
-#define HISTORY_PG_STATEMENT_TIMEOUT_MS 5000
+ * attempt blocks the caller for at most connect_timeout per host, a statement on a live
+ * connection is bounded by the server's statement_timeout, and TCP keepalives notice a dead
+ * peer (store/pg-connect.h: PG_CONNECT_TIMEOUT_S unless the string sets it,
+ * PG_STATEMENT_TIMEOUT_MS). */
 #define HISTORY_PG_RECONNECT_MAX_MS 30000
 int history_open_store(const char *store, const char *state_dir, char *error, size_t error_size, history **ret);
 

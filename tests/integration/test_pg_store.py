@@ -4,8 +4,12 @@ PostgreSQL server, through the real binaries: runs recorded there, read back by 
 server stopped and started under a running daemon, which survives it and records again."""
 import json
 import os
+import re
+import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 import unittest
 
@@ -28,6 +32,76 @@ def schedctl(d, *args):
 
 def store_yaml(conninfo):
     return '  store: "%s"\n' % conninfo
+
+
+class BlackHole:
+    """A proxy in front of PostgreSQL's Unix socket that can turn into a black hole: the
+    connections open are cut, and new ones are accepted and never answered, as a host that
+    drops packets looks to a new connection (connect_timeout is what bounds the wait)."""
+
+    def __init__(self, conninfo):
+        self.target = "%s/.s.PGSQL.%s" % (re.search(r"host=(\S+)", conninfo).group(1),
+                                         re.search(r"port=(\d+)", conninfo).group(1))
+        self.dir = tempfile.mkdtemp(prefix="schedulerd-hole-")
+        port = re.search(r"port=(\d+)", conninfo).group(1)
+        self.conninfo = re.sub(r"host=\S+", "host=" + self.dir, conninfo)
+        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.srv.bind(os.path.join(self.dir, ".s.PGSQL." + port))
+        self.srv.listen(64)
+        self.lock = threading.Lock()
+        self.hole, self.open = False, []
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while True:
+            try:
+                c, _ = self.srv.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.open.append(c)
+                if self.hole:
+                    continue  # held open, never answered
+            u = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                u.connect(self.target)
+            except OSError:
+                c.close()
+                continue
+            with self.lock:
+                self.open.append(u)
+            for a, b in ((c, u), (u, c)):
+                threading.Thread(target=self.pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def pump(a, b):
+        try:
+            while True:
+                data = a.recv(65536)
+                if not data:
+                    break
+                b.sendall(data)
+        except OSError:
+            pass
+        for x in (a, b):
+            try:
+                x.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def set_hole(self, hole):
+        with self.lock:
+            self.hole, socks, self.open = hole, self.open, []
+        for x in socks:
+            try:
+                x.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            x.close()
+
+    def close(self):
+        self.srv.close()
+        self.set_hole(True)
 
 
 class PgStore(DaemonTestCase):
@@ -133,6 +207,33 @@ class PgStore(DaemonTestCase):
         # nothing claimed twice
         self.assertEqual(self.count("SELECT count(*) FROM (SELECT job, scheduled_usec, attempt FROM runs "
                                     "WHERE claim_class = 'fire' GROUP BY 1, 2, 3 HAVING count(*) > 1) AS d"), 0)
+        self.assertEqual(d.stop(), 0)
+
+    def test_a_store_that_stops_answering_costs_the_loop_seconds(self):
+        """Every connection of a cluster node goes through a proxy that turns into a black hole:
+        the open connections are cut, new ones are never answered. Each reconnection (history,
+        cluster lease, cluster control) may hold the loop for its connect_timeout, no longer:
+        the daemon keeps answering schedctl. The cluster's connections used to have no bound:
+        its lease renewal reconnected and waited for ever, and the daemon answered nothing."""
+        hole = BlackHole(self.pg.conninfo)
+        self.addCleanup(hole.close)
+        d = self.daemon(job("tick", "ok.so", "* * * * * *"),
+                        store_yaml(hole.conninfo) + "  cluster: { node: n0, lease: 6s }\n").start()
+        wait_for(lambda: self.count("SELECT count(*) FROM runs WHERE job = 'tick' AND status = 'succeeded'") >= 2,
+                 timeout=30, what="tick recorded through the proxy")
+        hole.set_hole(True)
+        # past a lease renewal (every 2 s here) and the reconnections that follow it
+        wait_for(lambda: "PostgreSQL unreachable" in d.log(), timeout=30, what="the cluster to see the outage")
+        for _ in range(3):
+            time.sleep(2)
+            st = d.ctl({"command": "status", "job": "tick"}, timeout=25)
+            self.assertTrue(st.get("ok"), st)
+        self.assertIsNone(d.proc.poll())
+        hole.set_hole(False)
+        back = self.count("SELECT (extract(epoch from now()) * 1000000)::bigint")
+        wait_for(lambda: self.count("SELECT count(*) FROM runs WHERE job = 'tick' AND status = 'succeeded' "
+                                    "AND started_usec > %d" % back) >= 2,
+                 timeout=60, what="tick recorded again once the proxy answers")
         self.assertEqual(d.stop(), 0)
 
     def test_unreachable_at_start_and_bad_strings(self):
