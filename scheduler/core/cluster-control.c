@@ -296,6 +296,11 @@ void cluster_control_take_requests(cluster_control *cc) {
 
         if (!cc->requests_waiting || !cluster_control_connected(cc) || m->shutting_down || m->n_jobs == 0)
                 return;
+        /* a node that may not claim fires (an outage, its lease, its clock) would take requests
+         * only to drop them unrun: they wait for a node that can (this one, once it can: the
+         * periodic resync looks again) */
+        if (m->cluster && !cluster_may_claim(m->cluster))
+                return;
         _cleanup_free_ const char **names = calloc(m->n_jobs, sizeof(char *));
         if (!names)
                 return;

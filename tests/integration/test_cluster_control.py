@@ -98,6 +98,32 @@ class ClusterControl(DaemonTestCase):
         starts = [w for w in witnessed(self.witness) if w["job"] == "tick"]
         self.assertEqual(len(starts), 1, starts)
 
+    def test_run_requests_are_left_to_nodes_that_may_claim(self):
+        """Run requests for a job node a lacks go to the nodes that have it, b and c. b's clock is
+        30 s off (the clock test hook): it may not claim fires. Every request is taken by c and
+        runs once; b used to take its share, find it could not claim, and mark them done unrun."""
+        off = os.path.join(self.dir, "b.offset")
+        with open(off, "w") as f:
+            f.write("30\n")
+        extra = job("newjob", "witness.so", NEVER, params={"file": self.witness}, singleton=False)
+        a = self.node(self.jobs()).start()
+        b = self.node(self.jobs() + extra)
+        b.start(extra_env={"SCHEDULERD_TEST_CLOCK_OFFSET_FILE": off})
+        c = self.node(self.jobs() + extra).start()
+        wait_for(lambda: "stops claiming fires: its clock is" in b.log(), timeout=30, what="b refusing to claim")
+        n = 12
+        for _ in range(n):
+            r = a.ctl({"command": "run", "job": "newjob"})
+            self.assertTrue(r["ok"], r)
+            self.assertIn("request_id", r)
+        wait_for(lambda: len([w for w in witnessed(self.witness, "end") if w["job"] == "newjob"]) >= n, timeout=30,
+                 what="every requested run to end")
+        self.assertEqual(len([w for w in witnessed(self.witness) if w["job"] == "newjob"]), n)
+        self.assertEqual(self.pg.psql("SELECT count(*) FROM cluster_run_requests WHERE run_id IS NULL").strip(), "0")
+        self.assertEqual(self.pg.psql("SELECT count(*) FROM cluster_run_requests "
+                                      "WHERE taken_by LIKE 'n1%'").strip(), "0", "b took none")
+        self.assertNotIn("could not start", b.log())
+
     def test_run_of_a_job_this_node_lacks_runs_once_elsewhere(self):
         # a rollout: A and C have "newjob", B does not yet
         a = self.node(self.jobs("newjob")).start()
