@@ -103,7 +103,8 @@ int metrics_http_new(manager *m, metrics_http **ret) {
         }
         h->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, h,
                                 MHD_OPTION_LISTEN_SOCKET, h->fd, MHD_OPTION_CONNECTION_LIMIT,
-                                (unsigned) METRICS_HTTP_CONNECTIONS_MAX, MHD_OPTION_CONNECTION_TIMEOUT,
+                                (unsigned) METRICS_HTTP_CONNECTIONS_MAX, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                                (unsigned) METRICS_HTTP_CONNECTIONS_PER_IP, MHD_OPTION_CONNECTION_TIMEOUT,
                                 (unsigned) METRICS_HTTP_TIMEOUT_SEC, MHD_OPTION_END);
         if (!h->d) {
                 q = log_error_errno(-EIO, "Cannot start the metrics endpoint on %s", listen_on);

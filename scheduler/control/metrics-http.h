@@ -9,6 +9,9 @@
 #include "core/manager.h"
 
 #define METRICS_HTTP_CONNECTIONS_MAX 16U
+/* ... of which one address may hold this many: one host trickling bytes cannot take every slot
+ * from the scraper (a scraper needs one or two). */
+#define METRICS_HTTP_CONNECTIONS_PER_IP 4U
 #define METRICS_HTTP_TIMEOUT_SEC 10U
 
 typedef struct metrics_http metrics_http;

@@ -19,6 +19,9 @@
 #include "basic/log.h"
 #include "basic/socket-util.h"
 
+/* How long new control connections wait after accept() ran out of descriptors. */
+#define ACCEPT_PAUSE_USEC (100 * USEC_PER_MSEC)
+
 typedef struct conn conn;
 
 struct control {
@@ -32,6 +35,8 @@ struct control {
         gid_t admin_gid;
         bool have_admin_gid;
         sd_event_source *listen_source;
+        sd_event_source *accept_resume; /* re-enables listen_source after an accept() out of descriptors */
+        bool accept_failing;            /* said so; said again after an accept() that worked */
         conn *conns;
         unsigned n_conns;
 };
@@ -735,11 +740,45 @@ static void refuse(int fd, const char *message) {
         close(fd);
 }
 
+static int on_accept_resume(sd_event_source *s, uint64_t usec, void *userdata) {
+        control *c = userdata;
+        (void) sd_event_source_set_enabled(c->listen_source, SD_EVENT_ON);
+        return 0;
+}
+
+/* accept() failed for want of a resource (ERR): new connections wait ACCEPT_PAUSE_USEC. */
+static void accept_pause(control *c, int err) {
+        int q = sd_event_source_set_enabled(c->listen_source, SD_EVENT_OFF);
+        if (q >= 0) {
+                if (c->accept_resume)
+                        q = sd_event_source_set_time_relative(c->accept_resume, ACCEPT_PAUSE_USEC);
+                else
+                        q = sd_event_add_time_relative(sd_event_source_get_event(c->listen_source), &c->accept_resume,
+                                                       CLOCK_MONOTONIC, ACCEPT_PAUSE_USEC, 10 * USEC_PER_MSEC,
+                                                       on_accept_resume, c);
+        }
+        if (q >= 0)
+                q = sd_event_source_set_enabled(c->accept_resume, SD_EVENT_ONESHOT);
+        if (q < 0)
+                (void) sd_event_source_set_enabled(c->listen_source, SD_EVENT_ON); /* as before: no pause */
+        if (!c->accept_failing)
+                log_warning_errno(-err, "Cannot accept a control connection (%m); new connections wait, tried again "
+                                        "every %s. Too many open files? (LimitNOFILE=, runs' and clients' descriptors)",
+                                  "100ms");
+        c->accept_failing = true;
+}
+
 static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         control *c = userdata;
         int cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-        if (cfd < 0)
+        if (cfd < 0) {
+                /* Out of descriptors, the peer stays in the backlog and the socket readable: the
+                 * loop would spin on it. Accepting pauses a moment instead. */
+                if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                        accept_pause(c, errno);
                 return 0;
+        }
+        c->accept_failing = false;
         uid_t uid = (uid_t) -1;
         bool privileged = peer_privileged(c, cfd, &uid);
         /* No one peer may take every slot: each uid but root gets a few, and the last slots are
@@ -946,6 +985,7 @@ control *control_free(control *c) {
         while (c->conns)
                 conn_free(c->conns);
         sd_event_source_disable_unref(c->listen_source);
+        sd_event_source_disable_unref(c->accept_resume);
         if (c->fd >= 0)
                 close(c->fd);
         if (c->bound)

@@ -588,7 +588,12 @@ cluster *cluster_free(cluster *c) {
                 return NULL;
         if (c->conn && PQstatus(c->conn) == CONNECTION_OK) {
                 flush_results(c);
-                if (c->registered && c->n_queue == 0 && c->m->n_running == 0)
+                /* left only with every result written: a result history keeps for later (its own
+                 * connection down) would be dropped with it, and a stopped node's rows stay
+                 * "running" for ever (take-over looks at live nodes); staying, the node's lease
+                 * lapses and a survivor closes them as interrupted */
+                if (c->registered && c->n_queue == 0 && c->m->n_running == 0 &&
+                    history_pg_pending_results(c->m->hist, NULL) == 0)
                         (void) cluster_pg_leave(c->conn, c->id.fence);
         }
         for (size_t i = 0; i < c->n_queue; i++) {

@@ -155,6 +155,43 @@ sys.stdin.read()
             holder.stdout.close()
         self.assertEqual(d.stop(), 0)
 
+    def test_out_of_descriptors_the_daemon_waits_rather_than_spins(self):
+        """The daemon's descriptors run out (its RLIMIT_NOFILE lowered under it) while clients
+        connect: accept() fails with EMFILE and the peers stay in the backlog. The listening socket
+        stays readable; the daemon used to spin on it at a full core. It pauses accepting instead,
+        says so once, and serves again once descriptors are free."""
+        d = self.daemon(job("a", "ok.so", "@daily"))
+        d.start()
+        pid = d.proc.pid
+        n = len(os.listdir("/proc/%d/fd" % pid))
+        soft = subprocess.run(["prlimit", "--pid", str(pid), "--nofile", "--raw", "--noheadings", "--output=SOFT"],
+                              check=True, capture_output=True, text=True).stdout.strip()
+        subprocess.run(["prlimit", "--pid", str(pid), "--nofile=%d:" % (n + 2)], check=True)  # the soft limit
+        socks = []
+        try:
+            for _ in range(8):
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.connect(d.sock)
+                socks.append(s)
+            wait_for(lambda: "Cannot accept a control connection" in d.log(), timeout=10, what="accept to fail")
+
+            def cpu():
+                with open("/proc/%d/stat" % pid) as f:
+                    st = f.read().rsplit(")", 1)[1].split()
+                return (int(st[11]) + int(st[12])) / os.sysconf("SC_CLK_TCK")
+            c0 = cpu()
+            time.sleep(2)
+            used = cpu() - c0
+            self.assertLess(used, 0.5, "the daemon used %.2f s of CPU in 2 s waiting for descriptors" % used)
+            self.assertEqual(d.log().count("Cannot accept a control connection"), 1, "said once")
+        finally:
+            for s in socks:
+                s.close()
+            subprocess.run(["prlimit", "--pid", str(pid), "--nofile=%s:" % soft], check=True)
+        st = d.ctl({"command": "status", "job": "a"})
+        self.assertTrue(st.get("ok"), st)
+        self.assertEqual(d.stop(), 0)
+
     def test_request_has_absolute_deadline(self):
         d = self.daemon(job("a", "ok.so", "@daily"))
         d.start()
