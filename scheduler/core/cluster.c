@@ -443,6 +443,20 @@ static void catch_up_all(cluster *c) {
         manager_arm_timers(m);
 }
 
+/* The cluster declared this node lost: what it runs was interrupted, and a retry of it may
+ * already run on another node. Going on would run the work twice at once, for a result the
+ * fence discards: each run in flight is killed. */
+static void kill_runs_taken_over(cluster *c) {
+        for (run *r = c->m->runs; r; r = r->next) {
+                if (r->killed)
+                        continue;
+                log_full(LOG_WARNING, 0, r->def->name, r->id, (int) r->attempt,
+                         "Killed: node %s was declared lost, and the cluster interrupted this run (its retry, if "
+                         "any, runs on another node); its result would be discarded.", c->node_id);
+                run_kill(r);
+        }
+}
+
 /* One beat: (re)connect, measure the clock, renew, take over, write what waits. Returns the
  * delay to the next beat. */
 static usec_t beat(cluster *c) {
@@ -492,6 +506,7 @@ static usec_t beat(cluster *c) {
                 log_error("Node %s was declared lost by the cluster (its lease ran out): its runs in flight were "
                           "interrupted and taken over, and their results will be discarded. Joining again as a new "
                           "incarnation.", c->node_id);
+                kill_runs_taken_over(c);
                 c->registered = false;
                 c->valid_until = 0;
                 if (do_register(c) < 0)

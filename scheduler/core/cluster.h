@@ -17,6 +17,8 @@
  *       then decides whether they run again here (the retry's claim key makes that once). A
  *       node that was itself unreachable takes nothing over until it has been reachable for a
  *       whole lease: after an outage of PostgreSQL every node gets the chance to renew first.
+ *       A node that learns it was declared lost (its renewal finds its incarnation closed)
+ *       kills its runs still in flight: they were interrupted and may run again elsewhere.
  *
  * OUTAGE  While PostgreSQL is unreachable nothing is claimed (so nothing can run twice); runs
  *       in flight finish and their results wait here, in order, to be written when it is

@@ -314,6 +314,34 @@ class TestClusterFence(ClusterCase):
         ends = [w for w in self.witness_lines() if w["event"] == "end"]
         self.assertEqual(sorted(w["attempt"] for w in ends), [0, 1], "the first run did end (late), the retry too")
 
+    def test_a_node_declared_lost_kills_the_runs_it_lost(self):
+        """~15 s. As above, but b's run outlasts its absence: when b wakes and learns it was
+        declared lost, the run the cluster interrupted (and retried on a) is killed there, not
+        left to run on beside its retry for a result the fence would discard."""
+        jobs = self.witness_job("long", schedule="0 0 1 1 *", duration="40s", retry={"attempts": 1, "backoff": "1s"})
+        a = self.node("a", jobs)
+        b = self.node("b", jobs)
+        wait_for(lambda: self.sql("SELECT count(*) FROM cluster_nodes WHERE state = 'alive'") == "2", what="2 nodes")
+        r = b.ctl({"command": "run", "job": "long"})
+        self.assertTrue(r.get("ok"), r)
+        wait_for(lambda: any(w["event"] == "start" for w in self.witness_lines()), what="the run's start")
+        b.signal(signal.SIGSTOP)
+        try:
+            wait_for(lambda: self.rows("SELECT status, node FROM runs WHERE attempt = 1") == [["running", "a#1"]],
+                     timeout=LEASE * 2 + 10, what="the run taken over and retried on a")
+        finally:
+            b.signal(signal.SIGCONT)
+        wait_for(lambda: "was declared lost, and the cluster interrupted this run" in b.log(), timeout=LEASE + 5,
+                 what="b killing the run it lost")
+        wait_for(lambda: "long[run %d]: Finished" % r["run_id"] in b.log(), timeout=10, what="the killed run's end on b")
+        self.assertEqual(self.rows("SELECT status, message FROM runs WHERE attempt = 0"),
+                         [["interrupted", "node lost: b#1"]])
+        a.stop()
+        b.stop()
+        self.assertEqual([w for w in self.witness_lines() if w["event"] == "end" and w["attempt"] == 0], [],
+                         "the lost run ran on to its end")
+        self.assert_no_double()
+
     def test_pending_retry_of_a_lost_node_runs_elsewhere(self):
         """~15 s. A run fails on a and its retry waits out its backoff; a is killed -9 meanwhile
         and not restarted. The retry, kept in the store, is adopted by b when it declares a lost,
