@@ -25,6 +25,10 @@
 #include "basic/tz.h"
 #include "control/protocol.h"
 
+/* --json output is for programs but lands on terminals too: everything past ASCII (the C1
+ * controls U+0080-U+009F among it, which a terminal may take as commands) as \uXXXX. */
+#define JSON_OUT_FLAGS (JSON_INDENT(2) | JSON_ENSURE_ASCII)
+
 #define EXIT_USAGE 2
 #define EXIT_UNREACHABLE 3
 
@@ -370,7 +374,7 @@ static int verb_next(int argc, char **argv) {
                         printf("%-27s %-22s %s\n", lb, ub, left);
         }
         if (arg_json) {
-                _cleanup_free_ char *out = json_dumps(arr, JSON_INDENT(2));
+                _cleanup_free_ char *out = json_dumps(arr, JSON_OUT_FLAGS);
                 if (!out)
                         return log_oom();
                 puts(out);
@@ -433,7 +437,7 @@ static int unreachable(const char *path, int err) {
 }
 
 static void print_json(json_t *v) {
-        _cleanup_free_ char *s = json_dumps(v, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        _cleanup_free_ char *s = json_dumps(v, JSON_OUT_FLAGS | JSON_PRESERVE_ORDER);
         if (s)
                 puts(s);
 }

@@ -372,6 +372,11 @@ class JobText(DaemonTestCase):
         self.assertEqual(rc, 0, err)
         self.assertClean("status", out)
         self.assertIn(b"\\x1B[2Jcleared", out)
+        # --json is for programs, but lands on terminals too: escapes only, and still the text
+        rc, out, err = schedctl(d, "history", "echo", "--output", "--json")
+        self.assertEqual(rc, 0, err)
+        self.assertClean("history --json", out)
+        self.assertIn("\x9b2J", json.loads(out)[0]["output"])
 
         self.assertEqual(d.stop(), 0)
         with open(d.log_path, "rb") as f:
