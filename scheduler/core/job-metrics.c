@@ -3,13 +3,13 @@
 #include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "basic/escape.h"
 #include "basic/macro.h"
 #include "core/job-metrics.h"
 
@@ -34,37 +34,6 @@ bool job_metric_name_valid(const char *name) {
         return name && name_valid_n(name, strnlen(name, JOB_METRICS_NAME_MAX + 1));
 }
 
-/* The length of the UTF-8 character at S (at most N bytes), or 0 if it is not one: no overlong
- * forms, surrogates or code points past U+10FFFF, and no C1 controls (U+0080-U+009F, which a
- * terminal may take as commands). */
-static size_t utf8_char_len(const char *s, size_t n) {
-        const unsigned char *u = (const unsigned char *) s;
-        uint32_t cp;
-        size_t k;
-
-        if (u[0] < 0x80)
-                return 1;
-        if (u[0] >= 0xc2 && u[0] <= 0xdf)
-                k = 2, cp = u[0] & 0x1f;
-        else if (u[0] >= 0xe0 && u[0] <= 0xef)
-                k = 3, cp = u[0] & 0x0f;
-        else if (u[0] >= 0xf0 && u[0] <= 0xf4)
-                k = 4, cp = u[0] & 0x07;
-        else
-                return 0;
-        if (k > n)
-                return 0;
-        for (size_t i = 1; i < k; i++) {
-                if ((u[i] & 0xc0) != 0x80)
-                        return 0;
-                cp = (cp << 6) | (u[i] & 0x3f);
-        }
-        if ((k == 3 && cp < 0x800) || (k == 4 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff) ||
-            (cp >= 0x80 && cp <= 0x9f))
-                return 0;
-        return k;
-}
-
 bool job_metric_labels_valid(const char *s, size_t len) {
         size_t i = 0;
 
@@ -86,8 +55,9 @@ bool job_metric_labels_valid(const char *s, size_t len) {
                         if (i >= len || (unsigned char) s[i] < 0x20 || s[i] == 0x7f)
                                 return false;
                         if ((unsigned char) s[i] >= 0x80) {
-                                size_t k = utf8_char_len(s + i, len - i);
-                                if (k == 0)
+                                size_t k = utf8_sequence((const unsigned char *) s + i, len - i);
+                                /* not UTF-8, or a C1 control (U+0080-U+009F: C2 80-9F) */
+                                if (k == 0 || ((unsigned char) s[i] == 0xc2 && (unsigned char) s[i + 1] < 0xa0))
                                         return false;
                                 i += k;
                                 continue;

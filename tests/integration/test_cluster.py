@@ -286,11 +286,10 @@ class TestClusterClock(ClusterCase):
 
 
 class TestClusterFence(ClusterCase):
-    def test_node_cut_off_longer_than_lease(self):
-        """~20 s. A node stopped (SIGSTOP) longer than its lease with a run in flight: a survivor
-        interrupts the run ("node lost"), the retry policy runs it again elsewhere, and when the
-        node wakes its late completion is discarded by the fence; it joins as a new incarnation."""
-        jobs = self.witness_job("long", schedule="0 0 1 1 *", duration="4s", retry={"attempts": 1, "backoff": "1s"})
+    def long_run_on_b_then_stop_b(self, duration):
+        """Nodes a and b; job "long" (DURATION, one retry) run on b, which is stopped (SIGSTOP)
+        once the run started. Returns a, b and the run request's reply."""
+        jobs = self.witness_job("long", schedule="0 0 1 1 *", duration=duration, retry={"attempts": 1, "backoff": "1s"})
         a = self.node("a", jobs)
         b = self.node("b", jobs)
         wait_for(lambda: self.sql("SELECT count(*) FROM cluster_nodes WHERE state = 'alive'") == "2", what="2 nodes")
@@ -298,6 +297,13 @@ class TestClusterFence(ClusterCase):
         self.assertTrue(r.get("ok"), r)
         wait_for(lambda: any(w["event"] == "start" for w in self.witness_lines()), what="the run's start")
         b.signal(signal.SIGSTOP)
+        return a, b, r
+
+    def test_node_cut_off_longer_than_lease(self):
+        """~20 s. A node stopped (SIGSTOP) longer than its lease with a run in flight: a survivor
+        interrupts the run ("node lost"), the retry policy runs it again elsewhere, and when the
+        node wakes its late completion is discarded by the fence; it joins as a new incarnation."""
+        a, b, r = self.long_run_on_b_then_stop_b("4s")
         wait_for(lambda: self.rows("SELECT status, message FROM runs WHERE attempt = 0") ==
                  [["interrupted", "node lost: b#1"]], timeout=LEASE * 2 + 3, what="the run taken over")
         # the retry runs on a
@@ -318,14 +324,7 @@ class TestClusterFence(ClusterCase):
         """~15 s. As above, but b's run outlasts its absence: when b wakes and learns it was
         declared lost, the run the cluster interrupted (and retried on a) is killed there, not
         left to run on beside its retry for a result the fence would discard."""
-        jobs = self.witness_job("long", schedule="0 0 1 1 *", duration="40s", retry={"attempts": 1, "backoff": "1s"})
-        a = self.node("a", jobs)
-        b = self.node("b", jobs)
-        wait_for(lambda: self.sql("SELECT count(*) FROM cluster_nodes WHERE state = 'alive'") == "2", what="2 nodes")
-        r = b.ctl({"command": "run", "job": "long"})
-        self.assertTrue(r.get("ok"), r)
-        wait_for(lambda: any(w["event"] == "start" for w in self.witness_lines()), what="the run's start")
-        b.signal(signal.SIGSTOP)
+        a, b, r = self.long_run_on_b_then_stop_b("40s")
         try:
             wait_for(lambda: self.rows("SELECT status, node FROM runs WHERE attempt = 1") == [["running", "a#1"]],
                      timeout=LEASE * 2 + 10, what="the run taken over and retried on a")
