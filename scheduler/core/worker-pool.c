@@ -1276,8 +1276,6 @@ static worker *pool_get(pool *p, usec_t not_before, unsigned *ret_room, int *ret
         return best;
 }
 
-/* Hands the runs that wait to workers with room, oldest first, in batches: each worker its
- * share of the queue, as much of it as it takes. */
 static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
         pool *p = userdata;
         pool_pump(p);
@@ -1301,6 +1299,8 @@ static void pool_retry_later(pool *p) {
                                    "on when another of its runs is submitted.", p->proto->plugin_path);
 }
 
+/* Hands the runs that wait to workers with room, oldest first, in batches: each worker its
+ * share of the queue, as much of it as it takes. */
 static void pool_pump(pool *p) {
         if (p->q_len > 0)
                 pool_catch_up(p);
