@@ -245,7 +245,6 @@ static void drop_conn(pg_history *h) {
         }
 }
 
-/* One line of libpq's or the server's message (they end in a newline, may have several). */
 static int fail(pg_history *h, const PGresult *res, const char *what) {
         const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
         const char *m = res ? PQresultErrorMessage(res) : NULL;
