@@ -422,7 +422,7 @@ static int session_apply_event(azi3_service *s, const azi3_session *se, int64_t 
         *ret = (window_event_outcome) r;
         if (*ret == WINDOW_EVENT_DUPLICATE)
                 return 0;
-        r = azi3_store_apply_transition(s->store, se->id, has_cur ? cur.id : 0, &t, now, source_event_id, NULL);
+        r = azi3_store_apply_transition(s->store, se->id, has_cur ? cur.id : 0, &t, now, source_event_id, NULL, NULL);
         if (r < 0)
                 return r;
         r = azi3_store_event_record(s->store, se->id, source_event_id, e, now, *ret);
@@ -455,7 +455,8 @@ static void event_count(event_counts *c, window_event_outcome o) {
 static int session_history(azi3_service *s, const azi3_session *se, usec_t since, usec_t now, azi3_call *call,
                            azi3_incoming **ret, size_t *ret_n);
 static int session_apply_history(azi3_service *s, const azi3_session *se, const azi3_incoming *inc, size_t k,
-                                 usec_t now, event_counts *ec, int64_t *ret_rejudged);
+                                 const azi3_window *owed, size_t n_owed, usec_t now, event_counts *ec,
+                                 int64_t *ret_rejudged);
 static int session_complete_if_removed(azi3_service *s, const azi3_session *se, usec_t now, run_state *rs);
 
 static int incoming_compare(const void *a, const void *b) {
@@ -758,8 +759,12 @@ static int monitor_replay_session(azi3_service *s, const azi3_session *se, usec_
         r = azi3_store_begin(s->store);
         if (r >= 0) {
                 _cleanup_(azi3_store_rollbackp) _unused_ azi3_store *tx = s->store;
+                _cleanup_free_ azi3_window *owed = NULL;
+                size_t n_owed = 0;
 
-                r = session_apply_history(s, se, inc, (size_t) k, now, &ec, &rejudged);
+                r = azi3_store_alarms_owed(s->store, se->id, &owed, &n_owed);
+                if (r >= 0)
+                        r = session_apply_history(s, se, inc, (size_t) k, owed, n_owed, now, &ec, &rejudged);
                 if (r >= 0)
                         r = azi3_store_commit(s->store);
         }
@@ -904,22 +909,20 @@ static int session_history(azi3_service *s, const azi3_session *se, usec_t since
 }
 
 /* Applies history INC (K entries, sorted) to the session through 8.1 step 2, inside the
- * caller's transaction. If an event of it (or one the store holds) lies inside an expired
- * window whose alarm is not posted, that window is judged again: the session is rewound to it
- * and every event since its since is applied again, in time order, so it closes as activity
- * (issue 17). Returns 1 if a window was judged again, 0 if not, or a negative errno. */
+ * caller's transaction, in which the session's owed alarms OWED (N_OWED, time order) were read.
+ * If an event of it (or one the store holds) lies inside an expired window whose alarm is not
+ * posted, that window is judged again: the session is rewound to it and every event since its
+ * since is applied again, in time order, so it closes as activity (issue 17). Returns 1 if a
+ * window was judged again, 0 if not, or a negative errno. */
 static int session_apply_history(azi3_service *s, const azi3_session *se, const azi3_incoming *inc, size_t k,
-                                 usec_t now, event_counts *ec, int64_t *ret_rejudged) {
-        _cleanup_free_ azi3_window *owed = NULL;
+                                 const azi3_window *owed, size_t n_owed, usec_t now, event_counts *ec,
+                                 int64_t *ret_rejudged) {
         _cleanup_free_ azi3_event *stored = NULL;
         _cleanup_free_ azi3_incoming *all = NULL;
-        size_t n_owed = 0, n_stored = 0, n_all = 0;
+        size_t n_stored = 0, n_all = 0;
         const azi3_window *target = NULL;
         int r;
 
-        r = azi3_store_alarms_owed(s->store, se->id, &owed, &n_owed);
-        if (r < 0)
-                return r;
         if (n_owed > 0) {
                 r = azi3_store_events_list(s->store, se->id, &stored, &n_stored);
                 if (r < 0)
@@ -1049,6 +1052,8 @@ typedef struct expire_item {
         usec_t since;          /* ... since this instant */
         azi3_window *owed;     /* the owed alarms being posted, in time order */
         size_t n_owed, next;
+        int64_t claimed;       /* the window whose alarm the judgement claimed with its close */
+        int64_t row;           /* where its writes go: its current window's id, see expire_item_compare() */
         const char *event;
         int level;
 } expire_item;
@@ -1060,47 +1065,78 @@ typedef struct expire_run {
         run_state rs;
         int flush_error; /* a batch lost before the driver ran: fail what it queued */
         char owner[128]; /* who holds this run's alarm claims, see claim_owner() */
+        azi3_window *in_play; /* every session's current window and owed alarms, as the run began */
+        size_t n_in_play;
 } expire_run;
 
+/* How long this run's claim on an alarm holds: past its post's answer, whatever it takes. */
+static usec_t claim_until(const expire_run *run) {
+        return run->now + 2 * run->s->config->megazord_timeout + USEC_PER_MINUTE;
+}
+
+/* The windows of SESSION_ID in W (N, sorted by session), the first in *RET; returns how many. */
+static size_t windows_of_session(const azi3_window *w, size_t n, int64_t session_id, const azi3_window **ret) {
+        size_t lo = 0, hi = n, k;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+
+                if (w[mid].session_id < session_id)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        for (k = lo; k < n && w[k].session_id == session_id; k++)
+                ;
+        *ret = w + lo;
+        return k - lo;
+}
+
+/* The id of the session's current window (else of its first owed one; 0: none), the row the
+ * judgement writes. */
+static int64_t session_row(const expire_run *run, int64_t session_id) {
+        const azi3_window *w;
+        size_t n = windows_of_session(run->in_play, run->n_in_play, session_id, &w);
+
+        /* the current window comes last */
+        return n == 0 ? 0 : w[n - 1].current ? w[n - 1].id : w[0].id;
+}
+
+/* Sessions in the order of the rows they write. Current windows open as activity comes, so in
+ * session order their rows (and the pages holding them) are scattered: each commit of a
+ * run over 10,000 sessions wrote ~450 pages for 250 sessions, ~40 in this order. */
+static int expire_item_compare(const void *a, const void *b) {
+        const expire_item *x = a, *y = b;
+
+        if (x->row != y->row)
+                return x->row < y->row ? -1 : 1;
+        return (x->se.id > y->se.id) - (x->se.id < y->se.id);
+}
+
 /* 8.1 step 3.1 on complete evidence, first half: alarms owed too long are recorded as too late
- * later, in the judgement; here the session's current window and owed alarms decide whether the
- * robot's history must be read first, and since when (the earliest window due or unconfirmed).
- * Returns 0, or a negative errno with the failure reported. */
-static int session_judge_prepare(expire_item *it) {
-        azi3_service *s = it->run->s;
+ * later, in the judgement; here the session's current window and owed alarms, as the run read
+ * them when it began, decide whether the robot's history must be read first, and since when
+ * (the earliest window due or unconfirmed). The judgement reads them again, in its transaction. */
+static void session_judge_prepare(expire_item *it) {
+        expire_run *run = it->run;
         const azi3_session *se = &it->se;
-        _cleanup_free_ azi3_window *owed = NULL;
-        size_t n_owed = 0;
-        char name[SESSION_NAME_MAX];
-        azi3_window cur;
-        bool has_cur;
-        int r;
+        const azi3_window *w;
+        size_t n;
 
         it->since = USEC_INFINITY;
-        r = azi3_store_window_current(s->store, se->id, &cur);
-        if (r < 0 && r != -ENOENT)
-                goto store_fail;
-        has_cur = r >= 0;
-        r = azi3_store_alarms_owed(s->store, se->id, &owed, &n_owed);
-        if (r < 0)
-                goto store_fail;
-        if (has_cur && window_due(&se->params, &cur.span, s->config->settle, it->run->now) &&
-            cur.span.until - cur.span.since == se->params.w) {
-                it->history = true;
-                it->since = cur.span.since;
-        }
-        for (size_t i = 0; i < n_owed; i++)
-                if (owed[i].alarm_verified_usec == 0 &&
-                    !window_alarm_too_late(&owed[i].span, s->config->max_alarm_age, it->run->now)) {
-                        it->history = true;
-                        it->since = MIN(it->since, owed[i].span.since);
-                }
-        return 0;
+        n = windows_of_session(run->in_play, run->n_in_play, se->id, &w);
+        for (size_t i = 0; i < n; i++) {
+                bool wanted = w[i].current ?
+                        window_due(&se->params, &w[i].span, run->s->config->settle, run->now) &&
+                                w[i].span.until - w[i].span.since == se->params.w :
+                        w[i].alarm_verified_usec == 0 &&
+                                !window_alarm_too_late(&w[i].span, run->s->config->max_alarm_age, run->now);
 
-store_fail:
-        session_name(se, name, sizeof(name));
-        run_fail(s, &it->run->rs, r, "%s: expiration step failed: %s", name, store_error(s));
-        return r;
+                if (wanted) {
+                        it->history = true;
+                        it->since = MIN(it->since, w[i].span.since);
+                }
+        }
 }
 
 /* 8.1 step 3.1, second half, in one transaction: the history REPLY (NULL: none was needed) is
@@ -1117,8 +1153,8 @@ static int session_judge_finish(expire_item *it, megazord_reply *reply) {
         size_t n_inc = 0;
         int k_inc = 0;
         char name[SESSION_NAME_MAX], f[256];
-        azi3_window cur;
-        bool has_cur, history_ok = false;
+        azi3_windows_in_play wp = {};
+        bool history_ok = false;
         event_counts ec = {};
         int64_t rejudged = 0;
         window_transition t = {};
@@ -1138,29 +1174,73 @@ static int session_judge_finish(expire_item *it, megazord_reply *reply) {
                 }
         }
 
+        /* A window closed, confirmed and posted here used to cost a dozen statements; now one
+         * read of the windows in play, the close (with its confirmation and the claim of its
+         * alarm) and the next window's open. */
         r = azi3_store_begin(s->store);
         if (r < 0)
                 goto store_fail;
         {
                 _cleanup_(azi3_store_rollbackp) _unused_ azi3_store *tx = s->store;
+                azi3_alarm_hold hold = {};
+                bool held = false;
 
-                r = 0;
-                if (history_ok)
-                        r = session_apply_history(s, se, inc, (size_t) k_inc, now, &ec, &rejudged);
-                if (r >= 0) {
-                        r = azi3_store_window_current(s->store, se->id, &cur);
-                        has_cur = r >= 0;
-                        if (r == -ENOENT)
-                                r = 0;
+                r = azi3_store_windows_in_play(s->store, se->id, &wp);
+                if (r >= 0 && history_ok) {
+                        r = session_apply_history(s, se, inc, (size_t) k_inc, wp.owed, wp.n_owed, now, &ec, &rejudged);
+                        /* what it applied (or judged again) moved the windows: read them again */
+                        if (r > 0 || (r >= 0 && ec.applied + ec.late > 0)) {
+                                free(wp.owed);
+                                wp = (azi3_windows_in_play) {};
+                                r = azi3_store_windows_in_play(s->store, se->id, &wp);
+                        }
                 }
-                if (r >= 0 && has_cur && window_due(&se->params, &cur.span, s->config->settle, now)) {
-                        r = window_expire(&se->params, &cur.span, now, &t);
+                if (r >= 0 && wp.has_current && window_due(&se->params, &wp.current.span, s->config->settle, now)) {
+                        r = window_expire(&se->params, &wp.current.span, now, &t);
+                        if (r > 0 && t.reason == WINDOW_CLOSE_EXPIRED && history_ok &&
+                            wp.current.span.since >= it->since) {
+                                /* the history read covered it: confirmed; and when it is the only
+                                 * alarm owed it is posted next, so claimed as it closes */
+                                held = true;
+                                hold.verified_usec = now;
+                                if (wp.n_owed == 0 &&
+                                    !window_alarm_too_late(&wp.current.span, s->config->max_alarm_age, now)) {
+                                        hold.claim_owner = it->run->owner;
+                                        hold.claim_until_usec = claim_until(it->run);
+                                }
+                        }
                         if (r > 0)
-                                r = azi3_store_apply_transition(s->store, se->id, cur.id, &t, now, 0, NULL);
+                                r = azi3_store_apply_transition(s->store, se->id, wp.current.id, &t, now, 0,
+                                                                held ? &hold : NULL, NULL);
                 }
-                /* the owed alarms as this transaction leaves them are what the run posts */
-                if (r >= 0)
-                        r = azi3_store_alarms_owed(s->store, se->id, &it->owed, &it->n_owed);
+                /* the owed alarms as this transaction leaves them are what the run posts: those
+                 * read, and the window it closed as expired */
+                if (r >= 0 && t.close && t.reason == WINDOW_CLOSE_EXPIRED) {
+                        azi3_window *owed = reallocarray(wp.owed, wp.n_owed + 1, sizeof(*owed));
+
+                        if (!owed)
+                                r = -ENOMEM;
+                        else {
+                                azi3_window *w = &owed[wp.n_owed++];
+
+                                wp.owed = owed;
+                                *w = wp.current;
+                                w->current = false;
+                                w->closed_usec = now;
+                                w->reason = t.reason;
+                                w->closing_event_id = 0;
+                                w->alarm = WINDOW_ALARM_OWED;
+                                if (held)
+                                        w->alarm_verified_usec = now;
+                                azi3_windows_sort_by_time(wp.owed, wp.n_owed);
+                                if (hold.claim_owner)
+                                        it->claimed = wp.current.id;
+                        }
+                }
+                if (r >= 0) {
+                        it->owed = TAKE_PTR(wp.owed);
+                        it->n_owed = wp.n_owed;
+                }
                 if (r >= 0 && history_ok)
                         r = session_mark_verified(s, it->owed, it->n_owed, it->since, now);
                 /* last: a window this run closed may already be too late (the daemon was down) */
@@ -1172,8 +1252,10 @@ static int session_judge_finish(expire_item *it, megazord_reply *reply) {
                         free(it->owed);
                         it->owed = NULL;
                         it->n_owed = 0;
+                        it->claimed = 0;
                 }
         }
+        free(wp.owed);
         inc = azi3_incomings_free(inc, n_inc);
         if (r < 0)
                 goto store_fail;
@@ -1192,8 +1274,8 @@ static int session_judge_finish(expire_item *it, megazord_reply *reply) {
                         c->expired++;
                 else
                         c->ended++;
-                window_fields(se, cur.id, &cur.span, f, sizeof(f));
-                svc_log(s, LOG_INFO, "%s: window %" PRId64 " closed as %s%s%s", name, cur.id,
+                window_fields(se, wp.current.id, &wp.current.span, f, sizeof(f));
+                svc_log(s, LOG_INFO, "%s: window %" PRId64 " closed as %s%s%s", name, wp.current.id,
                         window_close_reason_to_string(t.reason),
                         t.reason != WINDOW_CLOSE_EXPIRED ? "" : history_ok ?
                         " (alarm owed; Megazord's history confirms no activity)" :
@@ -1202,6 +1284,7 @@ static int session_judge_finish(expire_item *it, megazord_reply *reply) {
         return 0;
 
 store_fail:
+        free(wp.owed);
         inc = azi3_incomings_free(inc, n_inc);
         run_fail(s, &it->run->rs, r, "%s: expiration step failed: %s", name, store_error(s));
         return r;
@@ -1230,7 +1313,7 @@ static int session_expire(azi3_service *s, const azi3_session *se, usec_t now, e
         r = window_expire(&se->params, &cur.span, now, &t);
         if (r <= 0)
                 return r;
-        r = azi3_store_apply_transition(s->store, se->id, cur.id, &t, now, 0, NULL);
+        r = azi3_store_apply_transition(s->store, se->id, cur.id, &t, now, 0, NULL, NULL);
         if (r < 0)
                 return r;
         r = azi3_store_commit(s->store);
@@ -1322,8 +1405,7 @@ static void expire_item_post_next(expire_item *it) {
          * before the post, lets exactly one of them post this alarm. */
         const char *owner = it->run->owner;
 
-        r = azi3_store_alarm_claim(s->store, w->id, owner, it->run->now,
-                                   it->run->now + 2 * s->config->megazord_timeout + USEC_PER_MINUTE);
+        r = w->id == it->claimed ? 1 : azi3_store_alarm_claim(s->store, w->id, owner, it->run->now, claim_until(it->run));
         if (r == -EALREADY || r == -EINVAL || r == -ENOENT) {
                 /* since we read the list another run posted it (-EALREADY), or judged the window
                  * again on new evidence so it owes nothing (-EINVAL) or is gone (-ENOENT) */
@@ -1382,10 +1464,7 @@ static void expire_item_start(expire_item *it) {
         char name[SESSION_NAME_MAX];
         int r;
 
-        if (session_judge_prepare(it) < 0) {
-                it->run->c.open++;
-                return;
-        }
+        session_judge_prepare(it);
         if (it->history) {
                 r = megazord_multi_replay(s->mm, it->se.robot_id, rule_event(s, &it->se), it->since, history_done, it);
                 if (r >= 0)
@@ -1525,6 +1604,7 @@ static int expire_before_send(megazord_multi *mm, void *userdata) {
 azi3_result azi3_window_expiration(azi3_service *s, usec_t now, char *msg, size_t msglen) {
         _cleanup_free_ azi3_session *open = NULL;
         _cleanup_free_ expire_item *items = NULL;
+        _cleanup_free_ azi3_window *in_play = NULL;
         expire_run run = { .s = s, .now = now };
         expire_counts *c = &run.c;
         char summary[320] = "";
@@ -1540,6 +1620,14 @@ azi3_result azi3_window_expiration(azi3_service *s, usec_t now, char *msg, size_
                 return run_finish(&run.rs, "nothing done", msg, msglen);
         }
         c->open = n_open - n;
+        r = azi3_store_windows_in_play_all(s->store, &in_play, &run.n_in_play);
+        run.in_play = in_play;
+        if (r < 0) {
+                run_fail(s, &run.rs, r, "cannot read the current windows and owed alarms of %s: %s", s->config->store,
+                         store_error(s));
+                publish_metrics(s, now, true);
+                return run_finish(&run.rs, "nothing done", msg, msglen);
+        }
         claim_owner(s, run.owner, sizeof(run.owner));
         items = calloc(MAX(n, (size_t) 1), sizeof(*items));
         if (!items) {
@@ -1555,13 +1643,15 @@ azi3_result azi3_window_expiration(azi3_service *s, usec_t now, char *msg, size_
                 run_fail(s, &run.rs, r, "cannot batch this run's commits, each transaction commits alone: %s",
                          store_error(s));
         megazord_multi_set_before_send(s->mm, expire_before_send, &run);
+        for (size_t i = 0; i < n; i++)
+                items[i] = (expire_item) { .run = &run, .se = open[i], .row = session_row(&run, open[i].id) };
+        if (n > 1)
+                qsort(items, n, sizeof(*items), expire_item_compare);
         for (size_t i = 0; i < n; i++) {
-                if (session_complete_if_removed(s, &open[i], now, &run.rs) > 0)
+                if (session_complete_if_removed(s, &items[i].se, now, &run.rs) > 0)
                         c->removed++;
-                else {
-                        items[i] = (expire_item) { .run = &run, .se = open[i] };
+                else
                         expire_item_start(&items[i]);
-                }
                 if (i % EXPIRE_BATCH_SESSIONS == EXPIRE_BATCH_SESSIONS - 1) {
                         r = expire_flush(&run);
                         if (r < 0)

@@ -1034,7 +1034,7 @@ int azi3_store_window_current(azi3_store *s, int64_t session_id, azi3_window *re
         return store_get_one(s, st, read_window, ret, notfound);
 }
 
-/* A random UUID, fixed when the window opens: every attempt to post its alarm carries the
+/* A UUID, fixed when the window opens: every attempt to post its alarm carries the
  * same reference, and unlike row ids it is never reused after a retention delete or with a
  * fresh file. */
 /* Since issue 17 it also names the window, "azi3-<uuid>-<since>-<until>" in compact UTC
@@ -1051,9 +1051,12 @@ static void format_compact_utc(usec_t t, char buf[static 24]) {
                 snprintf(buf, 24, "%" PRIu64, t / USEC_PER_SEC);
 }
 
+/* The UUID is version 7 on the window's since: windows open in time order, so the unique index
+ * on the reference is appended to; random (version 4) ids made each run's commits write a page
+ * of it per window opened. */
 static int make_reference_id(const window_span *span, char *buf, size_t size) {
         char uuid[AZI3_UUID_STRING_MAX], since[24], until[24];
-        int r = azi3_uuid_random(uuid);
+        int r = azi3_uuid_v7(span->since / USEC_PER_MSEC, uuid);
         if (r < 0)
                 return r;
         format_compact_utc(span->since, since);
@@ -1062,38 +1065,53 @@ static int make_reference_id(const window_span *span, char *buf, size_t size) {
         return 0;
 }
 
-int azi3_store_window_open(azi3_store *s, int64_t session_id, const window_span *span, azi3_window *ret) {
+/* The INSERT of a window, inside the caller's transaction. The session's checks (open, SPAN
+ * [t, min(t+W, B)) inside [A, B)) are in the statement: the session is read only to say why a
+ * window was refused, so opening the next window costs one statement. */
+static int window_insert(azi3_store *s, int64_t session_id, const window_span *span) {
         _cleanup_(store_stmt_freep) store_stmt *st = NULL;
         char ref[AZI3_REFERENCE_ID_MAX];
         azi3_session x;
-        azi3_window w;
-        tx_kind kind;
         int r;
 
         r = make_reference_id(span, ref, sizeof(ref));
         if (r < 0)
                 return store_fail(s, r, "cannot draw random bytes for an alarm reference id: %s", strerror(-r));
 
+        r = store_prepare(s, &st,
+                          "INSERT INTO windows (session_id, since_usec, until_usec, alarm_reference_id) "
+                          "SELECT id, ?2, ?3, ?4 FROM sessions WHERE id = ?1 AND state = 'open' "
+                          "AND ?2 >= start_usec AND ?2 < ?3 "
+                          "AND ?3 = CASE WHEN ?2 + window_usec < end_usec THEN ?2 + window_usec ELSE end_usec END",
+                          "iuut", session_id, span->since, span->until, ref);
+        if (r < 0)
+                return r;
+        r = store_run(s, st, "opening a window");
+        if (r == -EEXIST)
+                return store_fail(s, -EEXIST, "session %" PRId64 " already has a current window", session_id);
+        if (r != 0)
+                return r < 0 ? r : 0;
+
+        r = azi3_store_session_get(s, session_id, &x);
+        if (r < 0)
+                return r;
+        if (x.completed)
+                return store_fail(s, -ESTALE, "session %" PRId64 " is completed, it takes no new windows", session_id);
+        return store_fail(s, -EINVAL,
+                          "window [%" PRIu64 ", %" PRIu64 ") does not fit session %" PRId64
+                          ", expected [t, min(t+W, B)) inside [A, B)",
+                          span->since, span->until, session_id);
+}
+
+int azi3_store_window_open(azi3_store *s, int64_t session_id, const window_span *span, azi3_window *ret) {
+        azi3_window w;
+        tx_kind kind;
+        int r;
+
         r = tx_enter(s, &kind);
         if (r < 0)
                 return r;
-        r = azi3_store_session_get(s, session_id, &x);
-        if (r >= 0 && x.completed)
-                r = store_fail(s, -ESTALE, "session %" PRId64 " is completed, it takes no new windows", session_id);
-        if (r >= 0 && !window_span_valid(&x.params, span))
-                r = store_fail(s, -EINVAL,
-                               "window [%" PRIu64 ", %" PRIu64 ") does not fit session %" PRId64
-                               ", expected [t, min(t+W, B)) inside [A, B)",
-                               span->since, span->until, session_id);
-        if (r >= 0)
-                r = store_prepare(s, &st, "INSERT INTO windows (session_id, since_usec, until_usec, alarm_reference_id) "
-                                  "VALUES (?, ?, ?, ?)",
-                                  "iuut", session_id, span->since, span->until, ref);
-        if (r >= 0) {
-                r = store_run(s, st, "opening a window");
-                if (r == -EEXIST)
-                        r = store_fail(s, -EEXIST, "session %" PRId64 " already has a current window", session_id);
-        }
+        r = window_insert(s, session_id, span);
         if (r >= 0 && ret)
                 /* the window just opened is the current one: one current window per session */
                 r = azi3_store_window_current(s, session_id, &w);
@@ -1105,8 +1123,10 @@ int azi3_store_window_open(azi3_store *s, int64_t session_id, const window_span 
         return 0;
 }
 
-int azi3_store_window_close(azi3_store *s, int64_t window_id, usec_t closed_usec, window_close_reason reason,
-                            int64_t closing_event_id) {
+/* Closes WINDOW_ID, of SESSION_ID (0: any), with HOLD written beside (may be NULL). One
+ * statement when it succeeds; the row is read only to say why it did not. */
+static int window_close_in(azi3_store *s, int64_t session_id, int64_t window_id, usec_t closed_usec,
+                           window_close_reason reason, int64_t closing_event_id, const azi3_alarm_hold *hold) {
         _cleanup_(store_stmt_freep) store_stmt *st = NULL;
         azi3_window w;
         int r;
@@ -1116,12 +1136,21 @@ int azi3_store_window_close(azi3_store *s, int64_t window_id, usec_t closed_usec
         if (closing_event_id < 0)
                 return store_fail(s, -EINVAL, "window %" PRId64 ": closing event id %" PRId64 " is negative", window_id,
                                   closing_event_id);
+        if (hold && reason != WINDOW_CLOSE_EXPIRED)
+                return store_fail(s, -EINVAL, "window %" PRId64 " closes as %s: only an expired window owes an alarm "
+                                  "to verify or claim", window_id, reason_names[reason]);
 
+        /* COALESCE: without a hold, what the row holds stays as it was */
         r = store_prepare(s, &st,
-                          "UPDATE windows SET closed_usec = ?, reason = ?, closing_event_id = ?, alarm_state = ? "
-                          "WHERE id = ? AND closed_usec IS NULL",
-                          "utzti", closed_usec, reason_names[reason], closing_event_id,
-                          reason == WINDOW_CLOSE_EXPIRED ? "owed" : NULL, window_id);
+                          "UPDATE windows SET closed_usec = ?1, reason = ?2, closing_event_id = ?3, alarm_state = ?4, "
+                          "alarm_verified_usec = COALESCE(?5, alarm_verified_usec), "
+                          "alarm_claim_owner = COALESCE(?6, alarm_claim_owner), "
+                          "alarm_claim_until = COALESCE(?7, alarm_claim_until) "
+                          "WHERE id = ?8 AND closed_usec IS NULL AND (?9 = 0 OR session_id = ?9)",
+                          "utztZtZii", closed_usec, reason_names[reason], closing_event_id,
+                          reason == WINDOW_CLOSE_EXPIRED ? "owed" : NULL, hold ? hold->verified_usec : 0,
+                          hold ? hold->claim_owner : NULL, hold && hold->claim_owner ? hold->claim_until_usec : 0,
+                          window_id, session_id);
         if (r < 0)
                 return r;
         r = store_run(s, st, "closing a window");
@@ -1131,38 +1160,52 @@ int azi3_store_window_close(azi3_store *s, int64_t window_id, usec_t closed_usec
         r = azi3_store_window_get(s, window_id, &w);
         if (r < 0)
                 return r;
+        if (session_id != 0 && w.session_id != session_id)
+                return store_fail(s, -EINVAL, "window %" PRId64 " belongs to session %" PRId64 ", not %" PRId64,
+                                  window_id, w.session_id, session_id);
         return store_fail(s, -EALREADY, "window %" PRId64 " is already closed (%s)", window_id, reason_names[w.reason]);
+}
+
+int azi3_store_window_close(azi3_store *s, int64_t window_id, usec_t closed_usec, window_close_reason reason,
+                            int64_t closing_event_id) {
+        return window_close_in(s, 0, window_id, closed_usec, reason, closing_event_id, NULL);
 }
 
 int azi3_store_apply_transition(azi3_store *s, int64_t session_id, int64_t current_window_id,
                                 const window_transition *t, usec_t at, int64_t event_id,
-                                azi3_window *ret_opened) {
-        azi3_window cur, opened;
+                                const azi3_alarm_hold *hold, azi3_window *ret_opened) {
+        azi3_window opened;
         tx_kind kind;
-        int r;
+        bool atomic;
+        int r = 0;
 
         if (t->close && (t->alarm == WINDOW_ALARM_OWED) != (t->reason == WINDOW_CLOSE_EXPIRED))
                 return store_fail(s, -EINVAL, "transition of session %" PRId64 " owes an alarm iff expired, got %s/%d",
                                   session_id, t->reason >= 0 && t->reason < _WINDOW_CLOSE_REASON_MAX ? reason_names[t->reason] : "?",
                                   (int) t->alarm);
+        if (hold && !t->close)
+                return store_fail(s, -EINVAL, "transition of session %" PRId64 " closes no window, so it has no "
+                                  "alarm to verify or claim", session_id);
         if (!t->close && !t->open)
                 return 0;
 
-        r = tx_enter(s, &kind);
-        if (r < 0)
-                return r;
-        if (t->close) {
-                r = azi3_store_window_get(s, current_window_id, &cur);
-                if (r >= 0 && cur.session_id != session_id)
-                        r = store_fail(s, -EINVAL, "window %" PRId64 " belongs to session %" PRId64 ", not %" PRId64,
-                                       current_window_id, cur.session_id, session_id);
-                if (r >= 0)
-                        r = azi3_store_window_close(s, current_window_id, at, t->reason, event_id);
+        /* a lone statement is atomic by itself: a savepoint is paid only for two */
+        atomic = t->open && (t->close || ret_opened);
+        if (atomic) {
+                r = tx_enter(s, &kind);
+                if (r < 0)
+                        return r;
         }
-        /* the opened window is read back only for a caller who wants it */
-        if (r >= 0 && t->open)
-                r = azi3_store_window_open(s, session_id, &t->next, ret_opened ? &opened : NULL);
-        r = tx_leave(s, kind, r);
+        if (t->close)
+                r = window_close_in(s, session_id, current_window_id, at, t->reason, event_id, hold);
+        if (r >= 0 && t->open) {
+                r = window_insert(s, session_id, &t->next);
+                /* the opened window is read back only for a caller who wants it */
+                if (r >= 0 && ret_opened)
+                        r = azi3_store_window_current(s, session_id, &opened);
+        }
+        if (atomic)
+                r = tx_leave(s, kind, r);
         if (r < 0)
                 return r;
         if (t->open && ret_opened)
@@ -1191,6 +1234,11 @@ static int window_time_compare(const void *a, const void *b) {
         if (x->span.until != y->span.until)
                 return x->span.until < y->span.until ? -1 : 1;
         return (x->id > y->id) - (x->id < y->id);
+}
+
+void azi3_windows_sort_by_time(azi3_window *w, size_t n) {
+        if (n > 1)
+                qsort(w, n, sizeof(*w), window_time_compare);
 }
 
 int azi3_store_alarms_owed(azi3_store *s, int64_t session_id, azi3_window **ret, size_t *ret_n) {
@@ -1222,6 +1270,77 @@ int azi3_store_alarms_owed(azi3_store *s, int64_t session_id, azi3_window **ret,
                 return r;
         if (session_id != 0 && n > 1)
                 qsort(w, n, sizeof(*w), window_time_compare);
+        *ret = w;
+        *ret_n = n;
+        return 0;
+}
+
+int azi3_store_windows_in_play(azi3_store *s, int64_t session_id, azi3_windows_in_play *ret) {
+        _cleanup_(store_stmt_freep) store_stmt *st = NULL;
+        _cleanup_free_ azi3_window *w = NULL;
+        azi3_windows_in_play x = {};
+        size_t n = 0, k = 0;
+        int r;
+
+        /* by windows_session, as azi3_store_alarms_owed() for one session */
+        r = store_prepare(s, &st,
+                          "SELECT " WINDOW_COLUMNS " FROM windows WHERE session_id = ? "
+                          "AND (closed_usec IS NULL OR alarm_state = 'owed') ORDER BY since_usec",
+                          "i", session_id);
+        if (r < 0)
+                return r;
+        r = store_collect(s, st, sizeof(azi3_window), read_window, "reading the windows in play", (void **) &w, &n);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                if (!w[i].current) {
+                        w[k++] = w[i];
+                        continue;
+                }
+                if (x.has_current)
+                        return store_fail(s, -EBADMSG, "session %" PRId64 " has two current windows, %" PRId64
+                                          " and %" PRId64 " (corrupt file?)", session_id, x.current.id, w[i].id);
+                x.has_current = true;
+                x.current = w[i];
+        }
+        if (k > 1)
+                qsort(w, k, sizeof(*w), window_time_compare);
+        x.n_owed = k;
+        x.owed = k > 0 ? TAKE_PTR(w) : NULL;
+        *ret = x;
+        return 0;
+}
+
+/* Session, then owed before current, then time order. */
+static int window_in_play_compare(const void *a, const void *b) {
+        const azi3_window *x = a, *y = b;
+
+        if (x->session_id != y->session_id)
+                return x->session_id < y->session_id ? -1 : 1;
+        if (x->current != y->current)
+                return x->current ? 1 : -1;
+        return window_time_compare(a, b);
+}
+
+int azi3_store_windows_in_play_all(azi3_store *s, azi3_window **ret, size_t *ret_n) {
+        _cleanup_(store_stmt_freep) store_stmt *st = NULL;
+        azi3_window *w = NULL;
+        size_t n = 0;
+        int r;
+
+        /* two arms, each by its partial index (windows_current, windows_owed); a window is
+         * owed only once closed, so none is in both */
+        r = store_prepare(s, &st,
+                          "SELECT " WINDOW_COLUMNS " FROM windows WHERE closed_usec IS NULL "
+                          "UNION ALL SELECT " WINDOW_COLUMNS " FROM windows WHERE alarm_state = 'owed'",
+                          "");
+        if (r < 0)
+                return r;
+        r = store_collect(s, st, sizeof(azi3_window), read_window, "reading the windows in play", (void **) &w, &n);
+        if (r < 0)
+                return r;
+        if (n > 1)
+                qsort(w, n, sizeof(*w), window_in_play_compare);
         *ret = w;
         *ret_n = n;
         return 0;

@@ -276,13 +276,25 @@ int azi3_store_window_open(azi3_store *s, int64_t session_id, const window_span 
 int azi3_store_window_close(azi3_store *s, int64_t window_id, usec_t closed_usec, window_close_reason reason,
                             int64_t closing_event_id);
 
+/* What window-expiration writes with an expired window's close, so a window judged, confirmed
+ * and about to be posted costs one statement, not three: VERIFIED_USEC (not 0) as
+ * azi3_store_alarm_mark_verified(); CLAIM_OWNER (not NULL) claims the alarm until
+ * CLAIM_UNTIL_USEC as azi3_store_alarm_claim() would (the window was current: no one held it). */
+typedef struct azi3_alarm_hold {
+        usec_t verified_usec;
+        const char *claim_owner;
+        usec_t claim_until_usec;
+} azi3_alarm_hold;
+
 /* Writes a window_transition of window.h for the session: closes CURRENT_WINDOW_ID (if
  * T->close) then opens T->next (if T->open), at AT, for the source event EVENT_ID (0: the
- * expiration step). Atomic. If a window was opened and RET_OPENED is not NULL, it is
- * filled; returns 1 if a window was opened, else 0. */
+ * expiration step). HOLD (may be NULL) is written with a close as EXPIRED, -EINVAL with any
+ * other. Atomic. If a window was opened and RET_OPENED is not NULL, it is filled; returns 1
+ * if a window was opened, else 0. The errors of azi3_store_window_close() and
+ * azi3_store_window_open(), and -EINVAL if CURRENT_WINDOW_ID belongs to another session. */
 int azi3_store_apply_transition(azi3_store *s, int64_t session_id, int64_t current_window_id,
                                 const window_transition *t, usec_t at, int64_t event_id,
-                                azi3_window *ret_opened);
+                                const azi3_alarm_hold *hold, azi3_window *ret_opened);
 
 /* Reads a window by id. -ENOENT if there is none. */
 int azi3_store_window_get(azi3_store *s, int64_t window_id, azi3_window *ret);
@@ -293,6 +305,26 @@ int azi3_store_windows_list(azi3_store *s, int64_t session_id, azi3_window **ret
 /* Windows whose alarm is owed, of SESSION_ID (0: of every session), in the order alarms
  * must be posted: by since, then until, then id. Malloc'ed array. */
 int azi3_store_alarms_owed(azi3_store *s, int64_t session_id, azi3_window **ret, size_t *ret_n);
+
+/* Sorts W (N) in azi3_store_alarms_owed()'s order. */
+void azi3_windows_sort_by_time(azi3_window *w, size_t n);
+
+/* The windows of a session still in play, read together: the current one (HAS_CURRENT) and
+ * the owed alarms in azi3_store_alarms_owed()'s order (OWNED, malloc'ed). */
+typedef struct azi3_windows_in_play {
+        bool has_current;
+        azi3_window current;
+        azi3_window *owed;
+        size_t n_owed;
+} azi3_windows_in_play;
+
+/* Fills RET for SESSION_ID in one statement. Free RET->owed. */
+int azi3_store_windows_in_play(azi3_store *s, int64_t session_id, azi3_windows_in_play *ret);
+
+/* Every current window and every window owing an alarm, of all sessions, in one statement:
+ * sorted by session, then the owed ones in azi3_store_alarms_owed()'s order, then the current
+ * one. For a run that decides what to do for thousands of sessions before it starts. */
+int azi3_store_windows_in_play_all(azi3_store *s, azi3_window **ret, size_t *ret_n);
 
 /* Marks an owed alarm as posted at POSTED_USEC as Megazord's event ALARM_EVENT_ID (> 0).
  * -EALREADY if it was already marked (an alarm is never posted twice), -EINVAL if the window

@@ -522,7 +522,7 @@ class BadMessages(Azi3Case):
 
 # --- issue 17: no false alarms ---------------------------------------------------------------
 
-REF = re.compile(r"^azi3-[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}-(\d{8}T\d{6}Z)-(\d{8}T\d{6}Z)$")
+REF = re.compile(r"^azi3-[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}-(\d{8}T\d{6}Z)-(\d{8}T\d{6}Z)$")
 
 
 def compact(t):

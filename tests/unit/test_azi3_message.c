@@ -214,6 +214,20 @@ START_TEST(test_uuid) {
         ck_assert(!azi3_uuid_is_v4("00000000-0000-4000-8000-0000000000000"));
         ck_assert(!azi3_uuid_is_v4("00000000_0000-4000-8000-000000000000"));
         ck_assert(!azi3_uuid_is_v4("g0000000-0000-4000-8000-000000000000"));
+
+        /* version 7: the 48-bit millisecond time first, big-endian, so ids sort by it */
+        azi3_uuid_format_v7(UINT64_C(0x0123456789ab), ones, a);
+        ck_assert_str_eq(a, "01234567-89ab-7fff-bfff-ffffffffffff");
+        ck_assert(azi3_uuid_is_v7(a));
+        ck_assert(!azi3_uuid_is_v4(a));
+        azi3_uuid_format_v7(UINT64_C(1781078400000), zero, a);
+        ck_assert_str_eq(a, "019eb08b-9c00-7000-8000-000000000000");
+        ck_assert_int_eq(azi3_uuid_v7(UINT64_C(1781078400000), a), 0);
+        ck_assert_int_eq(azi3_uuid_v7(UINT64_C(1781078400001), b), 0);
+        ck_assert(azi3_uuid_is_v7(a) && azi3_uuid_is_v7(b));
+        ck_assert_int_eq(strncmp(a, "019eb08b-9c00-7", 15), 0);
+        ck_assert_int_lt(strcmp(a, b), 0);
+        ck_assert(!azi3_uuid_is_v7("00000000-0000-4000-8000-000000000000"));
 }
 END_TEST
 

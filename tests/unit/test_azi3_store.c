@@ -118,7 +118,7 @@ static int apply_event(azi3_store *s, int64_t session_id, int64_t event_id, usec
         o = window_apply_event(&x.params, has_cur ? &cur.span : NULL, r > 0, e, &t);
         if (o < 0 || o == WINDOW_EVENT_DUPLICATE)
                 return o;
-        r = azi3_store_apply_transition(s, session_id, has_cur ? cur.id : 0, &t, now, event_id, NULL);
+        r = azi3_store_apply_transition(s, session_id, has_cur ? cur.id : 0, &t, now, event_id, NULL, NULL);
         if (r < 0)
                 return r;
         r = azi3_store_event_record(s, session_id, event_id, e, now, (window_event_outcome) o);
@@ -407,8 +407,13 @@ START_TEST(test_one_current_window) {
         {
                 char uuid[AZI3_UUID_STRING_MAX] = "";
                 memcpy(uuid, w.alarm_reference_id + 5, AZI3_UUID_STRING_MAX - 1);
-                ck_assert_msg(strncmp(w.alarm_reference_id, "azi3-", 5) == 0 && azi3_uuid_is_v4(uuid), "%s",
+                char ms[16];
+
+                ck_assert_msg(strncmp(w.alarm_reference_id, "azi3-", 5) == 0 && azi3_uuid_is_v7(uuid), "%s",
                               w.alarm_reference_id);
+                /* version 7 on the window's since: references sort as their windows open */
+                snprintf(ms, sizeof(ms), "%08" PRIx64 "-%04" PRIx64, (A0 / 1000) >> 16, (A0 / 1000) & 0xffff);
+                ck_assert_msg(strncmp(uuid, ms, 13) == 0, "%s does not start with %s", uuid, ms);
                 ck_assert_str_eq(w.alarm_reference_id + 5 + AZI3_UUID_STRING_MAX - 1,
                                  "-20260329T070000Z-20260329T090000Z");
         }
@@ -490,14 +495,14 @@ START_TEST(test_transition_atomic) {
         ck_assert_int_eq(azi3_store_window_current(s, x.id, &cur), 0);
 
         /* Alone: its own transaction; the close is undone with the failed open. */
-        ck_assert_int_eq(azi3_store_apply_transition(s, x.id, cur.id, &t, A0 + MIN_, 77, NULL), -EINVAL);
+        ck_assert_int_eq(azi3_store_apply_transition(s, x.id, cur.id, &t, A0 + MIN_, 77, NULL, NULL), -EINVAL);
         ck_assert_int_eq(azi3_store_window_current(s, x.id, &after), 0);
         ck_assert_int_eq(after.id, cur.id);
 
         /* Inside the caller's transaction: undone to the savepoint, earlier work kept. */
         ck_assert_int_eq(azi3_store_begin(s), 0);
         ck_assert_int_eq(azi3_store_event_record(s, x.id, 76, A0, A0, WINDOW_EVENT_STALE), 1);
-        ck_assert_int_eq(azi3_store_apply_transition(s, x.id, cur.id, &t, A0 + MIN_, 77, NULL), -EINVAL);
+        ck_assert_int_eq(azi3_store_apply_transition(s, x.id, cur.id, &t, A0 + MIN_, 77, NULL, NULL), -EINVAL);
         ck_assert(azi3_store_in_transaction(s));
         ck_assert_int_eq(azi3_store_window_current(s, x.id, &after), 0);
         ck_assert_int_eq(after.id, cur.id);
@@ -507,11 +512,11 @@ START_TEST(test_transition_atomic) {
         /* An alarm state that contradicts the reason is refused. */
         t.next = window_open_at(&x.params, A0 + MIN_);
         t.alarm = WINDOW_ALARM_OWED;
-        ck_assert_int_eq(azi3_store_apply_transition(s, x.id, cur.id, &t, A0 + MIN_, 77, NULL), -EINVAL);
+        ck_assert_int_eq(azi3_store_apply_transition(s, x.id, cur.id, &t, A0 + MIN_, 77, NULL, NULL), -EINVAL);
         t.alarm = WINDOW_ALARM_NONE;
         /* A window of another session is refused. */
-        ck_assert_int_eq(azi3_store_apply_transition(s, x.id + 1, cur.id, &t, A0 + MIN_, 77, NULL), -EINVAL);
-        ck_assert_int_eq(azi3_store_apply_transition(s, x.id, cur.id, &t, A0 + MIN_, 77, &after), 1);
+        ck_assert_int_eq(azi3_store_apply_transition(s, x.id + 1, cur.id, &t, A0 + MIN_, 77, NULL, NULL), -EINVAL);
+        ck_assert_int_eq(azi3_store_apply_transition(s, x.id, cur.id, &t, A0 + MIN_, 77, NULL, &after), 1);
         ck_assert_uint_eq(after.span.since, A0 + MIN_);
         ck_assert(after.current);
 }
@@ -730,7 +735,7 @@ static azi3_window expire_at(azi3_store *s, const azi3_session *x, usec_t now) {
         window_transition t;
         ck_assert_int_eq(azi3_store_window_current(s, x->id, &cur), 0);
         ck_assert_int_eq(window_expire(&x->params, &cur.span, now, &t), 1);
-        ck_assert_int_ge(azi3_store_apply_transition(s, x->id, cur.id, &t, now, 0, &opened), 0);
+        ck_assert_int_ge(azi3_store_apply_transition(s, x->id, cur.id, &t, now, 0, NULL, &opened), 0);
         ck_assert_int_eq(azi3_store_window_get(s, cur.id, &cur), 0);
         return cur;
 }
@@ -1198,7 +1203,7 @@ START_TEST(test_rewind) {
          * at A+2h+5m closes that one */
         ck_assert_int_eq(azi3_store_window_current(s, x.id, &cur), 0);
         ck_assert_int_eq(window_expire(&P0, &cur.span, A0 + W0, &t), 1);
-        ck_assert_int_eq(azi3_store_apply_transition(s, x.id, cur.id, &t, A0 + W0, 0, &opened), 1);
+        ck_assert_int_eq(azi3_store_apply_transition(s, x.id, cur.id, &t, A0 + W0, 0, NULL, &opened), 1);
         ck_assert_int_eq(azi3_store_event_record(s, x.id, 9002, A0 + W0 + 5 * MIN_, A0 + W0 + 5 * MIN_,
                                                  WINDOW_EVENT_ACTIVITY), 1);
         ck_assert_int_eq(azi3_store_event_record(s, x.id, 8999, A0 - MIN_, A0, WINDOW_EVENT_STALE), 1);
@@ -1217,7 +1222,7 @@ START_TEST(test_rewind) {
         ck_assert_int_eq(ev[0].source_event_id, 8999);
         /* a posted alarm is never taken back */
         ck_assert_int_eq(window_expire(&P0, &cur.span, A0 + W0, &t), 1);
-        ck_assert_int_eq(azi3_store_apply_transition(s, x.id, cur.id, &t, A0 + W0, 0, NULL), 1);
+        ck_assert_int_eq(azi3_store_apply_transition(s, x.id, cur.id, &t, A0 + W0, 0, NULL, NULL), 1);
         ck_assert_int_eq(azi3_store_alarm_mark_posted(s, cur.id, A0 + W0, 9100), 0);
         ck_assert_int_eq(azi3_store_session_rewind(s, x.id, cur.id), -EINVAL);
         assert_integrity();
@@ -1432,7 +1437,7 @@ START_TEST(test_race_alarm_post) {
 
                 ck_assert_int_eq(azi3_store_window_current(s, x.id, &cur), 0);
                 ck_assert_int_eq(window_expire(&P0, &cur.span, A0 + W0, &t), 1);
-                ck_assert_int_eq(azi3_store_apply_transition(s, x.id, cur.id, &t, A0 + W0, 0, NULL), 1);
+                ck_assert_int_eq(azi3_store_apply_transition(s, x.id, cur.id, &t, A0 + W0, 0, NULL, NULL), 1);
         }
         ck_assert_int_eq(azi3_store_alarms_owed(s, 0, &owed, &n), 0);
         ck_assert_uint_eq(n, RACE_ROUNDS);
@@ -1459,7 +1464,7 @@ START_TEST(test_alarm_claim) {
         ck_assert_int_eq(azi3_store_window_current(s, x.id, &cur), 0);
         ck_assert_int_eq(azi3_store_alarm_claim(s, cur.id, "a", now, now + MIN_), -EINVAL); /* owes nothing yet */
         ck_assert_int_eq(window_expire(&P0, &cur.span, A0 + W0, &t), 1);
-        ck_assert_int_eq(azi3_store_apply_transition(s, x.id, cur.id, &t, A0 + W0, 0, NULL), 1);
+        ck_assert_int_eq(azi3_store_apply_transition(s, x.id, cur.id, &t, A0 + W0, 0, NULL, NULL), 1);
 
         ck_assert_int_eq(azi3_store_alarm_claim(s, cur.id, "", now, now + MIN_), -EINVAL);
         ck_assert_int_eq(azi3_store_alarm_claim(s, cur.id, "a", now, now + MIN_), 1);
@@ -1476,6 +1481,114 @@ START_TEST(test_alarm_claim) {
         ck_assert_int_eq(azi3_store_alarm_claim(s, cur.id, "c", now + MIN_, now + 2 * MIN_), 1);
         ck_assert_int_eq(azi3_store_alarm_mark_posted(s, cur.id, now + MIN_, 9100), 0);
         ck_assert_int_eq(azi3_store_alarm_claim(s, cur.id, "d", now + 9 * MIN_, now + 10 * MIN_), -EALREADY);
+}
+END_TEST
+
+/* window-expiration reads a session's windows in play in one statement, and every session's
+ * in one more before it starts. */
+START_TEST(test_windows_in_play) {
+        _cleanup_(azi3_store_closep) azi3_store *s = open_ok();
+        _cleanup_free_ azi3_window *all = NULL;
+        azi3_session x = make_session(s, 42, "toilet", "2026-03-29");
+        azi3_session y = make_session(s, 43, "toilet", "2026-03-29");
+        azi3_session z = make_session(s, 44, "toilet", "2026-03-29");
+        azi3_windows_in_play p = {};
+        azi3_window y1, y2, y3, z1, cur;
+        size_t n;
+
+        /* y: three expired, the middle one posted, the later two closed out of time order */
+        y1 = expire_at(s, &y, A0 + W0 + MIN_);
+        y2 = expire_at(s, &y, A0 + 2 * W0 + 2 * MIN_);
+        y3 = expire_at(s, &y, A0 + 3 * W0 + 3 * MIN_);
+        ck_assert_int_eq(azi3_store_alarm_mark_posted(s, y2.id, A0 + 3 * W0, 9100), 0);
+        /* z: its one window expired at B: owed, no current window */
+        z1 = expire_at(s, &z, B0);
+
+        ck_assert_int_eq(azi3_store_windows_in_play(s, x.id, &p), 0);
+        ck_assert(p.has_current);
+        ck_assert(p.current.current && p.current.session_id == x.id);
+        ck_assert_uint_eq(p.n_owed, 0);
+        ck_assert_ptr_null(p.owed);
+
+        ck_assert_int_eq(azi3_store_windows_in_play(s, y.id, &p), 0);
+        ck_assert(p.has_current);
+        ck_assert_int_eq(azi3_store_window_current(s, y.id, &cur), 0);
+        ck_assert_int_eq(p.current.id, cur.id);
+        ck_assert_uint_eq(p.n_owed, 2);
+        ck_assert_int_eq(p.owed[0].id, y1.id);
+        ck_assert_int_eq(p.owed[1].id, y3.id);
+        ck_assert_int_eq(p.owed[1].alarm, WINDOW_ALARM_OWED);
+        ck_assert_str_eq(p.owed[1].alarm_reference_id, y3.alarm_reference_id);
+        p.owed = mfree(p.owed);
+
+        ck_assert_int_eq(azi3_store_windows_in_play(s, z.id, &p), 0);
+        ck_assert(!p.has_current);
+        ck_assert_uint_eq(p.n_owed, 1);
+        ck_assert_int_eq(p.owed[0].id, z1.id);
+        p.owed = mfree(p.owed);
+
+        /* by session; a session's owed ones in time order before its current one */
+        ck_assert_int_eq(azi3_store_windows_in_play_all(s, &all, &n), 0);
+        ck_assert_uint_eq(n, 5);
+        ck_assert(all[0].session_id == x.id && all[0].current);
+        ck_assert(all[1].session_id == y.id && all[1].id == y1.id);
+        ck_assert(all[2].session_id == y.id && all[2].id == y3.id);
+        ck_assert(all[3].session_id == y.id && all[3].current && all[3].id == cur.id);
+        ck_assert(all[4].session_id == z.id && all[4].id == z1.id);
+}
+END_TEST
+
+/* An expired window closes confirmed and claimed in one statement (azi3_alarm_hold), as
+ * azi3_store_alarm_mark_verified() and azi3_store_alarm_claim() would have left it. */
+START_TEST(test_close_with_hold) {
+        _cleanup_(azi3_store_closep) azi3_store *s = open_ok();
+        azi3_session x = make_session(s, 42, "toilet", "2026-03-29");
+        azi3_session y = make_session(s, 43, "toilet", "2026-03-29");
+        usec_t now = A0 + W0 + MIN_;
+        azi3_alarm_hold hold = { .verified_usec = now, .claim_owner = "a", .claim_until_usec = now + MIN_ };
+        window_transition t, activity = {
+                .close = true, .reason = WINDOW_CLOSE_ACTIVITY, .alarm = WINDOW_ALARM_NONE,
+                .open = true, .next = window_open_at(&P0, A0 + MIN_),
+        }, open_only = { .open = true, .next = window_open_at(&P0, A0 + MIN_) };
+        azi3_window cur, w;
+
+        ck_assert_int_eq(azi3_store_window_current(s, x.id, &cur), 0);
+        /* only an expired window owes an alarm to hold: refused, nothing written */
+        ck_assert_int_eq(azi3_store_apply_transition(s, x.id, cur.id, &activity, A0 + MIN_, 0, &hold, NULL), -EINVAL);
+        ck_assert_int_eq(azi3_store_apply_transition(s, x.id, 0, &open_only, A0 + MIN_, 0, &hold, NULL), -EINVAL);
+        ck_assert_int_eq(azi3_store_window_current(s, x.id, &w), 0);
+        ck_assert_int_eq(w.id, cur.id);
+
+        ck_assert_int_eq(window_expire(&P0, &cur.span, now, &t), 1);
+        ck_assert_int_eq(azi3_store_apply_transition(s, x.id, cur.id, &t, now, 0, &hold, NULL), 1);
+        ck_assert_int_eq(azi3_store_window_get(s, cur.id, &w), 0);
+        ck_assert_int_eq(w.alarm, WINDOW_ALARM_OWED);
+        ck_assert_uint_eq(w.alarm_verified_usec, now);
+        ck_assert_int_eq(azi3_store_alarm_claim(s, cur.id, "b", now, now + MIN_), 0); /* a holds it */
+        ck_assert_msg(strstr(azi3_store_last_error(s), "being posted by a"), "%s", azi3_store_last_error(s));
+        ck_assert_int_eq(azi3_store_alarm_claim(s, cur.id, "a", now, now + MIN_), 1);
+        ck_assert_int_eq(azi3_store_alarm_claim(s, cur.id, "b", now + MIN_, now + 2 * MIN_), 1); /* lapsed */
+
+        /* confirmed only: anyone may claim it */
+        hold = (azi3_alarm_hold) { .verified_usec = now };
+        ck_assert_int_eq(azi3_store_window_current(s, y.id, &cur), 0);
+        ck_assert_int_eq(azi3_store_apply_transition(s, y.id, cur.id, &t, now, 0, &hold, NULL), 1);
+        ck_assert_int_eq(azi3_store_window_get(s, cur.id, &w), 0);
+        ck_assert_uint_eq(w.alarm_verified_usec, now);
+        ck_assert_int_eq(azi3_store_alarm_claim(s, cur.id, "b", now, now + MIN_), 1);
+
+        /* without a hold nothing of it is written: unconfirmed, unclaimed */
+        ck_assert_int_eq(azi3_store_window_current(s, y.id, &cur), 0);
+        ck_assert_int_eq(window_expire(&P0, &cur.span, now + W0, &t), 1);
+        ck_assert_int_eq(azi3_store_apply_transition(s, y.id, cur.id, &t, now + W0, 0, NULL, NULL), 1);
+        ck_assert_int_eq(azi3_store_window_get(s, cur.id, &w), 0);
+        ck_assert_uint_eq(w.alarm_verified_usec, 0);
+        ck_assert_int_eq(azi3_store_alarm_claim(s, cur.id, "c", now + W0, now + W0 + MIN_), 1);
+        /* a window of another session is refused, whatever the hold */
+        ck_assert_int_eq(azi3_store_window_current(s, x.id, &cur), 0);
+        ck_assert_int_eq(window_expire(&P0, &cur.span, now + W0, &t), 1);
+        ck_assert_int_eq(azi3_store_apply_transition(s, y.id, cur.id, &t, now + W0, 0, &hold, NULL), -EINVAL);
+        ck_assert_msg(strstr(azi3_store_last_error(s), "belongs to session"), "%s", azi3_store_last_error(s));
 }
 END_TEST
 
@@ -1689,6 +1802,8 @@ static Suite *store_suite(void) {
         tcase_add_test(tc, test_retention_cascades);
         tcase_add_test(tc, test_two_processes);
         tcase_add_test(tc, test_alarm_claim);
+        tcase_add_test(tc, test_windows_in_play);
+        tcase_add_test(tc, test_close_with_hold);
         tcase_add_test(tc, test_race_session_create);
         tcase_add_test(tc, test_race_event_apply);
         tcase_add_test(tc, test_race_alarm_post);
