@@ -94,15 +94,22 @@ class Megazord:
         self.proc, ready = start_peer([sys.executable, os.path.join(FAKES, "megazord.py")], "the fake Megazord")
         self.base_url = ready["base_url"]
 
-    def routes(self):
-        """Requests so far, counted per route."""
+    def get(self, path):
         u = urlsplit(self.base_url)
         c = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
         try:
-            c.request("GET", "/_fake/routes")
+            c.request("GET", path)
             return json.loads(c.getresponse().read())
         finally:
             c.close()
+
+    def routes(self):
+        """Requests so far, counted per route."""
+        return self.get("/_fake/routes")
+
+    def last_alarm_at(self):
+        """When the fake created the last alarm (wall clock, seconds), or None."""
+        return self.get("/_fake/last-alarm")["at"]
 
 
 class Fauxqs:
@@ -311,7 +318,7 @@ class Daemon:
             row = self.run_row(reply["run_id"])
         if not row or row[1] is None:
             raise RuntimeError("%s run %s has no finished row in history.db" % (job, reply["run_id"]))
-        return {"status": row[2], "message": row[3] or "", "sec": (row[1] - row[0]) / 1e6,
+        return {"status": row[2], "message": row[3] or "", "sec": (row[1] - row[0]) / 1e6, "started_usec": row[0],
                 "cpu_sec": cpu1 - cpu0, "rss_peak": max(hwm.values()) if hwm else None,
                 "daemon_cpu_sec": round(own1 - own0, 2),
                 "megazord_cpu_sec": None if peer_pid is None else round(peer1 - peer0, 2)}
@@ -359,6 +366,12 @@ class Bench:
                                                                            r["message"], want))
         r["rss_peak_mib"] = rnd(r.pop("rss_peak") / MIB, 1) if r.get("rss_peak") else None
         r["sec"], r["cpu_sec"] = rnd(r["sec"]), rnd(r["cpu_sec"], 2)
+        # what the alarm target is about: when Megazord had the run's last alarm, from the run's
+        # start (its row's started_usec; the fake's clock is this machine's wall clock too)
+        started = r.pop("started_usec")
+        if r["megazord_requests"].get("alarm"):
+            at = self.mz.last_alarm_at()
+            r["last_alarm_sec"] = rnd(at - started / 1e6) if at is not None else None
         self.log("azi3: %s: %s" % (name, json.dumps(r)))
         return r
 
@@ -516,8 +529,9 @@ class Bench:
                 "window-expiration, every window expired #%d" % (k + 1), "window-expiration", A + 3 * H,
                 "%d sessions open, %d windows expired, %d alarms posted" % (n, n, n)))
             alarm_runs[-1]["speed_probe_sec"] = probe
-        by_time = sorted(alarm_runs, key=lambda r: r["sec"])
+        by_time = sorted(alarm_runs, key=lambda r: (r.get("last_alarm_sec") or r["sec"], r["sec"]))
         res["expiration_all_expire"] = dict(by_time[len(by_time) // 2], sec_all=[r["sec"] for r in alarm_runs],
+                                            last_alarm_sec_all=[r.get("last_alarm_sec") for r in alarm_runs],
                                             probe_all=[r["speed_probe_sec"] for r in alarm_runs])
         # the windows opened at A+3h ran out at A+5h: after B they close without a successor,
         # post their alarms, and every session completes and is unsubscribed
@@ -588,6 +602,12 @@ def render(az):
         if len(ae.get("sec_all", [])) > 1 else ""), ae)
     row("window-expiration after B: every window expired, every session completes", az["expiration_complete"])
     o.append("")
+    if ae.get("last_alarm_sec") is not None:
+        o.append("*When the alarms were posted* (the target's figure): the fake Megazord notes when it created "
+                 "each alarm; the alarm run's last alarm was created %s s after the run started (its row's "
+                 "`started_usec`; runs: %s s). The rest of the run's time is the store's close (the WAL "
+                 "checkpointed into the file) and its exit.\n"
+                 % (ae["last_alarm_sec"], ", ".join(str(x) for x in ae.get("last_alarm_sec_all", [ae["last_alarm_sec"]]))))
     if ae.get("megazord_cpu_sec") is not None:
         total = ae["cpu_sec"] + ae["megazord_cpu_sec"] + ae["daemon_cpu_sec"]
         cores = az.get("cores") or os.cpu_count()

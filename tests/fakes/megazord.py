@@ -21,6 +21,8 @@ Control endpoints (never recorded):
     GET  /_fake/requests       every API request so far: [{method, path, query, headers, body, route}]
     GET  /_fake/routes         how many API requests so far, per route: {"replay": N, ...}
     GET  /_fake/subscriptions  live subscriptions: [{id, robotId, eventNames, until}]
+    GET  /_fake/last-alarm     when the last alarm was created (this machine's wall clock, seconds):
+                               {"at": T or null}; for the bench's "alarms posted after" figure
     GET  /_fake/concurrency    API requests in progress at once: {"max": N, "max_per_robot": M}
                                (the most overall, and the most for any one robot)
     POST /_fake/reset          forget requests, faults, subscriptions and incomings
@@ -46,6 +48,7 @@ import re
 import signal
 import sqlite3
 import sys
+import time
 from datetime import datetime, timezone
 from http import HTTPStatus
 from urllib.parse import parse_qs, unquote_plus
@@ -105,6 +108,7 @@ class State:
         self.max_in_flight_robot = 0
         self.claims_store = None
         self.claim_checks = []
+        self.last_alarm_at = None
 
     def take_fault(self, route):
         for f in self.faults:
@@ -396,6 +400,7 @@ class Connection(asyncio.Protocol):
                "referenceId": req["referenceId"], "createdAt": now_rfc3339()}
         STATE.incomings.append(inc)
         STATE.incomings_by_robot.setdefault(robot, []).append(inc)
+        STATE.last_alarm_at = time.time()
         self.send(201, inc)
 
     def control(self, method, path, body):
@@ -404,6 +409,8 @@ class Connection(asyncio.Protocol):
                 return self.send(200, [request_record(r) for r in STATE.requests])
             if method == "GET" and path == "/_fake/routes":
                 return self.send(200, {str(k): v for k, v in STATE.routes.items()})
+            if method == "GET" and path == "/_fake/last-alarm":
+                return self.send(200, {"at": STATE.last_alarm_at})
             if method == "GET" and path == "/_fake/concurrency":
                 return self.send(200, {"max": STATE.max_in_flight, "max_per_robot": STATE.max_in_flight_robot})
             if method == "GET" and path == "/_fake/subscriptions":
