@@ -1190,7 +1190,7 @@ static int session_judge_finish(expire_item *it, megazord_reply *reply) {
                         r = session_apply_history(s, se, inc, (size_t) k_inc, wp.owed, wp.n_owed, now, &ec, &rejudged);
                         /* what it applied (or judged again) moved the windows: read them again */
                         if (r > 0 || (r >= 0 && ec.applied + ec.late > 0)) {
-                                free(wp.owed);
+                                wp.owed = mfree(wp.owed);
                                 wp = (azi3_windows_in_play) {};
                                 r = azi3_store_windows_in_play(s->store, se->id, &wp);
                         }
@@ -1255,7 +1255,7 @@ static int session_judge_finish(expire_item *it, megazord_reply *reply) {
                         it->claimed = 0;
                 }
         }
-        free(wp.owed);
+        wp.owed = mfree(wp.owed); /* not handed on: the transaction failed */
         inc = azi3_incomings_free(inc, n_inc);
         if (r < 0)
                 goto store_fail;

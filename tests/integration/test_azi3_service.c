@@ -382,6 +382,48 @@ START_TEST(test_failed_alarm_stays_owed_others_posted) {
 }
 END_TEST
 
+/* A store write that fails while a session owes an alarm costs that session its step, not the
+ * run: the others' alarms are posted, its own stay owed and go out once the store takes writes
+ * (the judgement once freed the owed list it had read twice on this path: the run aborted). */
+START_TEST(test_a_store_failure_fails_one_session_not_the_run) {
+        /* the alarms held at t1 are still worth posting at t2 */
+        _cleanup_(azi3_config_freep) azi3_config *c = make_config_many(2, "max_alarm_age: 24h\n", 4, "5s");
+        _cleanup_(azi3_service_freep) azi3_service *s = NULL;
+        char msg[AZI3_MESSAGE_MAX];
+        usec_t t1 = A_2026 + 2 * USEC_PER_HOUR + AZI3_DEFAULT_SETTLE, t2 = t1 + 2 * USEC_PER_HOUR + AZI3_DEFAULT_SETTLE;
+        size_t refs = 0;
+        sqlite3 *db = NULL;
+
+        ck_assert_int_eq(azi3_service_new(c, quiet_log, NULL, msg, sizeof(msg), &s), 0);
+        ck_assert_int_eq(azi3_monitoring_scheduler(s, A_2026, msg, sizeof(msg)), AZI3_RESULT_OK);
+        control("/_fake/reset", NULL);
+        /* the history cannot be read: both first windows close, their alarms held, owed */
+        control("/_fake/fault", "{\"route\": \"replay\", \"status\": 503, \"count\": 2}");
+        ck_assert_int_eq(azi3_window_expiration(s, t1, msg, sizeof(msg)), AZI3_RESULT_RETRY);
+        ck_assert_msg(strstr(msg, "2 windows expired") && strstr(msg, "2 alarms still owed"), "%s", msg);
+        ck_assert_uint_eq(count_route("alarm", NULL), 0);
+
+        /* robot 1001's next window cannot be opened: its whole step is undone */
+        ck_assert_int_eq(sqlite3_open(store_path, &db), SQLITE_OK);
+        ck_assert_int_eq(sqlite3_exec(db, "CREATE TRIGGER no_open BEFORE INSERT ON windows "
+                                          "WHEN NEW.session_id = (SELECT id FROM sessions WHERE robot_id = 1001) "
+                                          "BEGIN SELECT RAISE(ABORT, 'the disk is full, say'); END",
+                                      NULL, NULL, NULL), SQLITE_OK);
+        ck_assert_int_eq(azi3_window_expiration(s, t2, msg, sizeof(msg)), AZI3_RESULT_FAIL);
+        ck_assert_msg(strstr(msg, "2 sessions open, 1 window expired, 2 alarms posted"), "%s", msg);
+        ck_assert_msg(strstr(msg, "robot 1001") && strstr(msg, "expiration step failed") &&
+                      strstr(msg, "the disk is full, say"), "%s", msg);
+        ck_assert_uint_eq(count_route("alarm", &refs), 2);
+
+        ck_assert_int_eq(sqlite3_exec(db, "DROP TRIGGER no_open", NULL, NULL, NULL), SQLITE_OK);
+        sqlite3_close(db);
+        ck_assert_int_eq(azi3_window_expiration(s, t2 + USEC_PER_MINUTE, msg, sizeof(msg)), AZI3_RESULT_OK);
+        ck_assert_msg(strstr(msg, "1 window expired, 2 alarms posted"), "%s", msg);
+        ck_assert_uint_eq(count_route("alarm", &refs), 4);
+        ck_assert_uint_eq(refs, 4);
+}
+END_TEST
+
 START_TEST(test_bad_config_is_fail) {
         char path[600], msg[AZI3_MESSAGE_MAX];
         FILE *f;
@@ -430,6 +472,7 @@ int main(void) {
         tcase_add_test(tc, test_robot_calls_in_order);
         tcase_add_test(tc, test_failed_alarm_stays_owed_others_posted);
         tcase_add_test(tc, test_owed_alarm_of_window_opened_by_event);
+        tcase_add_test(tc, test_a_store_failure_fails_one_session_not_the_run);
         suite_add_tcase(s, tc);
 
         SRunner *sr = srunner_create(s);

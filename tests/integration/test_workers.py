@@ -176,21 +176,24 @@ class Workers(DaemonTestCase):
                 by.setdefault(x["scheduled_usec"], []).append(x)
         instants = sorted(t for t, rs in by.items() if len(rs) == n)[2:]  # the first ones are not decided ahead
         self.assertGreaterEqual(len(instants), 3, "whole instants after the first two")
-        successors, late = 0, []
+        successors, late, on_time = 0, [], 0
         for t in instants:
             first = {}
             for x in by[t]:
                 first[x["pid"]] = min(first.get(x["pid"], x["started_usec"]), x["started_usec"])
             self.assertGreaterEqual(len(first), 2, "200 runs of an instant, 150 per worker at most: two workers")
             successors += len(first) - 1
-            late += ["worker %d took its first run of instant %d %.1f ms after it" % (pid, t, (started - t) / 1000)
-                     for pid, started in first.items() if started != t]
+            this = ["worker %d took its first run of instant %d %.1f ms after it" % (pid, t, (started - t) / 1000)
+                    for pid, started in first.items() if started != t]
+            late += this
+            on_time += not this
         self.assertGreater(successors, 0)
-        # Forked only once the old worker had exited, every successor was late, every instant.
-        # Forked in the lead, it is on time unless that instant's decision overran the lead: it
-        # did once in a CI run under ASan and -j2 (0.9 ms), an instant in a loaded minute that a
-        # timing test must not hang on. Most instants' workers must start at the instant.
-        self.assertLessEqual(len(late), len(instants) // 2, late)
+        # Forked only once the old worker had exited, every successor was late, every instant:
+        # the successor cannot take a run before it exists. Forked in the lead, an instant's
+        # workers are all on time unless that instant's decision overran the lead, which a loaded
+        # minute does (0.9 ms under ASan and -j2 in CI; 2 of 4 instants beside a parallel build).
+        # What the old order can never do is one instant with every worker on time.
+        self.assertGreater(on_time, 0, late)
 
     @unittest.skipIf(os.environ.get("SCHEDULERD_SANITIZERS"), "ASan's shadow memory makes RSS meaningless")
     def test_leaking_job_recycled_by_rss(self):

@@ -72,11 +72,6 @@ static azi3_store *open_ok(void) {
         return s;
 }
 
-static void *mfree(void *p) {
-        free(p);
-        return NULL;
-}
-
 static const window_params P0 = { .a = A0, .b = B0, .w = W0 };
 
 /* A session with its first window, the way monitoring-scheduler creates one. */
