@@ -1078,6 +1078,11 @@ static usec_t claim_until(const expire_run *run) {
 static size_t windows_of_session(const azi3_window *w, size_t n, int64_t session_id, const azi3_window **ret) {
         size_t lo = 0, hi = n, k;
 
+        if (n == 0) {
+                *ret = NULL; /* W may be NULL: no offset from it */
+                return 0;
+        }
+
         while (lo < hi) {
                 size_t mid = lo + (hi - lo) / 2;
 
