@@ -1260,7 +1260,7 @@ static int session_judge_finish(expire_item *it, megazord_reply *reply) {
                         it->claimed = 0;
                 }
         }
-        wp.owed = mfree(wp.owed); /* not handed on: the transaction failed */
+        wp.owed = mfree(wp.owed); /* still here only when the transaction failed */
         inc = azi3_incomings_free(inc, n_inc);
         if (r < 0)
                 goto store_fail;

@@ -211,7 +211,7 @@ void manager_worker_dispatched(run *r, pid_t pid, void *userdata) {
         }
         if (r->start_logged)
                 log_full(LOG_INFO, 0, r->def->name, (uint64_t) r->id, (int) r->attempt,
-                         "Moved to worker pid %d (the worker it was sent ahead to ended before it began)", (int) pid);
+                         "Moved to worker pid %d (the worker it was sent to ended before it began)", (int) pid);
         else
                 log_full(LOG_INFO, 0, r->def->name, (uint64_t) r->id, (int) r->attempt, "Started (%s, worker pid %d)",
                          run_trigger_to_string(r->trigger), (int) pid);

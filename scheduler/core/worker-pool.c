@@ -573,6 +573,25 @@ static void worker_hand_back(worker *w) {
                 cancel_queued(e.r);
 }
 
+/* W's current run never started: it waits for another worker, NOT_BEFORE its instant (0: none),
+ * first in line after those W handed back before it, with no deadline armed and no pid (a
+ * cancellation while it waits ends it in the queue: no signal to a pid gone). -ENOMEM leaves it
+ * W's current run. */
+static int worker_hand_back_current(worker *w, usec_t not_before) {
+        run *cur = w->run;
+        pending e = { .r = cur, .index = cur->job_index, .not_before = not_before };
+
+        w->run = NULL;
+        if (pool_queue_put(w->pool, &e, w->handed_back) < 0) {
+                w->run = cur;
+                return -ENOMEM;
+        }
+        w->handed_back++;
+        cur->timeout_source = sd_event_source_disable_unref(cur->timeout_source);
+        cur->pid = 0;
+        return 0;
+}
+
 /* R (job INDEX, CAUSE or NULL) is the run W works on now: its start is STARTED, its deadline
  * runs from here, and a cancellation that came while it was queued in W is carried out. */
 static void worker_begin(worker *w, run *r, usec_t started) {
@@ -688,6 +707,20 @@ static int worker_reply_handle(worker *w, worker_reply *rep, size_t n) {
                 worker_promote(w, w->last_answered);
         }
         run *r = w->run;
+        /* Refused unstarted while the daemon stopped nothing: the worker was stopped from outside
+         * (an operator's kill, a service manager's SIGTERM). Its run never began: like those
+         * queued behind it, it waits for another worker rather than end failed. */
+        if ((rep->flags & WORKER_REPLY_NOT_RUN) && !r->signalled && !r->cancelled && !r->timed_out && !r->killed) {
+                usec_t at = r->started; /* its instant, when it was sent ahead of it */
+                worker_stop_begin(w);
+                if (worker_hand_back_current(w, at > clock_now_realtime() ? at : 0) >= 0) {
+                        log_notice("Worker %d of plugin %s was stopped from outside before its run began; its runs "
+                                   "go to another worker.", (int) w->pid, p->proto->plugin_path);
+                        if (w->retiring)
+                                worker_retire(w); /* closed once empty */
+                        return 1;
+                }
+        }
         /* back to back (a queue, no wait between): the time between two answers is a run's turn */
         if (w->last_answered > 0 && rep->answered > w->last_answered && w->q_len > 0 &&
             rep->answered - w->last_answered < w->pool->owner->pipeline_max) {
@@ -875,18 +908,10 @@ static int on_worker_exit(sd_event_source *s, const siginfo_t *si, void *userdat
          * ahead; else the first queued one is, if its own instant is. */
         run *cur = w->run;
         usec_t now = clock_now_monotonic();
-        if (cur && now < cur->started_mono && !cur->cancelled && !cur->timed_out && !cur->killed) {
-                pending e = { .r = cur, .index = cur->job_index, .not_before = cur->started };
-                cur->timeout_source = sd_event_source_disable_unref(cur->timeout_source);
-                cur->pid = 0; /* a cancellation while it waits ends it in the queue: no signal to a pid gone */
-                w->run = NULL;
-                if (pool_queue_put(p, &e, w->handed_back++) < 0) {
-                        w->run = cur; /* no memory to queue it: it ends here, as crashed */
-                        w->handed_back--;
-                } else
-                        log_notice("Worker %d of plugin %s ended before the instant of the runs sent ahead to it; they "
-                                   "go to another worker.", (int) w->pid, p->proto->plugin_path);
-        }
+        if (cur && now < cur->started_mono && !cur->cancelled && !cur->timed_out && !cur->killed &&
+            worker_hand_back_current(w, cur->started) >= 0) /* else (no memory) it ends here, as crashed */
+                log_notice("Worker %d of plugin %s ended before the instant of the runs sent ahead to it; they "
+                           "go to another worker.", (int) w->pid, p->proto->plugin_path);
         /* a worker takes a run only after answering the one before: with a current run, none of
          * those queued started; without, the first may have (unless its instant is still ahead),
          * and it ends here */

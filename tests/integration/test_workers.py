@@ -291,6 +291,16 @@ class Workers(DaemonTestCase):
         """The runs of an instant decided ahead of it go to their workers then, to start at the
         instant. A worker SIGKILLed ~12 ms before it had started none of them: each must still
         run once, at its instant, in another worker, and none be recorded crashed."""
+        self.stop_worker_before_instants(signal.SIGKILL, "ended before the instant of the runs sent ahead to it")
+
+    def test_a_worker_stopped_from_outside_before_the_instant_hands_its_runs_on(self):
+        """The same with SIGTERM from outside (an operator's kill): the worker answers the runs it
+        holds as never started and exits. The daemon had stopped nothing, so none of them failed:
+        each runs once, at its instant, in another worker (the one it was waiting with ended as
+        failed "never started: its worker was stopping")."""
+        self.stop_worker_before_instants(signal.SIGTERM, "was stopped from outside before its run began")
+
+    def stop_worker_before_instants(self, sig, said):
         n = 3000
         d = self.daemon("")
         out = os.path.join(d.tmp, "stamps")
@@ -312,7 +322,7 @@ class Workers(DaemonTestCase):
             ws = self.children_named(d, "sched-worker", zombies=False)
             if not ws:
                 continue
-            os.kill(ws[0], signal.SIGKILL)
+            os.kill(ws[0], sig)
             if time.time() < t - 0.003:
                 placed.append(t)
             if len(placed) == 3:
@@ -333,7 +343,7 @@ class Workers(DaemonTestCase):
         self.assertEqual(len({(a, b) for a, b, _ in mine}), len(placed) * n, "a fire ran twice")
         self.assertEqual([x for x in mine if x[2] < x[1]][:5], [], "runs started before their instant")
         # not vacuous: the kills found runs sent ahead, not yet started, in the worker
-        self.assertIn("ended before the instant of the runs sent ahead to it", d.log())
+        self.assertIn(said, d.log())
         # a run handed on says it moved, not that it started again
         started = collections.Counter(re.findall(r"\[run (\d+)(?:, attempt \d+)?\]: Started \(", d.log()))
         self.assertEqual([r for r, k in started.items() if k > 1][:5], [], "runs said started twice")
