@@ -100,6 +100,7 @@ struct worker {
         sd_event_source *io, *out, *child;
         sd_event_source *read_pause; /* the end of a pause in reading io and out, see READ_PAUSE_MIN */
         run *run;   /* the current run (started, its deadline armed), or NULL */
+        worker_request *run_cause; /* its cause part (on_failure, on_success), kept to hand it on */
         /* sent behind it, not started yet, in order (a ring): their pid, start and deadline come
          * when each becomes the current run */
         pending *queued;
@@ -272,6 +273,7 @@ static void worker_free(worker *w) {
                 pending e = worker_queued_pop(w);
                 pending_free(&e);
         }
+        w->run_cause = mfree(w->run_cause);
         worker_close(w);
         sd_event_source_disable_unref(w->stop_timer);
         sd_event_source_disable_unref(w->read_pause);
@@ -364,6 +366,7 @@ static void worker_run_ended(worker *w, int code, int status) {
         run *r = w->run;
         (void) worker_read_output(w, WORKER_OUTPUT_DRAIN_MAX);
         w->run = NULL;
+        w->run_cause = mfree(w->run_cause);
         if (w->signal_owed == r)
                 w->signal_owed = NULL;
         run_ended(r, code, status);
@@ -506,6 +509,7 @@ static void worker_run_answered(worker *w, int exit_code, bool ran) {
         else
                 w->markers_owed++;
         w->run = NULL;
+        w->run_cause = mfree(w->run_cause);
         if (w->signal_owed == r)
                 w->signal_owed = NULL; /* it answered: owed nothing */
         run_finish(r, CLD_EXITED, exit_code);
@@ -579,13 +583,14 @@ static void worker_hand_back(worker *w) {
  * W's current run. */
 static int worker_hand_back_current(worker *w, usec_t not_before) {
         run *cur = w->run;
-        pending e = { .r = cur, .index = cur->job_index, .not_before = not_before };
+        pending e = { .r = cur, .index = cur->job_index, .cause = w->run_cause, .not_before = not_before };
 
         w->run = NULL;
         if (pool_queue_put(w->pool, &e, w->handed_back) < 0) {
                 w->run = cur;
                 return -ENOMEM;
         }
+        w->run_cause = NULL; /* the queue's now, with its run (an on_failure run keeps its cause) */
         w->handed_back++;
         cur->timeout_source = sd_event_source_disable_unref(cur->timeout_source);
         cur->pid = 0;
@@ -643,7 +648,8 @@ static void worker_send_owed_signal(worker *w) {
 static void worker_promote(worker *w, usec_t answered) {
         pending e = worker_queued_pop(w);
         w->run_seq = e.seq;
-        pending_free(&e);
+        free(w->run_cause);
+        w->run_cause = TAKE_PTR(e.cause);
         worker_begin(w, e.r, MAX(MAX(answered, e.sent), e.not_before));
 }
 
@@ -1133,7 +1139,8 @@ static void worker_take(worker *w, pending *e, uint64_t seq, usec_t sent) {
         }
         w->run_seq = seq;
         usec_t at = MAX(sent, e->not_before);
-        pending_free(e);
+        free(w->run_cause);
+        w->run_cause = TAKE_PTR(e->cause);
         worker_begin(w, r, at);
 }
 

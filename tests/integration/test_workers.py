@@ -295,10 +295,35 @@ class Workers(DaemonTestCase):
 
     def test_a_worker_stopped_from_outside_before_the_instant_hands_its_runs_on(self):
         """The same with SIGTERM from outside (an operator's kill): the worker answers the runs it
-        holds as never started and exits. The daemon had stopped nothing, so none of them failed:
-        each runs once, at its instant, in another worker (the one it was waiting with ended as
-        failed "never started: its worker was stopping")."""
+        holds as never started and exits. The daemon had stopped nothing, so none of them may
+        fail: each runs once, at its instant, in another worker (before, the one it was waiting
+        with ended failed, "never started: its worker was stopping")."""
         self.stop_worker_before_instants(signal.SIGTERM, "was stopped from outside before its run began")
+
+    def test_a_run_handed_on_from_a_worker_stopped_from_outside_keeps_its_cause(self):
+        """An on_failure run sent to a worker that an operator then stops (SIGTERM) before it
+        begins goes to another worker with its cause: handed on without it, the run's
+        sched_job_cause() failed and a notifier posted a test message instead of the alert."""
+        d = self.daemon(job("a", "fail.so", "@yearly", isolation="worker", on_failure="[b]") +
+                        probe("b", "cause"), "  workers: 1\n").start()
+        self.assertEqual(self.run_job(d, "b")["message"], "no cause")
+        w = wait_for(lambda: ([p for p in self.children_named(d, "sched-worker", zombies=False)
+                               if "worker-probe.so" in open("/proc/%d/maps" % p).read()] or [None])[0],
+                     10, what="b's worker")
+        os.kill(w, signal.SIGSTOP)  # b's run is sent to it and waits in its socket
+        try:
+            self.assertTrue(d.ctl({"command": "run", "job": "a"}).get("ok", True))
+            wait_for(lambda: len(d.runs("b")) == 2 and d.runs("b")[-1]["pid"] == w, 15,
+                     what="b's on_failure run sent to its stopped worker")
+            os.kill(w, signal.SIGTERM)
+        finally:
+            os.kill(w, signal.SIGCONT)
+        d.wait_runs("b", lambda rs: len(rs) == 2 and all(r["status"] != "running" for r in rs), timeout=15)
+        d.stop()
+        last = d.runs("b")[-1]
+        self.assertEqual((last["status"], last["message"]), ("succeeded", "cause a failed"))
+        self.assertNotEqual(last["pid"], w)
+        self.assertIn("was stopped from outside before its run began", d.log())
 
     def stop_worker_before_instants(self, sig, said):
         n = 3000

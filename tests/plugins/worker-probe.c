@@ -5,8 +5,9 @@
  * worker's process group and lives on for `duration`, holding whatever descriptors the worker
  * gave it, then SIGSEGV), exit (exit(3) in the middle of the run), hang
  * (ignores SIGTERM, never returns), sleep (`duration`, polling for cancellation) or leak
- * (`megabytes` allocated, touched and never freed). `padding` bytes of filler come first, on a
- * line of their own, for tests of output that fills its pipe. */
+ * (`megabytes` allocated, touched and never freed), or cause (its message says what started it:
+ * "cause JOB STATUS", or "no cause"). `padding` bytes of filler come first, on a line of their
+ * own, for tests of output that fills its pipe. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +18,7 @@
 #include <schedulerd/job.h>
 
 static const sched_job_param probe_params[] = {
-        { "mode", SCHED_PARAM_STRING, "ok", "ok, crash, orphan-crash, exit, hang, sleep or leak" },
+        { "mode", SCHED_PARAM_STRING, "ok", "ok, crash, orphan-crash, exit, hang, sleep, leak or cause" },
         { "duration", SCHED_PARAM_DURATION, "30s", "how long sleep sleeps" },
         { "megabytes", SCHED_PARAM_INT, "64", "how much leak leaks" },
         { "padding", SCHED_PARAM_INT, "0", "bytes of filler printed first" },
@@ -79,6 +80,14 @@ static sched_job_result probe_run(sched_job_ctx *ctx) {
                         struct timespec ts = { .tv_nsec = 10 * 1000 * 1000 };
                         nanosleep(&ts, NULL);
                 }
+        } else if (strcmp(mode, "cause") == 0) {
+                const sched_job_cause_info *c;
+
+                if (sched_job_cause(ctx, &c) >= 0)
+                        sched_job_set_message(ctx, "cause %s %s", c->job, c->status);
+                else
+                        sched_job_set_message(ctx, "no cause");
+                return SCHED_JOB_OK;
         } else if (strcmp(mode, "leak") == 0) {
                 int64_t mb = 0;
                 (void) sched_job_param_int(ctx, "megabytes", &mb);
