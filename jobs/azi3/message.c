@@ -141,16 +141,27 @@ static int load_json(const char *body, size_t len, json_t **ret, const char *wha
         return 0;
 }
 
-/* Reads OBJ[KEY] as a non-negative integer. */
-static int get_id(const json_t *obj, const char *where, const char *key, int64_t *ret, parse_error *err) {
+/* Reads OBJ[KEY] as an integer of at least MIN (0: a robot id; 1: the ids Megazord assigns, which
+ * the store keeps as positive: a 0 accepted here failed every later write of its batch). */
+static int get_int(const json_t *obj, const char *where, const char *key, int64_t min, int64_t *ret,
+                   parse_error *err) {
         const json_t *v = json_object_get(obj, key);
+        const char *what = min > 0 ? "a positive integer" : "a non-negative integer";
 
         if (!v)
-                return parse_error_set(err, 0, "%s: missing \"%s\" (expected a non-negative integer)", where, key);
-        if (!json_is_integer(v) || json_integer_value(v) < 0)
-                return parse_error_set(err, 0, "%s: \"%s\" is not a non-negative integer", where, key);
+                return parse_error_set(err, 0, "%s: missing \"%s\" (expected %s)", where, key, what);
+        if (!json_is_integer(v) || json_integer_value(v) < min)
+                return parse_error_set(err, 0, "%s: \"%s\" is not %s", where, key, what);
         *ret = (int64_t) json_integer_value(v);
         return 0;
+}
+
+static int get_id(const json_t *obj, const char *where, const char *key, int64_t *ret, parse_error *err) {
+        return get_int(obj, where, key, 1, ret, err);
+}
+
+static int get_robot_id(const json_t *obj, const char *where, const char *key, int64_t *ret, parse_error *err) {
+        return get_int(obj, where, key, 0, ret, err);
 }
 
 /* Reads OBJ[KEY] as a string, copied. OPTIONAL allows it to be missing or null (*RET = NULL). */
@@ -207,7 +218,7 @@ int azi3_parse_sqs_body(const char *body, size_t len, azi3_sqs_event *ret, parse
 
         if ((r = get_id(ev, "SQS message event", "id", &e.event_id, err)) < 0 ||
             (r = get_id(ev, "SQS message event", "subscriptionId", &e.subscription_id, err)) < 0 ||
-            (r = get_id(ev, "SQS message event", "robotId", &e.robot_id, err)) < 0 ||
+            (r = get_robot_id(ev, "SQS message event", "robotId", &e.robot_id, err)) < 0 ||
             (r = get_id(ev, "SQS message event", "sourceEventId", &e.source_event_id, err)) < 0 ||
             (r = get_string(ev, "SQS message event", "eventName", false, &e.event_name, err)) < 0 ||
             (r = get_string(ev, "SQS message event", "providerName", true, &e.provider_name, err)) < 0 ||
@@ -217,7 +228,7 @@ int azi3_parse_sqs_body(const char *body, size_t len, azi3_sqs_event *ret, parse
         to = json_object_get(root, "to");
         if (to && json_object_get(to, "robotId")) {
                 int64_t to_robot;
-                r = get_id(to, "SQS message \"to\"", "robotId", &to_robot, err);
+                r = get_robot_id(to, "SQS message \"to\"", "robotId", &to_robot, err);
                 if (r < 0)
                         return r;
                 if (to_robot != e.robot_id)
@@ -284,7 +295,7 @@ int azi3_parse_incomings(const char *body, size_t len, azi3_incoming **ret, size
                         goto fail;
                 }
                 if ((r = get_id(o, where, "id", &v[i].id, err)) < 0 ||
-                    (r = get_id(o, where, "robotId", &v[i].robot_id, err)) < 0 ||
+                    (r = get_robot_id(o, where, "robotId", &v[i].robot_id, err)) < 0 ||
                     (r = get_string(o, where, "eventName", false, &v[i].event_name, err)) < 0 ||
                     (r = get_string(o, where, "providerName", true, &v[i].provider_name, err)) < 0 ||
                     (r = get_timestamp(o, where, "createdAt", &v[i].created_at, err)) < 0)

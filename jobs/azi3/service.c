@@ -598,7 +598,11 @@ static void monitor_replay_done(megazord_multi *mm, megazord_reply *reply, void 
                 for (size_t i = 0; r >= 0 && i < n_inc; i++) {
                         window_event_outcome o;
 
-                        if (inc[i].robot_id != rule->robot_id || !streq_ptr(inc[i].event_name, rule->event))
+                        /* nor one dated after the run's clock: it cannot have happened yet (a
+                         * skewed clock); applied then, it closed the first window as expired, hours
+                         * early. SQS or the history read before a window is judged brings it. */
+                        if (inc[i].robot_id != rule->robot_id || !streq_ptr(inc[i].event_name, rule->event) ||
+                            inc[i].created_at > now)
                                 continue;
                         r = session_apply_event(s, &se, inc[i].id, inc[i].created_at, now, &o);
                         if (r >= 0)
@@ -1765,7 +1769,12 @@ typedef struct sqs_item {
         const sqs_message *m;
         azi3_sqs_event ev;
         bool parsed;
+        bool held; /* dated a little after the run's clock: left for redelivery */
 } sqs_item;
+
+/* How far after the run's clock an event's createdAt may be and still be waited for (clocks a
+ * little apart); later than that it is refused as malformed, so it cannot loop for days. */
+#define SQS_EVENT_AHEAD_MAX (5 * USEC_PER_MINUTE)
 
 static int sqs_item_compare(const void *a, const void *b) {
         const sqs_item *x = a, *y = b;
@@ -1778,7 +1787,7 @@ static int sqs_item_compare(const void *a, const void *b) {
 }
 
 typedef struct sqs_counts {
-        size_t receives, received, malformed, unknown, ignored, deleted;
+        size_t receives, received, malformed, held, unknown, ignored, deleted;
         event_counts ev;
 } sqs_counts;
 
@@ -1803,6 +1812,7 @@ static int sqs_batch(azi3_service *s, unsigned wait_seconds, usec_t now, sqs_cou
         _cleanup_free_ sqs_item *items = NULL;
         _cleanup_free_ const char **handles = NULL;
         _cleanup_free_ sqs_batch_failure *failures = NULL;
+        const sqs_item *failed = NULL;
         size_t n = 0, n_failed = 0;
         azi3_call call = {};
         int r;
@@ -1836,6 +1846,30 @@ static int sqs_batch(azi3_service *s, unsigned wait_seconds, usec_t now, sqs_cou
                                 msgs[i].message_id ? msgs[i].message_id : "?", pe.message);
                         continue;
                 }
+                /* An event cannot have happened after the run's clock (session_history_take());
+                 * applied, one dated late in the day closed the current window as expired hours
+                 * early (a false alarm) and left nothing to monitor until B. */
+                if (items[i].ev.created_at > now) {
+                        char at[32] = "?", ours[32] = "?";
+                        bool wait = items[i].ev.created_at - now <= SQS_EVENT_AHEAD_MAX;
+
+                        (void) azi3_format_timestamp(items[i].ev.created_at, at);
+                        (void) azi3_format_timestamp(now, ours);
+                        svc_log(s, LOG_WARNING, "SQS message %s: event %" PRId64 " of robot %" PRId64 " is dated %s, "
+                                "after this run's clock %s (are the clocks apart? check NTP here and at Megazord): %s",
+                                msgs[i].message_id ? msgs[i].message_id : "?", items[i].ev.source_event_id,
+                                items[i].ev.robot_id, at, ours,
+                                wait ? "left for redelivery, applied once its time has come" :
+                                       "more than 5 min ahead, deleted as malformed (the history read before its "
+                                       "window is judged still finds it)");
+                        if (wait) {
+                                c->held++;
+                                items[i].held = true;
+                        } else
+                                c->malformed++;
+                        azi3_sqs_event_done(&items[i].ev);
+                        continue;
+                }
                 items[i].parsed = true;
         }
         qsort(items, n, sizeof(items[0]), sqs_item_compare);
@@ -1852,6 +1886,7 @@ static int sqs_batch(azi3_service *s, unsigned wait_seconds, usec_t now, sqs_cou
 
                         if (!items[i].parsed)
                                 continue;
+                        failed = &items[i]; /* until it is through */
                         r = azi3_store_session_find_by_subscription(s->store, ev->subscription_id, ev->robot_id, &se);
                         if (r == -ENOENT) {
                                 r = 0;
@@ -1882,27 +1917,41 @@ static int sqs_batch(azi3_service *s, unsigned wait_seconds, usec_t now, sqs_cou
                         }
                 }
                 if (r >= 0)
+                        failed = NULL;
+                if (r >= 0)
                         r = azi3_store_commit(s->store);
         }
+        if (r < 0) {
+                if (failed)
+                        run_fail(s, rs, r, "%zu SQS messages left for redelivery: message %s (event %" PRId64 " of robot %"
+                                 PRId64 ", subscription %" PRId64 ") could not be applied: %s", n,
+                                 failed->m->message_id ? failed->m->message_id : "?", failed->ev.source_event_id,
+                                 failed->ev.robot_id, failed->ev.subscription_id, store_error(s));
+                else
+                        run_fail(s, rs, r, "%zu SQS messages left for redelivery: %s", n, store_error(s));
+        }
+        /* what is deleted: all but the events held for later (FAILURES index into it) */
+        size_t k = 0;
         for (size_t i = 0; i < n; i++) {
-                handles[i] = items[i].m->receipt_handle;
+                if (!items[i].held) {
+                        items[k].m = items[i].m; /* (only m is read past here) */
+                        handles[k++] = items[i].m->receipt_handle;
+                }
                 azi3_sqs_event_done(&items[i].ev);
         }
         if (r < 0) {
-                run_fail(s, rs, r, "%zu SQS messages left for redelivery: %s", n,
-                         store_error(s));
                 sqs_messages_free(msgs, n);
                 return r;
         }
 
-        r = sqs_delete_batch(s->sqs, handles, n, &call, &failures, &n_failed);
+        r = k == 0 ? 0 : sqs_delete_batch(s->sqs, handles, k, &call, &failures, &n_failed);
         if (r < 0) {
                 run_fail(s, rs, r, "deleting %zu applied SQS messages failed (redelivered ones are de-duplicated): %s",
-                         n, call.message);
+                         k, call.message);
                 sqs_messages_free(msgs, n);
                 return r;
         }
-        c->deleted += n - n_failed;
+        c->deleted += k - n_failed;
         for (size_t i = 0; i < n_failed; i++)
                 svc_log(s, LOG_WARNING, "SQS refused to delete message %s: %s: %s (it will be redelivered)",
                         items[failures[i].index].m->message_id, failures[i].code, failures[i].message);
@@ -1968,6 +2017,8 @@ azi3_result azi3_sqs_consumer(azi3_service *s, usec_t now, char *msg, size_t msg
         summary_add(summary, sizeof(summary), c.ev.stale, "stale event", "stale events", false);
         summary_add(summary, sizeof(summary), c.ev.duplicate, "duplicate", "duplicates", false);
         summary_add(summary, sizeof(summary), c.malformed, "malformed", "malformed", false);
+        summary_add(summary, sizeof(summary), c.held, "dated ahead (left for redelivery)",
+                    "dated ahead (left for redelivery)", false);
         summary_add(summary, sizeof(summary), c.unknown, "unknown subscription", "unknown subscriptions", false);
         summary_add(summary, sizeof(summary), c.ignored, "other event", "other events", false);
         if (c.received > 0)

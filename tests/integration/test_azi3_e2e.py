@@ -512,6 +512,48 @@ class BadMessages(Azi3Case):
         self.assertIn("malformed body", self.daemon.log())
         self.assertIn("no session has subscription 999 of robot 42", self.daemon.log())
 
+    def test_events_dated_after_the_runs_clock_are_not_applied(self):
+        """An event cannot have happened after the run's clock. Applied, one dated late in the
+        day closed the current window as expired hours early (an alarm without a gap) and left
+        nothing to monitor until B. From SQS: a few minutes ahead (clocks apart) it is left for
+        redelivery; further ahead it is refused as malformed. In the replay that creates a
+        session it is left to SQS or the history read before a window is judged."""
+        z = "Europe/Amsterdam"
+        a, b = local(z, 2026, 6, 20, 7), local(z, 2026, 6, 20, 22)
+        self.peers.seed([incoming(42, 9401, b - 10 * M)])
+        self.assertIn("1 session created", self.run_job("monitoring-scheduler", a + M))
+        s = self.only_session()
+        self.assert_windows(s["id"], [(a, a + 2 * H, None, None, None)])
+        self.assertEqual(self.store.events(s["id"]), [])
+
+        self.peers.send(sqs_body(42, 100, 9402, a + 3 * H))
+        self.peers.send(sqs_body(42, 100, 9403, a + 5 * M))
+        self.assertEqual(self.run_job("sqs-consumer", a + 2 * M),
+                         "2 messages received, 1 malformed, 1 dated ahead (left for redelivery), 1 deleted")
+        self.assertEqual(self.peers.queue_depth(), 1)  # the one 3 min ahead, in flight
+        self.assert_windows(s["id"], [(a, a + 2 * H, None, None, None)])
+        self.assertEqual(self.store.events(s["id"]), [])
+        log = self.daemon.log()
+        self.assertIn("event 9402 of robot 42 is dated", log)
+        self.assertIn("more than 5 min ahead, deleted as malformed", log)
+        self.assertIn("event 9403 of robot 42 is dated", log)
+        self.assertIn("left for redelivery", log)
+        # no window ran out: nothing to judge, no alarm
+        self.assertEqual(self.run_job("window-expiration", a + 3 * M), "1 session open")
+        self.assertEqual([c for c in self.peers.calls() if c[0] == "POST" and c[1] == INCOMINGS % 42], [])
+
+    def test_an_event_id_of_zero_is_malformed_not_a_poison_batch(self):
+        """The store keeps source event ids as positive: a 0 accepted failed the whole batch, so
+        the good messages received with it came back for ever with it."""
+        z = "Europe/Amsterdam"
+        a = local(z, 2026, 6, 21, 7)
+        self.run_job("monitoring-scheduler", a)
+        s = self.only_session()
+        msg = self.consume(a + 20 * M, sqs_body(42, 100, 0, a + 5 * M), sqs_body(42, 100, 9501, a + 10 * M))
+        self.assertEqual(msg, "2 messages received, 1 event applied, 1 malformed, 2 deleted")
+        self.assertEqual([e["source_event_id"] for e in self.store.events(s["id"])], [9501])
+        self.assertIn('"sourceEventId" is not a positive integer', self.daemon.log())
+
     def test_sqs_unreachable_is_retry_naming_sqs(self):
         self.peers.sqs_proc.terminate()
         self.peers.sqs_proc.wait()

@@ -44,7 +44,12 @@ static const struct {
         { "{\"event\":{\"id\":1,\"robotId\":42,\"sourceEventId\":9,\"eventName\":\"X\",\"createdAt\":\"2026-03-29T07:41:12Z\"}}",
           "missing \"subscriptionId\"" },
         { "{\"event\":{\"id\":1,\"subscriptionId\":\"123\",\"robotId\":42,\"sourceEventId\":9,\"eventName\":\"X\",\"createdAt\":\"2026-03-29T07:41:12Z\"}}",
-          "\"subscriptionId\" is not a non-negative integer" },
+          "\"subscriptionId\" is not a positive integer" },
+        /* Megazord's ids are positive, as the store keeps them: a 0 failed its whole batch */
+        { "{\"event\":{\"id\":1,\"subscriptionId\":1,\"robotId\":4,\"sourceEventId\":0,\"eventName\":\"X\",\"createdAt\":\"2026-03-29T07:41:12Z\"}}",
+          "\"sourceEventId\" is not a positive integer" },
+        { "{\"event\":{\"id\":1,\"subscriptionId\":0,\"robotId\":4,\"sourceEventId\":9,\"eventName\":\"X\",\"createdAt\":\"2026-03-29T07:41:12Z\"}}",
+          "\"subscriptionId\" is not a positive integer" },
         { "{\"event\":{\"id\":1,\"subscriptionId\":1,\"robotId\":-4,\"sourceEventId\":9,\"eventName\":\"X\",\"createdAt\":\"2026-03-29T07:41:12Z\"}}",
           "\"robotId\" is not a non-negative integer" },
         { "{\"event\":{\"id\":1,\"subscriptionId\":1,\"robotId\":4,\"sourceEventId\":9,\"eventName\":\"\",\"createdAt\":\"2026-03-29T07:41:12Z\"}}",
